@@ -1,0 +1,48 @@
+"""The measurement records of the suite: flat, frozen, JSON round-trip, one pandas column per field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from common import Record
+
+
+@dataclass(frozen=True)
+class LatencyRecord(Record):
+    """One latency measurement (or estimate) of one model on one target.
+
+    ``kind`` is ``"measured"`` or ``"estimated"``: an estimate is never shown as a measurement.
+    Times are milliseconds per forward pass of one batch; ``fps`` is ``batch * 1000 / median_ms``.
+    The conditions (device, runtime, precision, threads, input size, warm-up, runs) travel with
+    the numbers so that every figure built from the record can state them.
+    """
+
+    model: str  # preset name, config file, checkpoint or ONNX path
+    target: str  # "local", "ssh://user@host:port", "jetson-nano-estimate"
+    kind: str  # "measured" | "estimated"
+    backend: str  # "onnxruntime", "pytorch", "tensorrt", "roofline"
+    provider: str  # e.g. "CPUExecutionProvider", "CUDAExecutionProvider", "trtexec 8.0.1", "eager"
+    precision: str  # "fp32" | "fp16" | "int8"
+    device: str  # human description: CPU model and cores, GPU name, "Jetson Nano (L4T R32.6.1)"
+    batch: int
+    channels: int
+    height: int
+    width: int
+    threads: int | None  # intra-op threads; None where the runtime chooses (TensorRT)
+    warmup: int  # warm-up iterations (trtexec: milliseconds, see ``notes``)
+    runs: int  # timed iterations
+    median_ms: float
+    p90_ms: float
+    iqr_ms: float
+    mean_ms: float
+    min_ms: float
+    fps: float
+    host: str = ""  # hostname the measurement ran on
+    environment: dict = field(default_factory=dict)  # library versions, OS, python, CPU flags
+    power_mode: str | None = None  # nvpmodel -q, where readable
+    clocks_pinned: bool | None = None  # jetson_clocks state, where known
+    power_mean_mw: float | None = None  # mean board input power during the timed loop
+    energy_per_frame_mj: float | None = None  # power_mean_mw * median_ms / 1000 / batch
+    power_rail: str | None = None  # which tegrastats rail gave the power, e.g. "POM_5V_IN"
+    notes: str = ""
+    timestamp: str = ""  # ISO 8601, UTC

@@ -1,0 +1,44 @@
+"""The summary statistics every latency record carries, computed the same way for every backend."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from common import ProfilingError
+
+
+def summarize_times(times_ms: Sequence[float], *, batch: int = 1) -> dict[str, float]:
+    """Summarise per-run latencies (milliseconds, one forward pass of one batch each).
+
+    Returns exactly the :class:`~profiling._records.LatencyRecord` fields ``median_ms``, ``p90_ms``,
+    ``iqr_ms`` (75th minus 25th percentile), ``mean_ms``, ``min_ms`` and ``fps``
+    (``batch * 1000 / median_ms``). Percentiles interpolate linearly between order statistics
+    (numpy's default), so one run gives median = p90 = min and IQR 0.
+
+    Raises :class:`ProfilingError` for an empty list or a time that is not a finite positive number:
+    a zero or negative time means the clock or the parser is wrong, not that the model is fast.
+    """
+    if batch < 1:
+        raise ProfilingError(f"summarize_times: batch must be >= 1, got {batch}")
+    values = [float(t) for t in times_ms]
+    if not values:
+        raise ProfilingError("summarize_times: no timed runs to summarise (times_ms is empty)")
+    bad = [t for t in values if not math.isfinite(t) or t <= 0.0]
+    if bad:
+        raise ProfilingError(
+            f"summarize_times: {len(bad)} of {len(values)} times are not finite positive milliseconds "
+            f"(first: {bad[0]!r})"
+        )
+    arr = np.asarray(values, dtype=np.float64)
+    p25, median, p75, p90 = np.percentile(arr, [25.0, 50.0, 75.0, 90.0])
+    return {
+        "median_ms": float(median),
+        "p90_ms": float(p90),
+        "iqr_ms": float(p75 - p25),
+        "mean_ms": float(arr.mean()),
+        "min_ms": float(arr.min()),
+        "fps": float(batch * 1000.0 / median),
+    }

@@ -1,0 +1,152 @@
+"""Building a study's report: compute every info object, then draw and write them.
+
+``build_report(study_dir)`` writes into ``STUDY_DIR/report/`` (each file atomically)::
+
+    dice_fps.{png,svg}  dice_macs.{png,svg}  dice_params.{png,svg}  hypervolume.{png,svg}
+    front.csv  front.md  candidates.csv  summary.json  report.html
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from common import ConfigError, atomic_write_json, atomic_write_text
+from reports._html import render_html
+from reports._hypervolume import HypervolumeHistory, hypervolume_history
+from reports._load import (
+    load_candidates,
+    load_environment,
+    load_history,
+    load_study_settings,
+    study_constraints,
+    study_objectives,
+)
+from reports._pareto import FrontInfo, pareto_front
+from reports._plot_info import ScatterInfo, dice_fps_info, dice_macs_info, dice_params_info
+from reports._plots import plot_hypervolume_history, plot_scatter, save_figure
+from reports._select import ShipChoice, choose_model
+from reports._tables import write_tables
+
+logger = logging.getLogger(__name__)
+
+PLOT_KEYS = ("dice_fps", "dice_macs", "dice_params", "hypervolume")
+
+
+@dataclass(frozen=True)
+class ReportInfo:
+    """Everything a report shows, before anything is drawn or written."""
+
+    study_dir: Path
+    title: str
+    settings: dict[str, Any]  # study.json as read ({} if absent)
+    objectives: tuple[tuple[str, str], ...]
+    constraints: dict[str, float | None]
+    candidates: pd.DataFrame  # load_candidates()
+    front: FrontInfo  # over the study objectives
+    plots: tuple[ScatterInfo, ...]  # dice_fps, dice_macs, dice_params
+    hypervolume: HypervolumeHistory
+    choice: ShipChoice
+    environment: dict[str, Any]
+    synthetic: bool  # some accuracy was measured on synthetic data
+
+    @property
+    def plot_keys(self) -> tuple[str, ...]:
+        return (*(p.key for p in self.plots), "hypervolume")
+
+
+def compute_report(study_dir: str | os.PathLike) -> ReportInfo:
+    """Read a study directory and compute the report's contents (no files written)."""
+    study_dir = Path(study_dir)
+    settings = load_study_settings(study_dir)
+    objectives = study_objectives(settings, source=str(study_dir / "study.json"))
+    constraints = study_constraints(settings, source=str(study_dir / "study.json"))
+    df = load_candidates(study_dir)
+    if df.empty:
+        logger.warning("%s: the study has no candidates yet; the report will be empty", study_dir)
+    try:
+        front = pareto_front(df, objectives)
+    except ConfigError as exc:
+        raise ConfigError(f"{study_dir / 'study.json'}: 'objectives': {exc}") from None
+    history_path = study_dir / "history.csv"
+    history = load_history(study_dir, objectives, candidates=df)
+    hv = hypervolume_history(
+        history, objectives, source="history.csv" if history_path.exists() else "trial candidates (no history.csv)"
+    )
+    return ReportInfo(
+        study_dir=study_dir,
+        title=str(settings.get("name") or settings.get("study_name") or study_dir.resolve().name),
+        settings=settings,
+        objectives=objectives,
+        constraints=constraints,
+        candidates=df,
+        front=front,
+        plots=(dice_fps_info(df), dice_macs_info(df), dice_params_info(df)),
+        hypervolume=hv,
+        choice=choose_model(df, constraints),
+        environment=load_environment(study_dir),
+        synthetic=bool((df["dataset"] == "synthetic").any()) if len(df) else _settings_synthetic(settings),
+    )
+
+
+def build_report(study_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
+    """Write plots (PNG + SVG), tables and a self-contained ``report.html``; returns the HTML's path.
+
+    ``out_dir`` defaults to ``STUDY_DIR/report``. Every file is written atomically, so a reader
+    never sees half a file; rerunning replaces them.
+    """
+    info = compute_report(study_dir)
+    out = Path(study_dir) / "report" if out_dir is None else Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    images: dict[str, bytes] = {}
+    for plot in info.plots:
+        images[plot.key] = save_figure(plot_scatter(plot), out, plot.key)["png"]
+    images["hypervolume"] = save_figure(plot_hypervolume_history(info.hypervolume), out, "hypervolume")["png"]
+    write_tables(info.candidates, info.front, out)
+    atomic_write_json(out / "summary.json", report_summary(info))
+    path = atomic_write_text(out / "report.html", render_html(info, images))
+    logger.info("report written to %s", path)
+    return path
+
+
+def report_summary(info: ReportInfo) -> dict[str, Any]:
+    """The machine-readable gist of a report (``summary.json``)."""
+    c = info.choice
+    return {
+        "study_dir": str(info.study_dir),
+        "objectives": [list(o) for o in info.objectives],
+        "constraints": info.constraints,
+        "n_candidates": len(info.candidates),
+        "front": list(info.front.front_names),
+        "dominated": list(info.front.dominated_names),
+        "infeasible": list(info.front.infeasible_names),
+        "ship": {
+            "best": c.best,
+            "best_dice": c.best_dice,
+            "fastest_within_tolerance": c.fastest,
+            "fastest_fps": c.fastest_fps,
+            "fastest_latency_kind": c.fastest_latency_kind,
+            "tolerance_dice": c.tolerance,
+            "notes": list(c.notes),
+        },
+        "hypervolume": {
+            "final": info.hypervolume.values[-1] if info.hypervolume.values else None,
+            "reference": list(info.hypervolume.reference),
+            "reference_rule": "worst feasible value per objective + 10% of its range",
+            "source": info.hypervolume.source,
+        },
+        "synthetic_data": info.synthetic,
+        "plots": {p.key: {"published_point": p.published is not None, "why": p.published_reason} for p in info.plots},
+    }
+
+
+def _settings_synthetic(settings: dict[str, Any]) -> bool:
+    data = settings.get("data")
+    if isinstance(data, dict):
+        data = data.get("dataset") or data.get("name") or data.get("kind")
+    return str(data).lower() == "synthetic"

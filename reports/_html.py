@@ -1,0 +1,232 @@
+"""One self-contained HTML page per study: inline CSS, images as base64 PNG data URIs, no scripts,
+no external resources. Every piece of text from the study passes through :func:`html.escape`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from reports._hypervolume import DEFAULT_PAD
+from reports._plot_info import PAPER_PUBLISHED, condition_text
+from reports._tables import display_table
+
+if TYPE_CHECKING:
+    from reports._build import ReportInfo
+
+MEASURED_LEGEND = (
+    "MEASURED: median latency of batch-1 forward passes timed on the stated target, runtime, precision "
+    "and thread count after warm-up; FPS = 1000 / median ms."
+)
+ESTIMATED_LEGEND = (
+    "ESTIMATED: latency computed from a model of the target (e.g. a roofline from MACs and memory "
+    "traffic), never timed; do not compare it with measurements as if it were one."
+)
+SYNTHETIC_BANNER = (
+    "Accuracy on synthetic data: Dice values here come from the built-in transperineal phantom, not from "
+    "JNU-IFM or PSFHS. They rank candidates against each other; they say nothing about clinical accuracy."
+)
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;font-size:.82em;margin:.6em 0}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
+th{background:#f2f2f2}tr.front td{background:#eef4ff}tr.infeasible td{color:#888}
+.banner{background:#fff3cd;border:2px solid #d39e00;padding:.7em 1em;font-weight:bold;margin:1em 0}
+.kind{font-weight:bold;padding:0 .35em;border-radius:3px;font-size:.9em;white-space:nowrap}
+.kind.measured{background:#d4edda;color:#155724}.kind.estimated{background:#f8d7da;color:#721c24}
+figure{margin:1em 0}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
+pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}.note{color:#555;font-size:.9em}
+.ship{background:#eef7ee;border:1px solid #7fb77f;padding:.6em 1em}
+"""
+
+
+def esc(value: Any) -> str:
+    """Escape anything for HTML text or a quoted attribute."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def png_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def render_html(info: ReportInfo, images: Mapping[str, bytes]) -> str:
+    """The report page. ``images`` maps each key of ``info.plot_keys`` to its PNG bytes."""
+    missing = [k for k in info.plot_keys if k not in images]
+    if missing:
+        raise KeyError(f"render_html: no PNG for plot(s) {missing}")
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc('rtseg-nas report: ' + info.title)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{esc('rtseg-nas study report: ' + info.title)}</h1>",
+        f'<p class="note">Study directory: <code>{esc(info.study_dir)}</code>; '
+        f"{len(info.candidates)} candidate(s); objectives "
+        f"{esc(', '.join(f'{n} ({d})' for n, d in info.objectives))}.</p>",
+    ]
+    if info.synthetic:
+        parts.append(f'<div class="banner" id="synthetic-banner">{esc(SYNTHETIC_BANNER)}</div>')
+    parts += _ship(info)
+    parts += _figures(info, images)
+    parts += _front(info)
+    parts += _conditions(info)
+    parts += _configs(info)
+    parts += _environment(info)
+    parts += [
+        "<h2>Study settings</h2>",
+        "<pre>" + esc(json.dumps(info.settings, indent=2, sort_keys=True, default=str)) + "</pre>"
+        if info.settings
+        else '<p class="note">No study.json: default objectives, no constraints.</p>',
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _ship(info: ReportInfo) -> list[str]:
+    c = info.choice
+    out = ["<h2>Which model to ship</h2>", '<div class="ship">']
+    cons = ", ".join(f"{k} = {v:g}" for k, v in info.constraints.items() if v is not None) or "none"
+    if c.best is None:
+        out.append(f"<p>No candidate is feasible and meets the constraints ({esc(cons)}).</p>")
+    else:
+        out.append("<ul>")
+        out.append(
+            f"<li>Best feasible by Dice: <b>{esc(c.best)}</b> (Dice {c.best_dice * 100:.2f} %).</li>"
+            if c.best_dice is not None
+            else ""
+        )
+        if c.fastest is not None:
+            kind = "ESTIMATED" if c.fastest_latency_kind == "estimated" else c.fastest_latency_kind
+            out.append(
+                f"<li>Fastest feasible within {c.tolerance * 100:g} Dice point of the best: <b>{esc(c.fastest)}</b> "
+                f"({c.fastest_fps:.2f} FPS, {esc(kind)}; Dice {c.fastest_dice * 100:.2f} %).</li>"
+            )
+        out.append("</ul>")
+        out.append(f'<p class="note">Constraints: {esc(cons)}; {len(c.eligible)} candidate(s) eligible.</p>')
+    for note in c.notes:
+        out.append(f'<p class="note">Note: {esc(note)}.</p>')
+    out.append("</div>")
+    return out
+
+
+def _figures(info: ReportInfo, images: Mapping[str, bytes]) -> list[str]:
+    out = ["<h2>Figures</h2>"]
+    captions = {p.key: p for p in info.plots}
+    for key in info.plot_keys:
+        plot = captions.get(key)
+        if plot is not None:
+            title = plot.title
+            extra = []
+            if plot.note:
+                extra.append(plot.note)
+            if plot.x.column == "fps":
+                extra.append(
+                    f"{PAPER_PUBLISHED.label}: drawn ({PAPER_PUBLISHED.note})"
+                    if plot.published is not None
+                    else f"{PAPER_PUBLISHED.label}: not drawn, {plot.published_reason}"
+                )
+                if plot.bands:
+                    extra.append("shaded: the paper's real-time bands IS>10 and IS>24 frames/s")
+        else:
+            title = "Hypervolume over trials"
+            extra = [
+                f"reference point {list(info.hypervolume.reference)}: the worst feasible value per objective "
+                f"moved {DEFAULT_PAD:.0%} of its range further towards worse",
+                f"trials from {info.hypervolume.source}",
+            ]
+        caption = esc(title) + "".join(f"<br>{esc(e)}" for e in extra)
+        caption += f"<br>Files: {esc(key)}.png, {esc(key)}.svg"
+        out.append(
+            f'<figure id="fig-{esc(key)}"><img src="{png_data_uri(images[key])}" alt="{esc(title)}">'
+            f"<figcaption>{caption}</figcaption></figure>"
+        )
+    return out
+
+
+def _front(info: ReportInfo) -> list[str]:
+    objs = ", ".join(f"{n} ({d})" for n, d in info.objectives)
+    out = [f"<h2>Pareto front ({esc(objs)})</h2>"]
+    if info.front.front.empty:
+        return [*out, '<p class="note">No feasible candidate has every objective value.</p>']
+    return [*out, _table(display_table(info.front.front), kinds=list(info.front.front["latency_kind"]))]
+
+
+def _conditions(info: ReportInfo) -> list[str]:
+    df = info.candidates
+    out = [
+        "<h2>All candidates and measurement conditions</h2>",
+        f'<p class="note"><span class="kind measured">MEASURED</span> {esc(MEASURED_LEGEND)}<br>'
+        f'<span class="kind estimated">ESTIMATED</span> {esc(ESTIMATED_LEGEND)}</p>',
+    ]
+    if df.empty:
+        return [*out, '<p class="note">No candidates.</p>']
+    status = _status(info)
+    table = display_table(df)
+    table.insert(1, "status", [status.get(i, "") for i in df.index])
+    table["conditions"] = [condition_text(r) for r in df.itertuples(index=False)]
+    out.append(_table(table, kinds=list(df["latency_kind"]), row_classes=[status.get(i, "") for i in df.index]))
+    return out
+
+
+def _configs(info: ReportInfo) -> list[str]:
+    out = ["<h2>Candidate configurations</h2>"]
+    df = info.candidates
+    if df.empty:
+        return [*out, '<p class="note">No candidates.</p>']
+    for r in df.itertuples(index=False):
+        extra = {k: getattr(r, k) for k in ("recipe", "parent", "trial", "notes") if _present(getattr(r, k))}
+        body = json.dumps({"config": r.config, **extra}, indent=2, sort_keys=True, default=str)
+        out.append(f"<details><summary>{esc(r.name)} ({esc(r.source)})</summary><pre>{esc(body)}</pre></details>")
+    return out
+
+
+def _environment(info: ReportInfo) -> list[str]:
+    out = ["<h2>Environment</h2>"]
+    if not info.environment:
+        return [*out, '<p class="note">No environment.json in the study.</p>']
+    rows = "".join(
+        f"<tr><th>{esc(k)}</th><td>{esc(v if not isinstance(v, dict | list) else json.dumps(v, default=str))}</td></tr>"
+        for k, v in info.environment.items()
+    )
+    return [*out, f"<table>{rows}</table>"]
+
+
+def _table(df: pd.DataFrame, *, kinds: Iterable[str], row_classes: Iterable[str] | None = None) -> str:
+    kinds = list(kinds)
+    classes = list(row_classes) if row_classes is not None else ["front"] * len(df)
+    head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
+    body = []
+    for (_, row), kind, cls in zip(df.iterrows(), kinds, classes):
+        cells = []
+        for col, value in row.items():
+            if col == "latency":
+                label = "ESTIMATED" if kind == "estimated" else str(kind).upper()
+                cells.append(f'<td><span class="kind {esc(kind)}">{esc(label)}</span></td>')
+            else:
+                cells.append(f"<td>{esc(value)}</td>")
+        body.append(f'<tr class="{esc(cls)}">' + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _status(info: ReportInfo) -> dict[Any, str]:
+    out = {i: "incomplete" for i in info.candidates.index}
+    for label, part in (("front", info.front.front), ("dominated", info.front.dominated), ("infeasible", info.front.infeasible)):
+        for i in part.index:
+            out[i] = label
+    return out
+
+
+def _present(value: Any) -> bool:
+    if value is None or value == "":
+        return False
+    try:
+        return not bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return True

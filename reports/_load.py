@@ -1,0 +1,273 @@
+"""Reading a study directory: candidates, search settings, trial history and environment.
+
+The layout, written by the search and by compression::
+
+    STUDY_DIR/study.json                        search settings (objectives, constraints, target, ...)
+    STUDY_DIR/trials/<number>/candidate.json    CandidateRecord of each COMPLETE trial
+    STUDY_DIR/compressed/<name>/candidate.json  CandidateRecord of each compressed variant
+    STUDY_DIR/history.csv                       optional: one row per trial, for hypervolume over trials
+    STUDY_DIR/environment.json                  optional: host environment
+
+Everything here reads files only, so a report needs neither Optuna nor the search code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from common import CandidateRecord, ConfigError, read_json
+
+logger = logging.getLogger(__name__)
+
+CANDIDATE_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(CandidateRecord))
+DIRECTIONS = ("minimize", "maximize")
+# What a study is judged on when study.json does not say.
+DEFAULT_OBJECTIVES: tuple[tuple[str, str], ...] = (("dice", "maximize"), ("latency_ms", "minimize"))
+CONSTRAINT_KEYS = ("min_fps", "max_latency_ms", "max_params")
+
+_FLOAT_COLUMNS = ("dice", "dice_ps", "dice_fh", "delta_aop_deg", "latency_ms", "fps")
+_INT_COLUMNS = ("params", "macs", "threads", "height", "width", "trial")
+_SOURCE_ORDER = {"reference": 0, "trial": 1, "compressed": 2}
+
+
+def load_candidates(study_dir: str | os.PathLike) -> pd.DataFrame:
+    """All candidates of a study as one DataFrame, one row per ``candidate.json``, one column per field.
+
+    Columns are exactly the fields of :class:`CandidateRecord`, in field order. Float fields use NaN
+    and integer fields (``params``, ``macs``, ``threads``, ``height``, ``width``, ``trial``) pandas'
+    nullable ``Int64`` for missing values. Rows come reference first, then trials by number, then
+    compressed variants by name; the index is a plain ``RangeIndex``.
+
+    Raises:
+        ConfigError: the folder does not exist, a file is not a valid CandidateRecord (the message
+            names the file), or two files use the same candidate name (parents are found by name).
+    """
+    study_dir = _study_dir(study_dir)
+    paths = sorted(study_dir.glob("trials/*/candidate.json")) + sorted(study_dir.glob("compressed/*/candidate.json"))
+    records: list[CandidateRecord] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        record = read_candidate(path)
+        if record.name in seen:
+            raise ConfigError(
+                f"{path}: candidate name {record.name!r} is already used by {seen[record.name]}; names must be "
+                "unique because compressed variants refer to their parent by name (rename one of them)"
+            )
+        seen[record.name] = path
+        records.append(record)
+    logger.debug("%s: %d candidate(s) read", study_dir, len(records))
+    return candidates_frame(records)
+
+
+def read_candidate(path: str | os.PathLike) -> CandidateRecord:
+    """One ``candidate.json``; errors name the file and what is wrong with it."""
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object written by CandidateRecord.to_dict(), got {type(data).__name__}")
+    try:
+        return CandidateRecord.from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except TypeError as exc:  # a required field is missing
+        raise ConfigError(f"{path}: not a complete CandidateRecord ({exc}); rewrite it with CandidateRecord.to_dict()") from None
+
+
+def candidates_frame(records: Iterable[CandidateRecord]) -> pd.DataFrame:
+    """The DataFrame :func:`load_candidates` returns, built from records already in memory."""
+    records = sorted(records, key=lambda r: (_SOURCE_ORDER.get(r.source, 3), _trial_key(r.trial), r.name))
+    df = pd.DataFrame([{c: getattr(r, c) for c in CANDIDATE_COLUMNS} for r in records], columns=list(CANDIDATE_COLUMNS))
+    for col in _FLOAT_COLUMNS:
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    for col in _INT_COLUMNS:
+        df[col] = pd.array([None if _missing(v) else int(v) for v in df[col]], dtype="Int64")
+    df["feasible"] = df["feasible"].astype(bool)
+    for col in ("name", "source", "dataset", "split", "latency_kind", "target", "device", "backend", "precision"):
+        df[col] = df[col].astype(object)
+    df["parent"] = [None if _missing(v) else str(v) for v in df["parent"]]
+    return df.reset_index(drop=True)
+
+
+def load_study_settings(study_dir: str | os.PathLike) -> dict[str, Any]:
+    """``study.json`` as a dict; ``{}`` with a warning when the file is missing."""
+    path = _study_dir(study_dir) / "study.json"
+    if not path.exists():
+        logger.warning("%s: no study.json; using the default objectives %s and no constraints", path, DEFAULT_OBJECTIVES)
+        return {}
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object of search settings, got {type(data).__name__}")
+    return data
+
+
+def study_objectives(settings: dict[str, Any], *, source: str = "study.json") -> tuple[tuple[str, str], ...]:
+    """The ``objectives`` of a study as ``((name, direction), ...)``; :data:`DEFAULT_OBJECTIVES` if absent."""
+    raw = settings.get("objectives")
+    if raw is None:
+        return DEFAULT_OBJECTIVES
+    if isinstance(raw, dict):  # {"dice": "maximize", ...} is an easy slip; accept it
+        raw = list(raw.items())
+    try:
+        return check_objectives(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: 'objectives': {exc}") from None
+
+
+def check_objectives(objectives: Iterable[Any]) -> tuple[tuple[str, str], ...]:
+    """Validate ``[(name, "minimize"|"maximize"), ...]`` and return it as a tuple of pairs."""
+    out = []
+    for item in objectives:
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            raise ConfigError(f"each objective must be a [name, direction] pair, got {item!r}")
+        name, direction = item
+        if direction not in DIRECTIONS:
+            raise ConfigError(f"objective {name!r}: direction must be 'minimize' or 'maximize', got {direction!r}")
+        out.append((str(name), str(direction)))
+    if not out:
+        raise ConfigError("at least one objective is needed, e.g. [['dice', 'maximize'], ['latency_ms', 'minimize']]")
+    names = [n for n, _ in out]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"objective names must be distinct, got {names}")
+    return tuple(out)
+
+
+def study_constraints(settings: dict[str, Any], *, source: str = "study.json") -> dict[str, float | None]:
+    """``min_fps``, ``max_latency_ms`` and ``max_params`` from the settings; ``None`` where unset."""
+    raw = settings.get("constraints") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: 'constraints' must be an object with {list(CONSTRAINT_KEYS)}, got {raw!r}")
+    out: dict[str, float | None] = {}
+    for key in CONSTRAINT_KEYS:
+        value = raw.get(key)
+        if value is not None and not isinstance(value, int | float):
+            raise ConfigError(f"{source}: constraints.{key} must be a number or null, got {value!r}")
+        out[key] = None if value is None else float(value)
+    return out
+
+
+def load_environment(study_dir: str | os.PathLike) -> dict[str, Any]:
+    """``environment.json`` as a dict; ``{}`` when the study has none."""
+    path = _study_dir(study_dir) / "environment.json"
+    if not path.exists():
+        return {}
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object describing the host, got {type(data).__name__}")
+    return data
+
+
+def load_history(
+    study_dir: str | os.PathLike,
+    objectives: Iterable[tuple[str, str]],
+    *,
+    candidates: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One row per trial, in trial order: columns ``number``, ``state``, ``feasible`` and one per objective.
+
+    From ``history.csv`` when the study has one. Its columns are matched leniently so that a file
+    written from Optuna's ``trials_dataframe()`` also reads: the trial number from ``number`` (or
+    ``trial``), ``state`` (``COMPLETE`` or ``TrialState.COMPLETE``; all COMPLETE if absent),
+    ``feasible`` (all feasible if absent, with a warning) and each objective from a column named
+    like it, ``values_<name>`` or ``values_<i>`` (i = its position in ``objectives``).
+
+    Without ``history.csv`` the history is derived from the trial candidates (sources ``trial`` and
+    ``reference`` with a trial number), all COMPLETE, ordered by trial number; ``candidates`` saves
+    reading them again.
+    """
+    study_dir = _study_dir(study_dir)
+    objectives = check_objectives(objectives)
+    names = [n for n, _ in objectives]
+    path = study_dir / "history.csv"
+    if not path.exists():
+        df = load_candidates(study_dir) if candidates is None else candidates
+        rows = df[df["source"].isin(["trial", "reference"]) & df["trial"].notna()]
+        missing = [n for n in names if n not in rows.columns]
+        if missing:
+            raise ConfigError(f"{study_dir}: objective(s) {missing} are not CandidateRecord fields {list(CANDIDATE_COLUMNS)}")
+        out = pd.DataFrame(
+            {
+                "number": rows["trial"].astype(int).to_numpy(),
+                "state": "COMPLETE",
+                "feasible": rows["feasible"].astype(bool).to_numpy(),
+                **{n: pd.to_numeric(rows[n], errors="coerce").astype(float).to_numpy() for n in names},
+            }
+        )
+        return out.sort_values("number", kind="stable").reset_index(drop=True)
+
+    try:
+        raw = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as CSV ({exc})") from None
+    number_col = _first_column(raw, ("number", "trial", "trial_number"))
+    if number_col is None:
+        raise ConfigError(f"{path}: needs a trial-number column 'number' (or 'trial'); found columns {list(raw.columns)}")
+    out = pd.DataFrame({"number": pd.to_numeric(raw[number_col], errors="coerce")})
+    if out["number"].isna().any():
+        raise ConfigError(f"{path}: column {number_col!r} has non-numeric or empty trial numbers")
+    out["number"] = out["number"].astype(int)
+    if "state" in raw.columns:
+        out["state"] = [str(s).rsplit(".", 1)[-1].upper() for s in raw["state"]]
+    else:
+        out["state"] = "COMPLETE"
+    if "feasible" in raw.columns:
+        out["feasible"] = [_parse_bool(v, path) for v in raw["feasible"]]
+    else:
+        logger.warning("%s: no 'feasible' column; treating every trial as feasible for the hypervolume", path)
+        out["feasible"] = True
+    for i, name in enumerate(names):
+        col = _first_column(raw, (name, f"values_{name}", f"value_{name}", f"values_{i}"))
+        if col is None:
+            raise ConfigError(
+                f"{path}: no column for objective {name!r} (looked for {name!r}, 'values_{name}', 'values_{i}'); "
+                f"found columns {list(raw.columns)}"
+            )
+        out[name] = pd.to_numeric(raw[col], errors="coerce").astype(float)
+    return out.sort_values("number", kind="stable").reset_index(drop=True)
+
+
+def _study_dir(study_dir: str | os.PathLike) -> Path:
+    path = Path(study_dir)
+    if not path.is_dir():
+        raise ConfigError(f"{path}: study directory not found (give the folder the search wrote, the one with study.json)")
+    return path
+
+
+def _first_column(df: pd.DataFrame, candidates: Iterable[str]) -> str | None:
+    for c in candidates:
+        if c in df.columns:
+            return c
+    return None
+
+
+def _parse_bool(value: Any, path: Path) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | float | np.integer | np.floating) and not _missing(value) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", "", "nan"):
+        return False
+    raise ConfigError(f"{path}: column 'feasible' must hold True/False, got {value!r}")
+
+
+def _missing(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _trial_key(trial: Any) -> float:
+    return float("inf") if _missing(trial) else float(trial)

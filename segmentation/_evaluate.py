@@ -1,0 +1,98 @@
+"""Evaluation of a model or checkpoint on a dataset split: per-class metrics, |dAoP|, per-image rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from common import atomic_write_json, atomic_write_text, resolve_device
+from search_spaces import load_model
+from segmentation._data import load_split
+from segmentation._metrics import MetricAccumulator, format_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalResult:
+    """``summary`` is ``{"PS": {...}, "FH": {...}, "mean": {...}}``; ``rows`` one dict per image."""
+
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]]
+    data: str
+    split: str
+    size: int
+
+    def table(self) -> str:
+        return format_table(self.summary)
+
+    def write(self, json_path: str | Path | None = None, csv_path: str | Path | None = None) -> None:
+        if json_path is not None:
+            atomic_write_json(json_path, {**self.summary, "data": self.data, "split": self.split, "size": self.size})
+        if csv_path is not None and self.rows:
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=list(self.rows[0]))
+            writer.writeheader()
+            writer.writerows(self.rows)
+            atomic_write_text(csv_path, buf.getvalue())
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: torch.nn.Module,
+    data: str,
+    *,
+    split: str = "test",
+    size: int = 256,
+    seed: int = 0,
+    batch_size: int = 16,
+    device: str = "auto",
+    frames: str = "ps+fh",
+    progress: bool = True,
+    predict=None,
+) -> EvalResult:
+    """Run ``model`` (or ``predict(images) -> logits``, e.g. an ONNX Runtime session) over a split."""
+    dev = resolve_device(device)
+    ds = load_split(data, split, size=size, seed=seed, augment=False, frames=frames)
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
+    if predict is None:
+        model = model.to(dev).eval()
+
+        def predict(x: torch.Tensor) -> torch.Tensor:
+            return model(x.to(dev)).cpu()
+
+    acc = MetricAccumulator()
+    for batch in tqdm(loader, desc=f"evaluate {split}", disable=not progress, leave=False, unit="batch"):
+        logits = predict(batch["image"])
+        acc.update(torch.as_tensor(logits).argmax(1), batch["mask"], batch["id"])
+    return EvalResult(summary=acc.summary(), rows=acc.rows(), data=str(data), split=split, size=size)
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    data: str | None = None,
+    *,
+    split: str = "test",
+    size: int | None = None,
+    seed: int | None = None,
+    **kwargs,
+) -> EvalResult:
+    """Evaluate a checkpoint; data, size and seed default to those it was trained with."""
+    model, ckpt = load_model(checkpoint)
+    train = ckpt.meta.get("train", {})
+    return evaluate_model(
+        model,
+        data or train.get("data", "synthetic"),
+        split=split,
+        size=size or train.get("size", 256),
+        seed=train.get("seed", 0) if seed is None else seed,
+        **kwargs,
+    )

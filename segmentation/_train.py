@@ -1,0 +1,262 @@
+"""Training loop: seeded, CPU or CUDA (AMP on CUDA), atomic checkpoints every epoch, resumable."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from common import ConfigError, SuiteError, atomic_write_json, resolve_device
+from search_spaces import Checkpoint, RTSegConfig, build_model, load_checkpoint, model_from_checkpoint, save_checkpoint
+from segmentation._data import load_split
+from segmentation._losses import DeepSupervisionLoss
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(SuiteError):
+    """The loss became NaN or infinite."""
+
+
+class StopTraining(Exception):
+    """Raised by an ``on_epoch_end`` callback to end training early (e.g. a hopeless search trial)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (saved in the checkpoint's ``meta``)."""
+
+    data: str = "synthetic"
+    size: int = 256
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"  # "adam" | "adamw"
+    aux_weight: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    steps_per_epoch: int | None = None  # cap for proxy training in a search; None = the whole split
+    val_batches: int | None = None  # cap on validation batches per epoch; None = whole split
+    frames: str = "ps+fh"
+
+    def __post_init__(self) -> None:
+        for name in ("size", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(self, name)}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise ConfigError(f"--optimizer: must be adam or adamw, got {self.optimizer!r}")
+        if not self.lr > 0:
+            raise ConfigError(f"--lr: must be > 0, got {self.lr}")
+
+
+@dataclass
+class EpochLog:
+    epoch: int
+    loss: float
+    val_dice: float
+    val_dice_ps: float
+    val_dice_fh: float
+    lr: float
+    seconds: float
+    images_per_s: float
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    checkpoint: Path
+    epochs: list[EpochLog] = field(default_factory=list)
+    wall_s: float = 0.0
+    stopped_early: bool = False
+
+    @property
+    def val_dice(self) -> float:
+        return self.epochs[-1].val_dice if self.epochs else float("nan")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def train(
+    arch: RTSegConfig,
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch_end: Callable[[EpochLog], None] | None = None,
+    init_state: dict[str, torch.Tensor] | None = None,
+) -> TrainResult:
+    """Train ``arch`` with ``cfg``; write ``out_dir/checkpoint.pt`` and ``out_dir/metrics.json``.
+
+    With ``resume=True`` an existing checkpoint in ``out_dir`` is continued from its next epoch
+    (its config must equal ``arch``). ``on_epoch_end`` may raise :class:`StopTraining`.
+    """
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / "checkpoint.pt"
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+
+    train_ds = load_split(cfg.data, "train", size=cfg.size, seed=cfg.seed, frames=cfg.frames)
+    val_ds = load_split(cfg.data, "val", size=cfg.size, seed=cfg.seed, frames=cfg.frames)
+    if arch.in_channels != train_ds.in_channels or arch.num_classes != train_ds.num_classes:
+        raise ConfigError(
+            f"--arch: the model takes {arch.in_channels} channel(s) and predicts {arch.num_classes} classes, "
+            f"but {cfg.data} has {train_ds.in_channels} channel(s) and {train_ds.num_classes} classes"
+        )
+    gen = torch.Generator().manual_seed(cfg.seed)
+    train_loader = DataLoader(
+        train_ds, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_ds) > cfg.batch_size,
+        num_workers=cfg.workers, generator=gen, pin_memory=device.type == "cuda",
+    )  # fmt: skip
+    val_loader = DataLoader(val_ds, batch_size=max(cfg.batch_size, 16), shuffle=False, num_workers=cfg.workers)
+    steps = len(train_loader) if cfg.steps_per_epoch is None else min(cfg.steps_per_epoch, len(train_loader))
+
+    model = build_model(arch)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model.to(device)
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = cfg.epochs * steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda i: (cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(i, total) / total))) / cfg.lr,
+    )
+    amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    loss_fn = DeepSupervisionLoss(cfg.aux_weight)
+
+    result = TrainResult(out_dir=out_dir, checkpoint=ckpt_path)
+    start_epoch = 0
+    if resume and ckpt_path.is_file():
+        ckpt = load_checkpoint(ckpt_path)
+        if ckpt.config != arch:
+            raise ConfigError(f"{ckpt_path}: --resume with a different --arch than the checkpoint's")
+        model.load_state_dict(model_from_checkpoint(ckpt, source=str(ckpt_path)).state_dict())
+        state = ckpt.optimizer or {}
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        result.epochs = [EpochLog(**e) for e in ckpt.meta.get("history", [])]
+        start_epoch = ckpt.epoch
+        log.info("resuming %s from epoch %d/%d", ckpt_path, start_epoch, cfg.epochs)
+        if start_epoch >= cfg.epochs:
+            return result
+
+    t_start = time.perf_counter()
+    for epoch in range(start_epoch, cfg.epochs):
+        # A per-epoch seed keeps resumed runs on the same data order as uninterrupted ones.
+        gen.manual_seed(cfg.seed * 1000 + epoch)
+        torch.manual_seed(cfg.seed * 1000 + epoch)
+        model.train()
+        t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+        bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False, unit="step")
+        for step, batch in enumerate(train_loader):
+            if step >= steps:
+                break
+            x = batch["image"].to(device, non_blocking=True)
+            y = batch["mask"].to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                logits, aux = model(x)
+                loss = loss_fn(logits.float(), tuple(a.float() for a in aux), y)
+            if not torch.isfinite(loss):
+                raise TrainingDiverged(
+                    f"training diverged: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            seen += x.shape[0]
+            loss_sum += loss.item() * x.shape[0]
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{seen / (time.perf_counter() - t0):.1f}")
+        bar.close()
+        dice = validation_dice(model, val_loader, device, max_batches=cfg.val_batches)
+        seconds = time.perf_counter() - t0
+        entry = EpochLog(
+            epoch=epoch + 1, loss=loss_sum / max(seen, 1), val_dice=dice["mean"], val_dice_ps=dice["PS"],
+            val_dice_fh=dice["FH"], lr=optimizer.param_groups[0]["lr"], seconds=seconds, images_per_s=seen / seconds,
+        )  # fmt: skip
+        result.epochs.append(entry)
+        if progress:
+            log.info(
+                "epoch %d/%d  loss %.4f  val Dice %.4f (PS %.4f, FH %.4f)  %.1f img/s",
+                entry.epoch, cfg.epochs, entry.loss, entry.val_dice, entry.val_dice_ps, entry.val_dice_fh,
+                entry.images_per_s,
+            )  # fmt: skip
+        _save(model, optimizer, scheduler, arch, cfg, result, ckpt_path)
+        if on_epoch_end is not None:
+            try:
+                on_epoch_end(entry)
+            except StopTraining:
+                result.stopped_early = True
+                break
+    result.wall_s = time.perf_counter() - t_start
+    atomic_write_json(
+        out_dir / "metrics.json",
+        {"train": asdict(cfg), "epochs": [asdict(e) for e in result.epochs], "wall_s": result.wall_s,
+         "val_dice": result.val_dice, "stopped_early": result.stopped_early, "device": str(device)},
+    )  # fmt: skip
+    return result
+
+
+def _cosine(step: int, total: int, lr: float, min_lr: float) -> float:
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+def _save(model, optimizer, scheduler, arch, cfg, result, path) -> None:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    ckpt = Checkpoint(
+        config=arch,
+        state_dict=state,
+        optimizer={"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+        epoch=result.epochs[-1].epoch,
+        metrics={"val_dice": result.epochs[-1].val_dice},
+        meta={"train": asdict(cfg), "history": [asdict(e) for e in result.epochs]},
+    )
+    save_checkpoint(ckpt, path)
+
+
+@torch.no_grad()
+def validation_dice(model, loader, device, *, max_batches: int | None = None) -> dict[str, float]:
+    """Mean per-image Dice for PS and FH (both empty counts as 1), fast enough for every epoch.
+
+    The full metric set (Jaccard, ASD, HD95, AoP) is :func:`segmentation.evaluate_model`'s job.
+    """
+    model.eval()
+    scores = {1: [], 2: []}
+    for i, batch in enumerate(loader):
+        if max_batches is not None and i >= max_batches:
+            break
+        pred = model(batch["image"].to(device)).argmax(1).cpu()
+        target = batch["mask"]
+        for c in scores:
+            p, t = pred == c, target == c
+            inter = (p & t).flatten(1).sum(1).float()
+            denom = (p.flatten(1).sum(1) + t.flatten(1).sum(1)).float()
+            scores[c].extend(torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom)).tolist())
+    ps, fh = (float(np.mean(scores[c])) if scores[c] else float("nan") for c in (1, 2))
+    return {"PS": ps, "FH": fh, "mean": (ps + fh) / 2}
+
+
+def load_train_config(meta: dict[str, Any]) -> TrainConfig:
+    return TrainConfig(**meta.get("train", {}))
