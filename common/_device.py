@@ -1,12 +1,17 @@
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from common._errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else the CPU; ``cpu``/``cuda``/``cuda:N`` are taken as given."""
+    import torch  # lazy: `run.py --help` should not pay for importing torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

@@ -13,18 +13,18 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from reports._hypervolume import DEFAULT_PAD
-from reports._plot_info import PAPER_PUBLISHED, condition_text
+from reports._plot_info import PAPER_PUBLISHED
 from reports._tables import display_table
 
 if TYPE_CHECKING:
     from reports._build import ReportInfo
 
 MEASURED_LEGEND = (
-    "MEASURED: median latency of batch-1 forward passes timed on the stated target, runtime, precision "
+    "median latency of batch-1 forward passes timed on the stated target, runtime, precision "
     "and thread count after warm-up; FPS = 1000 / median ms."
 )
 ESTIMATED_LEGEND = (
-    "ESTIMATED: latency computed from a model of the target (e.g. a roofline from MACs and memory "
+    "latency computed from a model of the target (e.g. a roofline from MACs and memory "
     "traffic), never timed; do not compare it with measurements as if it were one."
 )
 SYNTHETIC_BANNER = (
@@ -33,7 +33,8 @@ SYNTHETIC_BANNER = (
 )
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1200px;color:#222;
+padding:0 1em}
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
 table{border-collapse:collapse;font-size:.82em;margin:.6em 0}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
@@ -43,7 +44,7 @@ th{background:#f2f2f2}tr.front td{background:#eef4ff}tr.infeasible td{color:#888
 .kind.measured{background:#d4edda;color:#155724}.kind.estimated{background:#f8d7da;color:#721c24}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}.note{color:#555;font-size:.9em}
-.ship{background:#eef7ee;border:1px solid #7fb77f;padding:.6em 1em}
+.wide{overflow-x:auto}.ship{background:#eef7ee;border:1px solid #7fb77f;padding:.6em 1em}
 """
 
 
@@ -136,8 +137,9 @@ def _figures(info: ReportInfo, images: Mapping[str, bytes]) -> list[str]:
                     extra.append("shaded: the paper's real-time bands IS>10 and IS>24 frames/s")
         else:
             title = "Hypervolume over trials"
+            ref = ", ".join(f"{v:.6g}" for v in info.hypervolume.reference)
             extra = [
-                f"reference point {list(info.hypervolume.reference)}: the worst feasible value per objective "
+                f"reference point ({ref}): the worst feasible value per objective "
                 f"moved {DEFAULT_PAD:.0%} of its range further towards worse",
                 f"trials from {info.hypervolume.source}",
             ]
@@ -170,7 +172,6 @@ def _conditions(info: ReportInfo) -> list[str]:
     status = _status(info)
     table = display_table(df)
     table.insert(1, "status", [status.get(i, "") for i in df.index])
-    table["conditions"] = [condition_text(r) for r in df.itertuples(index=False)]
     out.append(_table(table, kinds=list(df["latency_kind"]), row_classes=[status.get(i, "") for i in df.index]))
     return out
 
@@ -181,7 +182,7 @@ def _configs(info: ReportInfo) -> list[str]:
     if df.empty:
         return [*out, '<p class="note">No candidates.</p>']
     for r in df.itertuples(index=False):
-        extra = {k: getattr(r, k) for k in ("recipe", "parent", "trial", "notes") if _present(getattr(r, k))}
+        extra = {k: _plain(getattr(r, k)) for k in ("recipe", "parent", "trial", "notes") if _present(getattr(r, k))}
         body = json.dumps({"config": r.config, **extra}, indent=2, sort_keys=True, default=str)
         out.append(f"<details><summary>{esc(r.name)} ({esc(r.source)})</summary><pre>{esc(body)}</pre></details>")
     return out
@@ -212,21 +213,30 @@ def _table(df: pd.DataFrame, *, kinds: Iterable[str], row_classes: Iterable[str]
             else:
                 cells.append(f"<td>{esc(value)}</td>")
         body.append(f'<tr class="{esc(cls)}">' + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
 def _status(info: ReportInfo) -> dict[Any, str]:
     out = {i: "incomplete" for i in info.candidates.index}
-    for label, part in (("front", info.front.front), ("dominated", info.front.dominated), ("infeasible", info.front.infeasible)):
+    for label, part in (
+        ("front", info.front.front),
+        ("dominated", info.front.dominated),
+        ("infeasible", info.front.infeasible),
+    ):
         for i in part.index:
             out[i] = label
     return out
 
 
 def _present(value: Any) -> bool:
-    if value is None or value == "":
+    if value is None or value is pd.NA or (isinstance(value, str) and not value):
         return False
     try:
         return not bool(pd.isna(value))
     except (TypeError, ValueError):
         return True
+
+
+def _plain(value: Any) -> Any:
+    # numpy/pandas scalars print as e.g. np.int64(3) through json's default=str
+    return value.item() if hasattr(value, "item") else value

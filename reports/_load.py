@@ -72,13 +72,17 @@ def read_candidate(path: str | os.PathLike) -> CandidateRecord:
     path = Path(path)
     data = read_json(path)
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object written by CandidateRecord.to_dict(), got {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: expected a JSON object written by CandidateRecord.to_dict(), got {type(data).__name__}"
+        )
     try:
         return CandidateRecord.from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except TypeError as exc:  # a required field is missing
-        raise ConfigError(f"{path}: not a complete CandidateRecord ({exc}); rewrite it with CandidateRecord.to_dict()") from None
+        raise ConfigError(
+            f"{path}: not a complete CandidateRecord ({exc}); rewrite it with CandidateRecord.to_dict()"
+        ) from None
 
 
 def candidates_frame(records: Iterable[CandidateRecord]) -> pd.DataFrame:
@@ -92,7 +96,8 @@ def candidates_frame(records: Iterable[CandidateRecord]) -> pd.DataFrame:
     df["feasible"] = df["feasible"].astype(bool)
     for col in ("name", "source", "dataset", "split", "latency_kind", "target", "device", "backend", "precision"):
         df[col] = df[col].astype(object)
-    df["parent"] = [None if _missing(v) else str(v) for v in df["parent"]]
+    # object dtype keeps None (pandas 3 would turn a str column's None into NaN)
+    df["parent"] = pd.Series([None if _missing(v) else str(v) for v in df["parent"]], index=df.index, dtype=object)
     return df.reset_index(drop=True)
 
 
@@ -100,7 +105,9 @@ def load_study_settings(study_dir: str | os.PathLike) -> dict[str, Any]:
     """``study.json`` as a dict; ``{}`` with a warning when the file is missing."""
     path = _study_dir(study_dir) / "study.json"
     if not path.exists():
-        logger.warning("%s: no study.json; using the default objectives %s and no constraints", path, DEFAULT_OBJECTIVES)
+        logger.warning(
+            "%s: no study.json; using the default objectives %s and no constraints", path, DEFAULT_OBJECTIVES
+        )
         return {}
     data = read_json(path)
     if not isinstance(data, dict):
@@ -191,7 +198,9 @@ def load_history(
         rows = df[df["source"].isin(["trial", "reference"]) & df["trial"].notna()]
         missing = [n for n in names if n not in rows.columns]
         if missing:
-            raise ConfigError(f"{study_dir}: objective(s) {missing} are not CandidateRecord fields {list(CANDIDATE_COLUMNS)}")
+            raise ConfigError(
+                f"{study_dir}: objective(s) {missing} are not CandidateRecord fields {list(CANDIDATE_COLUMNS)}"
+            )
         out = pd.DataFrame(
             {
                 "number": rows["trial"].astype(int).to_numpy(),
@@ -208,7 +217,9 @@ def load_history(
         raise ConfigError(f"{path}: cannot be read as CSV ({exc})") from None
     number_col = _first_column(raw, ("number", "trial", "trial_number"))
     if number_col is None:
-        raise ConfigError(f"{path}: needs a trial-number column 'number' (or 'trial'); found columns {list(raw.columns)}")
+        raise ConfigError(
+            f"{path}: needs a trial-number column 'number' (or 'trial'); found columns {list(raw.columns)}"
+        )
     out = pd.DataFrame({"number": pd.to_numeric(raw[number_col], errors="coerce")})
     if out["number"].isna().any():
         raise ConfigError(f"{path}: column {number_col!r} has non-numeric or empty trial numbers")
@@ -236,7 +247,9 @@ def load_history(
 def _study_dir(study_dir: str | os.PathLike) -> Path:
     path = Path(study_dir)
     if not path.is_dir():
-        raise ConfigError(f"{path}: study directory not found (give the folder the search wrote, the one with study.json)")
+        raise ConfigError(
+            f"{path}: study directory not found (give the folder the search wrote, the one with study.json)"
+        )
     return path
 
 

@@ -54,7 +54,9 @@ def as_minimization(values: np.ndarray, directions: Sequence[str]) -> np.ndarray
     if values.ndim != 2:
         raise ConfigError(f"objective values must be a 2-D array (points x objectives), got shape {values.shape}")
     if len(directions) != values.shape[1]:
-        raise ConfigError(f"{values.shape[1]} objective column(s) but {len(directions)} direction(s) {list(directions)}")
+        raise ConfigError(
+            f"{values.shape[1]} objective column(s) but {len(directions)} direction(s) {list(directions)}"
+        )
     signs = np.array([_sign(d) for d in directions])
     return values * signs
 
@@ -113,8 +115,12 @@ def pareto_front(df: pd.DataFrame, objectives: Iterable[tuple[str, str]]) -> Fro
     directions = [d for _, d in objectives]
     absent = [n for n in names if n not in df.columns]
     if absent:
-        raise ConfigError(f"objective(s) {absent} are not columns of the candidate table; available: {list(df.columns)}")
-    feasible = df["feasible"].fillna(False).astype(bool) if "feasible" in df.columns else pd.Series(True, index=df.index)
+        raise ConfigError(
+            f"objective(s) {absent} are not columns of the candidate table; available: {list(df.columns)}"
+        )
+    feasible = (
+        df["feasible"].fillna(False).astype(bool) if "feasible" in df.columns else pd.Series(True, index=df.index)
+    )
     values = objective_values(df, names)
     complete = np.isfinite(values).all(axis=1)
     usable = feasible.to_numpy() & complete
@@ -124,7 +130,9 @@ def pareto_front(df: pd.DataFrame, objectives: Iterable[tuple[str, str]]) -> Fro
     ranked["rank"] = ranks
     sort_cols, ascending = _sort_order(objectives)
     front = ranked[ranked["rank"] == 0].sort_values(sort_cols, ascending=ascending, kind="stable")
-    dominated = ranked[ranked["rank"] > 0].sort_values(["rank", *sort_cols], ascending=[True, *ascending], kind="stable")
+    dominated = ranked[ranked["rank"] > 0].sort_values(
+        ["rank", *sort_cols], ascending=[True, *ascending], kind="stable"
+    )
     return FrontInfo(
         front=front,
         dominated=dominated,
@@ -136,7 +144,9 @@ def pareto_front(df: pd.DataFrame, objectives: Iterable[tuple[str, str]]) -> Fro
 
 def objective_values(df: pd.DataFrame, names: Sequence[str]) -> np.ndarray:
     """``df[names]`` as a float array (n, m) with NaN for missing values (nullable ints included)."""
-    cols = [pd.to_numeric(df[n], errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan) for n in names]
+    cols = [
+        pd.to_numeric(df[n], errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan) for n in names
+    ]
     if not cols:
         return np.zeros((len(df), 0))
     return np.stack(cols, axis=1) if len(df) else np.zeros((0, len(names)))

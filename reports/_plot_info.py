@@ -157,7 +157,9 @@ def scatter_info(df: pd.DataFrame, *, key: str, x: AxisSpec, y: AxisSpec = DICE_
 
     note = ""
     if plotted.empty:
-        note = f"no candidate has both {x.column!r} and {y.column!r} values" if len(df) else "no candidates in this study"
+        note = (
+            f"no candidate has both {x.column!r} and {y.column!r} values" if len(df) else "no candidates in this study"
+        )
         logger.warning("plot %s: %s; writing an empty figure", key, note)
 
     bands: tuple[Band, ...] = ()

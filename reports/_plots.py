@@ -46,6 +46,7 @@ def plot_scatter(info: ScatterInfo, *, ax: Axes | None = None) -> Figure:
         _draw_bands(ax, info)
         return fig
 
+    ax.margins(x=0.08, y=0.08)  # room for the point labels at the edges
     scale = np.array([info.x.factor, info.y.factor])
     handles = []
     estimated = set(info.estimated)
@@ -65,7 +66,9 @@ def plot_scatter(info: ScatterInfo, *, ax: Axes | None = None) -> Figure:
     if len(inf):
         pts = xy(inf)
         ax.scatter(pts[:, 0], pts[:, 1], marker="x", color=INFEASIBLE_COLOR, s=35, zorder=3, linewidths=1.2)
-        handles.append(Line2D([], [], ls="", marker="x", color=INFEASIBLE_COLOR, label="infeasible (breaks a constraint)"))
+        handles.append(
+            Line2D([], [], ls="", marker="x", color=INFEASIBLE_COLOR, label="infeasible (breaks a constraint)")
+        )
     front = info.front.front
     if len(front):
         line = np.array(info.front_line)
@@ -77,6 +80,7 @@ def plot_scatter(info: ScatterInfo, *, ax: Axes | None = None) -> Figure:
     if estimated:
         handles.append(Line2D([], [], ls="", marker="^", color="#555555", label="latency ESTIMATED (triangles)"))
 
+    front_names = set(info.front.front_names)
     for arrow in info.arrows:
         ax.annotate(
             "",
@@ -85,7 +89,10 @@ def plot_scatter(info: ScatterInfo, *, ax: Axes | None = None) -> Figure:
             arrowprops=dict(arrowstyle="->", color=ARROW_COLOR, lw=1.2, shrinkA=4, shrinkB=4),
             zorder=6,
         )
-        ax.annotate(arrow.child, arrow.end, xytext=(5, -9), textcoords="offset points", fontsize=7, color=ARROW_COLOR)
+        if arrow.child not in front_names:  # front points are labelled already
+            ax.annotate(
+                arrow.child, arrow.end, xytext=(5, -9), textcoords="offset points", fontsize=7, color=ARROW_COLOR
+            )
     if info.arrows:
         handles.append(Line2D([], [], color=ARROW_COLOR, label="compressed: parent -> variant"))
 
@@ -110,7 +117,7 @@ def plot_scatter(info: ScatterInfo, *, ax: Axes | None = None) -> Figure:
 
     _draw_bands(ax, info)
     _better(ax, info)
-    ax.legend(handles=handles, fontsize=7, loc="lower left" if info.better[1] == "top" else "upper left")
+    ax.legend(handles=handles, fontsize=7, loc="best")
     return fig
 
 

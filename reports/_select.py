@@ -36,7 +36,11 @@ class ShipChoice:
 def meets_constraints(df: pd.DataFrame, constraints: dict[str, float | None] | None) -> np.ndarray:
     """Boolean mask: feasible, Dice known, and within every given constraint."""
     ok = df["feasible"].fillna(False).astype(bool).to_numpy() & np.isfinite(objective_values(df, ["dice"])[:, 0])
-    for key, column, better in (("min_fps", "fps", "ge"), ("max_latency_ms", "latency_ms", "le"), ("max_params", "params", "le")):
+    for key, column, better in (
+        ("min_fps", "fps", "ge"),
+        ("max_latency_ms", "latency_ms", "le"),
+        ("max_params", "params", "le"),
+    ):
         limit = (constraints or {}).get(key)
         if limit is None:
             continue
@@ -54,7 +58,16 @@ def choose_model(
     eligible = df[meets_constraints(df, constraints)] if len(df) else df
     if eligible.empty:
         return ShipChoice(
-            None, None, None, None, None, None, tolerance, (), constraints, ("no candidate is feasible and meets the constraints",)
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            tolerance,
+            (),
+            constraints,
+            ("no candidate is feasible and meets the constraints",),
         )
     dice = objective_values(eligible, ["dice"])[:, 0]
     order = sorted(range(len(eligible)), key=lambda i: (-dice[i], str(eligible["name"].iloc[i])))

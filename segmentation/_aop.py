@@ -193,16 +193,14 @@ def measure_aop(
     ref = -u  # the ray from D along the PS, towards the proximal end
     normal = sign * np.array([-u[1], u[0]])  # unit normal on the head's side of the PS axis
     phi_center = _angle_from(ref, normal, fh.center - distal)
-    best: tuple[float, np.ndarray] | None = None
+    candidates = []
     for theta in (theta0 - spread, theta0 + spread):
         point = fh.center + fh.a1 * math.cos(theta) * fh.axis1 + fh.a2 * math.sin(theta) * fh.axis2
         # Relative to the head centre's direction so the far tangent is the larger value even
         # when one tangent ray crosses the PS ray (where the plain angle wraps).
         phi = phi_center + _wrap180(_angle_from(ref, normal, point - distal) - phi_center)
-        if best is None or phi > best[0]:
-            best = (phi, point)
-    assert best is not None  # two candidates were just compared
-    angle, tangent = best
+        candidates.append((phi, point))
+    angle, tangent = max(candidates, key=lambda c: c[0])
 
     def to_px(p: np.ndarray) -> tuple[float, float]:
         return float(p[0] / scale[0]), float(p[1] / scale[1])
@@ -259,8 +257,9 @@ def draw_aop_masks(
     ellipse is placed so that the line through ``D`` along ``t`` touches it, the head lying on
     the PS side of that line: its centre is ``D + s*t + h(m)*m``, where ``m`` is the unit normal
     of the line towards the PS side and ``h(m)`` the ellipse's support distance along ``m``;
-    ``s`` puts the tangent point one head radius plus a PS width beyond ``D``, so the head
-    never overlaps the PS. The whole drawing is centred in the image, then moved by ``offset``.
+    ``s`` puts the tangent point one head semi-axis plus a PS width (plus 3 % of ``size``)
+    beyond ``D``, so the head never overlaps the PS. The whole drawing is centred in the image,
+    then moved by ``offset``.
 
     Args:
         angle_deg: the AoP to draw, in (0, 180).

@@ -30,13 +30,18 @@ class EvalResult:
     data: str
     split: str
     size: int
+    distance_unit: str = "px"
 
     def table(self) -> str:
-        return format_table(self.summary)
+        return format_table(self.summary, distance_unit=self.distance_unit)
 
     def write(self, json_path: str | Path | None = None, csv_path: str | Path | None = None) -> None:
         if json_path is not None:
-            atomic_write_json(json_path, {**self.summary, "data": self.data, "split": self.split, "size": self.size})
+            atomic_write_json(
+                json_path,
+                {**self.summary, "data": self.data, "split": self.split, "size": self.size,
+                 "distance_unit": self.distance_unit},
+            )  # fmt: skip
         if csv_path is not None and self.rows:
             buf = io.StringIO()
             writer = csv.DictWriter(buf, fieldnames=list(self.rows[0]))
@@ -73,7 +78,9 @@ def evaluate_model(
     for batch in tqdm(loader, desc=f"evaluate {split}", disable=not progress, leave=False, unit="batch"):
         logits = predict(batch["image"])
         acc.update(torch.as_tensor(logits).argmax(1), batch["mask"], batch["id"])
-    return EvalResult(summary=acc.summary(), rows=acc.rows(), data=str(data), split=split, size=size)
+    return EvalResult(
+        summary=acc.summary(), rows=acc.rows(), data=str(data), split=split, size=size, distance_unit=acc.distance_unit
+    )
 
 
 def evaluate_checkpoint(

@@ -3,7 +3,7 @@
 Definitions follow MONAI (``monai.metrics``), the reference implementation, and the tests check
 equality with it on non-empty masks:
 
-- Dice ``2|P&T| / (|P|+|T|)`` and Jaccard ``|P&T| / |P|T|`` (``compute_dice``, ``compute_iou``).
+- Dice ``2|P&T| / (|P|+|T|)`` and Jaccard ``|P&T| / |P or T|`` (``compute_dice``, ``compute_iou``).
 - Surfaces are the mask minus its binary erosion (4-connected cross; outside the image counts
   as background), as in ``monai.metrics.utils.get_mask_edges``.
 - ASD, the average *symmetric* surface distance: the mean of the distances from every
@@ -19,15 +19,12 @@ Surface distances come from a Euclidean distance transform of the cropped surfac
 than MONAI's per-call KD-tree: the same numbers, computed once for both ASD and HD95.
 
 Empty masks. MONAI gives NaN or inf here; this module gives a defined value, so a mean never
-silently skips or explodes on an image:
+silently skips or explodes on an image::
 
-==========================  ======  =======  =============  =============
-case (per class, per image)  Dice   Jaccard  ASD            HD95
-==========================  ======  =======  =============  =============
-both empty                   1.0    1.0      0.0            0.0
-only ground truth empty      0.0    0.0      diagonal       diagonal
-only prediction empty        0.0    0.0      diagonal       diagonal
-==========================  ======  =======  =============  =============
+    case (per class, per image)  Dice  Jaccard  ASD       HD95
+    both empty                   1.0   1.0      0.0       0.0
+    only ground truth empty      0.0   0.0      diagonal  diagonal
+    only prediction empty        0.0   0.0      diagonal  diagonal
 
 "diagonal" is a penalty: the image diagonal ``sqrt((H*row_mm)**2 + (W*col_mm)**2)`` (pixels
 when no spacing is given), larger than any distance measurable inside the image. Counts of
@@ -41,7 +38,6 @@ measured. Such images are counted (``n_aop``) and left out of the |dAoP| mean, n
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -51,10 +47,10 @@ from scipy import ndimage
 
 from common import DataError
 from segmentation._aop import angle_of_progression
+from segmentation._data import CLASS_NAMES
 
-log = logging.getLogger(__name__)
-
-CLASS_NAMES: dict[int, str] = {1: "PS", 2: "FH"}
+# Label value -> name of the structures that are scored (background is not).
+FOREGROUND_CLASSES: dict[int, str] = {i: name for i, name in enumerate(CLASS_NAMES) if i}
 METRIC_NAMES: tuple[str, ...] = ("dice", "jaccard", "asd", "hd95")
 
 Spacing = tuple[float, float]
@@ -106,9 +102,8 @@ def surface_distances(
     c0, c1 = max(cols[0] - 1, 0), min(cols[-1] + 2, both.shape[1])
     pred_s = _surface(pred_mask[r0:r1, c0:c1])
     target_s = _surface(target_mask[r0:r1, c0:c1])
-    sampling = spacing if spacing is not None else None
-    to_target = ndimage.distance_transform_edt(~target_s, sampling=sampling)
-    to_pred = ndimage.distance_transform_edt(~pred_s, sampling=sampling)
+    to_target = ndimage.distance_transform_edt(~target_s, sampling=spacing)
+    to_pred = ndimage.distance_transform_edt(~pred_s, sampling=spacing)
     return to_target[pred_s], to_pred[target_s]
 
 
@@ -122,9 +117,14 @@ def binary_metrics(
         spacing: ``(row_mm, col_mm)``; distances are in mm when given, pixels otherwise.
 
     Returns:
-        ``{"dice", "jaccard", "asd", "hd95"}`` as floats, never NaN or inf. Empty masks follow
-        the module table: both empty -> 1, 1, 0, 0; exactly one empty -> 0, 0 and the image
-        diagonal as ASD and HD95.
+        ``{"dice", "jaccard", "asd", "hd95"}`` as floats, never NaN or inf.
+
+    Empty masks (``diag`` = the image diagonal, a penalty; see :func:`image_diagonal`)::
+
+        case                     dice  jaccard  asd   hd95
+        both empty               1.0   1.0      0.0   0.0
+        only ground truth empty  0.0   0.0      diag  diag
+        only prediction empty    0.0   0.0      diag  diag
     """
     pred = _to_numpy(pred_mask).astype(bool)
     target = _to_numpy(target_mask).astype(bool)
@@ -171,11 +171,18 @@ def image_metrics(pred: Any, target: Any, *, spacing: Sequence[float] | None = N
         "delta_aop"}``. Per-class values follow the empty-mask table in the module docstring
         (never NaN). AoPs are in degrees, ``delta_aop = |aop_pred - aop_true|``; each is
         ``None`` when an angle cannot be measured (see :mod:`segmentation._aop` for when).
+
+    Empty masks, per class (``diag`` = the image diagonal, a penalty)::
+
+        case                     dice  jaccard  asd   hd95
+        both empty               1.0   1.0      0.0   0.0
+        only ground truth empty  0.0   0.0      diag  diag
+        only prediction empty    0.0   0.0      diag  diag
     """
     p, t = _label_pair(pred, target)
     sp = _check_spacing(spacing)
     out: dict[str, Any] = {
-        name: binary_metrics(p == label, t == label, spacing=sp) for label, name in CLASS_NAMES.items()
+        name: binary_metrics(p == label, t == label, spacing=sp) for label, name in FOREGROUND_CLASSES.items()
     }
     aop_pred = angle_of_progression(p, spacing=sp)
     aop_true = angle_of_progression(t, spacing=sp)
@@ -201,6 +208,17 @@ class MetricAccumulator:
 
     All images in one accumulator must share a distance unit: all with a spacing (mm) or all
     without (pixels). Mixing raises :class:`DataError` rather than averaging mm with pixels.
+
+    Empty masks enter every mean with defined values, and are counted in the summary
+    (``n_empty_true``, ``n_empty_pred``); ``diag`` = the image diagonal, a penalty::
+
+        case                     dice  jaccard  asd   hd95
+        both empty               1.0   1.0      0.0   0.0
+        only ground truth empty  0.0   0.0      diag  diag
+        only prediction empty    0.0   0.0      diag  diag
+
+    An image without both AoPs has ``delta_aop = None``: it is left out of the |dAoP| mean and
+    the images that have one are counted (``n_aop``).
     """
 
     def __init__(self) -> None:
@@ -270,7 +288,7 @@ class MetricAccumulator:
         for i in range(batch):
             m = image_metrics(p[i], t[i], spacing=spacings[i])
             row: dict[str, Any] = {"id": str(ids[i])}
-            for name in CLASS_NAMES.values():
+            for name in FOREGROUND_CLASSES.values():
                 for metric in METRIC_NAMES:
                     row[f"{name}_{metric}"] = m[name][metric]
             row["aop_pred"] = m["aop_pred"]
@@ -279,8 +297,8 @@ class MetricAccumulator:
             new_rows.append(row)
             self._empty.append(
                 (
-                    {n: not (t[i] == c).any() for c, n in CLASS_NAMES.items()},
-                    {n: not (p[i] == c).any() for c, n in CLASS_NAMES.items()},
+                    {n: not (t[i] == c).any() for c, n in FOREGROUND_CLASSES.items()},
+                    {n: not (p[i] == c).any() for c, n in FOREGROUND_CLASSES.items()},
                 )
             )
         self._rows.extend(new_rows)
@@ -320,7 +338,7 @@ class MetricAccumulator:
         (``None`` if there are none). With no images every mean is ``None``.
         """
         out: dict[str, Any] = {}
-        for name in CLASS_NAMES.values():
+        for name in FOREGROUND_CLASSES.values():
             entry: dict[str, Any] = {m: _mean([r[f"{name}_{m}"] for r in self._rows]) for m in METRIC_NAMES}
             entry["n"] = len(self._rows)
             entry["n_empty_true"] = sum(et[name] for et, _ in self._empty)
@@ -328,7 +346,7 @@ class MetricAccumulator:
             out[name] = entry
         mean: dict[str, Any] = {}
         for m in METRIC_NAMES:
-            per_class = [out[name][m] for name in CLASS_NAMES.values()]
+            per_class = [out[name][m] for name in FOREGROUND_CLASSES.values()]
             mean[m] = None if any(v is None for v in per_class) else float(np.mean(per_class))
         deltas = [r["delta_aop"] for r in self._rows if r["delta_aop"] is not None]
         mean["delta_aop"] = _mean(deltas)
@@ -353,7 +371,7 @@ def format_table(summary: dict[str, Any], *, distance_unit: str = "px") -> str:
         f"{'HD95 ' + distance_unit:>10}{'|dAoP| deg':>12}{'n':>6}"
     )
     lines = [header, "-" * len(header)]
-    for key in (*CLASS_NAMES.values(), "mean"):
+    for key in (*FOREGROUND_CLASSES.values(), "mean"):
         entry = summary.get(key, {})
         if key == "mean":
             aop = entry.get("delta_aop")

@@ -9,11 +9,16 @@ separates the classes.
 Geometry is drawn in isotropic units of ``s = min(H, W)`` pixels (x centred, y down from the top
 edge), so any image size gives the same anatomy and angles are preserved in pixel space.
 
-Angle of progression (AoP) convention used for :attr:`PhantomLayout.aop_deg`: the vertex is the
-distal (inferior) PS end; one arm points back along the PS to its proximal end, the other is the
-tangent to the FH that leaves the whole head between it and the extended PS axis. Equivalently,
-AoP is the *smallest* angle at the distal end between the ray to the proximal end and a ray to any
-FH point, which is how a mask-based check can recompute it.
+Layout, as in a transperineal view with the probe on the perineum at the top: the PS is at the
+upper left, rising to the right, so its distal (caudal, inferior) tip is the upper right one; the
+head lies below or below-right of it and moves up and right as it descends.
+
+Angle of progression (AoP) convention for :attr:`PhantomLayout.aop_deg`: the vertex is the distal
+PS tip; one arm points back along the PS to its proximal tip, the other is the tangent to the FH
+that touches the skull's leading edge, so that the whole head lies inside the angle (the larger
+of the two tangent angles). Equivalently, AoP is the *largest* angle at the distal tip between
+the ray to the proximal tip and a ray to any FH point, which is how a mask-based check can
+recompute it. Sampled AoPs are spread over 95-155 degrees.
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ _MAX_LAYOUT_TRIES = 200
 class PhantomLayout:
     """Ground-truth geometry of one phantom, in pixel coordinates (x = column, y = row).
 
-    Pixel ``(row i, column j)`` has its centre at ``(x=j, y=i)``. The PS is a capsule (segment
-    from ``ps_proximal`` to ``ps_distal`` with half-width ``ps_half_width``); the FH is the
+    Pixel ``(row i, column j)`` has its centre at ``(x=j, y=i)``. The PS is a capsule (a stadium
+    of half-width ``ps_half_width``) whose tips, the ends of its long axis, are ``ps_proximal``
+    and ``ps_distal`` (the distal one is the upper right tip, nearer the probe); the FH is the
     ellipse with centre ``fh_center``, semi-axes ``fh_axes`` and rotation ``fh_angle_deg``
     (from the +x axis towards +y, i.e. clockwise on screen). ``aop_deg`` follows the module
     docstring's convention. Parts of either structure outside the fan are not in the mask.
@@ -75,15 +81,17 @@ def make_phantom(size: int | tuple[int, int], seed: int) -> tuple[np.ndarray, np
 
     Args:
         size: ``S`` for an ``S x S`` image or ``(H, W)``; at least 16 pixels each way.
-        seed: any integer; the same ``(size, seed)`` always gives the same arrays.
+        seed: an integer >= 0; the same ``(size, seed)`` always gives the same arrays.
 
     Returns:
         ``(image, mask)``: ``image`` float32 ``[H, W]`` in ``[0, 1]`` (0 outside the fan),
         ``mask`` uint8 ``[H, W]`` with 0 background, 1 PS, 2 FH. Both structures are present,
-        inside the fan and separated by a gap of background.
+        the PS entirely and at least two thirds of the head's outline inside the fan, with
+        background between them (at least one pixel wide from 32 x 32 up). The same seed gives
+        the same scene, scaled, at every square size.
     """
     h, w = _check_size(size)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_check_seed(seed))
     geo = _sample_geometry(rng, h, w)
     return _render(rng, geo, h, w)
 
@@ -91,7 +99,7 @@ def make_phantom(size: int | tuple[int, int], seed: int) -> tuple[np.ndarray, np
 def phantom_layout(size: int | tuple[int, int], seed: int) -> PhantomLayout:
     """The geometry :func:`make_phantom` draws for the same ``(size, seed)``, in pixels."""
     h, w = _check_size(size)
-    geo = _sample_geometry(np.random.default_rng(seed), h, w)
+    geo = _sample_geometry(np.random.default_rng(_check_seed(seed)), h, w)
     s = float(min(h, w))
 
     def px(p: np.ndarray) -> tuple[float, float]:
@@ -121,6 +129,12 @@ def _check_size(size: int | tuple[int, int]) -> tuple[int, int]:
     if h < MIN_SIZE or w < MIN_SIZE:
         raise ConfigError(f"phantom size: {h}x{w} is too small; use at least {MIN_SIZE}x{MIN_SIZE}")
     return h, w
+
+
+def _check_seed(seed: int) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"phantom seed: expected an integer >= 0, got {seed!r}")
+    return int(seed)
 
 
 def _ps_half_width_px(ps_w: float, s: float) -> float:
@@ -155,70 +169,78 @@ def _in_fan(pts: np.ndarray, apex: np.ndarray, half: float, r0: float, r1: float
     return (np.abs(theta) <= half - inset / np.maximum(r, 1e-6)) & (r >= r0 + inset) & (r <= r1 - inset)
 
 
-def _aop_from_geometry(p0: np.ndarray, p1: np.ndarray, c: np.ndarray, a: float, b: float, ang: float) -> float:
-    """Smallest angle at ``p1`` between ``p0 - p1`` and a ray to the ellipse (its far tangent)."""
+def _tangent_angles(p0: np.ndarray, p1: np.ndarray, c: np.ndarray, a: float, b: float, ang: float) -> list[float]:
+    """Angles (degrees) at ``p1`` between ``p0 - p1`` and the two tangents from ``p1`` to the ellipse."""
     ca, sa = math.cos(ang), math.sin(ang)
     d = p1 - c
-    # p1 in the frame where the ellipse is the unit circle.
+    # p1 in the frame where the ellipse is the unit circle; tangency survives the affine map.
     q = np.array([(ca * d[0] + sa * d[1]) / a, (-sa * d[0] + ca * d[1]) / b])
     rho = float(np.hypot(*q))
     if rho <= 1.0:
-        return float("nan")
+        return []
     psi = math.atan2(q[1], q[0])
     delta = math.acos(1.0 / rho)
     v0 = p0 - p1
-    best = float("inf")
+    out = []
     for phi in (psi + delta, psi - delta):
         x, y = a * math.cos(phi), b * math.sin(phi)
         t = c + np.array([ca * x - sa * y, sa * x + ca * y]) - p1
         cosang = float(v0 @ t / (np.linalg.norm(v0) * np.linalg.norm(t)))
-        best = min(best, math.degrees(math.acos(max(-1.0, min(1.0, cosang)))))
-    return best
+        out.append(math.degrees(math.acos(max(-1.0, min(1.0, cosang)))))
+    return sorted(out)
 
 
 def _sample_geometry(rng: np.random.Generator, h: int, w: int) -> _Geometry:
-    s = float(min(h, w))
-    depth = h / s  # image height in normalised units
+    depth = h / min(h, w)  # image height in normalised units
     apex = np.array([rng.uniform(-0.03, 0.03), rng.uniform(-0.12, -0.06)])
-    half = rng.uniform(math.radians(36), math.radians(45))
+    half = rng.uniform(math.radians(38), math.radians(48))
     r0 = rng.uniform(0.14, 0.2)
     r1 = depth * 0.97 - apex[1] - rng.uniform(0.0, 0.04)
     for _ in range(_MAX_LAYOUT_TRIES):
-        # PS: distal end P1, the ray back to the proximal end P0 points left and slightly up
-        # (angles in the y-down frame: 180 deg = left, 270 deg = up).
-        p1 = np.array([rng.uniform(-0.15, 0.0), rng.uniform(0.28, 0.42)])
-        beta = math.radians(rng.uniform(192.0, 222.0))
-        length = rng.uniform(0.12, 0.19)
-        ps_w = rng.uniform(0.017, 0.03)
+        aop = rng.uniform(95.0, 155.0)
+        # P0/P1 are the PS tips (proximal/distal ends of its long axis; the AoP vertex is P1).
+        # The probe sits on the perineum (top), so the distal (caudal) PS end P1 is its upper
+        # right end and the PS runs down to the left from it; angles are in the y-down frame
+        # (0 = right, 90 = down, 180 = left).
+        descent = (aop - 95.0) / 60.0
+        p1 = np.array([rng.uniform(-0.1, 0.04), rng.uniform(0.22, 0.34)])
+        beta = math.radians(rng.uniform(140.0, 172.0))
+        length = rng.uniform(0.12, 0.18)
+        ps_w = rng.uniform(0.017, 0.028)
         p0 = p1 + length * _unit(beta)
-        # FH: placed so that the tangent from P1 at the sampled AoP touches it and the head lies
-        # between that tangent and the extended PS axis (towards the lower right).
-        aop = rng.uniform(95.0, 152.0)
+        # FH: the tangent from P1 at the sampled AoP touches its leading edge and the head lies
+        # inside the angle, below the PS (a high head) or below-right of it (a descended one).
+        # It is placed by its two tangents from P1: the AoP one and a near one ``cone`` degrees
+        # closer to the PS, which keeps a clear angle between the head and the PS.
+        cone = math.radians(rng.uniform(50.0, min(80.0, aop - 25.0)))
         gamma = beta - math.radians(aop)
-        u = _unit(gamma)
-        n = _unit(gamma - math.pi / 2)  # points from the tangent line into the head
-        a = rng.uniform(0.2, 0.28)
+        n1 = _unit(gamma + math.pi / 2)  # normals from each tangent line into the head
+        n2 = _unit(gamma + cone - math.pi / 2)
+        a = rng.uniform(0.18, 0.25) - 0.03 * descent
         b = a * rng.uniform(0.78, 0.95)
         ang = rng.uniform(0.0, math.pi)
         m = _ellipse_matrix(a, b, ang)
-        support = math.sqrt(float(n @ m @ n))
-        tau = rng.uniform(0.06, 0.22)  # distance from P1 to the tangent point along the tangent
-        t = tau + float((m @ n) @ u) / support
-        c = p1 + t * u + support * n
+        support = np.array([math.sqrt(float(n1 @ m @ n1)), math.sqrt(float(n2 @ m @ n2))])
+        c = p1 + np.linalg.solve(np.stack([n1, n2]), support)
         # Checks: PS fully inside the fan, most of the head visible, a clear gap between them.
         seg = p0[None, :] + np.linspace(0, 1, 24)[:, None] * (p1 - p0)[None, :]
         if not _in_fan(seg, apex, half, r0, r1, ps_w + 0.02).all():
             continue
         rim = _ellipse_points(c, a, b, ang, 120)
-        if _in_fan(rim, apex, half, r0, r1, 0.0).mean() < 0.7 or not _in_fan(c[None], apex, half, r0, r1, 0.05)[0]:
+        if _in_fan(rim, apex, half, r0, r1, 0.0).mean() < 0.65 or not _in_fan(c[None], apex, half, r0, r1, 0.05)[0]:
+            continue
+        # The AoP tangent point must be visible, or the masks would not carry the sampled AoP.
+        touch = c - (m @ n1) / support[0]
+        if not _in_fan(touch[None], apex, half, r0, r1, 0.03)[0]:
             continue
         gap = np.min(np.hypot(*(seg[:, None, :] - rim[None, :, :]).transpose(2, 0, 1)))
-        if gap < ps_w + max(0.04, 3.0 / s):
+        if gap < ps_w + 0.05:  # size-independent, so a seed gives the same scene at any size
             continue
-        aop_exact = _aop_from_geometry(p0, p1, c, a, b, ang)
-        if not 90.0 <= aop_exact <= 160.0:
+        angles = _tangent_angles(p0, p1, c, a, b, ang)
+        # The near tangent must stay clear of the PS direction, so the head is not behind the PS.
+        if len(angles) != 2 or angles[0] < 5.0 or not 90.0 <= angles[1] <= 160.0:
             continue
-        return _Geometry(apex, half, r0, r1, p0, p1, ps_w, c, a, b, ang, aop_exact)
+        return _Geometry(apex, half, r0, r1, p0, p1, ps_w, c, a, b, ang, angles[1])
     raise RuntimeError("phantom layout sampling did not converge")  # unreachable with these ranges
 
 
@@ -297,7 +319,9 @@ def _render(rng: np.random.Generator, g: _Geometry, h: int, w: int) -> tuple[np.
         wid = u(0.006, 0.02) + px
         band = r[: min(h, int(math.ceil((ay + rk + 3 * wid) * s)) + 1)]
         sl = slice(0, band.shape[0])
-        img[sl] += u(0.08, 0.3) * np.exp(-(((band - rk) * (1.0 / wid)) ** 2)) * (0.7 + 0.3 * _smooth_noise(rng, 4, h, w)[sl])
+        img[sl] += (
+            u(0.08, 0.3) * np.exp(-(((band - rk) * (1.0 / wid)) ** 2)) * (0.7 + 0.3 * _smooth_noise(rng, 4, h, w)[sl])
+        )
 
     # Distractors, painted before the labelled structures so that those cover them.
     for _ in range(int(rng.integers(1, 4))):  # fascia-like bright lines
@@ -342,10 +366,13 @@ def _render(rng: np.random.Generator, g: _Geometry, h: int, w: int) -> tuple[np.
     img[fsl] = head + rim * rim_gain
 
     # Pubic symphysis: bright capsule with a soft edge.
+    # The sampled points are the capsule's tips, so its core segment is shorter by a half-width.
     ps_w_px = _ps_half_width_px(g.ps_w, s)
+    axis = (g.p1 - g.p0) / float(np.linalg.norm(g.p1 - g.p0))
+    c0, c1 = g.p0 + ps_w_px * px * axis, g.p1 - ps_w_px * px * axis
     reach = ps_w_px * px + 2 * px
-    psl = cv.box(np.minimum(g.p0, g.p1) - reach, np.maximum(g.p0, g.p1) + reach)
-    d = _capsule_distance(x[psl], y[psl], g.p0, g.p1) * s  # in pixels
+    psl = cv.box(np.minimum(c0, c1) - reach, np.maximum(c0, c1) + reach)
+    d = _capsule_distance(x[psl], y[psl], c0, c1) * s  # in pixels
     ps_crop = d <= ps_w_px
     prof = np.clip((ps_w_px - d) / max(0.35 * ps_w_px, 0.7) + 0.5, 0, 1)
     img[psl] = img[psl] * (1 - prof) + u(0.7, 1.0) * prof

@@ -164,7 +164,7 @@ def train(
     for epoch in range(start_epoch, cfg.epochs):
         # A per-epoch seed keeps resumed runs on the same data order as uninterrupted ones.
         gen.manual_seed(cfg.seed * 1000 + epoch)
-        torch.manual_seed(cfg.seed * 1000 + epoch)
+        train_ds.set_epoch(epoch)  # augmentation depends only on (seed, epoch, index)
         model.train()
         t0, seen, loss_sum = time.perf_counter(), 0, 0.0
         bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False, unit="step")
@@ -197,12 +197,13 @@ def train(
             val_dice_fh=dice["FH"], lr=optimizer.param_groups[0]["lr"], seconds=seconds, images_per_s=seen / seconds,
         )  # fmt: skip
         result.epochs.append(entry)
-        if progress:
-            log.info(
-                "epoch %d/%d  loss %.4f  val Dice %.4f (PS %.4f, FH %.4f)  %.1f img/s",
-                entry.epoch, cfg.epochs, entry.loss, entry.val_dice, entry.val_dice_ps, entry.val_dice_fh,
-                entry.images_per_s,
-            )  # fmt: skip
+        # One line per epoch for a standalone run; a search trial keeps quiet unless --debug.
+        log.log(
+            logging.INFO if progress else logging.DEBUG,
+            "epoch %d/%d  loss %.4f  val Dice %.4f (PS %.4f, FH %.4f)  %.1f img/s",
+            entry.epoch, cfg.epochs, entry.loss, entry.val_dice, entry.val_dice_ps, entry.val_dice_fh,
+            entry.images_per_s,
+        )  # fmt: skip
         _save(model, optimizer, scheduler, arch, cfg, result, ckpt_path)
         if on_epoch_end is not None:
             try:

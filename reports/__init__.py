@@ -1,0 +1,91 @@
+"""Reports for a study: Pareto fronts, hypervolume, plots, tables and one self-contained HTML page.
+
+Compute the info, then draw it: :func:`pareto_front` gives a :class:`FrontInfo`, the ``*_info``
+functions a :class:`ScatterInfo` per plot, :func:`compute_report` a :class:`ReportInfo`;
+:func:`build_report` draws and writes them all into ``STUDY_DIR/report/``.
+"""
+
+from reports._build import PLOT_KEYS, ReportInfo, build_report, compute_report, report_summary
+from reports._html import render_html
+from reports._hypervolume import HypervolumeHistory, default_reference, hypervolume, hypervolume_history
+from reports._load import (
+    CANDIDATE_COLUMNS,
+    DEFAULT_OBJECTIVES,
+    candidates_frame,
+    check_objectives,
+    load_candidates,
+    load_environment,
+    load_history,
+    load_study_settings,
+    read_candidate,
+    study_constraints,
+    study_objectives,
+)
+from reports._pareto import FrontInfo, attainment_line, dominance_matrix, nondominated_ranks, pareto_front
+from reports._plot_info import (
+    PAPER_PUBLISHED,
+    REALTIME_BANDS,
+    Arrow,
+    Band,
+    PublishedPoint,
+    ScatterInfo,
+    dice_fps_info,
+    dice_macs_info,
+    dice_params_info,
+    is_jetson_target,
+    published_point_for,
+)
+from reports._plots import figure_bytes, plot_hypervolume_history, plot_scatter, save_figure
+from reports._select import ShipChoice, choose_model, meets_constraints
+from reports._tables import candidates_table, display_table, to_markdown, write_tables
+
+__all__ = [
+    "CANDIDATE_COLUMNS",
+    "DEFAULT_OBJECTIVES",
+    "PAPER_PUBLISHED",
+    "PLOT_KEYS",
+    "REALTIME_BANDS",
+    "Arrow",
+    "Band",
+    "FrontInfo",
+    "HypervolumeHistory",
+    "PublishedPoint",
+    "ReportInfo",
+    "ScatterInfo",
+    "ShipChoice",
+    "attainment_line",
+    "build_report",
+    "candidates_frame",
+    "candidates_table",
+    "check_objectives",
+    "choose_model",
+    "compute_report",
+    "default_reference",
+    "dice_fps_info",
+    "dice_macs_info",
+    "dice_params_info",
+    "display_table",
+    "dominance_matrix",
+    "figure_bytes",
+    "hypervolume",
+    "hypervolume_history",
+    "is_jetson_target",
+    "load_candidates",
+    "load_environment",
+    "load_history",
+    "load_study_settings",
+    "meets_constraints",
+    "nondominated_ranks",
+    "pareto_front",
+    "plot_hypervolume_history",
+    "plot_scatter",
+    "published_point_for",
+    "read_candidate",
+    "render_html",
+    "report_summary",
+    "save_figure",
+    "study_constraints",
+    "study_objectives",
+    "to_markdown",
+    "write_tables",
+]

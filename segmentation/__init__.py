@@ -1,0 +1,75 @@
+"""Ultrasound data (JNU-IFM, PSFHS, a synthetic transperineal phantom), training, metrics and AoP."""
+
+from segmentation._aop import AoPMeasurement, angle_of_progression, draw_aop_masks, measure_aop
+from segmentation._data import CLASS_NAMES, DataSpec, SegmentationDataset, load_split, split_groups
+from segmentation._evaluate import EvalResult, evaluate_checkpoint, evaluate_model
+from segmentation._formats import (
+    FRAME_LABEL_NAMES,
+    DatasetIndex,
+    Sample,
+    index_jnu_ifm,
+    index_psfhs,
+    load_sample,
+    parse_frames,
+)
+from segmentation._losses import DeepSupervisionLoss
+from segmentation._metrics import (
+    FOREGROUND_CLASSES,
+    MetricAccumulator,
+    binary_metrics,
+    format_table,
+    image_diagonal,
+    image_metrics,
+    surface_distances,
+)
+from segmentation._phantom import make_phantom, phantom_layout
+from segmentation._train import (
+    EpochLog,
+    StopTraining,
+    TrainConfig,
+    TrainingDiverged,
+    TrainResult,
+    seed_everything,
+    train,
+    validation_dice,
+)
+
+__all__ = [
+    "CLASS_NAMES",
+    "FRAME_LABEL_NAMES",
+    "AoPMeasurement",
+    "DataSpec",
+    "DatasetIndex",
+    "DeepSupervisionLoss",
+    "EpochLog",
+    "EvalResult",
+    "FOREGROUND_CLASSES",
+    "MetricAccumulator",
+    "Sample",
+    "SegmentationDataset",
+    "StopTraining",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "angle_of_progression",
+    "binary_metrics",
+    "draw_aop_masks",
+    "evaluate_checkpoint",
+    "evaluate_model",
+    "format_table",
+    "image_diagonal",
+    "image_metrics",
+    "index_jnu_ifm",
+    "index_psfhs",
+    "load_sample",
+    "load_split",
+    "make_phantom",
+    "measure_aop",
+    "parse_frames",
+    "phantom_layout",
+    "seed_everything",
+    "split_groups",
+    "surface_distances",
+    "train",
+    "validation_dice",
+]

@@ -1,0 +1,115 @@
+"""A tiny study directory in the layout the search and compression write (real JSON/CSV files)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from common import CandidateRecord, atomic_write_json, atomic_write_text
+
+BASE = CandidateRecord(
+    name="paper",
+    source="reference",
+    dataset="synthetic",
+    split="val",
+    dice=0.90,
+    dice_ps=0.88,
+    dice_fh=0.92,
+    delta_aop_deg=3.5,
+    params=1_900_000,
+    macs=1_000_000_000,
+    latency_ms=50.0,
+    fps=20.0,
+    latency_kind="measured",
+    target="local",
+    device="Intel Xeon (2 cores)",
+    backend="onnxruntime",
+    precision="fp32",
+    threads=2,
+    height=64,
+    width=64,
+    feasible=True,
+    trial=0,
+    config={"widths": [8, 16, 32], "act": "gelu"},
+)
+
+
+def cand(name: str, **changes) -> CandidateRecord:
+    """A candidate like the paper preset with ``changes``; FPS follows latency unless given."""
+    if "latency_ms" in changes and "fps" not in changes and changes["latency_ms"] is not None:
+        changes["fps"] = 1000.0 / changes["latency_ms"]
+    return replace(BASE, name=name, **changes)
+
+
+def write_study(root: Path, records, *, settings=None, history_csv: str | None = None, environment=None) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    if settings is not None:
+        atomic_write_json(root / "study.json", settings)
+    for r in records:
+        sub = root / "compressed" / r.name if r.source == "compressed" else root / "trials" / str(r.trial)
+        atomic_write_json(sub / "candidate.json", r.to_dict())
+    if history_csv is not None:
+        atomic_write_text(root / "history.csv", history_csv)
+    if environment is not None:
+        atomic_write_json(root / "environment.json", environment)
+    return root
+
+
+SETTINGS = {
+    "name": "tiny",
+    "objectives": [["dice", "maximize"], ["latency_ms", "minimize"]],
+    "constraints": {"min_fps": 10, "max_latency_ms": None, "max_params": None},
+    "target": "local",
+    "data": {"dataset": "synthetic", "n": 8},
+    "size": [64, 64],
+    "sampler": "nsga2",
+    "seed": 0,
+}
+
+
+def tiny_records():
+    """Front (dice max, latency min): paper, paper.int8, trial-1, trial-4; trial-2 dominated;
+    trial-3 infeasible; trial-5 lacks a Dice value."""
+    return [
+        cand("paper"),
+        cand("trial-1", source="trial", trial=1, dice=0.88, latency_ms=25.0, params=1_000_000, macs=500_000_000),
+        cand("trial-2", source="trial", trial=2, dice=0.85, latency_ms=55.0, params=1_500_000, macs=800_000_000),
+        cand("trial-3", source="trial", trial=3, dice=0.93, latency_ms=200.0, params=5_000_000, feasible=False),
+        cand(
+            "trial-4",
+            source="trial",
+            trial=4,
+            dice=0.86,
+            latency_ms=16.0,
+            latency_kind="estimated",
+            target="jetson-nano-estimate",
+            backend="roofline",
+            threads=None,
+            params=600_000,
+            macs=300_000_000,
+        ),
+        cand("trial-5", source="trial", trial=5, dice=None, dice_ps=None, dice_fh=None),
+        cand(
+            "paper.int8",
+            source="compressed",
+            parent="paper",
+            trial=None,
+            dice=0.895,
+            latency_ms=28.0,
+            precision="int8",
+            recipe="ort-int8-qdq-minmax",
+            notes="<script>alert('x')</script>",
+        ),
+    ]
+
+
+@pytest.fixture
+def tiny_study(tmp_path: Path) -> Path:
+    return write_study(
+        tmp_path / "study",
+        tiny_records(),
+        settings=SETTINGS,
+        environment={"python": "3.11", "cpu": "Xeon <2 cores>", "versions": {"torch": "2.13"}},
+    )

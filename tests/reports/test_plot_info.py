@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reports import (
+    PAPER_PUBLISHED,
+    REALTIME_BANDS,
+    candidates_frame,
+    dice_fps_info,
+    dice_macs_info,
+    dice_params_info,
+    figure_bytes,
+    plot_scatter,
+)
+
+from .conftest import cand, tiny_records
+
+NANO = dict(
+    dataset="jnu-ifm",
+    split="test",
+    target="ssh://nvidia@192.168.55.1:22",
+    device="Jetson Nano (L4T R32.6.1), 10W MAXN",
+    backend="tensorrt",
+    precision="fp16",
+    threads=None,
+)
+
+
+def _nano_study(**override):
+    return candidates_frame(
+        [
+            cand("paper", **{**NANO, **override}, latency_ms=40.0),
+            cand("trial-1", source="trial", trial=1, dice=0.88, latency_ms=30.0, **{**NANO, **override}),
+            cand(
+                "paper.fp16",
+                source="compressed",
+                parent="paper",
+                trial=None,
+                dice=0.87,
+                latency_ms=20.0,
+                **{**NANO, **override},
+            ),
+        ]
+    )
+
+
+def test_dice_fps_front_and_marks_on_the_tiny_study():
+    info = dice_fps_info(candidates_frame(tiny_records()))
+    # FPS maximize is the same order as latency minimize.
+    assert set(info.front.front_names) == {"paper", "paper.int8", "trial-1", "trial-4"}
+    assert info.front.dominated_names == ("trial-2",)
+    assert info.front.infeasible_names == ("trial-3",)
+    assert tuple(info.front.missing["name"]) == ("trial-5",)
+    assert info.references == ("paper",)
+    assert info.estimated == ("trial-4",)
+    assert [(a.parent, a.child) for a in info.arrows] == [("paper", "paper.int8")]
+    assert info.arrows[0].start == pytest.approx((20.0, 90.0)) and info.arrows[0].end == pytest.approx(
+        (1000 / 28, 89.5)
+    )
+    # Local and estimated targets mixed: no real-time bands; synthetic data: no published point.
+    assert info.bands == ()
+    assert info.published is None and "synthetic" in info.published_reason
+    assert "synthetic data" in info.title
+    assert "measured" in info.x.label and "ESTIMATED" in info.x.label
+    assert "Intel Xeon (2 cores) | onnxruntime fp32 | 2 thread(s) | input 64x64 | measured (local)" in info.subtitle
+    # The staircase runs from the fastest front point (best x) to the best Dice.
+    assert info.front_line[0] == pytest.approx((62.5, 86.0)) and info.front_line[-1] == pytest.approx((20.0, 90.0))
+    assert info.better == ("right", "top")
+
+
+def test_published_point_only_when_comparable():
+    info = dice_fps_info(_nano_study())
+    assert info.published is PAPER_PUBLISHED
+    assert info.bands == REALTIME_BANDS
+    # Never part of our front.
+    assert "published (paper)" not in info.front.front_names and len(info.front.front) == 3
+
+    assert dice_fps_info(_nano_study(dataset="synthetic")).published is None
+    assert dice_fps_info(_nano_study(device="Jetson Nano 4GB (B01)")).published is PAPER_PUBLISHED
+    xavier = dice_fps_info(_nano_study(device="Jetson Xavier NX", target="ssh://nvidia@xavier:22"))
+    assert xavier.published is None and xavier.bands == REALTIME_BANDS
+    estimate = dice_fps_info(_nano_study(latency_kind="estimated", target="jetson-nano-estimate", backend="roofline"))
+    assert estimate.published is None and "estimated" in estimate.published_reason
+    assert estimate.bands == REALTIME_BANDS and "ESTIMATED" in estimate.x.label
+    local = dice_fps_info(_nano_study(target="local", device="Intel Xeon"))
+    assert local.published is None and local.bands == ()
+    # The cost plots never carry it.
+    assert dice_macs_info(_nano_study()).published is None
+
+
+def test_cost_plots_use_their_own_fronts():
+    df = candidates_frame(tiny_records())
+    macs = dice_macs_info(df)
+    # Equal MACs for paper and paper.int8 (quantization keeps them): the int8 one has lower Dice.
+    assert set(macs.front.front_names) == {"paper", "trial-1", "trial-4"}
+    assert "paper.int8" in macs.front.dominated_names
+    assert macs.x.factor == 1e-9 and macs.better == ("left", "top")
+    params = dice_params_info(df)
+    assert set(params.front.front_names) == {"paper", "trial-1", "trial-4"}
+    assert "counted at input 64x64" in params.subtitle
+
+
+def test_log_scale_when_costs_span_orders_of_magnitude():
+    df = candidates_frame([cand("a", params=10_000), cand("b", trial=1, params=5_000_000, dice=0.95)])
+    assert dice_params_info(df).x.log
+    assert not dice_params_info(candidates_frame(tiny_records())).x.log
+
+
+def test_drawing_with_bands_published_and_arrows_renders():
+    info = dice_fps_info(_nano_study())
+    fig = plot_scatter(info)
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    assert lo == 0 and hi >= PAPER_PUBLISHED.fps
+    assert fig.get_suptitle() == info.title
+    png = figure_bytes(fig, "png")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = figure_bytes(fig, "svg").decode()
+    assert "<svg" in svg
+    assert "IS&gt;24" in svg and "published (paper)" in svg  # matplotlib keeps drawn text as comments
+
+
+def test_empty_input_warns_and_still_draws(caplog):
+    df = candidates_frame([])
+    with caplog.at_level("WARNING"):
+        info = dice_fps_info(df)
+    assert info.note and "no candidates" in info.note
+    assert any("empty figure" in r.message for r in caplog.records)
+    assert np.asarray(info.front_line).size == 0
+    assert figure_bytes(plot_scatter(info), "png")[:4] == b"\x89PNG"
