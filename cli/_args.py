@@ -36,3 +36,20 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 def add_json_out(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--json", metavar="PATH", help=f"also write {what} as JSON to PATH ('-' for stdout)")
+
+
+def add_model_source(p: argparse.ArgumentParser, *, onnx: bool = True) -> None:
+    """--arch / --checkpoint [/ --onnx]: what to profile (the paper preset when none is given)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--arch", help="a preset (paper, paper-figure, unext) or an RTSegConfig JSON file (default: paper)"
+    )
+    group.add_argument("--checkpoint", metavar="CKPT", help="a checkpoint written by train/prune")
+    if onnx:
+        group.add_argument(
+            "--onnx", metavar="FILE", help="an ONNX file (no counts; ONNX Runtime or remote timing only)"
+        )
+
+
+def model_source(args: argparse.Namespace) -> str:
+    return getattr(args, "onnx", None) or args.checkpoint or args.arch or "paper"

@@ -72,12 +72,14 @@ _V8_METRICS = {
     "GPU Compute Time": "gpu_compute",
     "End-to-End Host Latency": "end_to_end",
 }
-_V8_LINE = re.compile(r"^(Latency|GPU Compute Time|End-to-End Host Latency|Enqueue Time|H2D Latency|D2H Latency): (.*)$")
+_V8_LINE = re.compile(
+    r"^(Latency|GPU Compute Time|End-to-End Host Latency|Enqueue Time|H2D Latency|D2H Latency): (.*)$"
+)
 _V8_FIELD = re.compile(r"(min|max|mean|median) = " + _NUM + r" ms")
 _V8_PCT = re.compile(r"percentile\(" + _NUM + r"%\) = " + _NUM + r" ms")
 _V7_HEADERS = {"Host Latency": "latency", "GPU Compute": "gpu_compute", "Enqueue Time": "enqueue"}
 _V7_FIELD = re.compile(r"^(min|max|mean|median): " + _NUM + r" ms(?: \(end to end " + _NUM + r" ms\))?")
-_V7_PCT = re.compile(r"^percentile: " + _NUM + r" ms at " + _NUM + r"%(?: \(end to end " + _NUM + r" ms at")?")
+_V7_PCT = re.compile(r"^percentile: " + _NUM + r" ms at " + _NUM + r"%(?: \(end to end " + _NUM + r" ms at)?")
 _AVERAGE = re.compile(
     r"Average on (\d+) runs - GPU latency: " + _NUM + r" ms - Host latency: " + _NUM + r" ms"
     r"(?: \((?:end to end " + _NUM + r" ms, )?enqueue " + _NUM + r" ms\))?"

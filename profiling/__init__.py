@@ -1,0 +1,108 @@
+"""Cost and latency of RTSeg-Net family models: counts, ONNX export, local timing, Jetson profiling and estimates.
+
+- :func:`profile_model` is the one-call API (``python run.py profile``): counts plus latency here,
+  on a device over SSH, or as a labelled Jetson Nano estimate.
+- :func:`count_costs` gives parameters (true and the paper's thop convention), MACs (fvcore,
+  thop with and without a DSConv rule) and peak activation memory as a :class:`CostRecord`.
+- :func:`export_onnx` writes a parity-checked ONNX file (DSConv frozen, BN folded).
+- :func:`measure_onnxruntime` / :func:`measure_pytorch` time locally; :func:`profile_remote`
+  times on an SSH device; :func:`estimate_latency` and :class:`CalibratedEstimator` estimate.
+- :func:`bench_variants` / :func:`run_bench` compare variants in one alternating loop.
+"""
+
+from profiling._bench import (
+    BenchConfig,
+    BenchResult,
+    Variant,
+    VariantResult,
+    bench_variants,
+    ort_variant,
+    pytorch_variant,
+    run_bench,
+)
+from profiling._counts import (
+    CostRecord,
+    count_costs,
+    count_parameters_paper_convention,
+    count_parameters_true,
+    peak_activation_memory,
+)
+from profiling._env import describe_device, describe_environment
+from profiling._estimate import (
+    ESTIMATE_TARGET,
+    JETSON_NANO,
+    CalibratedEstimator,
+    DeviceSpec,
+    KernelEstimate,
+    RooflineEstimate,
+    estimate_latency,
+    estimate_roofline,
+)
+from profiling._export import (
+    ExportConfig,
+    ExportResult,
+    check_onnx,
+    export_onnx,
+    fold_batchnorm,
+    prepare_for_export,
+)
+from profiling._latency import LatencyConfig, measure_onnxruntime, measure_pytorch, time_calls, torch_threads
+from profiling._ort import make_session
+from profiling._profile import ProfileReport, profile_model
+from profiling._records import LatencyRecord
+from profiling._remote import probe_remote, profile_remote
+from profiling._source import ModelSource, load_source
+from profiling._ssh import SSHOptions, SSHTarget
+from profiling._stats import summarize_times
+from profiling._trace import ForwardTrace, TracedOp, trace_forward
+
+__all__ = [
+    "ESTIMATE_TARGET",
+    "JETSON_NANO",
+    "BenchConfig",
+    "BenchResult",
+    "CalibratedEstimator",
+    "CostRecord",
+    "DeviceSpec",
+    "ExportConfig",
+    "ExportResult",
+    "ForwardTrace",
+    "KernelEstimate",
+    "LatencyConfig",
+    "LatencyRecord",
+    "ModelSource",
+    "ProfileReport",
+    "RooflineEstimate",
+    "SSHOptions",
+    "SSHTarget",
+    "TracedOp",
+    "Variant",
+    "VariantResult",
+    "bench_variants",
+    "check_onnx",
+    "count_costs",
+    "count_parameters_paper_convention",
+    "count_parameters_true",
+    "describe_device",
+    "describe_environment",
+    "estimate_latency",
+    "estimate_roofline",
+    "export_onnx",
+    "fold_batchnorm",
+    "load_source",
+    "make_session",
+    "measure_onnxruntime",
+    "measure_pytorch",
+    "ort_variant",
+    "peak_activation_memory",
+    "prepare_for_export",
+    "profile_model",
+    "probe_remote",
+    "profile_remote",
+    "pytorch_variant",
+    "run_bench",
+    "summarize_times",
+    "time_calls",
+    "torch_threads",
+    "trace_forward",
+]

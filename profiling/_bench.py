@@ -1,0 +1,320 @@
+"""Side-by-side benchmarks: several variants of one model timed in one alternating loop.
+
+Timing variants one after the other lets a change in machine load (another process, thermal
+throttling, turbo) land on one of them only. Here every round runs each variant once, in an
+order rotated from round to round, so slow periods hit all variants alike; the medians over
+rounds are compared. Warm-up runs each variant ``warmup`` times first, also alternating.
+
+A :class:`Variant` is a name and a callable ``run(x)`` taking the shared input (a numpy array):
+the runtime comparison here adds PyTorch eager and ONNX Runtime FP32; compression adds its
+pruned and quantized models the same way (:func:`ort_variant`, :func:`pytorch_variant`).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from common import ProfilingError, Record
+from profiling._stats import summarize_times
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One thing to time. ``run(x)`` does one forward pass of the shared numpy input ``x``.
+
+    ``sync`` (optional) is called after each run before the clock stops (e.g. CUDA synchronize).
+    ``backend``/``precision``/``description`` are carried into the result for reports.
+    """
+
+    name: str
+    run: Callable[[np.ndarray], Any]
+    backend: str = ""
+    precision: str = "fp32"
+    description: str = ""
+    sync: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Settings of a runtime benchmark: input ``batch x C x size x size``, ``threads`` for every
+    runtime, ``rounds`` timed rounds (one run of each variant per round) after ``warmup`` runs
+    of each. ``opset`` of the exported ONNX model."""
+
+    size: int = 256
+    batch: int = 1
+    threads: int = 1
+    rounds: int = 30
+    warmup: int = 5
+    seed: int = 0
+    opset: int = 17
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        for name, low in (("size", 1), ("batch", 1), ("threads", 1), ("rounds", 1), ("warmup", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < low:
+                raise ProfilingError(f"BenchConfig.{name}: must be an integer >= {low}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class VariantResult(Record):
+    """The times of one variant (ms per forward pass of one batch) and their summary."""
+
+    name: str
+    backend: str
+    precision: str
+    description: str
+    runs: int
+    median_ms: float
+    p90_ms: float
+    iqr_ms: float
+    mean_ms: float
+    min_ms: float
+    fps: float
+    times_ms: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """All variants of one benchmark, the baseline they are compared with, and the conditions."""
+
+    variants: tuple[VariantResult, ...]
+    baseline: str
+    conditions: dict = field(default_factory=dict)
+
+    def get(self, name: str) -> VariantResult:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise ProfilingError(f"bench: no variant named {name!r} (have {', '.join(v.name for v in self.variants)})")
+
+    def speedups(self) -> dict[str, float]:
+        """Baseline median / variant median for every variant (> 1 means faster than the baseline)."""
+        base = self.get(self.baseline).median_ms
+        return {v.name: base / v.median_ms for v in self.variants}
+
+    def comparisons(self) -> list[str]:
+        """Sentences like ``"ORT FP32 is 2.40x faster than PyTorch eager (median 20.1 vs 48.3 ms)"``."""
+        base = self.get(self.baseline)
+        out = []
+        for v in self.variants:
+            if v.name == self.baseline:
+                continue
+            ratio = base.median_ms / v.median_ms
+            word, factor = ("faster", ratio) if ratio >= 1 else ("slower", 1 / ratio)
+            out.append(
+                f"{v.name} is {factor:.2f}x {word} than {base.name} "
+                f"(median {v.median_ms:.2f} vs {base.median_ms:.2f} ms)"
+            )
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "baseline": self.baseline,
+            "conditions": self.conditions,
+            "variants": [v.to_dict() for v in self.variants],
+            "speedup_vs_baseline": self.speedups(),
+            "comparisons": self.comparisons(),
+        }
+
+    def format_table(self) -> str:
+        c = self.conditions
+        head = ", ".join(f"{k} {c[k]}" for k in ("model", "input", "threads", "rounds", "warmup", "device") if k in c)
+        header = ("variant", "backend", "prec", "median ms", "p90 ms", "IQR ms", "FPS", "speed-up")
+        sp = self.speedups()
+        rows = [
+            (
+                v.name,
+                v.backend,
+                v.precision,
+                f"{v.median_ms:.2f}",
+                f"{v.p90_ms:.2f}",
+                f"{v.iqr_ms:.2f}",
+                f"{v.fps:.1f}",
+                f"{sp[v.name]:.2f}x",
+            )
+            for v in self.variants
+        ]
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+        fmt = "  ".join(f"{{:<{w}}}" if i < 3 else f"{{:>{w}}}" for i, w in enumerate(widths))
+        lines = [f"bench: {head}", fmt.format(*header), *(fmt.format(*r) for r in rows)]
+        lines.append(f"(speed-up = median of {self.baseline} / median of the variant; alternating rounds)")
+        lines += self.comparisons()
+        return "\n".join(lines)
+
+
+def bench_variants(
+    variants: Sequence[Variant],
+    x: np.ndarray,
+    *,
+    rounds: int,
+    warmup: int,
+    baseline: str | None = None,
+    conditions: dict | None = None,
+    progress: bool = False,
+) -> BenchResult:
+    """Time ``variants`` on the shared input ``x`` in alternating rounds (see the module docstring).
+
+    ``baseline`` (default: the first variant) is what the speed-ups compare against.
+    """
+    from tqdm.auto import tqdm
+
+    if not variants:
+        raise ProfilingError("bench: no variants to time")
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise ProfilingError(f"bench: variant names must be unique, got {names}")
+    baseline = baseline or names[0]
+    if baseline not in names:
+        raise ProfilingError(f"bench: baseline {baseline!r} is not a variant ({', '.join(names)})")
+    if rounds < 1 or warmup < 0:
+        raise ProfilingError(f"bench: rounds must be >= 1 and warmup >= 0, got {rounds} and {warmup}")
+    n = len(variants)
+    log.info("bench: %d variant(s), %d warm-up run(s) each, then %d alternating round(s)", n, warmup, rounds)
+    for _ in range(warmup):
+        for v in variants:
+            v.run(x)
+            if v.sync:
+                v.sync()
+    times: list[list[float]] = [[] for _ in variants]
+    for r in tqdm(range(rounds), desc="bench rounds", unit="round", disable=not progress, leave=False):
+        for k in range(n):
+            i = (r + k) % n  # rotate the order so no variant always runs first (or right after another)
+            v = variants[i]
+            start = time.perf_counter_ns()
+            v.run(x)
+            if v.sync:
+                v.sync()
+            times[i].append((time.perf_counter_ns() - start) / 1e6)
+    batch = int(x.shape[0]) if x.ndim else 1
+    results = tuple(
+        VariantResult(
+            name=v.name,
+            backend=v.backend,
+            precision=v.precision,
+            description=v.description,
+            runs=len(t),
+            times_ms=[round(ms, 4) for ms in t],
+            **summarize_times(t, batch=batch),
+        )
+        for v, t in zip(variants, times)
+    )
+    return BenchResult(variants=results, baseline=baseline, conditions=dict(conditions or {}))
+
+
+def ort_variant(
+    name: str, onnx_path: str | Path, *, threads: int = 1, precision: str = "fp32", description: str = ""
+) -> Variant:
+    """An ONNX Runtime CPU session (the suite's session options) as a bench variant.
+
+    Thread-pool spinning is switched off when ``threads > 1``: a spinning ORT pool would steal
+    cores from the variant that runs next in the alternating loop.
+    """
+    from profiling._ort import make_session
+
+    session = make_session(onnx_path, threads=threads, providers=["CPUExecutionProvider"], spin=False)
+    input_name = session.get_inputs()[0].name
+    dtype = np.float16 if session.get_inputs()[0].type == "tensor(float16)" else np.float32
+
+    def run(x: np.ndarray) -> Any:
+        return session.run(None, {input_name: x.astype(dtype, copy=False)})
+
+    desc = description or f"ONNX Runtime CPUExecutionProvider, intra-op {threads}, ORT_ENABLE_ALL"
+    return Variant(name, run, backend="onnxruntime", precision=precision, description=desc)
+
+
+def pytorch_variant(model: nn.Module, name: str = "PyTorch eager", *, description: str = "") -> Variant:
+    """PyTorch eager on the CPU under ``inference_mode`` (DSConv frozen, eval) as a bench variant.
+
+    Threads are set once for the whole benchmark by :func:`run_bench` (``torch.set_num_threads``).
+    """
+    import copy
+
+    from search_spaces import freeze_dsconv
+
+    work = freeze_dsconv(copy.deepcopy(model).eval())
+
+    def run(x: np.ndarray) -> Any:
+        with torch.inference_mode():
+            return work(torch.from_numpy(x))
+
+    return Variant(
+        name, run, backend="pytorch", precision="fp32", description=description or "PyTorch eager, inference_mode, CPU"
+    )
+
+
+def run_bench(
+    source: Any,
+    config: BenchConfig = BenchConfig(),
+    *,
+    extra_variants: Sequence[Variant] | Callable[[Any, Path], Sequence[Variant]] = (),
+    model_name: str | None = None,
+) -> BenchResult:
+    """Benchmark ``source`` (preset, config, checkpoint or module): PyTorch eager (the baseline)
+    vs ONNX Runtime FP32, plus ``extra_variants`` (a list, or a callable ``(ModelSource, tmpdir)
+    -> list`` for variants that must build files first), all in one alternating loop.
+    """
+    from profiling._env import describe_device, describe_environment
+    from profiling._export import ExportConfig, export_onnx
+    from profiling._latency import torch_threads
+    from profiling._source import load_source
+
+    src = load_source(source, seed=config.seed, name=model_name)
+    if src.model is None:
+        raise ProfilingError(
+            f"{src.name}: bench needs a PyTorch model (preset, config or checkpoint), not an ONNX file"
+        )
+    channels = src.channels or 1
+    with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
+        exported = export_onnx(
+            src.model,
+            Path(tmp) / "model.onnx",
+            ExportConfig(
+                opset=config.opset, batch=config.batch, height=config.size, width=config.size, channels=channels
+            ),
+            model_name=src.name,
+        )
+        variants = [
+            pytorch_variant(src.model, "PyTorch eager"),
+            ort_variant("ORT FP32", exported.path, threads=config.threads),
+        ]
+        extra = extra_variants(src, Path(tmp)) if callable(extra_variants) else extra_variants
+        variants += list(extra)
+        x = np.random.default_rng(config.seed).standard_normal((config.batch, channels, config.size, config.size))
+        x = x.astype(np.float32)
+        conditions = {
+            "model": src.name,
+            "input": f"{config.batch}x{channels}x{config.size}x{config.size}",
+            "threads": config.threads,
+            "rounds": config.rounds,
+            "warmup": config.warmup,
+            "device": describe_device(),
+            "opset": config.opset,
+            "ort_intra_op_spinning": "n/a (1 thread)" if config.threads == 1 else "off",
+            "environment": describe_environment(threads=config.threads),
+        }
+        with torch_threads(config.threads):
+            result = bench_variants(
+                variants,
+                x,
+                rounds=config.rounds,
+                warmup=config.warmup,
+                baseline="PyTorch eager",
+                conditions=conditions,
+                progress=config.progress,
+            )
+    for line in result.comparisons():
+        log.debug("%s", line)
+    return result

@@ -1,0 +1,342 @@
+"""One call that counts a model and times it where asked: here, on a device over SSH, or by estimate."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from common import ConfigError, ProfilingError
+from profiling._counts import CostRecord, count_costs
+from profiling._export import ExportConfig, ExportResult, export_onnx
+from profiling._records import LatencyRecord
+from profiling._source import ModelSource, load_source
+
+log = logging.getLogger(__name__)
+
+LOCAL_BACKENDS = ("onnxruntime", "pytorch")
+ESTIMATE_TARGET = "jetson-nano-estimate"
+# Defaults where the caller leaves them open: local timing, then the remote side's own defaults.
+LOCAL_WARMUP, LOCAL_RUNS, REMOTE_RUNS = 10, 50, 100
+LOCAL_OPSET, REMOTE_OPSET = 17, 13  # 13 parses on TensorRT 8.0/8.2 (JetPack 4.6.x)
+
+# Cost columns copied onto each latency row of the frame (names that do not clash).
+_COST_COLUMNS = (
+    "params",
+    "params_paper_convention",
+    "macs_fvcore",
+    "macs_thop",
+    "macs_thop_paper_convention",
+    "peak_activation_bytes",
+)
+
+
+@dataclass(frozen=True)
+class ProfileReport:
+    """The cost of one model and its latency records (measured and/or estimated).
+
+    ``cost`` is None when only an ONNX file was given. ``skipped`` lists what was asked for but
+    could not be done here, with the reason. ``export`` describes the ONNX file that was timed
+    when one was exported for the purpose.
+    """
+
+    model: str
+    source_kind: str
+    target: str
+    cost: CostRecord | None
+    latency: tuple[LatencyRecord, ...] = ()
+    export: ExportResult | None = None
+    skipped: tuple[str, ...] = ()
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per latency record with the cost columns beside it (one cost-only row if none)."""
+        cost = {k: getattr(self.cost, k) for k in _COST_COLUMNS} if self.cost else {k: None for k in _COST_COLUMNS}
+        if not self.latency:
+            return [{"model": self.model, "kind": None, **cost}]
+        out = []
+        for rec in self.latency:
+            row = rec.to_dict()
+            row.pop("schema", None)
+            row.pop("environment", None)  # nested: kept in to_dict()["latency"], not in the table
+            row.update(cost)
+            out.append(row)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "source_kind": self.source_kind,
+            "target": self.target,
+            "cost": self.cost.to_dict() if self.cost else None,
+            "latency": [r.to_dict() for r in self.latency],
+            "export": self.export.to_dict() if self.export else None,
+            "skipped": list(self.skipped),
+            "rows": self.rows(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProfileReport:
+        return cls(
+            model=data["model"],
+            source_kind=data.get("source_kind", ""),
+            target=data.get("target", ""),
+            cost=CostRecord.from_dict(data["cost"]) if data.get("cost") else None,
+            latency=tuple(LatencyRecord.from_dict(r) for r in data.get("latency", [])),
+            export=ExportResult.from_dict(data["export"]) if data.get("export") else None,
+            skipped=tuple(data.get("skipped", [])),
+        )
+
+    def to_frame(self):
+        """A pandas DataFrame, one row per latency record, cost columns included."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
+
+    def format_table(self) -> str:
+        """The human-readable report the CLI prints."""
+        lines = [f"model: {self.model} ({self.source_kind})"]
+        c = self.cost
+        if c is not None:
+            lines += [
+                f"input: {c.batch} x {c.channels} x {c.height} x {c.width}"
+                + (" (aux heads included)" if c.include_aux else " (eval graph, aux heads off)"),
+                f"parameters: {c.params:,} true (sum of p.numel())  |  {c.params_paper_convention:,} by the paper's "
+                "thop convention (DSConv and EFF scalars/gate not counted)",
+                f"MACs (multiply-accumulates, G): fvcore {c.macs_fvcore / 1e9:.3f}  |  thop + DSConv rule "
+                f"{c.macs_thop / 1e9:.3f}  |  thop without DSConv rule (paper's convention) "
+                f"{c.macs_thop_paper_convention / 1e9:.3f}",
+                f"peak activation memory: {c.peak_activation_bytes / 2**20:.2f} MiB ({c.peak_activation_method})",
+                f"fvcore skipped (0 MACs): {c.fvcore_skipped or 'none'}",
+            ]
+        else:
+            lines.append("costs: not counted")
+        if self.export is not None:
+            e = self.export
+            lines.append(
+                f"timed ONNX: opset {e.opset}, {e.folded_bn} Conv+BN folded, max |ORT - PyTorch| {e.max_abs_diff:.1e}"
+            )
+        if self.latency:
+            header = ("backend", "runtime", "prec", "thr", "device", "kind", "median ms", "p90 ms", "IQR ms", "FPS")
+            rows = [
+                (
+                    r.backend,
+                    r.provider,
+                    r.precision,
+                    "-" if r.threads is None else str(r.threads),
+                    r.device,
+                    r.kind,
+                    f"{r.median_ms:.2f}",
+                    f"{r.p90_ms:.2f}",
+                    f"{r.iqr_ms:.2f}",
+                    f"{r.fps:.1f}",
+                )
+                for r in self.latency
+            ]
+            widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+            fmt = "  ".join(f"{{:<{w}}}" if i < 6 else f"{{:>{w}}}" for i, w in enumerate(widths))
+            lines.append(
+                f"latency (target {self.target}, batch {self.latency[0].batch}, "
+                f"{self.latency[0].height}x{self.latency[0].width}):"
+            )
+            lines.append("  " + fmt.format(*header))
+            lines += ["  " + fmt.format(*row) for row in rows]
+            env = next((r.environment for r in self.latency if r.target == "local" and r.environment), None)
+            if env:
+                lines.append(
+                    f"  conditions: {env.get('os', '?')}, python {env.get('python', '?')}, "
+                    f"torch {env.get('torch', '?')}, "
+                    f"onnxruntime {env.get('onnxruntime', '?')}; 1-min load average {env.get('load_average_1m', '?')} "
+                    f"on {env.get('cores', '?')} cores"
+                )
+            estimated = [r for r in self.latency if r.kind == "estimated"]
+            for r in estimated:
+                lines.append(f"  note: {r.notes}")
+        for s in self.skipped:
+            lines.append(f"skipped: {s}")
+        return "\n".join(lines)
+
+
+def _check_target(target: str) -> str:
+    if target in ("local", ESTIMATE_TARGET) or target.startswith("ssh://"):
+        return "ssh" if target.startswith("ssh://") else target
+    raise ConfigError(f"--target: {target!r} is not 'local', '{ESTIMATE_TARGET}' or 'ssh://user@host[:port]'")
+
+
+def profile_model(
+    source: Any,
+    *,
+    target: str = "local",
+    size: int | None = None,
+    width: int | None = None,
+    batch: int = 1,
+    backends: Sequence[str] = LOCAL_BACKENDS,
+    threads: int | None = None,
+    warmup: int | None = None,
+    runs: int | None = None,
+    precision: str | None = None,
+    ssh_options: Any = None,
+    remote_backend: str = "auto",
+    opset: int | None = None,
+    count: bool = True,
+    include_aux: bool = False,
+    seed: int = 0,
+    device: str = "auto",
+    model_name: str | None = None,
+    progress: bool = False,
+) -> ProfileReport:
+    """Count and time one model. Returns a :class:`ProfileReport`.
+
+    ``source``: preset name, config JSON, checkpoint, ``.onnx`` file, ``RTSegConfig`` or module.
+    ``target``: ``"local"`` (this machine: ``backends`` of onnxruntime and/or pytorch),
+    ``"ssh://user@host[:port]"`` (exports ONNX at ``opset``, 13 by default, and runs
+    :func:`profiling.profile_remote` with ``remote_backend``) or ``"jetson-nano-estimate"``
+    (a roofline estimate, labelled as such). ``size``: input height (and width unless
+    ``width``), 256 by default, or the ONNX file's fixed size. ``threads``: intra-op threads
+    locally (default 1); on a remote device None lets its runtime choose. ``warmup``/``runs``:
+    defaults 10/50 locally, the remote profiler's own remotely. ``precision``: fp32 by default
+    for models, read from the graph for ONNX files.
+    """
+    from profiling._latency import LatencyConfig, measure_onnxruntime, measure_pytorch, onnx_precision
+
+    kind = _check_target(target)
+    unknown = [b for b in backends if b not in LOCAL_BACKENDS]
+    if unknown:
+        raise ConfigError(f"--backend: {unknown[0]!r} is not one of {', '.join(LOCAL_BACKENDS)}")
+    src: ModelSource = load_source(source, seed=seed, name=model_name)
+    skipped: list[str] = []
+    if src.onnx_path is not None:
+        height, width, channels = _onnx_shape(src.onnx_path, size, width)
+        precision = precision or onnx_precision(src.onnx_path)
+    else:
+        height = size or 256
+        width = width or height
+        channels = src.channels
+        precision = precision or "fp32"
+    cost = None
+    if count and src.model is not None:
+        from common import resolve_device
+
+        cost = count_costs(
+            src.model,
+            height=height,
+            width=width,
+            channels=channels,
+            include_aux=include_aux,
+            model_name=src.name,
+            device=resolve_device(device),
+        )
+    elif count:
+        skipped.append("costs: an ONNX file has no PyTorch model to count (give --arch or --checkpoint)")
+    records: list[LatencyRecord] = []
+    export: ExportResult | None = None
+
+    if kind == ESTIMATE_TARGET:
+        from profiling._estimate import estimate_latency
+
+        if src.model is None:
+            raise ProfilingError(
+                f"{src.name}: the Jetson estimate needs a PyTorch model (preset, config or checkpoint), "
+                "not an ONNX file"
+            )
+        records.append(
+            estimate_latency(
+                src.model, height=height, width=width, batch=batch, precision=precision, model_name=src.name
+            )
+        )
+        return ProfileReport(src.name, src.kind, target, cost, tuple(records), None, tuple(skipped))
+
+    with tempfile.TemporaryDirectory(prefix="rtseg-profile-") as tmp:
+        onnx_path = src.onnx_path
+        want_onnx = kind == "ssh" or "onnxruntime" in backends
+        if onnx_path is None and want_onnx:
+            # Over SSH, TensorRT builds fp16/int8 engines from the fp32 graph; ONNX Runtime here runs
+            # the graph as written, so a model source is timed locally in fp32 only.
+            if kind != "ssh" and precision != "fp32":
+                raise ProfilingError(
+                    f"{src.name}: ONNX Runtime runs the exported model in fp32; to time {precision} locally, "
+                    "quantize it first and pass the ONNX file (--onnx), or use --backend pytorch on a GPU for fp16"
+                )
+            export_opset = opset or (REMOTE_OPSET if kind == "ssh" else LOCAL_OPSET)
+            log.info("exporting %s to ONNX (opset %d) and checking it against PyTorch", src.name, export_opset)
+            export = export_onnx(
+                src.model,
+                Path(tmp) / f"{Path(src.name).stem}.onnx",
+                ExportConfig(
+                    opset=export_opset,
+                    batch=batch,
+                    height=height,
+                    width=width,
+                    channels=channels,
+                ),
+                model_name=src.name,
+            )
+            onnx_path = Path(export.path)
+        if kind == "ssh":
+            from profiling._remote import profile_remote
+
+            records.append(
+                profile_remote(
+                    onnx_path,
+                    target,
+                    ssh_options,
+                    backend=remote_backend,
+                    precision=precision,
+                    input_shape=(batch, channels, height, width),
+                    warmup=warmup,
+                    runs=runs or REMOTE_RUNS,
+                    threads=threads,
+                    model_name=src.name,
+                )
+            )
+        else:
+            config = LatencyConfig(
+                batch=batch,
+                height=height,
+                width=width,
+                channels=channels,
+                threads=threads or 1,
+                warmup=LOCAL_WARMUP if warmup is None else warmup,
+                runs=runs or LOCAL_RUNS,
+                seed=seed,
+                device=device,
+                progress=progress,
+            )
+            for backend in backends:
+                if backend == "onnxruntime":
+                    records.append(measure_onnxruntime(onnx_path, config, model_name=src.name, precision=precision))
+                elif src.model is None:
+                    skipped.append("pytorch: an ONNX file cannot run in PyTorch eager (give --arch or --checkpoint)")
+                else:
+                    records.append(measure_pytorch(src.model, config, model_name=src.name, precision=precision))
+    if export is not None:
+        export = _forget_temp_path(export)
+    return ProfileReport(src.name, src.kind, target, cost, tuple(records), export, tuple(skipped))
+
+
+def _forget_temp_path(export: ExportResult) -> ExportResult:
+    # The temp file is gone once the report exists: do not leave a dangling path in it.
+    return replace(export, path="(temporary, deleted)")
+
+
+def _onnx_shape(path: Path, size: int | None, width: int | None) -> tuple[int, int, int]:
+    """(height, width, channels) for an ONNX file: its fixed dims, or ``size`` where they are dynamic."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in model.graph.input[0].type.tensor_type.shape.dim]
+    if len(dims) != 4:
+        raise ProfilingError(f"{path}: expected a 4-D (N, C, H, W) input, the graph declares {len(dims)} dims")
+    _, c, h, w = dims
+    if c is None:
+        raise ProfilingError(f"{path}: the input channel axis is dynamic; cannot choose an input")
+    height = h if h is not None else (size or 256)
+    wid = w if w is not None else (width or size or 256)
+    if size is not None and h is not None and size != h:
+        raise ProfilingError(
+            f"{path}: the model's input is fixed at {h}x{w}, but --size {size} was asked for "
+            f"(use --size {h}, or export with --dynamic size)"
+        )
+    return height, wid, c

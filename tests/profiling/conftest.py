@@ -1,0 +1,183 @@
+"""A real OpenSSH server on loopback for the remote-profiling tests.
+
+Started once per session from Debian's ``/usr/sbin/sshd`` with its own configuration, host key
+and authorized key in a temp folder; the "device" is this machine, reached over real SSH.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+SSHD = Path("/usr/sbin/sshd")
+SSH_KEYGEN = Path("/usr/bin/ssh-keygen")
+
+
+@dataclass(frozen=True)
+class SSHServer:
+    host: str
+    port: int
+    user: str
+    client_key: Path  # private key whose public half is authorized
+    host_key_line: str  # "[127.0.0.1]:port ssh-ed25519 AAAA..." as known_hosts holds it
+    root: Path
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"ssh://{self.user}@{self.host}:{self.port}"
+
+    def known_hosts(self, folder: Path, *, trusted: bool = True) -> Path:
+        """A known_hosts file in ``folder``: with this server's key, or empty."""
+        path = folder / "known_hosts"
+        path.write_text(self.host_key_line + "\n" if trusted else "", encoding="utf-8")
+        return path
+
+    def options(self, folder: Path, **overrides):
+        """SSHOptions for this server: its client key, this interpreter and (unless ``known_hosts``
+        is overridden) a known_hosts file in ``folder`` that trusts it."""
+        from profiling._ssh import SSHOptions
+
+        known = overrides.pop("known_hosts", None) or str(self.known_hosts(folder))
+        base = SSHOptions(
+            key_filename=str(self.client_key),
+            known_hosts=known,
+            connect_timeout=5,
+            command_timeout=120,
+            remote_python=sys.executable,
+        )
+        return replace(base, **overrides)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(
+        [str(SSH_KEYGEN), "-q", "-t", "ed25519", "-N", "", "-C", "rtseg-test", "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def _wait_for_banner(port: int, proc: subprocess.Popen, log: Path, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"sshd exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if s.recv(64).startswith(b"SSH-2.0"):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"sshd did not answer on port {port} within {timeout} s: {log.read_text(errors='replace')}")
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory) -> SSHServer:
+    if not SSHD.exists():
+        pytest.skip("/usr/sbin/sshd is absent (install Debian's openssh-server to run the SSH tests)")
+    root = tmp_path_factory.mktemp("sshd")
+    host_key = root / "ssh_host_ed25519_key"
+    client_key = root / "client_ed25519"
+    _keygen(host_key)
+    _keygen(client_key)
+    authorized = root / "authorized_keys"
+    authorized.write_text(client_key.with_suffix(".pub").read_text(encoding="utf-8"), encoding="utf-8")
+    port = _free_port()
+    config = root / "sshd_config"
+    config.write_text(
+        "\n".join(
+            [
+                "ListenAddress 127.0.0.1",
+                f"Port {port}",
+                f"HostKey {host_key}",
+                f"PidFile {root / 'sshd.pid'}",
+                f"AuthorizedKeysFile {authorized}",
+                "PubkeyAuthentication yes",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "UsePAM no",
+                "StrictModes no",
+                "PermitRootLogin prohibit-password",
+                "AllowTcpForwarding no",
+                "X11Forwarding no",
+                "MaxStartups 100",
+                "Subsystem sftp internal-sftp",
+                "LogLevel VERBOSE",
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege-separation directory sshd insists on
+    log = root / "sshd.log"
+    with open(log, "wb") as log_fh:
+        proc = subprocess.Popen(
+            [str(SSHD), "-D", "-e", "-f", str(config)],
+            stdin=subprocess.DEVNULL,
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_banner(port, proc, log)
+        pub = host_key.with_suffix(".pub").read_text(encoding="utf-8").split()
+        server = SSHServer(
+            host="127.0.0.1",
+            port=port,
+            user=getpass.getuser(),
+            client_key=client_key,
+            host_key_line=f"[127.0.0.1]:{port} {pub[0]} {pub[1]}",
+            root=root,
+            log=log,
+        )
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory) -> Path:
+    """A 2-layer conv net (1x1x32x32 -> 1x3x32x32) written with onnx.helper: a real model, fast to run."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    w1 = numpy_helper.from_array(rng.standard_normal((8, 1, 3, 3)).astype(np.float32), "w1")
+    b1 = numpy_helper.from_array(np.zeros(8, np.float32), "b1")
+    w2 = numpy_helper.from_array(rng.standard_normal((3, 8, 1, 1)).astype(np.float32), "w2")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Conv", ["image", "w1", "b1"], ["h"], pads=[1, 1, 1, 1]),
+            helper.make_node("Relu", ["h"], ["r"]),
+            helper.make_node("Conv", ["r", "w2"], ["logits"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3, 32, 32])],
+        initializer=[w1, b1, w2],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8  # what the ONNX Runtime of JetPack-era wheels reads
+    onnx.checker.check_model(model)
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    onnx.save(model, str(path))
+    return path
