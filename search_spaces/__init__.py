@@ -36,3 +36,39 @@ __all__ = [
 def count_parameters(model) -> int:
     """The true number of trainable parameters (sum of ``p.numel()``), not a profiler's estimate."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# -- architecture search (issue 4): light modules only; Optuna, training and profiling load on use.
+from search_spaces._early_stop import EarlyStopRule, Reference, StopDecision, should_stop  # noqa: E402
+from search_spaces._objectives import OBJECTIVES, Constraints, Objective, parse_objectives  # noqa: E402
+from search_spaces._search import SAMPLERS, FrontMember, SearchConfig, SearchSummary, run_search  # noqa: E402
+from search_spaces._space import (  # noqa: E402
+    SearchSpace,
+    check_config,
+    config_from_params,
+    params_from_config,
+    suggest_config,
+    summarize_config,
+)
+
+__all__ += [
+    "OBJECTIVES",
+    "SAMPLERS",
+    "Constraints",
+    "EarlyStopRule",
+    "FrontMember",
+    "Objective",
+    "Reference",
+    "SearchConfig",
+    "SearchSpace",
+    "SearchSummary",
+    "StopDecision",
+    "check_config",
+    "config_from_params",
+    "params_from_config",
+    "parse_objectives",
+    "run_search",
+    "should_stop",
+    "suggest_config",
+    "summarize_config",
+]

@@ -1,0 +1,137 @@
+"""A real PostgreSQL server on loopback for the distributed-search tests (started per module, stopped after).
+
+PostgreSQL refuses to run as root: as root the cluster belongs to the ``postgres`` user and every
+server command runs through ``runuser``. Trust authentication on 127.0.0.1 only; fsync off (a
+test database need not survive a crash). Skipped, with the reason, when the binaries are absent.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Small widths keep every sampled model tiny; the reference (paper) lies outside and is still trial 0.
+TINY_SPACE = {
+    "conv_widths": [[8, 16], [16, 24], [24, 32]],
+    "token_widths": [[32, 48], [48, 64]],
+    "enc_depths": [0, 1],
+    "dec_depths": [0, 1],
+    "mlp_ratio": [1, 2],
+    "shift_size": [3, 5],
+}
+# The proxy settings of every test search (the CLI tests pass the same values as flags).
+TINY_SEARCH = {
+    "data": "synthetic:24",
+    "size": 32,
+    "epochs": 1,
+    "steps_per_epoch": 1,
+    "batch_size": 4,
+    "target": "jetson-nano-estimate",
+    "sampler": "random",
+    "seed": 0,
+    "early_stop": False,
+    "heartbeat_interval": 1,
+    "progress": False,
+}
+
+
+@pytest.fixture
+def tiny_space():
+    from search_spaces import SearchSpace
+
+    return SearchSpace.from_dict(TINY_SPACE)
+
+
+@pytest.fixture
+def tiny_search(tiny_space):
+    """``tiny_search(study_dir, **changes) -> SearchConfig``: a search that trains for seconds, not hours."""
+    from search_spaces import SearchConfig
+
+    def make(study_dir, **changes):
+        return SearchConfig(study_dir=study_dir, **{"trials": 2, "space": tiny_space, **TINY_SEARCH, **changes})
+
+    return make
+
+
+@pytest.fixture
+def tiny_space_file(tmp_path):
+    """The tiny space as a JSON file for ``--space``."""
+    import json
+
+    path = tmp_path / "space.json"
+    path.write_text(json.dumps(TINY_SPACE))
+    return path
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Trials here are tiny: one intra-op thread avoids thread contention on a busy 2-core runner."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """``postgresql://postgres@127.0.0.1:PORT/rtseg`` of a fresh server, removed afterwards."""
+    bindir = _pg_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found; install the 'postgresql' package")
+    as_root = os.geteuid() == 0
+    if as_root:
+        try:
+            pw = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root but there is no 'postgres' user to own the test cluster")
+    base = Path(tempfile.mkdtemp(prefix="rtseg-pg-"))
+    data = base / "data"
+    data.mkdir()
+    if as_root:
+        for p in (base, data):
+            os.chown(p, pw.pw_uid, pw.pw_gid)
+
+    def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        full = ["runuser", "-u", "postgres", "--", *cmd] if as_root else list(cmd)
+        return subprocess.run(full, capture_output=True, text=True, timeout=60, check=check)
+
+    port = _free_port()
+    log = base / "server.log"
+    try:
+        run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+        opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+        started = run(str(bindir / "pg_ctl"), "start", "-D", str(data), "-w", "-t", "30", "-l", str(log), "-o", opts,
+                      check=False)  # fmt: skip
+        if started.returncode != 0:
+            text = log.read_text() if log.exists() else ""
+            raise RuntimeError(f"PostgreSQL did not start: {started.stderr}\n{text[-2000:]}")
+        run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "rtseg")
+        yield f"postgresql://postgres@127.0.0.1:{port}/rtseg"
+    finally:
+        run(str(bindir / "pg_ctl"), "stop", "-D", str(data), "-m", "immediate", "-w", check=False)
+        shutil.rmtree(base, ignore_errors=True)
