@@ -22,7 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The full parser; with ``only``, just that verb's options are built (some need heavy imports)."""
     parser = argparse.ArgumentParser(
         prog="run.py",
         description="rtseg-nas: architecture search, compression and profiling for RTSeg-Net.",
@@ -42,7 +43,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs")
-        module.add_arguments(p)
+        if only is None or only == verb:
+            module.add_arguments(p)
         p.set_defaults(_module=module)
         subparsers[verb] = p
     return parser, subparsers
@@ -60,7 +62,9 @@ def _load(module_name: str):
 def main(argv: list[str] | None = None) -> int:
     from common import SuiteError
 
-    parser, subparsers = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    verb = next((a for a in argv if not a.startswith("-")), None)
+    parser, subparsers = build_parser(verb if verb in COMMANDS else "")
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
     logging.basicConfig(

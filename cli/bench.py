@@ -37,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c = p.add_argument_group("compression variants (--compression; needs --checkpoint)")
     c.add_argument("--compression", action="store_true", help="add INT8 and pruned+fine-tuned variants")
     c.add_argument("--prune-macs", type=float, default=0.5, help="pruning target, fraction of MACs (default: 0.5)")
+    c.add_argument("--round-to", type=int, default=16, help="pruned widths multiple of N (16 suits AVX-512 ORT)")
     c.add_argument("--finetune-epochs", type=int, default=2, help="fine-tuning after pruning (default: 2)")
     c.add_argument("--data", default=None, help="dataset for calibration/fine-tuning/Dice (default: the checkpoint's)")
     c.add_argument("--keep", metavar="DIR", default=None, help="keep the built models in DIR")
@@ -76,7 +77,7 @@ def _run_compression(args: argparse.Namespace, config) -> int:
     if not args.checkpoint:
         raise ConfigError("--compression: needs --checkpoint (a trained model; pruning and INT8 need its weights)")
     cconfig = CompressionBenchConfig(
-        prune=PruneSpec(target_macs=args.prune_macs, size=args.size),
+        prune=PruneSpec(target_macs=args.prune_macs, round_to=args.round_to or None, size=args.size),
         finetune=FinetuneSpec(epochs=args.finetune_epochs),
         data=args.data,
     )

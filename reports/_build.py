@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from reports._load import (
     load_candidates,
     load_environment,
     load_history,
+    load_reference,
     load_study_settings,
     study_constraints,
     study_objectives,
@@ -54,6 +56,7 @@ class ReportInfo:
     choice: ShipChoice
     environment: dict[str, Any]
     synthetic: bool  # some accuracy was measured on synthetic data
+    reference: dict[str, Any] = dataclasses.field(default_factory=dict)  # reference.json, shown apart
 
     @property
     def plot_keys(self) -> tuple[str, ...]:
@@ -90,6 +93,7 @@ def compute_report(study_dir: str | os.PathLike) -> ReportInfo:
         hypervolume=hv,
         choice=choose_model(df, constraints),
         environment=load_environment(study_dir),
+        reference=load_reference(study_dir),
         synthetic=bool((df["dataset"] == "synthetic").any()) if len(df) else _settings_synthetic(settings),
     )
 

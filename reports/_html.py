@@ -75,6 +75,7 @@ def render_html(info: ReportInfo, images: Mapping[str, bytes]) -> str:
     if info.synthetic:
         parts.append(f'<div class="banner" id="synthetic-banner">{esc(SYNTHETIC_BANNER)}</div>')
     parts += _ship(info)
+    parts += _reference(info)
     parts += _figures(info, images)
     parts += _front(info)
     parts += _conditions(info)
@@ -115,6 +116,77 @@ def _ship(info: ReportInfo) -> list[str]:
         out.append(f'<p class="note">Note: {esc(note)}.</p>')
     out.append("</div>")
     return out
+
+
+_REFERENCE_COLUMNS = {
+    "backend": "runtime", "provider": "provider", "precision": "precision", "threads": "threads",
+    "device": "device", "height": "input", "kind": "latency", "median_ms": "median ms", "p90_ms": "p90 ms",
+    "iqr_ms": "IQR ms", "fps": "FPS",
+}  # fmt: skip
+
+
+def _reference(info: ReportInfo) -> list[str]:
+    """A fully trained reference model (``reference.json``), kept apart from the proxy-trained front."""
+    ref = info.reference
+    if not ref:
+        return []
+    out = [f"<h2>Reference: {esc(ref.get('name', 'reference model'))}</h2>"]
+    if ref.get("description"):
+        out.append(f'<p class="note">{esc(ref["description"])}</p>')
+    evaluation = ref.get("evaluation") or {}
+    metric_rows = []
+    for cls in ("PS", "FH", "mean"):
+        m = evaluation.get(cls) or {}
+        cells = [m.get("dice"), m.get("jaccard"), m.get("asd"), m.get("hd95")]
+        shown = [f"{v * 100:.2f} %" if i < 2 and v is not None else _num(v) for i, v in enumerate(cells)]
+        dao = _num(m.get("delta_aop")) if cls == "mean" else ""
+        metric_rows.append(f"<tr><th>{esc(cls)}</th>" + "".join(f"<td>{esc(v)}</td>" for v in [*shown, dao]) + "</tr>")
+    if metric_rows:
+        unit = esc(evaluation.get("distance_unit", "px"))
+        split = esc(evaluation.get("split", "test"))
+        out.append(
+            f'<p class="note">Segmentation on the {split} split ({esc(evaluation.get("data", ""))}, '
+            f"{esc(evaluation.get('size', ''))} px; distances in {unit}):</p>"
+            f"<table><thead><tr><th></th><th>Dice</th><th>Jaccard</th><th>ASD</th><th>HD95</th><th>|dAoP| deg</th>"
+            f"</tr></thead><tbody>{''.join(metric_rows)}</tbody></table>"
+        )
+    profiles = ref.get("profiles") or []
+    if profiles:
+        head = "".join(f"<th>{esc(v)}</th>" for v in _REFERENCE_COLUMNS.values())
+        body = []
+        for row in profiles:
+            cells = []
+            for key in _REFERENCE_COLUMNS:
+                value = row.get(key)
+                if key == "kind":
+                    label = "ESTIMATED" if value == "estimated" else str(value).upper()
+                    cells.append(f'<td><span class="kind {esc(value)}">{esc(label)}</span></td>')
+                elif key == "height":
+                    cells.append(f"<td>{esc(row.get('batch', 1))}x{esc(row.get('channels', 1))}x{esc(value)}x"
+                                 f"{esc(row.get('width', value))}</td>")  # fmt: skip
+                else:
+                    cells.append(f"<td>{esc(_num(value))}</td>")
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        first = profiles[0]
+        counts = (
+            f"{first.get('params', 0):,} parameters (true count; {first.get('params_paper_convention', 0):,} by the "
+            f"paper's thop convention), {(first.get('macs_fvcore') or 0) / 1e9:.3f} GMACs (fvcore)"
+            if first.get("params")
+            else ""
+        )
+        out.append(
+            f'<p class="note">Latency, batch 1. {esc(counts)}</p>'
+            f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+        )
+    return out
+
+
+def _num(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return str(value)
 
 
 def _figures(info: ReportInfo, images: Mapping[str, bytes]) -> list[str]:

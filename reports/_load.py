@@ -284,3 +284,18 @@ def _missing(value: Any) -> bool:
 
 def _trial_key(trial: Any) -> float:
     return float("inf") if _missing(trial) else float(trial)
+
+
+def load_reference(study_dir: str | os.PathLike) -> dict[str, Any]:
+    """``STUDY_DIR/reference.json`` (a fully trained reference model, e.g. from the demo), or ``{}``.
+
+    It is shown beside the search's candidates, never mixed into their front: its accuracy comes
+    from full training on the test split, theirs from proxy training on the validation split.
+    """
+    path = Path(study_dir) / "reference.json"
+    if not path.is_file():
+        return {}
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    return data

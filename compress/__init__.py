@@ -1,0 +1,65 @@
+"""Compression of RTSeg-Net family models: structured pruning (Torch-Pruning) and quantization.
+
+Pruning: a :class:`PruneSpec` goes in, a :class:`PruneResult` comes out (:func:`prune_model`);
+:func:`prune_checkpoint` adds fine-tuning, ONNX export and evaluation and writes a checkpoint
+whose ``pruning`` entry :func:`replay_pruning` re-applies to a fresh build. Quantization:
+:class:`QuantSpec` -> :func:`quantize_checkpoint` / :func:`quantize_onnx` -> :class:`QuantReport`.
+:func:`compress_study` does either for the best trials of a search.
+"""
+
+from compress._bench import Comparison, CompressionBenchConfig, bench_compression, format_comparisons
+from compress._finetune import FinetuneSpec, calibration_batches, finetune
+from compress._importance import IMPORTANCES, ImportanceOption, Scorer, get_importance, list_importances
+from compress._opprofile import OpTime, profile_ops, summarize_ops
+from compress._pipeline import PruneReport, load_for_compression, prune_checkpoint
+from compress._prune import prune_model, replay_pruning
+from compress._quantize import (
+    CALIBRATIONS,
+    NANO_GPU_INT8,
+    TARGETS,
+    QuantFormat,
+    QuantReport,
+    QuantSpec,
+    quantize_checkpoint,
+    quantize_onnx,
+)
+from compress._select import feasible_width, shift_aware_keep
+from compress._spec import PruneResult, PruneSpec
+from compress._study import compress_study, pareto_parents
+
+__all__ = [
+    "CALIBRATIONS",
+    "Comparison",
+    "CompressionBenchConfig",
+    "IMPORTANCES",
+    "NANO_GPU_INT8",
+    "TARGETS",
+    "FinetuneSpec",
+    "ImportanceOption",
+    "OpTime",
+    "PruneReport",
+    "PruneResult",
+    "PruneSpec",
+    "QuantFormat",
+    "QuantReport",
+    "QuantSpec",
+    "Scorer",
+    "bench_compression",
+    "calibration_batches",
+    "compress_study",
+    "feasible_width",
+    "finetune",
+    "format_comparisons",
+    "get_importance",
+    "list_importances",
+    "load_for_compression",
+    "pareto_parents",
+    "profile_ops",
+    "prune_checkpoint",
+    "prune_model",
+    "quantize_checkpoint",
+    "quantize_onnx",
+    "replay_pruning",
+    "shift_aware_keep",
+    "summarize_ops",
+]

@@ -1,0 +1,198 @@
+"""``python run.py prune``: checkpoint in, pruned + fine-tuned + exported + evaluated checkpoint out.
+
+Output folder (written to a temporary sibling and renamed at the end, so a failure leaves nothing)::
+
+    OUT/checkpoint.pt   config + pruning {"history", "spec"} + weights (loads with weights_only=True;
+                        ``python run.py evaluate --checkpoint OUT/checkpoint.pt`` works)
+    OUT/model.onnx      the pruned model, BN folded, parity-checked against PyTorch
+    OUT/prune.json      the spec, what pruning did, fine-tuning log, Dice before/after, ONNX parity
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from common import CompressionError, Record, atomic_write_json
+from compress._files import output_dir
+from compress._finetune import FinetuneSpec, calibration_batches, finetune
+from compress._prune import prune_model
+from compress._spec import PruneSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PruneReport(Record):
+    """What ``prune_checkpoint`` wrote and measured. Dice: mean foreground Dice in [0, 1] on ``split``."""
+
+    checkpoint: str  # file names inside the output folder
+    onnx: str | None
+    parent: str  # the input checkpoint
+    recipe: str  # e.g. "prune-l1-r0.3+ft5"
+    data: str
+    split: str
+    size: int
+    result: dict[str, Any]  # PruneResult.to_dict()
+    dice_before: float | None  # unpruned model
+    dice_pruned: float | None  # right after pruning, before the final fine-tune
+    dice_after: float | None  # after the final fine-tune
+    finetune: list[dict] = field(default_factory=list)
+    onnx_max_abs_diff: float | None = None  # ONNX Runtime vs PyTorch on the exported graph
+    notes: str = ""
+
+
+def load_for_compression(checkpoint: str | Path):
+    """``(model, ckpt)`` from a checkpoint; a config that does not match the weights is a ConfigError naming it."""
+    from search_spaces import load_checkpoint, model_from_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt, source=str(checkpoint))
+    return model.eval(), ckpt
+
+
+def _data_defaults(ckpt, data: str | None, size: int | None, seed: int | None) -> tuple[str, int, int]:
+    train = (ckpt.meta or {}).get("train", {})
+    return (
+        data or train.get("data", "synthetic"),
+        int(size or train.get("size", 256)),
+        int(train.get("seed", 0) if seed is None else seed),
+    )
+
+
+def mean_dice(model: nn.Module, data: str, *, split: str, size: int, seed: int, predict=None) -> float | None:
+    from segmentation import evaluate_model
+
+    result = evaluate_model(
+        model, data, split=split, size=size, seed=seed, device="cpu", progress=False, predict=predict
+    )
+    return result.summary["mean"]["dice"]
+
+
+def prune_checkpoint(
+    checkpoint: str | Path,
+    spec: PruneSpec,
+    out_dir: str | Path,
+    *,
+    data: str | None = None,
+    size: int | None = None,
+    seed: int | None = None,
+    finetune_spec: FinetuneSpec | None = None,
+    evaluate: bool = True,
+    split: str = "val",
+    export: bool = True,
+    opset: int = 17,
+    overwrite: bool = True,
+    stage: bool = True,
+    progress: bool = True,
+) -> PruneReport:
+    """Prune a checkpoint with ``spec``, fine-tune, export, evaluate; write ``out_dir`` (see module docstring).
+
+    ``finetune_spec``: the final fine-tune (``epochs``) and, with ``spec.finetune_epochs_per_step``,
+    the fine-tuning between increments; ``None`` = no fine-tuning. ``data``/``size``/``seed`` default
+    to those the checkpoint was trained with; ``split`` is where Dice is measured. With
+    ``stage=False`` the files go straight into ``out_dir`` (for callers that stage a larger folder).
+    """
+    from search_spaces import Checkpoint, save_checkpoint
+
+    model, ckpt = load_for_compression(checkpoint)
+    data, size, seed = _data_defaults(ckpt, data, size, seed)
+    dice_before = mean_dice(model, data, split=split, size=size, seed=seed) if evaluate else None
+    batches = (
+        calibration_batches(data, size=size, seed=seed, count=spec.calibration_batches) if _needs_data(spec) else []
+    )
+    if spec.size is None:
+        spec = dataclasses.replace(spec, size=size)
+    per_step = None
+    if spec.finetune_epochs_per_step and finetune_spec is not None:
+
+        def per_step(m: nn.Module, epochs: int) -> None:
+            cfg = finetune_spec.train_config(data=data, size=size, seed=seed, epochs=epochs)
+            finetune(m, cfg, progress=progress)
+
+    result = prune_model(model, spec, batches=batches, finetune_step=per_step, progress=progress)
+    model.eval()
+    dice_pruned = mean_dice(model, data, split=split, size=size, seed=seed) if evaluate else None
+    logs = []
+    if finetune_spec is not None and finetune_spec.epochs:
+        logs = finetune(model, finetune_spec.train_config(data=data, size=size, seed=seed), progress=progress)
+    dice_after = mean_dice(model, data, split=split, size=size, seed=seed) if evaluate and logs else dice_pruned
+    epochs = len(logs)
+    recipe = spec.label() + (f"+ft{epochs}" if epochs else "")
+    old = ckpt.pruning or {}
+    history = list(old.get("history", [])) + list(result.history)
+    pruning = {"history": history, "spec": spec.to_dict(), "recipe": recipe}
+    if old:
+        pruning["previous"] = {k: v for k, v in old.items() if k != "history"}
+    meta = dict(ckpt.meta or {})
+    meta.update(
+        {
+            "parent": str(checkpoint),
+            "recipe": recipe,
+            "prune": {k: v for k, v in result.to_dict().items() if k != "history"},
+        }
+    )
+    meta.setdefault("train", {"data": data, "size": size, "seed": seed})
+    with output_dir(out_dir, stage=stage, overwrite=overwrite) as tmp:
+        save_checkpoint(
+            Checkpoint(
+                config=ckpt.config,
+                state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
+                pruning=pruning,
+                epoch=ckpt.epoch,
+                metrics={"val_dice": dice_after} if dice_after is not None else {},
+                meta=meta,
+            ),
+            tmp / "checkpoint.pt",
+        )
+        onnx_diff = None
+        if export:
+            onnx_diff = _export(model, tmp / "model.onnx", size=size, opset=opset)
+        report = PruneReport(
+            checkpoint="checkpoint.pt",
+            onnx="model.onnx" if export else None,
+            parent=str(checkpoint),
+            recipe=recipe,
+            data=data,
+            split=split,
+            size=size,
+            result=result.to_dict(),
+            dice_before=dice_before,
+            dice_pruned=dice_pruned,
+            dice_after=dice_after,
+            finetune=logs,
+            onnx_max_abs_diff=onnx_diff,
+            notes="Dice: mean of PS and FH per-image Dice (segmentation.evaluate_model), PyTorch eval on the CPU",
+        )
+        atomic_write_json(tmp / "prune.json", report.to_dict())
+    log.info(
+        "pruned %s -> %s: %d -> %d params, %.3f -> %.3f GMACs",
+        checkpoint,
+        out_dir,
+        result.params_before,
+        result.params_after,
+        result.macs_before / 1e9,
+        result.macs_after / 1e9,
+    )
+    return report
+
+
+def _needs_data(spec: PruneSpec) -> bool:
+    from compress._importance import get_importance
+
+    return get_importance(spec.importance).needs_data
+
+
+def _export(model: nn.Module, path: Path, *, size: int, opset: int) -> float:
+    from common import ProfilingError
+    from profiling._export import ExportConfig, export_onnx
+
+    try:
+        return export_onnx(model, path, ExportConfig(opset=opset, height=size, width=size)).max_abs_diff
+    except ProfilingError as exc:
+        raise CompressionError(f"the pruned model does not export: {exc}") from None

@@ -1,0 +1,652 @@
+"""``python run.py quantize``: INT8 / FP16 ONNX models and DSConv low-bit fine-tuning, each evaluated.
+
+Formats (:class:`QuantFormat`):
+
+- ``int8-static``: ONNX Runtime static quantization, QDQ, per-channel INT8 weights and UINT8
+  activations, calibrated on TRAINING images through a ``CalibrationDataReader`` (MinMax,
+  Entropy or Percentile); ORT's ``quant_pre_process`` (shape inference + optimisation) first.
+- ``int8-dynamic``: weights INT8 ahead of time, activations quantized per run. Offered for
+  completeness: on convnets ORT runs it as ConvInteger, which is *slower* than FP32 here.
+- ``fp16``: FP16 weights and compute, FP32 inputs/outputs (for TensorRT on a Jetson's GPU; ONNX
+  Runtime on a CPU gains little or nothing from it).
+- ``dsconv``: DSConv's own b-bit VQK/KDS weight quantization (``RTSegConfig.dsconv_bits``),
+  fine-tuned a few epochs from the trained weights, then frozen into plain float convs.
+
+Every result is evaluated on the validation split with ONNX Runtime, beside the FP32 model:
+Dice change (points), latency (median, this machine), speed-up and logits difference.
+
+Output folder (written to a temporary sibling, renamed at the end)::
+
+    OUT/model.onnx        the quantized model      OUT/model_fp32.onnx  the FP32 reference
+    OUT/quantize.json     settings and results     OUT/checkpoint.pt    (dsconv only)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import io
+import logging
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from common import CompressionError, ProfilingError, Record, atomic_write_json
+from compress._files import output_dir
+
+log = logging.getLogger(__name__)
+
+
+class QuantFormat(str, enum.Enum):
+    INT8_STATIC = "int8-static"
+    INT8_DYNAMIC = "int8-dynamic"
+    FP16 = "fp16"
+    DSCONV = "dsconv"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+CALIBRATIONS = ("minmax", "entropy", "percentile")
+
+# Where the model will run; the reason travels with every refusal.
+TARGETS: dict[str, str] = {
+    "cpu": "this machine's CPU with ONNX Runtime",
+    "jetson-nano-cpu": "a Jetson Nano's Cortex-A57 CPU with ONNX Runtime",
+    "jetson-nano-gpu": "a Jetson Nano's Maxwell GPU with TensorRT 8.0/8.2",
+    "gpu": "a recent NVIDIA GPU with TensorRT (INT8 via explicit QDQ)",
+}
+NANO_GPU_INT8 = (
+    "INT8 on the Jetson Nano's GPU is not applicable: its Maxwell GPU (compute capability 5.3) has no "
+    "fast INT8 path in TensorRT (--int8 gives no gain there). Use --format fp16 for its GPU, or "
+    "--for jetson-nano-cpu to run INT8 with ONNX Runtime on its CPU"
+)
+CONVINTEGER_NOTE = (
+    "dynamic INT8 runs convolutions as ConvInteger, which ONNX Runtime executes far slower than FP32 "
+    "Conv on CPUs (measured here 3-5x slower on this family); use int8-static for speed"
+)
+FP16_CPU_NOTE = (
+    "FP16 is meant for TensorRT on a GPU (Jetson); ONNX Runtime on a CPU runs most FP16 ops by casting, "
+    "so CPU latency here says little about the Jetson"
+)
+
+
+@dataclass(frozen=True)
+class QuantSpec(Record):
+    """One quantization recipe (see the module docstring for the formats).
+
+    ``calibration``/``percentile``/``calibration_images``/``per_channel``/``op_types``: static
+    INT8 only (``op_types`` empty = ONNX Runtime's default set). ``target`` is where the model
+    will run (:data:`TARGETS`); INT8 for ``jetson-nano-gpu`` is refused. ``opset`` defaults to
+    13 for Jetson targets (TensorRT 8.0/8.2 parsers) and 17 otherwise. ``dsconv_bits``: 2-8.
+    """
+
+    format: str = "int8-static"
+    calibration: str = "minmax"
+    percentile: float = 99.999
+    calibration_images: int = 32
+    per_channel: bool = True
+    op_types: tuple[str, ...] = ()
+    preprocess: bool = True
+    target: str = "cpu"
+    opset: int | None = None
+    dsconv_bits: int = 4
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.op_types, list):
+            object.__setattr__(self, "op_types", tuple(self.op_types))
+        if isinstance(self.format, QuantFormat):
+            object.__setattr__(self, "format", self.format.value)
+
+        def fail(name: str, rule: str) -> None:
+            raise CompressionError(f"QuantSpec.{name}: {rule}, got {getattr(self, name)!r}")
+
+        if self.format not in {f.value for f in QuantFormat}:
+            fail("format", f"must be one of {', '.join(f.value for f in QuantFormat)}")
+        if self.calibration not in CALIBRATIONS:
+            fail("calibration", f"must be one of {', '.join(CALIBRATIONS)}")
+        if not isinstance(self.percentile, (int, float)) or not 90.0 <= self.percentile < 100.0:
+            fail("percentile", "must be in [90, 100)")
+        if not isinstance(self.calibration_images, int) or self.calibration_images < 1:
+            fail("calibration_images", "must be an integer >= 1")
+        if self.target not in TARGETS:
+            fail("target", f"must be one of {', '.join(TARGETS)}")
+        if self.opset is not None and not 13 <= self.opset <= 20:
+            fail("opset", "must be in 13..20 (QDQ per-channel needs >= 13)")
+        if not isinstance(self.dsconv_bits, int) or not 2 <= self.dsconv_bits <= 8:
+            fail("dsconv_bits", "must be an integer from 2 to 8")
+        if self.format.startswith("int8") and self.target == "jetson-nano-gpu":
+            raise CompressionError(f"QuantSpec.target: {NANO_GPU_INT8}")
+
+    @property
+    def export_opset(self) -> int:
+        return self.opset or (13 if self.target.startswith("jetson") else 17)
+
+    def label(self) -> str:
+        """Recipe name, e.g. ``ort-int8-qdq-minmax``, ``ort-int8-dynamic``, ``fp16``, ``dsconv4``."""
+        if self.format == QuantFormat.INT8_STATIC:
+            return f"ort-int8-qdq-{self.calibration}"
+        if self.format == QuantFormat.INT8_DYNAMIC:
+            return "ort-int8-dynamic"
+        if self.format == QuantFormat.FP16:
+            return "fp16"
+        return f"dsconv{self.dsconv_bits}"
+
+    @property
+    def precision(self) -> str:
+        return {"int8-static": "int8", "int8-dynamic": "int8", "fp16": "fp16", "dsconv": "fp32"}[self.format]
+
+
+@dataclass(frozen=True)
+class QuantReport(Record):
+    """What ``quantize_*`` wrote and measured. Dice in [0, 1]; ``dice_change_points`` in Dice points (x100)."""
+
+    onnx: str  # file names inside the output folder
+    onnx_fp32: str
+    format: str
+    recipe: str
+    spec: dict[str, Any]
+    parent: str
+    data: str
+    split: str
+    size: int
+    dice_fp32: float | None
+    dice_quant: float | None
+    dice_change_points: float | None  # (dice_quant - dice_fp32) * 100
+    latency_fp32_ms: float | None
+    latency_quant_ms: float | None
+    speedup: float | None  # latency_fp32_ms / latency_quant_ms
+    threads: int
+    max_abs_diff: float | None  # quantized vs FP32 logits (ONNX Runtime) over the evaluated images
+    pixel_agreement: float | None  # share of pixels whose argmax class agrees with FP32
+    op_counts: dict[str, int] = field(default_factory=dict)  # op types in the quantized graph
+    checkpoint: str | None = None  # dsconv: the frozen checkpoint
+    finetune: list[dict] = field(default_factory=list)
+    notes: str = ""
+
+
+# -- calibration -------------------------------------------------------------------------------
+
+
+def calibration_reader(data: str, *, size: int, seed: int, count: int, input_name: str, channels: int):
+    """A ``CalibrationDataReader`` over the first ``count`` TRAINING images (no augmentation), batch 1."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    from segmentation import load_split
+
+    ds = load_split(data, "train", size=size, seed=seed, augment=False)
+    if ds.in_channels != channels:
+        raise CompressionError(f"calibration data {data}: {ds.in_channels} channel(s), the model takes {channels}")
+    n = min(count, len(ds))
+
+    class _TrainingImages(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.i = 0
+
+        def get_next(self):
+            if self.i >= n:
+                return None
+            self.i += 1
+            return {input_name: ds[self.i - 1]["image"][None].numpy().astype(np.float32)}
+
+        def rewind(self) -> None:
+            self.i = 0
+
+    return _TrainingImages()
+
+
+# -- graph conversions -------------------------------------------------------------------------
+
+
+def check_onnx_file(path: Path) -> None:
+    """The ONNX checker on a file; a failure is a CompressionError naming it."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:  # ValidationError, InferenceError, DecodeError, OSError
+        raise CompressionError(f"{path}: the ONNX checker rejects this file ({str(exc).strip()[:300]})") from None
+
+
+def _input_info(path: Path) -> tuple[str, list]:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise CompressionError(f"{path}: expected one image input, found {len(inputs)}")
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in inputs[0].type.tensor_type.shape.dim]
+    if len(dims) != 4:
+        raise CompressionError(f"{path}: expected a 4-D (N, C, H, W) input, found shape {dims}")
+    return inputs[0].name, dims
+
+
+def convert(fp32: Path, out: Path, spec: QuantSpec, *, data: str | None, size: int, seed: int, work: Path) -> str:
+    """Write the ``spec.format`` version of ``fp32`` to ``out``; returns notes for the report.
+
+    ``work`` holds intermediate files (the pre-processed graph).
+    """
+    import onnx
+    from onnxruntime import quantization as q
+
+    notes = []
+    if spec.format == QuantFormat.FP16:
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        # onnxconverter_common is not a dependency; ORT ships the same converter.
+        model = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
+        # The converter appends its input/output Casts at the end of the node list; the ONNX
+        # checker (and TensorRT's parser) want nodes in topological order.
+        _topological_sort(model.graph)
+        onnx.save(model, str(out))
+        if spec.target == "cpu":
+            notes.append(FP16_CPU_NOTE)
+        return "; ".join(notes)
+    source = fp32
+    if spec.preprocess:
+        pre = work / "preprocessed.onnx"
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # it prints progress lines
+                q.quant_pre_process(str(fp32), str(pre))
+            source = pre
+        except Exception as exc:  # its symbolic shape inference fails on some graphs; quantization still works
+            log.warning("quant_pre_process failed (%s); quantizing the graph as exported", str(exc)[:160])
+            notes.append("quant_pre_process failed; graph quantized as exported")
+    op_types = list(spec.op_types) or None
+    if spec.format == QuantFormat.INT8_DYNAMIC:
+        with _quiet_root_logger():
+            q.quantize_dynamic(
+                str(source),
+                str(out),
+                per_channel=spec.per_channel,
+                weight_type=q.QuantType.QInt8,
+                op_types_to_quantize=op_types,
+            )
+        notes.append(CONVINTEGER_NOTE)
+        return "; ".join(notes)
+    if data is None:
+        raise CompressionError("static INT8 needs calibration images: give --data (training images are used)")
+    name, dims = _input_info(source)
+    reader = calibration_reader(
+        data, size=size, seed=seed, count=spec.calibration_images, input_name=name, channels=dims[1]
+    )
+    method = {
+        "minmax": q.CalibrationMethod.MinMax,
+        "entropy": q.CalibrationMethod.Entropy,
+        "percentile": q.CalibrationMethod.Percentile,
+    }[spec.calibration]
+    extra = {"CalibPercentile": float(spec.percentile)} if spec.calibration == "percentile" else {}
+    with _quiet_root_logger():
+        q.quantize_static(
+            str(source),
+            str(out),
+            reader,
+            quant_format=q.QuantFormat.QDQ,
+            per_channel=spec.per_channel,
+            activation_type=q.QuantType.QUInt8,
+            weight_type=q.QuantType.QInt8,
+            calibrate_method=method,
+            op_types_to_quantize=op_types,
+            extra_options=extra,
+        )
+    notes.append(
+        f"static QDQ, {'per-channel' if spec.per_channel else 'per-tensor'} INT8 weights, UINT8 activations, "
+        f"{spec.calibration} calibration on {min(spec.calibration_images, _count(reader))} training images"
+    )
+    return "; ".join(notes)
+
+
+def _topological_sort(graph) -> None:
+    """Reorder ``graph.node`` in place so every node comes after the producers of its inputs."""
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        progressed = False
+        rest = []
+        for node in pending:
+            if all(name in available for name in node.input):
+                ordered.append(node)
+                available.update(node.output)
+                progressed = True
+            else:
+                rest.append(node)
+        if not progressed:
+            raise CompressionError(f"FP16 conversion produced a cyclic or dangling graph (first stuck: {rest[0].name})")
+        pending = rest
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+@contextlib.contextmanager
+def _quiet_root_logger():
+    # ORT's quantizer logs through the root logger (e.g. one "Axis 1 is out-of-range" warning per
+    # LayerNorm weight when per-channel is on); those are expected here and drown the CLI output.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _count(reader) -> int:
+    reader.rewind()
+    n = 0
+    while reader.get_next() is not None:
+        n += 1
+    return n
+
+
+# -- evaluation --------------------------------------------------------------------------------
+
+
+def ort_predict(path: Path, *, threads: int = 1):
+    """``predict(images) -> logits`` over an ONNX file, one image per run (works for batch-1 graphs)."""
+    from profiling._ort import make_session
+
+    try:
+        session = make_session(path, threads=threads, providers=["CPUExecutionProvider"])
+    except ProfilingError as exc:
+        raise CompressionError(str(exc)) from None
+    name = session.get_inputs()[0].name
+    dtype = np.float16 if session.get_inputs()[0].type == "tensor(float16)" else np.float32
+
+    def predict(images: torch.Tensor) -> torch.Tensor:
+        outs = [session.run(None, {name: img[None].numpy().astype(dtype)})[0] for img in images]
+        return torch.from_numpy(np.concatenate(outs).astype(np.float32))
+
+    return predict
+
+
+def compare_onnx(fp32: Path, quant: Path, *, data: str, split: str, size: int, seed: int, threads: int) -> dict:
+    """Dice of both graphs on ``split`` (ONNX Runtime) plus logits difference and argmax agreement."""
+    from segmentation import evaluate_model
+
+    p32, pq = ort_predict(fp32, threads=threads), ort_predict(quant, threads=threads)
+    stats = {"max_abs_diff": 0.0, "agree": 0, "pixels": 0}
+
+    def tracked(images: torch.Tensor) -> torch.Tensor:
+        a, b = p32(images), pq(images)
+        stats["max_abs_diff"] = max(stats["max_abs_diff"], float((a - b).abs().max()))
+        stats["agree"] += int((a.argmax(1) == b.argmax(1)).sum())
+        stats["pixels"] += int(a.argmax(1).numel())
+        return b
+
+    kw = {"split": split, "size": size, "seed": seed, "device": "cpu", "progress": False}
+    d32 = evaluate_model(None, data, predict=p32, **kw).summary["mean"]["dice"]
+    dq = evaluate_model(None, data, predict=tracked, **kw).summary["mean"]["dice"]
+    return {
+        "dice_fp32": d32,
+        "dice_quant": dq,
+        "max_abs_diff": stats["max_abs_diff"],
+        "pixel_agreement": stats["agree"] / max(stats["pixels"], 1),
+    }
+
+
+def latency_ms(path: Path, *, threads: int, runs: int, precision: str) -> float:
+    from profiling._latency import LatencyConfig, measure_onnxruntime
+
+    name, dims = _input_info(path)
+    config = LatencyConfig(
+        height=dims[2] or 256, width=dims[3] or 256, threads=threads, runs=runs, warmup=max(5, runs // 5), ort_gpu=False
+    )
+    try:
+        return measure_onnxruntime(path, config, precision=precision).median_ms
+    except ProfilingError as exc:
+        raise CompressionError(str(exc)) from None
+
+
+def op_counts(path: Path) -> dict[str, int]:
+    import onnx
+
+    return dict(Counter(n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node))
+
+
+# -- entry points ------------------------------------------------------------------------------
+
+
+def quantize_checkpoint(
+    checkpoint: str | Path,
+    spec: QuantSpec,
+    out_dir: str | Path,
+    *,
+    data: str | None = None,
+    size: int | None = None,
+    seed: int | None = None,
+    finetune_spec=None,
+    evaluate: bool = True,
+    split: str = "val",
+    measure: bool = True,
+    threads: int = 1,
+    runs: int = 50,
+    overwrite: bool = True,
+    stage: bool = True,
+    progress: bool = True,
+) -> QuantReport:
+    """Quantize a checkpoint (pruned or not) with ``spec``; write ``out_dir`` (see the module docstring).
+
+    ``data``/``size``/``seed`` default to those the checkpoint was trained with. For ``dsconv``,
+    ``finetune_spec`` (:class:`~compress._finetune.FinetuneSpec`) sets the quantization-aware
+    fine-tuning; ``None`` or 0 epochs freezes the quantized weights without it (post-training).
+    """
+    from compress._pipeline import _data_defaults, load_for_compression
+
+    model, ckpt = load_for_compression(checkpoint)
+    data, size, seed = _data_defaults(ckpt, data, size, seed)
+    with output_dir(out_dir, stage=stage, overwrite=overwrite) as tmp:
+        fp32 = tmp / "model_fp32.onnx"
+        _export(model, fp32, size=size, opset=spec.export_opset)
+        extra: dict[str, Any] = {}
+        if spec.format == QuantFormat.DSCONV:
+            qmodel, logs, ckpt_path = _dsconv(
+                model,
+                ckpt,
+                spec,
+                tmp,
+                finetune_spec,
+                data=data,
+                size=size,
+                seed=seed,
+                progress=progress,
+                parent=str(checkpoint),
+            )
+            _export(qmodel, tmp / "model.onnx", size=size, opset=spec.export_opset)
+            extra = {"checkpoint": ckpt_path.name, "finetune": logs}
+            notes = (
+                f"DSConv {spec.dsconv_bits}-bit VQK/KDS on the encoder convs, "
+                + (f"{len(logs)} epoch(s) of quantization-aware fine-tuning, " if logs else "no fine-tuning, ")
+                + "frozen into float convs (no quantizer ops in the graph)"
+            )
+        else:
+            with tempfile.TemporaryDirectory(prefix="rtseg-quant-") as scratch:
+                notes = convert(fp32, tmp / "model.onnx", spec, data=data, size=size, seed=seed, work=Path(scratch))
+        report = _finish(
+            tmp,
+            spec,
+            parent=str(checkpoint),
+            data=data,
+            split=split,
+            size=size,
+            seed=seed,
+            evaluate=evaluate,
+            measure=measure,
+            threads=threads,
+            runs=runs,
+            notes=notes,
+            **extra,
+        )
+    return report
+
+
+def quantize_onnx(
+    onnx_path: str | Path,
+    spec: QuantSpec,
+    out_dir: str | Path,
+    *,
+    data: str | None = None,
+    seed: int = 0,
+    evaluate: bool = True,
+    split: str = "val",
+    measure: bool = True,
+    threads: int = 1,
+    runs: int = 50,
+    overwrite: bool = True,
+) -> QuantReport:
+    """Quantize an existing FP32 ONNX file (batch-1 or dynamic, square input). No ``dsconv`` (needs weights)."""
+    src = Path(onnx_path)
+    if not src.is_file():
+        raise CompressionError(f"{src}: ONNX file not found")
+    if spec.format == QuantFormat.DSCONV:
+        raise CompressionError(f"{src}: DSConv quantization needs a checkpoint (--checkpoint), not an ONNX file")
+    check_onnx_file(src)
+    _, dims = _input_info(src)
+    size = dims[2] or 256
+    if evaluate and data is None:
+        raise CompressionError(f"{src}: evaluating needs --data (the dataset the model was trained on)")
+    with output_dir(out_dir, overwrite=overwrite) as tmp:
+        fp32 = tmp / "model_fp32.onnx"
+        shutil.copyfile(src, fp32)
+        with tempfile.TemporaryDirectory(prefix="rtseg-quant-") as scratch:
+            notes = convert(fp32, tmp / "model.onnx", spec, data=data, size=size, seed=seed, work=Path(scratch))
+        report = _finish(
+            tmp,
+            spec,
+            parent=str(src),
+            data=data or "",
+            split=split,
+            size=size,
+            seed=seed,
+            evaluate=evaluate,
+            measure=measure,
+            threads=threads,
+            runs=runs,
+            notes=notes,
+        )
+    return report
+
+
+def _export(model: nn.Module, path: Path, *, size: int, opset: int) -> None:
+    from profiling._export import ExportConfig, export_onnx
+
+    try:
+        export_onnx(model, path, ExportConfig(opset=opset, height=size, width=size))
+    except ProfilingError as exc:
+        raise CompressionError(f"cannot export the model to ONNX: {exc}") from None
+
+
+def _dsconv(
+    model,
+    ckpt,
+    spec: QuantSpec,
+    tmp: Path,
+    finetune_spec,
+    *,
+    data: str,
+    size: int,
+    seed: int,
+    progress: bool,
+    parent: str,
+):
+    from compress._finetune import finetune
+    from search_spaces import Checkpoint, build_model, freeze_dsconv, save_checkpoint
+
+    if not ckpt.config.dsconv:
+        raise CompressionError(
+            f"{parent}: config has dsconv=false (plain encoder convs): DSConv quantization needs dsconv"
+        )
+    qcfg = ckpt.config.replace(dsconv_bits=spec.dsconv_bits)
+    qmodel = build_model(qcfg)
+    if ckpt.pruning:
+        from compress._prune import replay_pruning
+
+        qmodel = replay_pruning(qmodel, ckpt.pruning)
+    qmodel.load_state_dict(model.state_dict(), strict=True)
+    logs = []
+    if finetune_spec is not None and finetune_spec.epochs:
+        logs = finetune(qmodel, finetune_spec.train_config(data=data, size=size, seed=seed), progress=progress)
+    freeze_dsconv(qmodel.eval())
+    meta = dict(ckpt.meta or {})
+    meta.update(
+        {
+            "parent": parent,
+            "recipe": spec.label(),
+            "dsconv": {"bits": spec.dsconv_bits, "block_size": qcfg.dsconv_block_size, "frozen": True},
+        }
+    )
+    path = tmp / "checkpoint.pt"
+    # Frozen weights already lie on the b-bit grid; the config says "float conv" so the checkpoint
+    # rebuilds exactly the frozen network (meta["dsconv"] records how it was made).
+    save_checkpoint(
+        Checkpoint(
+            config=ckpt.config.replace(dsconv_bits=None),
+            state_dict=qmodel.state_dict(),
+            pruning=ckpt.pruning,
+            epoch=ckpt.epoch,
+            meta=meta,
+        ),
+        path,
+    )
+    return qmodel, logs, path
+
+
+def _finish(
+    tmp: Path,
+    spec: QuantSpec,
+    *,
+    parent: str,
+    data: str,
+    split: str,
+    size: int,
+    seed: int,
+    evaluate: bool,
+    measure: bool,
+    threads: int,
+    runs: int,
+    notes: str,
+    checkpoint: str | None = None,
+    finetune: list | None = None,
+) -> QuantReport:
+    quant, fp32 = tmp / "model.onnx", tmp / "model_fp32.onnx"
+    check_onnx_file(quant)
+    cmp = compare_onnx(fp32, quant, data=data, split=split, size=size, seed=seed, threads=threads) if evaluate else {}
+    lat32 = latency_ms(fp32, threads=threads, runs=runs, precision="fp32") if measure else None
+    latq = latency_ms(quant, threads=threads, runs=runs, precision=spec.precision) if measure else None
+    d32, dq = cmp.get("dice_fp32"), cmp.get("dice_quant")
+    report = QuantReport(
+        onnx="model.onnx",
+        onnx_fp32="model_fp32.onnx",
+        format=spec.format,
+        recipe=spec.label(),
+        spec=spec.to_dict(),
+        parent=parent,
+        data=data,
+        split=split,
+        size=size,
+        dice_fp32=d32,
+        dice_quant=dq,
+        dice_change_points=(dq - d32) * 100 if d32 is not None and dq is not None else None,
+        latency_fp32_ms=lat32,
+        latency_quant_ms=latq,
+        speedup=lat32 / latq if lat32 and latq else None,
+        threads=threads,
+        max_abs_diff=cmp.get("max_abs_diff"),
+        pixel_agreement=cmp.get("pixel_agreement"),
+        op_counts=op_counts(quant),
+        checkpoint=checkpoint,
+        finetune=finetune or [],
+        notes=notes
+        + (f"; latency: ONNX Runtime CPU, batch 1, {threads} thread(s), median of {runs} runs" if measure else ""),
+    )
+    atomic_write_json(tmp / "quantize.json", report.to_dict())
+    return report

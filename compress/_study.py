@@ -1,0 +1,239 @@
+"""Compress the best members of a search and record each result beside its parent trial.
+
+Parents: ``STUDY_DIR/trials/<n>/candidate.json`` (a CandidateRecord) with ``checkpoint.pt`` next
+to it. The feasible Pareto front over (dice max, latency_ms min) is computed with
+``reports.pareto_front`` (or, if the reports package is unavailable, a local non-dominated
+filter); its top ``top_k`` by Dice are compressed. Each variant is written, all or nothing, to
+``STUDY_DIR/compressed/<parent>.<tag>/`` with its model files and a ``candidate.json``
+(``source="compressed"``, ``parent=<parent name>``, ``recipe``), measured the same way for
+every variant: Dice on the parent's split with ONNX Runtime on the exported graph, latency with
+ONNX Runtime on this machine (batch 1, the parent's thread count).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from common import CandidateRecord, CompressionError, ConfigError, atomic_write_json, read_json
+from compress._files import staged_dir
+from compress._pipeline import load_for_compression, prune_checkpoint
+from compress._quantize import QuantSpec, latency_ms, ort_predict, quantize_checkpoint
+from compress._spec import PruneSpec
+
+log = logging.getLogger(__name__)
+
+
+def read_trials(study_dir: Path) -> list[tuple[CandidateRecord, Path]]:
+    """Every trial's record and folder (errors name the file)."""
+    out = []
+    for path in sorted((study_dir / "trials").glob("*/candidate.json")):
+        data = read_json(path)
+        try:
+            out.append((CandidateRecord.from_dict(data), path.parent))
+        except (ConfigError, TypeError) as exc:
+            raise ConfigError(f"{path}: not a CandidateRecord ({exc})") from None
+    return out
+
+
+def pareto_parents(records: list[CandidateRecord], top_k: int) -> list[CandidateRecord]:
+    """Top ``top_k`` by Dice of the feasible front over (dice max, latency_ms min)."""
+    usable = [r for r in records if r.feasible and r.dice is not None and r.latency_ms is not None]
+    try:
+        from reports import candidates_frame, pareto_front
+
+        info = pareto_front(candidates_frame(usable), [("dice", "maximize"), ("latency_ms", "minimize")])
+        names = set(info.front_names)
+        front = [r for r in usable if r.name in names]
+    except ImportError:
+        front = [
+            r
+            for r in usable
+            if not any(
+                o.dice >= r.dice and o.latency_ms <= r.latency_ms and (o.dice > r.dice or o.latency_ms < r.latency_ms)
+                for o in usable
+            )
+        ]
+    return sorted(front, key=lambda r: -r.dice)[:top_k]
+
+
+def prune_tag(spec: PruneSpec) -> str:
+    if spec.ratio is not None:
+        return f"p{round(spec.ratio * 100)}"
+    if spec.target_macs is not None:
+        return f"pm{round(spec.target_macs * 100)}"
+    return f"pl{spec.target_latency_ms:g}ms"
+
+
+def quant_tag(spec: QuantSpec) -> str:
+    return {"int8-static": "int8", "int8-dynamic": "int8dyn", "fp16": "fp16", "dsconv": f"ds{spec.dsconv_bits}"}[
+        spec.format
+    ]
+
+
+def compress_study(
+    study_dir: str | Path,
+    *,
+    top_k: int = 3,
+    prune: PruneSpec | None = None,
+    quantize: QuantSpec | None = None,
+    finetune_spec=None,
+    data: str | None = None,
+    runs: int = 30,
+    progress: bool = True,
+) -> list[CandidateRecord]:
+    """Compress the top-k feasible Pareto trials of ``study_dir``; returns the records written.
+
+    With both ``prune`` and ``quantize``, each parent gives a pruned variant and a quantized
+    version of that pruned variant (both with ``parent`` = the trial). ``finetune_spec``
+    (:class:`~compress._finetune.FinetuneSpec`) fine-tunes after pruning / for DSConv QAT.
+    """
+    study = Path(study_dir)
+    if not study.is_dir():
+        raise ConfigError(f"--study {study}: not a folder")
+    if prune is None and quantize is None:
+        raise CompressionError("--study: give a pruning target and/or --format to quantize")
+    if top_k < 1:
+        raise CompressionError(f"--top-k: must be >= 1, got {top_k}")
+    trials = read_trials(study)
+    if not trials:
+        raise ConfigError(f"{study}/trials: no */candidate.json; run a search first")
+    folders = {r.name: folder for r, folder in trials}
+    parents = pareto_parents([r for r, _ in trials], top_k)
+    limits = study_limits(study)
+    if not parents:
+        raise CompressionError(f"{study}: no feasible trial with both dice and latency_ms; nothing to compress")
+    written = []
+    for parent in parents:
+        ckpt = folders[parent.name] / "checkpoint.pt"
+        if not ckpt.is_file():
+            raise CompressionError(f"{ckpt}: the parent's checkpoint is missing (trial {parent.name})")
+        source, recipe, first = ckpt, "", len(written)
+        if prune is not None:
+            name = f"{parent.name}.{prune_tag(prune)}"
+            final = study / "compressed" / name
+            with staged_dir(final) as tmp:
+                report = prune_checkpoint(
+                    ckpt, prune, tmp, data=data, finetune_spec=finetune_spec, stage=False, progress=progress
+                )
+                recipe = report.recipe
+                record = _measure(tmp, name, parent, recipe, report.data, "fp32", runs=runs, limits=limits)
+                atomic_write_json(tmp / "candidate.json", record.to_dict())
+            written.append(record)
+            source = final / "checkpoint.pt"
+        if quantize is not None:
+            name = f"{parent.name}.{prune_tag(prune) + '_' if prune else ''}{quant_tag(quantize)}"
+            final = study / "compressed" / name
+            with staged_dir(final) as tmp:
+                qreport = quantize_checkpoint(
+                    source,
+                    quantize,
+                    tmp,
+                    data=data,
+                    finetune_spec=finetune_spec,
+                    stage=False,
+                    measure=False,
+                    evaluate=False,
+                    progress=progress,
+                )
+                full = f"{recipe} -> {qreport.recipe}" if recipe else qreport.recipe
+                record = _measure(tmp, name, parent, full, qreport.data, quantize.precision, runs=runs, limits=limits)
+                atomic_write_json(tmp / "candidate.json", record.to_dict())
+            written.append(record)
+        log.info("compressed %s: %s", parent.name, ", ".join(r.name for r in written[first:]))
+    return written
+
+
+def _measure(
+    folder: Path, name: str, parent: CandidateRecord, recipe: str, data: str, precision: str, *, runs: int, limits: dict
+) -> CandidateRecord:
+    """The candidate row of one variant: Dice/AoP (ORT on model.onnx), params/MACs, ORT latency."""
+    from compress._measure import count_macs
+    from profiling._env import describe_device
+    from search_spaces import count_parameters
+    from segmentation import evaluate_model
+
+    onnx_path = folder / "model.onnx"
+    ckpt_path = folder / "checkpoint.pt"
+    if not ckpt_path.is_file():  # an INT8/FP16 variant keeps its source's weights and architecture
+        ckpt_path = _source_checkpoint(folder)
+    model, ckpt = load_for_compression(ckpt_path)
+    train = (ckpt.meta or {}).get("train", {})
+    size = parent.height
+    summary = evaluate_model(
+        None,
+        data,
+        split=parent.split,
+        size=size,
+        seed=int(train.get("seed", 0)),
+        device="cpu",
+        progress=False,
+        predict=ort_predict(onnx_path, threads=parent.threads or 1),
+    ).summary
+    threads = parent.threads or 1
+    lat = latency_ms(onnx_path, threads=threads, runs=runs, precision=precision)
+    feasible = _feasible(parent, limits, lat, count_parameters(model))
+    return CandidateRecord(
+        name=name,
+        source="compressed",
+        dataset=parent.dataset,
+        split=parent.split,
+        dice=summary["mean"]["dice"],
+        dice_ps=summary["PS"]["dice"],
+        dice_fh=summary["FH"]["dice"],
+        delta_aop_deg=summary["mean"]["delta_aop"],
+        params=count_parameters(model),
+        macs=count_macs(model, size),
+        latency_ms=lat,
+        fps=1000.0 / lat if lat else None,
+        latency_kind="measured",
+        target="local",
+        device=describe_device(gpu=False),
+        backend="onnxruntime",
+        precision=precision,
+        threads=threads,
+        height=size,
+        width=parent.width,
+        feasible=feasible,
+        parent=parent.name,
+        trial=parent.trial,
+        recipe=recipe,
+        config=ckpt.config.to_dict(),
+        notes=(
+            f"Dice: ONNX Runtime on {onnx_path.name}, {parent.split} split; latency: ONNX Runtime CPU, batch 1, "
+            f"{threads} thread(s), median of {runs} runs on this machine"
+            + ("" if parent.target == "local" else f" (the parent's latency was measured on {parent.target})")
+        ),
+    )
+
+
+def _source_checkpoint(folder: Path) -> Path:
+    data = read_json(folder / "quantize.json")
+    return Path(data["parent"])
+
+
+def study_limits(study: Path) -> dict[str, float | None]:
+    """``min_fps``/``max_latency_ms``/``max_params`` from ``study.json`` (empty without reports or settings)."""
+    try:
+        from reports import load_study_settings, study_constraints
+    except ImportError:
+        return {}
+    return study_constraints(load_study_settings(study))
+
+
+def _feasible(parent: CandidateRecord, limits: dict, latency: float, params: int) -> bool:
+    """The study's constraints applied to the variant.
+
+    Latency limits are checked only when the parent was timed here too (``target == "local"``);
+    a limit meant for another device cannot be judged from this machine's time, so the parent's
+    verdict stands for it.
+    """
+    if limits.get("max_params") is not None and params > limits["max_params"]:
+        return False
+    if parent.target != "local":
+        return bool(parent.feasible)
+    if limits.get("max_latency_ms") is not None and latency > limits["max_latency_ms"]:
+        return False
+    if limits.get("min_fps") is not None and 1000.0 / latency < limits["min_fps"]:
+        return False
+    return True
