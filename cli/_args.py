@@ -53,3 +53,48 @@ def add_model_source(p: argparse.ArgumentParser, *, onnx: bool = True) -> None:
 
 def model_source(args: argparse.Namespace) -> str:
     return getattr(args, "onnx", None) or args.checkpoint or args.arch or "paper"
+
+
+def add_ssh(p: argparse.ArgumentParser) -> None:
+    """Options of an ``ssh://user@host[:port]`` target (a Jetson): keys, host-key trust, timeouts, tools."""
+    ssh = p.add_argument_group("SSH target (--target ssh://...)")
+    ssh.add_argument("--key", metavar="FILE", help="private key file (default: ~/.ssh keys and the SSH agent)")
+    ssh.add_argument("--known-hosts", metavar="FILE", default="~/.ssh/known_hosts", help="(default: %(default)s)")
+    ssh.add_argument(
+        "--accept-new-host-key", action="store_true", help="trust and record a host not yet in known_hosts"
+    )
+    ssh.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (default: %(default)s)")
+    ssh.add_argument(
+        "--command-timeout", type=float, default=600.0, help="seconds per remote command (default: %(default)s)"
+    )
+    ssh.add_argument("--remote-python", default="python3", help="the device's Python >= 3.6 (default: %(default)s)")
+    ssh.add_argument("--remote-tmpdir", help="parent of the remote temporary directory (default: the device's TMPDIR)")
+    ssh.add_argument("--trtexec", metavar="PATH", help="trtexec on the device (default: PATH, /usr/src/tensorrt/bin)")
+    ssh.add_argument("--tegrastats", metavar="PATH", help="tegrastats on the device (default: found on PATH)")
+    ssh.add_argument("--tegrastats-interval", type=int, default=100, help="power sampling period in ms (default: 100)")
+    ssh.add_argument(
+        "--remote-backend",
+        choices=("auto", "onnxruntime", "trtexec"),
+        default="auto",
+        help="runtime on the device (default: %(default)s = trtexec if present, else onnxruntime)",
+    )
+
+
+def ssh_options_from(args: argparse.Namespace):
+    """``profiling.SSHOptions`` from :func:`add_ssh`'s options, or None when the target is not SSH."""
+    if not str(getattr(args, "target", "")).startswith("ssh://"):
+        return None
+    from profiling import SSHOptions
+
+    return SSHOptions(
+        key_filename=args.key,
+        known_hosts=args.known_hosts,
+        accept_new_host_key=args.accept_new_host_key,
+        connect_timeout=args.connect_timeout,
+        command_timeout=args.command_timeout,
+        remote_python=args.remote_python,
+        remote_tmpdir=args.remote_tmpdir,
+        trtexec_path=args.trtexec,
+        tegrastats_path=args.tegrastats,
+        tegrastats_interval_ms=args.tegrastats_interval,
+    )

@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 
-from cli._args import add_device, add_json_out, add_model_source, add_seed, model_source
+from cli._args import add_device, add_json_out, add_model_source, add_seed, add_ssh, model_source, ssh_options_from
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,48 +50,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-count", action="store_true", help="skip parameter/MAC/memory counting")
     add_seed(p)
     add_device(p)
-    ssh = p.add_argument_group("SSH target (--target ssh://...)")
-    ssh.add_argument("--key", metavar="FILE", help="private key file (default: ~/.ssh keys and the SSH agent)")
-    ssh.add_argument("--known-hosts", metavar="FILE", default="~/.ssh/known_hosts", help="(default: %(default)s)")
-    ssh.add_argument(
-        "--accept-new-host-key", action="store_true", help="trust and record a host not yet in known_hosts"
-    )
-    ssh.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (default: %(default)s)")
-    ssh.add_argument(
-        "--command-timeout", type=float, default=600.0, help="seconds per remote command (default: %(default)s)"
-    )
-    ssh.add_argument("--remote-python", default="python3", help="the device's Python >= 3.6 (default: %(default)s)")
-    ssh.add_argument("--remote-tmpdir", help="parent of the remote temporary directory (default: the device's TMPDIR)")
-    ssh.add_argument("--trtexec", metavar="PATH", help="trtexec on the device (default: PATH, /usr/src/tensorrt/bin)")
-    ssh.add_argument("--tegrastats", metavar="PATH", help="tegrastats on the device (default: found on PATH)")
-    ssh.add_argument("--tegrastats-interval", type=int, default=100, help="power sampling period in ms (default: 100)")
-    ssh.add_argument(
-        "--remote-backend",
-        choices=("auto", "onnxruntime", "trtexec"),
-        default="auto",
-        help="runtime on the device (default: %(default)s = trtexec if present, else onnxruntime)",
-    )
+    add_ssh(p)
     add_json_out(p, "the report")
 
 
 def run(args: argparse.Namespace) -> int:
     from common import atomic_write_json
-    from profiling import SSHOptions, profile_model
+    from profiling import profile_model
 
-    ssh_options = None
-    if args.target.startswith("ssh://"):
-        ssh_options = SSHOptions(
-            key_filename=args.key,
-            known_hosts=args.known_hosts,
-            accept_new_host_key=args.accept_new_host_key,
-            connect_timeout=args.connect_timeout,
-            command_timeout=args.command_timeout,
-            remote_python=args.remote_python,
-            remote_tmpdir=args.remote_tmpdir,
-            trtexec_path=args.trtexec,
-            tegrastats_path=args.tegrastats,
-            tegrastats_interval_ms=args.tegrastats_interval,
-        )
+    ssh_options = ssh_options_from(args)
     report = profile_model(
         model_source(args),
         target=args.target,

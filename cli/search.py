@@ -35,7 +35,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from cli._args import add_data, add_device
+from cli._args import add_data, add_device, add_ssh, ssh_options_from
 
 _OBJECTIVES_HELP = (
     "comma list of objectives from dice (max), delta_aop (min, degrees), latency (min, ms), params (min), "
@@ -95,10 +95,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     prof.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default: %(default)s)")
     prof.add_argument("--latency-runs", type=int, default=20, help="timed runs per trial (default: %(default)s)")
     prof.add_argument("--latency-warmup", type=int, default=5, help="warm-up runs per trial (default: %(default)s)")
-    prof.add_argument("--key", metavar="FILE", help="SSH private key for an ssh:// target")
-    prof.add_argument("--known-hosts", default="~/.ssh/known_hosts", help="(default: %(default)s)")
-    prof.add_argument("--accept-new-host-key", action="store_true", help="trust a device not yet in known_hosts")
-    prof.add_argument("--remote-backend", choices=("auto", "onnxruntime", "trtexec"), default="auto")
+    add_ssh(p)
 
     space = p.add_argument_group("search space and early stopping")
     space.add_argument("--space", metavar="JSON", help="SearchSpace overrides as JSON (e.g. narrower width ranges)")
@@ -144,13 +141,7 @@ def run(args: argparse.Namespace) -> int:
     if args.show_space:
         print(space.describe())
         return 0
-    ssh_options = None
-    if args.target.startswith("ssh://"):
-        from profiling import SSHOptions
-
-        ssh_options = SSHOptions(
-            key_filename=args.key, known_hosts=args.known_hosts, accept_new_host_key=args.accept_new_host_key
-        )
+    ssh_options = ssh_options_from(args)
     config = SearchConfig(
         study_dir=args.study,
         trials=args.trials,

@@ -68,6 +68,10 @@ NANO_GPU_INT8 = (
     "fast INT8 path in TensorRT (--int8 gives no gain there). Use --format fp16 for its GPU, or "
     "--for jetson-nano-cpu to run INT8 with ONNX Runtime on its CPU"
 )
+FP16_DEVICE_NOTE = (
+    "FP16 ONNX with FP32 inputs/outputs for TensorRT (trtexec --fp16) on the device; the latency measured "
+    "here is ONNX Runtime on this CPU, not the device's: time model.onnx there (run.py profile --onnx ... )"
+)
 CONVINTEGER_NOTE = (
     "dynamic INT8 runs convolutions as ConvInteger, which ONNX Runtime executes far slower than FP32 "
     "Conv on CPUs (measured here 3-5x slower on this family); use int8-static for speed"
@@ -248,8 +252,7 @@ def convert(fp32: Path, out: Path, spec: QuantSpec, *, data: str | None, size: i
         # checker (and TensorRT's parser) want nodes in topological order.
         _topological_sort(model.graph)
         onnx.save(model, str(out))
-        if spec.target == "cpu":
-            notes.append(FP16_CPU_NOTE)
+        notes.append(FP16_CPU_NOTE if spec.target == "cpu" else FP16_DEVICE_NOTE)
         return "; ".join(notes)
     source = fp32
     if spec.preprocess:
@@ -285,7 +288,7 @@ def convert(fp32: Path, out: Path, spec: QuantSpec, *, data: str | None, size: i
         "percentile": q.CalibrationMethod.Percentile,
     }[spec.calibration]
     extra = {"CalibPercentile": float(spec.percentile)} if spec.calibration == "percentile" else {}
-    with _quiet_root_logger():
+    with _quiet_root_logger(), contextlib.redirect_stdout(io.StringIO()):  # entropy/percentile print bins
         q.quantize_static(
             str(source),
             str(out),
@@ -645,8 +648,11 @@ def _finish(
         op_counts=op_counts(quant),
         checkpoint=checkpoint,
         finetune=finetune or [],
-        notes=notes
-        + (f"; latency: ONNX Runtime CPU, batch 1, {threads} thread(s), median of {runs} runs" if measure else ""),
+        notes="; ".join(
+            n
+            for n in (notes, f"latency: ONNX Runtime CPU, batch 1, {threads} thread(s), median of {runs} runs")
+            if n and (measure or not n.startswith("latency"))
+        ),
     )
     atomic_write_json(tmp / "quantize.json", report.to_dict())
     return report

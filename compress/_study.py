@@ -2,8 +2,7 @@
 
 Parents: ``STUDY_DIR/trials/<n>/candidate.json`` (a CandidateRecord) with ``checkpoint.pt`` next
 to it. The feasible Pareto front over (dice max, latency_ms min) is computed with
-``reports.pareto_front`` (or, if the reports package is unavailable, a local non-dominated
-filter); its top ``top_k`` by Dice are compressed. Each variant is written, all or nothing, to
+``reports.pareto_front``; its top ``top_k`` by Dice are compressed. Each variant is written, all or nothing, to
 ``STUDY_DIR/compressed/<parent>.<tag>/`` with its model files and a ``candidate.json``
 (``source="compressed"``, ``parent=<parent name>``, ``recipe``), measured the same way for
 every variant: Dice on the parent's split with ONNX Runtime on the exported graph, latency with
@@ -39,21 +38,11 @@ def read_trials(study_dir: Path) -> list[tuple[CandidateRecord, Path]]:
 def pareto_parents(records: list[CandidateRecord], top_k: int) -> list[CandidateRecord]:
     """Top ``top_k`` by Dice of the feasible front over (dice max, latency_ms min)."""
     usable = [r for r in records if r.feasible and r.dice is not None and r.latency_ms is not None]
-    try:
-        from reports import candidates_frame, pareto_front
+    from reports import candidates_frame, pareto_front  # lazy: reports pulls in matplotlib
 
-        info = pareto_front(candidates_frame(usable), [("dice", "maximize"), ("latency_ms", "minimize")])
-        names = set(info.front_names)
-        front = [r for r in usable if r.name in names]
-    except ImportError:
-        front = [
-            r
-            for r in usable
-            if not any(
-                o.dice >= r.dice and o.latency_ms <= r.latency_ms and (o.dice > r.dice or o.latency_ms < r.latency_ms)
-                for o in usable
-            )
-        ]
+    info = pareto_front(candidates_frame(usable), [("dice", "maximize"), ("latency_ms", "minimize")])
+    names = set(info.front_names)
+    front = [r for r in usable if r.name in names]
     return sorted(front, key=lambda r: -r.dice)[:top_k]
 
 

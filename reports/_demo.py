@@ -39,6 +39,7 @@ class DemoConfig:
     # 3. compression of the best feasible front members
     top_k: int = 2
     prune_macs: float = 0.5  # prune to this fraction of the parent's MACs
+    round_to: int = 16  # ONNX Runtime's CPU convs work in 16-channel blocks here (use 8 for TensorRT)
     finetune_epochs: int = 2
     # 4. profiling of the trained paper network
     profile_size: int = 256
@@ -106,7 +107,7 @@ def run_demo(cfg: DemoConfig, *, progress: bool = True) -> DemoResult:
     stage("search", search_settings, [study / "study.db"], lambda: _search(cfg, study, progress))
     compress_settings = {
         **search_settings,
-        **{k: getattr(cfg, k) for k in ("top_k", "prune_macs", "finetune_epochs")},
+        **{k: getattr(cfg, k) for k in ("top_k", "prune_macs", "round_to", "finetune_epochs")},
     }
     stage("compress", compress_settings, [study / "compressed"], lambda: _compress(cfg, study, progress))
     stage(
@@ -177,7 +178,7 @@ def _compress(cfg: DemoConfig, study: Path, progress: bool) -> None:
     compress_study(
         study,
         top_k=cfg.top_k,
-        prune=PruneSpec(target_macs=cfg.prune_macs, round_to=8, seed=cfg.seed),
+        prune=PruneSpec(target_macs=cfg.prune_macs, round_to=cfg.round_to, seed=cfg.seed),
         quantize=QuantSpec(format="int8-static", seed=cfg.seed),
         finetune_spec=FinetuneSpec(epochs=cfg.finetune_epochs),
         progress=progress,

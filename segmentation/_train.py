@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -76,8 +77,8 @@ class EpochLog:
 
 @dataclass
 class TrainResult:
-    out_dir: Path
-    checkpoint: Path
+    out_dir: Path | None
+    checkpoint: Path | None
     epochs: list[EpochLog] = field(default_factory=list)
     wall_s: float = 0.0
     stopped_early: bool = False
@@ -96,20 +97,25 @@ def seed_everything(seed: int) -> None:
 def train(
     arch: RTSegConfig,
     cfg: TrainConfig,
-    out_dir: str | Path,
+    out_dir: str | Path | None,
     *,
     resume: bool = False,
     progress: bool = True,
     on_epoch_end: Callable[[EpochLog], None] | None = None,
     init_state: dict[str, torch.Tensor] | None = None,
+    model: nn.Module | None = None,
+    pruning: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``arch`` with ``cfg``; write ``out_dir/checkpoint.pt`` and ``out_dir/metrics.json``.
 
     With ``resume=True`` an existing checkpoint in ``out_dir`` is continued from its next epoch
     (its config must equal ``arch``). ``on_epoch_end`` may raise :class:`StopTraining`.
+    ``model`` trains a model that cannot be rebuilt from ``arch`` alone (a pruned one, whose
+    ``pruning`` history then goes into the checkpoint) in place instead of a fresh build.
+    ``out_dir=None`` writes nothing (fine-tuning inside a larger step).
     """
-    out_dir = Path(out_dir)
-    ckpt_path = out_dir / "checkpoint.pt"
+    out_dir = Path(out_dir) if out_dir is not None else None
+    ckpt_path = out_dir / "checkpoint.pt" if out_dir is not None else None
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
 
@@ -128,7 +134,8 @@ def train(
     val_loader = DataLoader(val_ds, batch_size=max(cfg.batch_size, 16), shuffle=False, num_workers=cfg.workers)
     steps = len(train_loader) if cfg.steps_per_epoch is None else min(cfg.steps_per_epoch, len(train_loader))
 
-    model = build_model(arch)
+    if model is None:
+        model = build_model(arch)
     if init_state is not None:
         model.load_state_dict(init_state)
     model.to(device)
@@ -145,7 +152,7 @@ def train(
 
     result = TrainResult(out_dir=out_dir, checkpoint=ckpt_path)
     start_epoch = 0
-    if resume and ckpt_path.is_file():
+    if resume and ckpt_path is not None and ckpt_path.is_file():
         ckpt = load_checkpoint(ckpt_path)
         if ckpt.config != arch:
             raise ConfigError(f"{ckpt_path}: --resume with a different --arch than the checkpoint's")
@@ -204,7 +211,8 @@ def train(
             entry.epoch, cfg.epochs, entry.loss, entry.val_dice, entry.val_dice_ps, entry.val_dice_fh,
             entry.images_per_s,
         )  # fmt: skip
-        _save(model, optimizer, scheduler, arch, cfg, result, ckpt_path)
+        if ckpt_path is not None:
+            _save(model, optimizer, scheduler, arch, cfg, result, ckpt_path, pruning)
         if on_epoch_end is not None:
             try:
                 on_epoch_end(entry)
@@ -212,6 +220,8 @@ def train(
                 result.stopped_early = True
                 break
     result.wall_s = time.perf_counter() - t_start
+    if out_dir is None:
+        return result
     atomic_write_json(
         out_dir / "metrics.json",
         {"train": asdict(cfg), "epochs": [asdict(e) for e in result.epochs], "wall_s": result.wall_s,
@@ -224,11 +234,12 @@ def _cosine(step: int, total: int, lr: float, min_lr: float) -> float:
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
-def _save(model, optimizer, scheduler, arch, cfg, result, path) -> None:
+def _save(model, optimizer, scheduler, arch, cfg, result, path, pruning) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     ckpt = Checkpoint(
         config=arch,
         state_dict=state,
+        pruning=pruning,
         optimizer={"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
         epoch=result.epochs[-1].epoch,
         metrics={"val_dice": result.epochs[-1].val_dice},
