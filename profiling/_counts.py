@@ -212,7 +212,7 @@ def count_costs(
     x = torch.randn(1, channels, height, width, generator=gen)
     from search_spaces import DSConv2d
 
-    log.info(
+    log.debug(
         "counting %s: parameters, MACs (fvcore, thop) and peak activation memory at %dx%d", model_name, height, width
     )
     try:

@@ -170,7 +170,7 @@ def measure_onnxruntime(
     x = np.random.default_rng(config.seed).standard_normal(shape).astype(dtype)
     feed = {name: x}
     provider = session.get_providers()[0]
-    log.info(
+    log.debug(
         "timing onnxruntime (%s): %d warm-up + %d runs at %s, %d thread(s)",
         provider,
         config.warmup,
@@ -248,7 +248,7 @@ def measure_pytorch(
     def forward() -> None:
         work(x)
 
-    log.info(
+    log.debug(
         "timing pytorch eager (%s): %d warm-up + %d runs at %s, %d thread(s)",
         device,
         config.warmup,

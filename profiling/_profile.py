@@ -260,7 +260,7 @@ def profile_model(
                     "quantize it first and pass the ONNX file (--onnx), or use --backend pytorch on a GPU for fp16"
                 )
             export_opset = opset or (REMOTE_OPSET if kind == "ssh" else LOCAL_OPSET)
-            log.info("exporting %s to ONNX (opset %d) and checking it against PyTorch", src.name, export_opset)
+            log.debug("exporting %s to ONNX (opset %d) and checking it against PyTorch", src.name, export_opset)
             export = export_onnx(
                 src.model,
                 Path(tmp) / f"{Path(src.name).stem}.onnx",

@@ -336,7 +336,7 @@ def load_split(
                 f"(frame labels in its {len(chosen)} video(s): {counts}); try --frames all"
             )
     dataset = SegmentationDataset(source, spec=spec, split=split, size=size, augment=augment, seed=seed)
-    log.info("%s %s: %d images in %d groups", spec, split, len(dataset), len(set(dataset.groups)))
+    log.debug("%s %s: %d images in %d groups", spec, split, len(dataset), len(set(dataset.groups)))
     return dataset
 
 
