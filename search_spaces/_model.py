@@ -127,3 +127,8 @@ class RTSegNet(nn.Module):
 def build_model(cfg: RTSegConfig) -> RTSegNet:
     """The only constructor of the family."""
     return RTSegNet(cfg)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """The true number of trainable parameters (sum of ``p.numel()``), not a profiler's estimate."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
