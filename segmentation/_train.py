@@ -142,10 +142,7 @@ def train(
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = cfg.epochs * steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda i: (cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(i, total) / total))) / cfg.lr,
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: _cosine(i, total, cfg.lr, cfg.min_lr) / cfg.lr)
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     loss_fn = DeepSupervisionLoss(cfg.aux_weight)
