@@ -12,7 +12,7 @@ from compress._finetune import FinetuneSpec, calibration_batches, finetune
 from compress._importance import IMPORTANCES, ImportanceOption, Scorer, get_importance, list_importances
 from compress._opprofile import OpTime, profile_ops, summarize_ops
 from compress._pipeline import PruneReport, load_for_compression, prune_checkpoint
-from compress._prune import prune_model, replay_pruning
+from compress._prune import prune_model
 from compress._quantize import (
     CALIBRATIONS,
     NANO_GPU_INT8,
@@ -23,7 +23,6 @@ from compress._quantize import (
     quantize_checkpoint,
     quantize_onnx,
 )
-from compress._select import feasible_width, shift_aware_keep
 from compress._spec import PruneResult, PruneSpec
 from compress._study import compress_study, pareto_parents
 
@@ -47,7 +46,6 @@ __all__ = [
     "bench_compression",
     "calibration_batches",
     "compress_study",
-    "feasible_width",
     "finetune",
     "format_comparisons",
     "get_importance",
@@ -59,7 +57,5 @@ __all__ = [
     "prune_model",
     "quantize_checkpoint",
     "quantize_onnx",
-    "replay_pruning",
-    "shift_aware_keep",
     "summarize_ops",
 ]

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import Record
 from compress._finetune import FinetuneSpec
 from compress._opprofile import profile_ops, summarize_ops
 from compress._quantize import QuantSpec, compare_onnx
 from compress._spec import PruneSpec
+from rtseg_core import Record
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from common import CompressionError
+from rtseg_core import CompressionError
 
 
 @contextlib.contextmanager

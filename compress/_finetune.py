@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from torch import nn
 from torch.utils.data import DataLoader
 
-from common import CompressionError
 from compress._importance import Batch
+from rtseg_core import CompressionError
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from common import CompressionError
+from rtseg_core import CompressionError
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class NNIMaskScorer(Scorer):
 
     def prepare(self, model, batches, ratio):
         nni_pruning = _import_nni()
-        from compress._graph import _PrunableDSConv, _swap, class_layers
+        from models._prune_graph import _PrunableDSConv, _swap, class_layers
 
         skip = {id(m) for m in class_layers(model)}
         targets = [

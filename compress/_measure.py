@@ -10,12 +10,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common import CompressionError, ProfilingError
+from rtseg_core import CompressionError, ProfilingError
 
 
 def deployable_copy(model: nn.Module) -> nn.Module:
     """An eval-mode copy with DSConv2d restored (the pruning view swaps them for plain convs)."""
-    from compress._graph import _PrunableDSConv, _swap
+    from models._prune_graph import _PrunableDSConv, _swap
 
     work = copy.deepcopy(model).cpu().eval()
     _swap(work, _PrunableDSConv, lambda m: m.to_dsconv())

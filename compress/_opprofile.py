@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import CompressionError
+from rtseg_core import CompressionError
 
 INT8_OPS = {
     "QLinearConv",

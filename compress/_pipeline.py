@@ -18,11 +18,11 @@ from typing import Any
 
 from torch import nn
 
-from common import CompressionError, Record, atomic_write_json
 from compress._files import output_dir
 from compress._finetune import FinetuneSpec, calibration_batches, finetune
 from compress._prune import prune_model
 from compress._spec import PruneSpec
+from rtseg_core import CompressionError, Record, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class PruneReport(Record):
 
 def load_for_compression(checkpoint: str | Path):
     """``(model, ckpt)`` from a checkpoint; a config that does not match the weights is a ConfigError naming it."""
-    from search_spaces import load_checkpoint, model_from_checkpoint
+    from models import load_checkpoint, model_from_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, source=str(checkpoint))
@@ -98,7 +98,7 @@ def prune_checkpoint(
     to those the checkpoint was trained with; ``split`` is where Dice is measured. With
     ``stage=False`` the files go straight into ``out_dir`` (for callers that stage a larger folder).
     """
-    from search_spaces import Checkpoint, save_checkpoint
+    from models import Checkpoint, save_checkpoint
 
     model, ckpt = load_for_compression(checkpoint)
     data, size, seed = _data_defaults(ckpt, data, size, seed)
@@ -189,8 +189,8 @@ def _needs_data(spec: PruneSpec) -> bool:
 
 
 def _export(model: nn.Module, path: Path, *, size: int, opset: int) -> float:
-    from common import ProfilingError
     from profiling._export import ExportConfig, export_onnx
+    from rtseg_core import ProfilingError
 
     try:
         return export_onnx(model, path, ExportConfig(opset=opset, height=size, width=size)).max_abs_diff

@@ -9,20 +9,19 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from common import CompressionError
-from compress._graph import (
+from compress._importance import Batch, Scorer, get_importance
+from compress._measure import count_macs, measure_latency_ms
+from compress._spec import PruneResult, PruneSpec
+from models import DSConv2d
+from models._prune_graph import (
     build_pruner,
     history_to_data,
     prunable_view,
-    replay_history,
     resolve_modules,
     shifted_layers,
 )
-from compress._importance import Batch, Scorer, get_importance
-from compress._measure import count_macs, measure_latency_ms
-from compress._select import feasible_width, lowest, shift_aware_keep
-from compress._spec import PruneResult, PruneSpec
-from search_spaces import DSConv2d
+from models._shift_select import feasible_width, lowest, shift_aware_keep
+from rtseg_core import CompressionError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ def prune_model(
     reached by ``spec.max_ratio`` (the model is then pruned to ``max_ratio``: callers write
     nothing, they work on a fresh copy).
     """
-    from search_spaces import count_parameters
+    from models import count_parameters
 
     option = get_importance(spec.importance)
     if option.needs_data and not batches:
@@ -305,15 +304,3 @@ def _shift_of(full, channels: int, shifted: dict[nn.Module, int]) -> int | None:
             same = same and {int(a) for a, _ in pairs} == set(range(channels))
             return shifted[module] if same else None
     return None
-
-
-def replay_pruning(model: nn.Module, pruning: dict) -> nn.Module:
-    """Apply a checkpoint's ``pruning`` entry (``{"history": [...], "spec": {...}}``) to a fresh build.
-
-    Returns the same model, pruned in place, ready for ``load_state_dict(strict=True)``.
-    """
-    if not isinstance(pruning, dict) or "history" not in pruning:
-        raise CompressionError(
-            f"checkpoint 'pruning': expected {{'history': [...], 'spec': {{...}}}}, got {str(pruning)[:120]}"
-        )
-    return replay_history(model, pruning["history"], source="checkpoint 'pruning'")

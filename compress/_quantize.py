@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from common import CompressionError, ProfilingError, Record, atomic_write_json
 from compress._files import output_dir
+from rtseg_core import CompressionError, ProfilingError, Record, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -562,7 +562,7 @@ def _dsconv(
     parent: str,
 ):
     from compress._finetune import finetune
-    from search_spaces import Checkpoint, build_model, freeze_dsconv, save_checkpoint
+    from models import Checkpoint, build_model, freeze_dsconv, save_checkpoint
 
     if not ckpt.config.dsconv:
         raise CompressionError(

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import CompressionError, Record
+from rtseg_core import CompressionError, Record
 
 LATENCY_BACKENDS = ("onnxruntime", "pytorch")
 

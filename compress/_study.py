@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from common import CandidateRecord, CompressionError, ConfigError, atomic_write_json, read_json
 from compress._files import staged_dir
 from compress._pipeline import load_for_compression, prune_checkpoint
 from compress._quantize import QuantSpec, latency_ms, ort_predict, quantize_checkpoint
 from compress._spec import PruneSpec
+from rtseg_core import CandidateRecord, CompressionError, ConfigError, atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +138,8 @@ def _measure(
 ) -> CandidateRecord:
     """The candidate row of one variant: Dice/AoP (ORT on model.onnx), params/MACs, ORT latency."""
     from compress._measure import count_macs
+    from models import count_parameters
     from profiling._env import describe_device
-    from search_spaces import count_parameters
     from segmentation import evaluate_model
 
     onnx_path = folder / "model.onnx"

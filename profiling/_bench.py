@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from common import ProfilingError, Record
 from profiling._stats import summarize_times
+from rtseg_core import ProfilingError, Record
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,7 @@ def pytorch_variant(model: nn.Module, name: str = "PyTorch eager", *, descriptio
     """
     import copy
 
-    from search_spaces import freeze_dsconv
+    from models import freeze_dsconv
 
     work = freeze_dsconv(copy.deepcopy(model).eval())
 

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from common import ProfilingError, Record
+from rtseg_core import ProfilingError, Record
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +210,7 @@ def count_costs(
         work = _WithAux(work).eval()
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, channels, height, width, generator=gen)
-    from search_spaces import DSConv2d
+    from models import DSConv2d
 
     log.debug(
         "counting %s: parameters, MACs (fvcore, thop) and peak activation memory at %dx%d", model_name, height, width

@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from common import ProfilingError
 from profiling._records import LatencyRecord
+from rtseg_core import ProfilingError
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +314,7 @@ class CalibratedEstimator:
         if isinstance(source, RooflineEstimate):
             return source
         if not isinstance(source, nn.Module):
-            from search_spaces import build_model, create_config
+            from models import build_model, create_config
 
             source = build_model(create_config(source))
         return estimate_roofline(

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from common import ProfilingError, Record, atomic_write_bytes
+from rtseg_core import ProfilingError, Record, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def fold_batchnorm(model: nn.Module) -> int:
     DSConv layers are replaced by the equivalent ``nn.Conv2d`` first. The folded BN becomes
     ``nn.Identity``. Returns the number of pairs folded.
     """
-    from search_spaces import DSConv2d
+    from models import DSConv2d
 
     if model.training:
         raise ProfilingError("fold_batchnorm: the model must be in eval mode (BN running statistics are folded)")
@@ -139,7 +139,7 @@ def fold_batchnorm(model: nn.Module) -> int:
 
 def prepare_for_export(model: nn.Module, *, fold_bn: bool = True) -> tuple[nn.Module, int]:
     """A deployable copy: eval mode, DSConv frozen, BN folded. Returns ``(copy, folded pairs)``."""
-    from search_spaces import freeze_dsconv
+    from models import freeze_dsconv
 
     work = freeze_dsconv(copy.deepcopy(model).cpu().eval())
     folded = fold_batchnorm(work) if fold_bn else 0

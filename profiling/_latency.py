@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from common import ProfilingError, resolve_device
 from profiling._env import describe_device, describe_environment
 from profiling._records import LatencyRecord
 from profiling._stats import summarize_times
+from rtseg_core import ProfilingError, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def measure_pytorch(
     The model is copied, put in eval mode and its DSConv layers frozen (the deployed weights);
     BatchNorm is not folded (eager as users run it). ``precision``: ``fp32``, or ``fp16`` on CUDA.
     """
-    from search_spaces import freeze_dsconv
+    from models import freeze_dsconv
 
     if precision not in ("fp32", "fp16"):
         raise ProfilingError(f"pytorch: precision {precision!r} is not timed in eager mode (use fp32, or fp16 on CUDA)")

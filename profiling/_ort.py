@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from common import ProfilingError
+from rtseg_core import ProfilingError
 
 
 def ort_providers(*, use_gpu: bool = True) -> list[str]:

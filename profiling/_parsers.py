@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import ProfilingError
+from rtseg_core import ProfilingError
 
 # --------------------------------------------------------------------------------------------
 # trtexec console output

@@ -9,11 +9,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from common import ConfigError, ProfilingError
 from profiling._counts import CostRecord, count_costs
 from profiling._export import ExportConfig, ExportResult, export_onnx
 from profiling._records import LatencyRecord
 from profiling._source import ModelSource, load_source
+from rtseg_core import ConfigError, ProfilingError
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +217,7 @@ def profile_model(
         precision = precision or "fp32"
     cost = None
     if count and src.model is not None:
-        from common import resolve_device
+        from rtseg_core import resolve_device
 
         cost = count_costs(
             src.model,

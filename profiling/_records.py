@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common import Record
+from rtseg_core import Record
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from common import ConfigError, ProfilingError, RemoteProfilingError
 from profiling._parsers import (
     clocks_pinned,
     format_power_mode,
@@ -35,6 +34,7 @@ from profiling._parsers import (
 from profiling._records import LatencyRecord
 from profiling._ssh import RemoteShell, SSHOptions, SSHTarget
 from profiling._stats import summarize_times
+from rtseg_core import ConfigError, ProfilingError, RemoteProfilingError
 
 log = logging.getLogger(__name__)
 

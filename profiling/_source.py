@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from common import ConfigError
+from rtseg_core import ConfigError
 
 
 @dataclass
@@ -29,7 +29,7 @@ class ModelSource:
 
 def build_seeded(cfg, seed: int = 0) -> nn.Module:
     """``build_model(cfg)`` with a fixed seed, leaving the global RNG as it was."""
-    from search_spaces import build_model
+    from models import build_model
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -42,7 +42,7 @@ def load_source(source, *, seed: int = 0, name: str | None = None) -> ModelSourc
     ``seed`` (latency and counts do not depend on the values). Raises :class:`ConfigError` naming
     the source when it is none of these.
     """
-    from search_spaces import PRESETS, RTSegConfig, create_config, load_model
+    from models import PRESETS, RTSegConfig, create_config, load_model
 
     if isinstance(source, nn.Module):
         cfg = getattr(source, "config", None)

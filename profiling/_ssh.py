@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import paramiko
 
-from common import ConfigError, RemoteProfilingError, atomic_write_text
+from rtseg_core import ConfigError, RemoteProfilingError, atomic_write_text
 
 log = logging.getLogger(__name__)
 

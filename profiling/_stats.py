@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from common import ProfilingError
+from rtseg_core import ProfilingError
 
 
 def summarize_times(times_ms: Sequence[float], *, batch: int = 1) -> dict[str, float]:

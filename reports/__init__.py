@@ -5,9 +5,10 @@ functions a :class:`ScatterInfo` per plot, :func:`compute_report` a :class:`Repo
 :func:`build_report` draws and writes them all into ``STUDY_DIR/report/``.
 """
 
-from reports._build import PLOT_KEYS, ReportInfo, build_report, compute_report, report_summary
+from reports._build import PLOT_KEYS, build_report, compute_report, report_summary
 from reports._html import render_html
 from reports._hypervolume import HypervolumeHistory, default_reference, hypervolume, hypervolume_history
+from reports._info import ReportInfo
 from reports._load import (
     CANDIDATE_COLUMNS,
     DEFAULT_OBJECTIVES,

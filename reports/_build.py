@@ -8,18 +8,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from common import ConfigError, atomic_write_json, atomic_write_text
 from reports._html import render_html
-from reports._hypervolume import HypervolumeHistory, hypervolume_history
+from reports._hypervolume import hypervolume_history
+from reports._info import ReportInfo
 from reports._load import (
     load_candidates,
     load_environment,
@@ -29,38 +25,16 @@ from reports._load import (
     study_constraints,
     study_objectives,
 )
-from reports._pareto import FrontInfo, pareto_front
-from reports._plot_info import ScatterInfo, dice_fps_info, dice_macs_info, dice_params_info
+from reports._pareto import pareto_front
+from reports._plot_info import dice_fps_info, dice_macs_info, dice_params_info
 from reports._plots import plot_hypervolume_history, plot_scatter, save_figure
-from reports._select import ShipChoice, choose_model
+from reports._select import choose_model
 from reports._tables import write_tables
+from rtseg_core import ConfigError, atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 PLOT_KEYS = ("dice_fps", "dice_macs", "dice_params", "hypervolume")
-
-
-@dataclass(frozen=True)
-class ReportInfo:
-    """Everything a report shows, before anything is drawn or written."""
-
-    study_dir: Path
-    title: str
-    settings: dict[str, Any]  # study.json as read ({} if absent)
-    objectives: tuple[tuple[str, str], ...]
-    constraints: dict[str, float | None]
-    candidates: pd.DataFrame  # load_candidates()
-    front: FrontInfo  # over the study objectives
-    plots: tuple[ScatterInfo, ...]  # dice_fps, dice_macs, dice_params
-    hypervolume: HypervolumeHistory
-    choice: ShipChoice
-    environment: dict[str, Any]
-    synthetic: bool  # some accuracy was measured on synthetic data
-    reference: dict[str, Any] = dataclasses.field(default_factory=dict)  # reference.json, shown apart
-
-    @property
-    def plot_keys(self) -> tuple[str, ...]:
-        return (*(p.key for p in self.plots), "hypervolume")
 
 
 def compute_report(study_dir: str | os.PathLike) -> ReportInfo:

@@ -8,16 +8,14 @@ import base64
 import html
 import json
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
 from reports._hypervolume import DEFAULT_PAD
+from reports._info import ReportInfo
 from reports._plot_info import PAPER_PUBLISHED
 from reports._tables import display_table
-
-if TYPE_CHECKING:
-    from reports._build import ReportInfo
 
 MEASURED_LEGEND = (
     "median latency of batch-1 forward passes timed on the stated target, runtime, precision "

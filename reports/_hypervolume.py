@@ -19,9 +19,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from common import ConfigError
 from reports._load import check_objectives
 from reports._pareto import as_minimization, nondominated_mask
+from rtseg_core import ConfigError
 
 DEFAULT_PAD = 0.1
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from common import CandidateRecord, ConfigError, read_json
+from rtseg_core import CandidateRecord, ConfigError, read_json
 
 logger = logging.getLogger(__name__)
 

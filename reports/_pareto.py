@@ -12,8 +12,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from common import ConfigError
 from reports._load import check_objectives
+from rtseg_core import ConfigError
 
 
 class FrontInfo(NamedTuple):

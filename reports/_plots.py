@@ -15,10 +15,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from common import atomic_write_bytes
 from reports._hypervolume import DEFAULT_PAD, HypervolumeHistory
 from reports._pareto import objective_values
 from reports._plot_info import ScatterInfo
+from rtseg_core import atomic_write_bytes
 
 FRONT_COLOR = "#1f5fbf"
 DOMINATED_COLOR = "#9a9a9a"

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from common import atomic_write_text
 from reports._pareto import FrontInfo
+from rtseg_core import atomic_write_text
 
 STATUS_ORDER = ("front", "dominated", "infeasible", "incomplete")
 

@@ -27,7 +27,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from common import ConfigError
+from rtseg_core import ConfigError
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from common import atomic_write_json, atomic_write_text
+from rtseg_core import atomic_write_json, atomic_write_text
 from search_spaces._trial import counts_towards_target, trial_feasible, trial_name
 
 STALE_REASON = "the worker stopped sending heartbeats (killed or lost) while the trial was at stage {stage!r}"

@@ -29,7 +29,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from common import ConfigError
+from rtseg_core import ConfigError
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from common import ConfigError, SearchError
-from search_spaces._config import RTSegConfig
+from models._config import RTSegConfig
+from models._model import build_model
+from models._presets import PRESETS
+from rtseg_core import ConfigError, SearchError
 from search_spaces._files import write_environment, write_history, write_study_json
-from search_spaces._model import build_model
-from search_spaces._presets import PRESETS
 from search_spaces._search import (
     FIXED_SETTINGS,
     FrontMember,

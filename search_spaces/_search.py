@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import ConfigError
-from search_spaces._config import RTSegConfig
+from models._config import RTSegConfig
+from rtseg_core import ConfigError
 from search_spaces._early_stop import EarlyStopRule
 from search_spaces._objectives import DEFAULT_OBJECTIVES, Constraints, Objective, parse_objectives
 from search_spaces._space import SearchSpace, summarize_config

@@ -36,9 +36,9 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from common import ConfigError
-from search_spaces._config import RTSegConfig
-from search_spaces._presets import PRESETS
+from models._config import RTSegConfig
+from models._presets import PRESETS
+from rtseg_core import ConfigError
 
 if TYPE_CHECKING:
     import optuna

@@ -23,7 +23,7 @@ from typing import Any
 
 import optuna
 
-from common import SearchError
+from rtseg_core import SearchError
 
 log = logging.getLogger(__name__)
 

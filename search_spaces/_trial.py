@@ -32,11 +32,11 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from common import CandidateRecord, SearchError, SuiteError, atomic_write_json, read_json
+from models._model import build_model
+from models._presets import PRESETS
+from rtseg_core import CandidateRecord, SearchError, SuiteError, atomic_write_json, read_json
 from search_spaces._early_stop import Reference, should_stop
-from search_spaces._model import build_model
 from search_spaces._objectives import DELTA_AOP_UNDEFINED, is_feasible, pareto_indices, violations
-from search_spaces._presets import PRESETS
 from search_spaces._space import suggest_config, summarize_config
 from search_spaces._study import REFERENCE_ATTR
 
@@ -237,7 +237,7 @@ class TrialRunner:
             raise optuna.TrialPruned(stop["reason"])
 
         trial.set_user_attr("stage", "evaluating")
-        from search_spaces._checkpoint import load_model
+        from models._checkpoint import load_model
 
         trained, _ = load_model(trial_dir / "checkpoint.pt")
         ev = evaluate_model(

@@ -44,7 +44,7 @@ from typing import Literal
 import cv2
 import numpy as np
 
-from common import ConfigError, DataError
+from rtseg_core import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

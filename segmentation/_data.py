@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from common import ConfigError, DataError
+from rtseg_core import ConfigError, DataError
 from segmentation._formats import JNU_IFM, PSFHS, DatasetIndex, index_jnu_ifm, index_psfhs, load_sample, parse_frames
 from segmentation._phantom import MIN_SIZE, make_phantom
 from segmentation._transforms import DEFAULT_AUGMENT, AugmentParams, augment_pair, resize_pair, standardize

@@ -13,8 +13,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from common import atomic_write_json, atomic_write_text, resolve_device
-from search_spaces import load_model
+from models import load_model
+from rtseg_core import atomic_write_json, atomic_write_text, resolve_device
 from segmentation._data import load_split
 from segmentation._metrics import MetricAccumulator, format_table
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from common import ConfigError, DataError
+from rtseg_core import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

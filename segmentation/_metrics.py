@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from common import DataError
+from rtseg_core import DataError
 from segmentation._aop import angle_of_progression
 from segmentation._data import CLASS_NAMES
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from common import ConfigError
+from rtseg_core import ConfigError
 
 MIN_SIZE = 16
 _MAX_LAYOUT_TRIES = 200

@@ -17,8 +17,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from common import ConfigError, SuiteError, atomic_write_json, resolve_device
-from search_spaces import Checkpoint, RTSegConfig, build_model, load_checkpoint, model_from_checkpoint, save_checkpoint
+from models import Checkpoint, RTSegConfig, build_model, load_checkpoint, model_from_checkpoint, save_checkpoint
+from rtseg_core import ConfigError, SuiteError, atomic_write_json, resolve_device
 from segmentation._data import load_split
 from segmentation._losses import DeepSupervisionLoss
 

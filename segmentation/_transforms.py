@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from common import ConfigError
+from rtseg_core import ConfigError
 
 
 def letterbox_square(image: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from search_spaces import Checkpoint, build_model, create_config, save_checkpoint
+from models import Checkpoint, build_model, create_config, save_checkpoint
 
 SMALL = {"conv_widths": (8, 16, 32), "token_widths": (32, 48)}
 DATA = "synthetic:24"

@@ -8,10 +8,10 @@ import shutil
 import pytest
 import torch
 
-from cli import main
-from common import CandidateRecord, CompressionError, atomic_write_json
 from compress import PruneSpec, compress_study, prune_checkpoint
-from search_spaces import count_parameters, load_model
+from models import count_parameters, load_model
+from rtseg_core import CandidateRecord, CompressionError, atomic_write_json
+from rtseg_nas.cli import main
 
 
 def test_prune_cli_writes_a_checkpoint_that_evaluate_loads(small_checkpoint, tmp_path, capsys):

@@ -5,20 +5,22 @@ from __future__ import annotations
 import pytest
 import torch
 
-from common import CompressionError, ConfigError
-from compress import PruneSpec, feasible_width, prune_model, shift_aware_keep
-from profiling import ExportConfig, export_onnx
-from search_spaces import (
+from compress import PruneSpec, prune_model
+from models import (
     EFF,
     DSConv2d,
     build_model,
     count_parameters,
     create_config,
+    feasible_width,
     load_checkpoint,
     load_model,
+    shift_aware_keep,
     shift_group_sizes,
     shift_tokens,
 )
+from profiling import ExportConfig, export_onnx
+from rtseg_core import CompressionError, ConfigError
 
 
 def _export_diff(model, tmp_path, size=32) -> float:
@@ -175,9 +177,9 @@ def test_nni_masks_as_importance(tools, tmp_path):
 def test_pruned_hidden_width_computes_the_same_block_only_when_shift_aware(tools, shift_aware):
     import copy
 
-    from compress._graph import build_pruner, prunable_view, shifted_layers
     from compress._importance import get_importance
     from compress._prune import _apply
+    from models._prune_graph import build_pruner, prunable_view, shifted_layers
 
     model = tools.random_model(tools.small_config(token_widths=(40, 48)))  # hidden 40: shift groups of 8
     reference = copy.deepcopy(model)

@@ -8,11 +8,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from cli import main
-from common import CompressionError
 from compress import QuantSpec, quantize_checkpoint, quantize_onnx
 from compress._quantize import calibration_reader
-from search_spaces import DSConv2d, dsconv_quantize, load_model
+from models import DSConv2d, dsconv_quantize, load_model
+from rtseg_core import CompressionError
+from rtseg_nas.cli import main
 from segmentation import load_split
 
 

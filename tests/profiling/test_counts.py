@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from models import EFF, DSConv2d, build_model, create_config
 from profiling import (
     CostRecord,
     count_costs,
@@ -14,7 +15,6 @@ from profiling import (
     peak_activation_memory,
     trace_forward,
 )
-from search_spaces import EFF, DSConv2d, build_model, create_config
 
 SMALL = {"conv_widths": (8, 16, 32), "token_widths": (32, 48)}
 TINY = {**SMALL, "enc_depths": (0, 0), "dec_depths": (0, 0)}  # no token blocks: quick to count

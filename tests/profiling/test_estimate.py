@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from common import ProfilingError
+from models import build_model, create_config
 from profiling import (
     JETSON_NANO,
     CalibratedEstimator,
@@ -19,7 +19,7 @@ from profiling import (
     export_onnx,
     measure_onnxruntime,
 )
-from search_spaces import build_model, create_config
+from rtseg_core import ProfilingError
 
 # Small members of the family that differ in cost (widths, depths), for calibration.
 CONFIGS = [

@@ -8,9 +8,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from common import ProfilingError
+from models import DSConv2d, build_model, create_config
 from profiling import ExportConfig, check_onnx, export_onnx, fold_batchnorm
-from search_spaces import DSConv2d, build_model, create_config
+from rtseg_core import ProfilingError
 
 # One TMP block (in token stage 4, width 32: shift groups 7,7,7,7,4, the case that once broke Slice
 # bounds) keeps the graph small enough to export quickly.

@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from common import ProfilingError
+from models import build_model, create_config
 from profiling import ExportConfig, LatencyConfig, export_onnx, measure_onnxruntime, measure_pytorch
-from search_spaces import build_model, create_config
+from rtseg_core import ProfilingError
 
 TINY = {"conv_widths": (8, 16, 32), "token_widths": (32, 48), "enc_depths": (1, 0), "dec_depths": (0, 0)}
 

@@ -8,7 +8,6 @@ import json
 
 import pytest
 
-from common import ProfilingError
 from profiling._parsers import (
     clocks_pinned,
     decode_tensorrt_version,
@@ -22,6 +21,7 @@ from profiling._parsers import (
     parse_trtexec_times,
     summarize_tegrastats,
 )
+from rtseg_core import ProfilingError
 
 TRT80_LOG = """\
 &&&& RUNNING TensorRT.trtexec [TensorRT v8001] # /usr/src/tensorrt/bin/trtexec --onnx=model.onnx --fp16 --workspace=256

@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from common import ConfigError, ProfilingError
+from models import create_config
 from profiling import ExportConfig, ProfileReport, export_onnx, profile_model
-from search_spaces import create_config
+from rtseg_core import ConfigError, ProfilingError
 
 # No token blocks: quick to count and export (the token stages are covered by test_export/test_counts).
 SMALL = create_config("paper", conv_widths=(8, 16, 32), token_widths=(32, 48), enc_depths=(0, 0), dec_depths=(0, 0))
@@ -44,7 +44,7 @@ def test_report_round_trips_through_json_and_pandas(local_report):
 
 def test_onnx_source_takes_its_size_and_skips_pytorch(tmp_path):
     path = tmp_path / "small.onnx"
-    export_onnx(__import__("search_spaces").build_model(SMALL), path, ExportConfig(height=48, width=48))
+    export_onnx(__import__("models").build_model(SMALL), path, ExportConfig(height=48, width=48))
     rep = profile_model(str(path), warmup=1, runs=2)
     assert rep.cost is None and rep.source_kind == "onnx"
     assert [r.backend for r in rep.latency] == ["onnxruntime"]
@@ -95,8 +95,8 @@ def test_ssh_target_exports_at_opset_13_and_times_on_the_device(sshd, tmp_path):
 def test_sources_resolve_to_models(tmp_path):
     import torch
 
+    from models import Checkpoint, build_model, save_checkpoint
     from profiling import load_source
-    from search_spaces import Checkpoint, build_model, save_checkpoint
 
     model = build_model(SMALL)
     ckpt = tmp_path / "small.pt"

@@ -24,9 +24,9 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from common import ConfigError, RemoteProfilingError
 from profiling._remote import DEVICE_SCRIPT, inspect_onnx, probe_remote, profile_remote, record_from_device_result
 from profiling._ssh import RemoteShell, SSHOptions, SSHTarget
+from rtseg_core import ConfigError, RemoteProfilingError
 
 SHAPE = (1, 1, 32, 32)
 

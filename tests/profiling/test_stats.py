@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from common import ProfilingError
 from profiling._stats import summarize_times
+from rtseg_core import ProfilingError
 
 
 def test_summary_of_known_values():

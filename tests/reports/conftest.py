@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from common import CandidateRecord, atomic_write_json, atomic_write_text
+from rtseg_core import CandidateRecord, atomic_write_json, atomic_write_text
 
 BASE = CandidateRecord(
     name="paper",

@@ -117,7 +117,7 @@ def test_empty_study_warns_and_still_builds(tmp_path, caplog):
 
 
 def test_bad_objective_in_study_json_names_it(tmp_path):
-    from common import ConfigError
+    from rtseg_core import ConfigError
 
     from .conftest import cand
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from pymoo.indicators.hv import HV
 
-from common import ConfigError
 from reports import default_reference, hypervolume, hypervolume_history
+from rtseg_core import ConfigError
 
 
 def _grid_volume(points: np.ndarray, ref: np.ndarray) -> float:

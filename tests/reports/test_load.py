@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common import ConfigError, atomic_write_json
 from reports import CANDIDATE_COLUMNS, load_candidates, load_history, study_constraints, study_objectives
+from rtseg_core import ConfigError, atomic_write_json
 
 from .conftest import SETTINGS, cand, tiny_records, write_study
 

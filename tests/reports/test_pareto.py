@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from common import ConfigError
 from reports import attainment_line, nondominated_ranks, pareto_front
+from rtseg_core import ConfigError
 
 
 def _dominates(a, b, directions) -> bool:

@@ -16,9 +16,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from common import CandidateRecord, ConfigError, SearchError
+from models import PRESETS
+from rtseg_core import CandidateRecord, ConfigError, SearchError
 from search_spaces import (
-    PRESETS,
     Constraints,
     EarlyStopRule,
     Reference,

@@ -8,15 +8,12 @@ import json
 import optuna
 import pytest
 
-from common import ConfigError
+from models import PRESETS, RTSegConfig, build_model, count_parameters
+from rtseg_core import ConfigError
 from search_spaces import (
-    PRESETS,
-    RTSegConfig,
     SearchSpace,
-    build_model,
     check_config,
     config_from_params,
-    count_parameters,
     params_from_config,
     suggest_config,
     summarize_config,

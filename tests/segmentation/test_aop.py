@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from common import ConfigError, DataError
+from rtseg_core import ConfigError, DataError
 from segmentation._aop import angle_of_progression, draw_aop_masks, measure_aop
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from common import ConfigError, DataError
+from rtseg_core import ConfigError, DataError
 from segmentation._data import DataSpec, SegmentationDataset, load_split, split_groups
 from segmentation._transforms import AugmentParams, augment_pair, letterbox_square, random_affine, resize_pair
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from common import ConfigError, DataError
+from rtseg_core import ConfigError, DataError
 from segmentation._formats import index_jnu_ifm, index_psfhs, load_sample, parse_frames
 
 V1, V2 = "20190916T104520", "20190917T090000"

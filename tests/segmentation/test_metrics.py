@@ -16,7 +16,7 @@ from monai.metrics import (
     compute_iou,
 )
 
-from common import DataError
+from rtseg_core import DataError
 from segmentation._aop import angle_of_progression, draw_aop_masks
 from segmentation._metrics import (
     FOREGROUND_CLASSES,

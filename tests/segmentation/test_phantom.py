@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from common import ConfigError
+from rtseg_core import ConfigError
 from segmentation._phantom import make_phantom, phantom_layout
 
 

@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from common import ConfigError
-from search_spaces import create_config, load_checkpoint, load_model
+from models import create_config, load_checkpoint, load_model
+from rtseg_core import ConfigError
 from segmentation import StopTraining, TrainConfig, TrainingDiverged, evaluate_checkpoint, train
 
 TINY = create_config("paper", conv_widths=(8, 8, 16), token_widths=(16, 24))

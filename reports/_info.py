@@ -1,0 +1,38 @@
+"""What a report shows, computed before anything is drawn: one record that the HTML page and the files share."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from reports._hypervolume import HypervolumeHistory
+from reports._pareto import FrontInfo
+from reports._plot_info import ScatterInfo
+from reports._select import ShipChoice
+
+
+@dataclass(frozen=True)
+class ReportInfo:
+    """Everything a report shows, before anything is drawn or written."""
+
+    study_dir: Path
+    title: str
+    settings: dict[str, Any]  # study.json as read ({} if absent)
+    objectives: tuple[tuple[str, str], ...]
+    constraints: dict[str, float | None]
+    candidates: pd.DataFrame  # load_candidates()
+    front: FrontInfo  # over the study objectives
+    plots: tuple[ScatterInfo, ...]  # dice_fps, dice_macs, dice_params
+    hypervolume: HypervolumeHistory
+    choice: ShipChoice
+    environment: dict[str, Any]
+    synthetic: bool  # some accuracy was measured on synthetic data
+    reference: dict[str, Any] = dataclasses.field(default_factory=dict)  # reference.json, shown apart
+
+    @property
+    def plot_keys(self) -> tuple[str, ...]:
+        return (*(p.key for p in self.plots), "hypervolume")

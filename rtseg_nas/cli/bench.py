@@ -1,0 +1,94 @@
+"""Compare runtimes of one model in one run: ONNX Runtime FP32 vs PyTorch eager, alternating rounds.
+
+Every round runs each variant once (order rotated per round) after a warm-up, so load changes
+hit all variants alike; medians are compared, and the speed-up is PyTorch's median divided by
+the variant's.
+
+With --compression (and a trained --checkpoint) it also builds a static INT8 model and a model
+pruned to --prune-macs of its MACs and fine-tuned, times both beside ORT FP32 in the same loop,
+evaluates their Dice on the validation split, and checks the targets (INT8 >= 2x faster with
+<= 0.5 Dice points lost; pruned >= 1.6x with <= 1 point), profiling per op where one is missed.
+
+Examples:
+  python run.py bench
+  python run.py bench --size 128 --threads 2 --rounds 50 --json bench.json
+  python run.py bench --checkpoint runs/paper/checkpoint.pt --compression --finetune-epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rtseg_nas.cli._args import add_json_out, add_model_source, add_seed, model_source
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_model_source(p, onnx=False)
+    p.add_argument("--size", type=int, default=256, help="input height and width (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=1, help="batch size (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1, help="threads of every runtime (default: %(default)s)")
+    p.add_argument("--rounds", type=int, default=30, help="timed rounds (default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=5, help="warm-up runs of each variant (default: %(default)s)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset of the exported model (default: %(default)s)")
+    add_seed(p)
+    add_json_out(p, "the benchmark")
+    c = p.add_argument_group("compression variants (--compression; needs --checkpoint)")
+    c.add_argument("--compression", action="store_true", help="add INT8 and pruned+fine-tuned variants")
+    c.add_argument("--prune-macs", type=float, default=0.5, help="pruning target, fraction of MACs (default: 0.5)")
+    c.add_argument("--round-to", type=int, default=16, help="pruned widths multiple of N (16 suits AVX-512 ORT)")
+    c.add_argument("--finetune-epochs", type=int, default=2, help="fine-tuning after pruning (default: 2)")
+    c.add_argument("--data", default=None, help="dataset for calibration/fine-tuning/Dice (default: the checkpoint's)")
+    c.add_argument("--keep", metavar="DIR", default=None, help="keep the built models in DIR")
+
+
+def run(args: argparse.Namespace) -> int:
+    from profiling import BenchConfig, run_bench
+    from rtseg_core import atomic_write_json
+
+    config = BenchConfig(
+        size=args.size,
+        batch=args.batch,
+        threads=args.threads,
+        rounds=args.rounds,
+        warmup=args.warmup,
+        seed=args.seed,
+        opset=args.opset,
+        progress=sys.stderr.isatty(),
+    )
+    if args.compression:
+        return _run_compression(args, config)
+    result = run_bench(model_source(args), config)
+    if args.json == "-":
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        return 0
+    print(result.format_table())
+    if args.json:
+        atomic_write_json(args.json, result.to_dict())
+        print(f"benchmark written to {args.json}")
+    return 0
+
+
+def _run_compression(args: argparse.Namespace, config) -> int:
+    from compress import CompressionBenchConfig, FinetuneSpec, PruneSpec, bench_compression, format_comparisons
+    from rtseg_core import ConfigError, atomic_write_json
+
+    if not args.checkpoint:
+        raise ConfigError("--compression: needs --checkpoint (a trained model; pruning and INT8 need its weights)")
+    cconfig = CompressionBenchConfig(
+        prune=PruneSpec(target_macs=args.prune_macs, round_to=args.round_to or None, size=args.size),
+        finetune=FinetuneSpec(epochs=args.finetune_epochs),
+        data=args.data,
+    )
+    result, comparisons = bench_compression(args.checkpoint, config, cconfig, keep_dir=args.keep)
+    payload = {**result.to_dict(), "compression": [c.to_dict() for c in comparisons]}
+    if args.json == "-":
+        print(json.dumps(payload, indent=2, default=str))
+        return 0
+    print(result.format_table())
+    print(format_comparisons(comparisons))
+    if args.json:
+        atomic_write_json(args.json, payload)
+        print(f"benchmark written to {args.json}")
+    return 0

@@ -1,0 +1,44 @@
+"""Evaluate a checkpoint: per class (PS, FH) and mean Dice, Jaccard, ASD, HD95 and |dAoP|.
+
+Distances are in pixels of the evaluated size. Empty masks follow the documented convention
+of segmentation.image_metrics (never a NaN inside a mean). Writes a JSON summary and a per-image
+CSV beside it, and prints a table.
+
+Example:
+  python run.py evaluate --checkpoint runs/paper128/checkpoint.pt --split test
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rtseg_nas.cli._args import add_device
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by train, prune or search")
+    p.add_argument("--data", default=None, help="dataset spec (default: the one the checkpoint was trained on)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="split (default: test)")
+    p.add_argument("--size", type=int, default=None, help="input size (default: the training size)")
+    p.add_argument("--frames", default="ps+fh", help="JNU-IFM frame selection (default: ps+fh)")
+    p.add_argument(
+        "--json", metavar="PATH", help="summary JSON (default: evaluation_<split>.json beside the checkpoint)"
+    )
+    p.add_argument("--csv", metavar="PATH", help="per-image CSV (default: the JSON path with .csv)")
+    add_device(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from segmentation import evaluate_checkpoint
+
+    result = evaluate_checkpoint(
+        args.checkpoint, args.data, split=args.split, size=args.size, device=args.device, frames=args.frames
+    )
+    json_path = Path(args.json) if args.json else Path(args.checkpoint).with_name(f"evaluation_{args.split}.json")
+    csv_path = Path(args.csv) if args.csv else json_path.with_suffix(".csv")
+    result.write(json_path, csv_path)
+    print(f"{result.data} / {result.split} / {result.size}x{result.size}, {len(result.rows)} images")
+    print(result.table())
+    print(f"summary: {json_path}\nper image: {csv_path}")
+    return 0

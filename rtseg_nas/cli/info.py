@@ -1,0 +1,35 @@
+"""Print an RTSeg-Net family member's configuration and its true parameter count.
+
+Examples:
+  python run.py info --arch paper
+  python run.py info --arch unext --json
+  python run.py info --arch my_variant.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rtseg_nas.cli._args import add_arch
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_arch(p)
+    p.add_argument("--json", action="store_true", help='print {"params": ..., "config": {...}} as JSON')
+
+
+def run(args: argparse.Namespace) -> int:
+    from models import build_model, count_parameters, create_config
+
+    cfg = create_config(args.arch)
+    params = count_parameters(build_model(cfg))
+    if args.json:
+        print(json.dumps({"params": params, "config": cfg.to_dict()}, indent=2))
+        return 0
+    width = max(len(k) for k in cfg.to_dict())
+    print(f"architecture: {args.arch}")
+    for key, value in cfg.to_dict().items():
+        print(f"  {key:<{width}}  {value}")
+    print(f"parameters (true count, sum of p.numel()): {params:,}")
+    return 0

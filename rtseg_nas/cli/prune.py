@@ -1,0 +1,133 @@
+"""Structured pruning of a trained checkpoint (Torch-Pruning), then fine-tuning, ONNX export and evaluation.
+
+Exactly one target: --ratio (fraction of channels removed from every prunable layer group),
+--target-macs (fraction of the unpruned MACs to reach) or --target-latency-ms (median latency
+measured on this machine, ONNX Runtime by default). Targets other than --ratio are reached by
+pruning in --step-ratio increments up to --max-ratio; a target still unmet there is an error.
+The result is a real, smaller model: OUT/checkpoint.pt (config + pruning history replayed on a
+fresh build, weights; `run.py evaluate --checkpoint OUT/checkpoint.pt` works), OUT/model.onnx and
+OUT/prune.json. With --study DIR the top-k feasible Pareto trials of a search are pruned into
+DIR/compressed/<trial>.<tag>/ with a candidate.json each.
+
+Importance criteria: l1, l2, group-norm, bn-scale, fpgm, taylor (needs data), random, and
+NNI 3.0's masks as scores (nni-l1, nni-fpgm, nni-taylor; needs `pip install nni==3.0`).
+
+Examples:
+  python run.py prune --checkpoint runs/paper/checkpoint.pt --ratio 0.3 --out runs/paper.p30
+  python run.py prune --checkpoint runs/paper/checkpoint.pt --target-macs 0.5 --round-to 8 \\
+      --importance taylor --finetune-epochs 5 --out runs/paper.pm50
+  python run.py prune --study runs/study1 --top-k 3 --ratio 0.3 --finetune-epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rtseg_nas.cli._args import add_device
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from compress import list_importances
+
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", metavar="CKPT", help="a trained checkpoint (from train, prune or search)")
+    src.add_argument("--study", metavar="DIR", help="prune the top-k feasible Pareto trials of this search")
+    p.add_argument("--out", metavar="DIR", help="output folder (required with --checkpoint; replaced atomically)")
+    p.add_argument("--top-k", type=int, default=3, help="with --study: how many front members (default: 3)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--ratio", type=float, help="channel ratio to remove, in (0, 1)")
+    target.add_argument("--target-macs", type=float, metavar="FRACTION", help="reach this fraction of the MACs")
+    target.add_argument("--target-latency-ms", type=float, metavar="MS", help="reach this measured latency")
+    p.add_argument("--importance", default="l1", choices=list_importances(), help="criterion (default: l1)")
+    p.add_argument("--global", dest="global_pruning", action="store_true", help="rank channels network-wide")
+    p.add_argument("--round-to", type=int, default=None, help="keep widths multiples of N (8 for GPUs/TensorRT)")
+    p.add_argument("--steps", type=int, default=1, help="increments for --ratio (default: 1)")
+    p.add_argument("--step-ratio", type=float, default=0.05, help="increment for MACs/latency targets")
+    p.add_argument("--max-ratio", type=float, default=0.9, help="never remove more than this ratio (default: 0.9)")
+    p.add_argument("--no-shift-aware", action="store_true", help="prune TMP widths by score only (not recommended)")
+    p.add_argument("--ignore", action="append", default=[], metavar="MODULE", help="keep this module's outputs")
+    p.add_argument("--calibration-batches", type=int, default=4, help="training batches for taylor (default: 4)")
+    p.add_argument("--latency-backend", choices=["onnxruntime", "pytorch"], default="onnxruntime")
+    p.add_argument("--threads", type=int, default=1, help="threads for latency targets (default: 1)")
+    p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tuning epochs after pruning (default: 0)")
+    p.add_argument("--finetune-per-step", type=int, default=0, help="epochs between increments (iterative)")
+    p.add_argument("--lr", type=float, default=3e-4, help="fine-tuning learning rate (default: 3e-4)")
+    p.add_argument("--batch-size", type=int, default=8, help="fine-tuning batch size (default: 8)")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap fine-tuning steps per epoch")
+    p.add_argument("--data", default=None, help="dataset (default: the one the checkpoint was trained on)")
+    p.add_argument("--size", type=int, default=None, help="input size (default: the training size)")
+    p.add_argument("--no-eval", action="store_true", help="skip Dice evaluation")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset of model.onnx (13 for Jetson TensorRT)")
+    add_device(p)
+    p.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-' for stdout)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from compress import FinetuneSpec, PruneSpec, compress_study, prune_checkpoint
+    from rtseg_core import ConfigError, atomic_write_json
+
+    spec = PruneSpec(
+        ratio=args.ratio,
+        target_macs=args.target_macs,
+        target_latency_ms=args.target_latency_ms,
+        importance=args.importance,
+        global_pruning=args.global_pruning,
+        round_to=args.round_to,
+        steps=args.steps,
+        step_ratio=args.step_ratio,
+        max_ratio=args.max_ratio,
+        shift_aware=not args.no_shift_aware,
+        ignored=tuple(args.ignore),
+        finetune_epochs_per_step=args.finetune_per_step,
+        calibration_batches=args.calibration_batches,
+        size=args.size,
+        latency_backend=args.latency_backend,
+        latency_threads=args.threads,
+    )
+    ft = FinetuneSpec(
+        epochs=args.finetune_epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        steps_per_epoch=args.steps_per_epoch,
+        device=args.device,
+    )
+    if args.study:
+        records = compress_study(args.study, top_k=args.top_k, prune=spec, finetune_spec=ft, data=args.data)
+        for r in records:
+            print(f"{r.name}: Dice {r.dice:.4f}, {r.params} params, {r.latency_ms:.2f} ms ({r.recipe})")
+        return 0
+    if not args.out:
+        raise ConfigError("--out: required with --checkpoint (the folder for checkpoint.pt, model.onnx, prune.json)")
+    report = prune_checkpoint(
+        args.checkpoint,
+        spec,
+        args.out,
+        data=args.data,
+        size=args.size,
+        finetune_spec=ft,
+        evaluate=not args.no_eval,
+        opset=args.opset,
+    )
+    if args.json == "-":
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    r = report.result
+    print(
+        f"{report.recipe}: {r['params_before']:,} -> {r['params_after']:,} params, "
+        f"{r['macs_before'] / 1e9:.3f} -> {r['macs_after'] / 1e9:.3f} GMACs (fvcore, {r['spec']['size']} px), "
+        f"{r['increments']} increment(s), last ratio {r['ratio']:.3f}"
+    )
+    if r.get("latency_after_ms") is not None:
+        print(f"latency {r['latency_before_ms']:.2f} -> {r['latency_after_ms']:.2f} ms ({spec.latency_backend})")
+    if report.dice_before is not None:
+        print(
+            f"Dice ({report.split}): {report.dice_before:.4f} unpruned, {report.dice_pruned:.4f} pruned, "
+            f"{report.dice_after:.4f} after fine-tuning"
+        )
+    if report.onnx_max_abs_diff is not None:
+        print(f"ONNX Runtime vs PyTorch max |diff| {report.onnx_max_abs_diff:.2e}")
+    print(f"written: {args.out}/checkpoint.pt, model.onnx, prune.json")
+    if args.json:
+        atomic_write_json(args.json, report.to_dict())
+    return 0

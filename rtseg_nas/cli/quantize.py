@@ -1,0 +1,114 @@
+"""Quantize a model: ONNX Runtime static/dynamic INT8, FP16 ONNX, or DSConv low-bit fine-tuning.
+
+--format int8-static (default; QDQ, per-channel, calibrated on TRAINING images with
+--calibration minmax|entropy|percentile), int8-dynamic (offered, but ConvInteger is slow on
+convnets), fp16 (for TensorRT on a Jetson GPU; inputs/outputs stay FP32) or dsconv (DSConv
+--bits VQK/KDS weights, --epochs of quantization-aware fine-tuning, then frozen). --int8 and
+--fp16 are short for the first and third. --for names where it will run: INT8 for the Jetson
+Nano's GPU is refused (compute capability 5.3: no fast INT8 in TensorRT; use its CPU via ONNX
+Runtime, or FP16).
+
+Every result is evaluated on the validation split with ONNX Runtime beside the FP32 model (Dice
+change, latency, speed-up). Writes OUT/model.onnx, OUT/model_fp32.onnx, OUT/quantize.json
+(and OUT/checkpoint.pt for dsconv). With --study DIR the top-k Pareto trials are quantized.
+
+Examples:
+  python run.py quantize --checkpoint runs/paper/checkpoint.pt --out runs/paper.int8
+  python run.py quantize --checkpoint runs/paper/checkpoint.pt --format fp16 --for jetson-nano-gpu --out runs/p.fp16
+  python run.py quantize --checkpoint runs/paper/checkpoint.pt --format dsconv --bits 4 --epochs 3 --out runs/p.ds4
+  python run.py quantize --onnx model.onnx --data synthetic --out runs/m.int8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rtseg_nas.cli._args import add_device
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from compress import CALIBRATIONS, TARGETS, QuantFormat
+
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", metavar="CKPT", help="a trained checkpoint (pruned ones too)")
+    src.add_argument("--onnx", metavar="FILE", help="an FP32 ONNX file (no dsconv)")
+    src.add_argument("--study", metavar="DIR", help="quantize the top-k feasible Pareto trials of this search")
+    p.add_argument("--out", metavar="DIR", help="output folder (required unless --study; replaced atomically)")
+    p.add_argument("--top-k", type=int, default=3, help="with --study: how many front members (default: 3)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--format", choices=[f.value for f in QuantFormat], default=None, help="default: int8-static")
+    fmt.add_argument("--int8", dest="format", action="store_const", const="int8-static", help="= --format int8-static")
+    fmt.add_argument("--fp16", dest="format", action="store_const", const="fp16", help="= --format fp16")
+    p.add_argument("--for", dest="target", choices=list(TARGETS), default="cpu", help="where it will run")
+    p.add_argument("--calibration", choices=CALIBRATIONS, default="minmax", help="static INT8 calibration")
+    p.add_argument("--percentile", type=float, default=99.999, help="for --calibration percentile")
+    p.add_argument("--calibration-images", type=int, default=32, help="training images for calibration")
+    p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weights")
+    p.add_argument("--op-types", default="", help="comma-separated ops to quantize (default: ORT's set)")
+    p.add_argument("--no-preprocess", action="store_true", help="skip ORT's quant_pre_process")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 13 for Jetson targets, else 17)")
+    p.add_argument("--bits", type=int, default=4, help="DSConv bits, 2-8 (default: 4)")
+    p.add_argument("--epochs", type=int, default=2, help="DSConv quantization-aware fine-tuning epochs")
+    p.add_argument("--lr", type=float, default=3e-4, help="DSConv fine-tuning learning rate (default: 3e-4)")
+    p.add_argument("--batch-size", type=int, default=8, help="DSConv fine-tuning batch size")
+    p.add_argument("--data", default=None, help="dataset (default: the checkpoint's; required with --onnx)")
+    p.add_argument("--size", type=int, default=None, help="input size (default: the training size)")
+    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for latency (default: 1)")
+    p.add_argument("--runs", type=int, default=50, help="timed runs per model (default: 50)")
+    p.add_argument("--no-eval", action="store_true", help="skip Dice evaluation")
+    p.add_argument("--no-latency", action="store_true", help="skip latency measurement")
+    add_device(p)
+    p.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-' for stdout)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from compress import FinetuneSpec, QuantSpec, compress_study, quantize_checkpoint, quantize_onnx
+    from rtseg_core import ConfigError, atomic_write_json
+
+    spec = QuantSpec(
+        format=args.format or "int8-static",
+        calibration=args.calibration,
+        percentile=args.percentile,
+        calibration_images=args.calibration_images,
+        per_channel=not args.per_tensor,
+        op_types=tuple(o.strip() for o in args.op_types.split(",") if o.strip()),
+        preprocess=not args.no_preprocess,
+        target=args.target,
+        opset=args.opset,
+        dsconv_bits=args.bits,
+    )
+    ft = FinetuneSpec(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, device=args.device)
+    if args.study:
+        records = compress_study(args.study, top_k=args.top_k, quantize=spec, finetune_spec=ft, data=args.data)
+        for r in records:
+            print(f"{r.name}: Dice {r.dice:.4f}, {r.latency_ms:.2f} ms, {r.precision} ({r.recipe})")
+        return 0
+    if not args.out:
+        raise ConfigError("--out: required with --checkpoint/--onnx (the folder for model.onnx and quantize.json)")
+    common = {"evaluate": not args.no_eval, "measure": not args.no_latency, "threads": args.threads, "runs": args.runs}
+    if args.onnx:
+        report = quantize_onnx(args.onnx, spec, args.out, data=args.data, **common)
+    else:
+        report = quantize_checkpoint(
+            args.checkpoint, spec, args.out, data=args.data, size=args.size, finetune_spec=ft, **common
+        )
+    if args.json == "-":
+        print(json.dumps(report.to_dict(), indent=2))
+        return 0
+    print(f"{report.recipe} ({args.target}): {args.out}/model.onnx")
+    if report.dice_fp32 is not None:
+        print(
+            f"Dice ({report.split}, ONNX Runtime): FP32 {report.dice_fp32:.4f}, quantized {report.dice_quant:.4f} "
+            f"({report.dice_change_points:+.2f} points); pixels agreeing with FP32 {report.pixel_agreement:.2%}, "
+            f"max |logit diff| {report.max_abs_diff:.3g}"
+        )
+    if report.latency_fp32_ms is not None:
+        print(
+            f"latency (ORT CPU, batch 1, {report.threads} thread(s)): FP32 {report.latency_fp32_ms:.2f} ms, "
+            f"quantized {report.latency_quant_ms:.2f} ms ({report.speedup:.2f}x)"
+        )
+    print(f"notes: {report.notes}")
+    if args.json:
+        atomic_write_json(args.json, report.to_dict())
+    return 0

@@ -1,0 +1,199 @@
+"""Multi-objective architecture search over the RTSeg-Net family (Optuna), resumable and shareable.
+
+Each trial draws an architecture from the search space (widths in multiples of 8 around the
+paper's, token-stage depths, MLP ratio, shift size; see --show-space), rejects impossible ones
+before training, profiles it on --target (params, MACs, latency), proxy-trains it briefly,
+evaluates it on the validation split and reports the objectives (default: mean foreground Dice
+up, latency down). The paper's architecture is always trial 0, the reference point.
+
+Constraints (--min-fps, --max-latency-ms, --max-params; 0 = none) are Optuna constraints: every
+"best" printed here is feasible. Architectures that already violate a constraint before training
+are rejected without training. With --early-stop (default) a trial whose validation Dice after
+--early-stop-after epochs trails, by more than --early-stop-margin, a feasible Pareto member of
+similar or lower cost at the same epoch is stopped (state PRUNED, reason in its user attributes).
+
+Files in STUDY_DIR: study.db (the Optuna study, unless --storage), study.json (settings),
+history.csv (one row per trial), environment.json, and trials/<n>/ with config.json,
+measurement.json, checkpoint.pt, metrics.json and candidate.json (what `report` reads).
+
+Resume: run the same command again; --trials N means N finished trials in total, so only the
+missing ones run. A worker killed mid-trial leaves a RUNNING trial that the next run marks FAIL
+once its heartbeat is older than the grace period. Several workers (machines) share one study
+through a database server: create it once with --trials 0, then start each worker with the same
+--storage postgresql://user@host/db and --study-name. The study opens in optuna-dashboard as is.
+
+Examples (CPU-sized):
+  python run.py search --data synthetic --study runs/nas --trials 20 --size 64 --epochs 2
+  python run.py search --data synthetic --study runs/nas --trials 30      # resume, 10 more
+  python run.py search --data jnu-ifm:/data/JNU-IFM --study runs/nas-jnu --trials 50 \\
+      --target jetson-nano-estimate --objectives dice,latency --min-fps 24
+  python run.py search --study runs/shared --storage postgresql://nas@db-host/nas --trials 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from rtseg_nas.cli._args import add_data, add_device, add_ssh, ssh_options_from
+
+_OBJECTIVES_HELP = (
+    "comma list of objectives from dice (max), delta_aop (min, degrees), latency (min, ms), params (min), "
+    "macs (min) (default: %(default)s)"
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_data(p)
+    p.add_argument("--study", required=True, metavar="DIR", help="study folder (created; reused to resume)")
+    p.add_argument(
+        "--trials",
+        type=int,
+        default=20,
+        help="finished trials (complete or early-stopped) the study should hold at the end; 0 only creates "
+        "the study (default: %(default)s)",
+    )
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="Optuna storage URL (default: sqlite:///STUDY_DIR/study.db); postgresql://user@host/db for "
+        "several workers (psycopg 3 driver used)",
+    )
+    p.add_argument("--study-name", help="name of the study in the storage (default: the study folder's name)")
+    p.add_argument(
+        "--target",
+        default="local",
+        help="where latency comes from: local (ONNX Runtime on this CPU, measured), ssh://user@host[:port] "
+        "(measured on the device) or jetson-nano-estimate (roofline estimate) (default: %(default)s)",
+    )
+    p.add_argument("--objectives", default="dice,latency", help=_OBJECTIVES_HELP)
+    p.add_argument("--min-fps", type=float, default=0, help="constraint: frames/s >= this (0 = none)")
+    p.add_argument("--max-latency-ms", type=float, default=0, help="constraint: latency <= this, ms (0 = none)")
+    p.add_argument("--max-params", type=int, default=0, help="constraint: parameters <= this (0 = none)")
+    p.add_argument("--sampler", choices=("nsga2", "tpe", "random"), default="nsga2", help="(default: %(default)s)")
+    p.add_argument("--population-size", type=int, default=8, help="NSGA-II population (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seeds sampler, data split and training (default: 0)")
+
+    train = p.add_argument_group("proxy training and evaluation")
+    train.add_argument("--size", type=int, default=96, help="training/validation image side, px (default: %(default)s)")
+    train.add_argument("--epochs", type=int, default=4, help="epochs per trial (default: %(default)s)")
+    train.add_argument(
+        "--steps-per-epoch",
+        type=int,
+        default=25,
+        help="training steps per epoch, 0 = whole split (default: %(default)s)",
+    )
+    train.add_argument("--batch-size", type=int, default=8, help="(default: %(default)s)")
+    train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the proxy (default: %(default)s)")
+    train.add_argument("--val-batches", type=int, default=0, help="cap on validation batches per epoch, 0 = all")
+    train.add_argument("--frames", default="ps+fh", help="JNU-IFM frame selection (default: %(default)s)")
+    add_device(train)
+    train.add_argument("--train-threads", type=int, help="torch threads for training (default: torch's choice)")
+
+    prof = p.add_argument_group("profiling")
+    prof.add_argument("--latency-size", type=int, help="input side timed, px (default: --size)")
+    prof.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default: %(default)s)")
+    prof.add_argument("--latency-runs", type=int, default=20, help="timed runs per trial (default: %(default)s)")
+    prof.add_argument("--latency-warmup", type=int, default=5, help="warm-up runs per trial (default: %(default)s)")
+    add_ssh(p)
+
+    space = p.add_argument_group("search space and early stopping")
+    space.add_argument("--space", metavar="JSON", help="SearchSpace overrides as JSON (e.g. narrower width ranges)")
+    space.add_argument(
+        "--dsconv-bits", help="also search DSConv bits: comma list of none and 2-8, e.g. none,8,4 (default: none only)"
+    )
+    space.add_argument("--show-space", action="store_true", help="print the search space table and exit")
+    space.add_argument(
+        "--early-stop",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="stop trials that trail a cheaper Pareto member (default: on)",
+    )
+    space.add_argument("--early-stop-after", type=int, default=2, help="first epoch that may stop a trial (default: 2)")
+    space.add_argument("--early-stop-margin", type=float, default=0.1, help="Dice points (default: %(default)s)")
+    space.add_argument(
+        "--early-stop-tolerance",
+        type=float,
+        default=0.1,
+        help="relative cost slack of 'similar' (default: %(default)s)",
+    )
+
+    run_group = p.add_argument_group("workers")
+    run_group.add_argument("--heartbeat-interval", type=int, default=10, help="seconds (default: %(default)s)")
+    run_group.add_argument(
+        "--grace-period",
+        type=int,
+        help="seconds without heartbeat before a trial is marked FAIL (default: 2x interval)",
+    )
+    run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rtseg_core import read_json
+    from search_spaces import EarlyStopRule, SearchConfig, SearchSpace, run_search
+
+    space_fields = read_json(args.space) if args.space else {}
+    if args.dsconv_bits:
+        space_fields["dsconv_bits"] = [
+            None if b.strip().lower() == "none" else int(b) for b in args.dsconv_bits.split(",") if b.strip()
+        ]
+    space = SearchSpace.from_dict(space_fields, source=args.space or "--dsconv-bits")
+    if args.show_space:
+        print(space.describe())
+        return 0
+    ssh_options = ssh_options_from(args)
+    config = SearchConfig(
+        study_dir=args.study,
+        trials=args.trials,
+        data=args.data,
+        storage=args.storage,
+        study_name=args.study_name,
+        target=args.target,
+        objectives=args.objectives,
+        min_fps=args.min_fps,
+        max_latency_ms=args.max_latency_ms,
+        max_params=args.max_params,
+        sampler=args.sampler,
+        population_size=args.population_size,
+        seed=args.seed,
+        size=args.size,
+        latency_size=args.latency_size,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch or None,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        val_batches=args.val_batches or None,
+        frames=args.frames,
+        device=args.device,
+        train_threads=args.train_threads,
+        threads=args.threads,
+        latency_warmup=args.latency_warmup,
+        latency_runs=args.latency_runs,
+        remote_backend=args.remote_backend,
+        ssh_options=ssh_options,
+        early_stop=args.early_stop,
+        early_stop_rule=EarlyStopRule(
+            after_epochs=args.early_stop_after, margin=args.early_stop_margin, cost_tolerance=args.early_stop_tolerance
+        ),
+        space=space,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+        progress=not args.no_progress,
+    )
+    if not getattr(args, "debug", False):
+        # Data-loading and profiling lines of every trial would bury the progress display.
+        for name in ("segmentation", "profiling"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    summary = run_search(config)
+    c = summary.counts
+    print(
+        f"study {summary.study_name} ({summary.storage}): {summary.finished}/{summary.trials_requested} finished "
+        f"({c['complete']} complete, {c['early_stopped']} early-stopped), {c['rejected']} rejected before training, "
+        f"{c['failed']} failed; {summary.trials_run} run now in {summary.wall_s:.0f} s"
+    )
+    constraints = ", ".join(f"{k}={v:g}" for k, v in summary.constraints.items() if v is not None) or "none"
+    print(f"feasible Pareto front (constraints: {constraints}):")
+    print(summary.table())
+    print(summary.verdict())
+    print(f"files: {summary.study_dir}")
+    return 0
