@@ -18,6 +18,7 @@ from rtseg_core._io import (
     atomic_write_text,
     read_json,
 )
+from rtseg_core._rank import RankAgreement, kendall_tau, rank_agreement, spearman
 from rtseg_core._records import Record
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "ProfilingError",
+    "RankAgreement",
     "Record",
     "RemoteProfilingError",
     "SearchError",
@@ -34,6 +36,9 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "kendall_tau",
+    "rank_agreement",
     "read_json",
     "resolve_device",
+    "spearman",
 ]

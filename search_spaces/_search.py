@@ -121,8 +121,14 @@ class SearchConfig:
     max_consecutive_rejections: int = 200
     poll_interval: float = 1.0
     progress: bool = True
+    # issue 11: multi-fidelity (MO-ASHA) rungs in epochs, () = fixed budget; the top rung sets ``epochs``.
+    fidelity: tuple[int, ...] = ()
+    eta: int = 3
 
     def __post_init__(self) -> None:
+        if self.fidelity:
+            object.__setattr__(self, "fidelity", tuple(self.fidelity))
+            object.__setattr__(self, "epochs", self.fidelity_schedule().epochs)
         if isinstance(self.objectives, str):
             object.__setattr__(self, "objectives", tuple(o.strip() for o in self.objectives.split(",") if o.strip()))
         # Command-line limits of 0 or less mean "no limit".
@@ -157,6 +163,12 @@ class SearchConfig:
         self.train_config()  # validates size, epochs, batch size, lr
 
     # -- derived -------------------------------------------------------------------------------
+    def fidelity_schedule(self):
+        """The multi-fidelity rungs (:class:`search_spaces._fidelity.FidelitySchedule`), or None."""
+        from search_spaces._fidelity import FidelitySchedule
+
+        return FidelitySchedule(tuple(self.fidelity), self.eta) if self.fidelity else None
+
     def parsed_objectives(self) -> tuple[Objective, ...]:
         return parse_objectives(self.objectives)
 
@@ -210,6 +222,8 @@ class SearchConfig:
                 "val_batches": self.val_batches,
                 "frames": self.frames,
                 "seed": self.seed,
+                # issue 11: only multi-fidelity studies carry these (older studies' settings stay equal).
+                **({"fidelity": list(self.fidelity), "eta": self.eta} if self.fidelity else {}),
             },
             "early_stop": {"enabled": self.early_stop, **dataclasses.asdict(self.early_stop_rule)},
             "space": self.space.to_dict(),
@@ -294,11 +308,12 @@ class SearchSummary:
         if self.reference is None:
             return "the reference (paper) trial has not completed, so nothing can be compared with it"
         ref = ", ".join(f"{f} {_fmt_value(f, self.reference.values.get(f))}" for f, _ in self.objectives)
+        # issue 11: these are proxy numbers (short training, val split); only `validate` checks them.
         if self.beats_reference:
             who = ", ".join(f"trial {n}" for n in self.beats_reference)
             verb = "beats" if len(self.beats_reference) == 1 else "beat"
-            return f"{who} {verb} {self.reference.name} ({ref}) on every objective"
-        return f"no feasible front member beats {self.reference.name} ({ref}) on every objective"
+            return f"{who} {verb} {self.reference.name} in the proxy ({ref}) on every objective"
+        return f"no feasible front member beats {self.reference.name} in the proxy ({ref}) on every objective"
 
 
 def run_search(config: SearchConfig) -> SearchSummary:

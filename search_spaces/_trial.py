@@ -224,7 +224,9 @@ class TrialRunner:
         costs = {f: float(measured[f]) for f in self.cost_fields}
         history: list[float] = []
         stop: dict[str, Any] = {}
-        on_epoch_end = self._epoch_callback(trial, costs, history, stop, use_rule=cfg.early_stop and not is_reference)
+        on_epoch_end = self._epoch_callback(
+            trial, costs, history, stop, use_rule=cfg.early_stop and not is_reference, reference=is_reference
+        )
         result = train(arch, cfg.train_config(), trial_dir, progress=False, on_epoch_end=on_epoch_end)
         trial.set_user_attr("epochs_trained", len(result.epochs))
         if stop:
@@ -325,16 +327,25 @@ class TrialRunner:
         stop: dict[str, Any],
         *,
         use_rule: bool,
+        reference: bool = False,
     ) -> Callable[[Any], None]:
         from segmentation._train import StopTraining
 
         total = self.config.epochs
+        schedule = self.config.fidelity_schedule()
 
         def on_epoch_end(entry) -> None:
             dice = float(entry.val_dice)
             history.append(dice if math.isfinite(dice) else 0.0)
             # Trial.report raises in multi-objective studies: keep the curve in a user attribute.
             trial.set_user_attr("val_dice_history", list(history))
+            if schedule is not None:  # issue 11: multi-fidelity rungs (search_spaces._fidelity)
+                from search_spaces._fidelity_hook import rung_step
+
+                rung = rung_step(trial, schedule, costs, history, self.cost_fields)
+                if rung is not None and not rung.promote and not reference:
+                    stop.update(reason=rung.reason, reference_trial=None)
+                    raise StopTraining(rung.reason)
             if not use_rule:
                 return
             decision = should_stop(

@@ -41,6 +41,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--finetune-epochs", type=int, default=2, help="fine-tuning after pruning (default: 2)")
     c.add_argument("--data", default=None, help="dataset for calibration/fine-tuning/Dice (default: the checkpoint's)")
     c.add_argument("--keep", metavar="DIR", default=None, help="keep the built models in DIR")
+    # issue 11: how well the search's proxies rank architectures (search_spaces._proxy_bench).
+    q = p.add_argument_group("proxy fidelity (--proxy): proxies vs full-budget test Dice, resumable")
+    q.add_argument("--proxy", action="store_true", help="rank agreement of each proxy with full training")
+    q.add_argument("--proxy-out", default="runs/proxy-bench", help="output folder (default: %(default)s)")
+    q.add_argument("--proxy-archs", type=int, default=12, help="architectures besides paper (default: 12)")
+    q.add_argument("--proxy-data", default="synthetic:300", help="dataset (default: %(default)s)")
+    q.add_argument("--proxy-size", type=int, default=64, help="training input size (default: %(default)s)")
+    q.add_argument("--proxy-full-epochs", type=int, default=15, help="full budget in epochs (default: 15)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         opset=args.opset,
         progress=sys.stderr.isatty(),
     )
+    if args.proxy:
+        return _run_proxy(args)
     if args.compression:
         return _run_compression(args, config)
     result = run_bench(model_source(args), config)
@@ -91,4 +101,24 @@ def _run_compression(args: argparse.Namespace, config) -> int:
     if args.json:
         atomic_write_json(args.json, payload)
         print(f"benchmark written to {args.json}")
+    return 0
+
+
+def _run_proxy(args: argparse.Namespace) -> int:
+    from search_spaces._proxy_bench import ProxyBenchConfig, format_table, run_proxy_bench
+
+    config = ProxyBenchConfig(
+        out_dir=args.proxy_out,
+        n_archs=args.proxy_archs,
+        data=args.proxy_data,
+        size=args.proxy_size,
+        full_epochs=args.proxy_full_epochs,
+        seed=args.seed,
+    )
+    result = run_proxy_bench(config, progress=print)
+    if args.json == "-":
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+    print(format_table(result))
+    print(f"written to {args.proxy_out}/proxy_bench.json")
     return 0

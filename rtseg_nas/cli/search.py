@@ -109,6 +109,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=True,
         help="stop trials that trail a cheaper Pareto member (default: on)",
     )
+    space.add_argument(
+        "--fidelity",
+        metavar="EPOCHS",
+        help="multi-fidelity rungs, e.g. 1,3,9: successive halving by non-dominated sorting on (Dice at the rung, "
+        "cost); the last rung replaces --epochs (default: fixed budget)",
+    )
+    space.add_argument("--eta", type=int, default=3, help="reduction factor of --fidelity (default: %(default)s)")
     space.add_argument("--early-stop-after", type=int, default=2, help="first epoch that may stop a trial (default: 2)")
     space.add_argument("--early-stop-margin", type=float, default=0.1, help="Dice points (default: %(default)s)")
     space.add_argument(
@@ -131,6 +138,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from rtseg_core import read_json
     from search_spaces import EarlyStopRule, SearchConfig, SearchSpace, run_search
+    from search_spaces._fidelity import FidelitySchedule
 
     space_fields = read_json(args.space) if args.space else {}
     if args.dsconv_bits:
@@ -179,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
         progress=not args.no_progress,
+        fidelity=tuple(FidelitySchedule.parse(args.fidelity, args.eta).rungs) if args.fidelity else (),
+        eta=args.eta,
     )
     if not getattr(args, "debug", False):
         # Data-loading and profiling lines of every trial would bury the progress display.
@@ -195,5 +205,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"feasible Pareto front (constraints: {constraints}):")
     print(summary.table())
     print(summary.verdict())
+    print(
+        "these are proxy numbers (short training, validation split); check them at a full budget on the test "
+        f"split with: python run.py validate --study {summary.study_dir}"
+    )
     print(f"files: {summary.study_dir}")
     return 0

@@ -50,7 +50,8 @@ def test_help_explains_every_option():
 def test_show_space_prints_the_table(capsys):
     assert main(["search", "--study", "unused", "--show-space", "--dsconv-bits", "none,8"]) == 0
     out = capsys.readouterr().out
-    assert "conv_widths.2" in out and "64-160 step 8" in out and "dsconv_bits" in out and "none, 8" in out
+    assert "conv_widths.2" in out and "64-160 step 8" in out and "conv_widths.2.inc" in out
+    assert "dsconv_bits" in out and "none, 8" in out
 
 
 @pytest.mark.parametrize(

@@ -25,19 +25,56 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def test_default_space_has_the_issue_ranges_around_paper():
     space = SearchSpace()
     params = space.parameters()
+    # C1 directly, C2..C5 as increments above the smallest width allowed after the previous stage
     assert params["conv_widths.0"] == ("int", (8, 24, 8))
-    assert params["conv_widths.1"] == ("int", (16, 48, 8))
-    assert params["conv_widths.2"] == ("int", (64, 160, 8))
-    assert params["token_widths.0"] == ("int", (96, 192, 8))
-    assert params["token_widths.1"] == ("int", (128, 320, 8))
+    assert params["conv_widths.1.inc"] == ("int", (0, 32, 8))
+    assert params["conv_widths.2.inc"] == ("int", (0, 96, 8))
+    assert params["token_widths.0.inc"] == ("int", (0, 96, 8))
+    assert params["token_widths.1.inc"] == ("int", (0, 192, 8))
+    assert space.width_ranges() == [(8, 24), (16, 48), (64, 160), (96, 192), (128, 320)]
     assert params["enc_depths.0"] == params["enc_depths.1"] == ("int", (0, 3, 1))
     assert params["dec_depths.0"] == params["dec_depths.1"] == ("int", (0, 2, 1))
     assert params["mlp_ratio"] == ("int", (1, 4, 1))
     assert params["shift_size"] == ("int", (3, 7, 2))
     assert "dsconv_bits" not in params  # fixed at None unless asked for
     assert space.contains(PRESETS["paper"])
-    # 3 * 5 * 13 * 13 * 25 widths, 4^2 * 3^2 depths, 4 ratios, 3 shifts
-    assert space.size() == 3 * 5 * 13 * 13 * 25 * 16 * 9 * 4 * 3
+    # the non-decreasing width tuples (counted below by brute force), 4^2 * 3^2 depths, 4 ratios, 3 shifts
+    assert space.size() == len(_valid_width_tuples(space)) * 16 * 9 * 4 * 3
+    assert SearchSpace(increasing_widths=False).size() == 3 * 5 * 13 * 13 * 25 * 16 * 9 * 4 * 3
+
+
+def _valid_width_tuples(space):
+    import itertools
+
+    axes = [range(lo, hi + 1, space.width_step) for lo, hi in space.width_ranges()]
+    return {w for w in itertools.product(*axes) if all(a <= b for a, b in zip(w, w[1:]))}
+
+
+def test_increments_reach_exactly_the_non_decreasing_widths():
+    import itertools
+
+    space = SearchSpace()
+    params = space.parameters()
+    names = [n for n in params if n.startswith(("conv_widths", "token_widths"))]
+    axes = [range(params[n][1][0], params[n][1][1] + 1, params[n][1][2]) for n in names]
+    base = params_from_config(PRESETS["paper"], space)
+    reached = set()
+    for values in itertools.product(*axes):
+        cfg = config_from_params({**base, **dict(zip(names, values))}, space)
+        assert check_config(cfg, space) is None  # no proposal is invalid
+        reached.add(cfg.conv_widths + cfg.token_widths)
+    assert reached == _valid_width_tuples(space)
+
+
+def test_every_sampled_proposal_is_valid_with_nsga2_and_random():
+    space = SearchSpace()
+    for sampler in (optuna.samplers.NSGAIISampler(population_size=4, seed=1), optuna.samplers.RandomSampler(seed=2)):
+        study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
+        for n in range(40):
+            trial = study.ask()
+            cfg = suggest_config(trial, space)  # raises ConfigError on a rejected proposal
+            assert space.contains(cfg) and config_from_params(trial.params, space) == cfg
+            study.tell(trial, [float(n % 7), float(sum(cfg.conv_widths + cfg.token_widths))])
 
 
 def test_parameter_names_map_back_to_config_fields():
@@ -49,8 +86,13 @@ def test_parameter_names_map_back_to_config_fields():
 def test_paper_round_trips_through_params():
     space = SearchSpace()
     params = params_from_config(PRESETS["paper"], space)
-    assert params["conv_widths.2"] == 128 and params["token_widths.1"] == 256 and params["shift_size"] == 5
+    # paper: C = 16/32/128/160/256 -> C1 16, then 32-16, 128-64, 160-128, 256-160
+    assert params["conv_widths.0"] == 16 and params["conv_widths.1.inc"] == 16 and params["conv_widths.2.inc"] == 64
+    assert params["token_widths.0.inc"] == 32 and params["token_widths.1.inc"] == 96 and params["shift_size"] == 5
     assert config_from_params(params, space) == PRESETS["paper"]
+    assert space.contains(PRESETS["paper"])
+    legacy = SearchSpace(increasing_widths=False)
+    assert config_from_params(params_from_config(PRESETS["paper"], legacy), legacy) == PRESETS["paper"]
 
 
 def test_suggest_config_with_real_trials_stays_in_space_and_is_buildable():
@@ -126,6 +168,7 @@ def test_smallest_config_is_the_lower_bound_of_params():
         ({"enc_depths": (2, 1)}, "low <= high"),
         ({"base": "nope"}, "preset"),
         ({"base": "unext", "dsconv_bits": (None, 8)}, "plain convs"),
+        ({"conv_widths": ((8, 24), (16, 48), (64, 160)), "token_widths": ((96, 152), (128, 320))}, "C4"),
     ],
 )
 def test_invalid_spaces_name_the_field(changes, message):
