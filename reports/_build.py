@@ -28,8 +28,8 @@ from reports._load import (
 from reports._pareto import pareto_front
 from reports._plot_info import dice_fps_info, dice_macs_info, dice_params_info
 from reports._plots import plot_hypervolume_history, plot_scatter, save_figure
-from reports._select import choose_model
 from reports._tables import write_tables
+from reports._validated import choose_for_shipping, compute_validated
 from rtseg_core import ConfigError, atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,9 @@ def compute_report(study_dir: str | os.PathLike) -> ReportInfo:
     hv = hypervolume_history(
         history, objectives, source="history.csv" if history_path.exists() else "trial candidates (no history.csv)"
     )
+    # issue 11: validated candidates (full budget, test split) are shown apart and preferred for shipping.
+    validated = compute_validated(study_dir, objectives)
+    choice, basis = choose_for_shipping(df, validated, constraints, study=str(study_dir))
     return ReportInfo(
         study_dir=study_dir,
         title=str(settings.get("name") or settings.get("study_name") or study_dir.resolve().name),
@@ -65,10 +68,12 @@ def compute_report(study_dir: str | os.PathLike) -> ReportInfo:
         front=front,
         plots=(dice_fps_info(df), dice_macs_info(df), dice_params_info(df)),
         hypervolume=hv,
-        choice=choose_model(df, constraints),
+        choice=choice,
         environment=load_environment(study_dir),
         reference=load_reference(study_dir),
         synthetic=bool((df["dataset"] == "synthetic").any()) if len(df) else _settings_synthetic(settings),
+        validated=validated,
+        ship_basis=basis,
     )
 
 
@@ -111,7 +116,9 @@ def report_summary(info: ReportInfo) -> dict[str, Any]:
             "fastest_latency_kind": c.fastest_latency_kind,
             "tolerance_dice": c.tolerance,
             "notes": list(c.notes),
+            "basis": info.ship_basis,
         },
+        "validated": validated_summary(info.validated),
         "hypervolume": {
             "final": info.hypervolume.values[-1] if info.hypervolume.values else None,
             "reference": list(info.hypervolume.reference),
@@ -120,6 +127,18 @@ def report_summary(info: ReportInfo) -> dict[str, Any]:
         },
         "synthetic_data": info.synthetic,
         "plots": {p.key: {"published_point": p.published is not None, "why": p.published_reason} for p in info.plots},
+    }
+
+
+def validated_summary(validated) -> dict[str, Any] | None:
+    """The validated section of ``summary.json`` (None when nothing was validated)."""
+    if validated is None:
+        return None
+    return {
+        "candidates": [str(n) for n in validated.candidates["name"]],
+        "front": [str(n) for n in validated.front.front["name"]],
+        "budget": validated.budget,
+        "proxy_vs_full_dice": validated.agreement.to_dict() if validated.agreement else None,
     }
 
 

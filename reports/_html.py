@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from reports._html_validated import validated_section
 from reports._hypervolume import DEFAULT_PAD
 from reports._info import ReportInfo
 from reports._plot_info import PAPER_PUBLISHED
@@ -73,6 +74,7 @@ def render_html(info: ReportInfo, images: Mapping[str, bytes]) -> str:
     if info.synthetic:
         parts.append(f'<div class="banner" id="synthetic-banner">{esc(SYNTHETIC_BANNER)}</div>')
     parts += _ship(info)
+    parts += validated_section(info, esc)  # issue 11: empty unless run.py validate wrote records
     parts += _reference(info)
     parts += _figures(info, images)
     parts += _front(info)
@@ -91,7 +93,8 @@ def render_html(info: ReportInfo, images: Mapping[str, bytes]) -> str:
 
 def _ship(info: ReportInfo) -> list[str]:
     c = info.choice
-    out = ["<h2>Which model to ship</h2>", '<div class="ship">']
+    basis = "validated at the full budget" if info.ship_basis == "validated" else "PROXY-ONLY (not validated)"
+    out = ["<h2>Which model to ship</h2>", '<div class="ship">', f'<p id="ship-basis"><b>Basis: {esc(basis)}</b></p>']
     cons = ", ".join(f"{k} = {v:g}" for k, v in info.constraints.items() if v is not None) or "none"
     if c.best is None:
         out.append(f"<p>No candidate is feasible and meets the constraints ({esc(cons)}).</p>")
@@ -224,7 +227,7 @@ def _figures(info: ReportInfo, images: Mapping[str, bytes]) -> list[str]:
 
 def _front(info: ReportInfo) -> list[str]:
     objs = ", ".join(f"{n} ({d})" for n, d in info.objectives)
-    out = [f"<h2>Pareto front ({esc(objs)})</h2>"]
+    out = [f"<h2>Proxy Pareto front ({esc(objs)}; search: short training, validation split)</h2>"]
     if info.front.front.empty:
         return [*out, '<p class="note">No feasible candidate has every objective value.</p>']
     return [*out, _table(display_table(info.front.front), kinds=list(info.front.front["latency_kind"]))]

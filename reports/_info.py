@@ -13,6 +13,7 @@ from reports._hypervolume import HypervolumeHistory
 from reports._pareto import FrontInfo
 from reports._plot_info import ScatterInfo
 from reports._select import ShipChoice
+from reports._validated import ValidatedInfo
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class ReportInfo:
     environment: dict[str, Any]
     synthetic: bool  # some accuracy was measured on synthetic data
     reference: dict[str, Any] = dataclasses.field(default_factory=dict)  # reference.json, shown apart
+    validated: ValidatedInfo | None = None  # issue 11: run.py validate's records, shown apart; None if none
+    ship_basis: str = "proxy"  # "validated" when the choice comes from validated candidates
 
     @property
     def plot_keys(self) -> tuple[str, ...]:

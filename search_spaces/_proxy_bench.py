@@ -6,7 +6,8 @@ each one at a full budget (``full_epochs`` over the whole training split, ``lr``
 
 - ``proxy-<E>ep``: the search's proxy recipe (``steps_per_epoch`` steps of ``batch`` images, lr
   3e-3, cosine) run standalone for E epochs (1, 4 = the search default, 12), validation Dice;
-- ``rung-<r>``: validation Dice after epoch r of one run of ``max(rungs)`` epochs, which is what the
+- ``rung-<r>``: validation Dice after epoch r of one longer proxy run (the longest standalone one
+  when it reaches the top rung, else a run of ``max(rungs)`` epochs), which is what the
   multi-fidelity search (``--fidelity``) ranks trials by at each rung;
 - ``params``, ``macs``: the cost counts (more capacity, more Dice?);
 - ``synflow``: the training-free SynFlow score (:mod:`search_spaces._synflow`).
@@ -44,7 +45,7 @@ class ProxyBenchConfig:
     n_archs: int = 12  # drawn from the space; paper is added on top
     data: str = "synthetic:300"
     size: int = 64
-    full_epochs: int = 15
+    full_epochs: int = 12
     proxy_epochs: tuple[int, ...] = (1, 4, 12)
     rungs: tuple[int, ...] = (1, 3, 9)
     steps_per_epoch: int = 25
@@ -224,13 +225,21 @@ def _measure_arch(name: str, cfg: RTSegConfig, config: ProxyBenchConfig) -> dict
         result = train(cfg, tc, None, progress=False)
         return [e.val_dice if math.isfinite(e.val_dice) else 0.0 for e in result.epochs]
 
+    histories: dict[int, tuple[list[float], float]] = {}
     for epochs in config.proxy_epochs:
         t0 = time.perf_counter()
-        proxies[f"proxy-{epochs}ep"] = proxy_train(epochs)[-1]
-        seconds[f"proxy-{epochs}ep"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    history = proxy_train(max(config.rungs))
-    elapsed = time.perf_counter() - t0
+        histories[epochs] = (proxy_train(epochs), time.perf_counter() - t0)
+        proxies[f"proxy-{epochs}ep"] = histories[epochs][0][-1]
+        seconds[f"proxy-{epochs}ep"] = histories[epochs][1]
+    # Rungs: epochs of one longer proxy run. To save compute they are read from the longest standalone
+    # proxy run when it reaches the top rung (its cosine schedule then spans that run, not max(rungs)).
+    longest = max(config.proxy_epochs)
+    if longest >= max(config.rungs):
+        history, elapsed = histories[longest][0], histories[longest][1] * max(config.rungs) / longest
+    else:
+        t0 = time.perf_counter()
+        history = proxy_train(max(config.rungs))
+        elapsed = time.perf_counter() - t0
     for r in sorted(config.rungs):
         proxies[f"rung-{r}"] = history[r - 1]
         seconds[f"rung-{r}"] = elapsed * r / max(config.rungs)

@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--proxy-archs", type=int, default=12, help="architectures besides paper (default: 12)")
     q.add_argument("--proxy-data", default="synthetic:300", help="dataset (default: %(default)s)")
     q.add_argument("--proxy-size", type=int, default=64, help="training input size (default: %(default)s)")
-    q.add_argument("--proxy-full-epochs", type=int, default=15, help="full budget in epochs (default: 15)")
+    q.add_argument("--proxy-full-epochs", type=int, default=12, help="full budget in epochs (default: 12)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,0 +1,85 @@
+"""The report's validated section (issue 11): the front after full training and how well the proxy ranked it."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from reports._info import ReportInfo
+
+
+def validated_section(info: ReportInfo, esc) -> list[str]:
+    """HTML of the validated front and the rank agreement; nothing when no candidate was validated."""
+    v = info.validated
+    if v is None:
+        return []
+    b = v.budget
+    out = [
+        '<h2 id="validated">Validated front (full budget, test split)</h2>',
+        '<p class="note">Retrained from scratch with one recipe for all'
+        + (
+            f": {esc(b.get('epochs'))} epochs over the whole training split at {esc(b.get('size'))} px, lr "
+            f"{esc(b.get('lr'))}, batch {esc(b.get('batch_size'))}, seed {esc(b.get('seed'))} on {esc(b.get('data'))}"
+            if b
+            else ""
+        )
+        + '; Dice on the <b>test</b> split; latency <span class="kind measured">MEASURED</span> for every '
+        "candidate in one alternating ONNX Runtime run"
+        + (
+            f" ({esc(v.latency.get('input', ''))}, {esc(v.latency.get('threads', ''))} thread(s), "
+            f"{esc(v.latency.get('device', ''))})"
+            if v.latency
+            else ""
+        )
+        + ". These rows are never mixed with the proxy front below.</p>",
+    ]
+    rows = v.comparison()
+    head = "".join(f"<th>{esc(c)}</th>" for c in rows.columns)
+    body = []
+    for r in rows.itertuples(index=False):
+        cells = [
+            esc(r[0]),
+            _pct(r[1]),
+            _pct(r[2]),
+            _int(r[3]),
+            _int(r[4]),
+            f"{r[5]:.2f}" if _ok(r[5]) else "-",
+            f"{int(r[6]):,}" if _ok(r[6]) else "-",
+            "yes" if r[7] else "",
+        ]
+        body.append(f'<tr class="{"front" if r[7] else ""}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    out.append(f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+    a = v.agreement
+    if a is not None:
+        out.append(
+            '<p id="rank-agreement"><b>Rank agreement, proxy Dice vs full-budget Dice</b>: '
+            f"Kendall tau {_f2(a.kendall_tau)} (95 % CI {_f2(a.kendall_low)} to {_f2(a.kendall_high)}), "
+            f"Spearman {_f2(a.spearman)} (95 % CI {_f2(a.spearman_low)} to {_f2(a.spearman_high)}), "
+            f"n = {a.n} validated architectures; percentile bootstrap over architectures, {a.n_resamples} "
+            "resamples. A small n gives wide intervals: read them before trusting the proxy's order.</p>"
+        )
+    else:
+        out.append(
+            '<p class="note" id="rank-agreement">Rank agreement needs at least 3 validated candidates with a proxy '
+            "Dice; validate more of the front (without --top-k) to measure it.</p>"
+        )
+    return out
+
+
+def _ok(value: Any) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _pct(value: Any) -> str:
+    return f"{float(value) * 100:.2f} %" if _ok(value) else "-"
+
+
+def _int(value: Any) -> str:
+    return str(int(value)) if _ok(value) else "-"
+
+
+def _f2(value: float) -> str:
+    return f"{value:+.2f}" if _ok(value) else "n/a"

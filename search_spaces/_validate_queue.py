@@ -1,0 +1,328 @@
+"""Sharing a validation between workers: candidates are claimed through the study's storage.
+
+``run_validate(config)`` opens the search's storage (the SQLite ``study.db`` or the PostgreSQL
+server the search workers used), picks the candidates from the search study (feasible Pareto
+front of the COMPLETE trials, optionally its ``top_k`` by proxy Dice, plus the reference), and
+keeps one Optuna study ``<search name>-validate`` in the same storage with one enqueued trial per
+candidate. A worker claims a candidate by letting Optuna pop the next waiting trial (a row
+update inside one transaction, so two workers never get the same one) and trains it inside
+``study.optimize``, whose heartbeat lets the next worker mark a killed worker's claim FAIL after
+the grace period; a candidate without a COMPLETE, RUNNING or WAITING claim is queued again, and
+its training resumes from its own checkpoint if the folder is on the same machine.
+
+When no claim is waiting or running, every worker times all validated architectures in one
+alternating run and writes the validated records into its own ``STUDY_DIR/validated/``
+(records travel through the storage, so each machine's folder gets all of them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from rtseg_core import (
+    CandidateRecord,
+    ConfigError,
+    RankAgreement,
+    SearchError,
+    atomic_write_json,
+    rank_agreement,
+    read_json,
+)
+from search_spaces._study import REFERENCE_ATTR, make_storage, resolve_storage_url
+from search_spaces._trial import feasible_front, trial_name
+from search_spaces._validate import (
+    VALIDATED_DIR,
+    Candidate,
+    ValidateConfig,
+    bench_latencies,
+    candidate_dir,
+    train_candidate,
+    validated_record,
+)
+
+log = logging.getLogger(__name__)
+
+SUFFIX = "-validate"
+BUDGET_ATTR = "rtseg_validate_budget"
+
+
+@dataclass(frozen=True)
+class ValidateSummary:
+    """What a validation run leaves: one validated record per candidate and how the proxy held up."""
+
+    study_dir: Path
+    records: tuple[CandidateRecord, ...]
+    trained_now: tuple[str, ...]  # candidates this worker trained (or finished) in this run
+    finished_before: tuple[str, ...]  # candidates already validated when this run started
+    agreement: RankAgreement | None  # proxy Dice vs test Dice over the validated candidates
+    budget: dict
+    latency_table: str
+    proxy_dice: dict  # name -> proxy Dice in the search
+
+    def table(self) -> str:
+        rows = [("name", "proxy Dice", "test Dice", "latency ms", "FPS", "params", "feasible")]
+        for r in sorted(self.records, key=lambda r: -(r.dice or 0.0)):
+            rows.append(
+                (
+                    r.name,
+                    _f4(self.proxy_dice.get(r.name)),
+                    _f4(r.dice),
+                    f"{r.latency_ms:.2f}",
+                    f"{r.fps:.1f}",
+                    f"{r.params:,}",
+                    "yes" if r.feasible else "no",
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)
+
+    def verdict(self) -> str:
+        """Which validated candidate has the best test Dice, and how it compares with paper."""
+        feasible = [r for r in self.records if r.feasible and r.dice is not None]
+        if not feasible:
+            return "no feasible validated candidate"
+        best = max(feasible, key=lambda r: r.dice)
+        paper = next((r for r in self.records if r.name == "paper"), None)
+        text = f"best validated: {best.name} (test Dice {best.dice:.4f}, {best.latency_ms:.2f} ms MEASURED)"
+        if paper is not None and paper.dice is not None and best.name != paper.name:
+            text += (
+                f"; paper at the same budget: test Dice {paper.dice:.4f}, {paper.latency_ms:.2f} ms "
+                f"({paper.latency_ms / best.latency_ms:.2f}x the best's latency)"
+            )
+        return text
+
+
+def select_candidates(
+    search: optuna.Study, fields: list[str], directions: list[str], top_k: int | None
+) -> list[Candidate]:
+    """The feasible front (top ``top_k`` by proxy Dice) plus the reference, as :class:`Candidate` s."""
+    front = feasible_front(search, fields, directions)
+    front.sort(key=lambda t: (-(t.user_attrs.get("dice") or 0.0), t.number))
+    chosen = front[:top_k] if top_k else list(front)
+    complete = search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    ref = next((t for t in complete if t.user_attrs.get(REFERENCE_ATTR)), None)
+    if ref is not None and all(t.number != ref.number for t in chosen):
+        chosen.append(ref)
+    out = []
+    for t in chosen:
+        if "config" not in t.user_attrs:
+            raise SearchError(f"trial {t.number} of study {search.study_name!r} has no 'config' attribute")
+        out.append(
+            Candidate(
+                name=trial_name(t),
+                trial=t.number,
+                config=dict(t.user_attrs["config"]),
+                source="reference" if t.user_attrs.get(REFERENCE_ATTR) else "trial",
+                proxy_dice=t.user_attrs.get("dice"),
+                proxy_latency_ms=t.user_attrs.get("latency_ms"),
+                proxy_values=dict(zip(fields, t.values or ())),
+            )
+        )
+    return out
+
+
+class _Worker:
+    def __init__(self, config: ValidateConfig) -> None:
+        self.config = config
+        self.study_dir = Path(config.study_dir).expanduser().resolve()
+        path = self.study_dir / "study.json"
+        if not path.is_file():
+            raise ConfigError(f"{path}: not found; --study must be the folder a search wrote")
+        self.settings = read_json(path)
+        self.data = config.data or str(self.settings.get("data", "synthetic"))
+        self.threads = int(config.threads or self.settings.get("threads") or 1)
+        self.budget = config.budget(self.data)
+        self.trained_now: list[str] = []
+
+    def run(self) -> ValidateSummary:
+        cfg = self.config
+        url = resolve_storage_url(cfg.storage, self.study_dir)
+        storage = make_storage(url, heartbeat_interval=cfg.heartbeat_interval, grace_period=cfg.grace_period)
+        name = cfg.study_name or self.settings.get("study_name") or self.study_dir.name
+        try:
+            search = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:
+            raise SearchError(
+                f"the storage has no search study {name!r}; give the search's --storage and --study-name"
+            ) from None
+        objectives = self.settings.get("objectives") or [["dice", "maximize"], ["latency_ms", "minimize"]]
+        fields = [str(f) for f, _ in objectives]
+        directions = [str(d) for _, d in objectives]
+        candidates = select_candidates(search, fields, directions, cfg.top_k)
+        if not candidates:
+            raise SearchError(f"study {name!r}: no feasible completed trial and no reference to validate")
+        vstudy = self._open(storage, name + SUFFIX)
+        finished_before = sorted(self._complete(vstudy))
+        self._loop(vstudy, candidates)
+        return self._finish(vstudy, finished_before)
+
+    # -- claims -------------------------------------------------------------------------------
+    def _open(self, storage, name: str) -> optuna.Study:
+        try:
+            study = optuna.create_study(storage=storage, study_name=name, directions=["maximize"])
+            study.set_user_attr(BUDGET_ATTR, self.budget)
+            study.set_metric_names(["test_dice"])
+            return study
+        except optuna.exceptions.DuplicatedStudyError:
+            study = optuna.load_study(study_name=name, storage=storage)
+        stored = None
+        for _ in range(50):  # the creating worker may be writing the attribute right now
+            stored = study.user_attrs.get(BUDGET_ATTR)
+            if stored is not None:
+                break
+            time.sleep(0.1)
+        if stored != self.budget:
+            raise SearchError(
+                f"validation study {name!r} was started with the budget {stored}, this run asks for {self.budget}; "
+                "repeat the original --epochs/--size/--lr/--batch-size/--seed/--data (trained candidates must be "
+                "comparable)"
+            )
+        return study
+
+    def _loop(self, vstudy: optuna.Study, candidates: list[Candidate]) -> None:
+        cfg = self.config
+        while True:
+            optuna.storages.fail_stale_trials(vstudy)
+            trials = vstudy.get_trials(deepcopy=False)
+            alive = {
+                t.user_attrs.get("candidate")
+                for t in trials
+                if t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+            }
+            for cand in candidates:
+                if cand.name not in alive:
+                    vstudy.enqueue_trial({}, user_attrs=cand.to_attrs(), skip_if_exists=False)
+            trials = vstudy.get_trials(deepcopy=False)
+            if not any(t.state == TrialState.WAITING for t in trials):
+                if any(t.state == TrialState.RUNNING for t in trials):
+                    time.sleep(cfg.poll_interval)  # another worker trains the last candidates
+                    continue
+                return
+            # No catch: a candidate that fails stops this worker with the reason (FAIL in the storage);
+            # running the command again retries it from its checkpoint.
+            vstudy.optimize(self._objective, n_trials=1)
+
+    def _objective(self, trial: optuna.Trial) -> float:
+        attrs = trial.user_attrs
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        if "candidate" not in attrs:
+            # Two workers saw the last waiting claim; the second got a fresh, empty trial.
+            trial.set_user_attr("surplus", True)
+            raise optuna.TrialPruned("no candidate left to claim (another worker took the last one)")
+        cand = Candidate.from_attrs(attrs)
+        # Two workers may queue one candidate at once. Its owner is its lowest-numbered claim that is
+        # waiting, running or complete; any other claim stops here, so no candidate trains twice.
+        alive = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+        for t in trial.study.get_trials(deepcopy=False, states=alive):
+            if t.number != trial.number and t.user_attrs.get("candidate") == cand.name:
+                if t.state == TrialState.COMPLETE or t.number < trial.number:
+                    trial.set_user_attr("duplicate", True)
+                    raise optuna.TrialPruned(f"{cand.name} is already claimed by trial {t.number}")
+        trial.set_user_attr("stage", "training")
+        log.info("validating %s (trial %d of the search) at %s", cand.name, cand.trial, self.budget)
+        trained = train_candidate(cand, self.budget, self.study_dir, device=self.config.device)
+        trial.set_user_attr("trained", trained)
+        trial.set_user_attr("stage", "done")
+        self.trained_now.append(cand.name)
+        dice = trained["test"]["dice"]
+        return float(dice) if dice is not None else 0.0
+
+    @staticmethod
+    def _complete(vstudy: optuna.Study) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for t in sorted(vstudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
+            name = t.user_attrs.get("candidate")
+            if name and name not in out and "trained" in t.user_attrs:
+                out[name] = t.user_attrs["trained"]
+        return out
+
+    # -- latency and records ------------------------------------------------------------------
+    def _finish(self, vstudy: optuna.Study, finished_before: list[str]) -> ValidateSummary:
+        cfg = self.config
+        trained = self._complete(vstudy)
+        configs = {name: t["candidate"]["config"] for name, t in trained.items()}
+        latency, conditions = bench_latencies(
+            configs, size=cfg.latency_size, threads=self.threads, rounds=cfg.rounds, warmup=cfg.warmup, seed=cfg.seed
+        )
+        constraints = self.settings.get("constraints") or {}
+        records = []
+        dataset = self.data.split(":", 1)[0]
+        for name, t in trained.items():
+            lat = latency[name]
+            record = validated_record(
+                t, lat, dataset=dataset, threads=self.threads, size=cfg.latency_size,
+                feasible=self._feasible(lat, constraints),
+            )  # fmt: skip
+            folder = candidate_dir(self.study_dir, name)
+            folder.mkdir(parents=True, exist_ok=True)
+            if not (folder / "trained.json").is_file():  # trained on another machine: keep a copy here
+                atomic_write_json(folder / "trained.json", t)
+            atomic_write_json(folder / "candidate.json", record.to_dict())
+            records.append(record)
+        proxy = {name: t["candidate"].get("proxy_dice") for name, t in trained.items()}
+        pairs = [(proxy[r.name], r.dice) for r in records if proxy.get(r.name) is not None and r.dice is not None]
+        agreement = None
+        if len(pairs) >= 3:
+            agreement = rank_agreement(
+                [a for a, _ in pairs], [b for _, b in pairs], seed=cfg.seed, a_label="proxy val Dice",
+                b_label="full-budget test Dice",
+            )  # fmt: skip
+        root = self.study_dir / VALIDATED_DIR
+        atomic_write_json(root / "latency.json", {k: v for k, v in conditions.items() if k != "table"} | {
+            "candidates": latency})  # fmt: skip
+        atomic_write_json(
+            root / "summary.json",
+            {
+                "budget": self.budget,
+                "candidates": sorted(trained),
+                "proxy_dice": proxy,
+                "agreement": agreement.to_dict() if agreement else None,
+            },
+        )
+        return ValidateSummary(
+            study_dir=self.study_dir,
+            records=tuple(records),
+            trained_now=tuple(n for n in self.trained_now if n not in finished_before),
+            finished_before=tuple(finished_before),
+            agreement=agreement,
+            budget=self.budget,
+            latency_table=conditions["table"],
+            proxy_dice=proxy,
+        )
+
+    def _feasible(self, lat: dict[str, Any], constraints: dict[str, Any]) -> bool:
+        """The study's constraints on the validated numbers; latency limits only for a local study
+        (a limit meant for another device cannot be judged from this machine's time)."""
+        if constraints.get("max_params") is not None and lat["params"] > constraints["max_params"]:
+            return False
+        if self.settings.get("target", "local") != "local":
+            return True
+        if constraints.get("max_latency_ms") is not None and lat["median_ms"] > constraints["max_latency_ms"]:
+            return False
+        if constraints.get("min_fps") is not None and lat["fps"] < constraints["min_fps"]:
+            return False
+        return True
+
+
+def run_validate(config: ValidateConfig) -> ValidateSummary:
+    """Validate a study's front at a full budget (module docstrings of this and ``_validate``)."""
+    from search_spaces._search import quiet_optuna
+
+    with warnings.catch_warnings(), quiet_optuna(logging.WARNING), contextlib.ExitStack():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return _Worker(config).run()
+
+
+def _f4(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

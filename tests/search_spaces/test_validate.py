@@ -1,0 +1,109 @@
+"""Validating a search's front: real searches, real kills, real SQLite and PostgreSQL storages."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from optuna.trial import TrialState
+
+from rtseg_core import CandidateRecord, read_json
+from search_spaces import run_search
+
+REPO = Path(__file__).resolve().parents[2]
+VALIDATE = ["--size", "32", "--batch-size", "4", "--latency-size", "32", "--rounds", "3", "--warmup", "1",
+            "--heartbeat-interval", "1", "--grace-period", "2"]  # fmt: skip
+
+
+def validate_command(study: Path, *extra: str) -> list[str]:
+    return [sys.executable, "run.py", "validate", "--study", str(study), *VALIDATE, *extra]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def validate_trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=f"{name}-validate", storage=storage).get_trials(deepcopy=False)
+
+
+def test_validate_resumes_after_a_kill_and_skips_finished_candidates(tmp_path, tiny_search):
+    study = tmp_path / "nas"
+    summary = run_search(tiny_search(study, trials=3))
+    expected = {m.name for m in summary.front} | {"paper"}
+    # Long enough that the kill lands inside a training (epochs of 17 tiny images take well under a second).
+    proc = subprocess.Popen(validate_command(study, "--epochs", "25"), cwd=REPO, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    root = study / "validated"
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(root.glob("*/checkpoint.pt")):
+        assert proc.poll() is None, proc.stdout.read().decode()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    interrupted = [p.parent for p in root.glob("*/checkpoint.pt") if not (p.parent / "trained.json").exists()]
+    assert interrupted, "the kill should land inside a candidate's training"
+    before = {p.name: torch.load(p / "checkpoint.pt", weights_only=True)["meta"]["history"][0] for p in interrupted}
+
+    done = subprocess.run(validate_command(study, "--epochs", "25"), cwd=REPO, env=env(), capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = {p.parent.name: CandidateRecord.from_dict(read_json(p)) for p in root.glob("*/candidate.json")}
+    assert set(records) == expected
+    for r in records.values():
+        assert r.source == "validated" and r.split == "test" and r.parent == r.name and "25 epochs" in r.recipe
+        assert r.latency_kind == "measured" and r.height == 32
+    for name, first_epoch in before.items():
+        # Resumed from its checkpoint: epoch 1 was not trained again (identical log entry), all 25 epochs exist.
+        history = read_json(root / name / "metrics.json")["epochs"]
+        assert history[0] == first_epoch and len(history) == 25
+    trials = validate_trials(f"sqlite:///{study / 'study.db'}", "nas")
+    assert any(t.state == TrialState.FAIL for t in trials)  # the killed worker's claim
+    complete = [t.user_attrs["candidate"] for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(complete) == sorted(expected)  # each candidate validated exactly once
+
+    stamps = {p: p.stat().st_mtime_ns for p in root.glob("*/trained.json")}
+    again = subprocess.run(validate_command(study, "--epochs", "25"), cwd=REPO, env=env(), capture_output=True,
+                           text=True, timeout=600)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "trained now: none" in again.stdout
+    assert {p: p.stat().st_mtime_ns for p in root.glob("*/trained.json")} == stamps
+    other = subprocess.run(validate_command(study, "--epochs", "3"), cwd=REPO, env=env(), capture_output=True,
+                           text=True, timeout=600)  # fmt: skip
+    assert other.returncode == 2 and "budget" in other.stderr  # a different budget is refused, not mixed
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_two_workers_validate_one_study_each_candidate_once(tmp_path, tiny_search, backend, request):
+    study = tmp_path / "shared"
+    if backend == "postgres":
+        storage = request.getfixturevalue("postgres_url")
+        name = f"shared-{os.getpid()}-{time.monotonic_ns()}"
+        extra = ["--storage", storage, "--study-name", name]
+        summary = run_search(tiny_search(study, trials=4, storage=storage, study_name=name))
+        url = storage.replace("postgresql://", "postgresql+psycopg://")
+    else:
+        name, extra = "shared", []
+        summary = run_search(tiny_search(study, trials=4))
+        url = f"sqlite:///{study / 'study.db'}"
+    expected = {m.name for m in summary.front} | {"paper"}
+    cmd = validate_command(study, "--epochs", "2", *extra)
+    workers = [subprocess.Popen(cmd, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]  # fmt: skip
+    outs = [w.communicate(timeout=600) for w in workers]
+    assert all(w.returncode == 0 for w in workers), outs
+    trials = validate_trials(url, name)
+    complete = [t.user_attrs["candidate"] for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(complete) == sorted(expected)  # no candidate trained twice, none left out
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    records = {p.parent.name for p in (study / "validated").glob("*/candidate.json")}
+    assert records == expected
+    for out, _ in outs:  # every worker times and reports all candidates, whoever trained them
+        assert all(n in out for n in expected)
