@@ -1,4 +1,4 @@
-"""The one-command pipeline on the built-in synthetic data: train, search, compress, profile, report.
+"""The one-command pipeline on the built-in synthetic data: train, search, compress, validate, profile, report.
 
 Every stage writes into ``DemoConfig.out_dir`` and is recorded in ``stages.json`` with the
 settings it ran with; running the demo again skips each stage whose settings are unchanged and
@@ -41,6 +41,11 @@ class DemoConfig:
     prune_macs: float = 0.5  # prune to this fraction of the parent's MACs
     round_to: int = 16  # ONNX Runtime's CPU convs work in 16-channel blocks here (use 8 for TensorRT)
     finetune_epochs: int = 3
+    # 3b. validation (issue 11): the top front members by proxy Dice and paper, retrained at a full budget
+    # (smaller than stage 1's to keep the demo within 15 minutes on 2 cores), test split, one latency run
+    validate_top_k: int = 2
+    validate_epochs: int = 15
+    validate_size: int = 96
     # 4. profiling of the trained paper network
     profile_size: int = 256
     profile_runs: int = 30
@@ -119,6 +124,11 @@ def run_demo(cfg: DemoConfig, *, progress: bool = True) -> DemoResult:
         **{k: getattr(cfg, k) for k in ("top_k", "prune_macs", "round_to", "finetune_epochs")},
     }
     stage("compress", compress_settings, [study / "compressed"], lambda: _compress(cfg, study, progress))
+    validate_settings = {
+        **search_settings,
+        **{k: getattr(cfg, k) for k in ("validate_top_k", "validate_epochs", "validate_size", "profile_size")},
+    }
+    stage("validate", validate_settings, [study / "validated" / "summary.json"], lambda: _validate(cfg, study))
     stage(
         "reference",
         {**train_settings, **profile_settings},
@@ -192,6 +202,29 @@ def _compress(cfg: DemoConfig, study: Path, progress: bool) -> None:
         finetune_spec=FinetuneSpec(epochs=cfg.finetune_epochs),
         progress=progress,
     )
+
+
+def _validate(cfg: DemoConfig, study: Path) -> None:
+    from search_spaces._validate import ValidateConfig
+    from search_spaces._validate_queue import run_validate
+
+    summary = run_validate(
+        ValidateConfig(
+            study_dir=study,
+            top_k=cfg.validate_top_k,
+            epochs=cfg.validate_epochs,
+            size=cfg.validate_size,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            data=cfg.data,
+            latency_size=cfg.profile_size,
+            threads=cfg.threads,
+            rounds=cfg.profile_runs,
+        )
+    )
+    log.info("validated at the full budget:\n%s\n%s", summary.table(), summary.verdict())
+    if summary.agreement is not None:
+        log.info("proxy vs full-budget Dice: %s", summary.agreement.describe())
 
 
 def _write_reference(cfg: DemoConfig, paper: Path, study: Path) -> None:

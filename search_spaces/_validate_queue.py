@@ -211,7 +211,13 @@ class _Worker:
                 return
             # No catch: a candidate that fails stops this worker with the reason (FAIL in the storage);
             # running the command again retries it from its checkpoint.
-            vstudy.optimize(self._objective, n_trials=1)
+            try:
+                vstudy.optimize(self._objective, n_trials=1)
+            except optuna.exceptions.UpdateFinishedTrialError as exc:
+                # Another worker took this worker's heartbeat for stale (a machine too loaded to beat within
+                # the grace period) and freed the claim; the candidate is queued again, and its finished
+                # trained.json (or checkpoint) here makes the retry cheap.
+                log.warning("this worker's claim was freed by another worker (%s); raise --grace-period", exc)
 
     def _objective(self, trial: optuna.Trial) -> float:
         attrs = trial.user_attrs

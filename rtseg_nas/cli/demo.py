@@ -31,6 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--search-epochs", type=int, default=d.search_epochs, help="proxy epochs (default: %(default)s)")
     p.add_argument("--top-k", type=int, default=d.top_k, help="front members to compress (default: %(default)s)")
     p.add_argument("--prune-macs", type=float, default=d.prune_macs, help="MACs fraction kept (default: %(default)s)")
+    p.add_argument("--validate-top-k", type=int, default=d.validate_top_k, help="front members validated (default: 2)")
+    p.add_argument("--validate-epochs", type=int, default=d.validate_epochs, help="their full budget (default: 15)")
     p.add_argument("--profile-size", type=int, default=d.profile_size, help="profiling size (default: %(default)s)")
     p.add_argument("--threads", type=int, default=d.threads, help="inference threads timed (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -43,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out, data=args.data, seed=args.seed, size=args.size, epochs=args.epochs, trials=args.trials,
         search_size=args.search_size, search_epochs=args.search_epochs, top_k=args.top_k,
         prune_macs=args.prune_macs, profile_size=args.profile_size, threads=args.threads,
+        validate_top_k=args.validate_top_k, validate_epochs=args.validate_epochs,
     )  # fmt: skip
     result = run_demo(cfg, progress=not args.no_progress)
     print("stages:")

@@ -7,7 +7,8 @@ from rtseg_nas.pipeline import DemoConfig, run_demo
 
 TOY = dict(
     data="synthetic:30", size=32, epochs=1, batch_size=8, trials=2, search_size=32, search_epochs=1,
-    steps_per_epoch=2, top_k=1, finetune_epochs=0, profile_size=32, profile_runs=2,
+    steps_per_epoch=2, top_k=1, finetune_epochs=0, profile_size=32, profile_runs=2, validate_top_k=1,
+    validate_epochs=1, validate_size=32,
 )  # fmt: skip
 
 
@@ -21,6 +22,8 @@ def test_demo_runs_every_stage_then_resumes(tmp_path):
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 4
     compressed = sorted(p.parent.name for p in (tmp_path / "demo/study/compressed").glob("*/candidate.json"))
     assert len(compressed) == 2  # pruned, and pruned + INT8, of the best front member
+    validated = sorted(p.parent.name for p in (tmp_path / "demo/study/validated").glob("*/candidate.json"))
+    assert "paper" in validated and 'id="validated"' in html and "Basis: validated" in html
     reference = json.loads((tmp_path / "demo/study/reference.json").read_text())
     assert {r["kind"] for r in reference["profiles"]} == {"measured", "estimated"}
 

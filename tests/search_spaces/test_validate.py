@@ -94,11 +94,13 @@ def test_two_workers_validate_one_study_each_candidate_once(tmp_path, tiny_searc
         summary = run_search(tiny_search(study, trials=4))
         url = f"sqlite:///{study / 'study.db'}"
     expected = {m.name for m in summary.front} | {"paper"}
-    cmd = validate_command(study, "--epochs", "2", *extra)
+    # A generous grace period: on a loaded machine a live worker's 1 s heartbeat may lag by seconds.
+    cmd = [*validate_command(study, "--epochs", "2", *extra), "--grace-period", "30"]
     workers = [subprocess.Popen(cmd, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                for _ in range(2)]  # fmt: skip
     outs = [w.communicate(timeout=600) for w in workers]
-    assert all(w.returncode == 0 for w in workers), outs
+    for w, (out, err) in zip(workers, outs):
+        assert w.returncode == 0, f"{out[-1500:]}\n{err[-3000:]}"
     trials = validate_trials(url, name)
     complete = [t.user_attrs["candidate"] for t in trials if t.state == TrialState.COMPLETE]
     assert sorted(complete) == sorted(expected)  # no candidate trained twice, none left out
