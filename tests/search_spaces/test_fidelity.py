@@ -62,3 +62,31 @@ def test_nan_dice_counts_as_zero_and_bad_schedules_are_refused():
         with pytest.raises(ConfigError):
             FidelitySchedule(rungs, eta)
     assert FidelitySchedule.parse("1, 3,9").rungs == (1, 3, 9)
+
+
+def test_multi_fidelity_search_records_rungs_and_stops_with_the_reason(tmp_path, tiny_search):
+    import optuna
+    from optuna.trial import TrialState
+
+    from search_spaces import run_search
+
+    study_dir = tmp_path / "mf"
+    summary = run_search(tiny_search(study_dir, trials=5, fidelity=(1, 2), eta=2))
+    assert summary.finished == 5
+    assert summary.counts["early_stopped"] >= 1  # seeded: the rule does stop some trials here
+    study = optuna.load_study(study_name="mf", storage=f"sqlite:///{study_dir / 'study.db'}")
+    trials = [t for t in study.get_trials() if "val_dice_history" in t.user_attrs]
+    for t in trials:
+        assert "1" in t.user_attrs["rung_dice"]  # every trained trial has its Dice at the first rung
+        assert t.user_attrs["rung_decisions"][0].startswith("rung 1 ep: ")
+    for t in trials:
+        promoted = "promoted" in t.user_attrs["rung_decisions"][0]
+        if t.user_attrs.get("reference") or promoted:
+            assert t.state == TrialState.COMPLETE and len(t.user_attrs["val_dice_history"]) == 2
+            assert set(t.user_attrs["rung_dice"]) == {"1", "2"}
+        else:  # stopped at the first rung, with the rule's reason, counted as early-stopped
+            assert t.state == TrialState.PRUNED and t.user_attrs["early_stopped"]
+            assert t.user_attrs["pruned_reason"].startswith("rung 1 ep: stopped")
+            assert len(t.user_attrs["val_dice_history"]) == 1
+    settings = __import__("json").loads((study_dir / "study.json").read_text())
+    assert settings["proxy_training"]["fidelity"] == [1, 2] and settings["proxy_training"]["epochs"] == 2
