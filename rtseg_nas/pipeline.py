@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rtseg_core import atomic_write_json, read_json
+from rtseg_core import StudyDir, atomic_write_json, read_json, read_training_metrics
+from rtseg_core._study import METRICS_JSON
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def run_demo(cfg: DemoConfig, *, progress: bool = True) -> DemoResult:
     stage(
         "reference",
         {**train_settings, **profile_settings},
-        [study / "reference.json"],
+        [StudyDir(study).reference_json],
         lambda: _write_reference(cfg, paper, study),
     )
     from reports._build import build_report
@@ -198,9 +199,8 @@ def _write_reference(cfg: DemoConfig, paper: Path, study: Path) -> None:
     """The fully trained paper network, shown in the report beside (never inside) the search's front."""
     evaluation = read_json(paper / "evaluation_test.json")
     profiles = [read_json(paper / "profile_local.json"), read_json(paper / "profile_jetson_estimate.json")]
-    metrics = read_json(paper / "metrics.json") if (paper / "metrics.json").is_file() else {}
-    atomic_write_json(
-        study / "reference.json",
+    metrics = read_training_metrics(paper) if (paper / METRICS_JSON).is_file() else {}
+    StudyDir(study).write_reference(
         {
             "name": "paper (fully trained)",
             "description": (
