@@ -164,19 +164,18 @@ def _profile_paper(cfg: DemoConfig, paper: Path, progress: bool) -> None:
 
 
 def _search(cfg: DemoConfig, study: Path, progress: bool) -> None:
-    from search_spaces import SearchConfig, run_search
+    from search_spaces import ProfilingOptions, ProxyTraining, SearchConfig, StudyOptions, WorkerOptions, run_search
 
     summary = run_search(
         SearchConfig(
             study_dir=study,
-            trials=cfg.trials,
-            data=cfg.data,
             seed=cfg.seed,
-            size=cfg.search_size,
-            epochs=cfg.search_epochs,
-            steps_per_epoch=cfg.steps_per_epoch,
-            threads=cfg.threads,
-            progress=progress,
+            study=StudyOptions(trials=cfg.trials),
+            training=ProxyTraining(
+                data=cfg.data, size=cfg.search_size, epochs=cfg.search_epochs, steps_per_epoch=cfg.steps_per_epoch
+            ),
+            profiling=ProfilingOptions(threads=cfg.threads),
+            workers=WorkerOptions(progress=progress),
         )
     )
     log.info("%s", summary.table())

@@ -2,11 +2,28 @@
 
 The family itself lives in :mod:`models`; this package sits above :mod:`segmentation` and
 :mod:`profiling` and drives them: each trial is profiled, proxy-trained and evaluated.
+
+Modules, bottom to top: ``_space`` (the space), ``_early_stop`` (the rule), ``_study`` (Optuna
+storage and stored trials), ``_config`` (:class:`SearchConfig` and its parts), ``_results``
+(:class:`SearchSummary`), ``_files`` (history.csv and the study files), ``_trial`` (one trial),
+``_runner`` (:func:`run_search`). Objectives, constraints and feasibility are the suite's, from
+:mod:`rtseg_core`.
 """
 
+from rtseg_core import OBJECTIVES, Constraints, Objective, parse_objectives
+from search_spaces._config import (
+    SAMPLERS,
+    ObjectiveOptions,
+    ProfilingOptions,
+    ProxyTraining,
+    SearchConfig,
+    StrategyOptions,
+    StudyOptions,
+    WorkerOptions,
+)
 from search_spaces._early_stop import EarlyStopRule, Reference, StopDecision, should_stop
-from search_spaces._objectives import OBJECTIVES, Constraints, Objective, parse_objectives
-from search_spaces._search import SAMPLERS, FrontMember, SearchConfig, SearchSummary, run_search
+from search_spaces._results import FrontMember, SearchSummary
+from search_spaces._runner import run_search
 from search_spaces._space import (
     SearchSpace,
     check_config,
@@ -15,6 +32,7 @@ from search_spaces._space import (
     suggest_config,
     summarize_config,
 )
+from search_spaces._trial import TrialSteps
 
 __all__ = [
     "OBJECTIVES",
@@ -23,11 +41,18 @@ __all__ = [
     "EarlyStopRule",
     "FrontMember",
     "Objective",
+    "ObjectiveOptions",
+    "ProfilingOptions",
+    "ProxyTraining",
     "Reference",
     "SearchConfig",
     "SearchSpace",
     "SearchSummary",
     "StopDecision",
+    "StrategyOptions",
+    "StudyOptions",
+    "TrialSteps",
+    "WorkerOptions",
     "check_config",
     "config_from_params",
     "params_from_config",
