@@ -17,9 +17,12 @@ import math
 from pathlib import Path
 
 from compress._files import staged_dir
+from compress._measure import count_macs
 from compress._pipeline import load_for_compression, prune_checkpoint
 from compress._quantize import QuantSpec, latency_ms, ort_predict, quantize_checkpoint
 from compress._spec import PruneSpec
+from models import count_parameters
+from profiling import describe_device
 from rtseg_core import (
     CandidateRecord,
     CompressionError,
@@ -31,6 +34,7 @@ from rtseg_core import (
 )
 from rtseg_core._pareto import pareto_indices
 from rtseg_core._study import CHECKPOINT, TRIALS
+from segmentation import evaluate_model
 
 log = logging.getLogger(__name__)
 
@@ -151,11 +155,6 @@ def _measure(
     limits: Constraints,
 ) -> CandidateRecord:
     """The candidate row of one variant: Dice/AoP (ORT on model.onnx), params/MACs, ORT latency."""
-    from compress._measure import count_macs
-    from models import count_parameters
-    from profiling._env import describe_device
-    from segmentation import evaluate_model
-
     onnx_path = folder / "model.onnx"
     ckpt_path = folder / CHECKPOINT
     if not ckpt_path.is_file():  # an INT8/FP16 variant keeps its source's weights and architecture

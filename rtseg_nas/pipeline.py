@@ -151,14 +151,14 @@ def _evaluate_paper(paper: Path, progress: bool) -> None:
 
 
 def _profile_paper(cfg: DemoConfig, paper: Path, progress: bool) -> None:
-    from profiling import profile_model
+    from profiling import ESTIMATE_TARGET, profile_model
 
     ckpt = str(paper / "checkpoint.pt")
     local = profile_model(
         ckpt, target="local", size=cfg.profile_size, threads=cfg.threads, runs=cfg.profile_runs, progress=progress
     )
     atomic_write_json(paper / "profile_local.json", local.to_dict())
-    estimate = profile_model(ckpt, target="jetson-nano-estimate", size=cfg.profile_size, count=False)
+    estimate = profile_model(ckpt, target=ESTIMATE_TARGET, size=cfg.profile_size, count=False)
     atomic_write_json(paper / "profile_jetson_estimate.json", estimate.to_dict())
     log.info("%s", local.format_table())
 

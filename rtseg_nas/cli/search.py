@@ -14,7 +14,8 @@ similar or lower cost at the same epoch is stopped (state PRUNED, reason in its 
 
 Files in STUDY_DIR: study.db (the Optuna study, unless --storage), study.json (settings),
 history.csv (one row per trial), environment.json, and trials/<n>/ with config.json,
-measurement.json, checkpoint.pt, metrics.json and candidate.json (what `report` reads).
+measurement.json, checkpoint.pt, metrics.json (training history), validation.json (validation
+metrics) and candidate.json (what `report` reads).
 
 Resume: run the same command again; --trials N means N finished trials in total, so only the
 missing ones run. A worker killed mid-trial leaves a RUNNING trial that the next run marks FAIL
