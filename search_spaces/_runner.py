@@ -125,9 +125,12 @@ class SearchRunner:
 
         runner = TrialRunner(cfg, self.study_dir, dataset=spec.kind, steps=self.steps)
         trials_run = 0
-        with _progress(cfg, self._finished(study)) as bar:
-            trials_run = self._loop(study, runner, bar)
-        write_history(self.study_dir, study, self.fields)
+        try:
+            with _progress(cfg, self._finished(study)) as bar:
+                trials_run = self._loop(study, runner, bar)
+        finally:
+            # Also when a bug stops the search: history.csv then shows the failed trial and its reason.
+            write_history(self.study_dir, study, self.fields)
         summary = self.summary(study, trials_run=trials_run, wall_s=_elapsed(start), storage=settings["storage"])
         log.debug("search %s: %s", summary.study_name, summary.verdict())
         return summary

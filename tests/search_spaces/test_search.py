@@ -309,6 +309,7 @@ def test_a_bug_inside_a_trial_stops_the_search_instead_of_being_recorded(tmp_pat
     (trial,) = load(study_dir).trials  # the first trial stopped the search; no second one was drawn
     assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["stage"] == "training"
     assert trial.user_attrs["fail_reason"].startswith("TypeError")
+    assert history(study_dir)[0]["reason"].startswith("TypeError: train() got an unexpected keyword")
 
 
 def test_a_documented_trial_failure_is_recorded_and_the_search_goes_on(tmp_path, tiny_search):
