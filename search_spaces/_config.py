@@ -13,6 +13,11 @@
 config checks its own fields and names the command-line option in its errors; the CLI takes
 its defaults from these classes. :meth:`SearchConfig.from_options` builds one from flat keyword
 arguments (``trials=``, ``size=``, ``sampler=`` ...), for scripts and tests.
+
+This module stays light (no torch, Optuna or ONNX Runtime at import): ``rtseg-nas search --help``
+reads its defaults from these classes and must answer at once. The few lower-level pieces a
+config needs when it is *built* (the target names, ``TrainConfig``, the default search space, the
+URL redaction) are imported inside the functions that use them, for that reason only.
 """
 
 from __future__ import annotations
@@ -20,14 +25,15 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from profiling import ESTIMATE_TARGET, SSHOptions
 from rtseg_core import DEFAULT_OBJECTIVES, ConfigError, Constraints, Objective, parse_objectives
 from search_spaces._early_stop import EarlyStopRule
-from search_spaces._space import SearchSpace
-from search_spaces._study import redact_url
-from segmentation import TrainConfig
+
+if TYPE_CHECKING:
+    from profiling import SSHOptions
+    from search_spaces._space import SearchSpace
+    from segmentation import TrainConfig
 
 SAMPLERS = ("nsga2", "tpe", "random")
 # Settings that change what a trial's numbers mean: a resumed study must keep them.
@@ -117,6 +123,8 @@ class ProxyTraining:
         self.train_config(seed=0)  # validates size, epochs, batch size, lr
 
     def train_config(self, *, seed: int) -> TrainConfig:
+        from segmentation import TrainConfig  # not at the top: see the module docstring
+
         return TrainConfig(
             data=self.data,
             size=self.size,
@@ -148,6 +156,8 @@ class ProfilingOptions:
     ssh_options: SSHOptions | None = None
 
     def __post_init__(self) -> None:
+        from profiling import ESTIMATE_TARGET  # not at the top: see the module docstring
+
         if self.target not in ("local", ESTIMATE_TARGET) and not str(self.target).startswith("ssh://"):
             raise ConfigError(
                 f"--target: {self.target!r} is not 'local', '{ESTIMATE_TARGET}' or 'ssh://user@host[:port]'"
@@ -158,6 +168,12 @@ class ProfilingOptions:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {value!r}")
 
 
+def _default_space() -> SearchSpace:
+    from search_spaces._space import SearchSpace  # not at the top: see the module docstring
+
+    return SearchSpace()
+
+
 @dataclass(frozen=True)
 class StrategyOptions:
     """``sampler`` (nsga2, tpe, random), ``population_size`` (NSGA-II), ``space``, ``early_stop``
@@ -165,7 +181,7 @@ class StrategyOptions:
 
     sampler: str = "nsga2"
     population_size: int = 8
-    space: SearchSpace = field(default_factory=SearchSpace)
+    space: SearchSpace = field(default_factory=_default_space)
     early_stop: bool = True
     early_stop_rule: EarlyStopRule = field(default_factory=EarlyStopRule)
 
@@ -272,6 +288,8 @@ class SearchConfig:
 
     def settings(self, storage_url: str) -> dict[str, Any]:
         """What ``study.json`` records (and what a resumed study is checked against)."""
+        from search_spaces._study import redact_url  # not at the top: see the module docstring
+
         objectives = self.parsed_objectives()
         t, p, s = self.training, self.profiling, self.strategy
         return {

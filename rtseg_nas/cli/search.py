@@ -35,8 +35,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from rtseg_nas.cli._args import add_data, add_device, add_ssh, ssh_options_from
+
+if TYPE_CHECKING:
+    from search_spaces import SearchConfig, SearchSpace
 
 _OBJECTIVES_HELP = (
     "comma list of objectives from dice (max), delta_aop (min, degrees), latency (min, ms), params (min), "
@@ -46,8 +50,8 @@ _OBJECTIVES_HELP = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # Defaults come from the config dataclasses. Imported here, not at the top: every CLI module is
-    # imported to build `rtseg-nas --help`, which must not pay for torch and Optuna; only this verb's
-    # own parser (`search ...`, `search --help`) does.
+    # imported to build `rtseg-nas --help`. These names come from search_spaces._config and
+    # _early_stop, which import no torch or Optuna, so `search --help` stays fast too.
     from search_spaces import (
         SAMPLERS,
         EarlyStopRule,
@@ -192,18 +196,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rtseg_core import read_json
-    from search_spaces import (
-        EarlyStopRule,
-        ObjectiveOptions,
-        ProfilingOptions,
-        ProxyTraining,
-        SearchConfig,
-        SearchSpace,
-        StrategyOptions,
-        StudyOptions,
-        WorkerOptions,
-        run_search,
-    )
+    from search_spaces import SearchSpace, run_search
 
     space_fields = read_json(args.space) if args.space else {}
     if args.dsconv_bits:
@@ -214,7 +207,40 @@ def run(args: argparse.Namespace) -> int:
     if args.show_space:
         print(space.describe())
         return 0
-    config = SearchConfig(
+    config = search_config(args, space)
+    if not getattr(args, "debug", False):
+        # Data-loading and profiling lines of every trial would bury the progress display.
+        for name in ("segmentation", "profiling"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    summary = run_search(config)
+    c = summary.counts
+    print(
+        f"study {summary.study_name} ({summary.storage}): {summary.finished}/{summary.trials_requested} finished "
+        f"({c['complete']} complete, {c['early_stopped']} early-stopped), {c['rejected']} rejected before training, "
+        f"{c['failed']} failed; {summary.trials_run} run now in {summary.wall_s:.0f} s"
+    )
+    constraints = ", ".join(f"{k}={v:g}" for k, v in summary.constraints.items() if v is not None) or "none"
+    print(f"feasible Pareto front (constraints: {constraints}):")
+    print(summary.table())
+    print(summary.verdict())
+    print(f"files: {summary.study_dir}")
+    return 0
+
+
+def search_config(args: argparse.Namespace, space: SearchSpace) -> SearchConfig:
+    """The :class:`SearchConfig` the parsed options describe (one sub-config per option group)."""
+    from search_spaces import (
+        EarlyStopRule,
+        ObjectiveOptions,
+        ProfilingOptions,
+        ProxyTraining,
+        SearchConfig,
+        StrategyOptions,
+        StudyOptions,
+        WorkerOptions,
+    )
+
+    return SearchConfig(
         study_dir=args.study,
         seed=args.seed,
         study=StudyOptions(trials=args.trials, storage=args.storage, study_name=args.study_name),
@@ -262,20 +288,3 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         ),
     )
-    if not getattr(args, "debug", False):
-        # Data-loading and profiling lines of every trial would bury the progress display.
-        for name in ("segmentation", "profiling"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    summary = run_search(config)
-    c = summary.counts
-    print(
-        f"study {summary.study_name} ({summary.storage}): {summary.finished}/{summary.trials_requested} finished "
-        f"({c['complete']} complete, {c['early_stopped']} early-stopped), {c['rejected']} rejected before training, "
-        f"{c['failed']} failed; {summary.trials_run} run now in {summary.wall_s:.0f} s"
-    )
-    constraints = ", ".join(f"{k}={v:g}" for k, v in summary.constraints.items() if v is not None) or "none"
-    print(f"feasible Pareto front (constraints: {constraints}):")
-    print(summary.table())
-    print(summary.verdict())
-    print(f"files: {summary.study_dir}")
-    return 0
