@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rtseg_core import ConfigError
-from search_spaces._objectives import pareto_indices
+from rtseg_core._pareto import nondominated_ranks
 
 
 @dataclass(frozen=True)
@@ -89,15 +89,7 @@ def rung_order(entries: Sequence[TrialHistory], rung: int, cost_names: Sequence[
     reached = [e for e in entries if len(e.dice_history) >= rung]
     points = [[_dice(e.dice_history[rung - 1]), *(float(e.costs[c]) for c in cost_names)] for e in reached]
     directions = ["maximize", *("minimize" for _ in cost_names)]
-    rank = [0] * len(reached)
-    left = list(range(len(reached)))
-    level = 0
-    while left:
-        front = {left[i] for i in pareto_indices([points[j] for j in left], directions)}
-        for j in front:
-            rank[j] = level
-        left = [j for j in left if j not in front]
-        level += 1
+    rank = [int(r) for r in nondominated_ranks(points, directions)] if reached else []
     order = sorted(range(len(reached)), key=lambda j: (rank[j], -points[j][0], *points[j][1:], reached[j].trial))
     return [(reached[j].trial, rank[j]) for j in order]
 

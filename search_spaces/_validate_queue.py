@@ -39,8 +39,7 @@ from rtseg_core import (
     rank_agreement,
     read_json,
 )
-from search_spaces._study import REFERENCE_ATTR, make_storage, resolve_storage_url
-from search_spaces._trial import feasible_front, trial_name
+from search_spaces._study import REFERENCE_ATTR, feasible_front, make_storage, resolve_storage_url, trial_name
 from search_spaces._validate import (
     VALIDATED_DIR,
     Candidate,
@@ -323,7 +322,7 @@ class _Worker:
 
 def run_validate(config: ValidateConfig) -> ValidateSummary:
     """Validate a study's front at a full budget (module docstrings of this and ``_validate``)."""
-    from search_spaces._search import quiet_optuna
+    from search_spaces._runner import quiet_optuna
 
     with warnings.catch_warnings(), quiet_optuna(logging.WARNING), contextlib.ExitStack():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
