@@ -68,6 +68,7 @@ class ValidateSummary:
     budget: dict
     latency_table: str
     proxy_dice: dict  # name -> proxy Dice in the search
+    not_validated: tuple[str, ...] = ()  # compressed variants of validated parents (not re-applied yet)
 
     def table(self) -> str:
         rows = [("name", "proxy Dice", "test Dice", "latency ms", "FPS", "params", "feasible")]
@@ -304,7 +305,18 @@ class _Worker:
             budget=self.budget,
             latency_table=conditions["table"],
             proxy_dice=proxy,
+            not_validated=self._compressed_children(set(trained)),
         )
+
+    def _compressed_children(self, parents: set[str]) -> tuple[str, ...]:
+        """Compressed variants whose parent was validated: their recipe is not re-applied in this version,
+        so they are named in the summary instead of being silently left out."""
+        out = []
+        for path in sorted((self.study_dir / "compressed").glob("*/candidate.json")):
+            data = read_json(path)
+            if isinstance(data, dict) and data.get("parent") in parents:
+                out.append(str(data.get("name", path.parent.name)))
+        return tuple(out)
 
     def _feasible(self, lat: dict[str, Any], constraints: dict[str, Any]) -> bool:
         """The study's constraints on the validated numbers; latency limits only for a local study

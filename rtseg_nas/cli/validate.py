@@ -74,5 +74,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("proxy vs full-budget Dice: fewer than 3 validated candidates, no rank agreement")
     print(summary.verdict())
+    if summary.not_validated:
+        print(
+            f"not validated: compressed variants {', '.join(summary.not_validated)} (their recipe is not re-applied "
+            "to the validated parent yet; their numbers remain proxy-parent numbers)"
+        )
     print(f"files: {summary.study_dir / 'validated'}")
     return 0
