@@ -11,6 +11,12 @@ Constraints (--min-fps, --max-latency-ms, --max-params; 0 = none) are Optuna con
 are rejected without training. With --early-stop (default) a trial whose validation Dice after
 --early-stop-after epochs trails, by more than --early-stop-margin, a feasible Pareto member of
 similar or lower cost at the same epoch is stopped (state PRUNED, reason in its user attributes).
+With --fidelity 1,3,9 (multi-fidelity, MO-ASHA style) a trial trains up to the last rung and, at
+each earlier rung, continues only if it is in the top 1/--eta of the trials that reached that rung
+by non-dominated sorting on (Dice at the rung, cost); the others stop there with the reason.
+
+Every Dice printed here is a proxy number (short training, validation split): run
+`python run.py validate --study DIR` to retrain the front at a full budget on the test split.
 
 Files in STUDY_DIR: study.db (the Optuna study, unless --storage), study.json (settings),
 history.csv (one row per trial), environment.json, and trials/<n>/ with config.json,
