@@ -20,9 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-from reports._load import candidates_frame, read_candidate
+from reports._load import candidates_frame
 from reports._pareto import FrontInfo, pareto_front
-from rtseg_core import ConfigError, RankAgreement, rank_agreement, read_json
+from rtseg_core import ConfigError, RankAgreement, StudyDir, rank_agreement, read_json
+from rtseg_core._study import VALIDATED
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +60,11 @@ class ValidatedInfo:
 
 def load_validated(study_dir: str | os.PathLike) -> pd.DataFrame:
     """Every ``validated/*/candidate.json`` as a candidate table (empty when there is none)."""
-    paths = sorted(Path(study_dir).glob("validated/*/candidate.json"))
-    records = [read_candidate(p) for p in paths]
-    wrong = [str(p) for p, r in zip(paths, records) if r.source != "validated"]
+    found = StudyDir(study_dir).read_candidates((VALIDATED,))
+    wrong = [str(folder) for r, folder in found if r.source != "validated"]
     if wrong:
-        raise ConfigError(f"{wrong[0]}: expected source 'validated' in the validated folder")
-    return candidates_frame(records)
+        raise ConfigError(f"{wrong[0]}/candidate.json: expected source 'validated' in the validated folder")
+    return candidates_frame([r for r, _ in found])
 
 
 def compute_validated(

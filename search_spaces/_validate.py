@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from models._config import RTSegConfig
-from rtseg_core import CandidateRecord, ConfigError, SearchError, atomic_write_json, read_json
+from rtseg_core import CandidateRecord, ConfigError, SearchError, StudyDir, atomic_write_json, read_json
+from rtseg_core._study import VALIDATED
 
 log = logging.getLogger(__name__)
 
-VALIDATED_DIR = "validated"
+VALIDATED_DIR = VALIDATED  # the folder name, owned by rtseg_core._study
 TRAINED_FILE = "trained.json"
 
 
@@ -131,7 +132,8 @@ class Candidate:
 
 
 def candidate_dir(study_dir: Path, name: str) -> Path:
-    return Path(study_dir) / VALIDATED_DIR / name
+    """``STUDY_DIR/validated/<name>`` (the study-folder owner refuses names that would leave the folder)."""
+    return StudyDir(study_dir).validated(name)
 
 
 def train_candidate(cand: Candidate, budget: dict[str, Any], study_dir: Path, *, device: str) -> dict[str, Any]:
