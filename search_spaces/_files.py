@@ -7,7 +7,8 @@ because only the search knows Optuna's trials.
   data, sizes, sampler, seed, proxy training, early stopping, search space, storage without password).
 - ``history.csv``: one row per trial in number order: ``number``, ``name``, ``state``,
   ``datetime_start``, ``datetime_complete``, one column per objective (record field names),
-  ``feasible``, ``params``, ``latency_ms``, ``epochs_trained``, ``reason`` (why it was stopped,
+  ``feasible``, ``params``, ``latency_ms``, ``epochs_trained``, ``rung_dice`` (multi-fidelity studies
+  only: the val Dice at each rung reached, ``epochs:dice;...``), ``reason`` (why it was stopped,
   rejected or failed) and ``config`` (the one-line summary).
 - ``environment.json``: the host (``profiling``'s environment description) and when the search ran.
 
@@ -82,6 +83,9 @@ def history_rows(study: optuna.Study, fields: list[str]) -> list[dict[str, Any]]
             if key not in row:
                 value = t.user_attrs.get(key)
                 row[key] = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
+        if t.user_attrs.get("rung_dice"):  # issue 11: multi-fidelity studies only, e.g. "1:0.4123;3:0.6011"
+            rungs = t.user_attrs["rung_dice"]
+            row["rung_dice"] = ";".join(f"{k}:{float(rungs[k]):.4f}" for k in sorted(rungs, key=int))
         row["reason"] = trial_reason(t)
         row["config"] = t.user_attrs.get("summary", "")
         rows.append(row)
@@ -91,7 +95,9 @@ def history_rows(study: optuna.Study, fields: list[str]) -> list[dict[str, Any]]
 def write_history(study_dir: Path, study: optuna.Study, fields: list[str]) -> Path:
     rows = history_rows(study, fields)
     header = ["number", "name", "state", "datetime_start", "datetime_complete", *fields, "feasible", "counts"]
-    header += [k for k in ("params", "latency_ms", "epochs_trained") if k not in header] + ["reason", "config"]
+    header += [k for k in ("params", "latency_ms", "epochs_trained") if k not in header]
+    header += ["rung_dice"] if any("rung_dice" in r for r in rows) else []
+    header += ["reason", "config"]
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
     writer.writeheader()

@@ -88,5 +88,11 @@ def test_multi_fidelity_search_records_rungs_and_stops_with_the_reason(tmp_path,
             assert t.state == TrialState.PRUNED and t.user_attrs["early_stopped"]
             assert t.user_attrs["pruned_reason"].startswith("rung 1 ep: stopped")
             assert len(t.user_attrs["val_dice_history"]) == 1
+    import csv
+
+    with open(study_dir / "history.csv", newline="") as f:
+        rows = {int(r["number"]): r for r in csv.DictReader(f)}
+    for t in trials:
+        assert rows[t.number]["rung_dice"].startswith(f"1:{t.user_attrs['rung_dice']['1']:.4f}")
     settings = __import__("json").loads((study_dir / "study.json").read_text())
     assert settings["proxy_training"]["fidelity"] == [1, 2] and settings["proxy_training"]["epochs"] == 2
