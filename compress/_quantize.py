@@ -374,7 +374,7 @@ def ort_predict(path: Path, *, threads: int = 1):
 
 def compare_onnx(fp32: Path, quant: Path, *, data: str, split: str, size: int, seed: int, threads: int) -> dict:
     """Dice of both graphs on ``split`` (ONNX Runtime) plus logits difference and argmax agreement."""
-    from segmentation import evaluate_model
+    from segmentation import evaluate
 
     p32, pq = ort_predict(fp32, threads=threads), ort_predict(quant, threads=threads)
     stats = {"max_abs_diff": 0.0, "agree": 0, "pixels": 0}
@@ -386,9 +386,9 @@ def compare_onnx(fp32: Path, quant: Path, *, data: str, split: str, size: int, s
         stats["pixels"] += int(a.argmax(1).numel())
         return b
 
-    kw = {"split": split, "size": size, "seed": seed, "device": "cpu", "progress": False}
-    d32 = evaluate_model(None, data, predict=p32, **kw).summary["mean"]["dice"]
-    dq = evaluate_model(None, data, predict=tracked, **kw).summary["mean"]["dice"]
+    kw = {"split": split, "size": size, "seed": seed, "progress": False}
+    d32 = evaluate(p32, data, **kw).dice
+    dq = evaluate(tracked, data, **kw).dice
     return {
         "dice_fp32": d32,
         "dice_quant": dq,

@@ -140,24 +140,21 @@ def _measure(
     from compress._measure import count_macs
     from models import count_parameters
     from profiling._env import describe_device
-    from segmentation import evaluate_model
+    from segmentation import evaluate, load_train_config
 
     onnx_path = folder / "model.onnx"
     ckpt_path = folder / "checkpoint.pt"
     if not ckpt_path.is_file():  # an INT8/FP16 variant keeps its source's weights and architecture
         ckpt_path = _source_checkpoint(folder)
     model, ckpt = load_for_compression(ckpt_path)
-    train = (ckpt.meta or {}).get("train", {})
     size = parent.height
-    summary = evaluate_model(
-        None,
+    summary = evaluate(
+        ort_predict(onnx_path, threads=parent.threads or 1),
         data,
         split=parent.split,
         size=size,
-        seed=int(train.get("seed", 0)),
-        device="cpu",
+        seed=load_train_config(ckpt.meta, source=str(ckpt_path)).seed,
         progress=False,
-        predict=ort_predict(onnx_path, threads=parent.threads or 1),
     ).summary
     threads = parent.threads or 1
     lat = latency_ms(onnx_path, threads=threads, runs=runs, precision=precision)
@@ -167,10 +164,10 @@ def _measure(
         source="compressed",
         dataset=parent.dataset,
         split=parent.split,
-        dice=summary["mean"]["dice"],
-        dice_ps=summary["PS"]["dice"],
-        dice_fh=summary["FH"]["dice"],
-        delta_aop_deg=summary["mean"]["delta_aop"],
+        dice=summary.mean.dice,
+        dice_ps=summary.ps.dice,
+        dice_fh=summary.fh.dice,
+        delta_aop_deg=summary.mean.delta_aop,
         params=count_parameters(model),
         macs=count_macs(model, size),
         latency_ms=lat,

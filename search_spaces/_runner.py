@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from models._config import RTSegConfig
-from models._model import build_model
+from models._model import build_model, count_parameters
 from models._presets import PRESETS
 from rtseg_core import ConfigError, SearchError
 from search_spaces._files import write_environment, write_history, write_study_json
@@ -216,7 +216,7 @@ class SearchRunner:
         if limit is None:
             return
         smallest = self.config.space.smallest_config()
-        params = sum(p.numel() for p in build_model(smallest).parameters() if p.requires_grad)
+        params = count_parameters(build_model(smallest))
         if params > limit:
             raise SearchError(
                 f"--max-params {limit:,}: even the smallest architecture of the search space has {params:,} "

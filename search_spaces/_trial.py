@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import TrialState
 
-from models._model import build_model
+from models._model import build_model, count_parameters
 from models._presets import PRESETS
 from rtseg_core import CandidateRecord, SearchError, SuiteError, atomic_write_json, read_json
 from search_spaces._early_stop import Reference, should_stop
@@ -176,7 +176,7 @@ class TrialRunner:
         atomic_write_json(trial_dir / "config.json", arch.to_dict())
 
         model = build_model(arch)
-        params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        params = count_parameters(model)
         trial.set_user_attr("params", params)
         over = self.constraints.params_violation(params)
         if over is not None and over > 0 and not is_reference:
@@ -252,11 +252,11 @@ class TrialRunner:
             progress=False,
         )
         summary = ev.summary
-        self._merge_metrics(trial_dir, summary)
-        dice = _num(summary["mean"].get("dice"))
-        dice_ps = _num(summary["PS"].get("dice"))
-        dice_fh = _num(summary["FH"].get("dice"))
-        delta_aop = _num(summary["mean"].get("delta_aop"))
+        self._merge_metrics(trial_dir, summary.to_dict())
+        dice = _num(summary.mean.dice)
+        dice_ps = _num(summary.ps.dice)
+        dice_fh = _num(summary.fh.dice)
+        delta_aop = _num(summary.mean.delta_aop)
         if dice is None:
             raise SearchError(f"trial {trial.number}: the validation split gave no Dice (no images?)")
         feasible = is_feasible(constraint_values)

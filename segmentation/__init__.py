@@ -1,8 +1,9 @@
 """Ultrasound data (JNU-IFM, PSFHS, a synthetic transperineal phantom), training, metrics and AoP."""
 
 from segmentation._aop import AoPMeasurement, angle_of_progression, draw_aop_masks, measure_aop
+from segmentation._check import DataCheck, check_dataset
 from segmentation._data import CLASS_NAMES, DataSpec, SegmentationDataset, load_split, split_groups
-from segmentation._evaluate import EvalResult, evaluate_checkpoint, evaluate_model
+from segmentation._evaluate import EvalResult, Predict, evaluate, evaluate_checkpoint, evaluate_model
 from segmentation._formats import (
     FRAME_LABEL_NAMES,
     DatasetIndex,
@@ -15,6 +16,9 @@ from segmentation._formats import (
 from segmentation._losses import DeepSupervisionLoss
 from segmentation._metrics import (
     FOREGROUND_CLASSES,
+    ClassMetrics,
+    EvalSummary,
+    MeanMetrics,
     MetricAccumulator,
     binary_metrics,
     format_table,
@@ -29,6 +33,7 @@ from segmentation._train import (
     TrainConfig,
     TrainingDiverged,
     TrainResult,
+    load_train_config,
     seed_everything,
     train,
     validation_dice,
@@ -38,13 +43,18 @@ __all__ = [
     "CLASS_NAMES",
     "FRAME_LABEL_NAMES",
     "AoPMeasurement",
+    "ClassMetrics",
+    "DataCheck",
     "DataSpec",
     "DatasetIndex",
     "DeepSupervisionLoss",
     "EpochLog",
     "EvalResult",
+    "EvalSummary",
     "FOREGROUND_CLASSES",
+    "MeanMetrics",
     "MetricAccumulator",
+    "Predict",
     "Sample",
     "SegmentationDataset",
     "StopTraining",
@@ -53,7 +63,9 @@ __all__ = [
     "TrainingDiverged",
     "angle_of_progression",
     "binary_metrics",
+    "check_dataset",
     "draw_aop_masks",
+    "evaluate",
     "evaluate_checkpoint",
     "evaluate_model",
     "format_table",
@@ -62,6 +74,7 @@ __all__ = [
     "index_jnu_ifm",
     "index_psfhs",
     "load_sample",
+    "load_train_config",
     "load_split",
     "make_phantom",
     "measure_aop",

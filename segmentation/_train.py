@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -13,12 +14,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from models import Checkpoint, RTSegConfig, build_model, load_checkpoint, model_from_checkpoint, save_checkpoint
+from models import (
+    Checkpoint,
+    RTSegConfig,
+    RTSegNet,
+    build_model,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
 from rtseg_core import ConfigError, SuiteError, atomic_write_json, resolve_device
+from segmentation._check import check_dataset
 from segmentation._data import load_split
 from segmentation._losses import DeepSupervisionLoss
 
@@ -103,7 +112,7 @@ def train(
     progress: bool = True,
     on_epoch_end: Callable[[EpochLog], None] | None = None,
     init_state: dict[str, torch.Tensor] | None = None,
-    model: nn.Module | None = None,
+    model: RTSegNet | None = None,
     pruning: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``arch`` with ``cfg``; write ``out_dir/checkpoint.pt`` and ``out_dir/metrics.json``.
@@ -126,6 +135,9 @@ def train(
             f"--arch: the model takes {arch.in_channels} channel(s) and predicts {arch.num_classes} classes, "
             f"but {cfg.data} has {train_ds.in_channels} channel(s) and {train_ds.num_classes} classes"
         )
+    # Every file read and validated now, not when an epoch first reaches a bad frame.
+    check_dataset(train_ds, progress=progress)
+    check_dataset(val_ds, progress=progress)
     gen = torch.Generator().manual_seed(cfg.seed)
     train_loader = DataLoader(
         train_ds, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_ds) > cfg.batch_size,
@@ -178,7 +190,7 @@ def train(
             x = batch["image"].to(device, non_blocking=True)
             y = batch["mask"].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                logits, aux = model(x)
+                logits, aux = model.forward_with_aux(x)
                 loss = loss_fn(logits.float(), tuple(a.float() for a in aux), y)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
@@ -267,5 +279,17 @@ def validation_dice(model, loader, device, *, max_batches: int | None = None) ->
     return {"PS": ps, "FH": fh, "mean": (ps + fh) / 2}
 
 
-def load_train_config(meta: dict[str, Any]) -> TrainConfig:
-    return TrainConfig(**meta.get("train", {}))
+def load_train_config(meta: dict[str, Any] | None, *, source: str = "checkpoint") -> TrainConfig:
+    """The :class:`TrainConfig` a checkpoint was trained with (its ``meta["train"]``), parsed once.
+
+    Missing fields take TrainConfig's defaults (a pruned checkpoint records only data, size and
+    seed); a field this version does not know is a ConfigError naming ``source``.
+    """
+    fields = (meta or {}).get("train") or {}
+    if not isinstance(fields, dict):
+        raise ConfigError(f"{source}: meta.train must be a mapping, got {type(fields).__name__}")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ConfigError(f"{source}: meta.train has unknown field(s) {unknown}; written by another version?")
+    return TrainConfig(**fields)

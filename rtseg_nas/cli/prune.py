@@ -114,12 +114,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     r = report.result
     print(
-        f"{report.recipe}: {r['params_before']:,} -> {r['params_after']:,} params, "
-        f"{r['macs_before'] / 1e9:.3f} -> {r['macs_after'] / 1e9:.3f} GMACs (fvcore, {r['spec']['size']} px), "
-        f"{r['increments']} increment(s), last ratio {r['ratio']:.3f}"
+        f"{report.recipe}: {r.params_before:,} -> {r.params_after:,} params, "
+        f"{r.macs_before / 1e9:.3f} -> {r.macs_after / 1e9:.3f} GMACs (fvcore, {r.spec['size']} px), "
+        f"{r.increments} increment(s), last ratio {r.ratio:.3f}"
     )
-    if r.get("latency_after_ms") is not None:
-        print(f"latency {r['latency_before_ms']:.2f} -> {r['latency_after_ms']:.2f} ms ({spec.latency_backend})")
+    if r.latency_after_ms is not None:
+        print(f"latency {r.latency_before_ms:.2f} -> {r.latency_after_ms:.2f} ms ({spec.latency_backend})")
     if report.dice_before is not None:
         print(
             f"Dice ({report.split}): {report.dice_before:.4f} unpruned, {report.dice_pruned:.4f} pruned, "
