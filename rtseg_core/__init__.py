@@ -19,8 +19,17 @@ from rtseg_core._io import (
     read_json,
 )
 from rtseg_core._records import Record
+from rtseg_core._threads import (
+    THREADS_HELP,
+    configure_process,
+    default_threads,
+    resolve_threads,
+    torch_threads,
+    usable_cores,
+)
 
 __all__ = [
+    "THREADS_HELP",
     "CandidateRecord",
     "CompressionError",
     "ConfigError",
@@ -34,6 +43,11 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "configure_process",
+    "default_threads",
     "read_json",
     "resolve_device",
+    "resolve_threads",
+    "torch_threads",
+    "usable_cores",
 ]

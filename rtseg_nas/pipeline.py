@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rtseg_core import atomic_write_json, read_json
+from rtseg_core import atomic_write_json, read_json, resolve_threads, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,11 @@ class DemoConfig:
     # 4. profiling of the trained paper network
     profile_size: int = 256
     profile_runs: int = 30
-    threads: int = 1
+    threads: int = 1  # threads of the timed inference (ONNX Runtime and PyTorch)
+    # PyTorch threads for training, search and fine-tuning; None: the suite's policy
+    # (rtseg_core._threads: OMP_NUM_THREADS, else half the cores, at most 4). Not a stage setting:
+    # it changes how long a stage takes, not what it produces.
+    train_threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -62,6 +66,11 @@ class DemoResult:
 
 def run_demo(cfg: DemoConfig, *, progress: bool = True) -> DemoResult:
     """Run (or resume) the whole pipeline; returns the report's path and per-stage timings."""
+    with torch_threads(resolve_threads(cfg.train_threads, option="--train-threads")):
+        return _run_demo(cfg, progress=progress)
+
+
+def _run_demo(cfg: DemoConfig, *, progress: bool) -> DemoResult:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stages_path = out / "stages.json"

@@ -18,9 +18,9 @@ from tqdm.auto import tqdm
 from models import load_model
 from rtseg_core import atomic_write_json, atomic_write_text, resolve_device
 from segmentation._check import check_dataset
+from segmentation._config import load_train_config
 from segmentation._data import load_split
 from segmentation._metrics import EvalSummary, MetricAccumulator, format_table
-from segmentation._train import load_train_config
 
 log = logging.getLogger(__name__)
 

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from typing import Any
+
+
+def defaults(config_class: type) -> dict[str, Any]:
+    """A config dataclass's field defaults, so a CLI default is written once, in the dataclass."""
+    return {f.name: f.default for f in dataclasses.fields(config_class) if f.default is not dataclasses.MISSING}
 
 
 def add_arch(p: argparse.ArgumentParser, *, default: str | None = "paper") -> None:
@@ -13,10 +20,10 @@ def add_arch(p: argparse.ArgumentParser, *, default: str | None = "paper") -> No
     )
 
 
-def add_data(p: argparse.ArgumentParser) -> None:
+def add_data(p: argparse.ArgumentParser, *, default: str = "synthetic") -> None:
     p.add_argument(
         "--data",
-        default="synthetic",
+        default=default,
         help="dataset: 'synthetic' (built-in phantom; 'synthetic:N' for N images), 'jnu-ifm:PATH' or "
         "'psfhs:PATH' (default: %(default)s)",
     )
@@ -26,12 +33,21 @@ def add_size(p: argparse.ArgumentParser, default: int = 256) -> None:
     p.add_argument("--size", type=int, default=default, help="input height and width in pixels (default: %(default)s)")
 
 
-def add_seed(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+def add_seed(p: argparse.ArgumentParser, *, default: int = 0) -> None:
+    p.add_argument("--seed", type=int, default=default, help="random seed (default: %(default)s)")
 
 
-def add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
+def add_device(p: argparse.ArgumentParser, *, default: str = "auto") -> None:
+    p.add_argument(
+        "--device", default=default, help="auto (CUDA when present), cpu, cuda or cuda:N (default: %(default)s)"
+    )
+
+
+def add_threads(p: argparse.ArgumentParser, flag: str = "--threads") -> None:
+    """PyTorch CPU threads; unset means the suite's thread policy (rtseg_core._threads)."""
+    from rtseg_core import THREADS_HELP
+
+    p.add_argument(flag, type=int, default=None, metavar="N", help=THREADS_HELP)
 
 
 def add_json_out(p: argparse.ArgumentParser, what: str) -> None:

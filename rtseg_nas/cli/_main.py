@@ -33,9 +33,7 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
     sub = parser.add_subparsers(dest="verb", metavar="<verb>")
     subparsers = {}
     for verb, (module_name, help_text) in COMMANDS.items():
-        module = _load(module_name)
-        if module is None:
-            continue
+        module = importlib.import_module(module_name)
         p = sub.add_parser(
             verb,
             help=help_text,
@@ -50,18 +48,15 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
     return parser, subparsers
 
 
-def _load(module_name: str):
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:  # the verb is not built yet
-            return None
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
-    from rtseg_core import SuiteError
+    from rtseg_core import SuiteError, configure_process
 
+    # Before any verb imports PyTorch: the thread policy (rtseg_core._threads) for this process.
+    try:
+        configure_process()
+    except SuiteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     argv = sys.argv[1:] if argv is None else argv
     verb = next((a for a in argv if not a.startswith("-")), None)
     parser, subparsers = build_parser(verb if verb in COMMANDS else "")

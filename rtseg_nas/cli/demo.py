@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 
+from rtseg_nas.cli._args import add_threads
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from rtseg_nas.pipeline import DemoConfig
@@ -33,6 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prune-macs", type=float, default=d.prune_macs, help="MACs fraction kept (default: %(default)s)")
     p.add_argument("--profile-size", type=int, default=d.profile_size, help="profiling size (default: %(default)s)")
     p.add_argument("--threads", type=int, default=d.threads, help="inference threads timed (default: %(default)s)")
+    add_threads(p, "--train-threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -43,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out, data=args.data, seed=args.seed, size=args.size, epochs=args.epochs, trials=args.trials,
         search_size=args.search_size, search_epochs=args.search_epochs, top_k=args.top_k,
         prune_macs=args.prune_macs, profile_size=args.profile_size, threads=args.threads,
+        train_threads=args.train_threads,
     )  # fmt: skip
     result = run_demo(cfg, progress=not args.no_progress)
     print("stages:")
