@@ -54,12 +54,6 @@ def prune_tag(spec: PruneSpec) -> str:
     return f"pl{spec.target_latency_ms:g}ms"
 
 
-def quant_tag(spec: QuantSpec) -> str:
-    return {"int8-static": "int8", "int8-dynamic": "int8dyn", "fp16": "fp16", "dsconv": f"ds{spec.dsconv_bits}"}[
-        spec.format
-    ]
-
-
 def compress_study(
     study_dir: str | Path,
     *,
@@ -111,7 +105,7 @@ def compress_study(
             written.append(record)
             source = final / "checkpoint.pt"
         if quantize is not None:
-            name = f"{parent.name}.{prune_tag(prune) + '_' if prune else ''}{quant_tag(quantize)}"
+            name = f"{parent.name}.{prune_tag(prune) + '_' if prune else ''}{quantize.tag()}"
             final = study / "compressed" / name
             with staged_dir(final) as tmp:
                 qreport = quantize_checkpoint(

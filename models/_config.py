@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from rtseg_core import ConfigError
 
@@ -59,7 +59,7 @@ class RTSegConfig:
         self._validate()
 
     def _validate(self) -> None:
-        def fail(field: str, rule: str) -> None:
+        def fail(field: str, rule: str) -> NoReturn:
             raise ConfigError(f"RTSegConfig.{field}: {rule}, got {getattr(self, field)!r}")
 
         for field, n in (("conv_widths", 3), ("token_widths", 2), ("enc_depths", 2), ("dec_depths", 2)):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+from collections.abc import Callable
 from typing import Any
 
 
@@ -48,6 +50,20 @@ def add_threads(p: argparse.ArgumentParser, flag: str = "--threads") -> None:
     from rtseg_core import THREADS_HELP
 
     p.add_argument(flag, type=int, default=None, metavar="N", help=THREADS_HELP)
+
+
+def emit(json_target: str | None, payload: dict[str, Any], show: Callable[[], None], *, what: str = "report") -> None:
+    """The output of a verb with ``--json``: ``-`` prints only the JSON (for pipes); otherwise ``show()``
+    prints the human form and, with a path, the JSON is also written there (atomically)."""
+    if json_target == "-":
+        print(json.dumps(payload, indent=2, default=str))
+        return
+    show()
+    if json_target:
+        from rtseg_core import atomic_write_json
+
+        atomic_write_json(json_target, payload)
+        print(f"{what} written to {json_target}")
 
 
 def add_json_out(p: argparse.ArgumentParser, what: str) -> None:

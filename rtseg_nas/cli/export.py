@@ -12,9 +12,8 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 
-from rtseg_nas.cli._args import add_model_source, add_seed, model_source
+from rtseg_nas.cli._args import add_model_source, add_seed, emit, model_source
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -52,15 +51,16 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     result = export_model(model_source(args), args.out, config, seed=args.seed)
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-        return 0
-    print(
-        f"wrote {result.path} ({result.file_bytes / 2**20:.2f} MiB, opset {result.opset}, dynamic {result.dynamic}, "
-        f"{result.nodes} nodes, {result.folded_bn} Conv+BN folded)"
-    )
-    print(
-        f"ONNX Runtime vs PyTorch on a random {result.batch}x{result.channels}x{result.height}x{result.width} input: "
-        f"max |diff| {result.max_abs_diff:.2e} (<= {args.atol:g})"
-    )
+
+    def show() -> None:
+        print(
+            f"wrote {result.path} ({result.file_bytes / 2**20:.2f} MiB, opset {result.opset}, "
+            f"dynamic {result.dynamic}, {result.nodes} nodes, {result.folded_bn} Conv+BN folded)"
+        )
+        print(
+            f"ONNX Runtime vs PyTorch on a random {result.batch}x{result.channels}x{result.height}x{result.width} "
+            f"input: max |diff| {result.max_abs_diff:.2e} (<= {args.atol:g})"
+        )
+
+    emit("-" if args.json else None, result.to_dict(), show)
     return 0

@@ -16,7 +16,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from rtseg_nas.cli._args import (
@@ -25,6 +24,7 @@ from rtseg_nas.cli._args import (
     add_model_source,
     add_seed,
     add_ssh,
+    emit,
     model_source,
     ssh_options_from,
 )
@@ -64,7 +64,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from profiling import profile_model
-    from rtseg_core import atomic_write_json
 
     ssh_options = ssh_options_from(args)
     report = profile_model(
@@ -86,11 +85,5 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         progress=sys.stderr.isatty(),
     )
-    if args.json == "-":
-        print(json.dumps(report.to_dict(), indent=2, default=str))
-        return 0
-    print(report.format_table())
-    if args.json:
-        atomic_write_json(args.json, report.to_dict())
-        print(f"report written to {args.json}")
+    emit(args.json, report.to_dict(), lambda: print(report.format_table()))
     return 0

@@ -22,9 +22,8 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 
-from rtseg_nas.cli._args import add_device, defaults
+from rtseg_nas.cli._args import add_device, defaults, emit
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -95,7 +94,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from compress import FinetuneSpec, PruneSpec, compress_study, prune_checkpoint
-    from rtseg_core import ConfigError, atomic_write_json
+    from rtseg_core import ConfigError
 
     spec = PruneSpec(
         ratio=args.ratio,
@@ -139,25 +138,24 @@ def run(args: argparse.Namespace) -> int:
         evaluate=not args.no_eval,
         opset=args.opset,
     )
-    if args.json == "-":
-        print(json.dumps(report.to_dict(), indent=2))
-        return 0
-    r = report.result
-    print(
-        f"{report.recipe}: {r.params_before:,} -> {r.params_after:,} params, "
-        f"{r.macs_before / 1e9:.3f} -> {r.macs_after / 1e9:.3f} GMACs (fvcore, {r.spec['size']} px), "
-        f"{r.increments} increment(s), last ratio {r.ratio:.3f}"
-    )
-    if r.latency_after_ms is not None:
-        print(f"latency {r.latency_before_ms:.2f} -> {r.latency_after_ms:.2f} ms ({spec.latency_backend})")
-    if report.dice_before is not None:
+
+    def show() -> None:
+        r = report.result
         print(
-            f"Dice ({report.split}): {report.dice_before:.4f} unpruned, {report.dice_pruned:.4f} pruned, "
-            f"{report.dice_after:.4f} after fine-tuning"
+            f"{report.recipe}: {r.params_before:,} -> {r.params_after:,} params, "
+            f"{r.macs_before / 1e9:.3f} -> {r.macs_after / 1e9:.3f} GMACs (fvcore, {r.spec['size']} px), "
+            f"{r.increments} increment(s), last ratio {r.ratio:.3f}"
         )
-    if report.onnx_max_abs_diff is not None:
-        print(f"ONNX Runtime vs PyTorch max |diff| {report.onnx_max_abs_diff:.2e}")
-    print(f"written: {args.out}/checkpoint.pt, model.onnx, prune.json")
-    if args.json:
-        atomic_write_json(args.json, report.to_dict())
+        if r.latency_after_ms is not None:
+            print(f"latency {r.latency_before_ms:.2f} -> {r.latency_after_ms:.2f} ms ({spec.latency_backend})")
+        if report.dice_before is not None:
+            print(
+                f"Dice ({report.split}): {report.dice_before:.4f} unpruned, {report.dice_pruned:.4f} pruned, "
+                f"{report.dice_after:.4f} after fine-tuning"
+            )
+        if report.onnx_max_abs_diff is not None:
+            print(f"ONNX Runtime vs PyTorch max |diff| {report.onnx_max_abs_diff:.2e}")
+        print(f"written: {args.out}/checkpoint.pt, model.onnx, prune.json")
+
+    emit(args.json, report.to_dict(), show)
     return 0

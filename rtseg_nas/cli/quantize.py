@@ -22,9 +22,8 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 
-from rtseg_nas.cli._args import add_device, defaults
+from rtseg_nas.cli._args import add_device, defaults, emit
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -70,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from compress import FinetuneSpec, QuantSpec, compress_study, quantize_checkpoint, quantize_onnx
-    from rtseg_core import ConfigError, atomic_write_json
+    from rtseg_core import ConfigError
 
     spec = QuantSpec(
         format=args.format,
@@ -99,22 +98,21 @@ def run(args: argparse.Namespace) -> int:
         report = quantize_checkpoint(
             args.checkpoint, spec, args.out, data=args.data, size=args.size, finetune_spec=ft, **common
         )
-    if args.json == "-":
-        print(json.dumps(report.to_dict(), indent=2))
-        return 0
-    print(f"{report.recipe} ({args.target}): {args.out}/model.onnx")
-    if report.dice_fp32 is not None:
-        print(
-            f"Dice ({report.split}, ONNX Runtime): FP32 {report.dice_fp32:.4f}, quantized {report.dice_quant:.4f} "
-            f"({report.dice_change_points:+.2f} points); pixels agreeing with FP32 {report.pixel_agreement:.2%}, "
-            f"max |logit diff| {report.max_abs_diff:.3g}"
-        )
-    if report.latency_fp32_ms is not None:
-        print(
-            f"latency (ORT CPU, batch 1, {report.threads} thread(s)): FP32 {report.latency_fp32_ms:.2f} ms, "
-            f"quantized {report.latency_quant_ms:.2f} ms ({report.speedup:.2f}x)"
-        )
-    print(f"notes: {report.notes}")
-    if args.json:
-        atomic_write_json(args.json, report.to_dict())
+
+    def show() -> None:
+        print(f"{report.recipe} ({args.target}): {args.out}/model.onnx")
+        if report.dice_fp32 is not None:
+            print(
+                f"Dice ({report.split}, ONNX Runtime): FP32 {report.dice_fp32:.4f}, quantized {report.dice_quant:.4f} "
+                f"({report.dice_change_points:+.2f} points); pixels agreeing with FP32 {report.pixel_agreement:.2%}, "
+                f"max |logit diff| {report.max_abs_diff:.3g}"
+            )
+        if report.latency_fp32_ms is not None:
+            print(
+                f"latency (ORT CPU, batch 1, {report.threads} thread(s)): FP32 {report.latency_fp32_ms:.2f} ms, "
+                f"quantized {report.latency_quant_ms:.2f} ms ({report.speedup:.2f}x)"
+            )
+        print(f"notes: {report.notes}")
+
+    emit(args.json, report.to_dict(), show)
     return 0
