@@ -17,6 +17,7 @@ from models._config import RTSegConfig
 from models._model import build_model
 from models._presets import PRESETS
 from rtseg_core import ConfigError, SearchError
+from search_spaces._dashboard import RejectionAwareNSGAIISampler
 from search_spaces._files import write_environment, write_history, write_study_json
 from search_spaces._search import (
     FIXED_SETTINGS,
@@ -206,7 +207,7 @@ class SearchRunner:
         cfg = self.config
         seed = sampler_seed(cfg.seed, existing, shared=shared)
         if cfg.sampler == "nsga2":
-            return optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=seed)
+            return RejectionAwareNSGAIISampler(population_size=cfg.population_size, seed=seed)
         if cfg.sampler == "tpe":
             return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(cfg.trials // 3, 2)))
         return optuna.samplers.RandomSampler(seed=seed)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,7 @@ from optuna.trial import TrialState
 from models._model import build_model
 from models._presets import PRESETS
 from rtseg_core import CandidateRecord, SearchError, SuiteError, atomic_write_json, read_json
+from search_spaces._dashboard import publish_outcome
 from search_spaces._early_stop import Reference, should_stop
 from search_spaces._objectives import DELTA_AOP_UNDEFINED, is_feasible, pareto_indices, violations
 from search_spaces._space import suggest_config, summarize_config
@@ -138,6 +140,7 @@ class TrialRunner:
             raise
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+            publish_outcome(trial, sys.exc_info()[1])  # outcome + constraints optuna-dashboard reads
 
     # -- the steps ---------------------------------------------------------------------------
     def _check_surplus(self, trial: optuna.Trial) -> None:

@@ -18,10 +18,8 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
-from rtseg_nas.cli._args import add_json_out, add_model_source, add_seed, model_source
+from rtseg_nas.cli._args import add_json_out, add_model_source, add_seed, model_source, write_json_out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -45,7 +43,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from profiling import BenchConfig, run_bench
-    from rtseg_core import atomic_write_json
 
     config = BenchConfig(
         size=args.size,
@@ -55,24 +52,24 @@ def run(args: argparse.Namespace) -> int:
         warmup=args.warmup,
         seed=args.seed,
         opset=args.opset,
-        progress=sys.stderr.isatty(),
+        progress=args.progress,
     )
     if args.compression:
         return _run_compression(args, config)
     result = run_bench(model_source(args), config)
     if args.json == "-":
-        print(json.dumps(result.to_dict(), indent=2, default=str))
+        write_json_out("-", result.to_dict())
         return 0
     print(result.format_table())
     if args.json:
-        atomic_write_json(args.json, result.to_dict())
+        write_json_out(args.json, result.to_dict())
         print(f"benchmark written to {args.json}")
     return 0
 
 
 def _run_compression(args: argparse.Namespace, config) -> int:
     from compress import CompressionBenchConfig, FinetuneSpec, PruneSpec, bench_compression, format_comparisons
-    from rtseg_core import ConfigError, atomic_write_json
+    from rtseg_core import ConfigError
 
     if not args.checkpoint:
         raise ConfigError("--compression: needs --checkpoint (a trained model; pruning and INT8 need its weights)")
@@ -84,11 +81,11 @@ def _run_compression(args: argparse.Namespace, config) -> int:
     result, comparisons = bench_compression(args.checkpoint, config, cconfig, keep_dir=args.keep)
     payload = {**result.to_dict(), "compression": [c.to_dict() for c in comparisons]}
     if args.json == "-":
-        print(json.dumps(payload, indent=2, default=str))
+        write_json_out("-", payload)
         return 0
     print(result.format_table())
     print(format_comparisons(comparisons))
     if args.json:
-        atomic_write_json(args.json, payload)
+        write_json_out(args.json, payload)
         print(f"benchmark written to {args.json}")
     return 0

@@ -125,7 +125,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         help="seconds without heartbeat before a trial is marked FAIL (default: 2x interval)",
     )
-    run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -178,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         space=space,
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
-        progress=not args.no_progress,
+        progress=args.progress,
     )
     if not getattr(args, "debug", False):
         # Data-loading and profiling lines of every trial would bury the progress display.
