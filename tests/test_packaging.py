@@ -26,7 +26,7 @@ def test_license_file_and_field_agree():
     assert project["license"] == "MIT"  # a PEP 639 expression, not the deprecated table
     assert "LICENSE" in project["license-files"]
     text = (ROOT / "LICENSE").read_text()
-    assert text.startswith("MIT License") and "THE SOFTWARE IS PROVIDED \"AS IS\"" in text
+    assert text.startswith("MIT License") and 'THE SOFTWARE IS PROVIDED "AS IS"' in text
 
 
 _LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|<img[^>]+src=\"([^\"]+)\"")

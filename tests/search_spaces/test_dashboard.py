@@ -126,9 +126,7 @@ def test_nsga2_counts_rejected_trials_into_generations_as_infeasible():
     assert feasible == sorted(feasible, reverse=True)
 
     # Optuna's own NSGA-II ignores them: with the same draws its generation 0 stays open longer.
-    plain = optuna.create_study(
-        directions=["maximize", "maximize"], sampler=optuna.samplers.NSGAIISampler(**seeds)
-    )
+    plain = optuna.create_study(directions=["maximize", "maximize"], sampler=optuna.samplers.NSGAIISampler(**seeds))
     plain.optimize(_objective, n_trials=24)
     plain_key = plain.sampler._get_generation_key()
     assert max(t.system_attrs[plain_key] for t in plain.trials) < 5
