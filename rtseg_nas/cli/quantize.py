@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if report.dice_fp32 is not None:
         print(
             f"Dice ({report.split}, ONNX Runtime): FP32 {report.dice_fp32:.4f}, quantized {report.dice_quant:.4f} "
-            f"({report.dice_change_points:+.2f} points); pixels agreeing with FP32 {report.pixel_agreement:.2%}, "
+            f"({report.dice_change:+.4f}); pixels agreeing with FP32 {report.pixel_agreement:.2%}, "
             f"max |logit diff| {report.max_abs_diff:.3g}"
         )
     if report.latency_fp32_ms is not None:

@@ -29,6 +29,6 @@ def run(args: argparse.Namespace) -> int:
     if ship["best"]:
         print(f"best feasible Dice: {ship['best']} ({ship['best_dice']:.4f})")
     if ship["fastest_within_tolerance"]:
-        print(f"fastest within {ship['tolerance_dice']:.2%} Dice of it: {ship['fastest_within_tolerance']}")
+        print(f"fastest within {ship['tolerance_dice']:g} Dice of it: {ship['fastest_within_tolerance']}")
     print(f"report: {path}")
     return 0

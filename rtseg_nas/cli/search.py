@@ -110,7 +110,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="stop trials that trail a cheaper Pareto member (default: on)",
     )
     space.add_argument("--early-stop-after", type=int, default=2, help="first epoch that may stop a trial (default: 2)")
-    space.add_argument("--early-stop-margin", type=float, default=0.1, help="Dice points (default: %(default)s)")
+    space.add_argument(
+        "--early-stop-margin",
+        type=float,
+        default=0.1,
+        help="Dice lead that stops a trial, a fraction like Dice itself (default: %(default)s)",
+    )
     space.add_argument(
         "--early-stop-tolerance",
         type=float,
