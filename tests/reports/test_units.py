@@ -18,13 +18,24 @@ def _reference_json(study):
         study / "reference.json",
         {
             "name": "paper",
-            "evaluation": {"PS": {"dice": 0.8902, "jaccard": 0.81}, "FH": {"dice": 0.9782, "jaccard": 0.95},
-                           "mean": {"dice": 0.9342, "jaccard": 0.8822}, "split": "test"},  # fmt: skip
+            "evaluation": {
+                "PS": {"dice": 0.8902, "jaccard": 0.81},
+                "FH": {"dice": 0.9782, "jaccard": 0.95},
+                "mean": {"dice": 0.9342, "jaccard": 0.8822},
+                "split": "test",
+            },  # fmt: skip
             "profiles": [
                 {**common, "kind": "measured", "median_ms": 22.2, "p90_ms": 23.9, "iqr_ms": 0.8, "fps": 45.1},
                 # As files written before estimates lost their spread: p90 = median, IQR 0.
-                {**common, "backend": "roofline", "kind": "estimated", "median_ms": 25.0, "p90_ms": 25.0,
-                 "iqr_ms": 0.0, "fps": 40.0},  # fmt: skip
+                {
+                    **common,
+                    "backend": "roofline",
+                    "kind": "estimated",
+                    "median_ms": 25.0,
+                    "p90_ms": 25.0,
+                    "iqr_ms": 0.0,
+                    "fps": 40.0,
+                },  # fmt: skip
             ],
         },
     )
