@@ -69,7 +69,7 @@ def test_every_json_option_means_the_same():
         with_json.append(verb)
         assert action.nargs == "?" and action.const == "-", verb  # bare --json = '-' = stdout
         assert "'-'" in action.help and "stdout" in action.help, verb
-    assert {"info", "export", "evaluate", "profile", "bench", "prune", "quantize"} <= set(with_json)
+    assert {"info", "export", "evaluate", "profile", "bench", "prune", "quantize", "report"} <= set(with_json)
 
 
 def test_json_dash_prints_only_json_and_a_path_writes_a_file(tmp_path):
