@@ -82,6 +82,24 @@ def test_json_dash_prints_only_json_and_a_path_writes_a_file(tmp_path):
     assert json.loads(path.read_text())["params"] == 1_471_921 and "1,471,921" in out.stdout
 
 
+def test_evaluate_json_dash_prints_the_summary_and_still_writes_the_files(tmp_path):
+    run = [sys.executable, str(ROOT / "run.py")]
+    out_dir = tmp_path / "tiny"
+    train = [*run, "-q", "train", "--data", "synthetic:12", "--size", "32", "--epochs", "1", "--batch-size", "4"]
+    trained = subprocess.run([*train, "--out", str(out_dir)], capture_output=True, text=True, timeout=300, env=_env())
+    assert trained.returncode == 0, trained.stderr
+    ckpt = out_dir / "checkpoint.pt"
+    out = subprocess.run(
+        [*run, "evaluate", "--checkpoint", str(ckpt), "--json", "-"], capture_output=True, text=True, timeout=300,
+        env=_env(),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)  # only JSON on stdout
+    assert summary["split"] == "test" and 0.0 <= summary["mean"]["dice"] <= 1.0
+    assert json.loads((out_dir / "evaluation_test.json").read_text()) == summary
+    assert (out_dir / "evaluation_test.csv").is_file()
+
+
 @pytest.mark.parametrize("argv", [["-q", "info"], ["info", "-q"], ["--quiet", "info", "--no-progress"]])
 def test_common_options_work_before_or_after_the_verb(argv):
     parser, _ = build_parser("info")
