@@ -91,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     if args.study:
-        records = compress_study(args.study, top_k=args.top_k, prune=spec, finetune_spec=ft, data=args.data)
+        records = compress_study(
+            args.study, top_k=args.top_k, prune=spec, finetune_spec=ft, data=args.data, progress=args.progress
+        )
         for r in records:
             print(f"{r.name}: Dice {r.dice:.4f}, {r.params} params, {r.latency_ms:.2f} ms ({r.recipe})")
         return 0
@@ -106,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         finetune_spec=ft,
         evaluate=not args.no_eval,
         opset=args.opset,
+        progress=args.progress,
     )
     if args.json == "-":
         write_json_out("-", report.to_dict())

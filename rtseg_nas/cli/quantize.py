@@ -78,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     )
     ft = FinetuneSpec(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, device=args.device)
     if args.study:
-        records = compress_study(args.study, top_k=args.top_k, quantize=spec, finetune_spec=ft, data=args.data)
+        records = compress_study(
+            args.study, top_k=args.top_k, quantize=spec, finetune_spec=ft, data=args.data, progress=args.progress
+        )
         for r in records:
             print(f"{r.name}: Dice {r.dice:.4f}, {r.latency_ms:.2f} ms, {r.precision} ({r.recipe})")
         return 0
@@ -89,7 +91,14 @@ def run(args: argparse.Namespace) -> int:
         report = quantize_onnx(args.onnx, spec, args.out, data=args.data, **common)
     else:
         report = quantize_checkpoint(
-            args.checkpoint, spec, args.out, data=args.data, size=args.size, finetune_spec=ft, **common
+            args.checkpoint,
+            spec,
+            args.out,
+            data=args.data,
+            size=args.size,
+            finetune_spec=ft,
+            progress=args.progress,
+            **common,
         )
     if args.json == "-":
         write_json_out("-", report.to_dict())
