@@ -25,7 +25,7 @@ from models import (
     model_from_checkpoint,
     save_checkpoint,
 )
-from rtseg_core import ConfigError, SuiteError, atomic_write_json, resolve_device
+from rtseg_core import ConfigError, SuiteError, resolve_device, write_training_metrics
 from segmentation._check import check_dataset
 from segmentation._config import TrainConfig
 from segmentation._data import load_split
@@ -201,10 +201,9 @@ def train(
     result.wall_s = time.perf_counter() - t_start
     if out_dir is None:
         return result
-    atomic_write_json(
-        out_dir / "metrics.json",
-        {"train": asdict(cfg), "epochs": [asdict(e) for e in result.epochs], "wall_s": result.wall_s,
-         "val_dice": result.val_dice, "stopped_early": result.stopped_early, "device": str(device)},
+    write_training_metrics(
+        out_dir, train=asdict(cfg), epochs=[asdict(e) for e in result.epochs], wall_s=result.wall_s,
+        val_dice=result.val_dice, stopped_early=result.stopped_early, device=str(device),
     )  # fmt: skip
     return result
 

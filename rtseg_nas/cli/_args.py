@@ -52,22 +52,38 @@ def add_threads(p: argparse.ArgumentParser, flag: str = "--threads") -> None:
     p.add_argument(flag, type=int, default=None, metavar="N", help=THREADS_HELP)
 
 
+def add_json_out(p: argparse.ArgumentParser, what: str) -> None:
+    """``--json [PATH]``, the same on every verb: write ``what`` as JSON to PATH; ``-`` (or no PATH)
+    prints only the JSON on stdout, so that it pipes into ``jq`` or ``json.load``."""
+    p.add_argument(
+        "--json",
+        metavar="PATH",
+        nargs="?",
+        const="-",
+        help=f"also write {what} as JSON to PATH; '-' or no PATH: print only the JSON on stdout",
+    )
+
+
+def write_json_out(target: str, data) -> None:
+    """Where :func:`add_json_out`'s ``--json`` said: stdout for ``-``, else an atomic file write."""
+    if target == "-":
+        print(json.dumps(data, indent=2, default=str))
+        return
+    from rtseg_core import atomic_write_json
+
+    atomic_write_json(target, data)
+
+
 def emit(json_target: str | None, payload: dict[str, Any], show: Callable[[], None], *, what: str = "report") -> None:
-    """The output of a verb with ``--json``: ``-`` prints only the JSON (for pipes); otherwise ``show()``
-    prints the human form and, with a path, the JSON is also written there (atomically)."""
+    """A verb's output with :func:`add_json_out`: ``-`` prints only the JSON (for pipes); otherwise
+    ``show()`` prints the human form and, with a path, the JSON is also written there (atomically)."""
     if json_target == "-":
-        print(json.dumps(payload, indent=2, default=str))
+        write_json_out("-", payload)
         return
     show()
     if json_target:
-        from rtseg_core import atomic_write_json
-
-        atomic_write_json(json_target, payload)
+        write_json_out(json_target, payload)
         print(f"{what} written to {json_target}")
-
-
-def add_json_out(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--json", metavar="PATH", help=f"also write {what} as JSON to PATH ('-' for stdout)")
 
 
 def add_model_source(p: argparse.ArgumentParser, *, onnx: bool = True) -> None:

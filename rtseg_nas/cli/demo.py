@@ -36,7 +36,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile-size", type=int, default=d.profile_size, help="profiling size (default: %(default)s)")
     p.add_argument("--threads", type=int, default=d.threads, help="inference threads timed (default: %(default)s)")
     add_threads(p, "--train-threads")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         prune_macs=args.prune_macs, profile_size=args.profile_size, threads=args.threads,
         train_threads=args.train_threads,
     )  # fmt: skip
-    result = run_demo(cfg, progress=not args.no_progress)
+    result = run_demo(cfg, progress=args.progress)
     print("stages:")
     for name, t in result.stages.items():
         took = "skipped (already done)" if t["skipped"] else f"{t['seconds']:.0f} s"

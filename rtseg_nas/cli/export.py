@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import add_model_source, add_seed, emit, model_source
+from rtseg_nas.cli._args import add_json_out, add_model_source, add_seed, emit, model_source
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=1, help="example batch (a dynamic batch is traced with >= 2)")
     p.add_argument("--atol", type=float, default=1e-4, help="largest |ORT - PyTorch| accepted (default: %(default)g)")
     p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNormalization nodes")
-    p.add_argument("--json", action="store_true", help="print the export result as JSON")
+    add_json_out(p, "the export result")
     add_seed(p)
 
 
@@ -62,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
             f"input: max |diff| {result.max_abs_diff:.2e} (<= {args.atol:g})"
         )
 
-    emit("-" if args.json else None, result.to_dict(), show)
+    emit(args.json, result.to_dict(), show, what="export result")
     return 0

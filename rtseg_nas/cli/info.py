@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import add_arch, emit
+from rtseg_nas.cli._args import add_arch, add_json_out, emit
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_arch(p)
-    p.add_argument("--json", action="store_true", help='print {"params": ..., "config": {...}} as JSON')
+    add_json_out(p, '{"params": ..., "config": {...}}')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,5 +31,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {key:<{width}}  {value}")
         print(f"parameters (true count, sum of p.numel()): {params:,}")
 
-    emit("-" if args.json else None, {"params": params, "config": cfg.to_dict()}, show)
+    emit(args.json, {"params": params, "config": cfg.to_dict()}, show, what="config")
     return 0

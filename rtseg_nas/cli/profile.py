@@ -16,7 +16,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import sys
 
 from rtseg_nas.cli._args import (
     add_device,
@@ -83,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         include_aux=args.include_aux,
         seed=args.seed,
         device=args.device,
-        progress=sys.stderr.isatty(),
+        progress=args.progress,
     )
     emit(args.json, report.to_dict(), lambda: print(report.format_table()))
     return 0

@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import add_device, defaults, emit
+from rtseg_nas.cli._args import add_device, add_json_out, emit
+from rtseg_nas.cli._choices import IMPORTANCES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from compress import FinetuneSpec, PruneSpec, list_importances
-
-    d, ft = defaults(PruneSpec), defaults(FinetuneSpec)  # the CLI defaults
-
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="CKPT", help="a trained checkpoint (from train, prune or search)")
     src.add_argument("--study", metavar="DIR", help="prune the top-k feasible Pareto trials of this search")
@@ -40,56 +37,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     target.add_argument("--ratio", type=float, help="channel ratio to remove, in (0, 1)")
     target.add_argument("--target-macs", type=float, metavar="FRACTION", help="reach this fraction of the MACs")
     target.add_argument("--target-latency-ms", type=float, metavar="MS", help="reach this measured latency")
-    p.add_argument(
-        "--importance", default=d["importance"], choices=list_importances(), help="criterion (default: %(default)s)"
-    )
+    p.add_argument("--importance", default="l1", choices=IMPORTANCES, help="criterion (default: l1)")
     p.add_argument("--global", dest="global_pruning", action="store_true", help="rank channels network-wide")
-    p.add_argument(
-        "--round-to", type=int, default=d["round_to"], help="keep widths multiples of N (8 for GPUs/TensorRT)"
-    )
-    p.add_argument("--steps", type=int, default=d["steps"], help="increments for --ratio (default: %(default)s)")
-    p.add_argument("--step-ratio", type=float, default=d["step_ratio"], help="increment for MACs/latency targets")
-    p.add_argument(
-        "--max-ratio",
-        type=float,
-        default=d["max_ratio"],
-        help="never remove more than this ratio (default: %(default)s)",
-    )
+    p.add_argument("--round-to", type=int, default=None, help="keep widths multiples of N (8 for GPUs/TensorRT)")
+    p.add_argument("--steps", type=int, default=1, help="increments for --ratio (default: 1)")
+    p.add_argument("--step-ratio", type=float, default=0.05, help="increment for MACs/latency targets")
+    p.add_argument("--max-ratio", type=float, default=0.9, help="never remove more than this ratio (default: 0.9)")
     p.add_argument("--no-shift-aware", action="store_true", help="prune TMP widths by score only (not recommended)")
     p.add_argument("--ignore", action="append", default=[], metavar="MODULE", help="keep this module's outputs")
-    p.add_argument(
-        "--calibration-batches",
-        type=int,
-        default=d["calibration_batches"],
-        help="training batches for taylor (default: %(default)s)",
-    )
-    p.add_argument("--latency-backend", choices=["onnxruntime", "pytorch"], default=d["latency_backend"])
-    p.add_argument(
-        "--threads", type=int, default=d["latency_threads"], help="threads for latency targets (default: %(default)s)"
-    )
-    p.add_argument(
-        "--finetune-epochs",
-        type=int,
-        default=ft["epochs"],
-        help="fine-tuning epochs after pruning (default: %(default)s)",
-    )
-    p.add_argument(
-        "--finetune-per-step",
-        type=int,
-        default=d["finetune_epochs_per_step"],
-        help="epochs between increments (iterative)",
-    )
-    p.add_argument("--lr", type=float, default=ft["lr"], help="fine-tuning learning rate (default: %(default)s)")
-    p.add_argument(
-        "--batch-size", type=int, default=ft["batch_size"], help="fine-tuning batch size (default: %(default)s)"
-    )
-    p.add_argument("--steps-per-epoch", type=int, default=ft["steps_per_epoch"], help="cap fine-tuning steps per epoch")
+    p.add_argument("--calibration-batches", type=int, default=4, help="training batches for taylor (default: 4)")
+    p.add_argument("--latency-backend", choices=["onnxruntime", "pytorch"], default="onnxruntime")
+    p.add_argument("--threads", type=int, default=1, help="threads for latency targets (default: 1)")
+    p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tuning epochs after pruning (default: 0)")
+    p.add_argument("--finetune-per-step", type=int, default=0, help="epochs between increments (iterative)")
+    p.add_argument("--lr", type=float, default=3e-4, help="fine-tuning learning rate (default: 3e-4)")
+    p.add_argument("--batch-size", type=int, default=8, help="fine-tuning batch size (default: 8)")
+    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap fine-tuning steps per epoch")
     p.add_argument("--data", default=None, help="dataset (default: the one the checkpoint was trained on)")
     p.add_argument("--size", type=int, default=None, help="input size (default: the training size)")
     p.add_argument("--no-eval", action="store_true", help="skip Dice evaluation")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset of model.onnx (13 for Jetson TensorRT)")
-    add_device(p, default=ft["device"])
-    p.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-' for stdout)")
+    add_device(p)
+    add_json_out(p, "the report")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     if args.study:
-        records = compress_study(args.study, top_k=args.top_k, prune=spec, finetune_spec=ft, data=args.data)
+        records = compress_study(
+            args.study, top_k=args.top_k, prune=spec, finetune_spec=ft, data=args.data, progress=args.progress
+        )
         for r in records:
             print(f"{r.name}: Dice {r.dice:.4f}, {r.params} params, {r.latency_ms:.2f} ms ({r.recipe})")
         return 0
@@ -137,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         finetune_spec=ft,
         evaluate=not args.no_eval,
         opset=args.opset,
+        progress=args.progress,
     )
 
     def show() -> None:

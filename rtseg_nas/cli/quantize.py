@@ -23,14 +23,11 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import add_device, defaults, emit
+from rtseg_nas.cli._args import add_device, add_json_out, emit
+from rtseg_nas.cli._choices import CALIBRATIONS, QUANT_FORMATS, QUANT_TARGETS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from compress import CALIBRATIONS, TARGETS, FinetuneSpec, QuantFormat, QuantSpec
-
-    d, ft = defaults(QuantSpec), defaults(FinetuneSpec)  # the CLI defaults
-
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="CKPT", help="a trained checkpoint (pruned ones too)")
     src.add_argument("--onnx", metavar="FILE", help="an FP32 ONNX file (no dsconv)")
@@ -38,33 +35,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (required unless --study; replaced atomically)")
     p.add_argument("--top-k", type=int, default=3, help="with --study: how many front members (default: 3)")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument(
-        "--format", choices=[f.value for f in QuantFormat], default=d["format"], help="(default: %(default)s)"
-    )
+    fmt.add_argument("--format", choices=QUANT_FORMATS, default=None, help="default: int8-static")
     fmt.add_argument("--int8", dest="format", action="store_const", const="int8-static", help="= --format int8-static")
     fmt.add_argument("--fp16", dest="format", action="store_const", const="fp16", help="= --format fp16")
-    p.add_argument("--for", dest="target", choices=list(TARGETS), default=d["target"], help="where it will run")
-    p.add_argument("--calibration", choices=CALIBRATIONS, default=d["calibration"], help="static INT8 calibration")
-    p.add_argument("--percentile", type=float, default=d["percentile"], help="for --calibration percentile")
-    p.add_argument(
-        "--calibration-images", type=int, default=d["calibration_images"], help="training images for calibration"
-    )
+    p.add_argument("--for", dest="target", choices=QUANT_TARGETS, default="cpu", help="where it will run")
+    p.add_argument("--calibration", choices=CALIBRATIONS, default="minmax", help="static INT8 calibration")
+    p.add_argument("--percentile", type=float, default=99.999, help="for --calibration percentile")
+    p.add_argument("--calibration-images", type=int, default=32, help="training images for calibration")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weights")
     p.add_argument("--op-types", default="", help="comma-separated ops to quantize (default: ORT's set)")
     p.add_argument("--no-preprocess", action="store_true", help="skip ORT's quant_pre_process")
-    p.add_argument("--opset", type=int, default=d["opset"], help="ONNX opset (default: 13 for Jetson targets, else 17)")
-    p.add_argument("--bits", type=int, default=d["dsconv_bits"], help="DSConv bits, 2-8 (default: %(default)s)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 13 for Jetson targets, else 17)")
+    p.add_argument("--bits", type=int, default=4, help="DSConv bits, 2-8 (default: 4)")
     p.add_argument("--epochs", type=int, default=2, help="DSConv quantization-aware fine-tuning epochs")
-    p.add_argument("--lr", type=float, default=ft["lr"], help="DSConv fine-tuning learning rate (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=ft["batch_size"], help="DSConv fine-tuning batch size")
+    p.add_argument("--lr", type=float, default=3e-4, help="DSConv fine-tuning learning rate (default: 3e-4)")
+    p.add_argument("--batch-size", type=int, default=8, help="DSConv fine-tuning batch size")
     p.add_argument("--data", default=None, help="dataset (default: the checkpoint's; required with --onnx)")
     p.add_argument("--size", type=int, default=None, help="input size (default: the training size)")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for latency (default: 1)")
     p.add_argument("--runs", type=int, default=50, help="timed runs per model (default: 50)")
     p.add_argument("--no-eval", action="store_true", help="skip Dice evaluation")
     p.add_argument("--no-latency", action="store_true", help="skip latency measurement")
-    add_device(p, default=ft["device"])
-    p.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-' for stdout)")
+    add_device(p)
+    add_json_out(p, "the report")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from rtseg_core import ConfigError
 
     spec = QuantSpec(
-        format=args.format,
+        format=args.format or "int8-static",
         calibration=args.calibration,
         percentile=args.percentile,
         calibration_images=args.calibration_images,
@@ -85,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     )
     ft = FinetuneSpec(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, device=args.device)
     if args.study:
-        records = compress_study(args.study, top_k=args.top_k, quantize=spec, finetune_spec=ft, data=args.data)
+        records = compress_study(
+            args.study, top_k=args.top_k, quantize=spec, finetune_spec=ft, data=args.data, progress=args.progress
+        )
         for r in records:
             print(f"{r.name}: Dice {r.dice:.4f}, {r.latency_ms:.2f} ms, {r.precision} ({r.recipe})")
         return 0
@@ -96,7 +91,14 @@ def run(args: argparse.Namespace) -> int:
         report = quantize_onnx(args.onnx, spec, args.out, data=args.data, **common)
     else:
         report = quantize_checkpoint(
-            args.checkpoint, spec, args.out, data=args.data, size=args.size, finetune_spec=ft, **common
+            args.checkpoint,
+            spec,
+            args.out,
+            data=args.data,
+            size=args.size,
+            finetune_spec=ft,
+            progress=args.progress,
+            **common,
         )
 
     def show() -> None:
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         if report.dice_fp32 is not None:
             print(
                 f"Dice ({report.split}, ONNX Runtime): FP32 {report.dice_fp32:.4f}, quantized {report.dice_quant:.4f} "
-                f"({report.dice_change_points:+.2f} points); pixels agreeing with FP32 {report.pixel_agreement:.2%}, "
+                f"({report.dice_change:+.4f}); pixels agreeing with FP32 {report.pixel_agreement:.2%}, "
                 f"max |logit diff| {report.max_abs_diff:.3g}"
             )
         if report.latency_fp32_ms is not None:

@@ -16,7 +16,7 @@ from rtseg_nas.cli._args import add_arch, add_data, add_device, add_seed, add_si
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from segmentation import TrainConfig
+    from segmentation import TrainConfig  # imports no torch: --help stays fast
 
     d = TrainConfig()  # its defaults are the CLI defaults
     add_arch(p)
@@ -37,7 +37,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_device(p, default=d.device)
     add_threads(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device, workers=args.workers, frames=args.frames,
     )  # fmt: skip
     with torch_threads(resolve_threads(args.threads)):
-        result = train(create_config(args.arch), cfg, args.out, resume=args.resume, progress=not args.no_progress)
+        result = train(create_config(args.arch), cfg, args.out, resume=args.resume, progress=args.progress)
     last = result.epochs[-1] if result.epochs else None
     if last:
         print(

@@ -64,7 +64,7 @@ def test_evaluate_cli_reads_the_pruned_checkpoint(pruned_by_cli, capsys):
     summary = EvalSummary.from_dict(json.loads((pruned_by_cli / "evaluation_val.json").read_text()))
     report = json.loads((pruned_by_cli / "prune.json").read_text())
     assert summary.dice == pytest.approx(report["dice_after"])
-    assert f"{summary.dice * 100:.2f}" in capsys.readouterr().out
+    assert f"{summary.dice:.4f}" in capsys.readouterr().out
 
 
 def test_a_failed_run_leaves_the_old_folder_and_no_partial_files(small_checkpoint, tmp_path):

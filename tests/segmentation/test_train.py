@@ -112,9 +112,9 @@ def test_evaluation_table_prints_each_structures_dice(tmp_path):
     train(TINY, tiny_train_config(epochs=1), tmp_path, progress=False)
     result = evaluate_checkpoint(tmp_path / "checkpoint.pt", split="test", progress=False)
     rows = {line.split()[0]: line.split() for line in result.table().splitlines()[2:]}
-    assert rows["PS"][1] == f"{result.summary.ps.dice * 100:.2f}"
-    assert rows["FH"][1] == f"{result.summary.fh.dice * 100:.2f}"
-    assert rows["mean"][1] == f"{result.dice * 100:.2f}"
+    assert rows["PS"][1] == f"{result.summary.ps.dice:.4f}"
+    assert rows["FH"][1] == f"{result.summary.fh.dice:.4f}"
+    assert rows["mean"][1] == f"{result.dice:.4f}"
 
 
 def test_train_config_is_read_back_from_the_checkpoint(tmp_path):
