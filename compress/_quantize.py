@@ -40,6 +40,7 @@ from torch import nn
 
 from compress._files import output_dir
 from rtseg_core import CompressionError, ProfilingError, Record, atomic_write_json
+from rtseg_core._outputs import check_output_dir, dataset_path
 
 log = logging.getLogger(__name__)
 
@@ -433,7 +434,7 @@ def quantize_checkpoint(
     measure: bool = True,
     threads: int = 1,
     runs: int = 50,
-    overwrite: bool = True,
+    overwrite: bool = False,
     stage: bool = True,
     progress: bool = True,
 ) -> QuantReport:
@@ -445,9 +446,12 @@ def quantize_checkpoint(
     """
     from compress._pipeline import _data_defaults, load_for_compression
 
+    inputs = (checkpoint, dataset_path(data))
+    if stage:  # before the work: a refused folder should cost nothing
+        check_output_dir(out_dir, verb="quantize", inputs=inputs, overwrite=overwrite)
     model, ckpt = load_for_compression(checkpoint)
     data, size, seed = _data_defaults(ckpt, data, size, seed)
-    with output_dir(out_dir, stage=stage, overwrite=overwrite) as tmp:
+    with output_dir(out_dir, verb="quantize", inputs=inputs, stage=stage, overwrite=overwrite) as tmp:
         fp32 = tmp / "model_fp32.onnx"
         _export(model, fp32, size=size, opset=spec.export_opset)
         extra: dict[str, Any] = {}
@@ -504,7 +508,7 @@ def quantize_onnx(
     measure: bool = True,
     threads: int = 1,
     runs: int = 50,
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> QuantReport:
     """Quantize an existing FP32 ONNX file (batch-1 or dynamic, square input). No ``dsconv`` (needs weights)."""
     src = Path(onnx_path)
@@ -517,7 +521,9 @@ def quantize_onnx(
     size = dims[2] or 256
     if evaluate and data is None:
         raise CompressionError(f"{src}: evaluating needs --data (the dataset the model was trained on)")
-    with output_dir(out_dir, overwrite=overwrite) as tmp:
+    inputs = (src, dataset_path(data))
+    check_output_dir(out_dir, verb="quantize", inputs=inputs, overwrite=overwrite)
+    with output_dir(out_dir, verb="quantize", inputs=inputs, overwrite=overwrite) as tmp:
         fp32 = tmp / "model_fp32.onnx"
         shutil.copyfile(src, fp32)
         with tempfile.TemporaryDirectory(prefix="rtseg-quant-") as scratch:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from compress._files import staged_dir
 from compress._pipeline import load_for_compression, prune_checkpoint
 from compress._quantize import QuantSpec, latency_ms, ort_predict, quantize_checkpoint
 from compress._spec import PruneSpec
 from rtseg_core import CandidateRecord, CompressionError, ConfigError, atomic_write_json, read_json
+from rtseg_core._outputs import staged_output
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,15 @@ def compress_study(
     data: str | None = None,
     runs: int = 30,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> list[CandidateRecord]:
     """Compress the top-k feasible Pareto trials of ``study_dir``; returns the records written.
 
     With both ``prune`` and ``quantize``, each parent gives a pruned variant and a quantized
     version of that pruned variant (both with ``parent`` = the trial). ``finetune_spec``
     (:class:`~compress._finetune.FinetuneSpec`) fine-tunes after pruning / for DSConv QAT.
+    A variant folder under ``compressed/`` is replaced only when it holds nothing but a previous
+    output of the same verb, or with ``overwrite``.
     """
     study = Path(study_dir)
     if not study.is_dir():
@@ -101,7 +104,7 @@ def compress_study(
         if prune is not None:
             name = f"{parent.name}.{prune_tag(prune)}"
             final = study / "compressed" / name
-            with staged_dir(final) as tmp:
+            with staged_output(final, verb="prune", inputs=[ckpt], overwrite=overwrite, option="--study") as tmp:
                 report = prune_checkpoint(
                     ckpt, prune, tmp, data=data, finetune_spec=finetune_spec, stage=False, progress=progress
                 )
@@ -113,7 +116,7 @@ def compress_study(
         if quantize is not None:
             name = f"{parent.name}.{prune_tag(prune) + '_' if prune else ''}{quant_tag(quantize)}"
             final = study / "compressed" / name
-            with staged_dir(final) as tmp:
+            with staged_output(final, verb="quantize", inputs=[source], overwrite=overwrite, option="--study") as tmp:
                 qreport = quantize_checkpoint(
                     source,
                     quantize,

@@ -40,7 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--round-to", type=int, default=16, help="pruned widths multiple of N (16 suits AVX-512 ORT)")
     c.add_argument("--finetune-epochs", type=int, default=2, help="fine-tuning after pruning (default: 2)")
     c.add_argument("--data", default=None, help="dataset for calibration/fine-tuning/Dice (default: the checkpoint's)")
-    c.add_argument("--keep", metavar="DIR", default=None, help="keep the built models in DIR")
+    c.add_argument(
+        "--keep", metavar="DIR", default=None, help="keep the built models in DIR (new, empty or an earlier --keep)"
+    )
+    c.add_argument("--overwrite", action="store_true", help="let --keep replace a folder holding other files")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,7 +84,9 @@ def _run_compression(args: argparse.Namespace, config) -> int:
         finetune=FinetuneSpec(epochs=args.finetune_epochs),
         data=args.data,
     )
-    result, comparisons = bench_compression(args.checkpoint, config, cconfig, keep_dir=args.keep)
+    result, comparisons = bench_compression(
+        args.checkpoint, config, cconfig, keep_dir=args.keep, overwrite=args.overwrite
+    )
     payload = {**result.to_dict(), "compression": [c.to_dict() for c in comparisons]}
     if args.json == "-":
         print(json.dumps(payload, indent=2, default=str))

@@ -33,7 +33,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="CKPT", help="a trained checkpoint (from train, prune or search)")
     src.add_argument("--study", metavar="DIR", help="prune the top-k feasible Pareto trials of this search")
-    p.add_argument("--out", metavar="DIR", help="output folder (required with --checkpoint; replaced atomically)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (required with --checkpoint): new, empty or an earlier prune output; replaced atomically",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even if it holds files this verb did not write (never a folder holding an input)",
+    )
     p.add_argument("--top-k", type=int, default=3, help="with --study: how many front members (default: 3)")
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--ratio", type=float, help="channel ratio to remove, in (0, 1)")
@@ -93,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     if args.study:
-        records = compress_study(args.study, top_k=args.top_k, prune=spec, finetune_spec=ft, data=args.data)
+        records = compress_study(
+            args.study, top_k=args.top_k, prune=spec, finetune_spec=ft, data=args.data, overwrite=args.overwrite
+        )
         for r in records:
             print(f"{r.name}: Dice {r.dice:.4f}, {r.params} params, {r.latency_ms:.2f} ms ({r.recipe})")
         return 0
@@ -108,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         finetune_spec=ft,
         evaluate=not args.no_eval,
         opset=args.opset,
+        overwrite=args.overwrite,
     )
     if args.json == "-":
         print(json.dumps(report.to_dict(), indent=2))

@@ -34,7 +34,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--checkpoint", metavar="CKPT", help="a trained checkpoint (pruned ones too)")
     src.add_argument("--onnx", metavar="FILE", help="an FP32 ONNX file (no dsconv)")
     src.add_argument("--study", metavar="DIR", help="quantize the top-k feasible Pareto trials of this search")
-    p.add_argument("--out", metavar="DIR", help="output folder (required unless --study; replaced atomically)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (required unless --study): new, empty or an earlier quantize output; replaced atomically",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even if it holds files this verb did not write (never a folder holding an input)",
+    )
     p.add_argument("--top-k", type=int, default=3, help="with --study: how many front members (default: 3)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--format", choices=[f.value for f in QuantFormat], default=None, help="default: int8-static")
@@ -80,13 +89,21 @@ def run(args: argparse.Namespace) -> int:
     )
     ft = FinetuneSpec(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, device=args.device)
     if args.study:
-        records = compress_study(args.study, top_k=args.top_k, quantize=spec, finetune_spec=ft, data=args.data)
+        records = compress_study(
+            args.study, top_k=args.top_k, quantize=spec, finetune_spec=ft, data=args.data, overwrite=args.overwrite
+        )
         for r in records:
             print(f"{r.name}: Dice {r.dice:.4f}, {r.latency_ms:.2f} ms, {r.precision} ({r.recipe})")
         return 0
     if not args.out:
         raise ConfigError("--out: required with --checkpoint/--onnx (the folder for model.onnx and quantize.json)")
-    common = {"evaluate": not args.no_eval, "measure": not args.no_latency, "threads": args.threads, "runs": args.runs}
+    common = {
+        "overwrite": args.overwrite,
+        "evaluate": not args.no_eval,
+        "measure": not args.no_latency,
+        "threads": args.threads,
+        "runs": args.runs,
+    }
     if args.onnx:
         report = quantize_onnx(args.onnx, spec, args.out, data=args.data, **common)
     else:
