@@ -35,7 +35,21 @@ from __future__ import annotations
 import argparse
 import logging
 
-from rtseg_nas.cli._args import add_data, add_device, add_ssh, ssh_options_from
+from rtseg_nas.cli._args import (
+    BATCH,
+    COUNT,
+    COUNT0,
+    LEARNING_RATE,
+    NONNEGATIVE,
+    SEED,
+    SIZE,
+    THREADS,
+    add_data,
+    add_device,
+    add_ssh,
+    int_in,
+    ssh_options_from,
+)
 
 _OBJECTIVES_HELP = (
     "comma list of objectives from dice (max), delta_aop (min, degrees), latency (min, ms), params (min), "
@@ -48,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", required=True, metavar="DIR", help="study folder (created; reused to resume)")
     p.add_argument(
         "--trials",
-        type=int,
+        type=COUNT0,
         default=20,
         help="finished trials (complete or early-stopped) the study should hold at the end; 0 only creates "
         "the study (default: %(default)s)",
@@ -67,34 +81,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(measured on the device) or jetson-nano-estimate (roofline estimate) (default: %(default)s)",
     )
     p.add_argument("--objectives", default="dice,latency", help=_OBJECTIVES_HELP)
-    p.add_argument("--min-fps", type=float, default=0, help="constraint: frames/s >= this (0 = none)")
-    p.add_argument("--max-latency-ms", type=float, default=0, help="constraint: latency <= this, ms (0 = none)")
-    p.add_argument("--max-params", type=int, default=0, help="constraint: parameters <= this (0 = none)")
+    p.add_argument("--min-fps", type=NONNEGATIVE, default=0, help="constraint: frames/s >= this (0 = none)")
+    p.add_argument("--max-latency-ms", type=NONNEGATIVE, default=0, help="constraint: latency <= this, ms (0 = none)")
+    p.add_argument("--max-params", type=int_in(0, 10**10), default=0, help="constraint: parameters <= this (0 = none)")
     p.add_argument("--sampler", choices=("nsga2", "tpe", "random"), default="nsga2", help="(default: %(default)s)")
-    p.add_argument("--population-size", type=int, default=8, help="NSGA-II population (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seeds sampler, data split and training (default: 0)")
+    p.add_argument(
+        "--population-size", type=int_in(2, 10000), default=8, help="NSGA-II population (default: %(default)s)"
+    )
+    p.add_argument("--seed", type=SEED, default=0, help="seeds sampler, data split and training (default: 0)")
 
     train = p.add_argument_group("proxy training and evaluation")
-    train.add_argument("--size", type=int, default=96, help="training/validation image side, px (default: %(default)s)")
-    train.add_argument("--epochs", type=int, default=4, help="epochs per trial (default: %(default)s)")
+    train.add_argument(
+        "--size", type=SIZE, default=96, help="training/validation image side, px (default: %(default)s)"
+    )
+    train.add_argument("--epochs", type=COUNT, default=4, help="epochs per trial (default: %(default)s)")
     train.add_argument(
         "--steps-per-epoch",
-        type=int,
+        type=COUNT0,
         default=25,
         help="training steps per epoch, 0 = whole split (default: %(default)s)",
     )
-    train.add_argument("--batch-size", type=int, default=8, help="(default: %(default)s)")
-    train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the proxy (default: %(default)s)")
-    train.add_argument("--val-batches", type=int, default=0, help="cap on validation batches per epoch, 0 = all")
+    train.add_argument("--batch-size", type=BATCH, default=8, help="(default: %(default)s)")
+    train.add_argument(
+        "--lr", type=LEARNING_RATE, default=3e-3, help="peak learning rate of the proxy (default: %(default)s)"
+    )
+    train.add_argument("--val-batches", type=COUNT0, default=0, help="cap on validation batches per epoch, 0 = all")
     train.add_argument("--frames", default="ps+fh", help="JNU-IFM frame selection (default: %(default)s)")
     add_device(train)
-    train.add_argument("--train-threads", type=int, help="torch threads for training (default: torch's choice)")
+    train.add_argument("--train-threads", type=THREADS, help="torch threads for training (default: torch's choice)")
 
     prof = p.add_argument_group("profiling")
-    prof.add_argument("--latency-size", type=int, help="input side timed, px (default: --size)")
-    prof.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default: %(default)s)")
-    prof.add_argument("--latency-runs", type=int, default=20, help="timed runs per trial (default: %(default)s)")
-    prof.add_argument("--latency-warmup", type=int, default=5, help="warm-up runs per trial (default: %(default)s)")
+    prof.add_argument("--latency-size", type=SIZE, help="input side timed, px (default: --size)")
+    prof.add_argument("--threads", type=THREADS, default=1, help="ONNX Runtime intra-op threads (default: %(default)s)")
+    prof.add_argument("--latency-runs", type=COUNT, default=20, help="timed runs per trial (default: %(default)s)")
+    prof.add_argument("--latency-warmup", type=COUNT0, default=5, help="warm-up runs per trial (default: %(default)s)")
     add_ssh(p)
 
     space = p.add_argument_group("search space and early stopping")
@@ -109,20 +129,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=True,
         help="stop trials that trail a cheaper Pareto member (default: on)",
     )
-    space.add_argument("--early-stop-after", type=int, default=2, help="first epoch that may stop a trial (default: 2)")
-    space.add_argument("--early-stop-margin", type=float, default=0.1, help="Dice points (default: %(default)s)")
+    space.add_argument(
+        "--early-stop-after", type=COUNT, default=2, help="first epoch that may stop a trial (default: 2)"
+    )
+    space.add_argument("--early-stop-margin", type=NONNEGATIVE, default=0.1, help="Dice points (default: %(default)s)")
     space.add_argument(
         "--early-stop-tolerance",
-        type=float,
+        type=NONNEGATIVE,
         default=0.1,
         help="relative cost slack of 'similar' (default: %(default)s)",
     )
 
     run_group = p.add_argument_group("workers")
-    run_group.add_argument("--heartbeat-interval", type=int, default=10, help="seconds (default: %(default)s)")
+    run_group.add_argument(
+        "--heartbeat-interval", type=int_in(1, 3600), default=10, help="seconds (default: %(default)s)"
+    )
     run_group.add_argument(
         "--grace-period",
-        type=int,
+        type=int_in(1, 86400),
         help="seconds without heartbeat before a trial is marked FAIL (default: 2x interval)",
     )
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
