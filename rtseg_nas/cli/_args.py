@@ -116,8 +116,14 @@ def model_source(args: argparse.Namespace) -> str:
 
 
 def add_ssh(p: argparse.ArgumentParser) -> None:
-    """Options of an ``ssh://user@host[:port]`` target (a Jetson): keys, host-key trust, timeouts, tools."""
-    ssh = p.add_argument_group("SSH target (--target ssh://...)")
+    """Options of an ``ssh://[user@]host[:port]`` target (a Jetson): keys, host-key trust, timeouts, tools."""
+    ssh = p.add_argument_group("SSH target (--target ssh://user@host[:port] or ssh://ALIAS from your ssh_config)")
+    ssh.add_argument(
+        "--ssh-config",
+        metavar="FILE",
+        help="OpenSSH client config for Host aliases, User, Port, IdentityFile, ProxyJump "
+        "(default: $RTSEG_SSH_CONFIG, else ~/.ssh/config)",
+    )
     ssh.add_argument("--key", metavar="FILE", help="private key file (default: ~/.ssh keys and the SSH agent)")
     ssh.add_argument("--known-hosts", metavar="FILE", default="~/.ssh/known_hosts", help="(default: %(default)s)")
     ssh.add_argument(
@@ -126,6 +132,12 @@ def add_ssh(p: argparse.ArgumentParser) -> None:
     ssh.add_argument("--connect-timeout", type=SECONDS, default=10.0, help="seconds (default: %(default)s)")
     ssh.add_argument(
         "--command-timeout", type=SECONDS, default=600.0, help="seconds per remote command (default: %(default)s)"
+    )
+    ssh.add_argument(
+        "--stall-timeout",
+        type=SECONDS,
+        default=60.0,
+        help="seconds an upload may make no progress before the device counts as gone (default: %(default)s)",
     )
     ssh.add_argument("--remote-python", default="python3", help="the device's Python >= 3.6 (default: %(default)s)")
     ssh.add_argument("--remote-tmpdir", help="parent of the remote temporary directory (default: the device's TMPDIR)")
@@ -159,4 +171,6 @@ def ssh_options_from(args: argparse.Namespace):
         trtexec_path=args.trtexec,
         tegrastats_path=args.tegrastats,
         tegrastats_interval_ms=args.tegrastats_interval,
+        stall_timeout=args.stall_timeout,
+        ssh_config=args.ssh_config,
     )
