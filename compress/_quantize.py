@@ -266,6 +266,14 @@ def convert(fp32: Path, out: Path, spec: QuantSpec, *, data: str | None, size: i
             log.warning("quant_pre_process failed (%s); quantizing the graph as exported", str(exc)[:160])
             notes.append("quant_pre_process failed; graph quantized as exported")
     op_types = list(spec.op_types) or None
+    if op_types:
+        present = set(op_counts(fp32))
+        missing = [op for op in op_types if op not in present]
+        if missing:
+            raise CompressionError(
+                f"--op-types: {', '.join(missing)} match(es) no operator of {fp32.name} (its operators: "
+                f"{', '.join(sorted(present))}); names are ONNX op types and case-sensitive, e.g. Conv,MatMul"
+            )
     if spec.format == QuantFormat.INT8_DYNAMIC:
         with _quiet_root_logger():
             q.quantize_dynamic(
@@ -275,6 +283,7 @@ def convert(fp32: Path, out: Path, spec: QuantSpec, *, data: str | None, size: i
                 weight_type=q.QuantType.QInt8,
                 op_types_to_quantize=op_types,
             )
+        _require_quantized(out, op_types)
         notes.append(CONVINTEGER_NOTE)
         return "; ".join(notes)
     if data is None:
@@ -302,11 +311,29 @@ def convert(fp32: Path, out: Path, spec: QuantSpec, *, data: str | None, size: i
             op_types_to_quantize=op_types,
             extra_options=extra,
         )
+    _require_quantized(out, op_types)
     notes.append(
         f"static QDQ, {'per-channel' if spec.per_channel else 'per-tensor'} INT8 weights, UINT8 activations, "
         f"{spec.calibration} calibration on {min(spec.calibration_images, _count(reader))} training images"
     )
     return "; ".join(notes)
+
+
+INT8_OPS = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
+)
+
+
+def _require_quantized(path: Path, op_types: list[str] | None) -> None:
+    """Never label a float graph INT8: ONNX Runtime silently quantizes nothing when no listed op qualifies."""
+    found = INT8_OPS & set(op_counts(path))
+    if not found:
+        path.unlink(missing_ok=True)
+        which = f"--op-types {','.join(op_types)}" if op_types else "ONNX Runtime's default operator set"
+        raise CompressionError(
+            f"INT8 quantization produced no quantized operator with {which}: the result would be the float model "
+            "labelled INT8, so nothing is written; list ops ONNX Runtime quantizes (Conv, MatMul, Gemm, ...)"
+        )
 
 
 def _topological_sort(graph) -> None:

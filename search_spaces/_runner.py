@@ -65,7 +65,13 @@ class SearchRunner:
         # A space that cannot hold the reference fails here, before the study exists.
         self._reference_params = reference_params(cfg.space)
         self._check_space_against_limits()
-        self.study_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.study_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SearchError(
+                f"--study {self.study_dir}: cannot create the study folder ({exc.strerror}"
+                f"{': ' + str(exc.filename) if exc.filename else ''})"
+            ) from None
         url = resolve_storage_url(cfg.storage, self.study_dir)
         shared = not url.startswith("sqlite")
         storage = make_storage(url, heartbeat_interval=cfg.heartbeat_interval, grace_period=cfg.grace_period)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from models._config import RTSegConfig
-from rtseg_core import ConfigError
+from rtseg_core import ConfigError, SearchError
 from search_spaces._early_stop import EarlyStopRule
 from search_spaces._objectives import DEFAULT_OBJECTIVES, Constraints, Objective, parse_objectives
 from search_spaces._space import SearchSpace, summarize_config
@@ -308,9 +308,23 @@ def run_search(config: SearchConfig) -> SearchSummary:
     settings, every architecture over ``--max-params``, too many failures in a row), and
     :class:`ConfigError` for bad data or settings.
     """
-    from search_spaces._runner import SearchRunner
+    import optuna
+    import sqlalchemy.exc
 
-    return SearchRunner(config).run()
+    from search_spaces._runner import SearchRunner
+    from search_spaces._study import redact_url, resolve_storage_url
+
+    try:
+        return SearchRunner(config).run()
+    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError) as exc:
+        # a read-only, full or vanished database: say which, not a SQLAlchemy traceback
+        cause = exc.__cause__ or exc
+        detail = str(getattr(cause, "orig", None) or cause).splitlines()[0][:200]
+        url = redact_url(resolve_storage_url(config.storage, config.study_dir))
+        raise SearchError(
+            f"--storage {url}: the study database refused a write ({detail}); is it read-only, on a full disk, "
+            "or removed while the search ran?"
+        ) from None
 
 
 def _fmt_value(field_name: str, value: float | None) -> str:

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from models import Checkpoint, RTSegConfig, build_model, load_checkpoint, model_from_checkpoint, save_checkpoint
-from rtseg_core import ConfigError, SuiteError, atomic_write_json, resolve_device
+from rtseg_core import ConfigError, OutputError, SuiteError, atomic_write_json, resolve_device
 from segmentation._data import load_split
 from segmentation._losses import DeepSupervisionLoss
 
@@ -135,6 +135,12 @@ def train(
     """
     out_dir = Path(out_dir) if out_dir is not None else None
     ckpt_path = out_dir / "checkpoint.pt" if out_dir is not None else None
+    if out_dir is not None:  # before the first epoch, not after it
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            raise OutputError(f"--out {out_dir}: cannot create the output folder ({exc.strerror}{where})") from None
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
 
