@@ -31,6 +31,7 @@ from reports._plots import plot_hypervolume_history, plot_scatter, save_figure
 from reports._select import choose_model
 from reports._tables import write_tables
 from rtseg_core import ConfigError, atomic_write_json, atomic_write_text
+from rtseg_core._outputs import make_folder
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def build_report(study_dir: str | os.PathLike, out_dir: str | os.PathLike | None
     """
     info = compute_report(study_dir)
     out = Path(study_dir) / "report" if out_dir is None else Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, option="--out")
     images: dict[str, bytes] = {}
     for plot in info.plots:
         images[plot.key] = save_figure(plot_scatter(plot), out, plot.key)["png"]

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rtseg_core._errors import ConfigError
+from rtseg_core._errors import ConfigError, OutputError
 from rtseg_core._io import atomic_write_json
 
 MANIFEST = ".rtseg-output.json"
@@ -92,6 +92,17 @@ def check_output_dir(
                 f"{where}: holds files `{verb}` did not write ({shown}); move them away, or pass --overwrite "
                 "to replace the folder with them"
             )
+
+
+def make_folder(folder: str | os.PathLike, *, option: str) -> Path:
+    """``mkdir -p`` whose failure is an error line naming the option and the path that blocks."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        raise OutputError(f"{option} {folder}: cannot create the folder ({exc.strerror}{where})") from None
+    return folder
 
 
 def mark_output(folder: str | os.PathLike, *, verb: str, files: list[str] | None = None) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rtseg_core import atomic_write_json, read_json
-from rtseg_core._outputs import check_output_dir, dataset_path, mark_output, read_manifest
+from rtseg_core._outputs import check_output_dir, dataset_path, make_folder, mark_output, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def run_demo(cfg: DemoConfig, *, progress: bool = True, overwrite: bool = False)
     if stages_path.is_file() and read_manifest(out) is None:  # a demo folder from before manifests
         mark_output(out, verb="demo")
     check_output_dir(out, verb="demo", inputs=[dataset_path(cfg.data)], overwrite=overwrite)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, option="--out")
     mark_output(out, verb="demo")
     done: dict[str, Any] = read_json(stages_path) if stages_path.is_file() else {}
     timings: dict[str, dict[str, Any]] = {}

@@ -154,6 +154,7 @@ def test_output_paths_that_cannot_be_written(files, capsys):
             (["profile", *quick, "--json", "/proc/rtseg/x.json"], "/proc/rtseg/x.json: cannot write here"),
             (["export", "--size", "32", "--out", files / "a-folder"], "a-folder: is a folder"),
             (["train", "--out", files / "a-file", "--data", "synthetic:8", "--size", "32"], "cannot create the output"),
+            (["demo", "--out", "/proc/rtseg-demo"], "--out /proc/rtseg-demo: cannot create the folder"),
         ],
         capsys,
     )
