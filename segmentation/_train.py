@@ -124,8 +124,12 @@ def train(
     init_state: dict[str, torch.Tensor] | None = None,
     model: nn.Module | None = None,
     pruning: dict[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> TrainResult:
     """Train ``arch`` with ``cfg``; write ``out_dir/checkpoint.pt`` and ``out_dir/metrics.json``.
+
+    ``overwrite=False`` (the CLI's default) refuses an ``out_dir`` that already holds a checkpoint
+    unless ``resume``: a forgotten ``--resume`` must not replace hours of training.
 
     With ``resume=True`` an existing checkpoint in ``out_dir`` is continued from its next epoch
     (its config must equal ``arch``). ``on_epoch_end`` may raise :class:`StopTraining`.
@@ -135,6 +139,11 @@ def train(
     """
     out_dir = Path(out_dir) if out_dir is not None else None
     ckpt_path = out_dir / "checkpoint.pt" if out_dir is not None else None
+    if out_dir is not None and not resume and not overwrite and ckpt_path.is_file():
+        raise ConfigError(
+            f"--out {out_dir}: already holds a checkpoint.pt; pass --resume to continue it, --overwrite to train "
+            "afresh and replace it, or choose another folder"
+        )
     if out_dir is not None:  # before the first epoch, not after it
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
