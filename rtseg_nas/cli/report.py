@@ -16,13 +16,16 @@ import argparse
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", required=True, metavar="DIR", help="study directory written by search (and compress)")
-    p.add_argument("--out", metavar="DIR", help="output directory (default: STUDY_DIR/report)")
+    p.add_argument(
+        "--out", metavar="DIR", help="output directory: new, empty or an earlier report (default: STUDY_DIR/report)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="write the report into a folder holding other files")
 
 
 def run(args: argparse.Namespace) -> int:
     from reports import build_report, compute_report, report_summary
 
-    path = build_report(args.study, args.out)
+    path = build_report(args.study, args.out, overwrite=args.overwrite)
     summary = report_summary(compute_report(args.study))
     ship = summary["ship"]
     print(f"front: {', '.join(summary['front']) or '(empty)'}")

@@ -49,6 +49,7 @@ def test_no_verb_replaces_or_fills_a_folder_it_did_not_write(ckpt, tmp_path, cap
         (["quantize", "--checkpoint", c, "--out", str(user)], "not an output of `quantize`"),
         (["bench", "--checkpoint", c, "--compression", "--keep", str(user)], "not an output of `bench`"),
         (["demo", "--out", str(user)], "not an output of `demo`"),
+        (["report", "--study", str(tmp_path), "--out", str(user)], "not an output of `report`"),
         (["train", "--out", str(ckpt.parent), "--data", "synthetic:8", "--size", "32"], "already holds a checkpoint"),
         (["prune", "--checkpoint", c, "--ratio", "0.3", "--out", "."], "current folder"),
         (["prune", "--checkpoint", c, "--ratio", "0.3", "--out", str(user / "notes.txt")], "not a folder"),
