@@ -129,8 +129,8 @@ class ProfileReport:
                     r.device,
                     r.kind,
                     f"{r.median_ms:.2f}",
-                    f"{r.p90_ms:.2f}",
-                    f"{r.iqr_ms:.2f}",
+                    "-" if r.p90_ms is None else f"{r.p90_ms:.2f}",  # estimates have no spread
+                    "-" if r.iqr_ms is None else f"{r.iqr_ms:.2f}",
                     f"{r.fps:.1f}",
                 )
                 for r in self.latency

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except OSError as exc:
         raise OutputError(f"{path}: cannot write here ({_reason(exc, path)})") from None
     try:
+        # mkstemp creates 0600; give the file the mode open() would have: the old file's mode
+        # when replacing one, else 0666 less the umask (a report on a lab share stays readable).
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -42,6 +51,24 @@ def _reason(exc: OSError, path: Path) -> str:
     if blocking and Path(blocking).name.startswith(f".{path.name}."):
         blocking = path.parent
     return f"{exc.strerror or exc}{': ' + str(blocking) if blocking else ''}"
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux shows it (os.umask can only set it)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    with _UMASK_LOCK:  # set-and-restore is process-wide: keep other threads out meanwhile
+        current = os.umask(0o022)
+        os.umask(current)
+    return current
+
+
+_UMASK_LOCK = threading.Lock()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

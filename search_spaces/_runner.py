@@ -39,6 +39,7 @@ from models import PRESETS, RTSegConfig, build_model, count_parameters
 from profiling import torch_threads
 from rtseg_core import ConfigError, SearchError, StudyDir, is_feasible
 from search_spaces._config import FIXED_SETTINGS, SearchConfig
+from search_spaces._dashboard import RejectionAwareNSGAIISampler
 from search_spaces._files import write_environment, write_history, write_study_json
 from search_spaces._results import FrontMember, SearchSummary
 from search_spaces._space import reference_params
@@ -262,7 +263,7 @@ class SearchRunner:
         strategy = self.config.strategy
         seed = sampler_seed(self.config.seed, existing, shared=shared)
         if strategy.sampler == "nsga2":
-            return optuna.samplers.NSGAIISampler(population_size=strategy.population_size, seed=seed)
+            return RejectionAwareNSGAIISampler(population_size=strategy.population_size, seed=seed)
         if strategy.sampler == "tpe":
             startup = min(10, max(self.config.study.trials // 3, 2))
             return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)

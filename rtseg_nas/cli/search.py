@@ -187,7 +187,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="first epoch that may stop a trial (default: %(default)s)",
     )
     space.add_argument(
-        "--early-stop-margin", type=NONNEGATIVE, default=EarlyStopRule.margin, help="Dice points (default: %(default)s)"
+        "--early-stop-margin",
+        type=NONNEGATIVE,
+        default=EarlyStopRule.margin,
+        help="Dice lead that stops a trial, a fraction like Dice itself (default: %(default)s)",
     )
     space.add_argument(
         "--early-stop-tolerance",
@@ -208,7 +211,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int_in(1, 86400),
         help="seconds without heartbeat before a trial is marked FAIL (default: 2x interval)",
     )
-    run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(
         data=ProxyTraining.data, device=ProxyTraining.device
     )  # the shared options, with this verb's defaults
@@ -305,6 +307,7 @@ def search_config(args: argparse.Namespace, space: SearchSpace) -> SearchConfig:
         workers=WorkerOptions(
             heartbeat_interval=args.heartbeat_interval,
             grace_period=args.grace_period,
-            progress=not args.no_progress,
+            # main() decides it (terminal, --no-progress, --quiet); parsed without main: the default
+            progress=getattr(args, "progress", WorkerOptions.progress),
         ),
     )

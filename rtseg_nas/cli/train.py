@@ -47,7 +47,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--overwrite", action="store_true", help="train afresh even if OUT/checkpoint.pt exists (it is replaced)"
     )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         cfg,
         args.out,
         resume=args.resume,
-        progress=not args.no_progress,
+        progress=args.progress,
         overwrite=args.overwrite,
     )
     last = result.epochs[-1] if result.epochs else None
