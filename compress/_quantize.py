@@ -41,6 +41,7 @@ from torch import nn
 
 from compress._files import output_dir
 from rtseg_core import CompressionError, ProfilingError, Record, atomic_write_json
+from rtseg_core._outputs import check_output_dir, dataset_path
 
 log = logging.getLogger(__name__)
 
@@ -285,14 +286,16 @@ def _convert_int8_dynamic(fp32: Path, out: Path, spec: QuantSpec, *, work: Path,
 
     notes: list[str] = []
     source = _preprocessed(fp32, spec, work, notes)
+    op_types = _op_types(fp32, spec)
     with quiet_ort_quantizer():
         q.quantize_dynamic(
             str(source),
             str(out),
             per_channel=spec.per_channel,
             weight_type=q.QuantType.QInt8,
-            op_types_to_quantize=list(spec.op_types) or None,
+            op_types_to_quantize=op_types,
         )
+    _require_quantized(out, op_types)
     return "; ".join([*notes, CONVINTEGER_NOTE])
 
 
@@ -305,6 +308,7 @@ def _convert_int8_static(
         raise CompressionError("static INT8 needs calibration images: give --data (training images are used)")
     notes: list[str] = []
     source = _preprocessed(fp32, spec, work, notes)
+    op_types = _op_types(fp32, spec)
     name, dims = _input_info(source)
     reader = calibration_reader(
         data, size=size, seed=seed, count=spec.calibration_images, input_name=name, channels=dims[1]
@@ -325,9 +329,10 @@ def _convert_int8_static(
             activation_type=q.QuantType.QUInt8,
             weight_type=q.QuantType.QInt8,
             calibrate_method=method,
-            op_types_to_quantize=list(spec.op_types) or None,
+            op_types_to_quantize=op_types,
             extra_options=extra,
         )
+    _require_quantized(out, op_types)
     notes.append(
         f"static QDQ, {'per-channel' if spec.per_channel else 'per-tensor'} INT8 weights, UINT8 activations, "
         f"{spec.calibration} calibration on {min(spec.calibration_images, _count(reader))} training images"
@@ -371,6 +376,37 @@ FORMATS: dict[str, FormatInfo] = {
         ),
     )
 }
+
+
+INT8_OPS = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
+)
+
+
+def _require_quantized(path: Path, op_types: list[str] | None) -> None:
+    """Never label a float graph INT8: ONNX Runtime silently quantizes nothing when no listed op qualifies."""
+    found = INT8_OPS & set(op_counts(path))
+    if not found:
+        path.unlink(missing_ok=True)
+        which = f"--op-types {','.join(op_types)}" if op_types else "ONNX Runtime's default operator set"
+        raise CompressionError(
+            f"INT8 quantization produced no quantized operator with {which}: the result would be the float model "
+            "labelled INT8, so nothing is written; list ops ONNX Runtime quantizes (Conv, MatMul, Gemm, ...)"
+        )
+
+
+def _op_types(fp32: Path, spec: QuantSpec) -> list[str] | None:
+    """``spec.op_types`` checked against the graph (a typo would otherwise quantize nothing), or None."""
+    op_types = list(spec.op_types) or None
+    if op_types:
+        present = set(op_counts(fp32))
+        missing = [op for op in op_types if op not in present]
+        if missing:
+            raise CompressionError(
+                f"--op-types: {', '.join(missing)} match(es) no operator of {fp32.name} (its operators: "
+                f"{', '.join(sorted(present))}); names are ONNX op types and case-sensitive, e.g. Conv,MatMul"
+            )
+    return op_types
 
 
 def _topological_sort(graph) -> None:
@@ -516,7 +552,7 @@ def quantize_checkpoint(
     measure: bool = True,
     threads: int = 1,
     runs: int = 50,
-    overwrite: bool = True,
+    overwrite: bool = False,
     stage: bool = True,
     progress: bool = True,
 ) -> QuantReport:
@@ -528,9 +564,12 @@ def quantize_checkpoint(
     """
     from compress._pipeline import _data_defaults, load_for_compression
 
+    inputs = (checkpoint, dataset_path(data))
+    if stage:  # before the work: a refused folder should cost nothing
+        check_output_dir(out_dir, verb="quantize", inputs=inputs, overwrite=overwrite)
     model, ckpt = load_for_compression(checkpoint)
     data, size, seed = _data_defaults(ckpt, data, size, seed)
-    with output_dir(out_dir, stage=stage, overwrite=overwrite) as tmp:
+    with output_dir(out_dir, verb="quantize", inputs=inputs, stage=stage, overwrite=overwrite) as tmp:
         fp32 = tmp / "model_fp32.onnx"
         _export(model, fp32, size=size, opset=spec.export_opset)
         extra: dict[str, Any] = {}
@@ -587,7 +626,7 @@ def quantize_onnx(
     measure: bool = True,
     threads: int = 1,
     runs: int = 50,
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> QuantReport:
     """Quantize an existing FP32 ONNX file (batch-1 or dynamic, square input). No ``dsconv`` (needs weights)."""
     src = Path(onnx_path)
@@ -600,7 +639,9 @@ def quantize_onnx(
     size = dims[2] or 256
     if evaluate and data is None:
         raise CompressionError(f"{src}: evaluating needs --data (the dataset the model was trained on)")
-    with output_dir(out_dir, overwrite=overwrite) as tmp:
+    inputs = (src, dataset_path(data))
+    check_output_dir(out_dir, verb="quantize", inputs=inputs, overwrite=overwrite)
+    with output_dir(out_dir, verb="quantize", inputs=inputs, overwrite=overwrite) as tmp:
         fp32 = tmp / "model_fp32.onnx"
         shutil.copyfile(src, fp32)
         with tempfile.TemporaryDirectory(prefix="rtseg-quant-") as scratch:

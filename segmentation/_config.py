@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,13 +31,32 @@ class TrainConfig:
     frames: str = "ps+fh"
 
     def __post_init__(self) -> None:
-        for name in ("size", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(self, name)}")
+        # The CLI's argparse types check the same bounds; these hold for API callers too, and come
+        # before torch sees the values (its optimizer errors name no option).
+        def option(name: str) -> str:
+            return "--" + name.replace("_", "-")
+
+        for name, low, high in (("size", 8, 4096), ("epochs", 1, 10**6), ("batch_size", 1, 4096), ("workers", 0, 256)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ConfigError(f"{option(name)}: must be an integer from {low} to {high}, got {value!r}")
+        for name in ("steps_per_epoch", "val_batches"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{option(name)}: must be an integer >= 1 (or unset), got {value!r}")
         if self.optimizer not in ("adam", "adamw"):
             raise ConfigError(f"--optimizer: must be adam or adamw, got {self.optimizer!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"--lr: must be > 0, got {self.lr}")
+        for name, low, high, low_open in (
+            ("lr", 0.0, math.inf, True),  # no upper bound here: a test diverges on purpose
+            ("min_lr", 0.0, math.inf, False),
+            ("weight_decay", 0.0, 10.0, False),
+            ("aux_weight", 0.0, 1000.0, False),
+        ):
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or not (low < value if low_open else low <= value) or not value <= high:
+                span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+                raise ConfigError(f"{option(name)}: must be a finite number in {span}, got {value!r}")
 
 
 def load_train_config(meta: dict[str, Any] | None, *, source: str = "checkpoint") -> TrainConfig:

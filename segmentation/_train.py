@@ -25,7 +25,7 @@ from models import (
     model_from_checkpoint,
     save_checkpoint,
 )
-from rtseg_core import ConfigError, SuiteError, resolve_device, write_training_metrics
+from rtseg_core import ConfigError, OutputError, SuiteError, resolve_device, write_training_metrics
 from segmentation._check import check_dataset
 from segmentation._config import TrainConfig
 from segmentation._data import load_split
@@ -84,8 +84,12 @@ def train(
     init_state: dict[str, torch.Tensor] | None = None,
     model: RTSegNet | None = None,
     pruning: dict[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> TrainResult:
     """Train ``arch`` with ``cfg``; write ``out_dir/checkpoint.pt`` and ``out_dir/metrics.json``.
+
+    ``overwrite=False`` (the CLI's default) refuses an ``out_dir`` that already holds a checkpoint
+    unless ``resume``: a forgotten ``--resume`` must not replace hours of training.
 
     With ``resume=True`` an existing checkpoint in ``out_dir`` is continued from its next epoch
     (its config must equal ``arch``). ``on_epoch_end`` may raise :class:`StopTraining`.
@@ -95,6 +99,17 @@ def train(
     """
     out_dir = Path(out_dir) if out_dir is not None else None
     ckpt_path = out_dir / "checkpoint.pt" if out_dir is not None else None
+    if out_dir is not None and not resume and not overwrite and ckpt_path.is_file():
+        raise ConfigError(
+            f"--out {out_dir}: already holds a checkpoint.pt; pass --resume to continue it, --overwrite to train "
+            "afresh and replace it, or choose another folder"
+        )
+    if out_dir is not None:  # before the first epoch, not after it
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            raise OutputError(f"--out {out_dir}: cannot create the output folder ({exc.strerror}{where})") from None
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
 

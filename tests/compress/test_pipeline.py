@@ -32,7 +32,8 @@ def pruned_by_cli(small_checkpoint, tmp_path_factory):
 
 
 def test_prune_cli_writes_exactly_the_checkpoint_the_onnx_graph_and_the_report(pruned_by_cli):
-    assert sorted(p.name for p in pruned_by_cli.iterdir()) == ["checkpoint.pt", "model.onnx", "prune.json"]
+    names = sorted(p.name for p in pruned_by_cli.iterdir())
+    assert names == [".rtseg-output.json", "checkpoint.pt", "model.onnx", "prune.json"]  # + the output manifest
 
 
 def test_prune_report_reads_back_with_a_typed_result(pruned_by_cli):
@@ -78,6 +79,7 @@ def test_a_failed_run_leaves_the_old_folder_and_no_partial_files(small_checkpoin
             out,
             evaluate=False,
             progress=False,
+            overwrite=True,  # old.txt is not prune's; the run is allowed to replace it, and fails first
         )
     assert [p.name for p in out.iterdir()] == ["old.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["keep"]  # no hidden temp folder left behind
