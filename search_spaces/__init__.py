@@ -15,6 +15,16 @@ from search_spaces._space import (
     suggest_config,
     summarize_config,
 )
+from search_spaces._supernet import (
+    SandwichConfig,
+    Supernet,
+    extract_subnet,
+    largest_config,
+    load_supernet,
+    smallest_config,
+    train_supernet,
+)
+from search_spaces._supernet_search import SupernetSearchConfig, SupernetSearchSummary, run_supernet_search
 
 __all__ = [
     "OBJECTIVES",
@@ -27,13 +37,23 @@ __all__ = [
     "SearchConfig",
     "SearchSpace",
     "SearchSummary",
+    "SandwichConfig",
+    "Supernet",
+    "SupernetSearchConfig",
+    "SupernetSearchSummary",
     "StopDecision",
     "check_config",
     "config_from_params",
+    "extract_subnet",
+    "largest_config",
+    "load_supernet",
     "params_from_config",
     "parse_objectives",
     "run_search",
+    "run_supernet_search",
     "should_stop",
+    "smallest_config",
     "suggest_config",
     "summarize_config",
+    "train_supernet",
 ]
