@@ -44,9 +44,18 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from models import ElasticRTSegNet, RTSegConfig, recalibrate_batchnorm
+from models import PRESETS, Checkpoint, ElasticRTSegNet, RTSegConfig, recalibrate_batchnorm, save_checkpoint
 from rtseg_core import ConfigError, atomic_save_torch, atomic_write_json, resolve_device
 from search_spaces._space import SearchSpace, check_config, config_from_params
+from segmentation import (
+    DeepSupervisionLoss,
+    TrainConfig,
+    TrainingDiverged,
+    load_split,
+    seed_everything,
+    validation_dice,
+)
+from segmentation._train import _cosine  # the cosine schedule of `train`, shared rather than copied
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +120,6 @@ class Supernet:
 def largest_config(space: SearchSpace) -> RTSegConfig:
     """The container: every range at its high end. Shift size and DSConv bits have no weights, so the
     container takes the base preset's (or the first choice), and every choice runs on the same weights."""
-    from models import PRESETS
-
     base = PRESETS[space.base]
     params: dict[str, Any] = {}
     for name, (kind, spec) in space.parameters().items():
@@ -185,8 +192,6 @@ def save_supernet(
 
 def load_supernet(path: str | Path) -> Supernet:
     """Load ``supernet.pt`` (``weights_only=True``); errors name the file."""
-    from segmentation._train import TrainConfig
-
     path = Path(path)
     if path.is_dir():
         path = path / "supernet.pt"
@@ -241,10 +246,6 @@ def train_supernet(
     seed, device). With ``resume`` an existing ``OUT/supernet.pt`` continues from its next epoch;
     its space and training settings must be the same.
     """
-    from segmentation._data import load_split
-    from segmentation._losses import DeepSupervisionLoss
-    from segmentation._train import _cosine, seed_everything, validation_dice
-
     sandwich = sandwich or SandwichConfig()
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "supernet.pt"
@@ -400,8 +401,6 @@ def calibration_batches(train_cfg, n: int) -> list[torch.Tensor]:
 
     The same images for every subnet, so subnets are compared on equal terms.
     """
-    from segmentation._data import load_split
-
     ds = load_split(
         train_cfg.data, "train", size=train_cfg.size, seed=train_cfg.seed, augment=False, frames=train_cfg.frames
     )
@@ -416,8 +415,6 @@ def calibration_batches(train_cfg, n: int) -> list[torch.Tensor]:
 
 
 def _check_finite(loss: torch.Tensor, who: str, epoch: int, step: int) -> None:
-    from segmentation._train import TrainingDiverged
-
     if not math.isfinite(loss.item()):
         raise TrainingDiverged(
             f"supernet training diverged: {who}'s loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}"
@@ -433,8 +430,6 @@ def extract_subnet(supernet: Supernet, cfg: RTSegConfig, out_dir: str | Path, *,
     OUT/config.json --out OUT --resume`` fine-tunes it from the inherited weights, and ``evaluate``,
     ``prune``, ``quantize``, ``profile`` take it like any trained checkpoint.
     """
-    from models import Checkpoint, save_checkpoint
-
     out_dir = Path(out_dir)
     model = supernet.net.extract(cfg)
     n = bn_batches or supernet.sandwich.bn_batches

@@ -24,6 +24,7 @@ Resume: run the same command again (``STUDY/study.db``); ``trials`` counts evalu
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import time
@@ -35,14 +36,25 @@ from typing import Any
 import optuna
 import torch
 from optuna.trial import TrialState
+from torch.utils.data import DataLoader
 
 from models import PRESETS, RTSegConfig, count_parameters, recalibrate_batchnorm
+from profiling import profile_model
 from rtseg_core import CandidateRecord, ConfigError, SearchError, SuiteError, atomic_write_json
 from search_spaces._files import write_environment, write_history, write_study_json
-from search_spaces._objectives import DEFAULT_OBJECTIVES, Constraints, is_feasible, parse_objectives, violations
+from search_spaces._objectives import (
+    DEFAULT_OBJECTIVES,
+    DELTA_AOP_UNDEFINED,
+    Constraints,
+    is_feasible,
+    pareto_indices,
+    parse_objectives,
+    violations,
+)
 from search_spaces._space import reference_params, suggest_config, summarize_config
-from search_spaces._study import REFERENCE_ATTR, make_storage, open_study, resolve_storage_url
+from search_spaces._study import REFERENCE_ATTR, make_storage, open_study, redact_url, resolve_storage_url
 from search_spaces._supernet import Supernet, calibration_batches, load_supernet
+from segmentation import DataSpec, MetricAccumulator, load_split
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +173,6 @@ class _SupernetSearch:
 
     # -- set-up --------------------------------------------------------------------------------
     def settings(self, url: str) -> dict[str, Any]:
-        from search_spaces._study import redact_url
-
         sn, cfg = self.supernet, self.config
         return {
             "strategy": STRATEGY,
@@ -213,8 +223,6 @@ class _SupernetSearch:
             return None
 
     def run(self) -> SupernetSearchSummary:
-        from segmentation._data import DataSpec
-
         cfg = self.config
         start = time.perf_counter()
         spec = DataSpec.parse(self.train_cfg.data)
@@ -234,9 +242,9 @@ class _SupernetSearch:
             reference_params=ref,
             reference_name=self.supernet.space.base,
         )
-        from search_spaces._search import sampler_seed
-
-        seed = sampler_seed(cfg.seed, len(study.get_trials(deepcopy=False)), shared=False)
+        # Reseeded with the study's size, so a resumed search does not re-propose the first run's subnets.
+        text = f"supernet:{cfg.seed}:{len(study.get_trials(deepcopy=False))}"
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
         study.sampler = (
             optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=seed)
             if cfg.sampler == "nsga2"
@@ -296,10 +304,6 @@ class _SupernetSearch:
 
     def _prepare_data(self) -> None:
         """The fixed calibration batches and the validation batches, built once for every subnet."""
-        from torch.utils.data import DataLoader
-
-        from segmentation._data import load_split
-
         tc = self.train_cfg
         self.bn_images = calibration_batches(tc, self.config.bn_batches)
         val = load_split(tc.data, "val", size=tc.size, seed=tc.seed, augment=False, frames=tc.frames)
@@ -325,8 +329,6 @@ class _SupernetSearch:
             trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
 
     def _evaluate(self, trial: optuna.Trial) -> tuple[float, ...]:
-        from search_spaces._trial import profile_model
-
         cfg, sn = self.config, self.supernet
         is_reference = bool(trial.user_attrs.get(REFERENCE_ATTR))
         trial.set_user_attr("stage", "sampling")
@@ -421,8 +423,6 @@ class _SupernetSearch:
             trial.set_user_attr(key, getattr(record, key))
         trial.set_user_attr("feasible", record.feasible)
         trial.set_user_attr("stage", "done")
-        from search_spaces._objectives import DELTA_AOP_UNDEFINED
-
         values = []
         for f in self.fields:
             value = getattr(record, f)
@@ -432,8 +432,6 @@ class _SupernetSearch:
     @torch.no_grad()
     def _inherited_metrics(self, model: torch.nn.Module) -> dict[str, Any]:
         """Recalibrate BatchNorm on the fixed batches, then the metrics of ``evaluate_model`` on val."""
-        from segmentation._metrics import MetricAccumulator
-
         recalibrate_batchnorm(model, self.bn_images)
         model.eval()
         acc = MetricAccumulator()
@@ -476,19 +474,19 @@ class _SupernetSearch:
         return counts
 
     def _front(self, study: optuna.Study) -> list[dict[str, Any]]:
-        from search_spaces._trial import feasible_front, trial_name
-
+        done = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if is_feasible(t.constraints) and t.values is not None and len(t.values) == len(self.fields)
+        ]
         out = []
-        for t in feasible_front(study, self.fields, self.directions):
+        for i in pareto_indices([t.values for t in done], self.directions):
+            t = done[i]
+            name = str(t.user_attrs.get(REFERENCE_ATTR) or f"trial-{t.number}")
             out.append(
-                {
-                    "trial": t.number,
-                    "name": trial_name(t),
-                    "summary": t.user_attrs.get("summary", ""),
-                    **dict(zip(self.fields, t.values)),
-                    "params": t.user_attrs.get("params"),
-                }
-            )
+                {"trial": t.number, "name": name, "summary": t.user_attrs.get("summary", ""),
+                 **dict(zip(self.fields, t.values)), "params": t.user_attrs.get("params")}
+            )  # fmt: skip
         cost = next((f for f in self.fields if f != "dice"), self.fields[0])
         return sorted(out, key=lambda m: (m[cost], m["trial"]))
 
