@@ -114,6 +114,7 @@ def test_training_resumes_after_sigkill_exactly_as_an_uninterrupted_run(space, t
 
 def test_a_supernet_search_writes_candidates_the_report_reads_and_resumes(trained, tmp_path):
     from reports import compute_report
+    from reports._plot_info import conditions_subtitle
 
     study = tmp_path / "oneshot"
     cfg = SupernetSearchConfig(
@@ -139,6 +140,7 @@ def test_a_supernet_search_writes_candidates_the_report_reads_and_resumes(traine
     assert df["dice"].between(0, 1).all() and (df["latency_kind"] == "estimated").all()
     assert "inherited supernet weights" in df["notes"].iloc[0]
     assert len(report.front.front) >= 1
+    assert "val split (inherited supernet weights)" in conditions_subtitle(df, latency=True)
     history = (study / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 5
 
