@@ -36,7 +36,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -289,13 +289,15 @@ def train_supernet(
     start_epoch = 0
     if resume and ckpt_path.is_file():
         prev = load_supernet(ckpt_path)
+        # More epochs may be asked for (as `train --resume` allows); anything else must match.
         for name, mine, theirs in (
             ("space", space, prev.space),
-            ("training settings", train_cfg, prev.train),
+            ("training settings", replace(train_cfg, epochs=prev.train.epochs), prev.train),
             ("sandwich settings", sandwich, prev.sandwich),
         ):
             if mine != theirs:
-                raise ConfigError(f"{ckpt_path}: --resume with different {name} than the checkpoint's")
+                differ = [f.name for f in fields(mine) if getattr(mine, f.name) != getattr(theirs, f.name)]
+                raise ConfigError(f"{ckpt_path}: --resume with different {name} than the checkpoint's: {differ}")
         net.net.load_state_dict(prev.net.net.state_dict())
         state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["optimizer"] or {}
         if state:

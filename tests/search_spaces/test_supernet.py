@@ -63,6 +63,9 @@ def test_a_tiny_supernet_trains_and_its_checkpoint_is_plain_data(trained, space)
     assert all(0.0 <= e["val_dice_smallest"] <= 1.0 for e in sn.history)
     with pytest.raises(Exception, match="exists; pass --resume"):
         train_supernet(space, TrainConfig(**TRAIN, epochs=2), trained.parent, sandwich=SANDWICH, progress=False)
+    with pytest.raises(Exception, match=r"different training settings than the checkpoint's: \['lr'\]"):
+        cfg = TrainConfig(**{**TRAIN, "lr": 0.5}, epochs=2)
+        train_supernet(space, cfg, trained.parent, sandwich=SANDWICH, resume=True, progress=False)
 
 
 _CHILD = """
