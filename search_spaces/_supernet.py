@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader
 
 from models import PRESETS, Checkpoint, ElasticRTSegNet, RTSegConfig, recalibrate_batchnorm, save_checkpoint
 from rtseg_core import ConfigError, atomic_save_torch, atomic_write_json, resolve_device
-from search_spaces._space import SearchSpace, check_config, config_from_params
+from search_spaces._space import SearchSpace, check_config, config_from_params, summarize_config
 from segmentation import (
     DeepSupervisionLoss,
     TrainConfig,
@@ -433,6 +433,10 @@ def extract_subnet(supernet: Supernet, cfg: RTSegConfig, out_dir: str | Path, *,
     ``prune``, ``quantize``, ``profile`` take it like any trained checkpoint.
     """
     out_dir = Path(out_dir)
+    try:
+        supernet.net.check_member(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{supernet.path}: cannot extract {summarize_config(cfg)}: {exc}") from None
     model = supernet.net.extract(cfg)
     n = bn_batches or supernet.sandwich.bn_batches
     recalibrate_batchnorm(model, calibration_batches(supernet.train, n))

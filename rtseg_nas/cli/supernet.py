@@ -106,7 +106,7 @@ def _train(args: argparse.Namespace) -> int:
     if result.epochs:
         last = result.epochs[-1]
         print(
-            f"done: {last.epoch} epochs, val Dice (synthetic data: {cfg.data}) largest {last.val_dice_largest:.4f}, "
+            f"done: {last.epoch} epochs, val Dice on {cfg.data} largest {last.val_dice_largest:.4f}, "
             f"smallest {last.val_dice_smallest:.4f} (BN recalibrated); {result.wall_s:.0f} s this run"
         )
     print(f"supernet: {result.checkpoint}")

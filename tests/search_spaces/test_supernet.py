@@ -190,7 +190,7 @@ def test_an_extracted_subnet_is_an_ordinary_checkpoint_that_prunes_and_quantizes
     assert (tmp_path / "q" / "model.onnx").is_file() and report is not None
 
 
-def test_the_supernet_verb_extracts_a_search_trial(trained, tmp_path):
+def test_the_supernet_verb_extracts_a_search_trial(trained, tmp_path, capsys):
     from rtseg_nas.cli import main
 
     study = tmp_path / "study"
@@ -223,3 +223,8 @@ def test_the_supernet_verb_extracts_a_search_trial(trained, tmp_path):
     )
     model, ckpt = load_model(out / "checkpoint.pt")
     assert ckpt.config.to_dict() == json.loads((study / "trials" / "0" / "config.json").read_text())
+    # paper is wider than this supernet: one error line naming the supernet file and the field.
+    argv = ["supernet", "extract", "--supernet", str(trained), "--arch", "paper", "--out", str(tmp_path / "p")]
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert f"error: {trained}: cannot extract" in err and "conv_widths[1]: 32 exceeds the supernet's 24" in err
