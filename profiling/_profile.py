@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from profiling._counts import CostRecord, count_costs
+from profiling._estimate import ESTIMATE_TARGET
 from profiling._export import ExportConfig, ExportResult, export_onnx
 from profiling._records import LatencyRecord
 from profiling._source import ModelSource, load_source
@@ -18,7 +19,6 @@ from rtseg_core import ConfigError, ProfilingError
 log = logging.getLogger(__name__)
 
 LOCAL_BACKENDS = ("onnxruntime", "pytorch")
-ESTIMATE_TARGET = "jetson-nano-estimate"
 # Defaults where the caller leaves them open: local timing, then the remote side's own defaults.
 LOCAL_WARMUP, LOCAL_RUNS, REMOTE_RUNS = 10, 50, 100
 LOCAL_OPSET, REMOTE_OPSET = 17, 13  # 13 parses on TensorRT 8.0/8.2 (JetPack 4.6.x)
@@ -129,8 +129,8 @@ class ProfileReport:
                     r.device,
                     r.kind,
                     f"{r.median_ms:.2f}",
-                    f"{r.p90_ms:.2f}",
-                    f"{r.iqr_ms:.2f}",
+                    "-" if r.p90_ms is None else f"{r.p90_ms:.2f}",  # estimates have no spread
+                    "-" if r.iqr_ms is None else f"{r.iqr_ms:.2f}",
                     f"{r.fps:.1f}",
                 )
                 for r in self.latency

@@ -15,7 +15,7 @@ reads it unchanged. Per trial (one subnet):
    (:func:`models.recalibrate_batchnorm`), then it is evaluated on the validation split with the
    metrics of :func:`segmentation.evaluate_model` (Dice, |dAoP| ...). No training.
 4. ``trials/<n>/candidate.json`` (a :class:`rtseg_core.CandidateRecord` with
-   ``recipe="supernet-inherited"``) and ``config.json`` are written; ``history.csv`` and
+   ``recipe="supernet-inherited"``), ``config.json`` and ``validation.json`` are written; ``history.csv`` and
    ``study.json`` (``"strategy": "supernet"``) beside them.
 
 Resume: run the same command again (``STUDY/study.db``); ``trials`` counts evaluated subnets.
@@ -40,20 +40,35 @@ from torch.utils.data import DataLoader
 
 from models import PRESETS, RTSegConfig, count_parameters, recalibrate_batchnorm
 from profiling import profile_model
-from rtseg_core import CandidateRecord, ConfigError, SearchError, SuiteError, atomic_write_json
-from search_spaces._files import write_environment, write_history, write_study_json
-from search_spaces._objectives import (
+from rtseg_core import (
     DEFAULT_OBJECTIVES,
-    DELTA_AOP_UNDEFINED,
+    CandidateRecord,
+    ConfigError,
     Constraints,
+    SearchError,
+    StudyDir,
+    SuiteError,
+    atomic_write_json,
     is_feasible,
-    pareto_indices,
     parse_objectives,
     violations,
+    write_candidate,
+    write_validation,
 )
+from rtseg_core._study import CONFIG_JSON
+from search_spaces._files import write_environment, write_history, write_study_json
 from search_spaces._space import reference_params, suggest_config, summarize_config
-from search_spaces._study import REFERENCE_ATTR, make_storage, open_study, redact_url, resolve_storage_url
+from search_spaces._study import (
+    REFERENCE_ATTR,
+    feasible_front,
+    make_storage,
+    open_study,
+    redact_url,
+    resolve_storage_url,
+    trial_name,
+)
 from search_spaces._supernet import Supernet, calibration_batches, load_supernet
+from search_spaces._trial import DELTA_AOP_UNDEFINED
 from segmentation import DataSpec, MetricAccumulator, load_split
 
 log = logging.getLogger(__name__)
@@ -340,8 +355,8 @@ class _SupernetSearch:
             arch = PRESETS[sn.space.base]
         trial.set_user_attr("config", arch.to_dict())
         trial.set_user_attr("summary", summarize_config(arch))
-        trial_dir = self.study_dir / "trials" / str(trial.number)
-        atomic_write_json(trial_dir / "config.json", arch.to_dict())
+        trial_dir = StudyDir(self.study_dir).trial_dir(trial.number)
+        atomic_write_json(trial_dir / CONFIG_JSON, arch.to_dict())
         model = sn.net.extract(arch)
         params = count_parameters(model)
         trial.set_user_attr("params", params)
@@ -417,8 +432,8 @@ class _SupernetSearch:
             config=arch.to_dict(),
             notes=self._notes(lat),
         )
-        atomic_write_json(trial_dir / "candidate.json", record.to_dict())
-        atomic_write_json(trial_dir / "metrics.json", {"val": summary, "split": "val", "recipe": RECIPE})
+        write_validation(trial_dir, split="val", size=self.train_cfg.size, summary=summary)
+        write_candidate(trial_dir, record)
         for key in ("dice", "dice_ps", "dice_fh", "delta_aop_deg"):
             trial.set_user_attr(key, getattr(record, key))
         trial.set_user_attr("feasible", record.feasible)
@@ -474,19 +489,11 @@ class _SupernetSearch:
         return counts
 
     def _front(self, study: optuna.Study) -> list[dict[str, Any]]:
-        done = [
-            t
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if is_feasible(t.constraints) and t.values is not None and len(t.values) == len(self.fields)
-        ]
-        out = []
-        for i in pareto_indices([t.values for t in done], self.directions):
-            t = done[i]
-            name = str(t.user_attrs.get(REFERENCE_ATTR) or f"trial-{t.number}")
-            out.append(
-                {"trial": t.number, "name": name, "summary": t.user_attrs.get("summary", ""),
-                 **dict(zip(self.fields, t.values)), "params": t.user_attrs.get("params")}
-            )  # fmt: skip
+        out = [
+            {"trial": t.number, "name": trial_name(t), "summary": t.user_attrs.get("summary", ""),
+             **dict(zip(self.fields, t.values)), "params": t.user_attrs.get("params")}
+            for t in feasible_front(study, self.fields, self.directions)
+        ]  # fmt: skip
         cost = next((f for f in self.fields if f != "dice"), self.fields[0])
         return sorted(out, key=lambda m: (m[cost], m["trial"]))
 

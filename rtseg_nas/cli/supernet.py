@@ -48,7 +48,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_seed(t)
     add_device(t)
     t.add_argument("--resume", action="store_true", help="continue OUT/supernet.pt")
-    t.add_argument("--no-progress", action="store_true", help="log epochs at debug level only")
 
     s = sub.add_parser("search", help="NSGA-II over subnets with inherited weights")
     s.add_argument("--supernet", required=True, metavar="CKPT", help="supernet.pt (or its folder)")
@@ -68,7 +67,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--latency-runs", type=int, default=10, help="timed runs per architecture (default: 10)")
     s.add_argument("--latency-warmup", type=int, default=3, help="warm-up runs per architecture (default: 3)")
     add_seed(s)
-    s.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_ssh(s)
 
     e = sub.add_parser("extract", help="one subnet as an ordinary checkpoint")
@@ -102,7 +100,7 @@ def _train(args: argparse.Namespace) -> int:
         frames=args.frames,
     )
     sandwich = SandwichConfig(random_subnets=args.random_subnets, kd_weight=args.kd_weight, bn_batches=args.bn_batches)
-    result = train_supernet(space, cfg, args.out, sandwich=sandwich, resume=args.resume, progress=not args.no_progress)
+    result = train_supernet(space, cfg, args.out, sandwich=sandwich, resume=args.resume, progress=args.progress)
     if result.epochs:
         last = result.epochs[-1]
         print(
@@ -136,7 +134,7 @@ def _search(args: argparse.Namespace) -> int:
         seed=args.seed,
         bn_batches=args.bn_batches,
         val_batches=args.val_batches or None,
-        progress=not args.no_progress,
+        progress=args.progress,
     )
     summary = run_supernet_search(cfg)
     print(

@@ -144,6 +144,7 @@ def test_a_supernet_search_writes_candidates_the_report_reads_and_resumes(traine
     assert "inherited supernet weights" in df["notes"].iloc[0]
     assert len(report.front.front) >= 1
     assert "val split (inherited supernet weights)" in conditions_subtitle(df, latency=True)
+    assert json.loads((study / "trials" / "0" / "validation.json").read_text())["split"] == "val"
     history = (study / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 5
 
