@@ -192,7 +192,7 @@ def save_supernet(
 
 def load_supernet(path: str | Path) -> Supernet:
     """Load ``supernet.pt`` (``weights_only=True``); errors name the file."""
-    path = Path(path)
+    path = Path(path).expanduser().resolve()  # absolute: a study records which supernet it searched
     if path.is_dir():
         path = path / "supernet.pt"
     if not path.is_file():

@@ -279,6 +279,8 @@ class _SupernetSearch:
                     tqdm(total=cfg.trials, initial=min(done_before, cfg.trials), desc="supernet search", unit="subnet")
                 )
             while self._complete(study) < cfg.trials:
+                # A subnet left RUNNING by a killed run becomes FAIL once its heartbeat is stale.
+                optuna.storages.fail_stale_trials(study)
                 self._last = None
                 study.optimize(self._objective, n_trials=1, catch=CATCH, callbacks=[self._after])
                 run += 1
