@@ -30,9 +30,12 @@ from rtseg_nas.cli._args import add_arch, add_data, add_device, add_seed, add_ss
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from rtseg_nas.cli._main import _add_common
+
     sub = p.add_subparsers(dest="action", metavar="<action>", required=True)
 
     t = sub.add_parser("train", help="train the supernet (sandwich rule, in-place distillation)")
+    _add_common(t, default=argparse.SUPPRESS)  # --quiet/--no-progress after the action too
     add_data(t)
     t.add_argument("--out", required=True, metavar="DIR", help="output folder for supernet.pt and metrics.json")
     t.add_argument("--space", metavar="JSON", help="SearchSpace overrides as JSON (default: the search's space)")
@@ -50,6 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t.add_argument("--resume", action="store_true", help="continue OUT/supernet.pt")
 
     s = sub.add_parser("search", help="NSGA-II over subnets with inherited weights")
+    _add_common(s, default=argparse.SUPPRESS)
     s.add_argument("--supernet", required=True, metavar="CKPT", help="supernet.pt (or its folder)")
     s.add_argument("--study", required=True, metavar="DIR", help="study folder (created; reused to resume)")
     s.add_argument("--trials", type=int, default=200, help="evaluated subnets in total (default: %(default)s)")
@@ -70,6 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_ssh(s)
 
     e = sub.add_parser("extract", help="one subnet as an ordinary checkpoint")
+    _add_common(e, default=argparse.SUPPRESS)
     e.add_argument("--supernet", required=True, metavar="CKPT", help="supernet.pt (or its folder)")
     group = e.add_mutually_exclusive_group(required=True)
     add_arch(group, default=None)

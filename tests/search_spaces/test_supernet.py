@@ -229,3 +229,14 @@ def test_the_supernet_verb_extracts_a_search_trial(trained, tmp_path, capsys):
     assert main(argv) != 0
     err = capsys.readouterr().err
     assert f"error: {trained}: cannot extract" in err and "conv_widths[1]: 32 exceeds the supernet's 24" in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["-q", "supernet", "search"], ["supernet", "-q", "search"], ["supernet", "search", "--quiet"]]
+)
+def test_the_common_options_work_before_or_after_the_action(argv):
+    from rtseg_nas.cli._main import build_parser, show_progress
+
+    parser, _ = build_parser("supernet")
+    args = parser.parse_args([*argv, "--supernet", "S", "--study", "D"])
+    assert args.quiet and args.action == "search" and not show_progress(args)
