@@ -81,6 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     group.add_argument("--trial", metavar="DIR", help="a search trial folder (STUDY/trials/N, its config.json)")
     e.add_argument("--out", required=True, metavar="DIR", help="folder for checkpoint.pt and config.json")
     e.add_argument("--bn-batches", type=int, help="BN recalibration batches (default: the supernet's)")
+    e.add_argument("--overwrite", action="store_true", help="replace an OUT that holds files extract did not write")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -160,6 +161,7 @@ def _extract(args: argparse.Namespace) -> int:
 
     from models import RTSegConfig, create_config
     from rtseg_core import read_json
+    from rtseg_core._outputs import staged_output
     from search_spaces import extract_subnet, load_supernet, summarize_config
 
     supernet = load_supernet(args.supernet)
@@ -168,6 +170,9 @@ def _extract(args: argparse.Namespace) -> int:
         cfg = RTSegConfig.from_dict(read_json(path), source=str(path))
     else:
         cfg = create_config(args.arch)
-    path = extract_subnet(supernet, cfg, args.out, bn_batches=args.bn_batches)
-    print(f"extracted {summarize_config(cfg)}: {path} (config: {Path(args.out) / 'config.json'})")
+    # OUT is written whole or not at all, and never over files extract did not write (a fine-tuned run).
+    with staged_output(args.out, verb="supernet extract", inputs=[supernet.path], overwrite=args.overwrite) as tmp:
+        extract_subnet(supernet, cfg, tmp, bn_batches=args.bn_batches)
+    out = Path(args.out)
+    print(f"extracted {summarize_config(cfg)}: {out / 'checkpoint.pt'} (config: {out / 'config.json'})")
     return 0

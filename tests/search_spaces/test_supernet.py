@@ -224,6 +224,12 @@ def test_the_supernet_verb_extracts_a_search_trial(trained, tmp_path, capsys):
     )
     model, ckpt = load_model(out / "checkpoint.pt")
     assert ckpt.config.to_dict() == json.loads((study / "trials" / "0" / "config.json").read_text())
+    # Once fine-tuned there (files extract did not write), OUT is not replaced by a second extract.
+    (out / "metrics.json").write_text("{}")
+    trial = str(study / "trials" / "0")
+    again = ["supernet", "extract", "--supernet", str(trained), "--trial", trial, "--out", str(out)]
+    assert main(again) != 0 and "metrics.json" in capsys.readouterr().err
+    assert (out / "metrics.json").read_text() == "{}"
     # paper is wider than this supernet: one error line naming the supernet file and the field.
     argv = ["supernet", "extract", "--supernet", str(trained), "--arch", "paper", "--out", str(tmp_path / "p")]
     assert main(argv) != 0
