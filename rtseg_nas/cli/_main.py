@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profile": ("rtseg_nas.cli.profile", "count params/MACs and measure latency locally, on a Jetson, or estimate it"),
     "bench": ("rtseg_nas.cli.bench", "compare runtimes and compressed variants in one run (medians, ratios)"),
     "search": ("rtseg_nas.cli.search", "multi-objective architecture search (Optuna), resumable"),
+    "supernet": ("rtseg_nas.cli.supernet", "one-shot search: train a supernet, search and extract its subnets"),
     "prune": ("rtseg_nas.cli.prune", "structured pruning (Torch-Pruning) with fine-tuning"),
     "quantize": ("rtseg_nas.cli.quantize", "INT8/FP16 ONNX and DSConv low-bit quantization"),
     "report": ("rtseg_nas.cli.report", "Pareto fronts, plots, tables and an HTML report for a study"),
