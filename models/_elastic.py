@@ -86,20 +86,33 @@ class ElasticRTSegNet(nn.Module):
             out[name] = slice_like(own[name], tuple(ref.shape), name=name)
         return out
 
-    def forward_subnet(self, cfg: RTSegConfig, x: torch.Tensor, *, share_bn_stats: bool = False):
-        """Member ``cfg``'s forward (its train/eval behaviour follows ``self.training``).
+    def forward_subnet(self, cfg: RTSegConfig, x: torch.Tensor, *, share_bn_stats: bool = False) -> torch.Tensor:
+        """Member ``cfg``'s logits, as ``RTSegNet.forward`` (its train/eval behaviour follows ``self.training``).
 
         In training mode BatchNorm updates running statistics. With ``share_bn_stats`` they go into
         the supernet's buffers (the sandwich rule does this for the largest member only, so the
         shared statistics are the largest member's); otherwise into throw-away copies, since
         every subnet is recalibrated (:func:`recalibrate_batchnorm`) before it is evaluated.
         """
+        return self._call(cfg, x, share_bn_stats=share_bn_stats, with_aux=False)
+
+    def forward_subnet_with_aux(
+        self, cfg: RTSegConfig, x: torch.Tensor, *, share_bn_stats: bool = False
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """Member ``cfg``'s ``(logits, aux)``, as ``RTSegNet.forward_with_aux`` (for the training loss)."""
+        return self._call(cfg, x, share_bn_stats=share_bn_stats, with_aux=True)
+
+    def _call(self, cfg: RTSegConfig, x: torch.Tensor, *, share_bn_stats: bool, with_aux: bool):
         state = self.sliced_state(cfg)
         if self.training and not share_bn_stats:
             buffers = {n for n, _ in self.net.named_buffers()}
             state = {n: (t.clone() if n in buffers else t) for n, t in state.items()}
         skeleton = self._skeleton(cfg).train(self.training)
-        return functional_call(skeleton, state, (x,), strict=True)
+        if not with_aux:
+            return functional_call(skeleton, state, (x,), strict=True)
+        # functional_call runs ``forward``; a wrapper whose forward is forward_with_aux gives the aux maps.
+        wrapper = _WithAux(skeleton).train(self.training)
+        return functional_call(wrapper, {f"net.{n}": t for n, t in state.items()}, (x,), strict=True)
 
     def forward(self, x: torch.Tensor):
         """The container (the widest member) itself."""
@@ -174,3 +187,14 @@ def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> 
     if norms and seen == 0:
         raise ConfigError("BatchNorm recalibration got no images")
     return seen
+
+
+class _WithAux(nn.Module):
+    """``forward`` is the wrapped member's ``forward_with_aux`` (so that functional_call can run it)."""
+
+    def __init__(self, net: RTSegNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        return self.net.forward_with_aux(x)

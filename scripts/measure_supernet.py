@@ -39,7 +39,7 @@ BUDGET = dict(data="synthetic:240", size=64, batch_size=8, steps_per_epoch=25, e
 
 def dice(model, split: str) -> float:
     ev = evaluate_model(model, BUDGET["data"], split=split, size=BUDGET["size"], device="cpu", progress=False)
-    return ev.summary["mean"]["dice"]
+    return ev.dice
 
 
 def main() -> None:

@@ -322,7 +322,7 @@ def train_supernet(
             rng = _step_rng(train_cfg.seed, epoch, step)
             children = [smallest] + [random_config(space, rng) for _ in range(sandwich.random_subnets)]
             optimizer.zero_grad(set_to_none=True)
-            logits, aux = net.forward_subnet(largest, x, share_bn_stats=True)
+            logits, aux = net.forward_subnet_with_aux(largest, x, share_bn_stats=True)
             loss = loss_fn(logits, aux, y)
             _check_finite(loss, "largest", epoch, step)
             loss.backward()
@@ -330,7 +330,7 @@ def train_supernet(
             sums[0] += loss.item()
             child_sum = 0.0
             for child in children:
-                c_logits, c_aux = net.forward_subnet(child, x)
+                c_logits, c_aux = net.forward_subnet_with_aux(child, x)
                 c_loss = sandwich.kd_weight * distillation_loss(c_logits, teacher, sandwich.kd_temperature)
                 if sandwich.kd_weight < 1.0:
                     c_loss = c_loss + (1.0 - sandwich.kd_weight) * loss_fn(c_logits, c_aux, y)

@@ -69,7 +69,7 @@ from search_spaces._study import (
 )
 from search_spaces._supernet import Supernet, calibration_batches, load_supernet
 from search_spaces._trial import DELTA_AOP_UNDEFINED
-from segmentation import DataSpec, MetricAccumulator, load_split
+from segmentation import DataSpec, EvalSummary, MetricAccumulator, load_split
 
 log = logging.getLogger(__name__)
 
@@ -404,7 +404,7 @@ class _SupernetSearch:
 
         trial.set_user_attr("stage", "evaluating")
         summary = self._inherited_metrics(model)
-        dice = _num(summary["mean"].get("dice"))
+        dice = _num(summary.mean.dice)
         if dice is None:
             raise SearchError(f"trial {trial.number}: the validation split gave no Dice (no images?)")
         record = CandidateRecord(
@@ -413,9 +413,9 @@ class _SupernetSearch:
             dataset=self.dataset,
             split="val",
             dice=dice,
-            dice_ps=_num(summary["PS"].get("dice")),
-            dice_fh=_num(summary["FH"].get("dice")),
-            delta_aop_deg=_num(summary["mean"].get("delta_aop")),
+            dice_ps=_num(summary.ps.dice),
+            dice_fh=_num(summary.fh.dice),
+            delta_aop_deg=_num(summary.mean.delta_aop),
             params=int(params),
             macs=None if cost.macs_fvcore is None else int(cost.macs_fvcore),
             latency_ms=float(lat.median_ms),
@@ -447,7 +447,7 @@ class _SupernetSearch:
         return tuple(values)
 
     @torch.no_grad()
-    def _inherited_metrics(self, model: torch.nn.Module) -> dict[str, Any]:
+    def _inherited_metrics(self, model: torch.nn.Module) -> EvalSummary:
         """Recalibrate BatchNorm on the fixed batches, then the metrics of ``evaluate_model`` on val."""
         recalibrate_batchnorm(model, self.bn_images)
         model.eval()

@@ -57,10 +57,10 @@ def test_subnet_forward_equals_the_standalone_member_with_sliced_weights(superne
     # Training mode: batch statistics, the deep-supervision maps too.
     supernet.train()
     try:
-        logits, aux = supernet.forward_subnet(cfg, x)
+        logits, aux = supernet.forward_subnet_with_aux(cfg, x)
     finally:
         supernet.eval()
-    ref_logits, ref_aux = member.train()(x)
+    ref_logits, ref_aux = member.train().forward_with_aux(x)
     assert torch.allclose(logits, ref_logits, atol=1e-5)
     assert len(aux) == len(ref_aux) == 4 and all(torch.allclose(a, b, atol=1e-5) for a, b in zip(aux, ref_aux))
 
@@ -89,7 +89,7 @@ def test_gradients_of_a_subnet_reach_only_its_slices(supernet):
     supernet.zero_grad(set_to_none=True)
     supernet.train()
     try:
-        logits, aux = supernet.forward_subnet(cfg, torch.randn(2, 1, 32, 32))
+        logits, aux = supernet.forward_subnet_with_aux(cfg, torch.randn(2, 1, 32, 32))
         (logits.square().mean() + sum(a.square().mean() for a in aux)).backward()
     finally:
         supernet.eval()
