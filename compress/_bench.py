@@ -21,8 +21,10 @@ from typing import Any
 
 from compress._finetune import FinetuneSpec
 from compress._opprofile import profile_ops, summarize_ops
+from compress._pipeline import PruneReport
 from compress._quantize import QuantSpec, compare_onnx
 from compress._spec import PruneSpec
+from profiling import speedup_interval
 from rtseg_core import Record
 
 log = logging.getLogger(__name__)
@@ -32,8 +34,8 @@ INT8_NAME, PRUNED_NAME, FP32_NAME = "ORT INT8", "ORT FP32 pruned", "ORT FP32"
 
 @dataclass(frozen=True)
 class CompressionBenchConfig:
-    """What to build. Targets: INT8 >= ``int8_speedup`` x faster with <= ``int8_max_loss`` Dice points lost;
-    pruned >= ``pruned_speedup`` x faster with <= ``pruned_max_loss`` points lost."""
+    """What to build. Targets: INT8 >= ``int8_speedup`` x faster losing <= ``int8_max_loss`` Dice; pruned
+    >= ``pruned_speedup`` x faster losing <= ``pruned_max_loss`` Dice (Dice and its changes are fractions)."""
 
     quant: QuantSpec = QuantSpec()
     # 16: ONNX Runtime's NCHWc conv layout on AVX-512 CPUs works in 16-channel blocks; other widths
@@ -46,23 +48,25 @@ class CompressionBenchConfig:
     evaluate: bool = True
     profile_runs: int = 20
     int8_speedup: float = 2.0
-    int8_max_loss: float = 0.5
+    int8_max_loss: float = 0.005
     pruned_speedup: float = 1.6
-    pruned_max_loss: float = 1.0
+    pruned_max_loss: float = 0.01
 
 
 @dataclass(frozen=True)
 class Comparison(Record):
-    """One compressed model against its FP32 reference. Dice in [0, 1]; changes in Dice points (x100)."""
+    """One compressed model against its FP32 reference. Dice and its change are fractions in [0, 1]."""
 
     name: str
     reference: str
     speedup: float  # reference median / variant median (same alternating loop)
+    speedup_ci95_low: float | None  # percentile bootstrap over the paired rounds (profiling.speedup_interval)
+    speedup_ci95_high: float | None
     dice_reference: float | None
     dice_variant: float | None
-    dice_change_points: float | None
+    dice_change: float | None  # dice_variant - dice_reference
     target_speedup: float
-    target_max_loss_points: float
+    target_max_loss: float  # Dice
     met: bool | None  # None when Dice was not evaluated
     details: dict[str, Any] = field(default_factory=dict)
     explanation: str = ""
@@ -76,7 +80,7 @@ class CompressionArtifacts:
     pruned_onnx: Path
     fp32_onnx: Path
     accuracy: dict[str, dict]
-    prune_report: dict
+    prune_report: PruneReport
     threads: int
 
     def variants(self, src=None, tmp=None) -> list:
@@ -94,7 +98,7 @@ class CompressionArtifacts:
                 PRUNED_NAME,
                 self.pruned_onnx,
                 threads=self.threads,
-                description=f"pruned ({self.prune_report.get('recipe', '')}), ONNX Runtime CPU",
+                description=f"pruned ({self.prune_report.recipe}), ONNX Runtime CPU",
             ),
         ]
 
@@ -103,14 +107,21 @@ def build_compression_artifacts(
     checkpoint: str | Path, work: Path, config: CompressionBenchConfig, *, size: int, threads: int, progress: bool
 ) -> CompressionArtifacts:
     """Quantize and prune+fine-tune ``checkpoint`` into ``work`` at ``size``; evaluate both with ORT."""
-    from compress._pipeline import load_for_compression, prune_checkpoint
+    from compress._pipeline import _data_defaults, load_for_compression, prune_checkpoint
     from compress._quantize import quantize_checkpoint
 
     _, ckpt = load_for_compression(checkpoint)
-    seed = int((ckpt.meta or {}).get("train", {}).get("seed", 0))
-    data = config.data or (ckpt.meta or {}).get("train", {}).get("data", "synthetic")
+    data, _, seed = _data_defaults(ckpt, config.data, size, None)
     qreport = quantize_checkpoint(
-        checkpoint, config.quant, work / "int8", data=data, size=size, evaluate=False, measure=False, progress=progress
+        checkpoint,
+        config.quant,
+        work / "int8",
+        data=data,
+        size=size,
+        evaluate=False,
+        measure=False,
+        progress=progress,
+        stage=False,  # ``work`` is a fresh folder the caller stages
     )
     preport = prune_checkpoint(
         checkpoint,
@@ -121,6 +132,7 @@ def build_compression_artifacts(
         finetune_spec=config.finetune,
         evaluate=False,
         progress=progress,
+        stage=False,
     )
     fp32 = work / "int8" / qreport.onnx_fp32
     int8 = work / "int8" / qreport.onnx
@@ -130,7 +142,7 @@ def build_compression_artifacts(
         kw = {"data": data, "split": config.split, "size": size, "seed": seed, "threads": threads}
         accuracy[INT8_NAME] = compare_onnx(fp32, int8, **kw)
         accuracy[PRUNED_NAME] = compare_onnx(fp32, pruned, **kw)
-    return CompressionArtifacts(int8, pruned, fp32, accuracy, preport.to_dict(), threads)
+    return CompressionArtifacts(int8, pruned, fp32, accuracy, preport, threads)
 
 
 def compare_variants(result, artifacts: CompressionArtifacts, config: CompressionBenchConfig) -> list[Comparison]:
@@ -142,20 +154,38 @@ def compare_variants(result, artifacts: CompressionArtifacts, config: Compressio
         (PRUNED_NAME, config.pruned_speedup, config.pruned_max_loss, artifacts.pruned_onnx),
     ):
         speedup = base / result.get(name).median_ms
+        # The interval of *this* ratio (ORT FP32 / variant), not of the benchmark's baseline (PyTorch eager).
+        ref_times, var_times = result.get(FP32_NAME).times_ms, result.get(name).times_ms
+        paired = bool(ref_times) and len(ref_times) == len(var_times)
+        ci = speedup_interval(ref_times, var_times) if paired else (None, None)
         acc = artifacts.accuracy.get(name, {})
         d_ref, d_var = acc.get("dice_fp32"), acc.get("dice_quant")
-        change = (d_var - d_ref) * 100 if d_ref is not None and d_var is not None else None
+        change = d_var - d_ref if d_ref is not None and d_var is not None else None
         met = None if change is None else bool(speedup >= target and -change <= max_loss)
         details: dict[str, Any] = {k: v for k, v in acc.items() if k not in ("dice_fp32", "dice_quant")}
         if name == PRUNED_NAME:
-            r = artifacts.prune_report.get("result", {})
-            details.update({k: r.get(k) for k in ("params_before", "params_after", "macs_before", "macs_after")})
-            details["recipe"] = artifacts.prune_report.get("recipe")
+            r = artifacts.prune_report.result
+            details.update({k: getattr(r, k) for k in ("params_before", "params_after", "macs_before", "macs_after")})
+            details["recipe"] = artifacts.prune_report.recipe
         explanation = ""
         if met is not True:
             explanation = _explain(name, path, artifacts, config, speedup, target, change, max_loss, details)
         out.append(
-            Comparison(name, FP32_NAME, speedup, d_ref, d_var, change, target, max_loss, met, details, explanation)
+            Comparison(
+                name=name,
+                reference=FP32_NAME,
+                speedup=speedup,
+                speedup_ci95_low=ci[0],
+                speedup_ci95_high=ci[1],
+                dice_reference=d_ref,
+                dice_variant=d_var,
+                dice_change=change,
+                target_speedup=target,
+                target_max_loss=max_loss,
+                met=met,
+                details=details,
+                explanation=explanation,
+            )
         )
     return out
 
@@ -164,7 +194,7 @@ def _explain(name, path, artifacts, config, speedup, target, change, max_loss, d
     """Why a target was missed, from ORT's per-op profile of both graphs (where the time goes)."""
     parts = []
     if change is not None and -change > max_loss:
-        parts.append(f"Dice lost {-change:.2f} points (> {max_loss:g})")
+        parts.append(f"Dice lost {-change:.4f} (> {max_loss:g})")
     if speedup < target:
         ref = profile_ops(artifacts.fp32_onnx, threads=artifacts.threads, runs=config.profile_runs)
         var = profile_ops(path, threads=artifacts.threads, runs=config.profile_runs)
@@ -208,16 +238,25 @@ def bench_compression(
     config: CompressionBenchConfig = CompressionBenchConfig(),
     *,
     keep_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> tuple[Any, list[Comparison]]:
     """Build the variants, time them beside PyTorch eager and ORT FP32 (``profiling.run_bench``), compare.
 
-    Returns ``(BenchResult, comparisons)``. ``keep_dir``: keep the built models there (else a temp dir).
+    Returns ``(BenchResult, comparisons)``. ``keep_dir``: keep the built models there (else a temp
+    dir); it is staged and replaced like ``prune --out`` (new, empty, or an earlier ``bench --keep``
+    output; ``overwrite`` for anything else).
     """
     from profiling import run_bench
+    from rtseg_core._outputs import dataset_path, staged_output
 
-    with tempfile.TemporaryDirectory(prefix="rtseg-bench-compress-") as tmp:
-        work = Path(keep_dir) if keep_dir else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    if keep_dir:
+        folder = staged_output(
+            keep_dir, verb="bench", inputs=[checkpoint, dataset_path(config.data)], overwrite=overwrite, option="--keep"
+        )
+    else:
+        folder = tempfile.TemporaryDirectory(prefix="rtseg-bench-compress-")
+    with folder as tmp:
+        work = Path(tmp)
         artifacts = build_compression_artifacts(
             checkpoint,
             work,
@@ -235,14 +274,15 @@ def format_comparisons(comparisons: list[Comparison]) -> str:
     lines = []
     for c in comparisons:
         dice = (
-            f"Dice {c.dice_reference:.4f} -> {c.dice_variant:.4f} ({c.dice_change_points:+.2f} points)"
-            if c.dice_change_points is not None
+            f"Dice {c.dice_reference:.4f} -> {c.dice_variant:.4f} ({c.dice_change:+.4f})"
+            if c.dice_change is not None
             else "Dice not evaluated"
         )
         verdict = {True: "target met", False: "target MISSED", None: "target not judged"}[c.met]
+        ci = "" if c.speedup_ci95_low is None else f", 95 % CI {c.speedup_ci95_low:.2f}-{c.speedup_ci95_high:.2f}x"
         lines.append(
-            f"{c.name} vs {c.reference}: {c.speedup:.2f}x faster (target >= {c.target_speedup:g}x), {dice} "
-            f"(target <= {c.target_max_loss_points:g} lost): {verdict}"
+            f"{c.name} vs {c.reference}: {c.speedup:.2f}x faster{ci} (target >= {c.target_speedup:g}x), {dice} "
+            f"(target: <= {c.target_max_loss:g} Dice lost): {verdict}"
         )
         if c.explanation:
             lines.append(f"  why: {c.explanation}")

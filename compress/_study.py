@@ -16,7 +16,6 @@ import logging
 import math
 from pathlib import Path
 
-from compress._files import staged_dir
 from compress._measure import count_macs
 from compress._pipeline import load_for_compression, prune_checkpoint
 from compress._quantize import QuantSpec, latency_ms, ort_predict, quantize_checkpoint
@@ -32,9 +31,10 @@ from rtseg_core import (
     read_json,
     write_candidate,
 )
+from rtseg_core._outputs import staged_output
 from rtseg_core._pareto import pareto_indices
 from rtseg_core._study import CHECKPOINT, TRIALS
-from segmentation import evaluate_model
+from segmentation import evaluate, load_train_config
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +64,6 @@ def prune_tag(spec: PruneSpec) -> str:
     return f"pl{spec.target_latency_ms:g}ms"
 
 
-def quant_tag(spec: QuantSpec) -> str:
-    return {"int8-static": "int8", "int8-dynamic": "int8dyn", "fp16": "fp16", "dsconv": f"ds{spec.dsconv_bits}"}[
-        spec.format
-    ]
-
-
 def compress_study(
     study_dir: str | Path,
     *,
@@ -80,12 +74,15 @@ def compress_study(
     data: str | None = None,
     runs: int = 30,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> list[CandidateRecord]:
     """Compress the top-k feasible Pareto trials of ``study_dir``; returns the records written.
 
     With both ``prune`` and ``quantize``, each parent gives a pruned variant and a quantized
     version of that pruned variant (both with ``parent`` = the trial). ``finetune_spec``
     (:class:`~compress._finetune.FinetuneSpec`) fine-tunes after pruning / for DSConv QAT.
+    A variant folder under ``compressed/`` is replaced only when it holds nothing but a previous
+    output of the same verb, or with ``overwrite``.
     """
     if not Path(study_dir).is_dir():
         raise ConfigError(f"--study {study_dir}: not a folder")
@@ -111,7 +108,7 @@ def compress_study(
         if prune is not None:
             name = f"{parent.name}.{prune_tag(prune)}"
             final = study.compressed(name)
-            with staged_dir(final) as tmp:
+            with staged_output(final, verb="prune", inputs=[ckpt], overwrite=overwrite, option="--study") as tmp:
                 report = prune_checkpoint(
                     ckpt, prune, tmp, data=data, finetune_spec=finetune_spec, stage=False, progress=progress
                 )
@@ -121,9 +118,9 @@ def compress_study(
             written.append(record)
             source = final / CHECKPOINT
         if quantize is not None:
-            name = f"{parent.name}.{prune_tag(prune) + '_' if prune else ''}{quant_tag(quantize)}"
+            name = f"{parent.name}.{prune_tag(prune) + '_' if prune else ''}{quantize.tag()}"
             final = study.compressed(name)
-            with staged_dir(final) as tmp:
+            with staged_output(final, verb="quantize", inputs=[source], overwrite=overwrite, option="--study") as tmp:
                 qreport = quantize_checkpoint(
                     source,
                     quantize,
@@ -160,17 +157,14 @@ def _measure(
     if not ckpt_path.is_file():  # an INT8/FP16 variant keeps its source's weights and architecture
         ckpt_path = _source_checkpoint(folder)
     model, ckpt = load_for_compression(ckpt_path)
-    train = (ckpt.meta or {}).get("train", {})
     size = parent.height
-    summary = evaluate_model(
-        None,
+    summary = evaluate(
+        ort_predict(onnx_path, threads=parent.threads or 1),
         data,
         split=parent.split,
         size=size,
-        seed=int(train.get("seed", 0)),
-        device="cpu",
+        seed=load_train_config(ckpt.meta, source=str(ckpt_path)).seed,
         progress=False,
-        predict=ort_predict(onnx_path, threads=parent.threads or 1),
     ).summary
     threads = parent.threads or 1
     lat = latency_ms(onnx_path, threads=threads, runs=runs, precision=precision)
@@ -180,10 +174,10 @@ def _measure(
         source="compressed",
         dataset=parent.dataset,
         split=parent.split,
-        dice=summary["mean"]["dice"],
-        dice_ps=summary["PS"]["dice"],
-        dice_fh=summary["FH"]["dice"],
-        delta_aop_deg=summary["mean"]["delta_aop"],
+        dice=summary.mean.dice,
+        dice_ps=summary.ps.dice,
+        dice_fh=summary.fh.dice,
+        delta_aop_deg=summary.mean.delta_aop,
         params=count_parameters(model),
         macs=count_macs(model, size),
         latency_ms=lat,

@@ -24,7 +24,6 @@ from profiling._counts import (
     CostRecord,
     count_costs,
     count_parameters_paper_convention,
-    count_parameters_true,
     peak_activation_memory,
 )
 from profiling._env import describe_device, describe_environment
@@ -53,7 +52,7 @@ from profiling._records import LatencyRecord
 from profiling._remote import probe_remote, profile_remote
 from profiling._source import ModelSource, load_source
 from profiling._ssh import SSHOptions, SSHTarget
-from profiling._stats import summarize_times
+from profiling._stats import speedup_interval, summarize_times
 from profiling._trace import ForwardTrace, TracedOp, trace_forward
 
 __all__ = [
@@ -82,7 +81,6 @@ __all__ = [
     "check_onnx",
     "count_costs",
     "count_parameters_paper_convention",
-    "count_parameters_true",
     "describe_device",
     "describe_environment",
     "estimate_latency",
@@ -101,6 +99,7 @@ __all__ = [
     "profile_remote",
     "pytorch_variant",
     "run_bench",
+    "speedup_interval",
     "summarize_times",
     "time_calls",
     "torch_threads",

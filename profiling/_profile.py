@@ -129,8 +129,8 @@ class ProfileReport:
                     r.device,
                     r.kind,
                     f"{r.median_ms:.2f}",
-                    f"{r.p90_ms:.2f}",
-                    f"{r.iqr_ms:.2f}",
+                    "-" if r.p90_ms is None else f"{r.p90_ms:.2f}",  # estimates have no spread
+                    "-" if r.iqr_ms is None else f"{r.iqr_ms:.2f}",
                     f"{r.fps:.1f}",
                 )
                 for r in self.latency
@@ -202,6 +202,17 @@ def profile_model(
     from profiling._latency import LatencyConfig, measure_onnxruntime, measure_pytorch, onnx_precision
 
     kind = _check_target(target)
+    # None means "the default"; 0 must not quietly mean it too (``--size 0`` once measured 256 px)
+    for option, value, low, high in (
+        ("--size", size, 8, 4096),
+        ("--size (width)", width, 8, 4096),
+        ("--batch", batch, 1, 4096),
+        ("--threads", threads, 1, 1024),
+        ("--warmup", warmup, 0, 10**6),
+        ("--runs", runs, 1, 10**6),
+    ):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
+            raise ConfigError(f"{option}: must be an integer from {low} to {high}, got {value!r}")
     unknown = [b for b in backends if b not in LOCAL_BACKENDS]
     if unknown:
         raise ConfigError(f"--backend: {unknown[0]!r} is not one of {', '.join(LOCAL_BACKENDS)}")

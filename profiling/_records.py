@@ -32,8 +32,8 @@ class LatencyRecord(Record):
     warmup: int  # warm-up iterations (trtexec: milliseconds, see ``notes``)
     runs: int  # timed iterations
     median_ms: float
-    p90_ms: float
-    iqr_ms: float
+    p90_ms: float | None  # None for an estimate: it has no dispersion
+    iqr_ms: float | None
     mean_ms: float
     min_ms: float
     fps: float

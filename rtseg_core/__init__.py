@@ -11,6 +11,7 @@ from rtseg_core._errors import (
     CompressionError,
     ConfigError,
     DataError,
+    OutputError,
     ProfilingError,
     RemoteProfilingError,
     SearchError,
@@ -47,6 +48,14 @@ from rtseg_core._study import (
     write_training_metrics,
     write_validation,
 )
+from rtseg_core._threads import (
+    THREADS_HELP,
+    configure_process,
+    default_threads,
+    resolve_threads,
+    torch_threads,
+    usable_cores,
+)
 
 __all__ = [
     "CONSTRAINT_KEYS",
@@ -59,6 +68,7 @@ __all__ = [
     "CompressionError",
     "ConfigError",
     "DataError",
+    "OutputError",
     "ProfilingError",
     "RankAgreement",
     "Record",
@@ -86,4 +96,10 @@ __all__ = [
     "write_training_metrics",
     "write_validation",
     "spearman",
+    "THREADS_HELP",
+    "configure_process",
+    "default_threads",
+    "resolve_threads",
+    "torch_threads",
+    "usable_cores",
 ]

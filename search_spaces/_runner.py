@@ -37,8 +37,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from models import PRESETS, RTSegConfig, build_model, count_parameters
 from profiling import torch_threads
-from rtseg_core import ConfigError, SearchError, StudyDir, is_feasible
+from rtseg_core import ConfigError, SearchError, StudyDir, is_feasible, resolve_threads
 from search_spaces._config import FIXED_SETTINGS, SearchConfig
+from search_spaces._dashboard import RejectionAwareNSGAIISampler
 from search_spaces._files import write_environment, write_history, write_study_json
 from search_spaces._results import FrontMember, SearchSummary
 from search_spaces._space import reference_params
@@ -48,6 +49,7 @@ from search_spaces._study import (
     feasible_front,
     make_storage,
     open_study,
+    redact_url,
     resolve_storage_url,
     trial_name,
 )
@@ -66,7 +68,19 @@ def run_search(config: SearchConfig, *, steps: TrialSteps | None = None) -> Sear
     :class:`ConfigError` for bad data or settings. An exception that is not a documented trial
     failure (see :mod:`search_spaces._trial`) propagates unchanged.
     """
-    return SearchRunner(config, steps=steps).run()
+    import sqlalchemy.exc
+
+    try:
+        return SearchRunner(config, steps=steps).run()
+    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError) as exc:
+        # a read-only, full or vanished database: say which, not a SQLAlchemy traceback
+        cause = exc.__cause__ or exc
+        detail = str(getattr(cause, "orig", None) or cause).splitlines()[0][:200]
+        url = redact_url(resolve_storage_url(config.study.storage, config.resolved_study_dir()))
+        raise SearchError(
+            f"--storage {url}: the study database refused a write ({detail}); is it read-only, on a full disk, "
+            "or removed while the search ran?"
+        ) from None
 
 
 class SearchRunner:
@@ -86,8 +100,10 @@ class SearchRunner:
         # Heartbeats, metric names and fail_stale_trials are "experimental" in Optuna 5; we rely on them knowingly.
         with warnings.catch_warnings(), quiet_optuna(logging.WARNING), contextlib.ExitStack() as stack:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            if self.config.training.train_threads is not None:
-                stack.enter_context(torch_threads(self.config.training.train_threads))
+            # Unset: the suite's thread policy (half the cores), so two workers or a demo beside a
+            # search never oversubscribe the machine (rtseg_core._threads has the measurements).
+            threads = resolve_threads(self.config.training.train_threads, option="--train-threads")
+            stack.enter_context(torch_threads(threads))
             return self._run()
 
     def _run(self) -> SearchSummary:
@@ -98,7 +114,13 @@ class SearchRunner:
         # A space that cannot hold the reference fails here, before the study exists.
         self._reference_params = reference_params(space)
         self._check_space_against_limits()
-        self.study_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.study_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SearchError(
+                f"--study {self.study_dir}: cannot create the study folder ({exc.strerror}"
+                f"{': ' + str(exc.filename) if exc.filename else ''})"
+            ) from None
         url = resolve_storage_url(cfg.study.storage, self.study_dir)
         shared = not url.startswith("sqlite")
         workers = cfg.workers
@@ -243,7 +265,7 @@ class SearchRunner:
         strategy = self.config.strategy
         seed = sampler_seed(self.config.seed, existing, shared=shared)
         if strategy.sampler == "nsga2":
-            return optuna.samplers.NSGAIISampler(population_size=strategy.population_size, seed=seed)
+            return RejectionAwareNSGAIISampler(population_size=strategy.population_size, seed=seed)
         if strategy.sampler == "tpe":
             startup = min(10, max(self.config.study.trials // 3, 2))
             return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)

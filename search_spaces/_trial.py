@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ from rtseg_core import (
 )
 from rtseg_core._study import CHECKPOINT, CONFIG_JSON, MEASUREMENT_JSON
 from search_spaces._config import SearchConfig
+from search_spaces._dashboard import publish_outcome
 from search_spaces._early_stop import Reference, should_stop
 from search_spaces._space import suggest_config, summarize_config
 from search_spaces._study import REFERENCE_ATTR, counts_towards_target, feasible_front, trial_name
@@ -126,6 +128,7 @@ class TrialRunner:
             raise
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+            publish_outcome(trial, sys.exc_info()[1])  # outcome + constraints optuna-dashboard reads
 
     # -- the steps ---------------------------------------------------------------------------
     def _check_surplus(self, trial: optuna.Trial) -> None:
@@ -242,11 +245,11 @@ class TrialRunner:
             progress=False,
         )
         summary = ev.summary
-        write_validation(trial_dir, split="val", size=proxy.size, summary=summary)
-        dice = _num(summary["mean"].get("dice"))
-        dice_ps = _num(summary["PS"].get("dice"))
-        dice_fh = _num(summary["FH"].get("dice"))
-        delta_aop = _num(summary["mean"].get("delta_aop"))
+        write_validation(trial_dir, split="val", size=proxy.size, summary=summary.to_dict())
+        dice = _num(summary.mean.dice)
+        dice_ps = _num(summary.ps.dice)
+        dice_fh = _num(summary.fh.dice)
+        delta_aop = _num(summary.mean.delta_aop)
         if dice is None:
             raise SearchError(f"trial {trial.number}: the validation split gave no Dice (no images?)")
         feasible = is_feasible(constraint_values)

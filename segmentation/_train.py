@@ -13,12 +13,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from models import Checkpoint, RTSegConfig, build_model, load_checkpoint, model_from_checkpoint, save_checkpoint
-from rtseg_core import ConfigError, SuiteError, resolve_device, write_training_metrics
+from models import (
+    Checkpoint,
+    RTSegConfig,
+    RTSegNet,
+    build_model,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
+from rtseg_core import ConfigError, OutputError, SuiteError, resolve_device, write_training_metrics
+from segmentation._check import check_dataset
+from segmentation._config import TrainConfig
 from segmentation._data import load_split
 from segmentation._losses import DeepSupervisionLoss
 
@@ -31,36 +40,6 @@ class TrainingDiverged(SuiteError):
 
 class StopTraining(Exception):
     """Raised by an ``on_epoch_end`` callback to end training early (e.g. a hopeless search trial)."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run (saved in the checkpoint's ``meta``)."""
-
-    data: str = "synthetic"
-    size: int = 256
-    epochs: int = 30
-    batch_size: int = 8
-    lr: float = 1e-3
-    min_lr: float = 1e-5
-    weight_decay: float = 1e-4
-    optimizer: str = "adamw"  # "adam" | "adamw"
-    aux_weight: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 0
-    steps_per_epoch: int | None = None  # cap for proxy training in a search; None = the whole split
-    val_batches: int | None = None  # cap on validation batches per epoch; None = whole split
-    frames: str = "ps+fh"
-
-    def __post_init__(self) -> None:
-        for name in ("size", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(self, name)}")
-        if self.optimizer not in ("adam", "adamw"):
-            raise ConfigError(f"--optimizer: must be adam or adamw, got {self.optimizer!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"--lr: must be > 0, got {self.lr}")
 
 
 @dataclass
@@ -103,10 +82,14 @@ def train(
     progress: bool = True,
     on_epoch_end: Callable[[EpochLog], None] | None = None,
     init_state: dict[str, torch.Tensor] | None = None,
-    model: nn.Module | None = None,
+    model: RTSegNet | None = None,
     pruning: dict[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> TrainResult:
     """Train ``arch`` with ``cfg``; write ``out_dir/checkpoint.pt`` and ``out_dir/metrics.json``.
+
+    ``overwrite=False`` (the CLI's default) refuses an ``out_dir`` that already holds a checkpoint
+    unless ``resume``: a forgotten ``--resume`` must not replace hours of training.
 
     With ``resume=True`` an existing checkpoint in ``out_dir`` is continued from its next epoch
     (its config must equal ``arch``). ``on_epoch_end`` may raise :class:`StopTraining`.
@@ -116,6 +99,17 @@ def train(
     """
     out_dir = Path(out_dir) if out_dir is not None else None
     ckpt_path = out_dir / "checkpoint.pt" if out_dir is not None else None
+    if out_dir is not None and not resume and not overwrite and ckpt_path.is_file():
+        raise ConfigError(
+            f"--out {out_dir}: already holds a checkpoint.pt; pass --resume to continue it, --overwrite to train "
+            "afresh and replace it, or choose another folder"
+        )
+    if out_dir is not None:  # before the first epoch, not after it
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            raise OutputError(f"--out {out_dir}: cannot create the output folder ({exc.strerror}{where})") from None
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
 
@@ -126,6 +120,9 @@ def train(
             f"--arch: the model takes {arch.in_channels} channel(s) and predicts {arch.num_classes} classes, "
             f"but {cfg.data} has {train_ds.in_channels} channel(s) and {train_ds.num_classes} classes"
         )
+    # Every file read and validated now, not when an epoch first reaches a bad frame.
+    check_dataset(train_ds, progress=progress)
+    check_dataset(val_ds, progress=progress)
     gen = torch.Generator().manual_seed(cfg.seed)
     train_loader = DataLoader(
         train_ds, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_ds) > cfg.batch_size,
@@ -178,7 +175,7 @@ def train(
             x = batch["image"].to(device, non_blocking=True)
             y = batch["mask"].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                logits, aux = model(x)
+                logits, aux = model.forward_with_aux(x)
                 loss = loss_fn(logits.float(), tuple(a.float() for a in aux), y)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
@@ -264,7 +261,3 @@ def validation_dice(model, loader, device, *, max_batches: int | None = None) ->
             scores[c].extend(torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom)).tolist())
     ps, fh = (float(np.mean(scores[c])) if scores[c] else float("nan") for c in (1, 2))
     return {"PS": ps, "FH": fh, "mean": (ps + fh) / 2}
-
-
-def load_train_config(meta: dict[str, Any]) -> TrainConfig:
-    return TrainConfig(**meta.get("train", {}))

@@ -12,15 +12,24 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 
-from rtseg_nas.cli._args import add_model_source, add_seed, model_source
+from rtseg_nas.cli._args import (
+    BATCH,
+    OPSET,
+    POSITIVE,
+    SIZE,
+    add_json_out,
+    add_model_source,
+    add_seed,
+    emit,
+    model_source,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_source(p, onnx=False)
     p.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s; 13 for a Jetson Nano)")
+    p.add_argument("--opset", type=OPSET, default=17, help="ONNX opset (default: %(default)s; 13 for a Jetson Nano)")
     p.add_argument(
         "--dynamic",
         nargs="?",
@@ -29,11 +38,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=("none", "batch", "size", "batch+size"),
         help="symbolic axes; '--dynamic' alone means batch (default: none)",
     )
-    p.add_argument("--size", type=int, default=256, help="example input height and width (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=1, help="example batch (a dynamic batch is traced with >= 2)")
-    p.add_argument("--atol", type=float, default=1e-4, help="largest |ORT - PyTorch| accepted (default: %(default)g)")
+    p.add_argument("--size", type=SIZE, default=256, help="example input height and width (default: %(default)s)")
+    p.add_argument("--batch", type=BATCH, default=1, help="example batch (a dynamic batch is traced with >= 2)")
+    p.add_argument(
+        "--atol", type=POSITIVE, default=1e-4, help="largest |ORT - PyTorch| accepted (default: %(default)g)"
+    )
     p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNormalization nodes")
-    p.add_argument("--json", action="store_true", help="print the export result as JSON")
+    add_json_out(p, "the export result")
     add_seed(p)
 
 
@@ -52,15 +63,16 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     result = export_model(model_source(args), args.out, config, seed=args.seed)
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-        return 0
-    print(
-        f"wrote {result.path} ({result.file_bytes / 2**20:.2f} MiB, opset {result.opset}, dynamic {result.dynamic}, "
-        f"{result.nodes} nodes, {result.folded_bn} Conv+BN folded)"
-    )
-    print(
-        f"ONNX Runtime vs PyTorch on a random {result.batch}x{result.channels}x{result.height}x{result.width} input: "
-        f"max |diff| {result.max_abs_diff:.2e} (<= {args.atol:g})"
-    )
+
+    def show() -> None:
+        print(
+            f"wrote {result.path} ({result.file_bytes / 2**20:.2f} MiB, opset {result.opset}, "
+            f"dynamic {result.dynamic}, {result.nodes} nodes, {result.folded_bn} Conv+BN folded)"
+        )
+        print(
+            f"ONNX Runtime vs PyTorch on a random {result.batch}x{result.channels}x{result.height}x{result.width} "
+            f"input: max |diff| {result.max_abs_diff:.2e} (<= {args.atol:g})"
+        )
+
+    emit(args.json, result.to_dict(), show, what="export result")
     return 0

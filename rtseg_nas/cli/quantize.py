@@ -22,49 +22,71 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 
-from rtseg_nas.cli._args import add_device
+from rtseg_nas.cli._args import (
+    BATCH,
+    COUNT,
+    COUNT0,
+    LEARNING_RATE,
+    OPSET,
+    SIZE,
+    THREADS,
+    add_device,
+    add_json_out,
+    emit,
+    float_in,
+    int_in,
+)
+from rtseg_nas.cli._choices import CALIBRATIONS, QUANT_FORMATS, QUANT_TARGETS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from compress import CALIBRATIONS, TARGETS, QuantFormat
-
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="CKPT", help="a trained checkpoint (pruned ones too)")
     src.add_argument("--onnx", metavar="FILE", help="an FP32 ONNX file (no dsconv)")
     src.add_argument("--study", metavar="DIR", help="quantize the top-k feasible Pareto trials of this search")
-    p.add_argument("--out", metavar="DIR", help="output folder (required unless --study; replaced atomically)")
-    p.add_argument("--top-k", type=int, default=3, help="with --study: how many front members (default: 3)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (required unless --study): new, empty or an earlier quantize output; replaced atomically",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even if it holds files this verb did not write (never a folder holding an input)",
+    )
+    p.add_argument("--top-k", type=COUNT, default=3, help="with --study: how many front members (default: 3)")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--format", choices=[f.value for f in QuantFormat], default=None, help="default: int8-static")
+    fmt.add_argument("--format", choices=QUANT_FORMATS, default=None, help="default: int8-static")
     fmt.add_argument("--int8", dest="format", action="store_const", const="int8-static", help="= --format int8-static")
     fmt.add_argument("--fp16", dest="format", action="store_const", const="fp16", help="= --format fp16")
-    p.add_argument("--for", dest="target", choices=list(TARGETS), default="cpu", help="where it will run")
+    p.add_argument("--for", dest="target", choices=QUANT_TARGETS, default="cpu", help="where it will run")
     p.add_argument("--calibration", choices=CALIBRATIONS, default="minmax", help="static INT8 calibration")
-    p.add_argument("--percentile", type=float, default=99.999, help="for --calibration percentile")
-    p.add_argument("--calibration-images", type=int, default=32, help="training images for calibration")
+    p.add_argument(
+        "--percentile", type=float_in(90.0, 100.0, hi_open=True), default=99.999, help="for --calibration percentile"
+    )
+    p.add_argument("--calibration-images", type=COUNT, default=32, help="training images for calibration")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weights")
     p.add_argument("--op-types", default="", help="comma-separated ops to quantize (default: ORT's set)")
     p.add_argument("--no-preprocess", action="store_true", help="skip ORT's quant_pre_process")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 13 for Jetson targets, else 17)")
-    p.add_argument("--bits", type=int, default=4, help="DSConv bits, 2-8 (default: 4)")
-    p.add_argument("--epochs", type=int, default=2, help="DSConv quantization-aware fine-tuning epochs")
-    p.add_argument("--lr", type=float, default=3e-4, help="DSConv fine-tuning learning rate (default: 3e-4)")
-    p.add_argument("--batch-size", type=int, default=8, help="DSConv fine-tuning batch size")
+    p.add_argument("--opset", type=OPSET, default=None, help="ONNX opset (default: 13 for Jetson targets, else 17)")
+    p.add_argument("--bits", type=int_in(2, 8), default=4, help="DSConv bits, 2-8 (default: 4)")
+    p.add_argument("--epochs", type=COUNT0, default=2, help="DSConv quantization-aware fine-tuning epochs")
+    p.add_argument("--lr", type=LEARNING_RATE, default=3e-4, help="DSConv fine-tuning learning rate (default: 3e-4)")
+    p.add_argument("--batch-size", type=BATCH, default=8, help="DSConv fine-tuning batch size")
     p.add_argument("--data", default=None, help="dataset (default: the checkpoint's; required with --onnx)")
-    p.add_argument("--size", type=int, default=None, help="input size (default: the training size)")
-    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for latency (default: 1)")
-    p.add_argument("--runs", type=int, default=50, help="timed runs per model (default: 50)")
+    p.add_argument("--size", type=SIZE, default=None, help="input size (default: the training size)")
+    p.add_argument("--threads", type=THREADS, default=1, help="ONNX Runtime threads for latency (default: 1)")
+    p.add_argument("--runs", type=COUNT, default=50, help="timed runs per model (default: 50)")
     p.add_argument("--no-eval", action="store_true", help="skip Dice evaluation")
     p.add_argument("--no-latency", action="store_true", help="skip latency measurement")
     add_device(p)
-    p.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-' for stdout)")
+    add_json_out(p, "the report")
 
 
 def run(args: argparse.Namespace) -> int:
     from compress import FinetuneSpec, QuantSpec, compress_study, quantize_checkpoint, quantize_onnx
-    from rtseg_core import ConfigError, atomic_write_json
+    from rtseg_core import ConfigError
 
     spec = QuantSpec(
         format=args.format or "int8-static",
@@ -80,35 +102,55 @@ def run(args: argparse.Namespace) -> int:
     )
     ft = FinetuneSpec(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, device=args.device)
     if args.study:
-        records = compress_study(args.study, top_k=args.top_k, quantize=spec, finetune_spec=ft, data=args.data)
+        records = compress_study(
+            args.study,
+            top_k=args.top_k,
+            quantize=spec,
+            finetune_spec=ft,
+            data=args.data,
+            progress=args.progress,
+            overwrite=args.overwrite,
+        )
         for r in records:
             print(f"{r.name}: Dice {r.dice:.4f}, {r.latency_ms:.2f} ms, {r.precision} ({r.recipe})")
         return 0
     if not args.out:
         raise ConfigError("--out: required with --checkpoint/--onnx (the folder for model.onnx and quantize.json)")
-    common = {"evaluate": not args.no_eval, "measure": not args.no_latency, "threads": args.threads, "runs": args.runs}
+    common = {
+        "overwrite": args.overwrite,
+        "evaluate": not args.no_eval,
+        "measure": not args.no_latency,
+        "threads": args.threads,
+        "runs": args.runs,
+    }
     if args.onnx:
         report = quantize_onnx(args.onnx, spec, args.out, data=args.data, **common)
     else:
         report = quantize_checkpoint(
-            args.checkpoint, spec, args.out, data=args.data, size=args.size, finetune_spec=ft, **common
+            args.checkpoint,
+            spec,
+            args.out,
+            data=args.data,
+            size=args.size,
+            finetune_spec=ft,
+            progress=args.progress,
+            **common,
         )
-    if args.json == "-":
-        print(json.dumps(report.to_dict(), indent=2))
-        return 0
-    print(f"{report.recipe} ({args.target}): {args.out}/model.onnx")
-    if report.dice_fp32 is not None:
-        print(
-            f"Dice ({report.split}, ONNX Runtime): FP32 {report.dice_fp32:.4f}, quantized {report.dice_quant:.4f} "
-            f"({report.dice_change_points:+.2f} points); pixels agreeing with FP32 {report.pixel_agreement:.2%}, "
-            f"max |logit diff| {report.max_abs_diff:.3g}"
-        )
-    if report.latency_fp32_ms is not None:
-        print(
-            f"latency (ORT CPU, batch 1, {report.threads} thread(s)): FP32 {report.latency_fp32_ms:.2f} ms, "
-            f"quantized {report.latency_quant_ms:.2f} ms ({report.speedup:.2f}x)"
-        )
-    print(f"notes: {report.notes}")
-    if args.json:
-        atomic_write_json(args.json, report.to_dict())
+
+    def show() -> None:
+        print(f"{report.recipe} ({args.target}): {args.out}/model.onnx")
+        if report.dice_fp32 is not None:
+            print(
+                f"Dice ({report.split}, ONNX Runtime): FP32 {report.dice_fp32:.4f}, quantized {report.dice_quant:.4f} "
+                f"({report.dice_change:+.4f}); pixels agreeing with FP32 {report.pixel_agreement:.2%}, "
+                f"max |logit diff| {report.max_abs_diff:.3g}"
+            )
+        if report.latency_fp32_ms is not None:
+            print(
+                f"latency (ORT CPU, batch 1, {report.threads} thread(s)): FP32 {report.latency_fp32_ms:.2f} ms, "
+                f"quantized {report.latency_quant_ms:.2f} ms ({report.speedup:.2f}x)"
+            )
+        print(f"notes: {report.notes}")
+
+    emit(args.json, report.to_dict(), show)
     return 0

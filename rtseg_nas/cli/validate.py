@@ -22,27 +22,39 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import add_device
+from rtseg_nas.cli._args import (
+    BATCH,
+    COUNT,
+    COUNT0,
+    LEARNING_RATE,
+    SIZE,
+    THREADS,
+    add_device,
+    add_json_out,
+    add_seed,
+    emit,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", required=True, metavar="DIR", help="the folder a search wrote (with study.json)")
-    p.add_argument("--top-k", type=int, help="validate only the K front members with the best proxy Dice")
-    p.add_argument("--epochs", type=int, default=30, help="full training budget, epochs (default: %(default)s)")
-    p.add_argument("--size", type=int, default=256, help="training/test image side, px (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=8, help="(default: %(default)s)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    p.add_argument("--top-k", type=COUNT, help="validate only the K front members with the best proxy Dice")
+    p.add_argument("--epochs", type=COUNT, default=30, help="full training budget, epochs (default: %(default)s)")
+    p.add_argument("--size", type=SIZE, default=256, help="training/test image side, px (default: %(default)s)")
+    p.add_argument("--batch-size", type=BATCH, default=8, help="(default: %(default)s)")
+    p.add_argument("--lr", type=LEARNING_RATE, default=1e-3, help="peak learning rate (default: %(default)s)")
+    add_seed(p)
     p.add_argument("--data", help="dataset (default: the search's --data)")
     add_device(p)
-    p.add_argument("--latency-size", type=int, default=256, help="deployment input side timed (default: 256)")
-    p.add_argument("--threads", type=int, help="ONNX Runtime threads (default: the search's --threads)")
-    p.add_argument("--rounds", type=int, default=30, help="alternating timed rounds (default: %(default)s)")
-    p.add_argument("--warmup", type=int, default=5, help="warm-up runs per candidate (default: %(default)s)")
+    p.add_argument("--latency-size", type=SIZE, default=256, help="deployment input side timed (default: 256)")
+    p.add_argument("--threads", type=THREADS, help="ONNX Runtime threads (default: the search's --threads)")
+    p.add_argument("--rounds", type=COUNT, default=30, help="alternating timed rounds (default: %(default)s)")
+    p.add_argument("--warmup", type=COUNT0, default=5, help="warm-up runs per candidate (default: %(default)s)")
     p.add_argument("--storage", metavar="URL", help="the search's storage (default: sqlite:///STUDY_DIR/study.db)")
     p.add_argument("--study-name", help="the search study's name (default: from study.json)")
-    p.add_argument("--heartbeat-interval", type=int, default=10, help="seconds (default: %(default)s)")
-    p.add_argument("--grace-period", type=int, help="seconds before a silent worker's claim is freed (default: 2x)")
+    p.add_argument("--heartbeat-interval", type=COUNT, default=10, help="seconds (default: %(default)s)")
+    p.add_argument("--grace-period", type=COUNT, help="seconds before a silent worker's claim is freed (default: 2x)")
+    add_json_out(p, "the validated records and the rank agreement")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +73,20 @@ def run(args: argparse.Namespace) -> int:
         study_name=args.study_name, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
     )  # fmt: skip
     summary = run_validate(config)
+    payload = {
+        "records": [r.to_dict() for r in summary.records],
+        "proxy_dice": summary.proxy_dice,
+        "agreement": summary.agreement.to_dict() if summary.agreement else None,
+        "budget": summary.budget,
+        "trained_now": list(summary.trained_now),
+        "finished_before": list(summary.finished_before),
+        "not_validated": list(summary.not_validated),
+    }
+    emit(args.json, payload, lambda: _show(summary), what="validation")
+    return 0
+
+
+def _show(summary) -> None:
     b = summary.budget
     print(
         f"validated {len(summary.records)} candidate(s) at {b['epochs']} epochs x {b['size']} px on {b['data']} "
@@ -80,4 +106,3 @@ def run(args: argparse.Namespace) -> int:
             "to the validated parent yet; their numbers remain proxy-parent numbers)"
         )
     print(f"files: {summary.study_dir / 'validated'}")
-    return 0

@@ -50,6 +50,7 @@ def test_estimate_is_labelled_as_an_estimate():
         assert assumption in rec.notes
     assert "(estimate)" in rec.device
     assert rec.runs == 0 and rec.threads is None
+    assert rec.p90_ms is None and rec.iqr_ms is None  # one computed number: no dispersion to show
 
 
 def test_roofline_adds_up_and_fp16_is_faster(rooflines):

@@ -91,7 +91,9 @@ def test_bad_options_give_one_line_and_exit_2(tmp_path, capsys, argv, message):
     assert err.startswith("error: ") and message in err
 
 
-def test_a_cli_search_measures_locally_and_prints_the_front(tmp_path, capsys):
+def test_a_cli_search_measures_locally_and_prints_the_front(tmp_path, capsys, monkeypatch):
+    # Progress bars are for terminals only (test_cli_rules.py); pretend stderr is one to see the display.
+    monkeypatch.setattr("rtseg_nas.cli._main.show_progress", lambda args, stream=None: True)
     space = tmp_path / "space.json"
     space.write_text(json.dumps(TINY_SPACE))
     study = tmp_path / "cli"
