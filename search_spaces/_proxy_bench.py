@@ -263,7 +263,7 @@ def _measure_arch(name: str, cfg: RTSegConfig, config: ProxyBenchConfig) -> dict
     train(cfg, full_cfg, None, progress=False, model=trained)
     ev = evaluate_model(trained, config.data, split="test", size=config.size, seed=config.seed, device="cpu",
                         progress=False)  # fmt: skip
-    full_dice = float(ev.summary["mean"]["dice"])
+    full_dice = float(ev.summary.mean.dice)
     return {
         "name": name,
         "summary": summarize_config(cfg),
