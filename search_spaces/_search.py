@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from models._config import RTSegConfig
+from profiling._backends import check_target
 from rtseg_core import ConfigError
 from search_spaces._early_stop import EarlyStopRule
 from search_spaces._objectives import DEFAULT_OBJECTIVES, Constraints, Objective, parse_objectives
@@ -41,7 +42,6 @@ from search_spaces._space import SearchSpace, summarize_config
 log = logging.getLogger(__name__)
 
 SAMPLERS = ("nsga2", "tpe", "random")
-ESTIMATE_TARGET = "jetson-nano-estimate"
 # Settings that change what a trial's numbers mean: a resumed study must keep them.
 FIXED_SETTINGS = (
     "objectives",
@@ -138,10 +138,7 @@ class SearchConfig:
             raise ConfigError(f"--sampler: must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if self.population_size < 2:
             raise ConfigError(f"--population-size: NSGA-II needs at least 2, got {self.population_size}")
-        if self.target not in ("local", ESTIMATE_TARGET) and not str(self.target).startswith("ssh://"):
-            raise ConfigError(
-                f"--target: {self.target!r} is not 'local', '{ESTIMATE_TARGET}' or 'ssh://user@host[:port]'"
-            )
+        check_target(self.target)  # the one list of targets, predict:TABLE included (its table read now)
         for name in ("threads", "latency_runs", "heartbeat_interval", "max_consecutive_failures", "epochs"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {getattr(self, name)!r}")

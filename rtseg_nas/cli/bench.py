@@ -9,8 +9,15 @@ pruned to --prune-macs of its MACs and fine-tuned, times both beside ORT FP32 in
 evaluates their Dice on the validation split, and checks the targets (INT8 >= 2x faster with
 <= 0.5 Dice points lost; pruned >= 1.6x with <= 1 point), profiling per op where one is missed.
 
+With --latency-predictor it judges the kernel-level latency predictor instead: --models held-out
+architectures sampled from the search space plus `paper` and three pruned `paper` members, ONNX
+Runtime on this CPU (--threads, --size), predicted vs measured medians (all models timed in one
+alternating loop); MAPE, share within +-10 % and Spearman beside the roofline + calibration
+estimator and a FLOPs-only linear fit, all fitted on --training-models other samples.
+
 Examples:
   python run.py bench
+  python run.py bench --latency-predictor --models 30 --json predictor-bench.json
   python run.py bench --size 128 --threads 2 --rounds 50 --json bench.json
   python run.py bench --checkpoint runs/paper/checkpoint.pt --compression --finetune-epochs 3
 """
@@ -34,6 +41,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=int, default=17, help="ONNX opset of the exported model (default: %(default)s)")
     add_seed(p)
     add_json_out(p, "the benchmark")
+    lp = p.add_argument_group("latency predictor accuracy (--latency-predictor)")
+    lp.add_argument("--latency-predictor", action="store_true", help="judge the kernel-level latency predictor")
+    lp.add_argument("--models", type=int, default=30, help="held-out sampled architectures (default: %(default)s)")
+    lp.add_argument(
+        "--training-models", type=int, default=10, help="sampled architectures to fit on (default: %(default)s)"
+    )
+    lp.add_argument("--table", metavar="FILE", help="keep the kernel table in FILE (default: a temporary file)")
     c = p.add_argument_group("compression variants (--compression; needs --checkpoint)")
     c.add_argument("--compression", action="store_true", help="add INT8 and pruned+fine-tuned variants")
     c.add_argument("--prune-macs", type=float, default=0.5, help="pruning target, fraction of MACs (default: 0.5)")
@@ -57,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         opset=args.opset,
         progress=sys.stderr.isatty(),
     )
+    if args.latency_predictor:
+        return _run_latency_predictor(args)
     if args.compression:
         return _run_compression(args, config)
     result = run_bench(model_source(args), config)
@@ -90,5 +106,31 @@ def _run_compression(args: argparse.Namespace, config) -> int:
     print(format_comparisons(comparisons))
     if args.json:
         atomic_write_json(args.json, payload)
+        print(f"benchmark written to {args.json}")
+    return 0
+
+
+def _run_latency_predictor(args: argparse.Namespace) -> int:
+    from rtseg_core import ConfigError, atomic_write_json
+    from rtseg_nas.latency_models import run_predictor_bench
+
+    if args.models < 2 or args.training_models < 3:
+        raise ConfigError("--models needs at least 2 and --training-models at least 3 (the fits have 2-3 parameters)")
+    result = run_predictor_bench(
+        heldout=args.models,
+        training=args.training_models,
+        seed=args.seed,
+        size=args.size,
+        threads=args.threads,
+        rounds=args.rounds if args.rounds != 30 else 15,
+        table=args.table,
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    if args.json == "-":
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        return 0
+    print(result.format_table())
+    if args.json:
+        atomic_write_json(args.json, result.to_dict())
         print(f"benchmark written to {args.json}")
     return 0
