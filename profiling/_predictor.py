@@ -1,15 +1,19 @@
 """The kernel-level latency predictor: a table of kernel latencies measured on a target, and predictions.
 
-A model's latency is predicted as the latencies of its kernels (:mod:`profiling._kernels`) plus a
-per-model overhead fitted on a few whole models measured on the same target:
+A model's latency is predicted from the latencies of its kernels (:mod:`profiling._kernels`)
+and a per-model overhead, fitted on whole models measured on the same target:
 
-    predicted_ms = a * sum(max(kernel_ms - call_ms, 0)) + b * n_kernels + c
+    predicted_ms = sum_f s_f * net_f + s_n * n_kernels + c,   net_f = sum over kernels of family f
+                                                               of max(kernel_ms - call_ms, 0)
 
-``kernel_ms`` is the kernel's median in the table; a kernel the table has not seen is predicted by
-a scikit-learn gradient-boosting regressor trained on the table's kernels (log-latency from
-FLOPs, bytes moved, parameters, node count, conv geometry and the kernel's leading operator).
-``call_ms`` is the cost of running an empty graph, timed with the kernels, so the per-call cost of
-timing a kernel alone is not counted once per kernel. ``a, b, c >= 0`` come from a
+The families are Conv, Resize, Gemm and the rest once the table has at least 7 calibration
+models (a kernel timed alone does not cost what it costs inside the model: layouts and fusions
+across kernel borders differ by family), a single family below that. ``kernel_ms`` is the
+kernel's median in the table; a kernel the table has not seen is predicted by a scikit-learn
+gradient-boosting regressor trained on the table's kernels (log-latency from FLOPs, bytes moved,
+parameters, node count, conv geometry and the kernel's leading operator). ``call_ms`` is the cost
+of running an empty graph, timed with the kernels, so the per-call cost of timing a kernel alone
+is not counted once per kernel. The scales ``s >= 0`` and the intercept ``c`` come from a
 non-negative linear fit (scikit-learn) on the table's calibration models.
 
 A table is built on one target (:func:`build_table`): the kernels of the given models are
@@ -41,8 +45,11 @@ from rtseg_core import ConfigError, ProfilingError, atomic_write_json, read_json
 log = logging.getLogger(__name__)
 
 TABLE_SCHEMA = 1
-MIN_CALIBRATION = 3  # models measured whole: three parameters of the overhead fit
-DEFAULT_CALIBRATION = 6
+MIN_CALIBRATION = 3  # models measured whole: three parameters of the simplest overhead fit
+DEFAULT_CALIBRATION = 10
+# kernel families scaled separately once enough whole models are measured: timed alone, a Conv or a
+# Resize does not cost what it costs inside the model (layouts, fusions across kernel borders)
+FAMILIES = ("Conv", "Resize", "Gemm")
 _FEATURES = ("flops", "in_bytes", "out_bytes", "param_bytes")
 _COUNTS = ("nodes", "inputs", "outputs", "kernel_hw", "stride")
 
@@ -501,13 +508,17 @@ class Prediction:
     by_op: dict[str, float]  # predicted kernel ms per kernel type
 
 
+def _lead(op: str) -> str:
+    """The kernel's leading operator: ``Conv+Sigmoid`` -> ``Conv``, ``shift(24 ...)`` -> ``shift``."""
+    return op.split("+")[0].split("(")[0]
+
+
 def _feature_row(features: dict[str, float], vocab: Sequence[str], op: str) -> list[float]:
     row = [math.log1p(float(features.get(f, 0.0))) for f in _FEATURES]
     row += [float(features.get(f, 0.0)) for f in _COUNTS]
     groups = float(features.get("groups", 1.0))
     row += [math.log(max(groups, 1.0)), 1.0 if groups > 1 else 0.0]
-    lead = op.split("+")[0].split("(")[0]
-    row += [1.0 if lead == v else 0.0 for v in vocab]
+    row += [1.0 if _lead(op) == v else 0.0 for v in vocab]
     return row
 
 
@@ -523,7 +534,7 @@ class LatencyPredictor:
         self.clock = clock
         self._regressor = None
         self._vocab: list[str] = []
-        self._overhead: np.ndarray | None = None  # a, b, c
+        self._overhead: tuple[np.ndarray, float] | None = None  # (scales..., per-kernel ms), intercept
 
     @classmethod
     def load(cls, path: str | Path, *, clock: str = "wall") -> LatencyPredictor:
@@ -563,7 +574,7 @@ class LatencyPredictor:
             raise ProfilingError(
                 f"{self.table.path}: {len(entries)} kernels are too few to train the regressor for unseen kernels"
             )
-        leads = sorted({e.op.split("+")[0].split("(")[0] for e in entries})
+        leads = sorted({_lead(e.op) for e in entries})
         self._vocab = leads
         x = np.array([_feature_row(e.features, leads, e.op) for e in entries])
         y = np.log(np.array([max(self._entry_ms(e), 1e-4) for e in entries]))
@@ -594,7 +605,21 @@ class LatencyPredictor:
     def _net(self, ms: np.ndarray) -> float:
         return float(np.clip(ms - self._call_ms(), 0.0, None).sum())
 
-    def _fit_overhead(self) -> np.ndarray:
+    def _families(self) -> tuple[str, ...]:
+        # enough whole models for one scale per kernel family (+ per-kernel cost + intercept), else one scale
+        return FAMILIES if len(self.table.calibration) >= len(FAMILIES) + 4 else ()
+
+    def _model_features(self, ops: Sequence[str], ms: np.ndarray) -> list[float]:
+        """Net kernel ms per family (the rest last) and the kernel count: the overhead fit's inputs."""
+        net = np.clip(ms - self._call_ms(), 0.0, None)
+        fams = self._families()
+        lead = np.array([_lead(op) for op in ops])
+        out = [float(net[lead == f].sum()) for f in fams]
+        out.append(float(net.sum()) - sum(out))
+        out.append(float(len(ops)))
+        return out
+
+    def _fit_overhead(self):
         if self._overhead is not None:
             return self._overhead
         from sklearn.linear_model import LinearRegression
@@ -610,17 +635,23 @@ class LatencyPredictor:
             missing = [k for k in row.kernels if k not in self.table.kernels]
             if missing:
                 raise ProfilingError(f"{self.table.path}: calibration model {row.model} has unmeasured kernels")
-            ms = np.array([self._entry_ms(self.table.kernels[k]) for k in row.kernels])
-            feats.append([self._net(ms), float(len(row.kernels))])
+            entries = [self.table.kernels[k] for k in row.kernels]
+            ms = np.array([self._entry_ms(e) for e in entries])
+            feats.append(self._model_features([e.op for e in entries], ms))
             measured = row.measured_cpu_ms if self.clock == "cpu" else row.measured_ms
             if measured is None:
                 raise ProfilingError(f"{self.table.path}: calibration model {row.model} has no {self.clock} time")
             y.append(measured)
+        # non-negative scales; the intercept may be negative: kernels timed alone pay costs (layout
+        # reorders, output allocation) that they do not pay inside the model
         reg = LinearRegression(positive=True).fit(np.array(feats), np.array(y))
-        # the intercept may be negative: kernels timed alone pay costs (layout reorders, cold caches)
-        # that they do not pay inside the model, so the fitted line need not pass above the origin
-        self._overhead = np.array([reg.coef_[0], reg.coef_[1], float(reg.intercept_)])
+        self._overhead = (reg.coef_.astype(float), float(reg.intercept_))
         return self._overhead
+
+    def describe_fit(self) -> str:
+        coef, intercept = self._fit_overhead()
+        names = [f"{f} x{c:.3f}" for f, c in zip((*self._families(), "rest"), coef[:-1])]
+        return f"kernel sums scaled {', '.join(names)}, + {coef[-1] * 1000:.1f} us/kernel + {intercept:.3f} ms"
 
     def predict_decomposition(self, d: Decomposition, *, model_name: str) -> Prediction:
         if d.opset != self.table.key.opset:
@@ -632,13 +663,13 @@ class LatencyPredictor:
             raise ConfigError(
                 f"{self.table.path}: table measured at batch {self.table.key.batch}, model batch {d.input_shape[0]}"
             )
-        a, b, c = self._fit_overhead()
+        coef, intercept = self._fit_overhead()
         ms, seen = self.kernel_ms(d.kernels)
         net = self._net(ms)
         by_op: dict[str, float] = {}
         for k, v in zip(d.kernels, ms):
             by_op[k.op] = by_op.get(k.op, 0.0) + float(v)
-        total = float(a * net + b * len(d.kernels) + c)
+        total = float(np.dot(coef, self._model_features([k.op for k in d.kernels], ms)) + intercept)
         return Prediction(model_name, total, net, len(d.kernels), int(seen.sum()), int((~seen).sum()), by_op)
 
     def predict_onnx(self, onnx_path: str | Path, *, model_name: str | None = None) -> LatencyRecord:
@@ -656,7 +687,6 @@ class LatencyPredictor:
         k = self.table.key
         ms = pred.predicted_ms
         n, c, h, w = (list(shape) + [1, 1, 1, 1])[:4]
-        a, b, off = self._fit_overhead()
         return LatencyRecord(
             model=pred.model,
             target=self.target,
@@ -687,7 +717,7 @@ class LatencyPredictor:
             },
             notes=(
                 f"PREDICTED, not a measurement: sum of {pred.kernels} kernel latencies ({pred.from_table} measured in "
-                f"the table, {pred.regressed} by the regressor) x {a:.3f} + {b * 1000:.1f} us/kernel + {off:.3f} ms, "
+                f"the table, {pred.regressed} by the regressor), {self.describe_fit()}; "
                 f"table {self.table.path} built on {k.target}: {k.describe()}"
             ),
             timestamp=_now(),
