@@ -22,11 +22,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from profiling._records import ESTIMATE_TARGET, PREDICT_PREFIX, LatencyRecord
+from profiling._records import ESTIMATE_TARGET, LOCAL_OPSET, PREDICT_PREFIX, REMOTE_OPSET, LatencyRecord
 from rtseg_core import ConfigError, ProfilingError
 
 LOCAL_RUNTIMES = ("onnxruntime", "pytorch")
-LOCAL_OPSET, REMOTE_OPSET = 17, 13  # 13 parses on TensorRT 8.0/8.2 (JetPack 4.6.x)
 # Defaults where the caller leaves them open: local timing, then the remote side's own defaults.
 LOCAL_WARMUP, LOCAL_RUNS, REMOTE_RUNS = 10, 50, 100
 TARGET_FORMS = f"'local', 'ssh://user@host[:port]', '{ESTIMATE_TARGET}' or '{PREDICT_PREFIX}TABLE'"

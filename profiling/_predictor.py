@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from profiling._kernels import Decomposition, KernelGraph, baseline_graph, decompose_onnx
-from profiling._records import PREDICT_PREFIX, PREDICTED, LatencyRecord
+from profiling._records import LOCAL_OPSET, PREDICT_PREFIX, PREDICTED, REMOTE_OPSET, LatencyRecord
 from rtseg_core import ConfigError, ProfilingError, atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
@@ -419,8 +419,6 @@ def build_table(
     ``batch_size``: kernels per batch (per SSH connection); the table is saved after each.
     ``on_batch(done, total)`` reports progress.
     """
-    from profiling._backends import LOCAL_OPSET, REMOTE_OPSET
-
     started = time.monotonic()
     out = Path(out)
     if not models:
@@ -556,7 +554,8 @@ class LatencyPredictor:
         diff = []
         if precision != k.precision:
             diff.append(f"precision: table {k.precision!r} vs {precision!r}")
-        if threads is not None and threads != k.threads:
+        # TensorRT has no thread setting: a device table built with trtexec answers any --threads
+        if threads is not None and threads != k.threads and not k.runtime.startswith("tensorrt"):
             diff.append(f"threads: table {k.threads!r} vs {threads!r}")
         if batch != k.batch:
             diff.append(f"batch: table {k.batch} vs {batch}")
@@ -670,6 +669,15 @@ class LatencyPredictor:
         for k, v in zip(d.kernels, ms):
             by_op[k.op] = by_op.get(k.op, 0.0) + float(v)
         total = float(np.dot(coef, self._model_features([k.op for k in d.kernels], ms)) + intercept)
+        if (~seen).sum() > 0.5 * len(d.kernels):
+            log.warning(
+                "%s: %d of %d kernels are not in %s and come from the regressor (another input size or widths far "
+                "from the table's models?); add the model to the table with `run.py latency-table build --arch`",
+                model_name,
+                int((~seen).sum()),
+                len(d.kernels),
+                self.table.path,
+            )
         return Prediction(model_name, total, net, len(d.kernels), int(seen.sum()), int((~seen).sum()), by_op)
 
     def predict_onnx(self, onnx_path: str | Path, *, model_name: str | None = None) -> LatencyRecord:

@@ -12,6 +12,7 @@ KINDS = (MEASURED, ESTIMATED, PREDICTED)
 # The target names that are not places to run: defined here once, every package imports them.
 ESTIMATE_TARGET = "jetson-nano-estimate"
 PREDICT_PREFIX = "predict:"  # predict:TABLE = the kernel-level predictor built on a target
+LOCAL_OPSET, REMOTE_OPSET = 17, 13  # ONNX opsets exported for: this machine; a device (TensorRT 8.0/8.2 parse 13)
 
 
 @dataclass(frozen=True)
