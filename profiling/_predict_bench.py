@@ -140,7 +140,13 @@ def bench_predictor(
     from profiling._env import describe_device, describe_environment
     from profiling._estimate import CalibratedEstimator, estimate_roofline
     from profiling._kernels import decompose_onnx
-    from profiling._predictor import CalibrationRow, LatencyPredictor, build_table, export_for_table
+    from profiling._predictor import (
+        CalibrationRow,
+        LatencyPredictor,
+        build_table,
+        export_for_table,
+        measure_interleaved,
+    )
 
     say = progress or (lambda msg: None)
     started = time.monotonic()
@@ -163,7 +169,7 @@ def bench_predictor(
         )
         say(f"table: {built.kernels_measured} kernels timed ({built.seconds:.0f} s)")
         measured = measure_interleaved(
-            {n: paths[n] for n in names}, size=size, threads=threads, rounds=rounds, warmup=warmup
+            {n: paths[n] for n in names}, shape=(1, 1, size, size), threads=threads, rounds=rounds, warmup=warmup
         )
         say(f"measured {len(names)} models x {rounds} alternating rounds ({time.monotonic() - started:.0f} s)")
         table_keys = set(LatencyPredictor.load(table_path).table.kernels)
@@ -227,42 +233,3 @@ def bench_predictor(
         scores=tuple(scores),
         conditions=conditions,
     )
-
-
-def measure_interleaved(
-    paths: dict[str, Path], *, size: int, threads: int, rounds: int, warmup: int
-) -> dict[str, dict[str, float]]:
-    """Medians of wall and thread CPU time per model, every round running every model once (rotated order).
-
-    Returns ``{"wall": {name: ms}, "cpu": {name: ms}, "wall_iqr": {name: ms}}``.
-    """
-    from profiling._ort import make_session, session_input
-
-    names = list(paths)
-    sessions = []
-    for n in names:
-        sess = make_session(paths[n], threads=threads, providers=["CPUExecutionProvider"], spin=False)
-        name, dtype = session_input(sess)
-        x = np.random.default_rng(0).standard_normal((1, 1, size, size)).astype(dtype)
-        sessions.append((sess, {name: x}))
-    for _ in range(warmup):
-        for sess, feed in sessions:
-            sess.run(None, feed)
-    wall: list[list[float]] = [[] for _ in names]
-    cpu: list[list[float]] = [[] for _ in names]
-    for r in range(rounds):
-        for k in range(len(names)):
-            i = (r + k) % len(names)
-            sess, feed = sessions[i]
-            c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
-            sess.run(None, feed)
-            t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
-            wall[i].append((t1 - t0) / 1e6)
-            cpu[i].append((c1 - c0) / 1e6)
-    out: dict[str, dict[str, float]] = {"wall": {}, "cpu": {}, "wall_iqr": {}}
-    for i, n in enumerate(names):
-        out["wall"][n] = float(np.median(wall[i]))
-        out["cpu"][n] = float(np.median(cpu[i]))
-        q25, q75 = np.percentile(wall[i], [25, 75])
-        out["wall_iqr"][n] = float(q75 - q25)
-    return out

@@ -242,24 +242,20 @@ class LocalTimer:
                     sess.run(None, feed)
                     t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
                     times[key]["wall"].append((t1 - t0) / 1e6)
-                    times[key]["cpu"].append((c1 - c0) / 1e6)
+                    if self.threads == 1:  # the caller's CPU time is all of the work only with one thread
+                        times[key]["cpu"].append((c1 - c0) / 1e6)
         return times
 
-    def time_model(self, onnx_path: Path, name: str) -> float:
-        from profiling._latency import LatencyConfig, measure_onnxruntime
-
-        info_shape = _input_shape(onnx_path)
-        config = LatencyConfig(
-            batch=info_shape[0],
-            channels=info_shape[1],
-            height=info_shape[2],
-            width=info_shape[3],
-            threads=self.threads,
-            warmup=5,
-            runs=max(20, self.rounds * self.runs),
-            ort_gpu=False,
-        )
-        return measure_onnxruntime(onnx_path, config, model_name=name, precision="fp32").median_ms
+    def time_models(self, paths: dict[str, Path]) -> dict[str, dict[str, float | None]]:
+        """Whole models in one alternating loop: {name: {"wall": median ms, "cpu": median thread CPU ms}}."""
+        shapes = {_input_shape(p) for p in paths.values()}
+        if len(shapes) != 1:
+            raise ProfilingError(f"latency table: the models to time whole have different input shapes {shapes}")
+        (n, c, h, w) = shapes.pop()
+        got = measure_interleaved(paths, shape=(n, c, h, w), threads=self.threads, rounds=max(10, 2 * self.rounds))
+        return {
+            name: {"wall": got["wall"][name], "cpu": got["cpu"][name] if self.threads == 1 else None} for name in paths
+        }
 
 
 class SSHTimer:
@@ -324,20 +320,25 @@ class SSHTimer:
             warmup=self.warmup,
         )
 
-    def time_model(self, onnx_path: Path, name: str, *, precision: str = "fp32") -> float:
+    def time_models(self, paths: dict[str, Path], *, precision: str = "fp32") -> dict[str, dict[str, float | None]]:
+        """Whole models on the device, one profile each (the device lock keeps them apart)."""
         from profiling._remote import profile_remote
 
-        return profile_remote(
-            onnx_path,
-            self.target,
-            self.options,
-            backend=self.backend,
-            precision=precision,
-            input_shape=_input_shape(onnx_path),
-            runs=max(20, self.rounds * self.runs),
-            threads=self.threads,
-            model_name=name,
-        ).median_ms
+        out: dict[str, dict[str, float | None]] = {}
+        for name, path in paths.items():
+            rec = profile_remote(
+                path,
+                self.target,
+                self.options,
+                backend=self.backend,
+                precision=precision,
+                input_shape=_input_shape(path),
+                runs=max(20, self.rounds * self.runs),
+                threads=self.threads,
+                model_name=name,
+            )
+            out[name] = {"wall": rec.median_ms, "cpu": None}
+        return out
 
 
 def _input_shape(onnx_path: Path) -> tuple[int, int, int, int]:
@@ -481,12 +482,19 @@ def build_table(
             if on_batch:
                 on_batch(min(start + batch_size, len(todo)), len(todo))
         done = {c.model for c in table.calibration}
-        for name, d, path in decomps[: max(0, calibrate)]:
-            if name in done:
-                continue
-            ms = timer.time_model(path, name, **timed_kw)
-            table.calibration.append(CalibrationRow(model=name, measured_ms=ms, kernels=[k.key for k in d.kernels]))
-            calibrated += 1
+        todo_models = [(name, d, path) for name, d, path in decomps[: max(0, calibrate)] if name not in done]
+        if todo_models:
+            times = timer.time_models({name: path for name, _, path in todo_models}, **timed_kw)
+            for name, d, _ in todo_models:
+                table.calibration.append(
+                    CalibrationRow(
+                        model=name,
+                        measured_ms=float(times[name]["wall"]),
+                        kernels=[k.key for k in d.kernels],
+                        measured_cpu_ms=times[name].get("cpu"),
+                    )
+                )
+            calibrated = len(todo_models)
             table.save()
     table.save()
     return BuildResult(table, len(models), len(kernels), measured, calibrated, time.monotonic() - started)
@@ -506,6 +514,16 @@ class Prediction:
     by_op: dict[str, float]  # predicted kernel ms per kernel type
 
 
+def _has_cpu_times(table: LatencyTable) -> bool:
+    """A one-thread local table with CPU times everywhere: predict from them (see :class:`LatencyPredictor`)."""
+    return (
+        table.key.threads == 1
+        and bool(table.kernels)
+        and all(e.cpu_ms is not None for e in table.kernels.values())
+        and all(c.measured_cpu_ms is not None for c in table.calibration)
+    )
+
+
 def _lead(op: str) -> str:
     """The kernel's leading operator: ``Conv+Sigmoid`` -> ``Conv``, ``shift(24 ...)`` -> ``shift``."""
     return op.split("+")[0].split("(")[0]
@@ -523,7 +541,9 @@ def _feature_row(features: dict[str, float], vocab: Sequence[str], op: str) -> l
 class LatencyPredictor:
     """Predictions from a :class:`LatencyTable` (see the module docstring)."""
 
-    def __init__(self, table: LatencyTable, *, clock: str = "wall") -> None:
+    def __init__(self, table: LatencyTable, *, clock: str = "auto") -> None:
+        if clock == "auto":
+            clock = "cpu" if _has_cpu_times(table) else "wall"
         if clock not in ("wall", "cpu"):
             raise ConfigError(f"predictor clock {clock!r}: 'wall' (latency) or 'cpu' (thread CPU time)")
         if clock == "cpu" and any(e.cpu_ms is None for e in table.kernels.values()):
@@ -535,7 +555,7 @@ class LatencyPredictor:
         self._overhead: tuple[np.ndarray, float] | None = None  # (scales..., per-kernel ms), intercept
 
     @classmethod
-    def load(cls, path: str | Path, *, clock: str = "wall") -> LatencyPredictor:
+    def load(cls, path: str | Path, *, clock: str = "auto") -> LatencyPredictor:
         return cls(LatencyTable.load(path), clock=clock)
 
     def _entry_ms(self, entry: KernelEntry) -> float:
@@ -722,11 +742,60 @@ class LatencyPredictor:
                 "kernels": pred.kernels,
                 "kernels_from_table": pred.from_table,
                 "kernels_regressed": pred.regressed,
+                "clock": self.clock,
             },
             notes=(
                 f"PREDICTED, not a measurement: sum of {pred.kernels} kernel latencies ({pred.from_table} measured in "
                 f"the table, {pred.regressed} by the regressor), {self.describe_fit()}; "
-                f"table {self.table.path} built on {k.target}: {k.describe()}"
+                + (
+                    "from thread CPU times (one intra-op thread: the latency on an idle core; wall-clock latency "
+                    "on a busy machine is higher); "
+                    if self.clock == "cpu"
+                    else "from wall-clock medians; "
+                )
+                + f"table {self.table.path} built on {k.target}: {k.describe()}"
             ),
             timestamp=_now(),
         )
+
+
+def measure_interleaved(
+    paths: dict[str, Path], *, shape: tuple[int, ...], threads: int, rounds: int, warmup: int = 2
+) -> dict[str, dict[str, float]]:
+    """Medians of wall and thread CPU time per model, every round running every model once (rotated order).
+
+    Returns ``{"wall": {name: ms}, "cpu": {name: ms}, "wall_iqr": {name: ms}}``. Interleaving puts a
+    change of load on the shared machine on every model alike; the thread CPU time (ONNX Runtime
+    computes in the calling thread with one intra-op thread) leaves out the time other processes
+    held the core.
+    """
+    from profiling._ort import make_session, session_input
+
+    names = list(paths)
+    sessions = []
+    for n in names:
+        sess = make_session(paths[n], threads=threads, providers=["CPUExecutionProvider"], spin=False)
+        name, dtype = session_input(sess)
+        x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+        sessions.append((sess, {name: x}))
+    for _ in range(warmup):
+        for sess, feed in sessions:
+            sess.run(None, feed)
+    wall: list[list[float]] = [[] for _ in names]
+    cpu: list[list[float]] = [[] for _ in names]
+    for r in range(rounds):
+        for k in range(len(names)):
+            i = (r + k) % len(names)
+            sess, feed = sessions[i]
+            c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
+            sess.run(None, feed)
+            t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
+            wall[i].append((t1 - t0) / 1e6)
+            cpu[i].append((c1 - c0) / 1e6)
+    out: dict[str, dict[str, float]] = {"wall": {}, "cpu": {}, "wall_iqr": {}}
+    for i, n in enumerate(names):
+        out["wall"][n] = float(np.median(wall[i]))
+        out["cpu"][n] = float(np.median(cpu[i]))
+        q25, q75 = np.percentile(wall[i], [25, 75])
+        out["wall_iqr"][n] = float(q75 - q25)
+    return out

@@ -90,3 +90,73 @@ def run_predictor_bench(
     train = training_models(training, seed=seed + 10_000)
     held = heldout_models(heldout, seed=seed)
     return bench_predictor(train, held, table=table, size=size, threads=threads, rounds=rounds, progress=progress)
+
+
+def remeasure_front(
+    study_dir: str,
+    *,
+    target: str = "local",
+    threads: int | None = 1,
+    runs: int = 30,
+    ssh_options: Any = None,
+    remote_backend: str = "auto",
+) -> list[dict[str, Any]]:
+    """Measure the feasible (Dice, latency) Pareto front of a search that ran on ``--target predict:TABLE``.
+
+    Writes ``STUDY/remeasured.json`` (predicted and measured side by side, with the conditions of
+    both) and returns its rows. Candidates whose latency was not predicted are left out.
+    """
+    from pathlib import Path
+
+    import numpy as np
+
+    from models import RTSegConfig
+    from profiling import PREDICTED, profile_model
+    from reports._load import read_candidate
+    from reports._pareto import nondominated_mask
+    from rtseg_core import ConfigError, atomic_write_json
+
+    study = Path(study_dir)
+    records = [read_candidate(p) for p in sorted(study.glob("trials/*/candidate.json"))]
+    records = [
+        r
+        for r in records
+        if r.latency_kind == PREDICTED and r.feasible and r.dice is not None and r.latency_ms is not None
+    ]
+    if not records:
+        raise ConfigError(
+            f"{study}: no feasible candidates with a PREDICTED latency (search with --target predict:TABLE)"
+        )
+    values = np.array([[r.dice, r.latency_ms] for r in records])
+    front = [r for r, keep in zip(records, nondominated_mask(values, ("maximize", "minimize"))) if keep]
+    rows = []
+    for r in sorted(front, key=lambda r: r.latency_ms):
+        cfg = RTSegConfig.from_dict(r.config, source=f"{r.name} config")
+        rep = profile_model(
+            cfg,
+            target=target,
+            size=r.height,
+            backends=("onnxruntime",),
+            threads=threads,
+            runs=runs,
+            count=False,
+            ssh_options=ssh_options,
+            remote_backend=remote_backend,
+            model_name=r.name,
+        )
+        m = rep.latency[0]
+        rows.append(
+            {
+                "name": r.name,
+                "dice": r.dice,
+                "predicted_ms": r.latency_ms,
+                "predicted_target": r.target,
+                "measured_ms": m.median_ms,
+                "measured_iqr_ms": m.iqr_ms,
+                "error_percent": 100.0 * (r.latency_ms - m.median_ms) / m.median_ms,
+                "measured": {k: getattr(m, k) for k in ("target", "device", "backend", "threads", "runs", "height")},
+                "load_average_1m": m.environment.get("load_average_1m"),
+            }
+        )
+    atomic_write_json(study / "remeasured.json", {"kind": "predicted vs measured, feasible front", "rows": rows})
+    return rows

@@ -21,6 +21,10 @@ Examples:
       --remote-backend trtexec --precision fp16 --out tables/nano-fp16.json
   python run.py latency-table show tables/cpu-1t.json
   python run.py profile --arch paper --target predict:tables/cpu-1t.json
+  python run.py latency-table remeasure --study runs/s1   # a predict:TABLE search's front, measured
+
+`remeasure` measures the feasible (Dice, latency) front of a search run with --target predict:TABLE
+on --target (local by default) and writes STUDY/remeasured.json, predicted beside measured.
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ from rtseg_nas.cli._args import add_seed, add_ssh, ssh_options_from
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("build", "show"), help="build (or resume) a table, or show one")
+    p.add_argument("action", choices=("build", "show", "remeasure"), help="build (or resume), show, remeasure")
     p.add_argument("table", nargs="?", metavar="TABLE", help="with show: the table file")
     p.add_argument("--out", metavar="TABLE", help="with build: the table file (resumed when it exists)")
+    p.add_argument("--study", metavar="DIR", help="with remeasure: the study folder of a predict:TABLE search")
     p.add_argument("--target", default="local", help="local or ssh://user@host[:port] (default: %(default)s)")
     p.add_argument(
         "--threads", type=int, default=None, help="intra-op threads (default: 1 locally, the runtime's remotely)"
@@ -62,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         table = LatencyTable.load(args.table)
         print(_describe(table))
         return 0
+    if args.action == "remeasure":
+        return _remeasure(args)
     if not args.out:
         raise ConfigError("latency-table build: --out TABLE is required")
     from models import build_model, create_config
@@ -114,3 +121,28 @@ def _describe(table) -> str:
         f"  created {table.created}, updated {table.updated}",
     ]
     return "\n".join(lines)
+
+
+def _remeasure(args: argparse.Namespace) -> int:
+    from rtseg_core import ConfigError
+    from rtseg_nas.latency_models import remeasure_front
+
+    if not args.study:
+        raise ConfigError("latency-table remeasure: --study DIR is required")
+    rows = remeasure_front(
+        args.study,
+        target=args.target,
+        threads=args.threads if args.threads is not None else (1 if args.target == "local" else None),
+        runs=args.runs * args.rounds,
+        ssh_options=ssh_options_from(args),
+        remote_backend=args.remote_backend,
+    )
+    print(f"feasible front of {args.study}: PREDICTED vs MEASURED on {args.target} (median ms)")
+    print(f"  {'candidate':<14} {'Dice':>6} {'predicted':>10} {'measured':>9} {'error':>7}")
+    for r in rows:
+        print(
+            f"  {r['name']:<14} {r['dice']:6.3f} {r['predicted_ms']:10.2f} {r['measured_ms']:9.2f} "
+            f"{r['error_percent']:+6.1f}%"
+        )
+    print(f"written: {args.study}/remeasured.json")
+    return 0

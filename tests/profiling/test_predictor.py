@@ -86,6 +86,7 @@ def test_table_file_structure_and_key(table_path, models):
     table = LatencyTable.load(table_path)
     assert table.call_ms > 0 and table.call_cpu_ms is not None
     assert [c.model for c in table.calibration] == ["a", "b", "c"]
+    assert all(c.measured_ms > 0 and c.measured_cpu_ms > 0 for c in table.calibration)
     for entry in table.kernels.values():
         assert entry.median_ms > 0 and entry.runs == 2 and entry.signature.startswith("opset 17")
     # every kernel of every model is in the table, and each calibration row lists that model's kernels
@@ -106,6 +107,9 @@ def test_prediction_is_labelled_predicted_with_the_table_key(table_path):
     assert env["kernels_regressed"] > 0  # other widths: some kernels come from the regressor
     assert rec.median_ms > 0 and rec.p90_ms == rec.median_ms and rec.iqr_ms == 0
     assert "PREDICTED, not a measurement" in rec.notes
+    assert (
+        env["clock"] == "cpu" and "thread CPU times" in rec.notes
+    )  # a 1-thread local table predicts idle-core latency
     row = [line for line in rep.format_table().splitlines() if "kernel-predictor" in line][0]
     assert " - " in row  # no dispersion shown for a prediction
     # a model made only of table kernels is predicted from the table alone
