@@ -77,7 +77,7 @@ class PredictorBenchResult:
             f"latency predictor bench: {len(self.measured_ms)} held-out models, {c.get('training_models')} training "
             f"models; MEASURED: ONNX Runtime {c.get('onnxruntime')} CPU, {c.get('threads')} thread(s), "
             f"{c.get('size')}x{c.get('size')}, batch 1, synthetic input, medians of {c.get('rounds')} alternating "
-            f"rounds on {c.get('device')}",
+            f"rounds x {c.get('per_round')} runs on {c.get('device')}",
             f"load average (1/5/15 min) before {c.get('load_before')}, after {c.get('load_after')}; "
             f"table: {c.get('table_kernels')} kernels, held-out kernels found in it: {c.get('kernel_coverage', 0):.0%}",
             "wall = latency (perf_counter around session.run); cpu = the same runs' thread CPU time, which "
@@ -126,8 +126,9 @@ def bench_predictor(
     table: str | Path | None = None,
     size: int = 256,
     threads: int = 1,
-    rounds: int = 15,
+    rounds: int = 10,
     warmup: int = 2,
+    per_round: int = 3,
     opset: int = 17,
     progress: Callable[[str], None] | None = None,
 ) -> PredictorBenchResult:
@@ -169,7 +170,12 @@ def bench_predictor(
         )
         say(f"table: {built.kernels_measured} kernels timed ({built.seconds:.0f} s)")
         measured = measure_interleaved(
-            {n: paths[n] for n in names}, shape=(1, 1, size, size), threads=threads, rounds=rounds, warmup=warmup
+            {n: paths[n] for n in names},
+            shape=(1, 1, size, size),
+            threads=threads,
+            rounds=rounds,
+            warmup=warmup,
+            per_round=per_round,
         )
         say(f"measured {len(names)} models x {rounds} alternating rounds ({time.monotonic() - started:.0f} s)")
         table_keys = set(LatencyPredictor.load(table_path).table.kernels)
@@ -184,7 +190,10 @@ def bench_predictor(
                 CalibrationRow(n, measured["wall"][n], [k.key for k in decomps[n].kernels], measured["cpu"][n])
                 for n in train_names
             ]
-            out = {n: pred.predict_decomposition(decomps[n], model_name=n).predicted_ms for n in held_names}
+            out = {
+                n: pred.predict_decomposition(decomps[n], model_name=n, warn_unseen=False).predicted_ms
+                for n in held_names
+            }
             return score(label, out, {n: measured[clock][n] for n in held_names}, clock)
 
         def baseline_scores(clock: str) -> list[MethodScore]:
@@ -217,6 +226,7 @@ def bench_predictor(
             "threads": threads,
             "size": size,
             "rounds": rounds,
+            "per_round": per_round,
             "training_models": len(train_names),
             "heldout_models": len(held_names),
             "table_kernels": len(table_keys),

@@ -252,7 +252,9 @@ class LocalTimer:
         if len(shapes) != 1:
             raise ProfilingError(f"latency table: the models to time whole have different input shapes {shapes}")
         (n, c, h, w) = shapes.pop()
-        got = measure_interleaved(paths, shape=(n, c, h, w), threads=self.threads, rounds=max(10, 2 * self.rounds))
+        got = measure_interleaved(
+            paths, shape=(n, c, h, w), threads=self.threads, rounds=max(5, self.rounds), per_round=self.runs
+        )
         return {
             name: {"wall": got["wall"][name], "cpu": got["cpu"][name] if self.threads == 1 else None} for name in paths
         }
@@ -674,7 +676,7 @@ class LatencyPredictor:
         names = [f"{f} x{c:.3f}" for f, c in zip((*self._families(), "rest"), coef[:-1])]
         return f"kernel sums scaled {', '.join(names)}, + {coef[-1] * 1000:.1f} us/kernel + {intercept:.3f} ms"
 
-    def predict_decomposition(self, d: Decomposition, *, model_name: str) -> Prediction:
+    def predict_decomposition(self, d: Decomposition, *, model_name: str, warn_unseen: bool = True) -> Prediction:
         if d.opset != self.table.key.opset:
             raise ConfigError(
                 f"{self.table.path}: the table holds opset-{self.table.key.opset} kernels, the model was exported "
@@ -691,7 +693,7 @@ class LatencyPredictor:
         for k, v in zip(d.kernels, ms):
             by_op[k.op] = by_op.get(k.op, 0.0) + float(v)
         total = float(np.dot(coef, self._model_features([k.op for k in d.kernels], ms)) + intercept)
-        if (~seen).sum() > 0.5 * len(d.kernels):
+        if warn_unseen and (~seen).sum() > 0.5 * len(d.kernels):
             log.warning(
                 "%s: %d of %d kernels are not in %s and come from the regressor (another input size or widths far "
                 "from the table's models?); add the model to the table with `run.py latency-table build --arch`",
@@ -762,9 +764,13 @@ class LatencyPredictor:
 
 
 def measure_interleaved(
-    paths: dict[str, Path], *, shape: tuple[int, ...], threads: int, rounds: int, warmup: int = 2
+    paths: dict[str, Path], *, shape: tuple[int, ...], threads: int, rounds: int, warmup: int = 2, per_round: int = 3
 ) -> dict[str, dict[str, float]]:
-    """Medians of wall and thread CPU time per model, every round running every model once (rotated order).
+    """Medians of wall and thread CPU time per model, every round running every model (rotated order).
+
+    In each round a model runs once untimed, then ``per_round`` times timed: a deployed model runs
+    frame after frame with its weights and buffers in cache, and a single run right after another
+    model would time a cold cache instead (3x slower for a 32x32 input).
 
     Returns ``{"wall": {name: ms}, "cpu": {name: ms}, "wall_iqr": {name: ms}}``. Interleaving puts a
     change of load on the shared machine on every model alike; the thread CPU time (ONNX Runtime
@@ -789,11 +795,13 @@ def measure_interleaved(
         for k in range(len(names)):
             i = (r + k) % len(names)
             sess, feed = sessions[i]
-            c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
             sess.run(None, feed)
-            t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
-            wall[i].append((t1 - t0) / 1e6)
-            cpu[i].append((c1 - c0) / 1e6)
+            for _ in range(per_round):
+                c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
+                sess.run(None, feed)
+                t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
+                wall[i].append((t1 - t0) / 1e6)
+                cpu[i].append((c1 - c0) / 1e6)
     out: dict[str, dict[str, float]] = {"wall": {}, "cpu": {}, "wall_iqr": {}}
     for i, n in enumerate(names):
         out["wall"][n] = float(np.median(wall[i]))

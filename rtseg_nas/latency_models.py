@@ -82,7 +82,7 @@ def run_predictor_bench(
     seed: int = 0,
     size: int = 256,
     threads: int = 1,
-    rounds: int = 15,
+    rounds: int = 10,
     table: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> PredictorBenchResult:

@@ -122,7 +122,7 @@ def _run_latency_predictor(args: argparse.Namespace) -> int:
         seed=args.seed,
         size=args.size,
         threads=args.threads,
-        rounds=args.rounds if args.rounds != 30 else 15,
+        rounds=args.rounds if args.rounds != 30 else 10,  # x 3 runs per round
         table=args.table,
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )

@@ -6,8 +6,8 @@ pad/split/slice/concat shift, the EFF gate, resize, heads, ...), writes each dis
 a small ONNX graph and times it on --target: this machine with ONNX Runtime (--threads), or a
 device over SSH through the device profiler (ONNX Runtime, or trtexec in fp32/fp16), --batch-size
 kernels per connection. The first --calibrate models are also timed whole, for the per-model
-overhead. The models: `paper`, --models samples of the search space (--seed) and one pruned
-`paper`, plus every --arch given.
+overhead. The models: `paper`, --models samples of the search space (--space, as the search will
+use it; --seed) and one pruned `paper`, plus every --arch given.
 
 The table (JSON) is keyed by target, device, runtime, precision, threads, opset, batch and library
 versions; it is saved after every batch, so running the same command again resumes an interrupted
@@ -48,6 +48,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, default=256, help="input height and width (default: %(default)s)")
     p.add_argument("--models", type=int, default=10, help="search-space samples to take kernels from (default: 10)")
     p.add_argument("--arch", action="append", default=[], help="also this preset or config JSON (repeatable)")
+    p.add_argument(
+        "--space",
+        metavar="JSON",
+        help="sample from this search space (as `search --space`; default: the default space)",
+    )
     p.add_argument("--calibrate", type=int, default=6, help="models also timed whole (default: %(default)s)")
     p.add_argument("--batch-size", type=int, default=64, help="kernels per batch / SSH run (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per batch (default: %(default)s)")
@@ -77,7 +82,11 @@ def run(args: argparse.Namespace) -> int:
 
     models = [("paper", build_model(create_config("paper")).eval())]
     models += [(a, build_model(create_config(a)).eval()) for a in args.arch if a != "paper"]
-    models += training_models(args.models, seed=args.seed + 10_000) if args.models > 0 else []
+    from rtseg_core import read_json
+    from search_spaces import SearchSpace
+
+    space = SearchSpace.from_dict(read_json(args.space), source=args.space) if args.space else SearchSpace()
+    models += training_models(args.models, seed=args.seed + 10_000, space=space) if args.models > 0 else []
     remote_backend = args.remote_backend if args.remote_backend != "auto" else "onnxruntime"
     if str(args.target).startswith("ssh://") and args.precision == "fp16":
         remote_backend = "trtexec"
