@@ -32,8 +32,8 @@ INT8_NAME, PRUNED_NAME, FP32_NAME = "ORT INT8", "ORT FP32 pruned", "ORT FP32"
 
 @dataclass(frozen=True)
 class CompressionBenchConfig:
-    """What to build. Targets: INT8 >= ``int8_speedup`` x faster with <= ``int8_max_loss`` Dice points lost;
-    pruned >= ``pruned_speedup`` x faster with <= ``pruned_max_loss`` points lost."""
+    """What to build. Targets: INT8 >= ``int8_speedup`` x faster losing <= ``int8_max_loss`` Dice; pruned
+    >= ``pruned_speedup`` x faster losing <= ``pruned_max_loss`` Dice (Dice and its changes are fractions)."""
 
     quant: QuantSpec = QuantSpec()
     # 16: ONNX Runtime's NCHWc conv layout on AVX-512 CPUs works in 16-channel blocks; other widths
@@ -46,23 +46,25 @@ class CompressionBenchConfig:
     evaluate: bool = True
     profile_runs: int = 20
     int8_speedup: float = 2.0
-    int8_max_loss: float = 0.5
+    int8_max_loss: float = 0.005
     pruned_speedup: float = 1.6
-    pruned_max_loss: float = 1.0
+    pruned_max_loss: float = 0.01
 
 
 @dataclass(frozen=True)
 class Comparison(Record):
-    """One compressed model against its FP32 reference. Dice in [0, 1]; changes in Dice points (x100)."""
+    """One compressed model against its FP32 reference. Dice and its change are fractions in [0, 1]."""
 
     name: str
     reference: str
     speedup: float  # reference median / variant median (same alternating loop)
+    speedup_ci95_low: float | None  # percentile bootstrap over the paired rounds (profiling.speedup_interval)
+    speedup_ci95_high: float | None
     dice_reference: float | None
     dice_variant: float | None
-    dice_change_points: float | None
+    dice_change: float | None  # dice_variant - dice_reference
     target_speedup: float
-    target_max_loss_points: float
+    target_max_loss: float  # Dice
     met: bool | None  # None when Dice was not evaluated
     details: dict[str, Any] = field(default_factory=dict)
     explanation: str = ""
@@ -142,9 +144,10 @@ def compare_variants(result, artifacts: CompressionArtifacts, config: Compressio
         (PRUNED_NAME, config.pruned_speedup, config.pruned_max_loss, artifacts.pruned_onnx),
     ):
         speedup = base / result.get(name).median_ms
+        ci = result.speedup_intervals()[name] or (None, None)
         acc = artifacts.accuracy.get(name, {})
         d_ref, d_var = acc.get("dice_fp32"), acc.get("dice_quant")
-        change = (d_var - d_ref) * 100 if d_ref is not None and d_var is not None else None
+        change = d_var - d_ref if d_ref is not None and d_var is not None else None
         met = None if change is None else bool(speedup >= target and -change <= max_loss)
         details: dict[str, Any] = {k: v for k, v in acc.items() if k not in ("dice_fp32", "dice_quant")}
         if name == PRUNED_NAME:
@@ -155,7 +158,21 @@ def compare_variants(result, artifacts: CompressionArtifacts, config: Compressio
         if met is not True:
             explanation = _explain(name, path, artifacts, config, speedup, target, change, max_loss, details)
         out.append(
-            Comparison(name, FP32_NAME, speedup, d_ref, d_var, change, target, max_loss, met, details, explanation)
+            Comparison(
+                name=name,
+                reference=FP32_NAME,
+                speedup=speedup,
+                speedup_ci95_low=ci[0],
+                speedup_ci95_high=ci[1],
+                dice_reference=d_ref,
+                dice_variant=d_var,
+                dice_change=change,
+                target_speedup=target,
+                target_max_loss=max_loss,
+                met=met,
+                details=details,
+                explanation=explanation,
+            )
         )
     return out
 
@@ -164,7 +181,7 @@ def _explain(name, path, artifacts, config, speedup, target, change, max_loss, d
     """Why a target was missed, from ORT's per-op profile of both graphs (where the time goes)."""
     parts = []
     if change is not None and -change > max_loss:
-        parts.append(f"Dice lost {-change:.2f} points (> {max_loss:g})")
+        parts.append(f"Dice lost {-change:.4f} (> {max_loss:g})")
     if speedup < target:
         ref = profile_ops(artifacts.fp32_onnx, threads=artifacts.threads, runs=config.profile_runs)
         var = profile_ops(path, threads=artifacts.threads, runs=config.profile_runs)
@@ -235,14 +252,15 @@ def format_comparisons(comparisons: list[Comparison]) -> str:
     lines = []
     for c in comparisons:
         dice = (
-            f"Dice {c.dice_reference:.4f} -> {c.dice_variant:.4f} ({c.dice_change_points:+.2f} points)"
-            if c.dice_change_points is not None
+            f"Dice {c.dice_reference:.4f} -> {c.dice_variant:.4f} ({c.dice_change:+.4f})"
+            if c.dice_change is not None
             else "Dice not evaluated"
         )
         verdict = {True: "target met", False: "target MISSED", None: "target not judged"}[c.met]
+        ci = "" if c.speedup_ci95_low is None else f", 95 % CI {c.speedup_ci95_low:.2f}-{c.speedup_ci95_high:.2f}x"
         lines.append(
-            f"{c.name} vs {c.reference}: {c.speedup:.2f}x faster (target >= {c.target_speedup:g}x), {dice} "
-            f"(target <= {c.target_max_loss_points:g} lost): {verdict}"
+            f"{c.name} vs {c.reference}: {c.speedup:.2f}x faster{ci} (target >= {c.target_speedup:g}x), {dice} "
+            f"(target: <= {c.target_max_loss:g} Dice lost): {verdict}"
         )
         if c.explanation:
             lines.append(f"  why: {c.explanation}")

@@ -13,7 +13,7 @@ Formats (:class:`QuantFormat`):
   fine-tuned a few epochs from the trained weights, then frozen into plain float convs.
 
 Every result is evaluated on the validation split with ONNX Runtime, beside the FP32 model:
-Dice change (points), latency (median, this machine), speed-up and logits difference.
+Dice change (a fraction, like Dice), latency (median, this machine), speed-up and logits difference.
 
 Output folder (written to a temporary sibling, renamed at the end)::
 
@@ -151,7 +151,7 @@ class QuantSpec(Record):
 
 @dataclass(frozen=True)
 class QuantReport(Record):
-    """What ``quantize_*`` wrote and measured. Dice in [0, 1]; ``dice_change_points`` in Dice points (x100)."""
+    """What ``quantize_*`` wrote and measured. Dice and ``dice_change`` are fractions in [0, 1]."""
 
     onnx: str  # file names inside the output folder
     onnx_fp32: str
@@ -164,7 +164,7 @@ class QuantReport(Record):
     size: int
     dice_fp32: float | None
     dice_quant: float | None
-    dice_change_points: float | None  # (dice_quant - dice_fp32) * 100
+    dice_change: float | None  # dice_quant - dice_fp32
     latency_fp32_ms: float | None
     latency_quant_ms: float | None
     speedup: float | None  # latency_fp32_ms / latency_quant_ms
@@ -637,7 +637,7 @@ def _finish(
         size=size,
         dice_fp32=d32,
         dice_quant=dq,
-        dice_change_points=(dq - d32) * 100 if d32 is not None and dq is not None else None,
+        dice_change=dq - d32 if d32 is not None and dq is not None else None,
         latency_fp32_ms=lat32,
         latency_quant_ms=latq,
         speedup=lat32 / latq if lat32 and latq else None,

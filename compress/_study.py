@@ -1,8 +1,9 @@
 """Compress the best members of a search and record each result beside its parent trial.
 
 Parents: ``STUDY_DIR/trials/<n>/candidate.json`` (a CandidateRecord) with ``checkpoint.pt`` next
-to it. The feasible Pareto front over (dice max, latency_ms min) is computed with
-``reports.pareto_front``; its top ``top_k`` by Dice are compressed. Each variant is written, all or nothing, to
+to it, read through :class:`rtseg_core.StudyDir`. The feasible Pareto front over (dice max,
+latency_ms min) is the suite's one non-dominated sort (:mod:`rtseg_core._pareto`); its top
+``top_k`` by Dice are compressed. Each variant is written, all or nothing, to
 ``STUDY_DIR/compressed/<parent>.<tag>/`` with its model files and a ``candidate.json``
 (``source="compressed"``, ``parent=<parent name>``, ``recipe``), measured the same way for
 every variant: Dice on the parent's split with ONNX Runtime on the exported graph, latency with
@@ -12,37 +13,46 @@ ONNX Runtime on this machine (batch 1, the parent's thread count).
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 from compress._files import staged_dir
+from compress._measure import count_macs
 from compress._pipeline import load_for_compression, prune_checkpoint
 from compress._quantize import QuantSpec, latency_ms, ort_predict, quantize_checkpoint
 from compress._spec import PruneSpec
-from rtseg_core import CandidateRecord, CompressionError, ConfigError, atomic_write_json, read_json
+from models import count_parameters
+from profiling import describe_device
+from rtseg_core import (
+    CandidateRecord,
+    CompressionError,
+    ConfigError,
+    Constraints,
+    StudyDir,
+    read_json,
+    write_candidate,
+)
+from rtseg_core._pareto import pareto_indices
+from rtseg_core._study import CHECKPOINT, TRIALS
+from segmentation import evaluate_model
 
 log = logging.getLogger(__name__)
 
 
 def read_trials(study_dir: Path) -> list[tuple[CandidateRecord, Path]]:
     """Every trial's record and folder (errors name the file)."""
-    out = []
-    for path in sorted((study_dir / "trials").glob("*/candidate.json")):
-        data = read_json(path)
-        try:
-            out.append((CandidateRecord.from_dict(data), path.parent))
-        except (ConfigError, TypeError) as exc:
-            raise ConfigError(f"{path}: not a CandidateRecord ({exc})") from None
-    return out
+    return StudyDir(study_dir).read_candidates((TRIALS,))
 
 
 def pareto_parents(records: list[CandidateRecord], top_k: int) -> list[CandidateRecord]:
     """Top ``top_k`` by Dice of the feasible front over (dice max, latency_ms min)."""
-    usable = [r for r in records if r.feasible and r.dice is not None and r.latency_ms is not None]
-    from reports import candidates_frame, pareto_front  # lazy: reports pulls in matplotlib
-
-    info = pareto_front(candidates_frame(usable), [("dice", "maximize"), ("latency_ms", "minimize")])
-    names = set(info.front_names)
-    front = [r for r in usable if r.name in names]
+    usable = [
+        r
+        for r in records
+        if r.feasible and r.dice is not None and r.latency_ms is not None and _finite(r.dice, r.latency_ms)
+    ]
+    keep = pareto_indices([(r.dice, r.latency_ms) for r in usable], ["maximize", "minimize"])
+    front = [usable[i] for i in keep]
     return sorted(front, key=lambda r: -r.dice)[:top_k]
 
 
@@ -77,42 +87,42 @@ def compress_study(
     version of that pruned variant (both with ``parent`` = the trial). ``finetune_spec``
     (:class:`~compress._finetune.FinetuneSpec`) fine-tunes after pruning / for DSConv QAT.
     """
-    study = Path(study_dir)
-    if not study.is_dir():
-        raise ConfigError(f"--study {study}: not a folder")
+    if not Path(study_dir).is_dir():
+        raise ConfigError(f"--study {study_dir}: not a folder")
+    study = StudyDir(study_dir)
     if prune is None and quantize is None:
         raise CompressionError("--study: give a pruning target and/or --format to quantize")
     if top_k < 1:
         raise CompressionError(f"--top-k: must be >= 1, got {top_k}")
-    trials = read_trials(study)
+    trials = read_trials(study.root)
     if not trials:
-        raise ConfigError(f"{study}/trials: no */candidate.json; run a search first")
+        raise ConfigError(f"{study.trials_dir}: no */candidate.json; run a search first")
     folders = {r.name: folder for r, folder in trials}
     parents = pareto_parents([r for r, _ in trials], top_k)
-    limits = study_limits(study)
+    limits = study_limits(study.root)
     if not parents:
-        raise CompressionError(f"{study}: no feasible trial with both dice and latency_ms; nothing to compress")
+        raise CompressionError(f"{study.root}: no feasible trial with both dice and latency_ms; nothing to compress")
     written = []
     for parent in parents:
-        ckpt = folders[parent.name] / "checkpoint.pt"
+        ckpt = folders[parent.name] / CHECKPOINT
         if not ckpt.is_file():
             raise CompressionError(f"{ckpt}: the parent's checkpoint is missing (trial {parent.name})")
         source, recipe, first = ckpt, "", len(written)
         if prune is not None:
             name = f"{parent.name}.{prune_tag(prune)}"
-            final = study / "compressed" / name
+            final = study.compressed(name)
             with staged_dir(final) as tmp:
                 report = prune_checkpoint(
                     ckpt, prune, tmp, data=data, finetune_spec=finetune_spec, stage=False, progress=progress
                 )
                 recipe = report.recipe
                 record = _measure(tmp, name, parent, recipe, report.data, "fp32", runs=runs, limits=limits)
-                atomic_write_json(tmp / "candidate.json", record.to_dict())
+                write_candidate(tmp, record)
             written.append(record)
-            source = final / "checkpoint.pt"
+            source = final / CHECKPOINT
         if quantize is not None:
             name = f"{parent.name}.{prune_tag(prune) + '_' if prune else ''}{quant_tag(quantize)}"
-            final = study / "compressed" / name
+            final = study.compressed(name)
             with staged_dir(final) as tmp:
                 qreport = quantize_checkpoint(
                     source,
@@ -127,23 +137,26 @@ def compress_study(
                 )
                 full = f"{recipe} -> {qreport.recipe}" if recipe else qreport.recipe
                 record = _measure(tmp, name, parent, full, qreport.data, quantize.precision, runs=runs, limits=limits)
-                atomic_write_json(tmp / "candidate.json", record.to_dict())
+                write_candidate(tmp, record)
             written.append(record)
         log.info("compressed %s: %s", parent.name, ", ".join(r.name for r in written[first:]))
     return written
 
 
 def _measure(
-    folder: Path, name: str, parent: CandidateRecord, recipe: str, data: str, precision: str, *, runs: int, limits: dict
+    folder: Path,
+    name: str,
+    parent: CandidateRecord,
+    recipe: str,
+    data: str,
+    precision: str,
+    *,
+    runs: int,
+    limits: Constraints,
 ) -> CandidateRecord:
     """The candidate row of one variant: Dice/AoP (ORT on model.onnx), params/MACs, ORT latency."""
-    from compress._measure import count_macs
-    from models import count_parameters
-    from profiling._env import describe_device
-    from segmentation import evaluate_model
-
     onnx_path = folder / "model.onnx"
-    ckpt_path = folder / "checkpoint.pt"
+    ckpt_path = folder / CHECKPOINT
     if not ckpt_path.is_file():  # an INT8/FP16 variant keeps its source's weights and architecture
         ckpt_path = _source_checkpoint(folder)
     model, ckpt = load_for_compression(ckpt_path)
@@ -201,28 +214,24 @@ def _source_checkpoint(folder: Path) -> Path:
     return Path(data["parent"])
 
 
-def study_limits(study: Path) -> dict[str, float | None]:
-    """``min_fps``/``max_latency_ms``/``max_params`` from ``study.json`` (empty without reports or settings)."""
-    try:
-        from reports import load_study_settings, study_constraints
-    except ImportError:
-        return {}
-    return study_constraints(load_study_settings(study))
+def study_limits(study: Path) -> Constraints:
+    """The study's constraints from ``study.json`` (none when the study has no settings file)."""
+    settings = StudyDir(study).read_settings()
+    return Constraints.from_dict(settings.get("constraints"), source=str(StudyDir(study).study_json))
 
 
-def _feasible(parent: CandidateRecord, limits: dict, latency: float, params: int) -> bool:
+def _feasible(parent: CandidateRecord, limits: Constraints, latency: float, params: int) -> bool:
     """The study's constraints applied to the variant.
 
     Latency limits are checked only when the parent was timed here too (``target == "local"``);
     a limit meant for another device cannot be judged from this machine's time, so the parent's
     verdict stands for it.
     """
-    if limits.get("max_params") is not None and params > limits["max_params"]:
-        return False
+    fps = 1000.0 / latency if latency else None
     if parent.target != "local":
-        return bool(parent.feasible)
-    if limits.get("max_latency_ms") is not None and latency > limits["max_latency_ms"]:
-        return False
-    if limits.get("min_fps") is not None and 1000.0 / latency < limits["min_fps"]:
-        return False
-    return True
+        return limits.params_only().met_by(params=params, latency_ms=None, fps=None) and bool(parent.feasible)
+    return limits.met_by(params=params, latency_ms=latency, fps=fps)
+
+
+def _finite(*values: float) -> bool:
+    return all(math.isfinite(v) for v in values)

@@ -61,7 +61,7 @@ from profiling._records import ESTIMATE_TARGET, ESTIMATED, MEASURED, PREDICT_PRE
 from profiling._remote import probe_remote, profile_remote
 from profiling._source import ModelSource, load_source
 from profiling._ssh import SSHOptions, SSHTarget
-from profiling._stats import summarize_times
+from profiling._stats import speedup_interval, summarize_times
 from profiling._trace import ForwardTrace, TracedOp, trace_forward
 
 __all__ = [
@@ -129,6 +129,7 @@ __all__ = [
     "profile_remote",
     "pytorch_variant",
     "run_bench",
+    "speedup_interval",
     "summarize_times",
     "time_calls",
     "torch_threads",

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from profiling._stats import summarize_times
+from profiling._stats import speedup_interval, summarize_times
 from rtseg_core import ProfilingError, Record
 
 log = logging.getLogger(__name__)
@@ -105,18 +105,36 @@ class BenchResult:
         base = self.get(self.baseline).median_ms
         return {v.name: base / v.median_ms for v in self.variants}
 
+    def speedup_intervals(self) -> dict[str, tuple[float, float] | None]:
+        """95 % bootstrap interval of each speed-up over the paired alternating rounds (None: no
+        paired times, e.g. a result loaded without ``times_ms``)."""
+        base = self.get(self.baseline).times_ms
+        out: dict[str, tuple[float, float] | None] = {}
+        for v in self.variants:
+            paired = bool(base) and len(v.times_ms) == len(base)
+            out[v.name] = speedup_interval(base, v.times_ms) if paired else None
+        return out
+
     def comparisons(self) -> list[str]:
-        """Sentences like ``"ORT FP32 is 2.40x faster than PyTorch eager (median 20.1 vs 48.3 ms)"``."""
+        """Sentences like ``"ORT FP32 is 2.40x faster than PyTorch eager (95 % CI 2.31-2.48x, ...)"``."""
         base = self.get(self.baseline)
+        intervals = self.speedup_intervals()
         out = []
         for v in self.variants:
             if v.name == self.baseline:
                 continue
             ratio = base.median_ms / v.median_ms
             word, factor = ("faster", ratio) if ratio >= 1 else ("slower", 1 / ratio)
+            ci = intervals[v.name]
+            if ci is None:
+                spread = "no interval: rounds not paired"
+            elif ratio >= 1:
+                spread = f"95 % CI {ci[0]:.2f}-{ci[1]:.2f}x, bootstrap over {len(base.times_ms)} paired rounds"
+            else:
+                spread = f"95 % CI {1 / ci[1]:.2f}-{1 / ci[0]:.2f}x, bootstrap over {len(base.times_ms)} paired rounds"
             out.append(
                 f"{v.name} is {factor:.2f}x {word} than {base.name} "
-                f"(median {v.median_ms:.2f} vs {base.median_ms:.2f} ms)"
+                f"({spread}; median {v.median_ms:.2f} vs {base.median_ms:.2f} ms)"
             )
         return out
 
@@ -126,14 +144,18 @@ class BenchResult:
             "conditions": self.conditions,
             "variants": [v.to_dict() for v in self.variants],
             "speedup_vs_baseline": self.speedups(),
+            "speedup_ci95_vs_baseline": {
+                k: None if v is None else list(v) for k, v in self.speedup_intervals().items()
+            },
             "comparisons": self.comparisons(),
         }
 
     def format_table(self) -> str:
         c = self.conditions
         head = ", ".join(f"{k} {c[k]}" for k in ("model", "input", "threads", "rounds", "warmup", "device") if k in c)
-        header = ("variant", "backend", "prec", "median ms", "p90 ms", "IQR ms", "FPS", "speed-up")
+        header = ("variant", "backend", "prec", "median ms", "p90 ms", "IQR ms", "FPS", "speed-up", "95 % CI")
         sp = self.speedups()
+        ci = self.speedup_intervals()
         rows = [
             (
                 v.name,
@@ -144,13 +166,17 @@ class BenchResult:
                 f"{v.iqr_ms:.2f}",
                 f"{v.fps:.1f}",
                 f"{sp[v.name]:.2f}x",
+                "-" if ci[v.name] is None or v.name == self.baseline else f"{ci[v.name][0]:.2f}-{ci[v.name][1]:.2f}x",
             )
             for v in self.variants
         ]
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
         fmt = "  ".join(f"{{:<{w}}}" if i < 3 else f"{{:>{w}}}" for i, w in enumerate(widths))
         lines = [f"bench: {head}", fmt.format(*header), *(fmt.format(*r) for r in rows)]
-        lines.append(f"(speed-up = median of {self.baseline} / median of the variant; alternating rounds)")
+        lines.append(
+            f"(speed-up = median of {self.baseline} / median of the variant; alternating rounds; 95 % CI: "
+            "percentile bootstrap over the paired rounds)"
+        )
         lines += self.comparisons()
         return "\n".join(lines)
 

@@ -170,8 +170,8 @@ def _estimate_record(
         warmup=0,
         runs=0,
         median_ms=total_ms,
-        p90_ms=total_ms,
-        iqr_ms=0.0,
+        p90_ms=None,  # one computed number, not a distribution of runs: no spread to report
+        iqr_ms=None,
         mean_ms=total_ms,
         min_ms=total_ms,
         fps=est.batch * 1000.0 / total_ms,

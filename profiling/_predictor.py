@@ -735,8 +735,8 @@ class LatencyPredictor:
             warmup=0,
             runs=0,
             median_ms=ms,
-            p90_ms=ms,
-            iqr_ms=0.0,
+            p90_ms=None,  # one computed number, not a distribution of runs
+            iqr_ms=None,
             mean_ms=ms,
             min_ms=ms,
             fps=n * 1000.0 / ms if ms > 0 else float("inf"),

@@ -126,8 +126,8 @@ class ProfileReport:
                     r.device,
                     r.kind,
                     f"{r.median_ms:.2f}",
-                    f"{r.p90_ms:.2f}" if r.has_dispersion else "-",  # an estimate has no spread
-                    f"{r.iqr_ms:.2f}" if r.has_dispersion else "-",
+                    "-" if r.p90_ms is None else f"{r.p90_ms:.2f}",  # estimates and predictions have no spread
+                    "-" if r.iqr_ms is None else f"{r.iqr_ms:.2f}",
                     f"{r.fps:.1f}",
                 )
                 for r in self.latency

@@ -21,7 +21,7 @@ class LatencyRecord(Record):
 
     ``kind`` is :data:`MEASURED`, :data:`ESTIMATED` (roofline) or :data:`PREDICTED` (kernel table):
     an estimate or a prediction is never shown as a measurement. Estimates and predictions have no
-    dispersion: their ``p90_ms`` equals ``median_ms`` and ``iqr_ms`` is 0, and tables print "-".
+    dispersion: their ``p90_ms`` and ``iqr_ms`` are None, and tables print "-".
     Times are milliseconds per forward pass of one batch; ``fps`` is ``batch * 1000 / median_ms``.
     The conditions (device, runtime, precision, threads, input size, warm-up, runs) travel with
     the numbers so that every figure built from the record can state them.
@@ -42,8 +42,8 @@ class LatencyRecord(Record):
     warmup: int  # warm-up iterations (trtexec: milliseconds, see ``notes``)
     runs: int  # timed iterations
     median_ms: float
-    p90_ms: float
-    iqr_ms: float
+    p90_ms: float | None  # None for an estimate or a prediction: it has no dispersion
+    iqr_ms: float | None
     mean_ms: float
     min_ms: float
     fps: float

@@ -42,3 +42,36 @@ def summarize_times(times_ms: Sequence[float], *, batch: int = 1) -> dict[str, f
         "min_ms": float(arr.min()),
         "fps": float(batch * 1000.0 / median),
     }
+
+
+def speedup_interval(
+    baseline_ms: Sequence[float],
+    variant_ms: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of ``median(baseline) / median(variant)`` over paired rounds.
+
+    Round ``i`` of both lists must come from the same alternating round (as ``bench`` records
+    them), so rounds, not single runs, are resampled: a load spike that slows one round slows both
+    members of the pair, and the interval keeps that pairing. Deterministic for a given ``seed``.
+    """
+    base = np.asarray(baseline_ms, dtype=np.float64)
+    var = np.asarray(variant_ms, dtype=np.float64)
+    if base.shape != var.shape or base.ndim != 1 or base.size == 0:
+        raise ProfilingError(
+            f"speedup_interval: needs two equally long, non-empty lists of paired rounds, got {base.shape} and "
+            f"{var.shape}"
+        )
+    if not 0.0 < confidence < 1.0 or resamples < 1:
+        raise ProfilingError(
+            f"speedup_interval: needs confidence in (0, 1) and resamples >= 1, got {confidence} and {resamples}"
+        )
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, base.size, size=(resamples, base.size))
+    ratios = np.median(base[idx], axis=1) / np.median(var[idx], axis=1)
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(ratios, [tail, 100.0 - tail])
+    return float(low), float(high)

@@ -11,7 +11,6 @@ from reports._hypervolume import HypervolumeHistory, default_reference, hypervol
 from reports._info import ReportInfo
 from reports._load import (
     CANDIDATE_COLUMNS,
-    DEFAULT_OBJECTIVES,
     candidates_frame,
     check_objectives,
     load_candidates,
@@ -42,7 +41,6 @@ from reports._tables import candidates_table, display_table, to_markdown, write_
 
 __all__ = [
     "CANDIDATE_COLUMNS",
-    "DEFAULT_OBJECTIVES",
     "PAPER_PUBLISHED",
     "PLOT_KEYS",
     "REALTIME_BANDS",

@@ -30,7 +30,7 @@ from reports._plot_info import dice_fps_info, dice_macs_info, dice_params_info
 from reports._plots import plot_hypervolume_history, plot_scatter, save_figure
 from reports._select import choose_model
 from reports._tables import write_tables
-from rtseg_core import ConfigError, atomic_write_json, atomic_write_text
+from rtseg_core import ConfigError, StudyDir, atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -39,18 +39,19 @@ PLOT_KEYS = ("dice_fps", "dice_macs", "dice_params", "hypervolume")
 
 def compute_report(study_dir: str | os.PathLike) -> ReportInfo:
     """Read a study directory and compute the report's contents (no files written)."""
-    study_dir = Path(study_dir)
+    study = StudyDir(study_dir)
+    study_dir = study.root
     settings = load_study_settings(study_dir)
-    objectives = study_objectives(settings, source=str(study_dir / "study.json"))
-    constraints = study_constraints(settings, source=str(study_dir / "study.json"))
+    objectives = study_objectives(settings, source=str(study.study_json))
+    constraints = study_constraints(settings, source=str(study.study_json))
     df = load_candidates(study_dir)
     if df.empty:
         logger.warning("%s: the study has no candidates yet; the report will be empty", study_dir)
     try:
         front = pareto_front(df, objectives)
     except ConfigError as exc:
-        raise ConfigError(f"{study_dir / 'study.json'}: 'objectives': {exc}") from None
-    history_path = study_dir / "history.csv"
+        raise ConfigError(f"{study.study_json}: 'objectives': {exc}") from None
+    history_path = study.history_csv
     history = load_history(study_dir, objectives, candidates=df)
     hv = hypervolume_history(
         history, objectives, source="history.csv" if history_path.exists() else "trial candidates (no history.csv)"
@@ -79,7 +80,7 @@ def build_report(study_dir: str | os.PathLike, out_dir: str | os.PathLike | None
     never sees half a file; rerunning replaces them.
     """
     info = compute_report(study_dir)
-    out = Path(study_dir) / "report" if out_dir is None else Path(out_dir)
+    out = StudyDir(study_dir).report_dir if out_dir is None else Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     images: dict[str, bytes] = {}
     for plot in info.plots:

@@ -98,15 +98,15 @@ def _ship(info: ReportInfo) -> list[str]:
     else:
         out.append("<ul>")
         out.append(
-            f"<li>Best feasible by Dice: <b>{esc(c.best)}</b> (Dice {c.best_dice * 100:.2f} %).</li>"
+            f"<li>Best feasible by Dice: <b>{esc(c.best)}</b> (Dice {c.best_dice:.4f}).</li>"
             if c.best_dice is not None
             else ""
         )
         if c.fastest is not None:
             kind = "ESTIMATED" if c.fastest_latency_kind == "estimated" else c.fastest_latency_kind
             out.append(
-                f"<li>Fastest feasible within {c.tolerance * 100:g} Dice point of the best: <b>{esc(c.fastest)}</b> "
-                f"({c.fastest_fps:.2f} FPS, {esc(kind)}; Dice {c.fastest_dice * 100:.2f} %).</li>"
+                f"<li>Fastest feasible within {c.tolerance:g} Dice of the best: <b>{esc(c.fastest)}</b> "
+                f"({c.fastest_fps:.2f} FPS, {esc(kind)}; Dice {c.fastest_dice:.4f}).</li>"
             )
         out.append("</ul>")
         out.append(f'<p class="note">Constraints: {esc(cons)}; {len(c.eligible)} candidate(s) eligible.</p>')
@@ -136,7 +136,7 @@ def _reference(info: ReportInfo) -> list[str]:
     for cls in ("PS", "FH", "mean"):
         m = evaluation.get(cls) or {}
         cells = [m.get("dice"), m.get("jaccard"), m.get("asd"), m.get("hd95")]
-        shown = [f"{v * 100:.2f} %" if i < 2 and v is not None else _num(v) for i, v in enumerate(cells)]
+        shown = [f"{v:.4f}" if i < 2 and v is not None else _num(v) for i, v in enumerate(cells)]  # fractions
         dao = _num(m.get("delta_aop")) if cls == "mean" else ""
         metric_rows.append(f"<tr><th>{esc(cls)}</th>" + "".join(f"<td>{esc(v)}</td>" for v in [*shown, dao]) + "</tr>")
     if metric_rows:
@@ -162,6 +162,8 @@ def _reference(info: ReportInfo) -> list[str]:
                 elif key == "height":
                     cells.append(f"<td>{esc(row.get('batch', 1))}x{esc(row.get('channels', 1))}x{esc(value)}x"
                                  f"{esc(row.get('width', value))}</td>")  # fmt: skip
+                elif key in ("p90_ms", "iqr_ms") and row.get("kind") == "estimated":
+                    cells.append("<td>-</td>")  # an estimate is one number: no spread, even in old files
                 else:
                     cells.append(f"<td>{esc(_num(value))}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")

@@ -19,9 +19,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from reports._load import check_objectives
-from reports._pareto import as_minimization, nondominated_mask
-from rtseg_core import ConfigError
+from rtseg_core import ConfigError, check_objectives
+from rtseg_core._pareto import as_minimization, nondominated_mask
 
 DEFAULT_PAD = 0.1
 

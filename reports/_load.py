@@ -1,14 +1,8 @@
-"""Reading a study directory: candidates, search settings, trial history and environment.
+"""Reading a study directory into tables: candidates, search settings, trial history and environment.
 
-The layout, written by the search and by compression::
-
-    STUDY_DIR/study.json                        search settings (objectives, constraints, target, ...)
-    STUDY_DIR/trials/<number>/candidate.json    CandidateRecord of each COMPLETE trial
-    STUDY_DIR/compressed/<name>/candidate.json  CandidateRecord of each compressed variant
-    STUDY_DIR/history.csv                       optional: one row per trial, for hypervolume over trials
-    STUDY_DIR/environment.json                  optional: host environment
-
-Everything here reads files only, so a report needs neither Optuna nor the search code.
+The folder's layout and its files belong to :class:`rtseg_core.StudyDir` (the search and
+compression write through it too); this module turns them into pandas tables. Everything here
+reads files only, so a report needs neither Optuna nor the search code.
 """
 
 from __future__ import annotations
@@ -23,15 +17,33 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rtseg_core import CandidateRecord, ConfigError, read_json
+from rtseg_core import (
+    CandidateRecord,
+    ConfigError,
+    Constraints,
+    StudyDir,
+    check_objectives,
+    read_candidate,
+    study_objectives,
+)
 
 logger = logging.getLogger(__name__)
 
+__all__ = [
+    "CANDIDATE_COLUMNS",
+    "candidates_frame",
+    "check_objectives",
+    "load_candidates",
+    "load_environment",
+    "load_history",
+    "load_reference",
+    "load_study_settings",
+    "read_candidate",
+    "study_constraints",
+    "study_objectives",
+]
+
 CANDIDATE_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(CandidateRecord))
-DIRECTIONS = ("minimize", "maximize")
-# What a study is judged on when study.json does not say.
-DEFAULT_OBJECTIVES: tuple[tuple[str, str], ...] = (("dice", "maximize"), ("latency_ms", "minimize"))
-CONSTRAINT_KEYS = ("min_fps", "max_latency_ms", "max_params")
 
 _FLOAT_COLUMNS = ("dice", "dice_ps", "dice_fh", "delta_aop_deg", "latency_ms", "fps")
 _INT_COLUMNS = ("params", "macs", "threads", "height", "width", "trial")
@@ -50,39 +62,10 @@ def load_candidates(study_dir: str | os.PathLike) -> pd.DataFrame:
         ConfigError: the folder does not exist, a file is not a valid CandidateRecord (the message
             names the file), or two files use the same candidate name (parents are found by name).
     """
-    study_dir = _study_dir(study_dir)
-    paths = sorted(study_dir.glob("trials/*/candidate.json")) + sorted(study_dir.glob("compressed/*/candidate.json"))
-    records: list[CandidateRecord] = []
-    seen: dict[str, Path] = {}
-    for path in paths:
-        record = read_candidate(path)
-        if record.name in seen:
-            raise ConfigError(
-                f"{path}: candidate name {record.name!r} is already used by {seen[record.name]}; names must be "
-                "unique because compressed variants refer to their parent by name (rename one of them)"
-            )
-        seen[record.name] = path
-        records.append(record)
-    logger.debug("%s: %d candidate(s) read", study_dir, len(records))
+    study = StudyDir.existing(study_dir)
+    records = [record for record, _ in study.read_candidates()]
+    logger.debug("%s: %d candidate(s) read", study.root, len(records))
     return candidates_frame(records)
-
-
-def read_candidate(path: str | os.PathLike) -> CandidateRecord:
-    """One ``candidate.json``; errors name the file and what is wrong with it."""
-    path = Path(path)
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: expected a JSON object written by CandidateRecord.to_dict(), got {type(data).__name__}"
-        )
-    try:
-        return CandidateRecord.from_dict(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    except TypeError as exc:  # a required field is missing
-        raise ConfigError(
-            f"{path}: not a complete CandidateRecord ({exc}); rewrite it with CandidateRecord.to_dict()"
-        ) from None
 
 
 def candidates_frame(records: Iterable[CandidateRecord]) -> pd.DataFrame:
@@ -103,72 +86,22 @@ def candidates_frame(records: Iterable[CandidateRecord]) -> pd.DataFrame:
 
 def load_study_settings(study_dir: str | os.PathLike) -> dict[str, Any]:
     """``study.json`` as a dict; ``{}`` with a warning when the file is missing."""
-    path = _study_dir(study_dir) / "study.json"
-    if not path.exists():
-        logger.warning(
-            "%s: no study.json; using the default objectives %s and no constraints", path, DEFAULT_OBJECTIVES
-        )
-        return {}
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object of search settings, got {type(data).__name__}")
-    return data
-
-
-def study_objectives(settings: dict[str, Any], *, source: str = "study.json") -> tuple[tuple[str, str], ...]:
-    """The ``objectives`` of a study as ``((name, direction), ...)``; :data:`DEFAULT_OBJECTIVES` if absent."""
-    raw = settings.get("objectives")
-    if raw is None:
-        return DEFAULT_OBJECTIVES
-    if isinstance(raw, dict):  # {"dice": "maximize", ...} is an easy slip; accept it
-        raw = list(raw.items())
-    try:
-        return check_objectives(raw)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: 'objectives': {exc}") from None
-
-
-def check_objectives(objectives: Iterable[Any]) -> tuple[tuple[str, str], ...]:
-    """Validate ``[(name, "minimize"|"maximize"), ...]`` and return it as a tuple of pairs."""
-    out = []
-    for item in objectives:
-        if not isinstance(item, list | tuple) or len(item) != 2:
-            raise ConfigError(f"each objective must be a [name, direction] pair, got {item!r}")
-        name, direction = item
-        if direction not in DIRECTIONS:
-            raise ConfigError(f"objective {name!r}: direction must be 'minimize' or 'maximize', got {direction!r}")
-        out.append((str(name), str(direction)))
-    if not out:
-        raise ConfigError("at least one objective is needed, e.g. [['dice', 'maximize'], ['latency_ms', 'minimize']]")
-    names = [n for n, _ in out]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"objective names must be distinct, got {names}")
-    return tuple(out)
+    return StudyDir.existing(study_dir).read_settings()
 
 
 def study_constraints(settings: dict[str, Any], *, source: str = "study.json") -> dict[str, float | None]:
     """``min_fps``, ``max_latency_ms`` and ``max_params`` from the settings; ``None`` where unset."""
-    raw = settings.get("constraints") or {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: 'constraints' must be an object with {list(CONSTRAINT_KEYS)}, got {raw!r}")
-    out: dict[str, float | None] = {}
-    for key in CONSTRAINT_KEYS:
-        value = raw.get(key)
-        if value is not None and not isinstance(value, int | float):
-            raise ConfigError(f"{source}: constraints.{key} must be a number or null, got {value!r}")
-        out[key] = None if value is None else float(value)
-    return out
+    return Constraints.from_dict(settings.get("constraints"), source=source).to_dict()
 
 
 def load_environment(study_dir: str | os.PathLike) -> dict[str, Any]:
     """``environment.json`` as a dict; ``{}`` when the study has none."""
-    path = _study_dir(study_dir) / "environment.json"
-    if not path.exists():
-        return {}
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object describing the host, got {type(data).__name__}")
-    return data
+    return StudyDir.existing(study_dir).read_environment()
+
+
+def load_reference(study_dir: str | os.PathLike) -> dict[str, Any]:
+    """``STUDY_DIR/reference.json`` (see :meth:`rtseg_core.StudyDir.read_reference`), or ``{}``."""
+    return StudyDir(study_dir).read_reference()
 
 
 def load_history(
@@ -189,10 +122,11 @@ def load_history(
     ``reference`` with a trial number), all COMPLETE, ordered by trial number; ``candidates`` saves
     reading them again.
     """
-    study_dir = _study_dir(study_dir)
+    study = StudyDir.existing(study_dir)
+    study_dir = study.root
     objectives = check_objectives(objectives)
     names = [n for n, _ in objectives]
-    path = study_dir / "history.csv"
+    path = study.history_csv
     if not path.exists():
         df = load_candidates(study_dir) if candidates is None else candidates
         rows = df[df["source"].isin(["trial", "reference"]) & df["trial"].notna()]
@@ -244,15 +178,6 @@ def load_history(
     return out.sort_values("number", kind="stable").reset_index(drop=True)
 
 
-def _study_dir(study_dir: str | os.PathLike) -> Path:
-    path = Path(study_dir)
-    if not path.is_dir():
-        raise ConfigError(
-            f"{path}: study directory not found (give the folder the search wrote, the one with study.json)"
-        )
-    return path
-
-
 def _first_column(df: pd.DataFrame, candidates: Iterable[str]) -> str | None:
     for c in candidates:
         if c in df.columns:
@@ -284,18 +209,3 @@ def _missing(value: Any) -> bool:
 
 def _trial_key(trial: Any) -> float:
     return float("inf") if _missing(trial) else float(trial)
-
-
-def load_reference(study_dir: str | os.PathLike) -> dict[str, Any]:
-    """``STUDY_DIR/reference.json`` (a fully trained reference model, e.g. from the demo), or ``{}``.
-
-    It is shown beside the search's candidates, never mixed into their front: its accuracy comes
-    from full training on the test split, theirs from proxy training on the validation split.
-    """
-    path = Path(study_dir) / "reference.json"
-    if not path.is_file():
-        return {}
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object")
-    return data

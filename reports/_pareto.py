@@ -1,7 +1,7 @@
-"""Pareto fronts with explicit directions: non-dominated sorting and the front of a candidate table.
+"""The Pareto front of a candidate table, split into front / dominated / infeasible / missing rows.
 
-A point ``a`` dominates ``b`` when ``a`` is at least as good in every objective and strictly better
-in one (ties in every objective dominate neither way, so duplicates share a rank).
+The sort itself is the suite's one implementation, :mod:`rtseg_core._pareto` (re-exported here
+for the report's users); this module applies it to tables.
 """
 
 from __future__ import annotations
@@ -12,8 +12,25 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from reports._load import check_objectives
-from rtseg_core import ConfigError
+from rtseg_core import ConfigError, check_objectives
+from rtseg_core._pareto import (
+    as_minimization,
+    direction_sign,
+    dominance_matrix,
+    nondominated_mask,
+    nondominated_ranks,
+)
+
+__all__ = [
+    "FrontInfo",
+    "as_minimization",
+    "attainment_line",
+    "dominance_matrix",
+    "nondominated_mask",
+    "nondominated_ranks",
+    "objective_values",
+    "pareto_front",
+]
 
 
 class FrontInfo(NamedTuple):
@@ -46,61 +63,6 @@ class FrontInfo(NamedTuple):
     @property
     def is_empty(self) -> bool:
         return self.front.empty and self.dominated.empty and self.infeasible.empty and self.missing.empty
-
-
-def as_minimization(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
-    """``values`` (n, m) with every maximized column negated, so that smaller is better everywhere."""
-    values = np.asarray(values, dtype=float)
-    if values.ndim != 2:
-        raise ConfigError(f"objective values must be a 2-D array (points x objectives), got shape {values.shape}")
-    if len(directions) != values.shape[1]:
-        raise ConfigError(
-            f"{values.shape[1]} objective column(s) but {len(directions)} direction(s) {list(directions)}"
-        )
-    signs = np.array([_sign(d) for d in directions])
-    return values * signs
-
-
-def dominance_matrix(minimized: np.ndarray) -> np.ndarray:
-    """``D[i, j]`` is True when row ``j`` dominates row ``i`` (all objectives minimized)."""
-    v = np.asarray(minimized, dtype=float)
-    le = (v[None, :, :] <= v[:, None, :]).all(axis=-1)
-    lt = (v[None, :, :] < v[:, None, :]).any(axis=-1)
-    return le & lt
-
-
-def nondominated_ranks(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
-    """Non-dominated sorting: rank 0 for the Pareto front, k for the front left after removing ranks < k.
-
-    ``values`` is (n, m), one column per objective in the order of ``directions``
-    (``"minimize"``/``"maximize"``). Values must be finite: filter incomplete rows first.
-    Returns an int array of length n.
-    """
-    v = as_minimization(values, directions)
-    if not np.isfinite(v).all():
-        bad = int(np.flatnonzero(~np.isfinite(v).all(axis=1))[0])
-        raise ConfigError(f"objective values must be finite for non-dominated sorting; row {bad} is {values[bad]!r}")
-    n = v.shape[0]
-    ranks = np.full(n, -1, dtype=int)
-    if n == 0:
-        return ranks
-    dominated_by = dominance_matrix(v)
-    remaining = np.ones(n, dtype=bool)
-    rank = 0
-    while remaining.any():
-        current = remaining & ~dominated_by[:, remaining].any(axis=1)
-        ranks[current] = rank
-        remaining &= ~current
-        rank += 1
-    return ranks
-
-
-def nondominated_mask(values: np.ndarray, directions: Sequence[str]) -> np.ndarray:
-    """Boolean mask of the rows no other row dominates (the Pareto front)."""
-    v = as_minimization(values, directions)
-    if v.shape[0] == 0:
-        return np.zeros(0, dtype=bool)
-    return ~dominance_matrix(v).any(axis=1)
 
 
 def pareto_front(df: pd.DataFrame, objectives: Iterable[tuple[str, str]]) -> FrontInfo:
@@ -162,7 +124,7 @@ def attainment_line(points: np.ndarray, directions: Sequence[str]) -> np.ndarray
     pts = np.asarray(points, dtype=float)
     if pts.shape[0] == 0:
         return np.zeros((0, 2))
-    signs = np.array([_sign(d) for d in directions])
+    signs = np.array([direction_sign(d) for d in directions])
     v = pts * signs
     v = v[np.lexsort((v[:, 1], v[:, 0]))]
     corners = [v[0]]
@@ -174,11 +136,3 @@ def attainment_line(points: np.ndarray, directions: Sequence[str]) -> np.ndarray
 
 def _sort_order(objectives: tuple[tuple[str, str], ...]) -> tuple[list[str], list[bool]]:
     return [n for n, _ in objectives], [d == "minimize" for _, d in objectives]
-
-
-def _sign(direction: str) -> float:
-    if direction == "minimize":
-        return 1.0
-    if direction == "maximize":
-        return -1.0
-    raise ConfigError(f"direction must be 'minimize' or 'maximize', got {direction!r}")

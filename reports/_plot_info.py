@@ -25,7 +25,7 @@ class PublishedPoint:
     """A number taken from the paper, not measured by us; drawn apart from our fronts."""
 
     label: str
-    dice_pct: float
+    dice: float  # a fraction in [0, 1], like every Dice in the suite
     fps: float
     dataset: str
     device: str
@@ -34,12 +34,12 @@ class PublishedPoint:
 
 PAPER_PUBLISHED = PublishedPoint(
     label="published (paper)",
-    dice_pct=92.42,
+    dice=0.9242,
     fps=31.13,
     dataset="jnu-ifm",
     device="Jetson Nano",
     note=(
-        "RTSeg-Net paper: Dice 92.42 % on JNU-IFM at 31.13 FPS (32.1 ms/frame) on a Jetson Nano; "
+        "RTSeg-Net paper: Dice 0.9242 (92.42 %) on JNU-IFM at 31.13 FPS (32.1 ms/frame) on a Jetson Nano; "
         "the paper states no runtime, precision, batch, input size or power mode"
     ),
 )
@@ -79,7 +79,7 @@ class AxisSpec:
 
 @dataclass(frozen=True)
 class ScatterInfo:
-    """Everything one objective-pair plot shows. Coordinates are ``column * factor`` (Dice in %)."""
+    """Everything one objective-pair plot shows. Coordinates are ``column * factor`` (Dice as stored: a fraction)."""
 
     key: str  # file stem: "dice_fps", "dice_macs", "dice_params"
     x: AxisSpec
@@ -110,7 +110,7 @@ class ScatterInfo:
         return inf[np.isfinite(vals).all(axis=1)]
 
 
-DICE_AXIS = AxisSpec("dice", "maximize", 100.0, "Dice, mean of PS and FH (%)")
+DICE_AXIS = AxisSpec("dice", "maximize", 1.0, "Dice, mean of PS and FH (fraction)")
 
 
 def is_jetson_target(target: str) -> bool:

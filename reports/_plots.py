@@ -109,8 +109,8 @@ def plot_scatter(info: ScatterInfo, *, ax: Axes | None = None) -> Figure:
 
     if info.published is not None:
         p = info.published
-        ax.scatter([p.fps], [p.dice_pct], marker="*", s=260, facecolors="none", edgecolors=PUBLISHED_COLOR, zorder=7)
-        ax.annotate(p.label, (p.fps, p.dice_pct), xytext=(7, 6), textcoords="offset points", fontsize=8)
+        ax.scatter([p.fps], [p.dice], marker="*", s=260, facecolors="none", edgecolors=PUBLISHED_COLOR, zorder=7)
+        ax.annotate(p.label, (p.fps, p.dice), xytext=(7, 6), textcoords="offset points", fontsize=8)
         handles.append(
             Line2D([], [], ls="", marker="*", ms=13, mfc="none", color=PUBLISHED_COLOR, label=f"{p.label}, not ours")
         )

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from reports._pareto import objective_values
+from rtseg_core import Constraints
 
 DICE_TOLERANCE = 0.01  # one Dice point (Dice is stored in [0, 1])
 
@@ -34,20 +35,14 @@ class ShipChoice:
 
 
 def meets_constraints(df: pd.DataFrame, constraints: dict[str, float | None] | None) -> np.ndarray:
-    """Boolean mask: feasible, Dice known, and within every given constraint."""
+    """Boolean mask: feasible, Dice known, and within every given constraint (:class:`rtseg_core.Constraints`)."""
+    limits = Constraints.from_dict(constraints, source="constraints")
     ok = df["feasible"].fillna(False).astype(bool).to_numpy() & np.isfinite(objective_values(df, ["dice"])[:, 0])
-    for key, column, better in (
-        ("min_fps", "fps", "ge"),
-        ("max_latency_ms", "latency_ms", "le"),
-        ("max_params", "params", "le"),
-    ):
-        limit = (constraints or {}).get(key)
-        if limit is None:
-            continue
-        v = objective_values(df, [column])[:, 0]
-        with np.errstate(invalid="ignore"):
-            ok &= np.isfinite(v) & (v >= limit if better == "ge" else v <= limit)
-    return ok
+    if not limits.active:
+        return ok
+    numbers = objective_values(df, ["params", "latency_ms", "fps"])
+    met = [limits.met_by(params=p, latency_ms=lat, fps=fps) for p, lat, fps in numbers]
+    return ok & np.array(met, dtype=bool)
 
 
 def choose_model(

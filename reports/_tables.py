@@ -35,19 +35,20 @@ def candidates_table(df: pd.DataFrame, front: FrontInfo) -> pd.DataFrame:
 
 
 def display_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Human-readable columns (Dice in %, params in millions, latency kind spelled out), all strings."""
+    """Human-readable columns, the unit in each name (Dice a fraction in [0, 1] as everywhere; millions
+    of parameters, GMACs, ms), latency kind spelled out; all strings."""
     rows = []
     for r in df.itertuples(index=False):
         rows.append(
             {
                 "name": str(r.name),
                 "source": str(r.source) + (f" of {r.parent}" if _has(r.parent) else ""),
-                "Dice %": _fmt(r.dice, 100, 2),
-                "FPS": _fmt(r.fps, 1, 2),
-                "latency ms": _fmt(r.latency_ms, 1, 2),
+                "dice": _fmt(r.dice, 1, 4),
+                "fps": _fmt(r.fps, 1, 2),
+                "latency_ms": _fmt(r.latency_ms, 1, 2),
                 "latency": "ESTIMATED" if r.latency_kind == "estimated" else str(r.latency_kind),
-                "params M": _fmt(r.params, 1e-6, 3),
-                "GMACs": _fmt(r.macs, 1e-9, 3),
+                "mparams": _fmt(r.params, 1e-6, 3),
+                "gmacs": _fmt(r.macs, 1e-9, 3),
                 "target": str(r.target),
                 "device": str(r.device),
                 "runtime": str(r.backend),
@@ -63,12 +64,12 @@ def display_table(df: pd.DataFrame) -> pd.DataFrame:
 _DISPLAY_COLUMNS = (
     "name",
     "source",
-    "Dice %",
-    "FPS",
-    "latency ms",
+    "dice",
+    "fps",
+    "latency_ms",
     "latency",
-    "params M",
-    "GMACs",
+    "mparams",
+    "gmacs",
     "target",
     "device",
     "runtime",

@@ -1,4 +1,9 @@
-"""Pieces every package of the suite shares: errors, atomic files, records, devices."""
+"""Pieces every package of the suite shares: errors, atomic files, records, devices, the study folder,
+objectives and feasibility.
+
+The non-dominated sort is in :mod:`rtseg_core._pareto` (not re-exported here: it needs numpy, and the
+CLI imports this package for its errors only).
+"""
 
 from rtseg_core._candidate import CandidateRecord
 from rtseg_core._device import resolve_device
@@ -18,10 +23,38 @@ from rtseg_core._io import (
     atomic_write_text,
     read_json,
 )
+from rtseg_core._objectives import (
+    CONSTRAINT_KEYS,
+    DEFAULT_OBJECTIVES,
+    OBJECTIVES,
+    Constraints,
+    Objective,
+    check_objectives,
+    default_objective_pairs,
+    is_feasible,
+    parse_objectives,
+    violations,
+)
 from rtseg_core._records import Record
+from rtseg_core._study import (
+    StudyDir,
+    read_candidate,
+    read_training_metrics,
+    read_validation,
+    study_objectives,
+    write_candidate,
+    write_training_metrics,
+    write_validation,
+)
 
 __all__ = [
+    "CONSTRAINT_KEYS",
+    "DEFAULT_OBJECTIVES",
+    "OBJECTIVES",
     "CandidateRecord",
+    "Constraints",
+    "Objective",
+    "StudyDir",
     "CompressionError",
     "ConfigError",
     "DataError",
@@ -34,6 +67,18 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "check_objectives",
+    "default_objective_pairs",
+    "is_feasible",
+    "parse_objectives",
+    "read_candidate",
     "read_json",
+    "read_training_metrics",
+    "read_validation",
     "resolve_device",
+    "study_objectives",
+    "violations",
+    "write_candidate",
+    "write_training_metrics",
+    "write_validation",
 ]

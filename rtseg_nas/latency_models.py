@@ -112,12 +112,12 @@ def remeasure_front(
 
     from models import RTSegConfig
     from profiling import PREDICTED, profile_model
-    from reports._load import read_candidate
-    from reports._pareto import nondominated_mask
     from rtseg_core import ConfigError, atomic_write_json
+    from rtseg_core._pareto import nondominated_mask
+    from rtseg_core._study import TRIALS, StudyDir
 
     study = Path(study_dir)
-    records = [read_candidate(p) for p in sorted(study.glob("trials/*/candidate.json"))]
+    records = [r for r, _ in StudyDir(study).read_candidates((TRIALS,))]
     records = [
         r
         for r in records

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rtseg_core import atomic_write_json, read_json
+from rtseg_core import StudyDir, atomic_write_json, read_json, read_training_metrics
+from rtseg_core._study import METRICS_JSON
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,7 @@ def run_demo(cfg: DemoConfig, *, progress: bool = True) -> DemoResult:
     stage(
         "reference",
         {**train_settings, **profile_settings},
-        [study / "reference.json"],
+        [StudyDir(study).reference_json],
         lambda: _write_reference(cfg, paper, study),
     )
     from reports._build import build_report
@@ -150,32 +151,31 @@ def _evaluate_paper(paper: Path, progress: bool) -> None:
 
 
 def _profile_paper(cfg: DemoConfig, paper: Path, progress: bool) -> None:
-    from profiling import profile_model
+    from profiling import ESTIMATE_TARGET, profile_model
 
     ckpt = str(paper / "checkpoint.pt")
     local = profile_model(
         ckpt, target="local", size=cfg.profile_size, threads=cfg.threads, runs=cfg.profile_runs, progress=progress
     )
     atomic_write_json(paper / "profile_local.json", local.to_dict())
-    estimate = profile_model(ckpt, target="jetson-nano-estimate", size=cfg.profile_size, count=False)
+    estimate = profile_model(ckpt, target=ESTIMATE_TARGET, size=cfg.profile_size, count=False)
     atomic_write_json(paper / "profile_jetson_estimate.json", estimate.to_dict())
     log.info("%s", local.format_table())
 
 
 def _search(cfg: DemoConfig, study: Path, progress: bool) -> None:
-    from search_spaces import SearchConfig, run_search
+    from search_spaces import ProfilingOptions, ProxyTraining, SearchConfig, StudyOptions, WorkerOptions, run_search
 
     summary = run_search(
         SearchConfig(
             study_dir=study,
-            trials=cfg.trials,
-            data=cfg.data,
             seed=cfg.seed,
-            size=cfg.search_size,
-            epochs=cfg.search_epochs,
-            steps_per_epoch=cfg.steps_per_epoch,
-            threads=cfg.threads,
-            progress=progress,
+            study=StudyOptions(trials=cfg.trials),
+            training=ProxyTraining(
+                data=cfg.data, size=cfg.search_size, epochs=cfg.search_epochs, steps_per_epoch=cfg.steps_per_epoch
+            ),
+            profiling=ProfilingOptions(threads=cfg.threads),
+            workers=WorkerOptions(progress=progress),
         )
     )
     log.info("%s", summary.table())
@@ -198,9 +198,8 @@ def _write_reference(cfg: DemoConfig, paper: Path, study: Path) -> None:
     """The fully trained paper network, shown in the report beside (never inside) the search's front."""
     evaluation = read_json(paper / "evaluation_test.json")
     profiles = [read_json(paper / "profile_local.json"), read_json(paper / "profile_jetson_estimate.json")]
-    metrics = read_json(paper / "metrics.json") if (paper / "metrics.json").is_file() else {}
-    atomic_write_json(
-        study / "reference.json",
+    metrics = read_training_metrics(paper) if (paper / METRICS_JSON).is_file() else {}
+    StudyDir(study).write_reference(
         {
             "name": "paper (fully trained)",
             "description": (

@@ -2,19 +2,79 @@
 
 The family itself lives in :mod:`models`; this package sits above :mod:`segmentation` and
 :mod:`profiling` and drives them: each trial is profiled, proxy-trained and evaluated.
+
+Modules, bottom to top: ``_space`` (the space), ``_early_stop`` (the rule), ``_study`` (Optuna
+storage and stored trials), ``_config`` (:class:`SearchConfig` and its parts), ``_results``
+(:class:`SearchSummary`), ``_files`` (history.csv and the study files), ``_trial`` (one trial),
+``_runner`` (:func:`run_search`). Objectives, constraints and feasibility are the suite's, from
+:mod:`rtseg_core`.
+
+The names below are loaded on first use (PEP 562): ``rtseg-nas search --help`` takes its
+defaults from :mod:`search_spaces._config`, which is light, and must not pay for torch, Optuna
+and ONNX Runtime by importing the rest of the package.
 """
 
-from search_spaces._early_stop import EarlyStopRule, Reference, StopDecision, should_stop
-from search_spaces._objectives import OBJECTIVES, Constraints, Objective, parse_objectives
-from search_spaces._search import SAMPLERS, FrontMember, SearchConfig, SearchSummary, run_search
-from search_spaces._space import (
-    SearchSpace,
-    check_config,
-    config_from_params,
-    params_from_config,
-    suggest_config,
-    summarize_config,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the same names, imported for type checkers and readers
+    from rtseg_core import OBJECTIVES, Constraints, Objective, parse_objectives
+    from search_spaces._config import (
+        SAMPLERS,
+        ObjectiveOptions,
+        ProfilingOptions,
+        ProxyTraining,
+        SearchConfig,
+        StrategyOptions,
+        StudyOptions,
+        WorkerOptions,
+    )
+    from search_spaces._early_stop import EarlyStopRule, Reference, StopDecision, should_stop
+    from search_spaces._results import FrontMember, SearchSummary
+    from search_spaces._runner import run_search
+    from search_spaces._space import (
+        SearchSpace,
+        check_config,
+        config_from_params,
+        params_from_config,
+        suggest_config,
+        summarize_config,
+    )
+    from search_spaces._trial import TrialSteps
+
+_EXPORTS: dict[str, str] = {
+    **dict.fromkeys(("OBJECTIVES", "Constraints", "Objective", "parse_objectives"), "rtseg_core"),
+    **dict.fromkeys(
+        (
+            "SAMPLERS",
+            "ObjectiveOptions",
+            "ProfilingOptions",
+            "ProxyTraining",
+            "SearchConfig",
+            "StrategyOptions",
+            "StudyOptions",
+            "WorkerOptions",
+        ),
+        "search_spaces._config",
+    ),
+    **dict.fromkeys(("EarlyStopRule", "Reference", "StopDecision", "should_stop"), "search_spaces._early_stop"),
+    **dict.fromkeys(("FrontMember", "SearchSummary"), "search_spaces._results"),
+    "run_search": "search_spaces._runner",
+    **dict.fromkeys(
+        (
+            "SearchSpace",
+            "check_config",
+            "config_from_params",
+            "params_from_config",
+            "suggest_config",
+            "summarize_config",
+        ),
+        "search_spaces._space",
+    ),
+    "TrialSteps": "search_spaces._trial",
+}
 
 __all__ = [
     "OBJECTIVES",
@@ -23,11 +83,18 @@ __all__ = [
     "EarlyStopRule",
     "FrontMember",
     "Objective",
+    "ObjectiveOptions",
+    "ProfilingOptions",
+    "ProxyTraining",
     "Reference",
     "SearchConfig",
     "SearchSpace",
     "SearchSummary",
     "StopDecision",
+    "StrategyOptions",
+    "StudyOptions",
+    "TrialSteps",
+    "WorkerOptions",
     "check_config",
     "config_from_params",
     "params_from_config",
@@ -37,3 +104,16 @@ __all__ = [
     "suggest_config",
     "summarize_config",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'search_spaces' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -34,8 +34,8 @@ from rtseg_core import ConfigError
 class EarlyStopRule:
     """Settings of the rule in the module docstring.
 
-    ``after_epochs``: the first epoch after which a trial may be stopped (k). ``margin``: Dice
-    points (0-1) a reference must lead by; a negative margin (down to -1) stops trials that are
+    ``after_epochs``: the first epoch after which a trial may be stopped (k). ``margin``: the Dice
+    (a fraction, like Dice) a reference must lead by; a negative margin (down to -1) stops trials that are
     up to ``-margin`` *better*, which only tests use to make the rule fire. ``cost_tolerance``:
     the relative slack of "similar or lower cost" (0.1 = up to 10 % costlier counts as similar).
     """
@@ -48,7 +48,7 @@ class EarlyStopRule:
         if not isinstance(self.after_epochs, int) or self.after_epochs < 1:
             raise ConfigError(f"--early-stop-after: must be an integer >= 1 (epochs), got {self.after_epochs!r}")
         if not -1.0 <= self.margin <= 1.0:
-            raise ConfigError(f"--early-stop-margin: must be in [-1, 1] (Dice points), got {self.margin!r}")
+            raise ConfigError(f"--early-stop-margin: must be in [-1, 1] (Dice, a fraction), got {self.margin!r}")
         if not self.cost_tolerance >= 0:
             raise ConfigError(f"--early-stop-tolerance: must be >= 0, got {self.cost_tolerance!r}")
 

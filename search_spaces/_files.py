@@ -1,5 +1,8 @@
 """The study-level files a search writes next to ``trials/`` (read by ``reports`` without Optuna).
 
+Paths and the JSON files go through :class:`rtseg_core.StudyDir`; ``history.csv`` is built here
+because only the search knows Optuna's trials.
+
 - ``study.json``: the settings (objectives as ``[[field, direction], ...]``, constraints, target,
   data, sizes, sampler, seed, proxy training, early stopping, search space, storage without password).
 - ``history.csv``: one row per trial in number order: ``number``, ``name``, ``state``,
@@ -25,22 +28,21 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from rtseg_core import atomic_write_json, atomic_write_text
-from search_spaces._trial import counts_towards_target, trial_feasible, trial_name
+from profiling import describe_environment
+from rtseg_core import StudyDir, atomic_write_text
+from search_spaces._study import counts_towards_target, trial_feasible, trial_name
 
 STALE_REASON = "the worker stopped sending heartbeats (killed or lost) while the trial was at stage {stage!r}"
 
 
 def write_study_json(study_dir: Path, settings: Mapping[str, Any]) -> Path:
-    return atomic_write_json(study_dir / "study.json", dict(settings))
+    return StudyDir(study_dir).write_settings(settings)
 
 
 def write_environment(study_dir: Path, *, threads: int | None) -> Path:
-    from profiling._env import describe_environment
-
     env = describe_environment(threads=threads)
     env["written"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return atomic_write_json(study_dir / "environment.json", env)
+    return StudyDir(study_dir).write_environment(env)
 
 
 def trial_reason(trial: optuna.trial.FrozenTrial) -> str:
@@ -94,7 +96,7 @@ def write_history(study_dir: Path, study: optuna.Study, fields: list[str]) -> Pa
     writer = csv.DictWriter(buf, fieldnames=header, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    return atomic_write_text(study_dir / "history.csv", buf.getvalue())
+    return atomic_write_text(StudyDir(study_dir).history_csv, buf.getvalue())
 
 
 def _iso(value: datetime | None) -> str:

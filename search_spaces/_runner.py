@@ -1,44 +1,81 @@
-"""The search loop behind :func:`search_spaces.run_search` (Optuna, the trial runner and the study files)."""
+"""Multi-objective architecture search over the RTSeg-Net family: ``run_search(SearchConfig) -> SearchSummary``.
+
+What one call does:
+
+1. Opens (or creates) the Optuna study in ``config.storage`` (default ``STUDY_DIR/study.db``) with
+   a heartbeat; a new study gets the ``paper`` architecture enqueued as its first trial, so every
+   study contains the reference point. Trials left RUNNING by a killed worker become FAIL.
+2. Runs trials (:mod:`search_spaces._trial`) until ``config.trials`` of them have finished
+   (COMPLETE or early-stopped), counting those of earlier runs and of other workers: running the
+   same command again resumes, and a larger ``--trials`` runs only the missing ones. Rejected and
+   failed trials do not count; ``max_consecutive_failures`` failures in a row stop the search.
+3. Writes ``study.json``, ``environment.json`` and, after every trial, ``history.csv``.
+4. Returns the feasible Pareto front and whether any member beats the reference on every objective.
+
+Reproducibility: with one worker and SQLite, ``seed`` fixes the sampler, the data split and
+the training of every trial (measured latencies still vary from run to run). A resumed study
+reseeds its sampler with ``seed`` and the number of trials already in the study, so it does not
+re-propose the architectures of the first run. Workers sharing a study through a server also mix
+in their process id (the interleaving of their trials cannot be reproduced anyway).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
+import os
 import time
 import warnings
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from models._config import RTSegConfig
-from models._model import build_model
-from models._presets import PRESETS
-from rtseg_core import ConfigError, SearchError
+from models import PRESETS, RTSegConfig, build_model, count_parameters
+from profiling import torch_threads
+from rtseg_core import ConfigError, SearchError, StudyDir, is_feasible
+from search_spaces._config import FIXED_SETTINGS, SearchConfig
+from search_spaces._dashboard import RejectionAwareNSGAIISampler
 from search_spaces._files import write_environment, write_history, write_study_json
-from search_spaces._search import (
-    FIXED_SETTINGS,
-    FrontMember,
-    SearchConfig,
-    SearchSummary,
-    _elapsed,
-    quiet_optuna,
-    sampler_seed,
-)
+from search_spaces._results import FrontMember, SearchSummary
 from search_spaces._space import reference_params
-from search_spaces._study import REFERENCE_ATTR, make_storage, open_study, resolve_storage_url
-from search_spaces._trial import CATCH, Surplus, TrialRunner, counts_towards_target, feasible_front, trial_name
+from search_spaces._study import (
+    REFERENCE_ATTR,
+    counts_towards_target,
+    feasible_front,
+    make_storage,
+    open_study,
+    resolve_storage_url,
+    trial_name,
+)
+from search_spaces._trial import CATCH, Surplus, TrialRunner, TrialSteps
+from segmentation import DataSpec
 
 log = logging.getLogger(__name__)
+
+
+def run_search(config: SearchConfig, *, steps: TrialSteps | None = None) -> SearchSummary:
+    """Run (or resume) the search described by ``config``; see the module docstring.
+
+    ``steps`` replaces the trainer, evaluator or profiler of every trial (tests wrap them).
+    Raises :class:`SearchError` when the study cannot be opened or continued (storage, changed
+    settings, every architecture over ``--max-params``, too many failures in a row), and
+    :class:`ConfigError` for bad data or settings. An exception that is not a documented trial
+    failure (see :mod:`search_spaces._trial`) propagates unchanged.
+    """
+    return SearchRunner(config, steps=steps).run()
 
 
 class SearchRunner:
     """One worker's run of a search: open the study, run trials until N have finished, summarise."""
 
-    def __init__(self, config: SearchConfig) -> None:
+    def __init__(self, config: SearchConfig, *, steps: TrialSteps | None = None) -> None:
         self.config = config
+        self.steps = steps
         self._last_number: int | None = None
         self._reference_params: dict = {}
         self.study_dir = config.resolved_study_dir()
@@ -50,31 +87,27 @@ class SearchRunner:
         # Heartbeats, metric names and fail_stale_trials are "experimental" in Optuna 5; we rely on them knowingly.
         with warnings.catch_warnings(), quiet_optuna(logging.WARNING), contextlib.ExitStack() as stack:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            if self.config.train_threads is not None:
-                from profiling import torch_threads
-
-                stack.enter_context(torch_threads(self.config.train_threads))
+            if self.config.training.train_threads is not None:
+                stack.enter_context(torch_threads(self.config.training.train_threads))
             return self._run()
 
     def _run(self) -> SearchSummary:
-        from segmentation._data import DataSpec
-
         cfg = self.config
+        space = cfg.strategy.space
         start = time.perf_counter()
-        spec = DataSpec.parse(cfg.data)  # a bad --data fails here, not in every trial
+        spec = DataSpec.parse(cfg.training.data)  # a bad --data fails here, not in every trial
         # A space that cannot hold the reference fails here, before the study exists.
-        self._reference_params = reference_params(cfg.space)
+        self._reference_params = reference_params(space)
         self._check_space_against_limits()
         self.study_dir.mkdir(parents=True, exist_ok=True)
-        url = resolve_storage_url(cfg.storage, self.study_dir)
+        url = resolve_storage_url(cfg.study.storage, self.study_dir)
         shared = not url.startswith("sqlite")
-        storage = make_storage(url, heartbeat_interval=cfg.heartbeat_interval, grace_period=cfg.grace_period)
+        workers = cfg.workers
+        storage = make_storage(url, heartbeat_interval=workers.heartbeat_interval, grace_period=workers.grace_period)
         settings = cfg.settings(url)
-        reference = PRESETS[cfg.space.base]
-        if not cfg.space.contains(reference):
-            log.warning(
-                "the reference %r lies outside the search space; it is still enqueued as trial 0", cfg.space.base
-            )
+        reference = PRESETS[space.base]
+        if not space.contains(reference):
+            log.warning("the reference %r lies outside the search space; it is still enqueued as trial 0", space.base)
         study, created = open_study(
             storage,
             study_name=cfg.resolved_study_name(),
@@ -83,26 +116,30 @@ class SearchRunner:
             settings=settings,
             fixed_keys=FIXED_SETTINGS,
             reference_params=self._reference_params,
-            reference_name=cfg.space.base,
+            reference_name=space.base,
         )
         if created:
             self._check_fresh_dir()
         study.sampler = self._sampler(len(study.get_trials(deepcopy=False)), shared=shared)
-        write_study_json(self.study_dir, {**settings, "trials_requested": cfg.trials})
-        write_environment(self.study_dir, threads=cfg.threads)
+        write_study_json(self.study_dir, {**settings, "trials_requested": cfg.study.trials})
+        write_environment(self.study_dir, threads=cfg.profiling.threads)
 
-        runner = TrialRunner(cfg, self.study_dir, dataset=spec.kind)
+        runner = TrialRunner(cfg, self.study_dir, dataset=spec.kind, steps=self.steps)
         trials_run = 0
-        with _progress(cfg, self._finished(study)) as bar:
-            trials_run = self._loop(study, runner, bar)
-        write_history(self.study_dir, study, self.fields)
+        try:
+            with _progress(cfg, self._finished(study)) as bar:
+                trials_run = self._loop(study, runner, bar)
+        finally:
+            # Also when a bug stops the search: history.csv then shows the failed trial and its reason.
+            write_history(self.study_dir, study, self.fields)
         summary = self.summary(study, trials_run=trials_run, wall_s=_elapsed(start), storage=settings["storage"])
         log.debug("search %s: %s", summary.study_name, summary.verdict())
         return summary
 
     # -- the loop ------------------------------------------------------------------------------
     def _loop(self, study: optuna.Study, runner: TrialRunner, bar) -> int:
-        cfg = self.config
+        requested = self.config.study.trials
+        workers = self.config.workers
         run = failures = rejections = 0
         while True:
             optuna.storages.fail_stale_trials(study)
@@ -111,12 +148,12 @@ class SearchRunner:
             done = sum(counts_towards_target(t) for t in trials)
             running = sum(t.state == TrialState.RUNNING for t in trials)
             self._update_bar(bar, study, done)
-            if done >= cfg.trials:
+            if done >= requested:
                 return run
             self._ensure_reference(study, trials)
-            if running and done + running >= cfg.trials:
+            if running and done + running >= requested:
                 # Other workers hold the last trials: wait for them (a dead one turns FAIL after its grace period).
-                time.sleep(cfg.poll_interval)
+                time.sleep(workers.poll_interval)
                 continue
             self._last_number = None
             study.optimize(runner, n_trials=1, catch=CATCH, callbacks=[self._after_trial])
@@ -126,7 +163,7 @@ class SearchRunner:
                 continue
             if last.state == TrialState.FAIL and not _is_surplus(last):
                 failures += 1
-                if failures >= cfg.max_consecutive_failures:
+                if failures >= workers.max_consecutive_failures:
                     raise SearchError(
                         f"{failures} trials in a row failed; the last (trial {last.number}) with: "
                         f"{last.user_attrs.get('fail_reason', 'unknown reason')}. Fix the cause, then run the same "
@@ -134,7 +171,7 @@ class SearchRunner:
                     )
             elif last.state == TrialState.PRUNED and "rejected" in last.user_attrs:
                 rejections += 1
-                if rejections >= cfg.max_consecutive_rejections:
+                if rejections >= workers.max_consecutive_rejections:
                     raise SearchError(
                         f"{rejections} sampled architectures in a row were rejected before training; the last: "
                         f"{last.user_attrs['rejected']}. Loosen the constraints or widen the search space"
@@ -147,8 +184,9 @@ class SearchRunner:
         alive = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
         if any(t.user_attrs.get(REFERENCE_ATTR) and t.state in alive for t in trials):
             return
-        study.enqueue_trial(dict(self._reference_params), user_attrs={REFERENCE_ATTR: self.config.space.base})
-        log.info("the reference trial failed earlier; queued %r again", self.config.space.base)
+        base = self.config.strategy.space.base
+        study.enqueue_trial(dict(self._reference_params), user_attrs={REFERENCE_ATTR: base})
+        log.info("the reference trial failed earlier; queued %r again", base)
 
     def _fail_unstarted(self, study: optuna.Study) -> None:
         """FAIL the RUNNING trials that never started their objective and are older than the grace period.
@@ -158,7 +196,7 @@ class SearchRunner:
         worker would wait for it forever. Our objective marks a started trial with ``stage``
         first thing, while the heartbeat thread already runs.
         """
-        grace = self.config.grace_period or 2 * self.config.heartbeat_interval
+        grace = self.config.workers.grace_period or 2 * self.config.workers.heartbeat_interval
         now = datetime.now()
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             started = t.datetime_start
@@ -191,7 +229,7 @@ class SearchRunner:
             return
         front = feasible_front(study, self.fields, self.directions)
         bar.n = min(done, bar.total)
-        postfix = {"done": done, "left": max(self.config.trials - done, 0), "front": len(front)}
+        postfix = {"done": done, "left": max(self.config.study.trials - done, 0), "front": len(front)}
         if front:
             best = max(front, key=lambda t: t.values[0] if self.directions[0] == "maximize" else -t.values[0])
             head = f"{best.values[0]:.3f}"
@@ -203,20 +241,21 @@ class SearchRunner:
 
     # -- set-up checks -------------------------------------------------------------------------
     def _sampler(self, existing: int, *, shared: bool) -> optuna.samplers.BaseSampler:
-        cfg = self.config
-        seed = sampler_seed(cfg.seed, existing, shared=shared)
-        if cfg.sampler == "nsga2":
-            return optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=seed)
-        if cfg.sampler == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(cfg.trials // 3, 2)))
+        strategy = self.config.strategy
+        seed = sampler_seed(self.config.seed, existing, shared=shared)
+        if strategy.sampler == "nsga2":
+            return RejectionAwareNSGAIISampler(population_size=strategy.population_size, seed=seed)
+        if strategy.sampler == "tpe":
+            startup = min(10, max(self.config.study.trials // 3, 2))
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
         return optuna.samplers.RandomSampler(seed=seed)
 
     def _check_space_against_limits(self) -> None:
-        limit = self.config.max_params
+        limit = self.config.objectives.max_params
         if limit is None:
             return
-        smallest = self.config.space.smallest_config()
-        params = sum(p.numel() for p in build_model(smallest).parameters() if p.requires_grad)
+        smallest = self.config.strategy.space.smallest_config()
+        params = count_parameters(build_model(smallest))
         if params > limit:
             raise SearchError(
                 f"--max-params {limit:,}: even the smallest architecture of the search space has {params:,} "
@@ -224,7 +263,7 @@ class SearchRunner:
             )
 
     def _check_fresh_dir(self) -> None:
-        trials_dir = self.study_dir / "trials"
+        trials_dir = StudyDir(self.study_dir).trials_dir
         if trials_dir.is_dir() and any(trials_dir.iterdir()):
             raise SearchError(
                 f"{trials_dir}: holds trials of an earlier study, but the storage has no study named "
@@ -241,7 +280,7 @@ class SearchRunner:
             study_dir=self.study_dir,
             storage=storage,
             constraints=self.config.constraints().to_dict(),
-            trials_requested=self.config.trials,
+            trials_requested=self.config.study.trials,
             trials_run=trials_run,
             wall_s=wall_s,
         )
@@ -300,13 +339,21 @@ def summarize_study(
 
 
 def _member(t: FrozenTrial, fields: list[str]) -> FrontMember:
+    """A completed trial as the summary shows it. Its stored config must be readable: showing any
+    other architecture beside this trial's numbers would be wrong, so an unreadable one is an error."""
+    if "config" not in t.user_attrs:
+        raise SearchError(
+            f"trial {t.number} ({trial_name(t)}): completed but has no stored architecture (user attribute "
+            "'config'); the study was written by something else or edited. Remove the trial or start a new --study"
+        )
     try:
         config = RTSegConfig.from_dict(t.user_attrs["config"], source=f"trial {t.number}")
-    except (KeyError, ConfigError):
-        config = PRESETS["paper"]
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise SearchError(
+            f"trial {t.number} ({trial_name(t)}): its stored architecture (user attribute 'config') cannot be "
+            f"read: {exc}"
+        ) from None
     values = dict(zip(fields, t.values)) if t.values is not None else {}
-    from search_spaces._objectives import is_feasible
-
     return FrontMember(
         trial=t.number,
         name=trial_name(t),
@@ -338,7 +385,8 @@ class _NoBar:
 
 
 def _progress(cfg: SearchConfig, initial: int):
-    if not cfg.progress:
+    trials = cfg.study.trials
+    if not cfg.workers.progress:
         return _NoBar()
     from tqdm.auto import tqdm
 
@@ -348,7 +396,7 @@ def _progress(cfg: SearchConfig, initial: int):
 
             self._redirect = logging_redirect_tqdm(loggers=[logging.root, optuna.logging.get_logger("optuna")])
             self._redirect.__enter__()
-            self.bar = tqdm(total=cfg.trials, initial=min(initial, cfg.trials), desc="search", unit="trial")
+            self.bar = tqdm(total=trials, initial=min(initial, trials), desc="search", unit="trial")
             return self.bar
 
         def __exit__(self, *exc) -> None:
@@ -356,3 +404,24 @@ def _progress(cfg: SearchConfig, initial: int):
             self._redirect.__exit__(*exc)
 
     return _Bar()
+
+
+def sampler_seed(seed: int, existing_trials: int, *, shared: bool) -> int:
+    """The sampler seed of one run: ``seed`` and the study's size (and the pid for shared storage)."""
+    text = f"{seed}:{existing_trials}" + (f":{os.getpid()}" if shared else "")
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
+
+
+@contextlib.contextmanager
+def quiet_optuna(level: int) -> Iterator[None]:
+    """Optuna's own log level for the block (its per-trial INFO lines would break the progress bar)."""
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(level)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
+def _elapsed(start: float) -> float:
+    return round(time.perf_counter() - start, 3)

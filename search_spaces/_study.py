@@ -11,6 +11,9 @@ The search settings that define what a trial's numbers mean (objectives, constra
 sizes, proxy training, target, space...) are stored with the study (user attribute
 ``rtseg_settings``). A run that opens an existing study with different settings is refused with
 the fields that differ, instead of silently mixing incomparable trials.
+
+Also here: how the suite reads a stored trial (its name, whether it counts towards the requested
+number, whether it is feasible) and the feasible Pareto front of a study.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
-from rtseg_core import SearchError
+from rtseg_core import SearchError, is_feasible
+from rtseg_core._pareto import pareto_indices
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +176,32 @@ def open_study(
     return study, False
 
 
-def stored_settings(study: optuna.Study) -> dict[str, Any]:
-    return dict(study.user_attrs.get(SETTINGS_ATTR) or {})
+def counts_towards_target(trial: FrozenTrial) -> bool:
+    """COMPLETE trials and early-stopped ones (trained and judged) make up the requested N."""
+    return trial.state == TrialState.COMPLETE or (
+        trial.state == TrialState.PRUNED and bool(trial.user_attrs.get("early_stopped"))
+    )
+
+
+def trial_feasible(trial: FrozenTrial) -> bool:
+    """Feasible = produced a result (COMPLETE or early-stopped) and meets every constraint."""
+    return counts_towards_target(trial) and is_feasible(trial.constraints)
+
+
+def trial_name(trial: FrozenTrial | optuna.trial.Trial) -> str:
+    ref = trial.user_attrs.get(REFERENCE_ATTR)
+    return str(ref) if ref else f"trial-{trial.number}"
+
+
+def feasible_front(study: optuna.Study, fields: list[str], directions: list[str]) -> list[FrozenTrial]:
+    """The feasible Pareto front of the COMPLETE trials (Optuna's ``best_trials`` ignores feasibility)."""
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if is_feasible(t.constraints) and t.values is not None and len(t.values) == len(fields)
+    ]
+    keep = pareto_indices([t.values for t in done], directions)
+    return [done[i] for i in keep]
 
 
 def _normal(value: Any) -> Any:

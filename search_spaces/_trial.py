@@ -12,109 +12,99 @@ Outcomes (Optuna state, user attributes):
   (:mod:`search_spaces._early_stop`); counts towards the requested number of trials.
 - PRUNED, ``rejected=<reason>``: an impossible combination or one that violates a cost
   constraint, found before training; does not count (the search draws another).
-- FAIL, ``fail_reason``: anything that raised (diverged loss, out of memory, export failure, lost
-  device, ...) or a worker that stopped sending heartbeats; does not count.
+- FAIL, ``fail_reason``: a documented trial failure (:data:`CATCH`: any :class:`SuiteError`, such
+  as a diverged loss (``TrainingDiverged``), an export or profiling failure or a lost device; or
+  running out of memory), or a worker that stopped sending heartbeats; does not count.
 
-Per-trial files in ``trials/<n>/``: ``config.json``, ``measurement.json`` (the LatencyRecord and
-the CostRecord), ``checkpoint.pt`` and ``metrics.json`` (training history and validation
-metrics), ``candidate.json`` (a :class:`common.CandidateRecord`). All written atomically.
+Anything else a trial raises (``TypeError``, ``AttributeError``, a plain ``ValueError``,
+``OSError`` or ``RuntimeError``) is a bug in the suite or a broken machine, not a property of the
+architecture: Optuna marks the trial FAIL and the exception stops the search with its traceback,
+instead of being recorded and skipped trial after trial.
+
+Per-trial files in ``trials/<n>/`` (names from :mod:`rtseg_core._study`): ``config.json``,
+``measurement.json`` (the LatencyRecord and the CostRecord), ``checkpoint.pt`` and
+``metrics.json`` (the trainer's history), ``validation.json`` (the validation metrics),
+``candidate.json`` (a :class:`rtseg_core.CandidateRecord`). All written atomically.
+
+The three expensive steps are the callables of :class:`TrialSteps` (``segmentation.train``,
+``segmentation.evaluate_model``, ``profiling.profile_model`` by default), so a test can wrap one.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
+import torch
 from optuna.trial import TrialState
 
-from models._model import build_model
-from models._presets import PRESETS
-from rtseg_core import CandidateRecord, SearchError, SuiteError, atomic_write_json, read_json
+from models import PRESETS, build_model, count_parameters, load_model
+from profiling import LatencyRecord, ProfileReport, profile_model
+from rtseg_core import (
+    CandidateRecord,
+    SearchError,
+    StudyDir,
+    SuiteError,
+    atomic_write_json,
+    is_feasible,
+    violations,
+    write_candidate,
+    write_validation,
+)
+from rtseg_core._study import CHECKPOINT, CONFIG_JSON, MEASUREMENT_JSON
+from search_spaces._config import SearchConfig
+from search_spaces._dashboard import publish_outcome
 from search_spaces._early_stop import Reference, should_stop
-from search_spaces._objectives import DELTA_AOP_UNDEFINED, is_feasible, pareto_indices, violations
 from search_spaces._space import suggest_config, summarize_config
-from search_spaces._study import REFERENCE_ATTR
-
-if TYPE_CHECKING:
-    from search_spaces._search import SearchConfig
+from search_spaces._study import REFERENCE_ATTR, counts_towards_target, feasible_front, trial_name
+from segmentation import EpochLog, EvalResult, StopTraining, TrainResult, evaluate_model, train
 
 log = logging.getLogger(__name__)
 
-# What a trial may raise and still leave the search running (recorded as FAIL with the reason).
-# torch.OutOfMemoryError and ONNX Runtime's errors are RuntimeErrors; MemoryError is a CPU OOM.
-CATCH: tuple[type[BaseException], ...] = (SuiteError, RuntimeError, MemoryError, ValueError, ArithmeticError, OSError)
+# The documented trial failures: recorded as FAIL with the reason, and the search goes on. Every
+# SuiteError (TrainingDiverged, ProfilingError from export or timing, RemoteProfilingError, ...)
+# and running out of memory (torch's on a GPU, MemoryError on the CPU). Nothing else: see above.
+CATCH: tuple[type[BaseException], ...] = (SuiteError, MemoryError, torch.OutOfMemoryError)
+# The value a delta_aop objective takes when no validation image allows an AoP (Optuna refuses NaN):
+# the largest possible angle error, so such a trial is never preferred.
+DELTA_AOP_UNDEFINED = 180.0
 
 
-def train(*args, **kwargs):
-    """``segmentation.train``, imported on first use (segmentation imports this package)."""
-    from segmentation._train import train as _train
+@dataclass(frozen=True)
+class TrialSteps:
+    """The expensive steps of a trial, with the real signatures of their defaults."""
 
-    return _train(*args, **kwargs)
-
-
-def evaluate_model(*args, **kwargs):
-    """``segmentation.evaluate_model``, imported on first use."""
-    from segmentation._evaluate import evaluate_model as _evaluate
-
-    return _evaluate(*args, **kwargs)
-
-
-def profile_model(*args, **kwargs):
-    """``profiling.profile_model``, imported on first use."""
-    from profiling._profile import profile_model as _profile
-
-    return _profile(*args, **kwargs)
+    train: Callable[..., TrainResult] = train
+    evaluate: Callable[..., EvalResult] = evaluate_model
+    profile: Callable[..., ProfileReport] = profile_model
 
 
 class Surplus(SearchError):
     """This worker's new trial is not needed: others already finished or run the requested number."""
 
 
-def counts_towards_target(trial: optuna.trial.FrozenTrial) -> bool:
-    """COMPLETE trials and early-stopped ones (trained and judged) make up the requested N."""
-    return trial.state == TrialState.COMPLETE or (
-        trial.state == TrialState.PRUNED and bool(trial.user_attrs.get("early_stopped"))
-    )
-
-
-def trial_feasible(trial: optuna.trial.FrozenTrial) -> bool:
-    """Feasible = produced a result (COMPLETE or early-stopped) and meets every constraint."""
-    return counts_towards_target(trial) and is_feasible(trial.constraints)
-
-
-def trial_name(trial: optuna.trial.FrozenTrial | optuna.trial.Trial) -> str:
-    ref = trial.user_attrs.get(REFERENCE_ATTR)
-    return str(ref) if ref else f"trial-{trial.number}"
-
-
-def feasible_front(study: optuna.Study, fields: list[str], directions: list[str]) -> list[optuna.trial.FrozenTrial]:
-    """The feasible Pareto front of the COMPLETE trials (Optuna's ``best_trials`` ignores feasibility)."""
-    done = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if is_feasible(t.constraints) and t.values is not None and len(t.values) == len(fields)
-    ]
-    keep = pareto_indices([t.values for t in done], directions)
-    return [done[i] for i in keep]
-
-
 class TrialRunner:
     """The objective function of a search (one instance per worker process).
 
-    ``__call__(trial)`` returns the objective values in the order of ``config.objectives``, or
-    raises ``optuna.TrialPruned`` (early stop, rejection) or one of :data:`CATCH` (FAIL). Before
-    re-raising a failure it stores ``user_attrs["fail_reason"]`` and the stage it failed in.
+    ``__call__(trial)`` returns the objective values in the order of the config's objectives, or
+    raises ``optuna.TrialPruned`` (early stop, rejection), one of :data:`CATCH` (FAIL, the search
+    goes on) or anything else (a bug: FAIL, and the search stops). Before re-raising it stores
+    ``user_attrs["fail_reason"]``; ``user_attrs["stage"]`` says where it happened.
     """
 
-    def __init__(self, config: SearchConfig, study_dir: Path, *, dataset: str) -> None:
+    def __init__(self, config: SearchConfig, study_dir: Path, *, dataset: str, steps: TrialSteps | None = None) -> None:
         self.config = config
         self.study_dir = study_dir
+        self.study = StudyDir(study_dir)
         self.dataset = dataset
+        self.steps = steps or TrialSteps()
         self.objectives = config.parsed_objectives()
         self.constraints = config.constraints()
         self.fields = [o.field for o in self.objectives]
@@ -130,14 +120,15 @@ class TrialRunner:
             return self._run(trial)
         except optuna.TrialPruned:
             raise
-        except CATCH as exc:
+        except Exception as exc:
             reason = f"{type(exc).__name__}: {str(exc).strip()[:800]}"
             trial.set_user_attr("fail_reason", reason)
-            if not isinstance(exc, Surplus):
+            if isinstance(exc, CATCH) and not isinstance(exc, Surplus):
                 log.warning("trial %d failed while %s: %s", trial.number, trial.user_attrs.get("stage"), reason)
             raise
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+            publish_outcome(trial, sys.exc_info()[1])  # outcome + constraints optuna-dashboard reads
 
     # -- the steps ---------------------------------------------------------------------------
     def _check_surplus(self, trial: optuna.Trial) -> None:
@@ -149,14 +140,18 @@ class TrialRunner:
                 continue
             if counts_towards_target(t) or (t.state == TrialState.RUNNING and t.number < trial.number):
                 ahead += 1
-        if ahead >= self.config.trials:
+        requested = self.config.study.trials
+        if ahead >= requested:
             raise Surplus(
                 f"not run: {ahead} trials had finished or were running when this worker asked for trial "
-                f"{trial.number}, and {self.config.trials} were requested (a race between workers)"
+                f"{trial.number}, and {requested} were requested (a race between workers)"
             )
 
     def _run(self, trial: optuna.Trial) -> tuple[float, ...]:
         cfg = self.config
+        space = cfg.strategy.space
+        prof = cfg.profiling
+        proxy = cfg.training
         is_reference = bool(trial.user_attrs.get(REFERENCE_ATTR))
         if is_reference and self._reference_taken(trial):
             # Two workers re-queued a failed reference at once: the later copy is an ordinary trial.
@@ -164,19 +159,19 @@ class TrialRunner:
             is_reference = False
         trial.set_user_attr("stage", "sampling")
         try:
-            arch = suggest_config(trial, cfg.space, check=not is_reference)
+            arch = suggest_config(trial, space, check=not is_reference)
         except SuiteError as exc:  # an impossible combination: nothing to train
             self._reject(trial, str(exc))
         if is_reference:
             # The reference is the preset itself, even where a custom space fixes a field elsewhere.
-            arch = PRESETS[cfg.space.base]
+            arch = PRESETS[space.base]
         trial.set_user_attr("config", arch.to_dict())
         trial.set_user_attr("summary", summarize_config(arch))
-        trial_dir = self.study_dir / "trials" / str(trial.number)
-        atomic_write_json(trial_dir / "config.json", arch.to_dict())
+        trial_dir = self.study.trial_dir(trial.number)
+        atomic_write_json(trial_dir / CONFIG_JSON, arch.to_dict())
 
         model = build_model(arch)
-        params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        params = count_parameters(model)
         trial.set_user_attr("params", params)
         over = self.constraints.params_violation(params)
         if over is not None and over > 0 and not is_reference:
@@ -185,17 +180,17 @@ class TrialRunner:
 
         # Profile first: costs depend on the architecture only.
         trial.set_user_attr("stage", "profiling")
-        report = profile_model(
+        report = self.steps.profile(
             model,
-            target=cfg.target,
-            size=cfg.latency_size,
+            target=prof.target,
+            size=prof.latency_size,
             backends=("onnxruntime",),
-            threads=cfg.threads,
-            warmup=cfg.latency_warmup,
-            runs=cfg.latency_runs,
-            precision=cfg.precision,
-            ssh_options=cfg.ssh_options,
-            remote_backend=cfg.remote_backend,
+            threads=prof.threads,
+            warmup=prof.latency_warmup,
+            runs=prof.latency_runs,
+            precision=prof.precision,
+            ssh_options=prof.ssh_options,
+            remote_backend=prof.remote_backend,
             seed=cfg.seed,
             model_name=trial_name(trial),
         )
@@ -203,7 +198,7 @@ class TrialRunner:
             raise SearchError(f"trial {trial.number}: profiling gave no latency or cost ({'; '.join(report.skipped)})")
         lat = report.latency[0]
         cost = report.cost
-        atomic_write_json(trial_dir / "measurement.json", {"latency": lat.to_dict(), "costs": cost.to_dict()})
+        atomic_write_json(trial_dir / MEASUREMENT_JSON, {"latency": lat.to_dict(), "costs": cost.to_dict()})
         measured = {"params": cost.params, "macs": cost.macs_fvcore, "latency_ms": lat.median_ms, "fps": lat.fps}
         for key, value in measured.items():
             trial.set_user_attr(key, value)
@@ -224,35 +219,33 @@ class TrialRunner:
         costs = {f: float(measured[f]) for f in self.cost_fields}
         history: list[float] = []
         stop: dict[str, Any] = {}
-        on_epoch_end = self._epoch_callback(trial, costs, history, stop, use_rule=cfg.early_stop and not is_reference)
-        result = train(arch, cfg.train_config(), trial_dir, progress=False, on_epoch_end=on_epoch_end)
+        use_rule = cfg.strategy.early_stop and not is_reference
+        on_epoch_end = self._epoch_callback(trial, costs, history, stop, use_rule=use_rule)
+        result = self.steps.train(arch, cfg.train_config(), trial_dir, progress=False, on_epoch_end=on_epoch_end)
         trial.set_user_attr("epochs_trained", len(result.epochs))
         if stop:
             trial.set_user_attr("early_stopped", True)
             trial.set_user_attr("pruned_reason", stop["reason"])
             trial.set_user_attr("stopped_by_trial", stop["reference_trial"])
             trial.set_user_attr("stage", "early-stopped")
-            self._merge_metrics(trial_dir, None)
             log.info("trial %d: %s", trial.number, stop["reason"])
             raise optuna.TrialPruned(stop["reason"])
 
         trial.set_user_attr("stage", "evaluating")
-        from models._checkpoint import load_model
-
-        trained, _ = load_model(trial_dir / "checkpoint.pt")
-        ev = evaluate_model(
+        trained, _ = load_model(trial_dir / CHECKPOINT)
+        ev = self.steps.evaluate(
             trained,
-            cfg.data,
+            proxy.data,
             split="val",
-            size=cfg.size,
+            size=proxy.size,
             seed=cfg.seed,
-            device=cfg.device,
-            frames=cfg.frames,
-            batch_size=max(cfg.batch_size, 16),
+            device=proxy.device,
+            frames=proxy.frames,
+            batch_size=max(proxy.batch_size, 16),
             progress=False,
         )
         summary = ev.summary
-        self._merge_metrics(trial_dir, summary)
+        write_validation(trial_dir, split="val", size=proxy.size, summary=summary)
         dice = _num(summary["mean"].get("dice"))
         dice_ps = _num(summary["PS"].get("dice"))
         dice_fh = _num(summary["FH"].get("dice"))
@@ -286,7 +279,7 @@ class TrialRunner:
             config=arch.to_dict(),
             notes=self._notes(lat),
         )
-        atomic_write_json(trial_dir / "candidate.json", record.to_dict())
+        write_candidate(trial_dir, record)
         for key, value in (("dice", dice), ("dice_ps", dice_ps), ("dice_fh", dice_fh), ("delta_aop_deg", delta_aop)):
             trial.set_user_attr(key, value)
         trial.set_user_attr("feasible", feasible)
@@ -325,12 +318,10 @@ class TrialRunner:
         stop: dict[str, Any],
         *,
         use_rule: bool,
-    ) -> Callable[[Any], None]:
-        from segmentation._train import StopTraining
+    ) -> Callable[[EpochLog], None]:
+        total = self.config.training.epochs
 
-        total = self.config.epochs
-
-        def on_epoch_end(entry) -> None:
+        def on_epoch_end(entry: EpochLog) -> None:
             dice = float(entry.val_dice)
             history.append(dice if math.isfinite(dice) else 0.0)
             # Trial.report raises in multi-objective studies: keep the curve in a user attribute.
@@ -338,7 +329,12 @@ class TrialRunner:
             if not use_rule:
                 return
             decision = should_stop(
-                entry.epoch, dice, costs, self._references(trial), self.config.early_stop_rule, total_epochs=total
+                entry.epoch,
+                dice,
+                costs,
+                self._references(trial),
+                self.config.strategy.early_stop_rule,
+                total_epochs=total,
             )
             if decision is not None:
                 stop.update(reason=decision.reason, reference_trial=decision.reference_trial)
@@ -356,19 +352,11 @@ class TrialRunner:
             )
         return refs
 
-    def _merge_metrics(self, trial_dir: Path, val_summary: dict[str, Any] | None) -> None:
-        """``metrics.json`` = the trainer's file (history) plus the validation metrics, in one object."""
-        path = trial_dir / "metrics.json"
-        train_part = read_json(path) if path.is_file() else {}
-        if isinstance(train_part, dict) and "training" in train_part:
-            train_part = train_part["training"]  # merged before (early-stopped, then re-merged)
-        atomic_write_json(path, {"training": train_part, "val": val_summary, "split": "val", "size": self.config.size})
-
-    def _notes(self, lat) -> str:
-        cfg = self.config
+    def _notes(self, lat: LatencyRecord) -> str:
+        t = self.config.training
         parts = [
-            f"Dice: proxy training ({cfg.epochs} epochs x {cfg.steps_per_epoch or 'all'} steps, "
-            f"batch {cfg.batch_size}, {cfg.size}x{cfg.size}) on {cfg.data}, val split",
+            f"Dice: proxy training ({t.epochs} epochs x {t.steps_per_epoch or 'all'} steps, "
+            f"batch {t.batch_size}, {t.size}x{t.size}) on {t.data}, val split",
             f"latency: {lat.kind}, {lat.backend} {lat.precision}, {lat.height}x{lat.width}",
         ]
         return "; ".join(parts)

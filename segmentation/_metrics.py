@@ -359,15 +359,15 @@ class MetricAccumulator:
 def format_table(summary: dict[str, Any], *, distance_unit: str = "px") -> str:
     """A fixed-width text table of :meth:`MetricAccumulator.summary` for the terminal.
 
-    Rows PS, FH, mean; columns Dice and Jaccard (in %), ASD and HD95 (``distance_unit``),
-    |dAoP| (degrees, mean row only, with its count) and n. Missing values print as ``-``.
+    Rows PS, FH, mean; columns Dice and Jaccard (fractions in [0, 1], as in every file), ASD and HD95
+    (``distance_unit``), |dAoP| (degrees, mean row only, with its count) and n. Missing values print as ``-``.
     """
 
-    def fmt(value: Any, scale: float = 1.0) -> str:
-        return "-" if value is None else f"{value * scale:.2f}"
+    def fmt(value: Any, digits: int = 2) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
 
     header = (
-        f"{'class':<6}{'Dice %':>9}{'Jaccard %':>11}{'ASD ' + distance_unit:>10}"
+        f"{'class':<6}{'dice':>9}{'jaccard':>11}{'ASD ' + distance_unit:>10}"
         f"{'HD95 ' + distance_unit:>10}{'|dAoP| deg':>12}{'n':>6}"
     )
     lines = [header, "-" * len(header)]
@@ -379,7 +379,7 @@ def format_table(summary: dict[str, Any], *, distance_unit: str = "px") -> str:
         else:
             aop_text = ""
         lines.append(
-            f"{key:<6}{fmt(entry.get('dice'), 100):>9}{fmt(entry.get('jaccard'), 100):>11}"
+            f"{key:<6}{fmt(entry.get('dice'), digits=4):>9}{fmt(entry.get('jaccard'), digits=4):>11}"
             f"{fmt(entry.get('asd')):>10}{fmt(entry.get('hd95')):>10}{aop_text:>12}{entry.get('n', 0):>6}"
         )
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from models import Checkpoint, RTSegConfig, build_model, load_checkpoint, model_from_checkpoint, save_checkpoint
-from rtseg_core import ConfigError, SuiteError, atomic_write_json, resolve_device
+from rtseg_core import ConfigError, SuiteError, resolve_device, write_training_metrics
 from segmentation._data import load_split
 from segmentation._losses import DeepSupervisionLoss
 
@@ -219,10 +219,9 @@ def train(
     result.wall_s = time.perf_counter() - t_start
     if out_dir is None:
         return result
-    atomic_write_json(
-        out_dir / "metrics.json",
-        {"train": asdict(cfg), "epochs": [asdict(e) for e in result.epochs], "wall_s": result.wall_s,
-         "val_dice": result.val_dice, "stopped_early": result.stopped_early, "device": str(device)},
+    write_training_metrics(
+        out_dir, train=asdict(cfg), epochs=[asdict(e) for e in result.epochs], wall_s=result.wall_s,
+        val_dice=result.val_dice, stopped_early=result.stopped_early, device=str(device),
     )  # fmt: skip
     return result
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 
 def add_arch(p: argparse.ArgumentParser, *, default: str | None = "paper") -> None:
@@ -35,7 +36,25 @@ def add_device(p: argparse.ArgumentParser) -> None:
 
 
 def add_json_out(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--json", metavar="PATH", help=f"also write {what} as JSON to PATH ('-' for stdout)")
+    """``--json [PATH]``, the same on every verb: write ``what`` as JSON to PATH; ``-`` (or no PATH)
+    prints only the JSON on stdout, so that it pipes into ``jq`` or ``json.load``."""
+    p.add_argument(
+        "--json",
+        metavar="PATH",
+        nargs="?",
+        const="-",
+        help=f"also write {what} as JSON to PATH; '-' or no PATH: print only the JSON on stdout",
+    )
+
+
+def write_json_out(target: str, data) -> None:
+    """Where :func:`add_json_out`'s ``--json`` said: stdout for ``-``, else an atomic file write."""
+    if target == "-":
+        print(json.dumps(data, indent=2, default=str))
+        return
+    from rtseg_core import atomic_write_json
+
+    atomic_write_json(target, data)
 
 
 def add_model_source(p: argparse.ArgumentParser, *, onnx: bool = True) -> None:

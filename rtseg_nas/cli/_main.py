@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 # verb -> (module under cli/, one-line help). Modules are imported only when their verb runs,
@@ -25,12 +26,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The full parser; with ``only``, just that verb's options are built (some need heavy imports)."""
+    prog = _prog()
     parser = argparse.ArgumentParser(
-        prog="run.py",
+        prog=prog,
         description="rtseg-nas: architecture search, compression and profiling for RTSeg-Net.",
-        epilog="Run 'python run.py <verb> --help' for the options of each verb.",
+        epilog=f"Run '{prog} <verb> --help' for the options of each verb.",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--version", action="version", version=f"rtseg-nas {_version()}")
+    _add_common(parser, default=False)
     sub = parser.add_subparsers(dest="verb", metavar="<verb>")
     subparsers = {}
     for verb, (module_name, help_text) in COMMANDS.items():
@@ -43,12 +46,44 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
             description=(module.__doc__ or help_text).strip(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks and debug logs")
+        _add_common(p, default=argparse.SUPPRESS)  # before or after the verb, the same options
         if only is None or only == verb:
             module.add_arguments(p)
         p.set_defaults(_module=module)
         subparsers[verb] = p
     return parser, subparsers
+
+
+def _add_common(p: argparse.ArgumentParser, *, default) -> None:
+    """The options every verb has. On a verb they default to SUPPRESS so that a value given
+    before the verb (``rtseg-nas --quiet train``) is not reset by the verb's own default."""
+    p.add_argument("--debug", action="store_true", default=default, help="show tracebacks and debug logs")
+    p.add_argument("--quiet", "-q", action="store_true", default=default, help="only warnings, errors and the results")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        default=default,
+        help="no progress bars (they are shown only when stderr is a terminal, and never with --quiet)",
+    )
+
+
+def show_progress(args: argparse.Namespace, stream=None) -> bool:
+    """The one rule for progress bars: on a terminal only, and not with --no-progress or --quiet."""
+    stream = sys.stderr if stream is None else stream
+    if getattr(args, "no_progress", False) or getattr(args, "quiet", False):
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def _prog() -> str:
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "rtseg-nas" if name in ("", "-c", "__main__.py") or name.endswith("pytest") else name
+
+
+def _version() -> str:
+    from rtseg_nas import __version__
+
+    return __version__
 
 
 def _load(module_name: str):
@@ -68,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     parser, subparsers = build_parser(verb if verb in COMMANDS else "")
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
+    args.quiet = getattr(args, "quiet", False)
+    args.progress = show_progress(args)
     logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
+        level=logging.DEBUG if debug else logging.WARNING if args.quiet else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s" if debug else "%(message)s",
     )
     if args.verb is None:
@@ -81,8 +118,11 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
-        print(f"(run 'python run.py {args.verb} --help' for usage, or add --debug for a traceback)", file=sys.stderr)
+        print(f"(run '{_prog()} {args.verb} --help' for usage, or add --debug for a traceback)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `rtseg-nas ... | head`: the reader left; no traceback for that
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141

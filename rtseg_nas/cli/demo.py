@@ -33,7 +33,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prune-macs", type=float, default=d.prune_macs, help="MACs fraction kept (default: %(default)s)")
     p.add_argument("--profile-size", type=int, default=d.profile_size, help="profiling size (default: %(default)s)")
     p.add_argument("--threads", type=int, default=d.threads, help="inference threads timed (default: %(default)s)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
         search_size=args.search_size, search_epochs=args.search_epochs, top_k=args.top_k,
         prune_macs=args.prune_macs, profile_size=args.profile_size, threads=args.threads,
     )  # fmt: skip
-    result = run_demo(cfg, progress=not args.no_progress)
+    result = run_demo(cfg, progress=args.progress)
     print("stages:")
     for name, t in result.stages.items():
         took = "skipped (already done)" if t["skipped"] else f"{t['seconds']:.0f} s"

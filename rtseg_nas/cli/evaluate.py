@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rtseg_nas.cli._args import add_device
+from rtseg_nas.cli._args import add_device, add_json_out, write_json_out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,22 +22,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="split (default: test)")
     p.add_argument("--size", type=int, default=None, help="input size (default: the training size)")
     p.add_argument("--frames", default="ps+fh", help="JNU-IFM frame selection (default: ps+fh)")
-    p.add_argument(
-        "--json", metavar="PATH", help="summary JSON (default: evaluation_<split>.json beside the checkpoint)"
-    )
+    add_json_out(p, "the summary (always also written: evaluation_<split>.json beside the checkpoint by default)")
     p.add_argument("--csv", metavar="PATH", help="per-image CSV (default: the JSON path with .csv)")
     add_device(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    from rtseg_core import read_json
     from segmentation import evaluate_checkpoint
 
     result = evaluate_checkpoint(
-        args.checkpoint, args.data, split=args.split, size=args.size, device=args.device, frames=args.frames
+        args.checkpoint,
+        args.data,
+        split=args.split,
+        size=args.size,
+        device=args.device,
+        frames=args.frames,
+        progress=args.progress,
     )
-    json_path = Path(args.json) if args.json else Path(args.checkpoint).with_name(f"evaluation_{args.split}.json")
+    to_stdout = args.json == "-"
+    default = Path(args.checkpoint).with_name(f"evaluation_{args.split}.json")
+    json_path = default if to_stdout or not args.json else Path(args.json)
     csv_path = Path(args.csv) if args.csv else json_path.with_suffix(".csv")
     result.write(json_path, csv_path)
+    if to_stdout:
+        write_json_out("-", read_json(json_path))
+        return 0
     print(f"{result.data} / {result.split} / {result.size}x{result.size}, {len(result.rows)} images")
     print(result.table())
     print(f"summary: {json_path}\nper image: {csv_path}")

@@ -12,9 +12,8 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 
-from rtseg_nas.cli._args import add_model_source, add_seed, model_source
+from rtseg_nas.cli._args import add_json_out, add_model_source, add_seed, model_source, write_json_out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=1, help="example batch (a dynamic batch is traced with >= 2)")
     p.add_argument("--atol", type=float, default=1e-4, help="largest |ORT - PyTorch| accepted (default: %(default)g)")
     p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNormalization nodes")
-    p.add_argument("--json", action="store_true", help="print the export result as JSON")
+    add_json_out(p, "the export result")
     add_seed(p)
 
 
@@ -53,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
     )
     result = export_model(model_source(args), args.out, config, seed=args.seed)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-        return 0
+        write_json_out(args.json, result.to_dict())
+        if args.json == "-":
+            return 0
     print(
         f"wrote {result.path} ({result.file_bytes / 2**20:.2f} MiB, opset {result.opset}, dynamic {result.dynamic}, "
         f"{result.nodes} nodes, {result.folded_bn} Conv+BN folded)"

@@ -9,14 +9,13 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 
-from rtseg_nas.cli._args import add_arch
+from rtseg_nas.cli._args import add_arch, add_json_out, write_json_out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_arch(p)
-    p.add_argument("--json", action="store_true", help='print {"params": ..., "config": {...}} as JSON')
+    add_json_out(p, '{"params": ..., "config": {...}}')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,8 +24,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = create_config(args.arch)
     params = count_parameters(build_model(cfg))
     if args.json:
-        print(json.dumps({"params": params, "config": cfg.to_dict()}, indent=2))
-        return 0
+        write_json_out(args.json, {"params": params, "config": cfg.to_dict()})
+        if args.json == "-":
+            return 0
     width = max(len(k) for k in cfg.to_dict())
     print(f"architecture: {args.arch}")
     for key, value in cfg.to_dict().items():

@@ -104,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
         runs=args.runs,
         ssh_options=ssh_options_from(args),
         remote_backend=remote_backend,
-        on_batch=lambda done, total: print(f"kernels timed: {done}/{total}", file=sys.stderr, flush=True),
+        on_batch=(lambda done, total: print(f"kernels timed: {done}/{total}", file=sys.stderr, flush=True))
+        if getattr(args, "progress", False)
+        else None,
     )
     print(
         f"{args.out}: {result.kernels_measured} of {result.kernels_total} kernels timed now "

@@ -17,8 +17,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 from rtseg_nas.cli._args import (
     add_device,
@@ -28,6 +26,7 @@ from rtseg_nas.cli._args import (
     add_ssh,
     model_source,
     ssh_options_from,
+    write_json_out,
 )
 
 
@@ -66,7 +65,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from profiling import profile_model
-    from rtseg_core import atomic_write_json
 
     ssh_options = ssh_options_from(args)
     report = profile_model(
@@ -86,13 +84,13 @@ def run(args: argparse.Namespace) -> int:
         include_aux=args.include_aux,
         seed=args.seed,
         device=args.device,
-        progress=sys.stderr.isatty(),
+        progress=args.progress,
     )
     if args.json == "-":
-        print(json.dumps(report.to_dict(), indent=2, default=str))
+        write_json_out("-", report.to_dict())
         return 0
     print(report.format_table())
     if args.json:
-        atomic_write_json(args.json, report.to_dict())
+        write_json_out(args.json, report.to_dict())
         print(f"report written to {args.json}")
     return 0

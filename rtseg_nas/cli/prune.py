@@ -22,14 +22,12 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 
-from rtseg_nas.cli._args import add_device
+from rtseg_nas.cli._args import add_device, add_json_out, write_json_out
+from rtseg_nas.cli._choices import IMPORTANCES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from compress import list_importances
-
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="CKPT", help="a trained checkpoint (from train, prune or search)")
     src.add_argument("--study", metavar="DIR", help="prune the top-k feasible Pareto trials of this search")
@@ -39,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     target.add_argument("--ratio", type=float, help="channel ratio to remove, in (0, 1)")
     target.add_argument("--target-macs", type=float, metavar="FRACTION", help="reach this fraction of the MACs")
     target.add_argument("--target-latency-ms", type=float, metavar="MS", help="reach this measured latency")
-    p.add_argument("--importance", default="l1", choices=list_importances(), help="criterion (default: l1)")
+    p.add_argument("--importance", default="l1", choices=IMPORTANCES, help="criterion (default: l1)")
     p.add_argument("--global", dest="global_pruning", action="store_true", help="rank channels network-wide")
     p.add_argument("--round-to", type=int, default=None, help="keep widths multiples of N (8 for GPUs/TensorRT)")
     p.add_argument("--steps", type=int, default=1, help="increments for --ratio (default: 1)")
@@ -66,12 +64,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-eval", action="store_true", help="skip Dice evaluation")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset of model.onnx (13 for Jetson TensorRT)")
     add_device(p)
-    p.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-' for stdout)")
+    add_json_out(p, "the report")
 
 
 def run(args: argparse.Namespace) -> int:
     from compress import FinetuneSpec, PruneSpec, compress_study, prune_checkpoint
-    from rtseg_core import ConfigError, atomic_write_json
+    from rtseg_core import ConfigError
 
     spec = PruneSpec(
         ratio=args.ratio,
@@ -99,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
     )
     if args.study:
-        records = compress_study(args.study, top_k=args.top_k, prune=spec, finetune_spec=ft, data=args.data)
+        records = compress_study(
+            args.study, top_k=args.top_k, prune=spec, finetune_spec=ft, data=args.data, progress=args.progress
+        )
         for r in records:
             print(f"{r.name}: Dice {r.dice:.4f}, {r.params} params, {r.latency_ms:.2f} ms ({r.recipe})")
         return 0
@@ -114,9 +114,10 @@ def run(args: argparse.Namespace) -> int:
         finetune_spec=ft,
         evaluate=not args.no_eval,
         opset=args.opset,
+        progress=args.progress,
     )
     if args.json == "-":
-        print(json.dumps(report.to_dict(), indent=2))
+        write_json_out("-", report.to_dict())
         return 0
     r = report.result
     print(
@@ -135,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ONNX Runtime vs PyTorch max |diff| {report.onnx_max_abs_diff:.2e}")
     print(f"written: {args.out}/checkpoint.pt, model.onnx, prune.json")
     if args.json:
-        atomic_write_json(args.json, report.to_dict())
+        write_json_out(args.json, report.to_dict())
     return 0
 
 

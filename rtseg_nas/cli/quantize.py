@@ -22,14 +22,12 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import json
 
-from rtseg_nas.cli._args import add_device
+from rtseg_nas.cli._args import add_device, add_json_out, write_json_out
+from rtseg_nas.cli._choices import CALIBRATIONS, QUANT_FORMATS, QUANT_TARGETS
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from compress import CALIBRATIONS, TARGETS, QuantFormat
-
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="CKPT", help="a trained checkpoint (pruned ones too)")
     src.add_argument("--onnx", metavar="FILE", help="an FP32 ONNX file (no dsconv)")
@@ -37,10 +35,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (required unless --study; replaced atomically)")
     p.add_argument("--top-k", type=int, default=3, help="with --study: how many front members (default: 3)")
     fmt = p.add_mutually_exclusive_group()
-    fmt.add_argument("--format", choices=[f.value for f in QuantFormat], default=None, help="default: int8-static")
+    fmt.add_argument("--format", choices=QUANT_FORMATS, default=None, help="default: int8-static")
     fmt.add_argument("--int8", dest="format", action="store_const", const="int8-static", help="= --format int8-static")
     fmt.add_argument("--fp16", dest="format", action="store_const", const="fp16", help="= --format fp16")
-    p.add_argument("--for", dest="target", choices=list(TARGETS), default="cpu", help="where it will run")
+    p.add_argument("--for", dest="target", choices=QUANT_TARGETS, default="cpu", help="where it will run")
     p.add_argument("--calibration", choices=CALIBRATIONS, default="minmax", help="static INT8 calibration")
     p.add_argument("--percentile", type=float, default=99.999, help="for --calibration percentile")
     p.add_argument("--calibration-images", type=int, default=32, help="training images for calibration")
@@ -59,12 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-eval", action="store_true", help="skip Dice evaluation")
     p.add_argument("--no-latency", action="store_true", help="skip latency measurement")
     add_device(p)
-    p.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-' for stdout)")
+    add_json_out(p, "the report")
 
 
 def run(args: argparse.Namespace) -> int:
     from compress import FinetuneSpec, QuantSpec, compress_study, quantize_checkpoint, quantize_onnx
-    from rtseg_core import ConfigError, atomic_write_json
+    from rtseg_core import ConfigError
 
     spec = QuantSpec(
         format=args.format or "int8-static",
@@ -80,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     )
     ft = FinetuneSpec(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, device=args.device)
     if args.study:
-        records = compress_study(args.study, top_k=args.top_k, quantize=spec, finetune_spec=ft, data=args.data)
+        records = compress_study(
+            args.study, top_k=args.top_k, quantize=spec, finetune_spec=ft, data=args.data, progress=args.progress
+        )
         for r in records:
             print(f"{r.name}: Dice {r.dice:.4f}, {r.latency_ms:.2f} ms, {r.precision} ({r.recipe})")
         return 0
@@ -91,16 +91,23 @@ def run(args: argparse.Namespace) -> int:
         report = quantize_onnx(args.onnx, spec, args.out, data=args.data, **common)
     else:
         report = quantize_checkpoint(
-            args.checkpoint, spec, args.out, data=args.data, size=args.size, finetune_spec=ft, **common
+            args.checkpoint,
+            spec,
+            args.out,
+            data=args.data,
+            size=args.size,
+            finetune_spec=ft,
+            progress=args.progress,
+            **common,
         )
     if args.json == "-":
-        print(json.dumps(report.to_dict(), indent=2))
+        write_json_out("-", report.to_dict())
         return 0
     print(f"{report.recipe} ({args.target}): {args.out}/model.onnx")
     if report.dice_fp32 is not None:
         print(
             f"Dice ({report.split}, ONNX Runtime): FP32 {report.dice_fp32:.4f}, quantized {report.dice_quant:.4f} "
-            f"({report.dice_change_points:+.2f} points); pixels agreeing with FP32 {report.pixel_agreement:.2%}, "
+            f"({report.dice_change:+.4f}); pixels agreeing with FP32 {report.pixel_agreement:.2%}, "
             f"max |logit diff| {report.max_abs_diff:.3g}"
         )
     if report.latency_fp32_ms is not None:
@@ -110,5 +117,5 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"notes: {report.notes}")
     if args.json:
-        atomic_write_json(args.json, report.to_dict())
+        write_json_out(args.json, report.to_dict())
     return 0

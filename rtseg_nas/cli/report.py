@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import argparse
 
+from rtseg_nas.cli._args import add_json_out, write_json_out
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", required=True, metavar="DIR", help="study directory written by search (and compress)")
     p.add_argument("--out", metavar="DIR", help="output directory (default: STUDY_DIR/report)")
+    add_json_out(p, "the summary (front, ship choice, hypervolume; also STUDY_DIR/report/summary.json)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,11 +27,15 @@ def run(args: argparse.Namespace) -> int:
 
     path = build_report(args.study, args.out)
     summary = report_summary(compute_report(args.study))
+    if args.json:
+        write_json_out(args.json, summary)
+        if args.json == "-":
+            return 0
     ship = summary["ship"]
     print(f"front: {', '.join(summary['front']) or '(empty)'}")
     if ship["best"]:
         print(f"best feasible Dice: {ship['best']} ({ship['best_dice']:.4f})")
     if ship["fastest_within_tolerance"]:
-        print(f"fastest within {ship['tolerance_dice']:.2%} Dice of it: {ship['fastest_within_tolerance']}")
+        print(f"fastest within {ship['tolerance_dice']:g} Dice of it: {ship['fastest_within_tolerance']}")
     print(f"report: {path}")
     return 0

@@ -14,7 +14,8 @@ similar or lower cost at the same epoch is stopped (state PRUNED, reason in its 
 
 Files in STUDY_DIR: study.db (the Optuna study, unless --storage), study.json (settings),
 history.csv (one row per trial), environment.json, and trials/<n>/ with config.json,
-measurement.json, checkpoint.pt, metrics.json and candidate.json (what `report` reads).
+measurement.json, checkpoint.pt, metrics.json (training history), validation.json (validation
+metrics) and candidate.json (what `report` reads).
 
 Resume: run the same command again; --trials N means N finished trials in total, so only the
 missing ones run. A worker killed mid-trial leaves a RUNNING trial that the next run marks FAIL
@@ -34,8 +35,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import TYPE_CHECKING
 
 from rtseg_nas.cli._args import add_data, add_device, add_ssh, ssh_options_from
+
+if TYPE_CHECKING:
+    from search_spaces import SearchConfig, SearchSpace
 
 _OBJECTIVES_HELP = (
     "comma list of objectives from dice (max), delta_aop (min, degrees), latency (min, ms), params (min), "
@@ -44,12 +49,27 @@ _OBJECTIVES_HELP = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    # Defaults come from the config dataclasses. Imported here, not at the top: every CLI module is
+    # imported to build `rtseg-nas --help`. These names come from search_spaces._config and
+    # _early_stop, which import no torch or Optuna, so `search --help` stays fast too.
+    from search_spaces import (
+        SAMPLERS,
+        EarlyStopRule,
+        ObjectiveOptions,
+        ProfilingOptions,
+        ProxyTraining,
+        SearchConfig,
+        StrategyOptions,
+        StudyOptions,
+        WorkerOptions,
+    )
+
     add_data(p)
     p.add_argument("--study", required=True, metavar="DIR", help="study folder (created; reused to resume)")
     p.add_argument(
         "--trials",
         type=int,
-        default=20,
+        default=StudyOptions.trials,
         help="finished trials (complete or early-stopped) the study should hold at the end; 0 only creates "
         "the study (default: %(default)s)",
     )
@@ -62,40 +82,71 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study-name", help="name of the study in the storage (default: the study folder's name)")
     p.add_argument(
         "--target",
-        default="local",
+        default=ProfilingOptions.target,
         help="where latency comes from: local (ONNX Runtime on this CPU, measured), ssh://user@host[:port] "
         "(measured on the device), jetson-nano-estimate (roofline estimate) or predict:TABLE (the kernel-level "
         "predictor on a table from `run.py latency-table build`, labelled predicted) (default: %(default)s)",
     )
-    p.add_argument("--objectives", default="dice,latency", help=_OBJECTIVES_HELP)
+    p.add_argument("--objectives", default=",".join(ObjectiveOptions.names), help=_OBJECTIVES_HELP)
     p.add_argument("--min-fps", type=float, default=0, help="constraint: frames/s >= this (0 = none)")
     p.add_argument("--max-latency-ms", type=float, default=0, help="constraint: latency <= this, ms (0 = none)")
     p.add_argument("--max-params", type=int, default=0, help="constraint: parameters <= this (0 = none)")
-    p.add_argument("--sampler", choices=("nsga2", "tpe", "random"), default="nsga2", help="(default: %(default)s)")
-    p.add_argument("--population-size", type=int, default=8, help="NSGA-II population (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="seeds sampler, data split and training (default: 0)")
+    p.add_argument("--sampler", choices=SAMPLERS, default=StrategyOptions.sampler, help="(default: %(default)s)")
+    p.add_argument(
+        "--population-size",
+        type=int,
+        default=StrategyOptions.population_size,
+        help="NSGA-II population (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=SearchConfig.seed,
+        help="seeds sampler, data split and training (default: %(default)s)",
+    )
 
     train = p.add_argument_group("proxy training and evaluation")
-    train.add_argument("--size", type=int, default=96, help="training/validation image side, px (default: %(default)s)")
-    train.add_argument("--epochs", type=int, default=4, help="epochs per trial (default: %(default)s)")
+    train.add_argument(
+        "--size", type=int, default=ProxyTraining.size, help="training/validation image side, px (default: %(default)s)"
+    )
+    train.add_argument(
+        "--epochs", type=int, default=ProxyTraining.epochs, help="epochs per trial (default: %(default)s)"
+    )
     train.add_argument(
         "--steps-per-epoch",
         type=int,
-        default=25,
+        default=ProxyTraining.steps_per_epoch,
         help="training steps per epoch, 0 = whole split (default: %(default)s)",
     )
-    train.add_argument("--batch-size", type=int, default=8, help="(default: %(default)s)")
-    train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of the proxy (default: %(default)s)")
+    train.add_argument("--batch-size", type=int, default=ProxyTraining.batch_size, help="(default: %(default)s)")
+    train.add_argument(
+        "--lr", type=float, default=ProxyTraining.lr, help="peak learning rate of the proxy (default: %(default)s)"
+    )
     train.add_argument("--val-batches", type=int, default=0, help="cap on validation batches per epoch, 0 = all")
-    train.add_argument("--frames", default="ps+fh", help="JNU-IFM frame selection (default: %(default)s)")
+    train.add_argument("--frames", default=ProxyTraining.frames, help="JNU-IFM frame selection (default: %(default)s)")
     add_device(train)
     train.add_argument("--train-threads", type=int, help="torch threads for training (default: torch's choice)")
 
     prof = p.add_argument_group("profiling")
     prof.add_argument("--latency-size", type=int, help="input side timed, px (default: --size)")
-    prof.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default: %(default)s)")
-    prof.add_argument("--latency-runs", type=int, default=20, help="timed runs per trial (default: %(default)s)")
-    prof.add_argument("--latency-warmup", type=int, default=5, help="warm-up runs per trial (default: %(default)s)")
+    prof.add_argument(
+        "--threads",
+        type=int,
+        default=ProfilingOptions.threads,
+        help="ONNX Runtime intra-op threads (default: %(default)s)",
+    )
+    prof.add_argument(
+        "--latency-runs",
+        type=int,
+        default=ProfilingOptions.latency_runs,
+        help="timed runs per trial (default: %(default)s)",
+    )
+    prof.add_argument(
+        "--latency-warmup",
+        type=int,
+        default=ProfilingOptions.latency_warmup,
+        help="warm-up runs per trial (default: %(default)s)",
+    )
     add_ssh(p)
 
     space = p.add_argument_group("search space and early stopping")
@@ -107,31 +158,48 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     space.add_argument(
         "--early-stop",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="stop trials that trail a cheaper Pareto member (default: on)",
+        default=StrategyOptions.early_stop,
+        help="stop trials that trail a cheaper Pareto member (default: %(default)s)",
     )
-    space.add_argument("--early-stop-after", type=int, default=2, help="first epoch that may stop a trial (default: 2)")
-    space.add_argument("--early-stop-margin", type=float, default=0.1, help="Dice points (default: %(default)s)")
+    space.add_argument(
+        "--early-stop-after",
+        type=int,
+        default=EarlyStopRule.after_epochs,
+        help="first epoch that may stop a trial (default: %(default)s)",
+    )
+    space.add_argument(
+        "--early-stop-margin",
+        type=float,
+        default=EarlyStopRule.margin,
+        help="Dice lead that stops a trial, a fraction like Dice itself (default: %(default)s)",
+    )
     space.add_argument(
         "--early-stop-tolerance",
         type=float,
-        default=0.1,
+        default=EarlyStopRule.cost_tolerance,
         help="relative cost slack of 'similar' (default: %(default)s)",
     )
 
     run_group = p.add_argument_group("workers")
-    run_group.add_argument("--heartbeat-interval", type=int, default=10, help="seconds (default: %(default)s)")
+    run_group.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=WorkerOptions.heartbeat_interval,
+        help="seconds (default: %(default)s)",
+    )
     run_group.add_argument(
         "--grace-period",
         type=int,
         help="seconds without heartbeat before a trial is marked FAIL (default: 2x interval)",
     )
-    run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(
+        data=ProxyTraining.data, device=ProxyTraining.device
+    )  # the shared options, with this verb's defaults
 
 
 def run(args: argparse.Namespace) -> int:
     from rtseg_core import read_json
-    from search_spaces import EarlyStopRule, SearchConfig, SearchSpace, run_search
+    from search_spaces import SearchSpace, run_search
 
     space_fields = read_json(args.space) if args.space else {}
     if args.dsconv_bits:
@@ -142,45 +210,7 @@ def run(args: argparse.Namespace) -> int:
     if args.show_space:
         print(space.describe())
         return 0
-    ssh_options = ssh_options_from(args)
-    config = SearchConfig(
-        study_dir=args.study,
-        trials=args.trials,
-        data=args.data,
-        storage=args.storage,
-        study_name=args.study_name,
-        target=args.target,
-        objectives=args.objectives,
-        min_fps=args.min_fps,
-        max_latency_ms=args.max_latency_ms,
-        max_params=args.max_params,
-        sampler=args.sampler,
-        population_size=args.population_size,
-        seed=args.seed,
-        size=args.size,
-        latency_size=args.latency_size,
-        epochs=args.epochs,
-        steps_per_epoch=args.steps_per_epoch or None,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        val_batches=args.val_batches or None,
-        frames=args.frames,
-        device=args.device,
-        train_threads=args.train_threads,
-        threads=args.threads,
-        latency_warmup=args.latency_warmup,
-        latency_runs=args.latency_runs,
-        remote_backend=args.remote_backend,
-        ssh_options=ssh_options,
-        early_stop=args.early_stop,
-        early_stop_rule=EarlyStopRule(
-            after_epochs=args.early_stop_after, margin=args.early_stop_margin, cost_tolerance=args.early_stop_tolerance
-        ),
-        space=space,
-        heartbeat_interval=args.heartbeat_interval,
-        grace_period=args.grace_period,
-        progress=not args.no_progress,
-    )
+    config = search_config(args, space)
     if not getattr(args, "debug", False):
         # Data-loading and profiling lines of every trial would bury the progress display.
         for name in ("segmentation", "profiling"):
@@ -198,3 +228,67 @@ def run(args: argparse.Namespace) -> int:
     print(summary.verdict())
     print(f"files: {summary.study_dir}")
     return 0
+
+
+def search_config(args: argparse.Namespace, space: SearchSpace) -> SearchConfig:
+    """The :class:`SearchConfig` the parsed options describe (one sub-config per option group)."""
+    from search_spaces import (
+        EarlyStopRule,
+        ObjectiveOptions,
+        ProfilingOptions,
+        ProxyTraining,
+        SearchConfig,
+        StrategyOptions,
+        StudyOptions,
+        WorkerOptions,
+    )
+
+    return SearchConfig(
+        study_dir=args.study,
+        seed=args.seed,
+        study=StudyOptions(trials=args.trials, storage=args.storage, study_name=args.study_name),
+        objectives=ObjectiveOptions(
+            names=args.objectives,
+            min_fps=args.min_fps,
+            max_latency_ms=args.max_latency_ms,
+            max_params=args.max_params,
+        ),
+        training=ProxyTraining(
+            data=args.data,
+            size=args.size,
+            epochs=args.epochs,
+            steps_per_epoch=args.steps_per_epoch or None,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            val_batches=args.val_batches or None,
+            frames=args.frames,
+            device=args.device,
+            train_threads=args.train_threads,
+        ),
+        profiling=ProfilingOptions(
+            target=args.target,
+            latency_size=args.latency_size,
+            threads=args.threads,
+            latency_warmup=args.latency_warmup,
+            latency_runs=args.latency_runs,
+            remote_backend=args.remote_backend,
+            ssh_options=ssh_options_from(args),
+        ),
+        strategy=StrategyOptions(
+            sampler=args.sampler,
+            population_size=args.population_size,
+            space=space,
+            early_stop=args.early_stop,
+            early_stop_rule=EarlyStopRule(
+                after_epochs=args.early_stop_after,
+                margin=args.early_stop_margin,
+                cost_tolerance=args.early_stop_tolerance,
+            ),
+        ),
+        workers=WorkerOptions(
+            heartbeat_interval=args.heartbeat_interval,
+            grace_period=args.grace_period,
+            # main() decides it (terminal, --no-progress, --quiet); parsed without main: the default
+            progress=getattr(args, "progress", WorkerOptions.progress),
+        ),
+    )

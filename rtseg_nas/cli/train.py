@@ -31,7 +31,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_seed(p)
     add_device(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         weight_decay=args.weight_decay, optimizer=args.optimizer, aux_weight=args.aux_weight, seed=args.seed,
         device=args.device, workers=args.workers, frames=args.frames,
     )  # fmt: skip
-    result = train(create_config(args.arch), cfg, args.out, resume=args.resume, progress=not args.no_progress)
+    result = train(create_config(args.arch), cfg, args.out, resume=args.resume, progress=args.progress)
     last = result.epochs[-1] if result.epochs else None
     if last:
         print(

@@ -62,6 +62,10 @@ def test_estimate_target_gives_an_estimated_record():
     (rec,) = rep.latency
     assert (rec.kind, rec.backend, rec.target) == ("estimated", "roofline", "jetson-nano-estimate")
     assert "ESTIMATE" in rep.format_table()
+    row = next(line for line in rep.format_table().splitlines() if "roofline" in line and "estimated" in line)
+    median, p90, iqr = row.split()[-4:-1]  # ... median ms, p90 ms, IQR ms, FPS
+    assert float(median) > 0 and (p90, iqr) == ("-", "-")  # an estimate has no spread to show
+    assert rep.to_dict()["latency"][0]["p90_ms"] is None
 
 
 def test_bad_target_and_backend_are_config_errors():

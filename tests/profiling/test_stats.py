@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from profiling._stats import summarize_times
+from profiling._bench import BenchResult, VariantResult
+from profiling._stats import speedup_interval, summarize_times
 from rtseg_core import ProfilingError
 
 
@@ -41,3 +42,47 @@ def test_summary_rejects_impossible_times(bad):
 def test_summary_rejects_bad_batch():
     with pytest.raises(ProfilingError, match="batch"):
         summarize_times([1.0], batch=0)
+
+
+def test_speedup_interval_of_an_exact_ratio_is_that_ratio():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(10, 30, size=40)  # load changes from round to round hit both alike
+    assert speedup_interval(base, base / 2.0) == pytest.approx((2.0, 2.0))
+
+
+def test_speedup_interval_covers_the_ratio_and_narrows_with_rounds():
+    rng = np.random.default_rng(2)
+
+    def rounds(n):
+        load = rng.uniform(1.0, 1.5, size=n)  # shared by both variants of a round
+        return 20.0 * load * rng.lognormal(0, 0.1, n), 10.0 * load * rng.lognormal(0, 0.1, n)
+
+    base, var = rounds(20)
+    low, high = speedup_interval(base, var)
+    assert low < np.median(base) / np.median(var) < high and 1.5 < low < high < 2.6
+    wide = high - low
+    low, high = speedup_interval(*rounds(400))
+    assert high - low < wide / 2
+    assert speedup_interval(base, var, seed=5) == speedup_interval(base, var, seed=5)  # deterministic
+
+
+def test_speedup_interval_needs_paired_rounds():
+    with pytest.raises(ProfilingError, match="paired rounds"):
+        speedup_interval([1.0, 2.0], [1.0])
+
+
+def _variant(name, times):
+    return VariantResult(name=name, backend="x", precision="fp32", description="", runs=len(times),
+                         times_ms=list(times), **summarize_times(times))  # fmt: skip
+
+
+def test_bench_speedups_come_with_their_interval():
+    base = [20.0, 22.0, 30.0, 21.0, 25.0, 20.5]
+    fast = [t / 2 for t in base]
+    result = BenchResult(variants=(_variant("slow", base), _variant("fast", fast)), baseline="slow")
+    assert result.to_dict()["speedup_ci95_vs_baseline"]["fast"] == pytest.approx([2.0, 2.0])
+    sentence = result.comparisons()[0]
+    assert sentence.startswith("fast is 2.00x faster than slow (95 % CI 2.00-2.00x, bootstrap over 6 paired rounds")
+    assert "95 % CI" in result.format_table().splitlines()[1]
+    unpaired = BenchResult(variants=(_variant("slow", base), _variant("fast", fast[:3])), baseline="slow")
+    assert "no interval" in unpaired.comparisons()[0]  # never a bare ratio without saying why

@@ -62,7 +62,7 @@ def test_report_of_the_tiny_study(tiny_study):
     assert 'class="kind measured">MEASURED' in html and 'class="kind estimated">ESTIMATED' in html
     assert "ESTIMATED latency computed from a model" in text
     # Ship summary: best Dice among eligible, fastest within one point.
-    assert "Best feasible by Dice: paper" in text and "within 1 Dice point of the best: paper.int8" in text
+    assert "Best feasible by Dice: paper" in text and "within 0.01 Dice of the best: paper.int8" in text
     # Config collapsibles, environment, settings; study text escaped.
     assert html.count("<details>") == 7
     assert "<script>" not in html and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html

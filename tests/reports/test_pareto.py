@@ -16,35 +16,10 @@ def _dominates(a, b, directions) -> bool:
     return better_or_equal and strictly
 
 
-def _brute_ranks(points, directions):
-    remaining = set(range(len(points)))
-    ranks = [-1] * len(points)
-    rank = 0
-    while remaining:
-        layer = {i for i in remaining if not any(_dominates(points[j], points[i], directions) for j in remaining)}
-        for i in layer:
-            ranks[i] = rank
-        remaining -= layer
-        rank += 1
-    return ranks
-
-
 DIRS = {
     2: [("minimize", "minimize"), ("maximize", "minimize")],
     3: [("minimize", "minimize", "minimize"), ("maximize", "minimize", "maximize")],
 }
-
-
-@pytest.mark.parametrize("m", [2, 3])
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_ranks_match_brute_force(m, seed):
-    rng = np.random.default_rng(seed)
-    # Small integer grid so that ties and duplicates occur.
-    points = rng.integers(0, 6, size=(40, m)).astype(float)
-    for directions in DIRS[m]:
-        ranks = nondominated_ranks(points, directions)
-        assert ranks.tolist() == _brute_ranks(points.tolist(), directions)
-        assert (ranks == 0).any()
 
 
 @pytest.mark.parametrize("m", [2, 3])

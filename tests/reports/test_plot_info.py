@@ -55,9 +55,9 @@ def test_dice_fps_front_and_marks_on_the_tiny_study():
     assert info.references == ("paper",)
     assert info.estimated == ("trial-4",)
     assert [(a.parent, a.child) for a in info.arrows] == [("paper", "paper.int8")]
-    assert info.arrows[0].start == pytest.approx((20.0, 90.0)) and info.arrows[0].end == pytest.approx(
-        (1000 / 28, 89.5)
-    )
+    assert info.arrows[0].start == pytest.approx((20.0, 0.90)) and info.arrows[0].end == pytest.approx(
+        (1000 / 28, 0.895)
+    )  # Dice drawn as stored: a fraction
     # Local and estimated targets mixed: no real-time bands; synthetic data: no published point.
     assert info.bands == ()
     assert info.published is None and "synthetic" in info.published_reason
@@ -65,7 +65,7 @@ def test_dice_fps_front_and_marks_on_the_tiny_study():
     assert "measured" in info.x.label and "ESTIMATED" in info.x.label
     assert "Intel Xeon (2 cores) | onnxruntime fp32 | 2 thread(s) | input 64x64 | measured (local)" in info.subtitle
     # The staircase runs from the fastest front point (best x) to the best Dice.
-    assert info.front_line[0] == pytest.approx((62.5, 86.0)) and info.front_line[-1] == pytest.approx((20.0, 90.0))
+    assert info.front_line[0] == pytest.approx((62.5, 0.86)) and info.front_line[-1] == pytest.approx((20.0, 0.90))
     assert info.better == ("right", "top")
 
 

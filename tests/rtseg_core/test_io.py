@@ -1,5 +1,6 @@
 import json
 import os
+import stat
 
 import pytest
 import torch
@@ -41,3 +42,20 @@ def test_read_json_errors_name_the_file(tmp_path):
     bad.write_text('{"a": ')
     with pytest.raises(ConfigError, match="bad.json: not valid JSON"):
         read_json(bad)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_new_files_get_the_mode_the_umask_gives(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = atomic_write_text(tmp_path / f"report_{umask:o}.html", "<p>")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # 0644 under the usual 022, not 0600
+
+
+def test_replacing_a_file_keeps_its_mode(tmp_path):
+    path = atomic_write_text(tmp_path / "shared.json", "{}")
+    path.chmod(0o664)
+    atomic_write_json(path, {"a": 1})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o664

@@ -47,6 +47,29 @@ def test_help_explains_every_option():
         assert words in out, words
 
 
+def test_cli_defaults_are_the_config_defaults():
+    from rtseg_nas.cli._main import build_parser
+    from rtseg_nas.cli.search import search_config
+    from search_spaces import SearchConfig, SearchSpace
+
+    parser, _ = build_parser("search")
+    args = parser.parse_args(["search", "--study", "s"])
+    assert search_config(args, SearchSpace()) == SearchConfig(study_dir="s")
+    args = parser.parse_args(["search", "--study", "s", "--trials", "3", "--min-fps", "24", "--no-early-stop"])
+    config = search_config(args, SearchSpace())
+    assert (config.study.trials, config.objectives.min_fps, config.strategy.early_stop) == (3, 24.0, False)
+
+
+def test_the_search_parser_is_built_without_torch_or_optuna():
+    # `search --help` reads the defaults from search_spaces._config, which must stay light.
+    code = (
+        "import sys; from rtseg_nas.cli._main import build_parser; build_parser('search'); "
+        "print(sorted(m for m in ('torch', 'optuna', 'onnxruntime', 'segmentation', 'profiling') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_show_space_prints_the_table(capsys):
     assert main(["search", "--study", "unused", "--show-space", "--dsconv-bits", "none,8"]) == 0
     out = capsys.readouterr().out
@@ -67,7 +90,9 @@ def test_bad_options_give_one_line_and_exit_2(tmp_path, capsys, argv, message):
     assert err.startswith("error: ") and message in err
 
 
-def test_a_cli_search_measures_locally_and_prints_the_front(tmp_path, capsys):
+def test_a_cli_search_measures_locally_and_prints_the_front(tmp_path, capsys, monkeypatch):
+    # Progress bars are for terminals only (test_cli_rules.py); pretend stderr is one to see the display.
+    monkeypatch.setattr("rtseg_nas.cli._main.show_progress", lambda args, stream=None: True)
     space = tmp_path / "space.json"
     space.write_text(json.dumps(TINY_SPACE))
     study = tmp_path / "cli"

@@ -57,7 +57,7 @@ def tiny_search(tiny_space):
     from search_spaces import SearchConfig
 
     def make(study_dir, **changes):
-        return SearchConfig(study_dir=study_dir, **{"trials": 2, "space": tiny_space, **TINY_SEARCH, **changes})
+        return SearchConfig.from_options(study_dir, **{"trials": 2, "space": tiny_space, **TINY_SEARCH, **changes})
 
     return make
 

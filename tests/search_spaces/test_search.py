@@ -17,17 +17,19 @@ import optuna
 import pytest
 
 from models import PRESETS
-from rtseg_core import CandidateRecord, ConfigError, SearchError
+from rtseg_core import CandidateRecord, ConfigError, SearchError, StudyDir, read_training_metrics, read_validation
 from search_spaces import (
-    Constraints,
     EarlyStopRule,
+    ProxyTraining,
     Reference,
+    SearchConfig,
+    StrategyOptions,
+    StudyOptions,
+    TrialSteps,
     params_from_config,
-    parse_objectives,
     run_search,
     should_stop,
 )
-from search_spaces._objectives import pareto_indices
 from search_spaces._runner import summarize_study
 from search_spaces._study import redact_url, resolve_storage_url
 
@@ -95,30 +97,27 @@ def test_rule_settings_are_checked(kwargs):
 
 
 # -- objectives, constraints, the feasible front ----------------------------------------------------
-def test_objectives_accept_short_and_record_names():
-    objs = parse_objectives("dice, latency")
-    assert [(o.field, o.direction) for o in objs] == [("dice", "maximize"), ("latency_ms", "minimize")]
-    assert [o.name for o in parse_objectives(["delta_aop_deg", "params", "macs"])] == ["delta_aop", "params", "macs"]
-    with pytest.raises(ConfigError, match="did you mean 'latency'"):
-        parse_objectives("dice,latncy")
-    with pytest.raises(ConfigError, match="twice"):
-        parse_objectives("dice,dice")
-
-
-def test_constraints_are_relative_violations_and_zero_means_none(tiny_search):
-    c = Constraints(min_fps=25, max_latency_ms=40, max_params=1_000_000)
-    values = c.values(params=1_500_000, latency_ms=20.0, fps=50.0)
-    assert values == pytest.approx({"min_fps": -1.0, "max_latency_ms": -0.5, "max_params": 0.5})
-    assert c.values(params=1, latency_ms=None, fps=None)["max_latency_ms"] > 0
+def test_zero_limits_mean_none(tiny_search):
     config = tiny_search(Path("unused"), min_fps=0, max_latency_ms=-1, max_params=0)
     assert not config.constraints().active
-    with pytest.raises(ConfigError, match="max-params"):
-        Constraints(max_params=-5)
 
 
-def test_pareto_indices():
-    pts = [(0.9, 10.0), (0.8, 5.0), (0.7, 6.0), (0.9, 10.0), (0.95, 20.0)]
-    assert pareto_indices(pts, ["maximize", "minimize"]) == [0, 1, 3, 4]
+def test_config_parts_and_flat_options_agree(tiny_space):
+    flat = SearchConfig.from_options("s", trials=3, size=48, sampler="random", space=tiny_space, seed=7)
+    parts = SearchConfig(
+        study_dir="s",
+        seed=7,
+        study=StudyOptions(trials=3),
+        training=ProxyTraining(size=48),
+        strategy=StrategyOptions(sampler="random", space=tiny_space),
+    )
+    assert flat == parts
+    assert flat.profiling.latency_size == 48  # None: the training size
+    assert flat.settings("sqlite:///x") == parts.settings("sqlite:///x")
+    with pytest.raises(TypeError, match="unknown option.*'trails'"):
+        SearchConfig.from_options("s", trails=3)
+    with pytest.raises(ConfigError, match="--trials"):
+        StudyOptions(trials=-1)
 
 
 def test_best_respects_feasibility(tmp_path):
@@ -155,6 +154,29 @@ def test_best_respects_feasibility(tmp_path):
     assert "0.8500" in summary.table()
 
 
+@pytest.mark.parametrize(
+    ("stored", "message"),
+    [({"conv_widths": "wide"}, "cannot be read"), (None, "no stored architecture")],
+)
+def test_an_unreadable_trial_config_is_an_error_naming_the_trial(tmp_path, stored, message):
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for config in (PRESETS["paper"].to_dict(), stored):
+        trial = study.ask()
+        if config is not None:
+            trial.set_user_attr("config", config)
+        study.tell(trial, [0.8 + trial.number / 10, 10.0])  # trial 1 is on the front
+    with pytest.raises(SearchError, match=rf"trial 1 \(trial-1\).*{message}"):
+        summarize_study(
+            study,
+            ["dice", "latency_ms"],
+            ["maximize", "minimize"],
+            study_dir=tmp_path,
+            storage="memory",
+            constraints={},
+            trials_requested=2,
+        )
+
+
 # -- storage ------------------------------------------------------------------------------------------
 def test_storage_urls(tmp_path):
     assert resolve_storage_url(None, tmp_path) == f"sqlite:///{tmp_path.resolve() / 'study.db'}"
@@ -168,22 +190,20 @@ def test_storage_urls(tmp_path):
 
 
 # -- real searches --------------------------------------------------------------------------------------
-def test_search_records_a_failure_goes_on_then_resumes_only_the_missing_trials(tmp_path, monkeypatch, tiny_search):
-    import search_spaces._trial as trial_module
-
-    real_train = trial_module.train
+def test_search_records_a_failure_goes_on_then_resumes_only_the_missing_trials(tmp_path, tiny_search):
+    real_train = TrialSteps().train
 
     def train_with_huge_lr_for_trial_1(arch, cfg, out_dir, **kwargs):
         if Path(out_dir).name == "1":  # a real NaN loss, from a learning rate of 1e9
             cfg = dataclasses.replace(cfg, lr=1e9)
         return real_train(arch, cfg, out_dir, **kwargs)
 
-    monkeypatch.setattr(trial_module, "train", train_with_huge_lr_for_trial_1)
+    steps = TrialSteps(train=train_with_huge_lr_for_trial_1)
     study_dir = tmp_path / "nas"
-    steps = {"steps_per_epoch": 2}  # the loss turns NaN at step 2 with lr 1e9
+    options = {"steps_per_epoch": 2}  # the loss turns NaN at step 2 with lr 1e9
     # NSGA-II with a population of 2: the resumed trial is bred from the first generation.
-    steps = {**steps, "sampler": "nsga2", "population_size": 2}
-    first = run_search(tiny_search(study_dir, trials=2, **steps))
+    options = {**options, "sampler": "nsga2", "population_size": 2}
+    first = run_search(tiny_search(study_dir, trials=2, **options), steps=steps)
     # trial 1 diverged: recorded as FAIL with its reason, and the search ran another one to reach 2
     assert first.trials_run == 3 and first.finished == 2 and first.counts["failed"] == 1
     assert first.reference is not None and first.reference.trial == 0
@@ -199,10 +219,11 @@ def test_search_records_a_failure_goes_on_then_resumes_only_the_missing_trials(t
     assert ref.latency_kind == "estimated" and ref.target == "jetson-nano-estimate" and ref.feasible
     assert 0.0 <= ref.dice <= 1.0 and ref.macs > 0 and ref.latency_ms > 0 and (ref.height, ref.width) == (32, 32)
     assert CandidateRecord.from_dict(json.loads((study_dir / "trials/2/candidate.json").read_text())).name == "trial-2"
-    for name in ("config.json", "metrics.json", "measurement.json", "checkpoint.pt"):
+    for name in ("config.json", "metrics.json", "validation.json", "measurement.json", "checkpoint.pt"):
         assert (study_dir / "trials/2" / name).is_file(), name
-    metrics = json.loads((study_dir / "trials/2/metrics.json").read_text())
-    assert metrics["val"]["mean"]["dice"] is not None and len(metrics["training"]["epochs"]) == 1
+    trial_2 = StudyDir(study_dir).trial_dir(2)
+    assert read_validation(trial_2)["summary"]["mean"]["dice"] is not None
+    assert len(read_training_metrics(trial_2)["epochs"]) == 1
     settings = json.loads((study_dir / "study.json").read_text())
     assert settings["objectives"] == [["dice", "maximize"], ["latency_ms", "minimize"]]
     assert settings["proxy_training"]["epochs"] == 1 and settings["size"] == 32
@@ -211,7 +232,8 @@ def test_search_records_a_failure_goes_on_then_resumes_only_the_missing_trials(t
     candidate_before = (study_dir / "trials/0/candidate.json").read_bytes()
     done_before = {t.number: t.datetime_complete for t in trials}
 
-    again = run_search(tiny_search(study_dir, trials=3, **steps))  # one more trial requested: only that one runs
+    # One more trial requested: only that one runs.
+    again = run_search(tiny_search(study_dir, trials=3, **options), steps=steps)
     assert again.trials_run == 1 and again.finished == 3
     trials = load(study_dir).trials
     assert [t.number for t in trials] == [0, 1, 2, 3]
@@ -219,9 +241,9 @@ def test_search_records_a_failure_goes_on_then_resumes_only_the_missing_trials(t
     assert (study_dir / "trials/0/candidate.json").read_bytes() == candidate_before
     assert [r["state"] for r in history(study_dir)] == ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"]
 
-    assert run_search(tiny_search(study_dir, trials=3, **steps)).trials_run == 0  # nothing left to do
+    assert run_search(tiny_search(study_dir, trials=3, **options)).trials_run == 0  # nothing left to do
     with pytest.raises(SearchError, match="size"):
-        run_search(tiny_search(study_dir, trials=4, size=48, **steps))  # other settings: not comparable
+        run_search(tiny_search(study_dir, trials=4, size=48, **options))  # other settings: not comparable
 
 
 def test_early_stopping_fires_in_a_search(tmp_path, tiny_search):
@@ -275,3 +297,29 @@ def test_seed_makes_a_study_reproducible(tmp_path, tiny_search):
     assert [t.params for t in a] == [t.params for t in b]
     assert a[1].user_attrs["val_dice_history"] == b[1].user_attrs["val_dice_history"]  # same data, same training
     assert a[1].params != c[1].params  # another seed draws another architecture
+
+
+def test_a_bug_inside_a_trial_stops_the_search_instead_of_being_recorded(tmp_path, tiny_search):
+    def buggy_train(arch, cfg, out_dir, **kwargs):
+        raise TypeError("train() got an unexpected keyword argument 'lr_schedule'")
+
+    study_dir = tmp_path / "bug"
+    with pytest.raises(TypeError, match="lr_schedule"):
+        run_search(tiny_search(study_dir, trials=2), steps=TrialSteps(train=buggy_train))
+    (trial,) = load(study_dir).trials  # the first trial stopped the search; no second one was drawn
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["stage"] == "training"
+    assert trial.user_attrs["fail_reason"].startswith("TypeError")
+    assert history(study_dir)[0]["reason"].startswith("TypeError: train() got an unexpected keyword")
+
+
+def test_a_documented_trial_failure_is_recorded_and_the_search_goes_on(tmp_path, tiny_search):
+    real_train = TrialSteps().train
+
+    def out_of_memory_on_trial_0(arch, cfg, out_dir, **kwargs):
+        if Path(out_dir).name == "0":
+            raise MemoryError("cannot allocate 4 GiB")
+        return real_train(arch, cfg, out_dir, **kwargs)
+
+    summary = run_search(tiny_search(tmp_path / "oom", trials=1), steps=TrialSteps(train=out_of_memory_on_trial_0))
+    assert summary.counts["failed"] == 1 and summary.finished == 1
+    assert load(tmp_path / "oom").trials[0].user_attrs["fail_reason"] == "MemoryError: cannot allocate 4 GiB"

@@ -261,9 +261,9 @@ def test_format_table_lists_every_row():
     s = acc.summary()
     text = format_table(s, distance_unit=acc.distance_unit)
     lines = text.splitlines()
-    assert "Dice %" in lines[0] and "HD95 px" in lines[0] and "|dAoP|" in lines[0]
+    assert "dice" in lines[0] and "%" not in lines[0] and "HD95 px" in lines[0] and "|dAoP|" in lines[0]
     assert [line.split()[0] for line in lines[2:]] == ["PS", "FH", "mean"]
-    assert f"{s['FH']['dice'] * 100:.2f}" in lines[3]
+    assert f"{s['FH']['dice']:.4f}" in lines[3]  # a fraction, as in the JSON and CSV
     assert f"{s['mean']['delta_aop']:.2f} (1)" in lines[4]
     assert len({len(line) for line in lines}) == 1  # fixed width
     empty = format_table(MetricAccumulator().summary())

@@ -1,0 +1,320 @@
+"""What one search run needs: :class:`SearchConfig`, made of one small config per concern.
+
+==========================  ==========================================================================
+``SearchConfig.study``       :class:`StudyOptions`: how many finished trials, where the study is stored
+``SearchConfig.objectives``  :class:`ObjectiveOptions`: what is optimised and the hard limits
+``SearchConfig.training``    :class:`ProxyTraining`: the short training and validation of each trial
+``SearchConfig.profiling``   :class:`ProfilingOptions`: where and how latency is measured
+``SearchConfig.strategy``    :class:`StrategyOptions`: the sampler, the space, early stopping
+``SearchConfig.workers``     :class:`WorkerOptions`: heartbeats, failure limits, progress display
+==========================  ==========================================================================
+
+``SearchConfig.seed`` seeds the sampler, the data split, training and profiling alike. Each
+config checks its own fields and names the command-line option in its errors; the CLI takes
+its defaults from these classes. :meth:`SearchConfig.from_options` builds one from flat keyword
+arguments (``trials=``, ``size=``, ``sampler=`` ...), for scripts and tests.
+
+This module stays light (no torch, Optuna or ONNX Runtime at import): ``rtseg-nas search --help``
+reads its defaults from these classes and must answer at once. The few lower-level pieces a
+config needs when it is *built* (the target names, ``TrainConfig``, the default search space, the
+URL redaction) are imported inside the functions that use them, for that reason only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rtseg_core import DEFAULT_OBJECTIVES, ConfigError, Constraints, Objective, parse_objectives
+from search_spaces._early_stop import EarlyStopRule
+
+if TYPE_CHECKING:
+    from profiling import SSHOptions
+    from search_spaces._space import SearchSpace
+    from segmentation import TrainConfig
+
+SAMPLERS = ("nsga2", "tpe", "random")
+# Settings that change what a trial's numbers mean: a resumed study must keep them.
+FIXED_SETTINGS = (
+    "objectives",
+    "constraints",
+    "data",
+    "size",
+    "latency_size",
+    "target",
+    "precision",
+    "threads",
+    "proxy_training",
+    "space",
+)
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    """``trials``: the number of finished trials (COMPLETE or early-stopped) the study should hold
+    when this run ends; ``storage``: an SQLAlchemy URL (None: ``STUDY_DIR/study.db``;
+    ``postgresql://`` is rewritten to psycopg 3); ``study_name`` (None: the study folder's name)."""
+
+    trials: int = 20
+    storage: str | None = None
+    study_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 0:
+            raise ConfigError(f"--trials: must be an integer >= 0, got {self.trials!r}")
+
+
+@dataclass(frozen=True)
+class ObjectiveOptions:
+    """``names`` from ``dice``, ``delta_aop``, ``latency``, ``params``, ``macs`` (record field names
+    are accepted too); ``min_fps``, ``max_latency_ms``, ``max_params`` (None, or <= 0 as on the
+    command line: no limit)."""
+
+    names: tuple[str, ...] = DEFAULT_OBJECTIVES
+    min_fps: float | None = None
+    max_latency_ms: float | None = None
+    max_params: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.names, str):
+            object.__setattr__(self, "names", tuple(o.strip() for o in self.names.split(",") if o.strip()))
+        else:
+            object.__setattr__(self, "names", tuple(self.names))
+        # Command-line limits of 0 or less mean "no limit".
+        for name in ("min_fps", "max_latency_ms", "max_params"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                object.__setattr__(self, name, None)
+        self.parsed()
+        self.constraints()
+
+    def parsed(self) -> tuple[Objective, ...]:
+        return parse_objectives(self.names)
+
+    def constraints(self) -> Constraints:
+        return Constraints(min_fps=self.min_fps, max_latency_ms=self.max_latency_ms, max_params=self.max_params)
+
+
+@dataclass(frozen=True)
+class ProxyTraining:
+    """The proxy training of every trial (``segmentation.train``) and its validation: ``data``,
+    ``size``, ``epochs``, ``steps_per_epoch`` (None: the whole split), ``batch_size``, ``lr``,
+    ``val_batches`` (None: all), ``frames``, ``device``; ``train_threads`` (torch threads for the
+    whole run; None: torch's default; on a busy machine 1 avoids thread contention)."""
+
+    data: str = "synthetic"
+    size: int = 96
+    epochs: int = 4
+    steps_per_epoch: int | None = 25
+    batch_size: int = 8
+    lr: float = 3e-3  # higher than full training's 1e-3: a proxy has few steps to show what it can learn
+    val_batches: int | None = None
+    frames: str = "ps+fh"
+    device: str = "auto"
+    train_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ConfigError(f"--epochs: must be an integer >= 1, got {self.epochs!r}")
+        if self.train_threads is not None and (not isinstance(self.train_threads, int) or self.train_threads < 1):
+            raise ConfigError(f"--train-threads: must be an integer >= 1, got {self.train_threads!r}")
+        self.train_config(seed=0)  # validates size, epochs, batch size, lr
+
+    def train_config(self, *, seed: int) -> TrainConfig:
+        from segmentation import TrainConfig  # not at the top: see the module docstring
+
+        return TrainConfig(
+            data=self.data,
+            size=self.size,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            seed=seed,
+            device=self.device,
+            steps_per_epoch=self.steps_per_epoch,
+            val_batches=self.val_batches,
+            frames=self.frames,
+        )
+
+
+@dataclass(frozen=True)
+class ProfilingOptions:
+    """``target``: ``local`` (ONNX Runtime on this CPU, measured), ``ssh://user@host[:port]``
+    (measured on the device with ``ssh_options``/``remote_backend``) or ``jetson-nano-estimate``
+    (roofline estimate, labelled estimated); ``latency_size`` (None: the training size) is the input
+    side timed; ``threads``, ``latency_warmup``, ``latency_runs``, ``precision``."""
+
+    target: str = "local"
+    latency_size: int | None = None
+    threads: int = 1
+    latency_warmup: int = 5
+    latency_runs: int = 20
+    precision: str = "fp32"
+    remote_backend: str = "auto"
+    ssh_options: SSHOptions | None = None
+
+    def __post_init__(self) -> None:
+        from profiling._backends import check_target  # not at the top: see the module docstring
+
+        check_target(self.target)  # the one list of targets, predict:TABLE included (its table read now)
+        for name in ("threads", "latency_runs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {value!r}")
+
+
+def _default_space() -> SearchSpace:
+    from search_spaces._space import SearchSpace  # not at the top: see the module docstring
+
+    return SearchSpace()
+
+
+@dataclass(frozen=True)
+class StrategyOptions:
+    """``sampler`` (nsga2, tpe, random), ``population_size`` (NSGA-II), ``space``, ``early_stop``
+    with ``early_stop_rule`` (:mod:`search_spaces._early_stop`)."""
+
+    sampler: str = "nsga2"
+    population_size: int = 8
+    space: SearchSpace = field(default_factory=_default_space)
+    early_stop: bool = True
+    early_stop_rule: EarlyStopRule = field(default_factory=EarlyStopRule)
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ConfigError(f"--sampler: must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.population_size < 2:
+            raise ConfigError(f"--population-size: NSGA-II needs at least 2, got {self.population_size}")
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """``heartbeat_interval``/``grace_period`` (seconds; a trial whose worker has been silent for the
+    grace period, default twice the interval, is marked FAIL), ``max_consecutive_failures``,
+    ``max_consecutive_rejections``, ``poll_interval`` (seconds between looks at a study other
+    workers are finishing), ``progress`` (a live progress bar)."""
+
+    heartbeat_interval: int = 10
+    grace_period: int | None = None
+    max_consecutive_failures: int = 5
+    max_consecutive_rejections: int = 200
+    poll_interval: float = 1.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("heartbeat_interval", "max_consecutive_failures"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {value!r}")
+        if self.grace_period is not None and self.grace_period <= self.heartbeat_interval:
+            raise ConfigError(
+                f"grace_period ({self.grace_period} s) must exceed heartbeat_interval ({self.heartbeat_interval} s), "
+                "or live trials would be marked failed"
+            )
+
+
+# Flat option name -> (SearchConfig attribute, field of that sub-config), for from_options().
+_PARTS: dict[str, type] = {
+    "study": StudyOptions,
+    "objectives": ObjectiveOptions,
+    "training": ProxyTraining,
+    "profiling": ProfilingOptions,
+    "strategy": StrategyOptions,
+    "workers": WorkerOptions,
+}
+_ALIASES = {"objectives": ("objectives", "names")}
+_ROUTES: dict[str, tuple[str, str]] = {
+    **{f.name: (part, f.name) for part, cls in _PARTS.items() for f in dataclasses.fields(cls) if f.name != "names"},
+    **_ALIASES,
+}
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything one search run needs (see the module docstring). Only ``study_dir`` is required."""
+
+    study_dir: str | Path
+    seed: int = 0
+    study: StudyOptions = field(default_factory=StudyOptions)
+    objectives: ObjectiveOptions = field(default_factory=ObjectiveOptions)
+    training: ProxyTraining = field(default_factory=ProxyTraining)
+    profiling: ProfilingOptions = field(default_factory=ProfilingOptions)
+    strategy: StrategyOptions = field(default_factory=StrategyOptions)
+    workers: WorkerOptions = field(default_factory=WorkerOptions)
+
+    def __post_init__(self) -> None:
+        for name, cls in _PARTS.items():
+            if not isinstance(getattr(self, name), cls):
+                raise TypeError(
+                    f"SearchConfig.{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}"
+                )
+        if self.profiling.latency_size is None:
+            object.__setattr__(self, "profiling", dataclasses.replace(self.profiling, latency_size=self.training.size))
+
+    @classmethod
+    def from_options(cls, study_dir: str | Path, *, seed: int = 0, **options: Any) -> SearchConfig:
+        """A config from flat options, each routed to its sub-config: ``trials=``, ``objectives=``
+        (the names), ``size=``, ``target=``, ``sampler=``, ``heartbeat_interval=`` ... Unknown names
+        raise TypeError (a typo in a script is a bug)."""
+        unknown = sorted(set(options) - set(_ROUTES))
+        if unknown:
+            raise TypeError(f"SearchConfig.from_options: unknown option(s) {unknown}; known: {sorted(_ROUTES)}")
+        parts: dict[str, dict[str, Any]] = {name: {} for name in _PARTS}
+        for key, value in options.items():
+            part, name = _ROUTES[key]
+            parts[part][name] = value
+        return cls(study_dir=study_dir, seed=seed, **{name: _PARTS[name](**kw) for name, kw in parts.items()})
+
+    # -- derived -------------------------------------------------------------------------------
+    def parsed_objectives(self) -> tuple[Objective, ...]:
+        return self.objectives.parsed()
+
+    def constraints(self) -> Constraints:
+        return self.objectives.constraints()
+
+    def train_config(self) -> TrainConfig:
+        return self.training.train_config(seed=self.seed)
+
+    def resolved_study_dir(self) -> Path:
+        return Path(self.study_dir).expanduser().resolve()
+
+    def resolved_study_name(self) -> str:
+        return self.study.study_name or self.resolved_study_dir().name
+
+    def settings(self, storage_url: str) -> dict[str, Any]:
+        """What ``study.json`` records (and what a resumed study is checked against)."""
+        from search_spaces._study import redact_url  # not at the top: see the module docstring
+
+        objectives = self.parsed_objectives()
+        t, p, s = self.training, self.profiling, self.strategy
+        return {
+            "objectives": [[o.field, o.direction] for o in objectives],
+            "objective_names": [o.name for o in objectives],
+            "constraints": self.constraints().to_dict(),
+            "target": p.target,
+            "precision": p.precision,
+            "threads": p.threads,
+            "data": t.data,
+            "size": t.size,
+            "latency_size": p.latency_size,
+            "sampler": s.sampler,
+            "population_size": s.population_size,
+            "seed": self.seed,
+            "proxy_training": {
+                "epochs": t.epochs,
+                "steps_per_epoch": t.steps_per_epoch,
+                "batch_size": t.batch_size,
+                "lr": t.lr,
+                "val_batches": t.val_batches,
+                "frames": t.frames,
+                "seed": self.seed,
+            },
+            "early_stop": {"enabled": s.early_stop, **dataclasses.asdict(s.early_stop_rule)},
+            "space": s.space.to_dict(),
+            "trials_requested": self.study.trials,
+            "storage": redact_url(storage_url),
+            "study_name": self.resolved_study_name(),
+            "reference": s.space.base,
+        }

@@ -1,0 +1,102 @@
+"""What a search returns: :class:`SearchSummary` with its feasible front of :class:`FrontMember` trials."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from models import RTSegConfig
+from search_spaces._space import summarize_config
+
+
+@dataclass(frozen=True)
+class FrontMember:
+    """One trial as the summary shows it. ``values`` maps objective field -> value."""
+
+    trial: int
+    name: str
+    config: RTSegConfig
+    values: dict[str, float]
+    feasible: bool
+    params: int | None = None
+    latency_ms: float | None = None
+    dice: float | None = None
+
+    @property
+    def summary(self) -> str:
+        return summarize_config(self.config)
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    """The outcome of :func:`run_search` (the whole study, not only this run's trials).
+
+    ``front``: the feasible Pareto front of the COMPLETE trials, sorted by the first cost
+    objective (Optuna's ``best_trials`` ignores feasibility; this does not). ``reference``: the
+    enqueued ``paper`` trial, if it completed. ``beats_reference``: trial numbers of front
+    members strictly better than the reference on every objective. ``counts``: trials per
+    outcome (complete, early_stopped, rejected, failed, running).
+    """
+
+    study_dir: Path
+    study_name: str
+    storage: str
+    objectives: tuple[tuple[str, str], ...]
+    constraints: dict[str, float | None]
+    trials_requested: int
+    trials_run: int  # trials this call ran (any outcome)
+    counts: dict[str, int]
+    front: tuple[FrontMember, ...]
+    reference: FrontMember | None
+    beats_reference: tuple[int, ...]
+    wall_s: float
+
+    @property
+    def finished(self) -> int:
+        return self.counts.get("complete", 0) + self.counts.get("early_stopped", 0)
+
+    def table(self) -> str:
+        """The feasible Pareto front as a text table (config summary, every objective, params)."""
+        if not self.front:
+            return "no feasible completed trial yet"
+        fields = [f for f, _ in self.objectives]
+        header = ["trial", "name", "config", *fields, "params", "beats ref"]
+        rows = []
+        for m in self.front:
+            rows.append(
+                [
+                    str(m.trial),
+                    m.name,
+                    m.summary,
+                    *(_fmt_value(f, m.values.get(f)) for f in fields),
+                    "-" if m.params is None else f"{m.params:,}",
+                    "yes" if m.trial in self.beats_reference else "",
+                ]
+            )
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+        return "\n".join(lines)
+
+    def verdict(self) -> str:
+        """One line: does any feasible front member beat the reference on every objective?"""
+        if self.reference is None:
+            return "the reference (paper) trial has not completed, so nothing can be compared with it"
+        ref = ", ".join(f"{f} {_fmt_value(f, self.reference.values.get(f))}" for f, _ in self.objectives)
+        if self.beats_reference:
+            who = ", ".join(f"trial {n}" for n in self.beats_reference)
+            verb = "beats" if len(self.beats_reference) == 1 else "beat"
+            return f"{who} {verb} {self.reference.name} ({ref}) on every objective"
+        return f"no feasible front member beats {self.reference.name} ({ref}) on every objective"
+
+
+def _fmt_value(field_name: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if field_name in ("params", "macs"):
+        return f"{value:,.0f}"
+    if field_name == "latency_ms":
+        return f"{value:.3f} ms"
+    if field_name == "delta_aop_deg":
+        return f"{value:.2f} deg"
+    return f"{value:.4f}"

@@ -1,0 +1,56 @@
+"""Which trials a study compresses and whether a variant is feasible: the suite's one sort and one check."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from compress import pareto_parents
+from compress._study import _feasible, study_limits
+from rtseg_core import CandidateRecord, ConfigError, Constraints, StudyDir
+
+PARENT = CandidateRecord(
+    name="trial-1", source="trial", dataset="synthetic", split="val", dice=0.8, dice_ps=0.8, dice_fh=0.8,
+    delta_aop_deg=None, params=1000, macs=10, latency_ms=10.0, fps=100.0, latency_kind="measured", target="local",
+    device="cpu", backend="onnxruntime", precision="fp32", threads=1, height=32, width=32, trial=1,
+)  # fmt: skip
+
+
+def test_parents_are_the_feasible_front_best_dice_first():
+    records = [
+        replace(PARENT, name="a", dice=0.80, latency_ms=5.0),  # front
+        replace(PARENT, name="b", dice=0.70, latency_ms=6.0),  # dominated by a
+        replace(PARENT, name="c", dice=0.90, latency_ms=1.0, feasible=False),  # infeasible
+        replace(PARENT, name="d", dice=0.60, latency_ms=2.0),  # front
+        replace(PARENT, name="e", dice=None, latency_ms=0.5),  # no Dice: cannot take part
+        replace(PARENT, name="f", dice=0.80, latency_ms=5.0),  # a duplicate of a: both on the front
+    ]
+    assert [r.name for r in pareto_parents(records, top_k=5)] == ["a", "f", "d"]
+    assert [r.name for r in pareto_parents(records, top_k=1)] == ["a"]
+
+
+def test_study_limits_come_from_study_json_and_name_it(tmp_path):
+    assert study_limits(tmp_path) == Constraints()  # no study.json: no limits
+    StudyDir(tmp_path).write_settings({"constraints": {"min_fps": 50, "max_latency_ms": None, "max_params": 2000}})
+    assert study_limits(tmp_path) == Constraints(min_fps=50, max_params=2000)
+    StudyDir(tmp_path).write_settings({"constraints": {"max_params": "2k"}})
+    with pytest.raises(ConfigError, match=r"study.json: constraints.max_params"):
+        study_limits(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("parent", "latency", "params", "feasible"),
+    [
+        (PARENT, 15.0, 1000, True),  # 66.7 fps >= 50, params at the limit
+        (PARENT, 25.0, 1000, False),  # 40 fps < 50
+        (PARENT, 15.0, 2001, False),  # over max_params
+        # Timed elsewhere: this machine's latency says nothing about the limit; the parent's verdict stands.
+        (replace(PARENT, target="ssh://nano@jetson"), 25.0, 1000, True),
+        (replace(PARENT, target="ssh://nano@jetson", feasible=False), 1.0, 1000, False),
+        (replace(PARENT, target="ssh://nano@jetson"), 1.0, 2001, False),  # params are the same everywhere
+    ],
+)
+def test_variant_feasibility(parent, latency, params, feasible):
+    limits = Constraints(min_fps=50, max_params=2000)
+    assert _feasible(parent, limits, latency, params) is feasible

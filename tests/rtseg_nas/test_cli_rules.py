@@ -1,0 +1,144 @@
+"""The rules every verb follows: light --help, --version, one --json, one progress rule, --quiet,
+and the installed ``rtseg-nas`` command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rtseg_nas.cli import COMMANDS
+from rtseg_nas.cli._main import build_parser, show_progress
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "onnxruntime", "optuna", "torch_pruning", "matplotlib")
+
+# A fresh interpreter per verb: which modules did `<verb> --help` import?
+_PROBE = """
+import contextlib, io, json, sys
+from rtseg_nas.cli import main
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        main([{verb!r}, "--help"])
+    except SystemExit:
+        pass
+print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))
+"""
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT, env=_env()
+    )
+
+
+def _env() -> dict[str, str]:
+    # This checkout first, whatever copy of the package pip installed.
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+@pytest.mark.parametrize("verb", sorted(COMMANDS))
+def test_help_imports_no_heavy_module(verb):
+    out = _python(_PROBE.format(verb=verb, heavy=HEAVY))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [], f"{verb} --help imports heavy modules"
+
+
+def test_choice_lists_match_the_compression_tables():
+    from compress import CALIBRATIONS, TARGETS, QuantFormat, list_importances
+    from rtseg_nas.cli import _choices
+
+    assert list(_choices.IMPORTANCES) == list_importances()
+    assert list(_choices.QUANT_FORMATS) == [f.value for f in QuantFormat]
+    assert list(_choices.QUANT_TARGETS) == list(TARGETS)
+    assert tuple(_choices.CALIBRATIONS) == tuple(CALIBRATIONS)
+
+
+def test_every_json_option_means_the_same():
+    with_json = []
+    for verb in COMMANDS:
+        _, subparsers = build_parser(verb)
+        action = next((a for a in subparsers[verb]._actions if "--json" in a.option_strings), None)
+        if action is None:
+            continue
+        with_json.append(verb)
+        assert action.nargs == "?" and action.const == "-", verb  # bare --json = '-' = stdout
+        assert "'-'" in action.help and "stdout" in action.help, verb
+    assert {"info", "export", "evaluate", "profile", "bench", "prune", "quantize", "report"} <= set(with_json)
+
+
+def test_json_dash_prints_only_json_and_a_path_writes_a_file(tmp_path):
+    run = [sys.executable, str(ROOT / "run.py"), "info", "--arch", "unext"]
+    out = subprocess.run([*run, "--json", "-"], capture_output=True, text=True, timeout=120, env=_env())
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["params"] == 1_471_921  # nothing but the JSON on stdout
+    path = tmp_path / "info.json"
+    out = subprocess.run([*run, "--json", str(path)], capture_output=True, text=True, timeout=120, env=_env())
+    assert json.loads(path.read_text())["params"] == 1_471_921 and "1,471,921" in out.stdout
+
+
+def test_evaluate_json_dash_prints_the_summary_and_still_writes_the_files(tmp_path):
+    run = [sys.executable, str(ROOT / "run.py")]
+    out_dir = tmp_path / "tiny"
+    train = [*run, "-q", "train", "--data", "synthetic:12", "--size", "32", "--epochs", "1", "--batch-size", "4"]
+    trained = subprocess.run([*train, "--out", str(out_dir)], capture_output=True, text=True, timeout=300, env=_env())
+    assert trained.returncode == 0, trained.stderr
+    ckpt = out_dir / "checkpoint.pt"
+    out = subprocess.run(
+        [*run, "evaluate", "--checkpoint", str(ckpt), "--json", "-"], capture_output=True, text=True, timeout=300,
+        env=_env(),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)  # only JSON on stdout
+    assert summary["split"] == "test" and 0.0 <= summary["mean"]["dice"] <= 1.0
+    assert json.loads((out_dir / "evaluation_test.json").read_text()) == summary
+    assert (out_dir / "evaluation_test.csv").is_file()
+
+
+@pytest.mark.parametrize("argv", [["-q", "info"], ["info", "-q"], ["--quiet", "info", "--no-progress"]])
+def test_common_options_work_before_or_after_the_verb(argv):
+    parser, _ = build_parser("info")
+    args = parser.parse_args(argv)
+    assert args.quiet and not show_progress(args)
+
+
+def test_progress_only_on_a_terminal():
+    parser, _ = build_parser("info")
+    master, slave = os.openpty()  # a real terminal
+    try:
+        with os.fdopen(slave, "w", closefd=True) as tty:
+            assert show_progress(parser.parse_args(["info"]), tty)
+            assert not show_progress(parser.parse_args(["info", "--no-progress"]), tty)
+            assert not show_progress(parser.parse_args(["info", "--quiet"]), tty)
+    finally:
+        os.close(master)
+    with open(os.devnull, "w") as not_a_tty:  # a pipe or a file: no bars, no flag needed
+        assert not show_progress(parser.parse_args(["info"]), not_a_tty)
+
+
+def test_version():
+    from rtseg_nas import __version__
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--version"], capture_output=True, text=True, timeout=60, env=_env()
+    )
+    assert out.returncode == 0 and out.stdout.strip() == f"rtseg-nas {__version__}"
+
+
+def test_the_installed_console_command():
+    exe = shutil.which("rtseg-nas")
+    assert exe, "rtseg-nas is not on PATH: install the package (pip install -e .)"
+    version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60, env=_env(), cwd=ROOT)
+    assert version.returncode == 0 and version.stdout.startswith("rtseg-nas "), version.stderr
+    info = subprocess.run(
+        [exe, "info", "--arch", "paper", "--json"], capture_output=True, text=True, timeout=120, env=_env(), cwd=ROOT
+    )
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["params"] == 1_906_507
+    usage = subprocess.run([exe, "nosuchverb"], capture_output=True, text=True, timeout=60, env=_env(), cwd=ROOT)
+    assert usage.returncode == 2 and usage.stderr.startswith("usage: rtseg-nas")
