@@ -89,6 +89,8 @@ class PredictorBenchResult:
             lines.append(f"  {s.clock:<5} {s.method:<38} {s.mape:7.1f} {s.within_10:12.0%} {s.spearman:9.3f}")
         for clock, measured in (("wall", self.measured_ms), ("cpu", self.measured_cpu_ms)):
             mine = [s for s in self.scores if s.clock == clock]
+            if not mine or not measured:
+                continue
             lines += [
                 "",
                 f"  {clock} ms: {'model':<20} {'measured':>9}" + "".join(f" {s.method[:16]:>17}" for s in mine),
@@ -129,12 +131,18 @@ def bench_predictor(
     rounds: int = 10,
     warmup: int = 2,
     per_round: int = 3,
-    opset: int = 17,
+    opset: int | None = None,
+    target: str = "local",
+    ssh_options: Any = None,
+    remote_backend: str = "onnxruntime",
     progress: Callable[[str], None] | None = None,
 ) -> PredictorBenchResult:
     """Measure and predict ``heldout`` (name, nn.Module) after fitting on ``training`` (see the module doc).
 
     ``table``: where the kernel table is kept (built/resumed there; a temporary file by default).
+    ``target``: ``local`` (this CPU, all models in one alternating loop, wall and thread CPU time) or
+    ``ssh://user@host[:port]`` (the device profiler: kernels in batches, whole models one after
+    another under the device lock; wall-clock latency only).
     """
     from sklearn.linear_model import LinearRegression
 
@@ -144,10 +152,17 @@ def bench_predictor(
     from profiling._predictor import (
         CalibrationRow,
         LatencyPredictor,
+        SSHTimer,
         build_table,
         export_for_table,
         measure_interleaved,
     )
+    from profiling._records import LOCAL_OPSET, REMOTE_OPSET
+
+    remote = str(target).startswith("ssh://")
+    opset = opset or (REMOTE_OPSET if remote else LOCAL_OPSET)
+    table_kw: dict[str, Any] = {"target": target, "ssh_options": ssh_options, "remote_backend": remote_backend}
+    clocks = ("wall",) if remote or threads != 1 else ("wall", "cpu")
 
     say = progress or (lambda msg: None)
     started = time.monotonic()
@@ -166,17 +181,34 @@ def bench_predictor(
         train_names = [n for n, _ in training]
         held_names = [n for n, _ in heldout]
         built = build_table(
-            table_path, [(n, paths[n]) for n in train_names], size=size, threads=threads, opset=opset, calibrate=0
+            table_path,
+            [(n, paths[n]) for n in train_names],
+            size=size,
+            threads=threads,
+            opset=opset,
+            calibrate=0,
+            **table_kw,
         )
         say(f"table: {built.kernels_measured} kernels timed ({built.seconds:.0f} s)")
-        measured = measure_interleaved(
-            {n: paths[n] for n in names},
-            shape=(1, 1, size, size),
-            threads=threads,
-            rounds=rounds,
-            warmup=warmup,
-            per_round=per_round,
-        )
+        if remote:
+            timer = SSHTimer(
+                target, ssh_options, backend=remote_backend, threads=threads, rounds=rounds, runs=per_round
+            )
+            whole = timer.time_models({n: paths[n] for n in names})
+            measured = {
+                "wall": {n: float(whole[n]["wall"]) for n in names},
+                "cpu": {},
+                "wall_iqr": {n: float("nan") for n in names},
+            }
+        else:
+            measured = measure_interleaved(
+                {n: paths[n] for n in names},
+                shape=(1, 1, size, size),
+                threads=threads,
+                rounds=rounds,
+                warmup=warmup,
+                per_round=per_round,
+            )
         say(f"measured {len(names)} models x {rounds} alternating rounds ({time.monotonic() - started:.0f} s)")
         table_keys = set(LatencyPredictor.load(table_path).table.kernels)
         held_kernels = [k.key for n in held_names for k in decomps[n].kernels]
@@ -187,7 +219,7 @@ def bench_predictor(
             pred = LatencyPredictor.load(table_path, clock=clock)
             # the overhead is fitted on the training models measured in this run (same load as the held-out)
             pred.table.calibration = [
-                CalibrationRow(n, measured["wall"][n], [k.key for k in decomps[n].kernels], measured["cpu"][n])
+                CalibrationRow(n, measured["wall"][n], [k.key for k in decomps[n].kernels], measured["cpu"].get(n))
                 for n in train_names
             ]
             out = {
@@ -211,18 +243,27 @@ def bench_predictor(
             ]
 
         rooflines = {n: estimate_roofline(modules[n], height=size, width=size) for n in names}
-        scores = [predictor_score("kernel predictor (unseen: regressor)", c) for c in ("wall", "cpu")]
+        scores = [predictor_score("kernel predictor (unseen: regressor)", c) for c in clocks]
         grown = build_table(
-            table_path, [(n, paths[n]) for n in held_names], size=size, threads=threads, opset=opset, calibrate=0
+            table_path,
+            [(n, paths[n]) for n in held_names],
+            size=size,
+            threads=threads,
+            opset=opset,
+            calibrate=0,
+            **table_kw,
         )
         say(f"timed the held-out models' {grown.kernels_measured} missing kernels ({grown.seconds:.0f} s)")
-        scores += [predictor_score("kernel predictor, all kernels timed", c) for c in ("wall", "cpu")]
-        scores += baseline_scores("wall") + baseline_scores("cpu")
+        scores += [predictor_score("kernel predictor, all kernels timed", c) for c in clocks]
+        for c in clocks:
+            scores += baseline_scores(c)
         scores.sort(key=lambda s: s.clock != "wall")
         env = describe_environment(threads=threads)
+        key = LatencyPredictor.load(table_path).table.key
         conditions = {
-            "device": describe_device(),
-            "onnxruntime": env.get("onnxruntime"),
+            "target": str(target),
+            "device": key.device if remote else describe_device(),
+            "onnxruntime": key.libraries.get("onnxruntime") if remote else env.get("onnxruntime"),
             "threads": threads,
             "size": size,
             "rounds": rounds,
@@ -239,7 +280,7 @@ def bench_predictor(
     return PredictorBenchResult(
         measured_ms={n: measured["wall"][n] for n in held_names},
         iqr_ms={n: measured["wall_iqr"][n] for n in held_names},
-        measured_cpu_ms={n: measured["cpu"][n] for n in held_names},
+        measured_cpu_ms={n: measured["cpu"][n] for n in held_names if n in measured["cpu"]},
         scores=tuple(scores),
         conditions=conditions,
     )

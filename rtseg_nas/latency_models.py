@@ -84,12 +84,26 @@ def run_predictor_bench(
     threads: int = 1,
     rounds: int = 10,
     table: str | None = None,
+    target: str = "local",
+    ssh_options: Any = None,
+    remote_backend: str = "onnxruntime",
     progress: Callable[[str], None] | None = None,
 ) -> PredictorBenchResult:
     """``run.py bench --latency-predictor``: held-out and training sets drawn with different seeds."""
     train = training_models(training, seed=seed + 10_000)
     held = heldout_models(heldout, seed=seed)
-    return bench_predictor(train, held, table=table, size=size, threads=threads, rounds=rounds, progress=progress)
+    return bench_predictor(
+        train,
+        held,
+        table=table,
+        size=size,
+        threads=threads,
+        rounds=rounds,
+        target=target,
+        ssh_options=ssh_options,
+        remote_backend=remote_backend,
+        progress=progress,
+    )
 
 
 def remeasure_front(

@@ -27,7 +27,15 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import add_json_out, add_model_source, add_seed, model_source, write_json_out
+from rtseg_nas.cli._args import (
+    add_json_out,
+    add_model_source,
+    add_seed,
+    add_ssh,
+    model_source,
+    ssh_options_from,
+    write_json_out,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,6 +55,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--training-models", type=int, default=10, help="sampled architectures to fit on (default: %(default)s)"
     )
     lp.add_argument("--table", metavar="FILE", help="keep the kernel table in FILE (default: a temporary file)")
+    lp.add_argument(
+        "--target",
+        default="local",
+        help="local, or ssh://user@host[:port] to judge the predictor on a device (default: %(default)s)",
+    )
+    add_ssh(p)
     c = p.add_argument_group("compression variants (--compression; needs --checkpoint)")
     c.add_argument("--compression", action="store_true", help="add INT8 and pruned+fine-tuned variants")
     c.add_argument("--prune-macs", type=float, default=0.5, help="pruning target, fraction of MACs (default: 0.5)")
@@ -124,6 +138,9 @@ def _run_latency_predictor(args: argparse.Namespace) -> int:
         threads=args.threads,
         rounds=args.rounds if args.rounds != 30 else 10,  # x 3 runs per round
         table=args.table,
+        target=args.target,
+        ssh_options=ssh_options_from(args),
+        remote_backend=args.remote_backend if args.remote_backend != "auto" else "onnxruntime",
         progress=(lambda msg: print(msg, file=sys.stderr, flush=True)) if args.progress else None,
     )
     if args.json == "-":

@@ -214,3 +214,19 @@ def test_table_built_on_the_loopback_ssh_device(sshd, models, tmp_path):
     # the same file cannot take measurements from this machine's ONNX Runtime
     with pytest.raises(ConfigError, match="target: table"):
         build_table(out, models[:1], size=SIZE, opset=13, rounds=1, runs=1)
+
+
+def test_predictor_bench_against_the_loopback_ssh_device(sshd, models, tmp_path):
+    from profiling import bench_predictor
+
+    opts = sshd.options(tmp_path)
+    held = [("unseen", _model(UNSEEN)), ("b-again", _model(CONFIGS["b"]))]
+    result = bench_predictor(
+        models, held, size=SIZE, rounds=1, per_round=2, target=sshd.url, ssh_options=opts, table=tmp_path / "t.json"
+    )
+    assert result.conditions["target"] == sshd.url and "CPUs" in result.conditions["device"]
+    assert set(result.measured_ms) == {"unseen", "b-again"} and all(v > 0 for v in result.measured_ms.values())
+    assert {s.clock for s in result.scores} == {"wall"}  # a device gives wall-clock latency only
+    assert {s.method for s in result.scores} >= {"roofline + calibration", "FLOPs-only linear"}
+    assert LatencyTable.load(tmp_path / "t.json").key.target == sshd.url
+    assert "kernel predictor" in result.format_table()
