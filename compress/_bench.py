@@ -112,7 +112,15 @@ def build_compression_artifacts(
     seed = int((ckpt.meta or {}).get("train", {}).get("seed", 0))
     data = config.data or (ckpt.meta or {}).get("train", {}).get("data", "synthetic")
     qreport = quantize_checkpoint(
-        checkpoint, config.quant, work / "int8", data=data, size=size, evaluate=False, measure=False, progress=progress
+        checkpoint,
+        config.quant,
+        work / "int8",
+        data=data,
+        size=size,
+        evaluate=False,
+        measure=False,
+        progress=progress,
+        stage=False,  # ``work`` is a fresh folder the caller stages
     )
     preport = prune_checkpoint(
         checkpoint,
@@ -123,6 +131,7 @@ def build_compression_artifacts(
         finetune_spec=config.finetune,
         evaluate=False,
         progress=progress,
+        stage=False,
     )
     fp32 = work / "int8" / qreport.onnx_fp32
     int8 = work / "int8" / qreport.onnx
@@ -225,16 +234,25 @@ def bench_compression(
     config: CompressionBenchConfig = CompressionBenchConfig(),
     *,
     keep_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> tuple[Any, list[Comparison]]:
     """Build the variants, time them beside PyTorch eager and ORT FP32 (``profiling.run_bench``), compare.
 
-    Returns ``(BenchResult, comparisons)``. ``keep_dir``: keep the built models there (else a temp dir).
+    Returns ``(BenchResult, comparisons)``. ``keep_dir``: keep the built models there (else a temp
+    dir); it is staged and replaced like ``prune --out`` (new, empty, or an earlier ``bench --keep``
+    output; ``overwrite`` for anything else).
     """
     from profiling import run_bench
+    from rtseg_core._outputs import dataset_path, staged_output
 
-    with tempfile.TemporaryDirectory(prefix="rtseg-bench-compress-") as tmp:
-        work = Path(keep_dir) if keep_dir else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    if keep_dir:
+        folder = staged_output(
+            keep_dir, verb="bench", inputs=[checkpoint, dataset_path(config.data)], overwrite=overwrite, option="--keep"
+        )
+    else:
+        folder = tempfile.TemporaryDirectory(prefix="rtseg-bench-compress-")
+    with folder as tmp:
+        work = Path(tmp)
         artifacts = build_compression_artifacts(
             checkpoint,
             work,

@@ -23,6 +23,7 @@ from compress._finetune import FinetuneSpec, calibration_batches, finetune
 from compress._prune import prune_model
 from compress._spec import PruneSpec
 from rtseg_core import CompressionError, Record, atomic_write_json
+from rtseg_core._outputs import check_output_dir, dataset_path
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def prune_checkpoint(
     split: str = "val",
     export: bool = True,
     opset: int = 17,
-    overwrite: bool = True,
+    overwrite: bool = False,
     stage: bool = True,
     progress: bool = True,
 ) -> PruneReport:
@@ -100,6 +101,9 @@ def prune_checkpoint(
     """
     from models import Checkpoint, save_checkpoint
 
+    inputs = (checkpoint, dataset_path(data))
+    if stage:  # before the work: a refused folder should cost nothing
+        check_output_dir(out_dir, verb="prune", inputs=inputs, overwrite=overwrite)
     model, ckpt = load_for_compression(checkpoint)
     data, size, seed = _data_defaults(ckpt, data, size, seed)
     dice_before = mean_dice(model, data, split=split, size=size, seed=seed) if evaluate else None
@@ -138,7 +142,7 @@ def prune_checkpoint(
         }
     )
     meta.setdefault("train", {"data": data, "size": size, "seed": seed})
-    with output_dir(out_dir, stage=stage, overwrite=overwrite) as tmp:
+    with output_dir(out_dir, verb="prune", inputs=inputs, stage=stage, overwrite=overwrite) as tmp:
         save_checkpoint(
             Checkpoint(
                 config=ckpt.config,

@@ -40,6 +40,7 @@ from torch import nn
 
 from compress._files import output_dir
 from rtseg_core import CompressionError, ProfilingError, Record, atomic_write_json
+from rtseg_core._outputs import check_output_dir, dataset_path
 
 log = logging.getLogger(__name__)
 
@@ -265,6 +266,14 @@ def convert(fp32: Path, out: Path, spec: QuantSpec, *, data: str | None, size: i
             log.warning("quant_pre_process failed (%s); quantizing the graph as exported", str(exc)[:160])
             notes.append("quant_pre_process failed; graph quantized as exported")
     op_types = list(spec.op_types) or None
+    if op_types:
+        present = set(op_counts(fp32))
+        missing = [op for op in op_types if op not in present]
+        if missing:
+            raise CompressionError(
+                f"--op-types: {', '.join(missing)} match(es) no operator of {fp32.name} (its operators: "
+                f"{', '.join(sorted(present))}); names are ONNX op types and case-sensitive, e.g. Conv,MatMul"
+            )
     if spec.format == QuantFormat.INT8_DYNAMIC:
         with _quiet_root_logger():
             q.quantize_dynamic(
@@ -274,6 +283,7 @@ def convert(fp32: Path, out: Path, spec: QuantSpec, *, data: str | None, size: i
                 weight_type=q.QuantType.QInt8,
                 op_types_to_quantize=op_types,
             )
+        _require_quantized(out, op_types)
         notes.append(CONVINTEGER_NOTE)
         return "; ".join(notes)
     if data is None:
@@ -301,11 +311,29 @@ def convert(fp32: Path, out: Path, spec: QuantSpec, *, data: str | None, size: i
             op_types_to_quantize=op_types,
             extra_options=extra,
         )
+    _require_quantized(out, op_types)
     notes.append(
         f"static QDQ, {'per-channel' if spec.per_channel else 'per-tensor'} INT8 weights, UINT8 activations, "
         f"{spec.calibration} calibration on {min(spec.calibration_images, _count(reader))} training images"
     )
     return "; ".join(notes)
+
+
+INT8_OPS = frozenset(
+    {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
+)
+
+
+def _require_quantized(path: Path, op_types: list[str] | None) -> None:
+    """Never label a float graph INT8: ONNX Runtime silently quantizes nothing when no listed op qualifies."""
+    found = INT8_OPS & set(op_counts(path))
+    if not found:
+        path.unlink(missing_ok=True)
+        which = f"--op-types {','.join(op_types)}" if op_types else "ONNX Runtime's default operator set"
+        raise CompressionError(
+            f"INT8 quantization produced no quantized operator with {which}: the result would be the float model "
+            "labelled INT8, so nothing is written; list ops ONNX Runtime quantizes (Conv, MatMul, Gemm, ...)"
+        )
 
 
 def _topological_sort(graph) -> None:
@@ -432,7 +460,7 @@ def quantize_checkpoint(
     measure: bool = True,
     threads: int = 1,
     runs: int = 50,
-    overwrite: bool = True,
+    overwrite: bool = False,
     stage: bool = True,
     progress: bool = True,
 ) -> QuantReport:
@@ -444,9 +472,12 @@ def quantize_checkpoint(
     """
     from compress._pipeline import _data_defaults, load_for_compression
 
+    inputs = (checkpoint, dataset_path(data))
+    if stage:  # before the work: a refused folder should cost nothing
+        check_output_dir(out_dir, verb="quantize", inputs=inputs, overwrite=overwrite)
     model, ckpt = load_for_compression(checkpoint)
     data, size, seed = _data_defaults(ckpt, data, size, seed)
-    with output_dir(out_dir, stage=stage, overwrite=overwrite) as tmp:
+    with output_dir(out_dir, verb="quantize", inputs=inputs, stage=stage, overwrite=overwrite) as tmp:
         fp32 = tmp / "model_fp32.onnx"
         _export(model, fp32, size=size, opset=spec.export_opset)
         extra: dict[str, Any] = {}
@@ -503,7 +534,7 @@ def quantize_onnx(
     measure: bool = True,
     threads: int = 1,
     runs: int = 50,
-    overwrite: bool = True,
+    overwrite: bool = False,
 ) -> QuantReport:
     """Quantize an existing FP32 ONNX file (batch-1 or dynamic, square input). No ``dsconv`` (needs weights)."""
     src = Path(onnx_path)
@@ -516,7 +547,9 @@ def quantize_onnx(
     size = dims[2] or 256
     if evaluate and data is None:
         raise CompressionError(f"{src}: evaluating needs --data (the dataset the model was trained on)")
-    with output_dir(out_dir, overwrite=overwrite) as tmp:
+    inputs = (src, dataset_path(data))
+    check_output_dir(out_dir, verb="quantize", inputs=inputs, overwrite=overwrite)
+    with output_dir(out_dir, verb="quantize", inputs=inputs, overwrite=overwrite) as tmp:
         fp32 = tmp / "model_fp32.onnx"
         shutil.copyfile(src, fp32)
         with tempfile.TemporaryDirectory(prefix="rtseg-quant-") as scratch:

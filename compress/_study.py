@@ -16,7 +16,6 @@ import logging
 import math
 from pathlib import Path
 
-from compress._files import staged_dir
 from compress._measure import count_macs
 from compress._pipeline import load_for_compression, prune_checkpoint
 from compress._quantize import QuantSpec, latency_ms, ort_predict, quantize_checkpoint
@@ -32,6 +31,7 @@ from rtseg_core import (
     read_json,
     write_candidate,
 )
+from rtseg_core._outputs import staged_output
 from rtseg_core._pareto import pareto_indices
 from rtseg_core._study import CHECKPOINT, TRIALS
 from segmentation import evaluate_model
@@ -80,12 +80,15 @@ def compress_study(
     data: str | None = None,
     runs: int = 30,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> list[CandidateRecord]:
     """Compress the top-k feasible Pareto trials of ``study_dir``; returns the records written.
 
     With both ``prune`` and ``quantize``, each parent gives a pruned variant and a quantized
     version of that pruned variant (both with ``parent`` = the trial). ``finetune_spec``
     (:class:`~compress._finetune.FinetuneSpec`) fine-tunes after pruning / for DSConv QAT.
+    A variant folder under ``compressed/`` is replaced only when it holds nothing but a previous
+    output of the same verb, or with ``overwrite``.
     """
     if not Path(study_dir).is_dir():
         raise ConfigError(f"--study {study_dir}: not a folder")
@@ -111,7 +114,7 @@ def compress_study(
         if prune is not None:
             name = f"{parent.name}.{prune_tag(prune)}"
             final = study.compressed(name)
-            with staged_dir(final) as tmp:
+            with staged_output(final, verb="prune", inputs=[ckpt], overwrite=overwrite, option="--study") as tmp:
                 report = prune_checkpoint(
                     ckpt, prune, tmp, data=data, finetune_spec=finetune_spec, stage=False, progress=progress
                 )
@@ -123,7 +126,7 @@ def compress_study(
         if quantize is not None:
             name = f"{parent.name}.{prune_tag(prune) + '_' if prune else ''}{quant_tag(quantize)}"
             final = study.compressed(name)
-            with staged_dir(final) as tmp:
+            with staged_output(final, verb="quantize", inputs=[source], overwrite=overwrite, option="--study") as tmp:
                 qreport = quantize_checkpoint(
                     source,
                     quantize,

@@ -14,6 +14,7 @@ weights are loaded strictly: a config that does not match its weights is an erro
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,30 +67,106 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise ConfigError(f"{path}: not a loadable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise ConfigError(_load_error(path, exc)) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ConfigError(f"{path}: not an rtseg-nas checkpoint (no 'format': {FORMAT!r})")
     if data.get("version") != VERSION:
         raise ConfigError(f"{path}: checkpoint version {data.get('version')} is not supported (expected {VERSION})")
+    _check_fields(path, data)
     return Checkpoint(
         config=RTSegConfig.from_dict(data["config"], source=f"{path}: config"),
         state_dict=data["state_dict"],
         pruning=data.get("pruning"),
         optimizer=data.get("optimizer"),
-        epoch=int(data.get("epoch", 0)),
+        epoch=data.get("epoch", 0),
         metrics=data.get("metrics") or {},
         meta=data.get("meta") or {},
     )
 
 
+def _load_error(path: Path, exc: Exception) -> str:
+    text = str(exc)
+    if "weights_only" in text.lower() or "unsupported global" in text.lower():
+        # Refused for holding code: keep torch's own words on what loading it unsafely would do.
+        sentences = [x.strip() for x in re.split(r"(?<=\.)\s+|\n+", text) if x.strip()]
+        why = next((x for x in sentences if "unsupported" in x.lower()), "")
+        warning = " ".join(x for x in sentences if "arbitrary code" in x or "trusted source" in x)
+        return (
+            f"{path}: refused: it holds Python objects, not only tensors and plain data, so it was not loaded "
+            f"(weights_only=True){': ' + why.rstrip('.') if why else ''}. Torch warns: "
+            f"{warning or 'loading it with weights_only=False can result in arbitrary code execution.'}"
+        )
+    return f"{path}: not a loadable checkpoint ({type(exc).__name__}: {text[:200]})"
+
+
+def _check_fields(path: Path, data: dict[str, Any]) -> None:
+    """Every field of a crafted or damaged checkpoint, checked before anything uses it."""
+
+    def fail(field: str, rule: str) -> None:
+        value = data.get(field, "<missing>")
+        shown = type(value).__name__ if not isinstance(value, (str, int, float, type(None))) else repr(value)
+        raise ConfigError(f"{path}: checkpoint field {field!r} {rule} (got {shown[:80]})")
+
+    for key in ("config", "state_dict"):
+        if key not in data:
+            fail(key, "is missing")
+    if not isinstance(data["config"], dict):
+        fail("config", "must be a dict of RTSegConfig fields")
+    sd = data["state_dict"]
+    if not isinstance(sd, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in sd.items()):
+        fail("state_dict", "must map parameter names to tensors")
+    for key in ("pruning", "optimizer"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            fail(key, "must be a dict or null")
+    if data.get("pruning") is not None and not isinstance(data["pruning"].get("history", []), list):
+        fail("pruning", "must hold a 'history' list")
+    epoch = data.get("epoch", 0)
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        fail("epoch", "must be an integer >= 0")
+    for key in ("metrics", "meta"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            fail(key, "must be a dict")
+    train = (data.get("meta") or {}).get("train")
+    if train is not None:
+        ok = (
+            isinstance(train, dict)
+            and isinstance(train.get("data", ""), str)
+            and all(
+                isinstance(train.get(k, 0), int) and not isinstance(train.get(k, 0), bool) for k in ("size", "seed")
+            )
+        )
+        if not ok:
+            raise ConfigError(
+                f"{path}: checkpoint field meta['train'] must be {{'data': str, 'size': int, 'seed': int}}, "
+                f"got {str(train)[:120]}"
+            )
+
+
 def model_from_checkpoint(ckpt: Checkpoint, *, source: str = "checkpoint") -> nn.Module:
     """Rebuild the architecture (replaying any pruning) and load the weights strictly."""
+    bad = [
+        name
+        for name, tensor in ckpt.state_dict.items()
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]
+    if bad:
+        raise ConfigError(
+            f"{source}: {len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}); the checkpoint is broken (a diverged run?) and is not used"
+        )
     model = build_model(ckpt.config)
     if ckpt.pruning:
-        model = replay_pruning(model, ckpt.pruning)
+        try:
+            model = replay_pruning(model, ckpt.pruning)
+        except ConfigError:
+            raise
+        except Exception as exc:  # a crafted history: unknown modules, indices out of range...
+            raise ConfigError(
+                f"{source}: the pruning history cannot be replayed ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from None
     try:
         model.load_state_dict(ckpt.state_dict, strict=True)
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, ValueError) as exc:
         first = str(exc).strip().splitlines()
         detail = "; ".join(line.strip() for line in first[:4])
         raise ConfigError(f"{source}: the weights do not match the config ({detail[:600]})") from None

@@ -16,6 +16,13 @@ from typing import Any
 from rtseg_core import ConfigError
 
 ACTIVATIONS = ("hardswish", "relu", "gelu")
+# Upper bounds far above any sensible member, so a typo (a width of 10**6) is refused before it allocates.
+MAX_WIDTH = 4096
+MAX_DEPTH = 32
+MAX_CHANNELS = 64
+MAX_CLASSES = 256
+MAX_MLP_RATIO = 16.0
+MAX_KERNEL = 31
 FUSIONS = ("eff", "add")
 EFF_ATTN_INPUTS = ("raw", "proj")
 EFF_AUX_INPUTS = ("gated", "proj")
@@ -62,23 +69,41 @@ class RTSegConfig:
         def fail(field: str, rule: str) -> None:
             raise ConfigError(f"RTSegConfig.{field}: {rule}, got {getattr(self, field)!r}")
 
+        # Types first: JSON "false" (a string) is truthy and would silently build the wrong model.
+        for field in ("dsconv", "deep_supervision"):
+            if not isinstance(getattr(self, field), bool):
+                fail(field, "must be true or false (a JSON boolean, not a string or number)")
+        for field in ("activation", "fusion", "eff_attn_input", "eff_aux_input"):
+            if not isinstance(getattr(self, field), str):
+                fail(field, "must be a string")
+        for field in ("mlp_ratio", "drop_path", "dropout"):
+            value = getattr(self, field)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                fail(field, "must be a finite number")
+
         for field, n in (("conv_widths", 3), ("token_widths", 2), ("enc_depths", 2), ("dec_depths", 2)):
             value = getattr(self, field)
             if not isinstance(value, tuple) or len(value) != n or not all(_is_int(v) for v in value):
                 fail(field, f"needs {n} integers (one per stage)")
-        if min(self.conv_widths + self.token_widths) < 1:
-            fail("conv_widths" if min(self.conv_widths) < 1 else "token_widths", "widths must be >= 1")
+        for field in ("conv_widths", "token_widths"):
+            if not all(1 <= w <= MAX_WIDTH for w in getattr(self, field)):
+                fail(field, f"widths must be from 1 to {MAX_WIDTH}")
         for field in ("enc_depths", "dec_depths"):
-            if min(getattr(self, field)) < 0:
-                fail(field, "depths must be >= 0")
-        for field in ("in_channels", "num_classes", "dsconv_block_size", "eff_dilation"):
-            if not _is_int(getattr(self, field)) or getattr(self, field) < 1:
-                fail(field, "must be an integer >= 1")
-        if not isinstance(self.mlp_ratio, (int, float)) or not self.mlp_ratio > 0:
-            fail("mlp_ratio", "must be > 0")
+            if not all(0 <= d <= MAX_DEPTH for d in getattr(self, field)):
+                fail(field, f"depths must be from 0 to {MAX_DEPTH}")
+        for field, top in (
+            ("in_channels", MAX_CHANNELS),
+            ("num_classes", MAX_CLASSES),
+            ("dsconv_block_size", MAX_WIDTH),
+            ("eff_dilation", MAX_KERNEL),
+        ):
+            if not _is_int(getattr(self, field)) or not 1 <= getattr(self, field) <= top:
+                fail(field, f"must be an integer from 1 to {top}")
+        if not 0 < self.mlp_ratio <= MAX_MLP_RATIO:
+            fail("mlp_ratio", f"must be > 0 and <= {MAX_MLP_RATIO:g}")
         if min(self.token_widths) * self.mlp_ratio < 1:
             fail("mlp_ratio", "gives an MLP hidden width below 1 channel")
-        if not _is_int(self.shift_size) or self.shift_size < 1 or self.shift_size % 2 == 0:
+        if not _is_int(self.shift_size) or not 1 <= self.shift_size <= MAX_KERNEL or self.shift_size % 2 == 0:
             fail("shift_size", "must be an odd integer >= 1 (shifts run from -shift//2 to shift//2)")
         if self.dsconv_bits is not None and (not _is_int(self.dsconv_bits) or not 2 <= self.dsconv_bits <= 8):
             fail("dsconv_bits", "must be null (float conv) or an integer from 2 to 8")
@@ -86,7 +111,7 @@ class RTSegConfig:
             fail("dsconv_bits", "needs dsconv=true")
         if (
             not _is_int(self.eff_gate_kernel)
-            or self.eff_gate_kernel < 0
+            or not 0 <= self.eff_gate_kernel <= MAX_KERNEL
             or (self.eff_gate_kernel and self.eff_gate_kernel % 2 == 0)
         ):
             fail("eff_gate_kernel", "must be 0 (adaptive) or an odd integer >= 1")

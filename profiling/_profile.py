@@ -15,6 +15,7 @@ from profiling._export import ExportConfig, ExportResult, export_onnx
 from profiling._onnx_input import onnx_image_size, read_onnx_input
 from profiling._records import LatencyRecord
 from profiling._source import ModelSource, load_source
+from rtseg_core import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +191,18 @@ def profile_model(
     runtime choose. ``warmup``/``runs``: defaults 10/50 locally, the remote profiler's own
     remotely. ``precision``: fp32 by default for models, read from the graph for ONNX files.
     """
-    chosen = resolve_backends(target, backends)
+    chosen = resolve_backends(target, backends)  # unknown targets and local runtimes fail here
+    # None means "the default"; 0 must not quietly mean it too (``--size 0`` once measured 256 px)
+    for option, value, low, high in (
+        ("--size", size, 8, 4096),
+        ("--size (width)", width, 8, 4096),
+        ("--batch", batch, 1, 4096),
+        ("--threads", threads, 1, 1024),
+        ("--warmup", warmup, 0, 10**6),
+        ("--runs", runs, 1, 10**6),
+    ):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
+            raise ConfigError(f"{option}: must be an integer from {low} to {high}, got {value!r}")
     src: ModelSource = load_source(source, seed=seed, name=model_name)
     skipped: list[str] = []
     if src.onnx_path is not None:

@@ -13,6 +13,7 @@ import logging
 import posixpath
 import re
 import shlex
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -154,11 +155,12 @@ def _run_device_script(
         )
 
     parent = options.remote_tmpdir
+    _remove_stale_workdirs(shell, python, parent)
     template = posixpath.join(parent, "rtseg-profile.XXXXXXXX") if parent else None
-    mk = shell.run(
-        f"mktemp -d {shlex.quote(template)}" if template else 'mktemp -d "${TMPDIR:-/tmp}/rtseg-profile.XXXXXXXX"',
-        timeout=60,
-    )
+    mktemp = f"mktemp -d {shlex.quote(template)}" if template else 'mktemp -d "${TMPDIR:-/tmp}/rtseg-profile.XXXXXXXX"'
+    # .owner = the pid of this connection's sshd process ($PPID of the command's shell): once it is
+    # gone, the directory is stale and the next connection removes it (_remove_stale_workdirs)
+    mk = shell.run(f'd=$({mktemp}) && echo "$PPID" > "$d/.owner" && echo "$d"', timeout=60)
     workdir = mk.stdout.strip()
     if mk.returncode != 0 or not workdir.startswith("/") or "\n" in workdir:
         raise RemoteProfilingError(
@@ -177,6 +179,8 @@ def _run_device_script(
             for k in params["kernels"]:
                 k["model"] = posixpath.join(workdir, k["model"])
         params["times_file"] = posixpath.join(workdir, _REMOTE_TIMES)
+        params["workdir"] = workdir
+        params["exit_on_hangup"] = True  # stdin reaches EOF when the SSH connection drops
         shell.put_file(DEVICE_SCRIPT, posixpath.join(workdir, _REMOTE_SCRIPT))
         shell.put_bytes(json.dumps(params).encode("utf-8"), posixpath.join(workdir, _REMOTE_PARAMS))
         limit = max(1, int(options.command_timeout))
@@ -188,7 +192,14 @@ def _run_device_script(
             f"then exec timeout -k 10 {limit} {python} {script} {param_file}; "
             f"else exec {python} {script} {param_file}; fi"
         )
+        started = time.monotonic()
         res = shell.run(command, timeout=options.command_timeout + 20)
+        if res.returncode == 137 and time.monotonic() - started < limit:
+            # `timeout` passes on a SIGKILL from elsewhere as 137 too; before the limit, it was not ours
+            raise RemoteProfilingError(
+                f"{target}: the device-side profiler was killed (SIGKILL: the out-of-memory killer or a user) "
+                f"after {time.monotonic() - started:.0f} s; stderr: {res.stderr.strip()[-1500:] or '(empty)'}"
+            )
         if res.returncode in (124, 137):
             raise RemoteProfilingError(
                 f"{target}: the measurement did not finish within {options.command_timeout:g} s and was stopped "
@@ -199,6 +210,11 @@ def _run_device_script(
             result = json.loads(res.stdout.strip().splitlines()[-1]) if res.stdout.strip() else None
         except json.JSONDecodeError:
             result = None
+        if not isinstance(result, dict) and res.returncode == -1:
+            raise RemoteProfilingError(
+                f"{target}: the device-side profiler was killed (no exit status: a signal, or the out-of-memory "
+                f"killer); stderr: {res.stderr.strip()[-1500:] or '(empty)'}"
+            )
         if not isinstance(result, dict):
             raise RemoteProfilingError(
                 f"{target}: the device-side profiler exited with code {res.returncode} and printed no result; "
@@ -213,6 +229,47 @@ def _run_device_script(
         return result
     finally:
         _remove_workdir(shell, workdir)
+
+
+# Run on the device by its own Python: removes rtseg-profile.* directories whose owning connection
+# is gone (an SSH connection that dropped before the job could clean up after itself), and ones
+# without an owner file older than a day. Python 3.6, standard library, no shell interpolation.
+_STALE_CLEANUP = """
+import os, shutil, sys, time
+parent = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else os.environ.get("TMPDIR") or "/tmp"
+for name in os.listdir(parent):
+    path = os.path.join(parent, name)
+    if not name.startswith("rtseg-profile.") or os.path.islink(path) or not os.path.isdir(path):
+        continue
+    try:
+        st = os.stat(path)
+        if st.st_uid != os.getuid():
+            continue
+        with open(os.path.join(path, ".owner"), "rb") as fh:
+            pid = int(fh.read().strip() or b"0")
+    except (OSError, ValueError):
+        pid = None
+        if time.time() - st.st_mtime < 86400:
+            continue
+    if pid:
+        try:
+            os.kill(pid, 0)
+            continue
+        except PermissionError:
+            continue
+        except OSError:
+            pass
+    shutil.rmtree(path, ignore_errors=True)
+    print(path)
+"""
+
+
+def _remove_stale_workdirs(shell: RemoteShell, python: str, parent: str | None) -> None:
+    res = shell.run(f"{python} -c {shlex.quote(_STALE_CLEANUP)} {shlex.quote(parent or '')}", timeout=60)
+    if res.returncode != 0:
+        log.warning("%s: stale work directories not checked: %s", shell.target, res.stderr.strip()[-500:])
+    for path in res.stdout.split():
+        log.info("%s: removed the stale work directory %s (its connection had dropped)", shell.target, path)
 
 
 def _remove_workdir(shell: RemoteShell, workdir: str) -> None:

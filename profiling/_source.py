@@ -27,6 +27,23 @@ class ModelSource:
     channels: int | None = None
 
 
+def check_onnx_readable(path: Path) -> None:
+    """Refuse a corrupt, truncated, empty or input-less ONNX file up front, naming it (not a protobuf traceback)."""
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # DecodeError, ValueError, OSError... for a damaged file
+        raise ConfigError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {str(exc)[:200]})") from None
+    initializers = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    if not model.graph.node or not inputs or not model.graph.output:
+        raise ConfigError(
+            f"{path}: not a usable ONNX model ({len(model.graph.node)} nodes, {len(inputs)} inputs, "
+            f"{len(model.graph.output)} outputs); an empty or truncated file?"
+        )
+
+
 def build_seeded(cfg, seed: int = 0) -> nn.Module:
     """``build_model(cfg)`` with a fixed seed, leaving the global RNG as it was."""
     from models import build_model
@@ -56,6 +73,7 @@ def load_source(source, *, seed: int = 0, name: str | None = None) -> ModelSourc
     if text.lower().endswith(".onnx"):
         if not path.is_file():
             raise ConfigError(f"{path}: ONNX file not found")
+        check_onnx_readable(path)
         return ModelSource(name or path.name, "onnx", None, onnx_path=path)
     if text in PRESETS or text.lower().endswith(".json"):
         cfg = create_config(text)

@@ -8,15 +8,19 @@ file). Every failure is a :class:`RemoteProfilingError` that names ``user@host:p
 from __future__ import annotations
 
 import base64
+import getpass
 import hashlib
 import io
 import ipaddress
 import logging
+import math
 import os
 import re
 import socket
+import stat
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,22 +30,28 @@ from rtseg_core import ConfigError, RemoteProfilingError, atomic_write_text
 
 log = logging.getLogger(__name__)
 
+MAX_TIMEOUT_S = 7 * 86400.0  # finite: an infinite timeout is the hang these options exist to prevent
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
 
 @dataclass(frozen=True)
 class SSHTarget:
-    """Where to profile: ``ssh://user@host[:port]`` (port 22 by default)."""
+    """Where to profile: ``ssh://[user@]host[:port]`` (port 22 by default).
 
-    user: str
+    ``host`` may be a ``Host`` alias of the ssh_config file (``ssh://nano``); the user, port, key
+    and jump hosts left out here are then taken from it (:func:`resolve_route`), as ``ssh`` does.
+    """
+
+    user: str | None
     host: str
     port: int = 22
+    port_given: bool = field(default=True, compare=False)  # False: ssh_config's Port may apply
 
     @classmethod
     def parse(cls, text: str) -> SSHTarget:
         """Read ``ssh://user@host[:port]`` (IPv6 in brackets); :class:`ConfigError` on anything else."""
-        hint = "write it as ssh://user@host or ssh://user@host:port"
+        hint = "write it as ssh://user@host, ssh://user@host:port or ssh://ALIAS (a Host of your ssh_config)"
         if not isinstance(text, str) or not text.startswith("ssh://"):
             raise ConfigError(f"--target {text!r}: not an ssh:// address; {hint}")
         try:
@@ -56,9 +66,7 @@ class SSHTarget:
                 f"--target {text!r}: passwords are not accepted (key authentication only); "
                 "remove ':password' and use an SSH key"
             )
-        if not parts.username:
-            raise ConfigError(f"--target {text!r}: no user name; {hint}")
-        if not _USER.match(parts.username):
+        if parts.username is not None and not _USER.match(parts.username):
             raise ConfigError(f"--target {text!r}: user name {parts.username!r} has characters a user name cannot have")
         host = parts.hostname or ""
         if not host:
@@ -72,17 +80,16 @@ class SSHTarget:
             raise ConfigError(f"--target {text!r}: {host!r} is not a host name or IP address")
         if port is not None and not 1 <= port <= 65535:
             raise ConfigError(f"--target {text!r}: port {port} is out of range 1-65535")
-        return cls(user=parts.username, host=host, port=port or 22)
+        return cls(user=parts.username or None, host=host, port=port or 22, port_given=port is not None)
 
     @property
     def url(self) -> str:
         """The canonical ``ssh://user@host:port`` (always with the port), as records store it."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"ssh://{self.user}@{host}:{self.port}"
+        return f"ssh://{self}"
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{self.user}@{host}:{self.port}"
+        return f"{self.user + '@' if self.user else ''}{host}:{self.port}"
 
     @property
     def known_hosts_name(self) -> str:
@@ -98,8 +105,11 @@ class SSHOptions:
     ``known_hosts``: the file host keys are checked against and new ones are added to.
     ``accept_new_host_key``: trust a host that is not in ``known_hosts`` yet and add it (never a
     changed key: a mismatch is always refused). Timeouts in seconds: ``connect_timeout`` for TCP,
-    the SSH banner and authentication; ``command_timeout`` for the whole on-device measurement
-    (a TensorRT engine build on a Nano takes minutes). ``remote_python`` is the device's
+    the SSH banner, key exchange, authentication and opening a channel; ``command_timeout`` for the
+    whole on-device measurement (a TensorRT engine build on a Nano takes minutes); ``stall_timeout``
+    for an upload that makes no progress. ``ssh_config``: the OpenSSH client config to honour
+    (``Host`` aliases, ``HostName``, ``User``, ``Port``, ``IdentityFile``, ``ProxyJump``); ``None``
+    = ``$RTSEG_SSH_CONFIG`` or ``~/.ssh/config`` when present. ``remote_python`` is the device's
     interpreter (Python >= 3.6); ``remote_tmpdir`` where ``mktemp -d`` makes the work directory
     (``None``: ``$TMPDIR`` or /tmp); ``trtexec_path`` / ``tegrastats_path`` override the search on
     the device. ``password`` exists only to be refused: key authentication only.
@@ -115,6 +125,8 @@ class SSHOptions:
     trtexec_path: str | None = None
     tegrastats_path: str | None = None
     tegrastats_interval_ms: int = 100
+    stall_timeout: float = 60.0
+    ssh_config: str | None = None
     password: str | None = None
 
     def __post_init__(self) -> None:
@@ -123,10 +135,14 @@ class SSHOptions:
                 "SSHOptions.password: password authentication is not supported; "
                 "install a key on the device (ssh-copy-id user@host) and pass key_filename"
             )
-        if not self.connect_timeout > 0:
-            raise ConfigError(f"SSHOptions.connect_timeout must be > 0 seconds, got {self.connect_timeout!r}")
-        if not self.command_timeout > 0:
-            raise ConfigError(f"SSHOptions.command_timeout must be > 0 seconds, got {self.command_timeout!r}")
+        for name in ("connect_timeout", "command_timeout", "stall_timeout"):
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or not 0 < value <= MAX_TIMEOUT_S:
+                raise ConfigError(
+                    f"SSHOptions.{name} (--{name.replace('_', '-')}) must be > 0 and <= {MAX_TIMEOUT_S:g} seconds, "
+                    f"got {value!r}"
+                )
         if not self.remote_python.strip():
             raise ConfigError("SSHOptions.remote_python is empty; give the device's interpreter, e.g. python3")
         if self.remote_tmpdir is not None and not self.remote_tmpdir.startswith("/"):
@@ -142,6 +158,17 @@ class SSHOptions:
     def known_hosts_path(self) -> Path:
         return Path(os.path.expanduser(self.known_hosts))
 
+    @property
+    def ssh_config_path(self) -> Path | None:
+        """The ssh_config file to read, or None (the default file is absent)."""
+        if self.ssh_config:
+            return Path(os.path.expanduser(self.ssh_config))
+        env = os.environ.get("RTSEG_SSH_CONFIG")
+        if env:
+            return Path(os.path.expanduser(env))
+        default = Path(os.path.expanduser("~/.ssh/config"))
+        return default if default.is_file() else None
+
 
 @dataclass(frozen=True)
 class CommandResult:
@@ -156,42 +183,162 @@ def host_key_fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode("ascii").rstrip("=")
 
 
-class _KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
-    """Refuse an unknown host, or (when asked to) append its key to the known_hosts file."""
+@dataclass(frozen=True)
+class Hop:
+    """One SSH connection of a route: the address really dialled and how to log in there."""
 
-    def __init__(self, target: SSHTarget, options: SSHOptions) -> None:
-        self.target = target
+    name: str  # as the user wrote it (an ssh_config alias, or the host)
+    host: str  # HostName
+    port: int
+    user: str
+    key_files: tuple[str, ...] | None  # None: the default keys in ~/.ssh and the SSH agent
+
+    @property
+    def known_hosts_name(self) -> str:
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        alias = f" ({self.name})" if self.name != self.host else ""
+        return f"{self.user}@{host}:{self.port}{alias}"
+
+
+def resolve_route(target: SSHTarget, options: SSHOptions) -> list[Hop]:
+    """The hops to the device: its ``ProxyJump`` hosts in order, then the device itself.
+
+    Follows the OpenSSH client: values in the target (user, port) and ``--key`` win over the
+    ssh_config file, which wins over the defaults (the local user name, port 22, default keys).
+    ``ProxyCommand`` is refused (it would run a local shell command); use ``ProxyJump``.
+    """
+    config = _read_ssh_config(options)
+    final = _hop(target, options, config, key_override=options.key_filename)
+    jumps_text = _lookup(config, target.host).get("proxyjump", "")
+    jumps: list[Hop] = []
+    if jumps_text and jumps_text.lower() != "none":
+        for spec in jumps_text.split(","):
+            spec = spec.strip()
+            text = spec if spec.startswith("ssh://") else f"ssh://{spec}"
+            try:
+                jump = SSHTarget.parse(text)
+            except ConfigError as exc:
+                raise ConfigError(f"{options.ssh_config_path}: ProxyJump {spec!r} of {target.host}: {exc}") from None
+            jumps.append(_hop(jump, options, config, key_override=None))
+    return [*jumps, final]
+
+
+def _read_ssh_config(options: SSHOptions) -> paramiko.SSHConfig | None:
+    path = options.ssh_config_path
+    if path is None:
+        return None
+    try:
+        return paramiko.SSHConfig.from_path(str(path))
+    except FileNotFoundError:
+        raise ConfigError(f"ssh config {path}: file not found (--ssh-config / RTSEG_SSH_CONFIG)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"ssh config {path}: cannot read it ({exc})") from None
+    except Exception as exc:  # paramiko.ssh_exception.ConfigParseError and friends
+        raise ConfigError(f"ssh config {path}: {type(exc).__name__}: {exc}") from None
+
+
+def _lookup(config: paramiko.SSHConfig | None, host: str) -> dict:
+    if config is None:
+        return {}
+    try:
+        return dict(config.lookup(host))
+    except Exception as exc:  # a Match exec line, a bad token...
+        raise ConfigError(f"ssh config: cannot look up {host!r} ({type(exc).__name__}: {exc})") from None
+
+
+def _hop(target: SSHTarget, options: SSHOptions, config, *, key_override: str | None) -> Hop:
+    found = _lookup(config, target.host)
+    command = found.get("proxycommand")
+    if command and command.lower() != "none":
+        raise ConfigError(
+            f"ssh config {options.ssh_config_path}: ProxyCommand for {target.host!r} is not supported "
+            "(it would run a local shell command); use ProxyJump"
+        )
+    port = target.port
+    if not target.port_given and "port" in found:
+        try:
+            port = int(found["port"])
+        except ValueError:
+            raise ConfigError(
+                f"ssh config {options.ssh_config_path}: Port {found['port']!r} of {target.host}"
+            ) from None
+    if key_override is not None:
+        keys: tuple[str, ...] | None = (key_override,)
+    elif found.get("identityfile"):
+        keys = tuple(found["identityfile"])
+    else:
+        keys = None
+    if keys is not None:
+        expanded = []
+        for key in keys:
+            path = Path(os.path.expanduser(key))
+            if not path.is_file():
+                raise ConfigError(f"SSH key {path}: file not found; give the private key for {target.host}")
+            expanded.append(str(path))
+        keys = tuple(expanded)
+    return Hop(
+        name=target.host,
+        host=found.get("hostname", target.host),
+        port=port,
+        user=target.user or found.get("user") or getpass.getuser(),
+        key_files=keys,
+    )
+
+
+class _KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
+    """Refuse an unknown or revoked host key, or (when asked to) record a new one in known_hosts.
+
+    Runs during key exchange, before any authentication: a refused host never sees our key.
+    """
+
+    def __init__(self, hop: Hop, options: SSHOptions, revoked: set[str]) -> None:
+        self.hop = hop
         self.options = options
+        self.revoked = revoked
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         path = self.options.known_hosts_path
         fingerprint = host_key_fingerprint(key)
+        if key.get_base64() in self.revoked:
+            raise RemoteProfilingError(
+                f"{self.hop}: the host key {key.get_name()} {fingerprint} is marked @revoked in {path}; "
+                "refusing to use this host (nothing was sent to it and nothing was written)"
+            )
         if not self.options.accept_new_host_key:
             raise RemoteProfilingError(
-                f"{self.target}: unknown host key ({key.get_name()} {fingerprint}); {hostname} is not in {path}. "
+                f"{self.hop}: unknown host key ({key.get_name()} {fingerprint}); {hostname} is not in {path}. "
                 f"Check the fingerprint on the device (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then rerun "
                 f"with --accept-new-host-key (accept_new_host_key=True) to trust it and add it to {path}"
             )
         line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+        # write through a symlink (dotfile managers link ~/.ssh/known_hosts) and keep the file's mode
+        real = Path(os.path.realpath(path))
         try:
-            old = path.read_text(encoding="utf-8") if path.exists() else ""
+            old = real.read_text(encoding="utf-8") if real.exists() else ""
+            mode = stat.S_IMODE(real.stat().st_mode) if real.exists() else 0o600
             if old and not old.endswith("\n"):
                 old += "\n"
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            atomic_write_text(path, old + line)
-        except OSError as exc:
+            real.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            atomic_write_text(real, old + line)
+            os.chmod(real, mode)
+        except (OSError, UnicodeDecodeError) as exc:
             raise RemoteProfilingError(
-                f"{self.target}: cannot add the host key to {path} ({exc.strerror}); fix the file's permissions"
+                f"{self.hop}: cannot add the host key to {path} ({getattr(exc, 'strerror', None) or exc}); "
+                "fix the file's permissions"
             ) from None
         client.get_host_keys().add(hostname, key.get_name(), key)
-        log.warning("%s: new host key %s %s added to %s", self.target, key.get_name(), fingerprint, path)
+        log.warning("%s: new host key %s %s added to %s", self.hop, key.get_name(), fingerprint, path)
 
 
-def _load_known_hosts(keys: paramiko.HostKeys, path: Path, target: SSHTarget) -> set[str]:
+def _load_known_hosts(keys: paramiko.HostKeys, path: Path, target: object) -> set[str]:
     """Fill ``keys`` from an OpenSSH known_hosts file; return the base64 blobs marked ``@revoked``.
 
     Read line by line because paramiko's own loader gives up on the whole file at the first line
     it cannot read (an ``@cert-authority`` line, an unknown key type): such lines are skipped here.
+    A revoked key is never trusted, even where another line lists it for the host.
     """
     revoked: set[str] = set()
     if not path.exists():
@@ -200,6 +347,7 @@ def _load_known_hosts(keys: paramiko.HostKeys, path: Path, target: SSHTarget) ->
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
         raise RemoteProfilingError(f"{target}: cannot read known_hosts file {path} ({exc.strerror})") from None
+    entries = []
     for lineno, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -217,79 +365,88 @@ def _load_known_hosts(keys: paramiko.HostKeys, path: Path, target: SSHTarget) ->
         except (paramiko.hostkeys.InvalidHostKey, paramiko.SSHException, ValueError) as exc:
             log.debug("%s:%d: unreadable known_hosts line skipped (%s)", path, lineno, exc)
             continue
-        if entry is None or entry.key is None:
+        if entry is not None and entry.key is not None:
+            entries.append(entry)
+    for entry in entries:
+        if entry.key.get_base64() in revoked:
             continue
         for name in entry.hostnames:
             keys.add(name, entry.key.get_name(), entry.key)
     return revoked
 
 
-class RemoteShell:
-    """One authenticated SSH connection: run commands with deadlines and upload files by SFTP.
+class _Deadline:
+    """A watchdog: unless kicked within ``seconds``, it runs ``on_expiry`` (closing the connection).
 
-    Use as a context manager (``with RemoteShell.connect(target, options) as sh:``); commands
-    are sent as given, so callers quote every argument (``shlex.quote``).
+    paramiko has no timeout on several blocking steps (a channel request, an SFTP write waiting
+    for window space); closing the transport from this timer wakes them all with an error.
     """
 
-    def __init__(self, target: SSHTarget, options: SSHOptions, client: paramiko.SSHClient) -> None:
+    def __init__(self, seconds: float, on_expiry) -> None:
+        self.seconds = seconds
+        self.on_expiry = on_expiry
+        self.expired = False
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def _fire(self) -> None:
+        self.expired = True
+        self.on_expiry()
+
+    def kick(self, *_: object) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            if not self.expired:
+                self._timer = threading.Timer(self.seconds, self._fire)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def __enter__(self) -> _Deadline:
+        self.kick()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+
+
+class RemoteShell:
+    """One authenticated SSH connection (through its jump hosts): commands with deadlines, SFTP uploads.
+
+    Use as a context manager (``with RemoteShell.connect(target, options) as sh:``); commands
+    are sent as given, so callers quote every argument (``shlex.quote``). Every network step has
+    a deadline; when one passes, the connection is closed and :class:`RemoteProfilingError` says
+    which step stalled.
+    """
+
+    def __init__(
+        self, target: SSHTarget, options: SSHOptions, client: paramiko.SSHClient, jumps: list | None = None
+    ) -> None:
         self.target = target
         self.options = options
         self._client = client
+        self._jumps: list[paramiko.SSHClient] = list(jumps or [])
         self._sftp: paramiko.SFTPClient | None = None
 
     @classmethod
     def connect(cls, target: SSHTarget, options: SSHOptions) -> RemoteShell:
-        key = options.key_filename
-        if key is not None:
-            key_path = Path(os.path.expanduser(key))
-            if not key_path.is_file():
-                raise ConfigError(f"SSH key {key_path}: file not found; give the private key of {target.user}")
-            key = str(key_path)
-        client = paramiko.SSHClient()
-        revoked = _load_known_hosts(client.get_host_keys(), options.known_hosts_path, target)
-        client.set_missing_host_key_policy(_KnownHostsPolicy(target, options))
-        timeout = options.connect_timeout
+        route = resolve_route(target, options)
+        clients: list[paramiko.SSHClient] = []
+        sock = None
         try:
-            # our own socket: paramiko uses one `timeout` for TCP and negotiation, and when the
-            # negotiation deadline ties with the banner deadline the banner error is lost
-            sock = socket.create_connection((target.host, target.port), timeout=timeout)
-        except OSError as exc:
-            client.close()
-            raise _connect_error(target, options, exc) from None
-        try:
-            client.connect(
-                target.host,
-                port=target.port,
-                username=target.user,
-                key_filename=key,
-                look_for_keys=key is None,
-                allow_agent=key is None,
-                sock=sock,
-                timeout=timeout + 1.0,
-                banner_timeout=timeout,
-                auth_timeout=timeout,
-                channel_timeout=timeout,
-            )
-        except RemoteProfilingError:
-            sock.close()
-            client.close()
+            for i, hop in enumerate(route):
+                via = f" (jump host on the way to {route[-1]})" if i < len(route) - 1 else ""
+                clients.append(_connect_hop(hop, options, sock, via))
+                if i < len(route) - 1:
+                    sock = _open_tunnel(clients[-1], hop, route[i + 1], options)
+        except BaseException:
+            for client in reversed(clients):
+                client.close()
             raise
-        except Exception as exc:
-            sock.close()
-            client.close()
-            raise _connect_error(target, options, exc) from None
-        transport = client.get_transport()
-        server_key = transport.get_remote_server_key() if transport is not None else None
-        if server_key is not None and server_key.get_base64() in revoked:
-            client.close()
-            raise RemoteProfilingError(
-                f"{target}: the host key {server_key.get_name()} {host_key_fingerprint(server_key)} is marked "
-                f"@revoked in {options.known_hosts_path}; refusing to use this device"
-            )
-        if transport is not None:
-            transport.set_keepalive(30)  # engine builds run for minutes without output
-        log.info("connected to %s", target)
-        return cls(target, options, client)
+        log.info("connected to %s%s", route[-1], f" via {', '.join(map(str, route[:-1]))}" if len(route) > 1 else "")
+        return cls(target, options, clients[-1], clients[:-1])
 
     def __enter__(self) -> RemoteShell:
         return self
@@ -305,71 +462,214 @@ class RemoteShell:
                 pass
             self._sftp = None
         self._client.close()
+        for jump in reversed(self._jumps):
+            jump.close()
+
+    def _abort(self) -> None:
+        """Close every connection of the route (from a watchdog thread): blocked calls wake with an error."""
+        for client in [self._client, *self._jumps]:
+            try:
+                client.close()
+            except Exception:
+                pass
+
+    def _stalled(self, deadline: _Deadline, what: str) -> RemoteProfilingError:
+        return RemoteProfilingError(
+            f"{self.target}: the device stopped answering: no progress for {deadline.seconds:g} s during {what}; "
+            "the connection was closed (check the device and the network; raise --stall-timeout / "
+            "--connect-timeout for slow links)"
+        )
+
+    def _lost(self, what: str) -> RemoteProfilingError:
+        return RemoteProfilingError(
+            f"{self.target}: the SSH connection dropped during {what} (network or device down); the device-side "
+            "job stops with the connection and its work directory is removed then or on the next connection"
+        )
 
     def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
-        """Run ``command`` in the remote login shell; :class:`RemoteProfilingError` past ``timeout`` s."""
+        """Run ``command`` in the remote login shell; :class:`RemoteProfilingError` past ``timeout`` s.
+
+        Output is read until end-of-file on both streams before the exit status is taken, so a
+        fast command never loses the end of its output to the status arriving first.
+        """
         timeout = self.options.command_timeout if timeout is None else timeout
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
-            raise RemoteProfilingError(f"{self.target}: the SSH connection was lost")
-        try:
-            chan = transport.open_session(timeout=self.options.connect_timeout)
-            chan.exec_command(command)
-        except (paramiko.SSHException, OSError) as exc:
-            raise RemoteProfilingError(f"{self.target}: cannot start a remote command ({exc})") from None
+            raise self._lost("the start of a command")
+        with _Deadline(self.options.connect_timeout, self._abort) as deadline:
+            try:
+                chan = transport.open_session(timeout=self.options.connect_timeout)
+                chan.exec_command(command)
+            except (paramiko.SSHException, OSError, EOFError) as exc:
+                if deadline.expired:
+                    raise self._stalled(deadline, "the start of a remote command") from None
+                if not transport.is_active():
+                    raise self._lost("the start of a command") from None
+                raise RemoteProfilingError(f"{self.target}: cannot start a remote command ({exc})") from None
         out, err = bytearray(), bytearray()
-        deadline = time.monotonic() + timeout
+        end = time.monotonic() + timeout
         try:
             while True:
-                busy = False
-                if chan.recv_ready():
+                # EOF (or close) is read before draining: the data precedes it on the wire, so once it
+                # is seen, everything the command printed is already in paramiko's buffers.
+                done = chan.eof_received or chan.closed
+                while chan.recv_ready():
                     out += chan.recv(65536)
-                    busy = True
-                if chan.recv_stderr_ready():
+                while chan.recv_stderr_ready():
                     err += chan.recv_stderr(65536)
-                    busy = True
-                if busy:
-                    continue
-                if chan.exit_status_ready():
+                if done:
                     break
-                if time.monotonic() > deadline:
-                    raise RemoteProfilingError(
-                        f"{self.target}: remote command did not finish within {timeout:g} s "
-                        "(raise SSHOptions.command_timeout / --command-timeout)"
-                    )
-                if not transport.is_active():
-                    raise RemoteProfilingError(f"{self.target}: the SSH connection was lost during a command")
+                self._check_running(transport, end, timeout)
                 time.sleep(0.005)
-            status = chan.recv_exit_status()
+            while not chan.status_event.wait(0.05):
+                self._check_running(transport, end, timeout)
+                if chan.closed and not chan.status_event.is_set():
+                    break  # closed with no exit status (killed by a signal): returncode -1
+            status = chan.recv_exit_status() if chan.status_event.is_set() else -1
+            if status == -1 and not transport.is_active():  # paramiko closes the channel when the link dies
+                raise self._lost("a command")
         finally:
             chan.close()
         return CommandResult(status, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
 
+    def _check_running(self, transport: paramiko.Transport, end: float, timeout: float) -> None:
+        if not transport.is_active():
+            raise self._lost("a command")
+        if time.monotonic() > end:
+            raise RemoteProfilingError(
+                f"{self.target}: remote command did not finish within {timeout:g} s "
+                "(raise SSHOptions.command_timeout / --command-timeout)"
+            )
+
     def _sftp_client(self) -> paramiko.SFTPClient:
         if self._sftp is None:
-            try:
-                self._sftp = self._client.open_sftp()
-            except (paramiko.SSHException, OSError) as exc:
-                raise RemoteProfilingError(
-                    f"{self.target}: SFTP is not available ({exc}); enable the sftp subsystem in the device's sshd"
-                ) from None
+            transport = self._client.get_transport()
+            if transport is None or not transport.is_active():
+                raise self._lost("an upload")
+            with _Deadline(self.options.connect_timeout, self._abort) as deadline:
+                try:
+                    chan = transport.open_session(timeout=self.options.connect_timeout)
+                    chan.invoke_subsystem("sftp")
+                    chan.settimeout(self.options.stall_timeout)  # every SFTP read and write from here on
+                    self._sftp = paramiko.SFTPClient(chan)
+                except (paramiko.SSHException, OSError, EOFError) as exc:
+                    if deadline.expired:
+                        raise self._stalled(deadline, "opening SFTP") from None
+                    raise RemoteProfilingError(
+                        f"{self.target}: SFTP is not available ({exc}); enable the sftp subsystem in the device's sshd"
+                    ) from None
         return self._sftp
 
+    def _upload(self, what: str, send) -> None:
+        sftp = self._sftp_client()
+        with _Deadline(self.options.stall_timeout, self._abort) as deadline:
+            try:
+                send(sftp, deadline.kick)
+            except (OSError, paramiko.SSHException, EOFError) as exc:
+                if deadline.expired or isinstance(exc, socket.timeout):
+                    self._abort()
+                    raise self._stalled(deadline, what) from None
+                transport = self._client.get_transport()
+                if transport is None or not transport.is_active():
+                    raise self._lost(what) from None
+                raise RemoteProfilingError(f"{self.target}: {what} failed ({exc})") from None
+
     def put_file(self, local: str | os.PathLike, remote: str) -> None:
-        try:
-            self._sftp_client().put(os.fspath(local), remote)
-        except (OSError, paramiko.SSHException) as exc:
-            raise RemoteProfilingError(f"{self.target}: upload of {local} to {remote} failed ({exc})") from None
+        self._upload(
+            f"the upload of {local} to {remote}", lambda sftp, kick: sftp.put(os.fspath(local), remote, callback=kick)
+        )
 
     def put_bytes(self, data: bytes, remote: str) -> None:
+        self._upload(f"the upload to {remote}", lambda sftp, kick: sftp.putfo(io.BytesIO(data), remote, callback=kick))
+
+
+def _connect_hop(hop: Hop, options: SSHOptions, sock, via: str) -> paramiko.SSHClient:
+    """One authenticated SSH connection to ``hop`` (over ``sock``, a tunnel, when it is behind a jump host)."""
+    client = paramiko.SSHClient()
+    revoked = _load_known_hosts(client.get_host_keys(), options.known_hosts_path, hop)
+    client.set_missing_host_key_policy(_KnownHostsPolicy(hop, options, revoked))
+    timeout = options.connect_timeout
+    if sock is None:
         try:
-            self._sftp_client().putfo(io.BytesIO(data), remote)
-        except (OSError, paramiko.SSHException) as exc:
-            raise RemoteProfilingError(f"{self.target}: upload to {remote} failed ({exc})") from None
+            # our own socket: paramiko uses one `timeout` for TCP and negotiation, and when the
+            # negotiation deadline ties with the banner deadline the banner error is lost
+            sock = socket.create_connection((hop.host, hop.port), timeout=timeout)
+        except OSError as exc:
+            client.close()
+            raise _connect_error(hop, options, exc, via) from None
+
+    def abort() -> None:
+        try:
+            sock.close()
+        except Exception:
+            pass
+
+    keys = list(hop.key_files) if hop.key_files else None
+    # belt and braces over paramiko's banner/auth timeouts: key exchange has none of its own
+    with _Deadline(3 * timeout + 5, abort) as deadline:
+        try:
+            client.connect(
+                hop.host,
+                port=hop.port,
+                username=hop.user,
+                key_filename=keys,
+                look_for_keys=keys is None,
+                allow_agent=keys is None,
+                sock=sock,
+                timeout=timeout + 1.0,
+                banner_timeout=timeout,
+                auth_timeout=timeout,
+                channel_timeout=timeout,
+            )
+        except RemoteProfilingError as exc:
+            sock.close()
+            client.close()
+            if via:
+                raise RemoteProfilingError(f"{exc}{via}") from None
+            raise
+        except Exception as exc:
+            sock.close()
+            client.close()
+            if deadline.expired:
+                raise RemoteProfilingError(
+                    f"{hop}{via}: no answer within {deadline.seconds:g} s while connecting (key exchange or "
+                    "authentication stalled); raise --connect-timeout for slow links"
+                ) from None
+            raise _connect_error(hop, options, exc, via) from None
+    transport = client.get_transport()
+    server_key = transport.get_remote_server_key() if transport is not None else None
+    if server_key is not None and server_key.get_base64() in revoked:  # also refused earlier, by the policy
+        client.close()
+        raise RemoteProfilingError(
+            f"{hop}{via}: the host key {server_key.get_name()} {host_key_fingerprint(server_key)} is marked "
+            f"@revoked in {options.known_hosts_path}; refusing to use this host"
+        )
+    if transport is not None:
+        transport.set_keepalive(30)  # engine builds run for minutes without output
+    return client
 
 
-def _connect_error(target: SSHTarget, options: SSHOptions, exc: BaseException) -> RemoteProfilingError:
+def _open_tunnel(client: paramiko.SSHClient, jump: Hop, nxt: Hop, options: SSHOptions):
+    """A direct-tcpip channel through ``jump`` to the next hop: the socket the next connection runs over."""
+    transport = client.get_transport()
+    try:
+        return transport.open_channel(
+            "direct-tcpip", (nxt.host, nxt.port), ("127.0.0.1", 0), timeout=options.connect_timeout
+        )
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise RemoteProfilingError(
+            f"{jump}: the jump host would not open a connection to {nxt.host}:{nxt.port} ({exc}); "
+            "does its sshd allow TCP forwarding (AllowTcpForwarding) and can it reach the device?"
+        ) from None
+
+
+def _connect_error(target: Hop, options: SSHOptions, exc: BaseException, via: str = "") -> RemoteProfilingError:
     """Turn what paramiko and the socket layer raise into one message naming the host and the fix."""
+    error = _connect_error_text(target, options, exc)
+    return RemoteProfilingError(f"{error}{via}") if via else error
+
+
+def _connect_error_text(target: Hop, options: SSHOptions, exc: BaseException) -> RemoteProfilingError:
     t = options.connect_timeout
     if isinstance(exc, paramiko.BadHostKeyException):
         return RemoteProfilingError(
@@ -386,7 +686,7 @@ def _connect_error(target: SSHTarget, options: SSHOptions, exc: BaseException) -
             "key_filename unset, or use an unencrypted key for this device"
         )
     if isinstance(exc, paramiko.AuthenticationException):
-        which = options.key_filename or "the default keys in ~/.ssh and the SSH agent"
+        which = ", ".join(target.key_files or ()) or "the default keys in ~/.ssh and the SSH agent"
         return RemoteProfilingError(
             f"{target}: authentication refused for {target.user}@{target.host} with {which}; install the public "
             f"key on the device (ssh-copy-id -p {target.port} {target.user}@{target.host}) or pass the right "

@@ -31,6 +31,7 @@ from reports._plots import plot_hypervolume_history, plot_scatter, save_figure
 from reports._select import choose_model
 from reports._tables import write_tables
 from rtseg_core import ConfigError, StudyDir, atomic_write_json, atomic_write_text
+from rtseg_core._outputs import check_output_dir, make_folder, mark_output, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -73,15 +74,24 @@ def compute_report(study_dir: str | os.PathLike) -> ReportInfo:
     )
 
 
-def build_report(study_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Path:
+def build_report(
+    study_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, *, overwrite: bool = False
+) -> Path:
     """Write plots (PNG + SVG), tables and a self-contained ``report.html``; returns the HTML's path.
 
     ``out_dir`` defaults to ``STUDY_DIR/report``. Every file is written atomically, so a reader
-    never sees half a file; rerunning replaces them.
+    never sees half a file; rerunning replaces them. A given ``out_dir`` must be new, empty or an
+    earlier report (``overwrite``: any folder), so a report never writes over a user's files.
     """
+    if out_dir is not None:  # checked before the work; the default folder belongs to the study
+        out = Path(out_dir)
+        if (out / "report.html").is_file() and read_manifest(out) is None:  # a report from before manifests
+            mark_output(out, verb="report")
+        check_output_dir(out, verb="report", inputs=[study_dir], overwrite=overwrite)
     info = compute_report(study_dir)
     out = StudyDir(study_dir).report_dir if out_dir is None else Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out, option="--out")
+    mark_output(out, verb="report")
     images: dict[str, bytes] = {}
     for plot in info.plots:
         images[plot.key] = save_figure(plot_scatter(plot), out, plot.key)["png"]

@@ -12,6 +12,10 @@ class ConfigError(SuiteError):
     """A model, search or run configuration is invalid."""
 
 
+class OutputError(ConfigError, OSError):
+    """A file or folder cannot be written where the user asked (still an ``OSError`` for old handlers)."""
+
+
 class DataError(SuiteError):
     """A dataset, image or mask cannot be used."""
 

@@ -10,14 +10,19 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rtseg_core._errors import ConfigError
+from rtseg_core._errors import ConfigError, OutputError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temp file in the same folder and an atomic rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file path to write")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write here ({_reason(exc, path)})") from None
     try:
         # mkstemp creates 0600; give the file the mode open() would have: the old file's mode
         # when replacing one, else 0666 less the umask (a report on a lab share stays readable).
@@ -31,10 +36,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write it ({_reason(exc, path)})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _reason(exc: OSError, path: Path) -> str:
+    """The OS's reason and the path that blocks (a parent that is a file...), never our temp file's name."""
+    blocking = exc.filename
+    if blocking and Path(blocking).name.startswith(f".{path.name}."):
+        blocking = path.parent
+    return f"{exc.strerror or exc}{': ' + str(blocking) if blocking else ''}"
 
 
 def _umask() -> int:
@@ -83,6 +99,10 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ConfigError(f"{path}: file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); a JSON file was expected, not a binary file"
+        ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rtseg_core import StudyDir, atomic_write_json, read_json, read_training_metrics
+from rtseg_core._outputs import check_output_dir, dataset_path, make_folder, mark_output, read_manifest
 from rtseg_core._study import METRICS_JSON
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,19 @@ class DemoResult:
     wall_s: float
 
 
-def run_demo(cfg: DemoConfig, *, progress: bool = True) -> DemoResult:
-    """Run (or resume) the whole pipeline; returns the report's path and per-stage timings."""
+def run_demo(cfg: DemoConfig, *, progress: bool = True, overwrite: bool = False) -> DemoResult:
+    """Run (or resume) the whole pipeline; returns the report's path and per-stage timings.
+
+    ``out_dir`` must be new, empty or an earlier demo's folder (``overwrite``: any folder; the
+    demo writes into it and deletes nothing of the user's).
+    """
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     stages_path = out / "stages.json"
+    if stages_path.is_file() and read_manifest(out) is None:  # a demo folder from before manifests
+        mark_output(out, verb="demo")
+    check_output_dir(out, verb="demo", inputs=[dataset_path(cfg.data)], overwrite=overwrite)
+    make_folder(out, option="--out")
+    mark_output(out, verb="demo")
     done: dict[str, Any] = read_json(stages_path) if stages_path.is_file() else {}
     timings: dict[str, dict[str, Any]] = {}
     study = out / "study"

@@ -49,6 +49,7 @@ from search_spaces._study import (
     feasible_front,
     make_storage,
     open_study,
+    redact_url,
     resolve_storage_url,
     trial_name,
 )
@@ -67,7 +68,19 @@ def run_search(config: SearchConfig, *, steps: TrialSteps | None = None) -> Sear
     :class:`ConfigError` for bad data or settings. An exception that is not a documented trial
     failure (see :mod:`search_spaces._trial`) propagates unchanged.
     """
-    return SearchRunner(config, steps=steps).run()
+    import sqlalchemy.exc
+
+    try:
+        return SearchRunner(config, steps=steps).run()
+    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError) as exc:
+        # a read-only, full or vanished database: say which, not a SQLAlchemy traceback
+        cause = exc.__cause__ or exc
+        detail = str(getattr(cause, "orig", None) or cause).splitlines()[0][:200]
+        url = redact_url(resolve_storage_url(config.study.storage, config.resolved_study_dir()))
+        raise SearchError(
+            f"--storage {url}: the study database refused a write ({detail}); is it read-only, on a full disk, "
+            "or removed while the search ran?"
+        ) from None
 
 
 class SearchRunner:
@@ -99,7 +112,13 @@ class SearchRunner:
         # A space that cannot hold the reference fails here, before the study exists.
         self._reference_params = reference_params(space)
         self._check_space_against_limits()
-        self.study_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.study_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SearchError(
+                f"--study {self.study_dir}: cannot create the study folder ({exc.strerror}"
+                f"{': ' + str(exc.filename) if exc.filename else ''})"
+            ) from None
         url = resolve_storage_url(cfg.study.storage, self.study_dir)
         shared = not url.startswith("sqlite")
         workers = cfg.workers

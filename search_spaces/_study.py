@@ -56,7 +56,26 @@ def resolve_storage_url(storage: str | None, study_dir: str | Path) -> str:
             f"--storage {url!r}: not a database URL; give e.g. sqlite:///path/study.db or "
             "postgresql://user@host:5432/dbname (or leave it out for STUDY_DIR/study.db)"
         )
+    _refuse_transient(url)
     return url
+
+
+def _refuse_transient(url: str) -> None:
+    """A study must outlive the process: an in-memory SQLite database vanishes at exit, unresumable."""
+    if not url.startswith("sqlite"):
+        return
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+    except Exception as exc:  # sqlalchemy.exc.ArgumentError for a malformed URL
+        raise SearchError(f"--storage {url!r}: not a valid database URL ({exc})") from None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file::memory:") or parsed.query.get("mode") == "memory":
+        raise SearchError(
+            f"--storage {url!r}: an in-memory SQLite database is lost when the search ends and cannot be resumed; "
+            "give a file (sqlite:///path/study.db) or leave --storage out for STUDY_DIR/study.db"
+        )
 
 
 def redact_url(url: str) -> str:

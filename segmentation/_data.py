@@ -34,6 +34,7 @@ from segmentation._transforms import DEFAULT_AUGMENT, AugmentParams, augment_pai
 log = logging.getLogger(__name__)
 
 SYNTHETIC = "synthetic"
+MAX_SYNTHETIC = 100_000  # phantoms are generated in memory; more is a typo, refused before allocating
 DEFAULT_SYNTHETIC_COUNT = 400
 SPLITS = ("train", "val", "test", "all")
 #: Class index -> name, for masks and per-class metrics.
@@ -64,8 +65,10 @@ class DataSpec:
 
     def __post_init__(self) -> None:
         if self.kind == SYNTHETIC:
-            if self.path is not None or not isinstance(self.count, int) or self.count < 1:
-                raise ConfigError(f"--data: synthetic needs a positive image count and no path, got {self!r}")
+            if self.path is not None or not isinstance(self.count, int) or not 1 <= self.count <= MAX_SYNTHETIC:
+                raise ConfigError(
+                    f"--data: synthetic needs an image count from 1 to {MAX_SYNTHETIC} and no path, got {self!r}"
+                )
         elif self.kind in (JNU_IFM, PSFHS):
             if self.path is None or self.count is not None:
                 raise ConfigError(f"--data: {self.kind} needs a path and no count, got {self!r}")
@@ -85,9 +88,11 @@ class DataSpec:
         if kind == SYNTHETIC:
             if not sep:
                 return cls()
-            if re.fullmatch(r"\d+", rest.strip()) and int(rest) >= 1:
+            if re.fullmatch(r"\d{1,12}", rest.strip()) and 1 <= int(rest) <= MAX_SYNTHETIC:
                 return cls(count=int(rest))
-            raise ConfigError(f"--data {raw!r}: N in 'synthetic:N' must be a positive integer; use {_ACCEPTED}")
+            raise ConfigError(
+                f"--data {raw!r}: N in 'synthetic:N' must be an integer from 1 to {MAX_SYNTHETIC}; use {_ACCEPTED}"
+            )
         if kind in (JNU_IFM, PSFHS):
             if not rest.strip():
                 raise ConfigError(f"--data {raw!r}: {kind} needs a folder, as in '{kind}:PATH'")

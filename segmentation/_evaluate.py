@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from models import load_model
-from rtseg_core import atomic_write_json, atomic_write_text, resolve_device
+from rtseg_core import ConfigError, atomic_write_json, atomic_write_text, resolve_device
 from segmentation._data import load_split
 from segmentation._metrics import MetricAccumulator, format_table
 
@@ -76,8 +76,15 @@ def evaluate_model(
 
     acc = MetricAccumulator()
     for batch in tqdm(loader, desc=f"evaluate {split}", disable=not progress, leave=False, unit="batch"):
-        logits = predict(batch["image"])
-        acc.update(torch.as_tensor(logits).argmax(1), batch["mask"], batch["id"])
+        logits = torch.as_tensor(predict(batch["image"]))
+        if not torch.isfinite(logits).all():
+            # argmax of NaN logits is class 0 everywhere: a "Dice" computed from it would be a lie
+            bad = [str(i) for i, row in zip(batch["id"], logits) if not torch.isfinite(row).all()]
+            raise ConfigError(
+                f"the model's outputs are not finite (NaN or inf) on {len(bad)} image(s) of the {split} split "
+                f"({', '.join(bad[:3])}); the model is broken (diverged weights?) and is not evaluated"
+            )
+        acc.update(logits.argmax(1), batch["mask"], batch["id"])
     return EvalResult(
         summary=acc.summary(), rows=acc.rows(), data=str(data), split=split, size=size, distance_unit=acc.distance_unit
     )

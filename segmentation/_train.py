@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from models import Checkpoint, RTSegConfig, build_model, load_checkpoint, model_from_checkpoint, save_checkpoint
-from rtseg_core import ConfigError, SuiteError, resolve_device, write_training_metrics
+from rtseg_core import ConfigError, OutputError, SuiteError, resolve_device, write_training_metrics
 from segmentation._data import load_split
 from segmentation._losses import DeepSupervisionLoss
 
@@ -54,13 +54,32 @@ class TrainConfig:
     frames: str = "ps+fh"
 
     def __post_init__(self) -> None:
-        for name in ("size", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(self, name)}")
+        # The CLI's argparse types check the same bounds; these hold for API callers too, and come
+        # before torch sees the values (its optimizer errors name no option).
+        def option(name: str) -> str:
+            return "--" + name.replace("_", "-")
+
+        for name, low, high in (("size", 8, 4096), ("epochs", 1, 10**6), ("batch_size", 1, 4096), ("workers", 0, 256)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ConfigError(f"{option(name)}: must be an integer from {low} to {high}, got {value!r}")
+        for name in ("steps_per_epoch", "val_batches"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{option(name)}: must be an integer >= 1 (or unset), got {value!r}")
         if self.optimizer not in ("adam", "adamw"):
             raise ConfigError(f"--optimizer: must be adam or adamw, got {self.optimizer!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"--lr: must be > 0, got {self.lr}")
+        for name, low, high, low_open in (
+            ("lr", 0.0, math.inf, True),  # no upper bound here: a test diverges on purpose
+            ("min_lr", 0.0, math.inf, False),
+            ("weight_decay", 0.0, 10.0, False),
+            ("aux_weight", 0.0, 1000.0, False),
+        ):
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or not (low < value if low_open else low <= value) or not value <= high:
+                span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+                raise ConfigError(f"{option(name)}: must be a finite number in {span}, got {value!r}")
 
 
 @dataclass
@@ -105,8 +124,12 @@ def train(
     init_state: dict[str, torch.Tensor] | None = None,
     model: nn.Module | None = None,
     pruning: dict[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> TrainResult:
     """Train ``arch`` with ``cfg``; write ``out_dir/checkpoint.pt`` and ``out_dir/metrics.json``.
+
+    ``overwrite=False`` (the CLI's default) refuses an ``out_dir`` that already holds a checkpoint
+    unless ``resume``: a forgotten ``--resume`` must not replace hours of training.
 
     With ``resume=True`` an existing checkpoint in ``out_dir`` is continued from its next epoch
     (its config must equal ``arch``). ``on_epoch_end`` may raise :class:`StopTraining`.
@@ -116,6 +139,17 @@ def train(
     """
     out_dir = Path(out_dir) if out_dir is not None else None
     ckpt_path = out_dir / "checkpoint.pt" if out_dir is not None else None
+    if out_dir is not None and not resume and not overwrite and ckpt_path.is_file():
+        raise ConfigError(
+            f"--out {out_dir}: already holds a checkpoint.pt; pass --resume to continue it, --overwrite to train "
+            "afresh and replace it, or choose another folder"
+        )
+    if out_dir is not None:  # before the first epoch, not after it
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            raise OutputError(f"--out {out_dir}: cannot create the output folder ({exc.strerror}{where})") from None
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
 

@@ -8,7 +8,11 @@ API newer than Python 3.6.
 Usage:  python3 rtseg_device_profiler.py params.json
 
 The parameters come as a JSON file (uploaded by SFTP) so that nothing from the host passes
-through a shell. The script measures; the host computes every statistic from the raw numbers
+through a shell. It works under any locale (JetPack's Python 3.6 under LANG=C reads and writes
+ASCII by default): files and tool output are read as bytes and decoded as UTF-8, paths from the
+parameters are handed to the OS as their UTF-8 bytes. With ``exit_on_hangup`` it watches stdin:
+when the SSH connection drops, stdin ends, and the script stops its tools, removes ``workdir``
+and exits, so no job runs on without a host to report to. The script measures; the host computes every statistic from the raw numbers
 printed here. Output (stdout, one JSON object):
 
   protocol   1
@@ -40,6 +44,8 @@ import threading
 import time
 
 PROTOCOL = 1
+CHILDREN = []  # tool processes to stop when the connection drops
+PATH_PARAMS = ("model", "times_file", "workdir", "trtexec_path", "tegrastats_path")
 TRTEXEC_DEFAULT = "/usr/src/tensorrt/bin/trtexec"
 LOCK_DEFAULT = "/tmp/rtseg-device-profiler.lock"
 LOCK_TIMEOUT_DEFAULT = 600.0
@@ -99,16 +105,60 @@ def read_text(path, limit=65536):
 def run_tool(argv, timeout=20):
     """Run a short command; returns {"returncode", "output"} or None when it cannot start."""
     try:
-        proc = subprocess.run(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            universal_newlines=True,
-            timeout=timeout,
-        )
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
     except (OSError, subprocess.SubprocessError) as exc:
         return {"returncode": None, "output": str(exc)}
-    return {"returncode": proc.returncode, "output": proc.stdout[-20000:]}
+    # bytes, decoded here: text mode would use the locale's codec (ASCII under LANG=C on 3.6)
+    return {"returncode": proc.returncode, "output": proc.stdout.decode("utf-8", "replace")[-20000:]}
+
+
+def native_path(text):
+    """A path from the (UTF-8) parameters as the OS needs it under any locale.
+
+    Under LANG=C, Python 3.6 encodes str paths as ASCII; the surrogate-escaped form of the UTF-8
+    bytes is encoded back to exactly those bytes.
+    """
+    if not isinstance(text, str):
+        return text
+    return os.fsdecode(text.encode("utf-8"))
+
+
+def clean_text(obj):
+    """The inverse for the JSON answer: surrogate-escaped bytes back to real text, recursively."""
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+            return obj
+        except UnicodeEncodeError:
+            return os.fsencode(obj).decode("utf-8", "replace")
+    if isinstance(obj, dict):
+        return dict((clean_text(k), clean_text(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return [clean_text(v) for v in obj]
+    return obj
+
+
+def exit_on_hangup(workdir):
+    """Stop everything when stdin ends: the SSH connection that started us has gone."""
+
+    def watch():
+        try:
+            while os.read(0, 4096):
+                pass
+        except OSError:
+            pass
+        for proc in list(CHILDREN):
+            try:
+                proc.kill()
+            except Exception:
+                pass
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        os._exit(129)
+
+    thread = threading.Thread(target=watch)
+    thread.daemon = True
+    thread.start()
 
 
 def which(name, fallback=None):
@@ -405,6 +455,7 @@ class TegrastatsSampler(object):
                 close_fds=True,
             )
             os.close(slave)
+            CHILDREN.append(self.proc)
         except OSError as exc:
             self.error = "cannot start {}: {}".format(self.tool, exc)
             return
@@ -490,7 +541,11 @@ def run_onnxruntime(params, facts, sampler):
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     provider = "CPUExecutionProvider"
     try:
-        sess = ort.InferenceSession(params["model"], sess_options=so, providers=[provider])
+        # the model's bytes, not its path: ONNX Runtime encodes a str path as UTF-8, which a
+        # surrogate-escaped path (non-ASCII under LANG=C) is not
+        with open(params["model"], "rb") as fh:
+            model_bytes = fh.read()
+        sess = ort.InferenceSession(model_bytes, sess_options=so, providers=[provider])
     except Exception as exc:
         raise DeviceError(
             "onnxruntime-load", "onnxruntime {} cannot load the model: {}".format(ort.__version__, exc)
@@ -597,14 +652,14 @@ def run_trtexec(params, facts, sampler, precision):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        universal_newlines=True,
-        bufsize=1,
     )
+    CHILDREN.append(proc)
     lines = []
     marks = {"start": None, "end": None}
 
     def reader():
-        for line in proc.stdout:
+        for raw in iter(proc.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace")
             now = time.time()
             lines.append(line)
             # the engine build takes minutes on a Nano: power is sampled from here on only
@@ -743,8 +798,13 @@ def main(argv):
     try:
         if len(argv) != 2:
             raise DeviceError("usage", "usage: rtseg_device_profiler.py params.json")
-        with open(argv[1]) as fh:
-            params = json.load(fh)
+        with open(argv[1], "rb") as fh:
+            params = json.loads(fh.read().decode("utf-8"))
+        for key in PATH_PARAMS:
+            if params.get(key):
+                params[key] = native_path(params[key])
+        if params.get("exit_on_hangup"):
+            exit_on_hangup(params.get("workdir"))
         facts = collect_facts(params)
         result["facts"] = facts
         if not params.get("probe_only"):
@@ -778,7 +838,7 @@ def main(argv):
             "message": "{}: {}".format(type(exc).__name__, exc),
             "traceback": traceback.format_exc()[-4000:],
         }
-    data = (json.dumps(result) + "\n").encode("utf-8")
+    data = (json.dumps(clean_text(result)) + "\n").encode("utf-8")
     view = memoryview(data)
     while view:
         written = os.write(out_fd, view)

@@ -4,6 +4,66 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+from collections.abc import Callable
+
+# -- numeric option types ---------------------------------------------------------------------
+# Every numeric option goes through one of these, so 0, negatives, NaN, infinity and absurd sizes
+# are refused by argparse (one `error: argument --x: ...` line, exit 2) instead of being silently
+# replaced by a default or allocating gigabytes. Bounds are generous: they catch typos, not taste.
+
+
+def int_in(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``lo`` to ``hi``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"must be an integer from {lo} to {hi}, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be an integer from {lo} to {hi}, got {value}")
+        return value
+
+    parse.__name__ = f"integer {lo}..{hi}"
+    return parse
+
+
+def float_in(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``[lo, hi]`` (``lo_open``/``hi_open`` exclude the ends)."""
+    span = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"must be a number in {span}, got {text!r}") from None
+        ok = (
+            math.isfinite(value)
+            and (lo < value if lo_open else lo <= value)
+            and (value < hi if hi_open else value <= hi)
+        )
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be a finite number in {span}, got {text}")
+        return value
+
+    parse.__name__ = f"number in {span}"
+    return parse
+
+
+SIZE = int_in(8, 4096)  # image side in pixels
+BATCH = int_in(1, 4096)
+THREADS = int_in(1, 1024)
+COUNT = int_in(1, 1_000_000)  # runs, rounds, trials, epochs, images: at least one
+COUNT0 = int_in(0, 1_000_000)  # warm-up runs, optional epochs: zero allowed
+SEED = int_in(0, 2**32 - 1)
+OPSET = int_in(7, 30)
+FRACTION_OPEN = float_in(0.0, 1.0, lo_open=True, hi_open=True)  # a pruning ratio
+FRACTION = float_in(0.0, 1.0, lo_open=True)  # a share to keep: (0, 1]
+LEARNING_RATE = float_in(0.0, 10.0, lo_open=True)
+NONNEGATIVE = float_in(0.0, 1e9)  # weights, 0 = none constraints
+POSITIVE = float_in(0.0, 1e9, lo_open=True)
+SECONDS = float_in(0.0, 7 * 86400.0, lo_open=True)  # timeouts: finite, at most a week
 
 
 def add_arch(p: argparse.ArgumentParser, *, default: str | None = "paper") -> None:
@@ -24,11 +84,11 @@ def add_data(p: argparse.ArgumentParser) -> None:
 
 
 def add_size(p: argparse.ArgumentParser, default: int = 256) -> None:
-    p.add_argument("--size", type=int, default=default, help="input height and width in pixels (default: %(default)s)")
+    p.add_argument("--size", type=SIZE, default=default, help="input height and width in pixels (default: %(default)s)")
 
 
 def add_seed(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (default: %(default)s)")
 
 
 def add_device(p: argparse.ArgumentParser) -> None:
@@ -75,22 +135,36 @@ def model_source(args: argparse.Namespace) -> str:
 
 
 def add_ssh(p: argparse.ArgumentParser) -> None:
-    """Options of an ``ssh://user@host[:port]`` target (a Jetson): keys, host-key trust, timeouts, tools."""
-    ssh = p.add_argument_group("SSH target (--target ssh://...)")
+    """Options of an ``ssh://[user@]host[:port]`` target (a Jetson): keys, host-key trust, timeouts, tools."""
+    ssh = p.add_argument_group("SSH target (--target ssh://user@host[:port] or ssh://ALIAS from your ssh_config)")
+    ssh.add_argument(
+        "--ssh-config",
+        metavar="FILE",
+        help="OpenSSH client config for Host aliases, User, Port, IdentityFile, ProxyJump "
+        "(default: $RTSEG_SSH_CONFIG, else ~/.ssh/config)",
+    )
     ssh.add_argument("--key", metavar="FILE", help="private key file (default: ~/.ssh keys and the SSH agent)")
     ssh.add_argument("--known-hosts", metavar="FILE", default="~/.ssh/known_hosts", help="(default: %(default)s)")
     ssh.add_argument(
         "--accept-new-host-key", action="store_true", help="trust and record a host not yet in known_hosts"
     )
-    ssh.add_argument("--connect-timeout", type=float, default=10.0, help="seconds (default: %(default)s)")
+    ssh.add_argument("--connect-timeout", type=SECONDS, default=10.0, help="seconds (default: %(default)s)")
     ssh.add_argument(
-        "--command-timeout", type=float, default=600.0, help="seconds per remote command (default: %(default)s)"
+        "--command-timeout", type=SECONDS, default=600.0, help="seconds per remote command (default: %(default)s)"
+    )
+    ssh.add_argument(
+        "--stall-timeout",
+        type=SECONDS,
+        default=60.0,
+        help="seconds an upload may make no progress before the device counts as gone (default: %(default)s)",
     )
     ssh.add_argument("--remote-python", default="python3", help="the device's Python >= 3.6 (default: %(default)s)")
     ssh.add_argument("--remote-tmpdir", help="parent of the remote temporary directory (default: the device's TMPDIR)")
     ssh.add_argument("--trtexec", metavar="PATH", help="trtexec on the device (default: PATH, /usr/src/tensorrt/bin)")
     ssh.add_argument("--tegrastats", metavar="PATH", help="tegrastats on the device (default: found on PATH)")
-    ssh.add_argument("--tegrastats-interval", type=int, default=100, help="power sampling period in ms (default: 100)")
+    ssh.add_argument(
+        "--tegrastats-interval", type=int_in(10, 10000), default=100, help="power sampling period in ms (default: 100)"
+    )
     ssh.add_argument(
         "--remote-backend",
         choices=("auto", "onnxruntime", "trtexec"),
@@ -116,4 +190,6 @@ def ssh_options_from(args: argparse.Namespace):
         trtexec_path=args.trtexec,
         tegrastats_path=args.tegrastats,
         tegrastats_interval_ms=args.tegrastats_interval,
+        stall_timeout=args.stall_timeout,
+        ssh_config=args.ssh_config,
     )

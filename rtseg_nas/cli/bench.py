@@ -28,10 +28,18 @@ from __future__ import annotations
 import argparse
 
 from rtseg_nas.cli._args import (
+    BATCH,
+    COUNT,
+    COUNT0,
+    FRACTION,
+    OPSET,
+    SIZE,
+    THREADS,
     add_json_out,
     add_model_source,
     add_seed,
     add_ssh,
+    int_in,
     model_source,
     ssh_options_from,
     write_json_out,
@@ -40,19 +48,19 @@ from rtseg_nas.cli._args import (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_source(p, onnx=False)
-    p.add_argument("--size", type=int, default=256, help="input height and width (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=1, help="batch size (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=1, help="threads of every runtime (default: %(default)s)")
-    p.add_argument("--rounds", type=int, default=30, help="timed rounds (default: %(default)s)")
-    p.add_argument("--warmup", type=int, default=5, help="warm-up runs of each variant (default: %(default)s)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset of the exported model (default: %(default)s)")
+    p.add_argument("--size", type=SIZE, default=256, help="input height and width (default: %(default)s)")
+    p.add_argument("--batch", type=BATCH, default=1, help="batch size (default: %(default)s)")
+    p.add_argument("--threads", type=THREADS, default=1, help="threads of every runtime (default: %(default)s)")
+    p.add_argument("--rounds", type=COUNT, default=30, help="timed rounds (default: %(default)s)")
+    p.add_argument("--warmup", type=COUNT0, default=5, help="warm-up runs of each variant (default: %(default)s)")
+    p.add_argument("--opset", type=OPSET, default=17, help="ONNX opset of the exported model (default: %(default)s)")
     add_seed(p)
     add_json_out(p, "the benchmark")
     lp = p.add_argument_group("latency predictor accuracy (--latency-predictor)")
     lp.add_argument("--latency-predictor", action="store_true", help="judge the kernel-level latency predictor")
-    lp.add_argument("--models", type=int, default=30, help="held-out sampled architectures (default: %(default)s)")
+    lp.add_argument("--models", type=COUNT, default=30, help="held-out sampled architectures (default: %(default)s)")
     lp.add_argument(
-        "--training-models", type=int, default=10, help="sampled architectures to fit on (default: %(default)s)"
+        "--training-models", type=COUNT, default=10, help="sampled architectures to fit on (default: %(default)s)"
     )
     lp.add_argument("--table", metavar="FILE", help="keep the kernel table in FILE (default: a temporary file)")
     lp.add_argument(
@@ -63,11 +71,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_ssh(p)
     c = p.add_argument_group("compression variants (--compression; needs --checkpoint)")
     c.add_argument("--compression", action="store_true", help="add INT8 and pruned+fine-tuned variants")
-    c.add_argument("--prune-macs", type=float, default=0.5, help="pruning target, fraction of MACs (default: 0.5)")
-    c.add_argument("--round-to", type=int, default=16, help="pruned widths multiple of N (16 suits AVX-512 ORT)")
-    c.add_argument("--finetune-epochs", type=int, default=2, help="fine-tuning after pruning (default: 2)")
+    c.add_argument("--prune-macs", type=FRACTION, default=0.5, help="pruning target, fraction of MACs (default: 0.5)")
+    c.add_argument(
+        "--round-to", type=int_in(1, 256), default=16, help="pruned widths multiple of N (16 suits AVX-512 ORT)"
+    )
+    c.add_argument("--finetune-epochs", type=COUNT0, default=2, help="fine-tuning after pruning (default: 2)")
     c.add_argument("--data", default=None, help="dataset for calibration/fine-tuning/Dice (default: the checkpoint's)")
-    c.add_argument("--keep", metavar="DIR", default=None, help="keep the built models in DIR")
+    c.add_argument(
+        "--keep", metavar="DIR", default=None, help="keep the built models in DIR (new, empty or an earlier --keep)"
+    )
+    c.add_argument("--overwrite", action="store_true", help="let --keep replace a folder holding other files")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -109,7 +122,9 @@ def _run_compression(args: argparse.Namespace, config) -> int:
         finetune=FinetuneSpec(epochs=args.finetune_epochs),
         data=args.data,
     )
-    result, comparisons = bench_compression(args.checkpoint, config, cconfig, keep_dir=args.keep)
+    result, comparisons = bench_compression(
+        args.checkpoint, config, cconfig, keep_dir=args.keep, overwrite=args.overwrite
+    )
     payload = {**result.to_dict(), "compression": [c.to_dict() for c in comparisons]}
     if args.json == "-":
         write_json_out("-", payload)

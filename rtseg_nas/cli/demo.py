@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 
+from rtseg_nas.cli._args import COUNT, FRACTION, SEED, SIZE, THREADS
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from rtseg_nas.pipeline import DemoConfig
@@ -23,16 +25,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     d = DemoConfig()  # its defaults are the CLI defaults
     p.add_argument("--out", default=str(d.out_dir), help="output directory (default: %(default)s)")
     p.add_argument("--data", default=d.data, help="dataset spec (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed, help="random seed (default: %(default)s)")
-    p.add_argument("--size", type=int, default=d.size, help="training size of the paper network (default: %(default)s)")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="its training epochs (default: %(default)s)")
-    p.add_argument("--trials", type=int, default=d.trials, help="search trials (default: %(default)s)")
-    p.add_argument("--search-size", type=int, default=d.search_size, help="proxy-training size (default: %(default)s)")
-    p.add_argument("--search-epochs", type=int, default=d.search_epochs, help="proxy epochs (default: %(default)s)")
-    p.add_argument("--top-k", type=int, default=d.top_k, help="front members to compress (default: %(default)s)")
-    p.add_argument("--prune-macs", type=float, default=d.prune_macs, help="MACs fraction kept (default: %(default)s)")
-    p.add_argument("--profile-size", type=int, default=d.profile_size, help="profiling size (default: %(default)s)")
-    p.add_argument("--threads", type=int, default=d.threads, help="inference threads timed (default: %(default)s)")
+    p.add_argument("--seed", type=SEED, default=d.seed, help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--size", type=SIZE, default=d.size, help="training size of the paper network (default: %(default)s)"
+    )
+    p.add_argument("--epochs", type=COUNT, default=d.epochs, help="its training epochs (default: %(default)s)")
+    p.add_argument("--trials", type=COUNT, default=d.trials, help="search trials (default: %(default)s)")
+    p.add_argument("--search-size", type=SIZE, default=d.search_size, help="proxy-training size (default: %(default)s)")
+    p.add_argument("--search-epochs", type=COUNT, default=d.search_epochs, help="proxy epochs (default: %(default)s)")
+    p.add_argument("--top-k", type=COUNT, default=d.top_k, help="front members to compress (default: %(default)s)")
+    p.add_argument(
+        "--prune-macs", type=FRACTION, default=d.prune_macs, help="MACs fraction kept (default: %(default)s)"
+    )
+    p.add_argument("--profile-size", type=SIZE, default=d.profile_size, help="profiling size (default: %(default)s)")
+    p.add_argument("--threads", type=THREADS, default=d.threads, help="inference threads timed (default: %(default)s)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty --out that is not a demo folder (deletes nothing)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         search_size=args.search_size, search_epochs=args.search_epochs, top_k=args.top_k,
         prune_macs=args.prune_macs, profile_size=args.profile_size, threads=args.threads,
     )  # fmt: skip
-    result = run_demo(cfg, progress=args.progress)
+    result = run_demo(cfg, progress=args.progress, overwrite=args.overwrite)
     print("stages:")
     for name, t in result.stages.items():
         took = "skipped (already done)" if t["skipped"] else f"{t['seconds']:.0f} s"

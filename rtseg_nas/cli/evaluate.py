@@ -13,14 +13,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rtseg_nas.cli._args import add_device, add_json_out, write_json_out
+from rtseg_nas.cli._args import SIZE, add_device, add_json_out, write_json_out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by train, prune or search")
     p.add_argument("--data", default=None, help="dataset spec (default: the one the checkpoint was trained on)")
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="split (default: test)")
-    p.add_argument("--size", type=int, default=None, help="input size (default: the training size)")
+    p.add_argument("--size", type=SIZE, default=None, help="input size (default: the training size)")
     p.add_argument("--frames", default="ps+fh", help="JNU-IFM frame selection (default: ps+fh)")
     add_json_out(p, "the summary (always also written: evaluation_<split>.json beside the checkpoint by default)")
     p.add_argument("--csv", metavar="PATH", help="per-image CSV (default: the JSON path with .csv)")

@@ -13,13 +13,23 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import add_json_out, add_model_source, add_seed, model_source, write_json_out
+from rtseg_nas.cli._args import (
+    BATCH,
+    OPSET,
+    POSITIVE,
+    SIZE,
+    add_json_out,
+    add_model_source,
+    add_seed,
+    model_source,
+    write_json_out,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_source(p, onnx=False)
     p.add_argument("--out", required=True, metavar="FILE", help="the .onnx file to write")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default: %(default)s; 13 for a Jetson Nano)")
+    p.add_argument("--opset", type=OPSET, default=17, help="ONNX opset (default: %(default)s; 13 for a Jetson Nano)")
     p.add_argument(
         "--dynamic",
         nargs="?",
@@ -28,9 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         choices=("none", "batch", "size", "batch+size"),
         help="symbolic axes; '--dynamic' alone means batch (default: none)",
     )
-    p.add_argument("--size", type=int, default=256, help="example input height and width (default: %(default)s)")
-    p.add_argument("--batch", type=int, default=1, help="example batch (a dynamic batch is traced with >= 2)")
-    p.add_argument("--atol", type=float, default=1e-4, help="largest |ORT - PyTorch| accepted (default: %(default)g)")
+    p.add_argument("--size", type=SIZE, default=256, help="example input height and width (default: %(default)s)")
+    p.add_argument("--batch", type=BATCH, default=1, help="example batch (a dynamic batch is traced with >= 2)")
+    p.add_argument(
+        "--atol", type=POSITIVE, default=1e-4, help="largest |ORT - PyTorch| accepted (default: %(default)g)"
+    )
     p.add_argument("--no-fold-bn", action="store_true", help="keep BatchNormalization nodes")
     add_json_out(p, "the export result")
     add_seed(p)

@@ -19,6 +19,12 @@ from __future__ import annotations
 import argparse
 
 from rtseg_nas.cli._args import (
+    BATCH,
+    COUNT,
+    COUNT0,
+    OPSET,
+    SIZE,
+    THREADS,
     add_device,
     add_json_out,
     add_model_source,
@@ -32,8 +38,8 @@ from rtseg_nas.cli._args import (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_source(p)
-    p.add_argument("--size", type=int, help="input height and width (default: 256, or the ONNX file's fixed size)")
-    p.add_argument("--batch", type=int, default=1, help="batch size (default: %(default)s)")
+    p.add_argument("--size", type=SIZE, help="input height and width (default: 256, or the ONNX file's fixed size)")
+    p.add_argument("--batch", type=BATCH, default=1, help="batch size (default: %(default)s)")
     p.add_argument(
         "--target",
         default="local",
@@ -46,15 +52,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="all",
         help="local runtimes to time (default: %(default)s)",
     )
-    p.add_argument("--threads", type=int, help="intra-op threads (default: 1 locally; the runtime's own remotely)")
-    p.add_argument("--warmup", type=int, help="warm-up runs (default: 10 locally; remote: 20 runs or 200 ms trtexec)")
-    p.add_argument("--runs", type=int, help="timed runs (default: 50 locally, 100 remotely)")
+    p.add_argument("--threads", type=THREADS, help="intra-op threads (default: 1 locally; the runtime's own remotely)")
+    p.add_argument(
+        "--warmup", type=COUNT0, help="warm-up runs (default: 10 locally; remote: 20 runs or 200 ms trtexec)"
+    )
+    p.add_argument("--runs", type=COUNT, help="timed runs (default: 50 locally, 100 remotely)")
     p.add_argument(
         "--precision",
         choices=("fp32", "fp16", "int8"),
         help="precision (default: fp32 for models, read from the graph for --onnx)",
     )
-    p.add_argument("--opset", type=int, help="ONNX opset of the exported model (default: 17 locally, 13 over SSH)")
+    p.add_argument("--opset", type=OPSET, help="ONNX opset of the exported model (default: 17 locally, 13 over SSH)")
     p.add_argument("--include-aux", action="store_true", help="count the four deep-supervision heads too")
     p.add_argument("--no-count", action="store_true", help="skip parameter/MAC/memory counting")
     add_seed(p)

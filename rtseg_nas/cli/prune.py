@@ -23,7 +23,21 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import add_device, add_json_out, write_json_out
+from rtseg_nas.cli._args import (
+    BATCH,
+    COUNT,
+    COUNT0,
+    FRACTION_OPEN,
+    LEARNING_RATE,
+    OPSET,
+    POSITIVE,
+    SIZE,
+    THREADS,
+    add_device,
+    add_json_out,
+    int_in,
+    write_json_out,
+)
 from rtseg_nas.cli._choices import IMPORTANCES
 
 
@@ -31,21 +45,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", metavar="CKPT", help="a trained checkpoint (from train, prune or search)")
     src.add_argument("--study", metavar="DIR", help="prune the top-k feasible Pareto trials of this search")
-    p.add_argument("--out", metavar="DIR", help="output folder (required with --checkpoint; replaced atomically)")
-    p.add_argument("--top-k", type=int, default=3, help="with --study: how many front members (default: 3)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (required with --checkpoint): new, empty or an earlier prune output; replaced atomically",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even if it holds files this verb did not write (never a folder holding an input)",
+    )
+    p.add_argument("--top-k", type=COUNT, default=3, help="with --study: how many front members (default: 3)")
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--ratio", type=float, help="channel ratio to remove, in (0, 1)")
-    target.add_argument("--target-macs", type=float, metavar="FRACTION", help="reach this fraction of the MACs")
-    target.add_argument("--target-latency-ms", type=float, metavar="MS", help="reach this measured latency")
+    target.add_argument("--ratio", type=FRACTION_OPEN, help="channel ratio to remove, in (0, 1)")
+    target.add_argument("--target-macs", type=FRACTION_OPEN, metavar="FRACTION", help="reach this fraction of the MACs")
+    target.add_argument("--target-latency-ms", type=POSITIVE, metavar="MS", help="reach this measured latency")
     p.add_argument("--importance", default="l1", choices=IMPORTANCES, help="criterion (default: l1)")
     p.add_argument("--global", dest="global_pruning", action="store_true", help="rank channels network-wide")
-    p.add_argument("--round-to", type=int, default=None, help="keep widths multiples of N (8 for GPUs/TensorRT)")
-    p.add_argument("--steps", type=int, default=1, help="increments for --ratio (default: 1)")
-    p.add_argument("--step-ratio", type=float, default=0.05, help="increment for MACs/latency targets")
-    p.add_argument("--max-ratio", type=float, default=0.9, help="never remove more than this ratio (default: 0.9)")
+    p.add_argument(
+        "--round-to", type=int_in(1, 256), default=None, help="keep widths multiples of N (8 for GPUs/TensorRT)"
+    )
+    p.add_argument("--steps", type=int_in(1, 1000), default=1, help="increments for --ratio (default: 1)")
+    p.add_argument("--step-ratio", type=FRACTION_OPEN, default=0.05, help="increment for MACs/latency targets")
+    p.add_argument(
+        "--max-ratio", type=FRACTION_OPEN, default=0.9, help="never remove more than this ratio (default: 0.9)"
+    )
     p.add_argument("--no-shift-aware", action="store_true", help="prune TMP widths by score only (not recommended)")
     p.add_argument("--ignore", action="append", default=[], metavar="MODULE", help="keep this module's outputs")
-    p.add_argument("--calibration-batches", type=int, default=4, help="training batches for taylor (default: 4)")
+    p.add_argument("--calibration-batches", type=COUNT, default=4, help="training batches for taylor (default: 4)")
     p.add_argument("--latency-backend", choices=["onnxruntime", "pytorch"], default="onnxruntime")
     p.add_argument(
         "--latency-target",
@@ -53,16 +80,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="where --target-latency-ms is judged: local (measured with --latency-backend) or predict:TABLE "
         "(the kernel-level predictor on a table built on the device, e.g. a Jetson) (default: %(default)s)",
     )
-    p.add_argument("--threads", type=int, default=1, help="threads for latency targets (default: 1)")
-    p.add_argument("--finetune-epochs", type=int, default=0, help="fine-tuning epochs after pruning (default: 0)")
-    p.add_argument("--finetune-per-step", type=int, default=0, help="epochs between increments (iterative)")
-    p.add_argument("--lr", type=float, default=3e-4, help="fine-tuning learning rate (default: 3e-4)")
-    p.add_argument("--batch-size", type=int, default=8, help="fine-tuning batch size (default: 8)")
-    p.add_argument("--steps-per-epoch", type=int, default=None, help="cap fine-tuning steps per epoch")
+    p.add_argument("--threads", type=THREADS, default=1, help="threads for latency targets (default: 1)")
+    p.add_argument("--finetune-epochs", type=COUNT0, default=0, help="fine-tuning epochs after pruning (default: 0)")
+    p.add_argument("--finetune-per-step", type=COUNT0, default=0, help="epochs between increments (iterative)")
+    p.add_argument("--lr", type=LEARNING_RATE, default=3e-4, help="fine-tuning learning rate (default: 3e-4)")
+    p.add_argument("--batch-size", type=BATCH, default=8, help="fine-tuning batch size (default: 8)")
+    p.add_argument("--steps-per-epoch", type=COUNT, default=None, help="cap fine-tuning steps per epoch")
     p.add_argument("--data", default=None, help="dataset (default: the one the checkpoint was trained on)")
-    p.add_argument("--size", type=int, default=None, help="input size (default: the training size)")
+    p.add_argument("--size", type=SIZE, default=None, help="input size (default: the training size)")
     p.add_argument("--no-eval", action="store_true", help="skip Dice evaluation")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset of model.onnx (13 for Jetson TensorRT)")
+    p.add_argument("--opset", type=OPSET, default=17, help="ONNX opset of model.onnx (13 for Jetson TensorRT)")
     add_device(p)
     add_json_out(p, "the report")
 
@@ -98,7 +125,13 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.study:
         records = compress_study(
-            args.study, top_k=args.top_k, prune=spec, finetune_spec=ft, data=args.data, progress=args.progress
+            args.study,
+            top_k=args.top_k,
+            prune=spec,
+            finetune_spec=ft,
+            data=args.data,
+            progress=args.progress,
+            overwrite=args.overwrite,
         )
         for r in records:
             print(f"{r.name}: Dice {r.dice:.4f}, {r.params} params, {r.latency_ms:.2f} ms ({r.recipe})")
@@ -115,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         evaluate=not args.no_eval,
         opset=args.opset,
         progress=args.progress,
+        overwrite=args.overwrite,
     )
     if args.json == "-":
         write_json_out("-", report.to_dict())

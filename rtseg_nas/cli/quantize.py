@@ -23,7 +23,20 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import add_device, add_json_out, write_json_out
+from rtseg_nas.cli._args import (
+    BATCH,
+    COUNT,
+    COUNT0,
+    LEARNING_RATE,
+    OPSET,
+    SIZE,
+    THREADS,
+    add_device,
+    add_json_out,
+    float_in,
+    int_in,
+    write_json_out,
+)
 from rtseg_nas.cli._choices import CALIBRATIONS, QUANT_FORMATS, QUANT_TARGETS
 
 
@@ -32,28 +45,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--checkpoint", metavar="CKPT", help="a trained checkpoint (pruned ones too)")
     src.add_argument("--onnx", metavar="FILE", help="an FP32 ONNX file (no dsconv)")
     src.add_argument("--study", metavar="DIR", help="quantize the top-k feasible Pareto trials of this search")
-    p.add_argument("--out", metavar="DIR", help="output folder (required unless --study; replaced atomically)")
-    p.add_argument("--top-k", type=int, default=3, help="with --study: how many front members (default: 3)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (required unless --study): new, empty or an earlier quantize output; replaced atomically",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even if it holds files this verb did not write (never a folder holding an input)",
+    )
+    p.add_argument("--top-k", type=COUNT, default=3, help="with --study: how many front members (default: 3)")
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--format", choices=QUANT_FORMATS, default=None, help="default: int8-static")
     fmt.add_argument("--int8", dest="format", action="store_const", const="int8-static", help="= --format int8-static")
     fmt.add_argument("--fp16", dest="format", action="store_const", const="fp16", help="= --format fp16")
     p.add_argument("--for", dest="target", choices=QUANT_TARGETS, default="cpu", help="where it will run")
     p.add_argument("--calibration", choices=CALIBRATIONS, default="minmax", help="static INT8 calibration")
-    p.add_argument("--percentile", type=float, default=99.999, help="for --calibration percentile")
-    p.add_argument("--calibration-images", type=int, default=32, help="training images for calibration")
+    p.add_argument(
+        "--percentile", type=float_in(90.0, 100.0, hi_open=True), default=99.999, help="for --calibration percentile"
+    )
+    p.add_argument("--calibration-images", type=COUNT, default=32, help="training images for calibration")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel weights")
     p.add_argument("--op-types", default="", help="comma-separated ops to quantize (default: ORT's set)")
     p.add_argument("--no-preprocess", action="store_true", help="skip ORT's quant_pre_process")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 13 for Jetson targets, else 17)")
-    p.add_argument("--bits", type=int, default=4, help="DSConv bits, 2-8 (default: 4)")
-    p.add_argument("--epochs", type=int, default=2, help="DSConv quantization-aware fine-tuning epochs")
-    p.add_argument("--lr", type=float, default=3e-4, help="DSConv fine-tuning learning rate (default: 3e-4)")
-    p.add_argument("--batch-size", type=int, default=8, help="DSConv fine-tuning batch size")
+    p.add_argument("--opset", type=OPSET, default=None, help="ONNX opset (default: 13 for Jetson targets, else 17)")
+    p.add_argument("--bits", type=int_in(2, 8), default=4, help="DSConv bits, 2-8 (default: 4)")
+    p.add_argument("--epochs", type=COUNT0, default=2, help="DSConv quantization-aware fine-tuning epochs")
+    p.add_argument("--lr", type=LEARNING_RATE, default=3e-4, help="DSConv fine-tuning learning rate (default: 3e-4)")
+    p.add_argument("--batch-size", type=BATCH, default=8, help="DSConv fine-tuning batch size")
     p.add_argument("--data", default=None, help="dataset (default: the checkpoint's; required with --onnx)")
-    p.add_argument("--size", type=int, default=None, help="input size (default: the training size)")
-    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads for latency (default: 1)")
-    p.add_argument("--runs", type=int, default=50, help="timed runs per model (default: 50)")
+    p.add_argument("--size", type=SIZE, default=None, help="input size (default: the training size)")
+    p.add_argument("--threads", type=THREADS, default=1, help="ONNX Runtime threads for latency (default: 1)")
+    p.add_argument("--runs", type=COUNT, default=50, help="timed runs per model (default: 50)")
     p.add_argument("--no-eval", action="store_true", help="skip Dice evaluation")
     p.add_argument("--no-latency", action="store_true", help="skip latency measurement")
     add_device(p)
@@ -79,14 +103,26 @@ def run(args: argparse.Namespace) -> int:
     ft = FinetuneSpec(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, device=args.device)
     if args.study:
         records = compress_study(
-            args.study, top_k=args.top_k, quantize=spec, finetune_spec=ft, data=args.data, progress=args.progress
+            args.study,
+            top_k=args.top_k,
+            quantize=spec,
+            finetune_spec=ft,
+            data=args.data,
+            progress=args.progress,
+            overwrite=args.overwrite,
         )
         for r in records:
             print(f"{r.name}: Dice {r.dice:.4f}, {r.latency_ms:.2f} ms, {r.precision} ({r.recipe})")
         return 0
     if not args.out:
         raise ConfigError("--out: required with --checkpoint/--onnx (the folder for model.onnx and quantize.json)")
-    common = {"evaluate": not args.no_eval, "measure": not args.no_latency, "threads": args.threads, "runs": args.runs}
+    common = {
+        "overwrite": args.overwrite,
+        "evaluate": not args.no_eval,
+        "measure": not args.no_latency,
+        "threads": args.threads,
+        "runs": args.runs,
+    }
     if args.onnx:
         report = quantize_onnx(args.onnx, spec, args.out, data=args.data, **common)
     else:

@@ -18,14 +18,17 @@ from rtseg_nas.cli._args import add_json_out, write_json_out
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", required=True, metavar="DIR", help="study directory written by search (and compress)")
-    p.add_argument("--out", metavar="DIR", help="output directory (default: STUDY_DIR/report)")
+    p.add_argument(
+        "--out", metavar="DIR", help="output directory: new, empty or an earlier report (default: STUDY_DIR/report)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="write the report into a folder holding other files")
     add_json_out(p, "the summary (front, ship choice, hypervolume; also STUDY_DIR/report/summary.json)")
 
 
 def run(args: argparse.Namespace) -> int:
     from reports import build_report, compute_report, report_summary
 
-    path = build_report(args.study, args.out)
+    path = build_report(args.study, args.out, overwrite=args.overwrite)
     summary = report_summary(compute_report(args.study))
     if args.json:
         write_json_out(args.json, summary)

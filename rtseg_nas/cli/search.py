@@ -37,7 +37,21 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from rtseg_nas.cli._args import add_data, add_device, add_ssh, ssh_options_from
+from rtseg_nas.cli._args import (
+    BATCH,
+    COUNT,
+    COUNT0,
+    LEARNING_RATE,
+    NONNEGATIVE,
+    SEED,
+    SIZE,
+    THREADS,
+    add_data,
+    add_device,
+    add_ssh,
+    int_in,
+    ssh_options_from,
+)
 
 if TYPE_CHECKING:
     from search_spaces import SearchConfig, SearchSpace
@@ -68,7 +82,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", required=True, metavar="DIR", help="study folder (created; reused to resume)")
     p.add_argument(
         "--trials",
-        type=int,
+        type=COUNT0,
         default=StudyOptions.trials,
         help="finished trials (complete or early-stopped) the study should hold at the end; 0 only creates "
         "the study (default: %(default)s)",
@@ -88,62 +102,68 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "predictor on a table from `run.py latency-table build`, labelled predicted) (default: %(default)s)",
     )
     p.add_argument("--objectives", default=",".join(ObjectiveOptions.names), help=_OBJECTIVES_HELP)
-    p.add_argument("--min-fps", type=float, default=0, help="constraint: frames/s >= this (0 = none)")
-    p.add_argument("--max-latency-ms", type=float, default=0, help="constraint: latency <= this, ms (0 = none)")
-    p.add_argument("--max-params", type=int, default=0, help="constraint: parameters <= this (0 = none)")
+    p.add_argument("--min-fps", type=NONNEGATIVE, default=0, help="constraint: frames/s >= this (0 = none)")
+    p.add_argument("--max-latency-ms", type=NONNEGATIVE, default=0, help="constraint: latency <= this, ms (0 = none)")
+    p.add_argument("--max-params", type=int_in(0, 10**10), default=0, help="constraint: parameters <= this (0 = none)")
     p.add_argument("--sampler", choices=SAMPLERS, default=StrategyOptions.sampler, help="(default: %(default)s)")
     p.add_argument(
         "--population-size",
-        type=int,
+        type=int_in(2, 10000),
         default=StrategyOptions.population_size,
         help="NSGA-II population (default: %(default)s)",
     )
     p.add_argument(
         "--seed",
-        type=int,
+        type=SEED,
         default=SearchConfig.seed,
         help="seeds sampler, data split and training (default: %(default)s)",
     )
 
     train = p.add_argument_group("proxy training and evaluation")
     train.add_argument(
-        "--size", type=int, default=ProxyTraining.size, help="training/validation image side, px (default: %(default)s)"
+        "--size",
+        type=SIZE,
+        default=ProxyTraining.size,
+        help="training/validation image side, px (default: %(default)s)",
     )
     train.add_argument(
-        "--epochs", type=int, default=ProxyTraining.epochs, help="epochs per trial (default: %(default)s)"
+        "--epochs", type=COUNT, default=ProxyTraining.epochs, help="epochs per trial (default: %(default)s)"
     )
     train.add_argument(
         "--steps-per-epoch",
-        type=int,
+        type=COUNT0,
         default=ProxyTraining.steps_per_epoch,
         help="training steps per epoch, 0 = whole split (default: %(default)s)",
     )
-    train.add_argument("--batch-size", type=int, default=ProxyTraining.batch_size, help="(default: %(default)s)")
+    train.add_argument("--batch-size", type=BATCH, default=ProxyTraining.batch_size, help="(default: %(default)s)")
     train.add_argument(
-        "--lr", type=float, default=ProxyTraining.lr, help="peak learning rate of the proxy (default: %(default)s)"
+        "--lr",
+        type=LEARNING_RATE,
+        default=ProxyTraining.lr,
+        help="peak learning rate of the proxy (default: %(default)s)",
     )
-    train.add_argument("--val-batches", type=int, default=0, help="cap on validation batches per epoch, 0 = all")
+    train.add_argument("--val-batches", type=COUNT0, default=0, help="cap on validation batches per epoch, 0 = all")
     train.add_argument("--frames", default=ProxyTraining.frames, help="JNU-IFM frame selection (default: %(default)s)")
     add_device(train)
-    train.add_argument("--train-threads", type=int, help="torch threads for training (default: torch's choice)")
+    train.add_argument("--train-threads", type=THREADS, help="torch threads for training (default: torch's choice)")
 
     prof = p.add_argument_group("profiling")
-    prof.add_argument("--latency-size", type=int, help="input side timed, px (default: --size)")
+    prof.add_argument("--latency-size", type=SIZE, help="input side timed, px (default: --size)")
     prof.add_argument(
         "--threads",
-        type=int,
+        type=THREADS,
         default=ProfilingOptions.threads,
         help="ONNX Runtime intra-op threads (default: %(default)s)",
     )
     prof.add_argument(
         "--latency-runs",
-        type=int,
+        type=COUNT,
         default=ProfilingOptions.latency_runs,
         help="timed runs per trial (default: %(default)s)",
     )
     prof.add_argument(
         "--latency-warmup",
-        type=int,
+        type=COUNT0,
         default=ProfilingOptions.latency_warmup,
         help="warm-up runs per trial (default: %(default)s)",
     )
@@ -163,19 +183,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     space.add_argument(
         "--early-stop-after",
-        type=int,
+        type=COUNT,
         default=EarlyStopRule.after_epochs,
         help="first epoch that may stop a trial (default: %(default)s)",
     )
     space.add_argument(
         "--early-stop-margin",
-        type=float,
+        type=NONNEGATIVE,
         default=EarlyStopRule.margin,
         help="Dice lead that stops a trial, a fraction like Dice itself (default: %(default)s)",
     )
     space.add_argument(
         "--early-stop-tolerance",
-        type=float,
+        type=NONNEGATIVE,
         default=EarlyStopRule.cost_tolerance,
         help="relative cost slack of 'similar' (default: %(default)s)",
     )
@@ -183,13 +203,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run_group = p.add_argument_group("workers")
     run_group.add_argument(
         "--heartbeat-interval",
-        type=int,
+        type=int_in(1, 3600),
         default=WorkerOptions.heartbeat_interval,
         help="seconds (default: %(default)s)",
     )
     run_group.add_argument(
         "--grace-period",
-        type=int,
+        type=int_in(1, 86400),
         help="seconds without heartbeat before a trial is marked FAIL (default: 2x interval)",
     )
     p.set_defaults(

@@ -38,7 +38,7 @@ def test_prune_cli_writes_a_checkpoint_that_evaluate_loads(small_checkpoint, tmp
         ]
     )
     assert rc == 0, capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "model.onnx", "prune.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".rtseg-output.json", "checkpoint.pt", "model.onnx", "prune.json"]
     report = json.loads((out / "prune.json").read_text())
     assert report["recipe"] == "prune-l1-r0.5-x8+ft1" and report["onnx_max_abs_diff"] < 1e-4
     assert report["result"]["params_after"] < report["result"]["params_before"]
@@ -61,6 +61,7 @@ def test_a_failed_run_leaves_the_old_folder_and_no_partial_files(small_checkpoin
             out,
             evaluate=False,
             progress=False,
+            overwrite=True,  # old.txt is not prune's; the run is allowed to replace it, and fails first
         )
     assert [p.name for p in out.iterdir()] == ["old.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["keep"]  # no hidden temp folder left behind

@@ -33,7 +33,12 @@ def _run(path, x: np.ndarray) -> np.ndarray:
 def test_quantized_models_run_in_onnxruntime_close_to_fp32(small_checkpoint, tmp_path, spec, ops, tolerance):
     out = tmp_path / "q"
     report = quantize_checkpoint(small_checkpoint, spec, out, runs=3, progress=False)
-    assert sorted(p.name for p in out.iterdir()) == ["model.onnx", "model_fp32.onnx", "quantize.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".rtseg-output.json",
+        "model.onnx",
+        "model_fp32.onnx",
+        "quantize.json",
+    ]
     assert ops <= set(report.op_counts)
     onnx.checker.check_model(str(out / "model.onnx"))
     x = load_split("synthetic:24", "val", size=32)[0]["image"][None].numpy()

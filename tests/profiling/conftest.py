@@ -53,6 +53,7 @@ class SSHServer:
             connect_timeout=5,
             command_timeout=120,
             remote_python=sys.executable,
+            ssh_config=os.devnull,  # never the tester's own ~/.ssh/config
         )
         return replace(base, **overrides)
 
@@ -85,15 +86,15 @@ def _wait_for_banner(port: int, proc: subprocess.Popen, log: Path, timeout: floa
     raise RuntimeError(f"sshd did not answer on port {port} within {timeout} s: {log.read_text(errors='replace')}")
 
 
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory) -> SSHServer:
+def _serve(root: Path, *, forwarding: bool = False, client_key: Path | None = None):
+    """Start a real sshd in ``root`` (its own host key and authorized key); yields an :class:`SSHServer`."""
     if not SSHD.exists():
         pytest.skip("/usr/sbin/sshd is absent (install Debian's openssh-server to run the SSH tests)")
-    root = tmp_path_factory.mktemp("sshd")
     host_key = root / "ssh_host_ed25519_key"
-    client_key = root / "client_ed25519"
     _keygen(host_key)
-    _keygen(client_key)
+    if client_key is None:
+        client_key = root / "client_ed25519"
+        _keygen(client_key)
     authorized = root / "authorized_keys"
     authorized.write_text(client_key.with_suffix(".pub").read_text(encoding="utf-8"), encoding="utf-8")
     port = _free_port()
@@ -112,7 +113,8 @@ def sshd(tmp_path_factory) -> SSHServer:
                 "UsePAM no",
                 "StrictModes no",
                 "PermitRootLogin prohibit-password",
-                "AllowTcpForwarding no",
+                # a gateway (jump host) forwards TCP; the device does not
+                f"AllowTcpForwarding {'yes' if forwarding else 'no'}",
                 "X11Forwarding no",
                 "MaxStartups 100",
                 "Subsystem sftp internal-sftp",
@@ -151,6 +153,17 @@ def sshd(tmp_path_factory) -> SSHServer:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory) -> SSHServer:
+    yield from _serve(tmp_path_factory.mktemp("sshd"))
+
+
+@pytest.fixture(scope="session")
+def sshd_gateway(tmp_path_factory, sshd) -> SSHServer:
+    """A second sshd that allows TCP forwarding: a lab gateway in front of ``sshd`` (ProxyJump)."""
+    yield from _serve(tmp_path_factory.mktemp("sshd_gateway"), forwarding=True, client_key=sshd.client_key)
 
 
 @pytest.fixture(scope="session")

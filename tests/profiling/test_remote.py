@@ -61,6 +61,7 @@ def _device_module():
         ("ssh://jetson@nano.local", "jetson", "nano.local", 22, "ssh://jetson@nano.local:22"),
         ("ssh://root@192.168.1.20:2222", "root", "192.168.1.20", 2222, "ssh://root@192.168.1.20:2222"),
         ("ssh://me@[fe80::1]:22", "me", "fe80::1", 22, "ssh://me@[fe80::1]:22"),
+        ("ssh://nano", None, "nano", 22, "ssh://nano:22"),  # an ssh_config alias: user from the config
     ],
 )
 def test_target_parse(text, user, host, port, url):
@@ -73,7 +74,6 @@ def test_target_parse(text, user, host, port, url):
     ("text", "fragment"),
     [
         ("jetson@nano", "not an ssh:// address"),
-        ("ssh://nano.local", "no user name"),
         ("ssh://jetson:secret@nano", "passwords are not accepted"),
         ("ssh://jetson@nano:99999", "99999"),
         ("ssh://jetson@nano:abc", "ssh://jetson@nano:abc"),
@@ -93,6 +93,10 @@ def test_options_refuse_password_and_bad_timeouts():
         SSHOptions(password="hunter2")
     with pytest.raises(ConfigError, match="connect_timeout"):
         SSHOptions(connect_timeout=0)
+    for name in ("connect_timeout", "command_timeout", "stall_timeout"):
+        for bad in (float("inf"), float("nan"), -1, True):
+            with pytest.raises(ConfigError, match=name):
+                SSHOptions(**{name: bad})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,214 @@
+"""Bad inputs through the CLI, one test per class: each ends in one `error:` line naming the file,
+field or option, with a non-zero exit and no traceback. Real files, real checkpoints, real models."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from models import Checkpoint, build_model, create_config, save_checkpoint
+from rtseg_nas.cli import main
+
+SMALL = {"conv_widths": (8, 16, 32), "token_widths": (32, 48)}
+META = {"train": {"data": "synthetic:24", "size": 32, "seed": 0}}
+
+
+def _ends_in_one_error_line(argv: list[str], capsys) -> str:
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        rc = exc.code
+    err = capsys.readouterr().err
+    assert rc == 2, (argv, rc, err[-2000:])
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if "error:" in ln]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def _check(cases, capsys):
+    for argv, fragment in cases:
+        line = _ends_in_one_error_line([str(a) for a in argv], capsys)
+        assert fragment in line, (argv, line)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("hostile")
+    cfg = create_config("paper", **SMALL)
+    torch.manual_seed(0)
+    sd = {k: v.clone() for k, v in build_model(cfg).state_dict().items()}
+    good = Checkpoint(config=cfg, state_dict=sd, meta=META)
+    save_checkpoint(good, d / "good.pt")
+    base = good.to_dict()
+
+    def crafted(name, **changes):
+        data = {k: v for k, v in base.items() if changes.get(k, 0) is not KeyError}
+        data.update({k: v for k, v in changes.items() if v is not KeyError})
+        torch.save(data, d / name)
+
+    crafted("no_config.pt", config=KeyError)
+    crafted("no_weights.pt", state_dict=KeyError)
+    crafted("weights_list.pt", state_dict=[1, 2])
+    crafted("epoch_text.pt", epoch="x")
+    crafted("meta_list.pt", meta=[1])
+    crafted("train_text.pt", meta={"train": "junk"})
+    crafted("config_bool_text.pt", config={**cfg.to_dict(), "dsconv": "false"})
+    crafted("pruning_junk.pt", pruning={"history": [["no.such.module", True, [1]]]})
+
+    class Code:
+        def __reduce__(self):
+            return (os.system, (f"touch {d / 'code-ran'}",))
+
+    crafted("code.pt", extra=Code())
+    nan = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in sd.items()}
+    save_checkpoint(Checkpoint(config=cfg, state_dict=nan, meta=META), d / "nan.pt")
+    # finite weights whose outputs overflow: every weight scaled by 1e12 (squared in the norms: inf, then NaN)
+    big = {k: v * 1e12 if v.is_floating_point() else v for k, v in sd.items()}
+    save_checkpoint(Checkpoint(config=cfg, state_dict=big, meta=META), d / "overflow.pt")
+
+    (d / "binary.json").write_bytes(bytes(range(256)))
+    (d / "latin1.json").write_bytes('{"activation": "relu", "note": "é"}'.encode("latin-1"))
+    (d / "bool_text.json").write_text('{"dsconv": "false"}')
+    (d / "huge_width.json").write_text('{"conv_widths": [16, 32, 1000000]}')
+    (d / "random.onnx").write_bytes(os.urandom(400))
+    (d / "empty.onnx").write_bytes(b"")
+    from profiling._export import ExportConfig, export_onnx
+
+    export_onnx(build_model(cfg).eval(), d / "good.onnx", ExportConfig(height=32, width=32))
+    whole = (d / "good.onnx").read_bytes()
+    (d / "truncated.onnx").write_bytes(whole[: len(whole) // 2])
+    (d / "a-file").write_text("not a folder")
+    (d / "a-folder").mkdir()
+    return d
+
+
+def test_config_files_that_are_binary_mistyped_or_absurd(files, capsys):
+    _check(
+        [
+            (["info", "--arch", files / "binary.json"], "binary.json: not UTF-8 text"),
+            (["info", "--arch", files / "latin1.json"], "latin1.json: not UTF-8 text"),
+            (["info", "--arch", files / "bool_text.json"], "RTSegConfig.dsconv: must be true or false"),
+            (["info", "--arch", files / "huge_width.json"], "RTSegConfig.conv_widths: widths must be from 1 to 4096"),
+            (["profile", "--arch", files / "binary.json", "--no-count"], "binary.json: not UTF-8 text"),
+        ],
+        capsys,
+    )
+
+
+def test_crafted_checkpoints_are_named_field_by_field(files, capsys):
+    _check(
+        [
+            (["evaluate", "--checkpoint", files / name], fragment)
+            for name, fragment in [
+                ("no_config.pt", "field 'config' is missing"),
+                ("no_weights.pt", "field 'state_dict' is missing"),
+                ("weights_list.pt", "field 'state_dict' must map parameter names to tensors"),
+                ("epoch_text.pt", "field 'epoch' must be an integer"),
+                ("meta_list.pt", "field 'meta' must be a dict"),
+                ("train_text.pt", "meta['train'] must be"),
+                ("config_bool_text.pt", "RTSegConfig.dsconv: must be true or false"),
+                ("pruning_junk.pt", "pruning history cannot be replayed"),
+            ]
+        ]  # fmt: skip
+        + [(["quantize", "--checkpoint", files / "train_text.pt", "--out", files / "q"], "meta['train'] must be")],
+        capsys,
+    )
+
+
+def test_a_checkpoint_holding_code_is_refused_with_torchs_warning(files, capsys):
+    line = _ends_in_one_error_line(["evaluate", "--checkpoint", str(files / "code.pt")], capsys)
+    assert "refused" in line and "arbitrary code execution" in line and "trusted source" in line
+    assert not (files / "code-ran").exists()
+
+
+def test_broken_weights_and_non_finite_outputs_are_reported_not_evaluated(files, capsys):
+    _check(
+        [
+            (["evaluate", "--checkpoint", files / "nan.pt", "--split", "val"], "hold NaN or infinite values"),
+            (["profile", "--checkpoint", files / "nan.pt", "--size", "32", "--runs", "1"], "hold NaN or infinite"),
+            (["evaluate", "--checkpoint", files / "overflow.pt", "--split", "val"], "outputs are not finite"),
+        ],
+        capsys,
+    )
+
+
+def test_corrupt_onnx_files(files, capsys):
+    _check(
+        [
+            (["profile", "--onnx", files / "random.onnx", "--runs", "1"], "random.onnx: not a readable ONNX model"),
+            (["profile", "--onnx", files / "truncated.onnx", "--runs", "1"], "truncated.onnx: not a readable ONNX"),
+            (["profile", "--onnx", files / "empty.onnx", "--runs", "1"], "empty.onnx: not a usable ONNX model"),
+        ],
+        capsys,
+    )
+
+
+def test_output_paths_that_cannot_be_written(files, capsys):
+    quick = ["--no-count", "--runs", "1", "--warmup", "0", "--size", "32"]
+    _check(
+        [
+            (["profile", *quick, "--json", files / "a-file" / "x.json"], "cannot write here (File exists"),
+            (["profile", *quick, "--json", "/proc/rtseg/x.json"], "/proc/rtseg/x.json: cannot write here"),
+            (["export", "--size", "32", "--out", files / "a-folder"], "a-folder: is a folder"),
+            (["train", "--out", files / "a-file", "--data", "synthetic:8", "--size", "32"], "cannot create the output"),
+            (["demo", "--out", "/proc/rtseg-demo"], "--out /proc/rtseg-demo: cannot create the folder"),
+        ],
+        capsys,
+    )
+
+
+def test_study_folders_and_databases_that_cannot_be_used(files, tmp_path, capsys):
+    study = tmp_path / "study"
+    assert main(["search", "--study", str(study), "--trials", "0", "--no-progress"]) == 0
+    capsys.readouterr()
+    read_only = f"sqlite:///file:{study / 'study.db'}?mode=ro&uri=true"
+    tiny = ["--trials", "1", "--size", "32", "--epochs", "1", "--steps-per-epoch", "1", "--data", "synthetic:16"]
+    _check(
+        [
+            (["search", "--study", files / "a-file", "--trials", "0"], "cannot create the study folder"),
+            (["search", "--study", "/proc/rtseg-study", "--trials", "0"], "cannot create the study folder"),
+            (["search", "--study", study, "--storage", read_only, *tiny, "--no-progress"], "refused a write"),
+        ],
+        capsys,
+    )
+
+
+def test_numbers_that_make_no_sense_are_refused_before_any_work(capsys):
+    _check(
+        [
+            (["profile", "--size", "0"], "argument --size: must be an integer from 8 to 4096, got 0"),
+            (["profile", "--runs", "0"], "argument --runs"),
+            (["profile", "--threads", "0"], "argument --threads"),
+            (["profile", "--size", "1000000"], "argument --size"),
+            (["train", "--out", "x", "--aux-weight", "-1"], "argument --aux-weight"),
+            (["train", "--out", "x", "--lr", "nan"], "argument --lr: must be a finite number"),
+            (["search", "--study", "x", "--min-fps", "-1"], "argument --min-fps"),
+            (["search", "--study", "x", "--max-latency-ms", "inf"], "argument --max-latency-ms"),
+            (["profile", "--target", "ssh://a@b", "--command-timeout", "inf"], "argument --command-timeout"),
+            (["prune", "--checkpoint", "c.pt", "--ratio", "1", "--out", "o"], "argument --ratio"),
+            (["train", "--out", "x", "--data", "synthetic:100000000"], "must be an integer from 1 to 100000"),
+        ],
+        capsys,
+    )
+
+
+def test_quantize_op_types_that_quantize_nothing_write_nothing(files, tmp_path, capsys):
+    ckpt = files / "good.pt"
+    _check(
+        [
+            (
+                ["quantize", "--checkpoint", ckpt, "--out", tmp_path / "a", "--op-types", "Cnv"],
+                "Cnv match(es) no operator",
+            ),
+            (
+                ["quantize", "--checkpoint", ckpt, "--out", tmp_path / "b", "--op-types", "Constant", "--no-eval"],
+                "no quantized operator",
+            ),
+        ],
+        capsys,
+    )
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []  # no staging folder left either
