@@ -13,8 +13,9 @@ kernel's median in the table; a kernel the table has not seen is predicted by a 
 gradient-boosting regressor trained on the table's kernels (log-latency from FLOPs, bytes moved,
 parameters, node count, conv geometry and the kernel's leading operator). ``call_ms`` is the cost
 of running an empty graph, timed with the kernels, so the per-call cost of timing a kernel alone
-is not counted once per kernel. The scales ``s >= 0`` and the intercept ``c`` come from a
-non-negative linear fit (scikit-learn) on the table's calibration models.
+is not counted once per kernel. The scales ``s >= 0`` and the constant ``c >= 0`` come from a
+non-negative linear fit (scikit-learn) on the table's calibration models, so a prediction is
+never negative, also for a model smaller than every calibration model.
 
 A table is built on one target (:func:`build_table`): the kernels of the given models are
 exported as small ONNX graphs and timed there, locally with ONNX Runtime or on a device over SSH
@@ -665,10 +666,17 @@ class LatencyPredictor:
             if measured is None:
                 raise ProfilingError(f"{self.table.path}: calibration model {row.model} has no {self.clock} time")
             y.append(measured)
-        # non-negative scales; the intercept may be negative: kernels timed alone pay costs (layout
-        # reorders, output allocation) that they do not pay inside the model
-        reg = LinearRegression(positive=True).fit(np.array(feats), np.array(y))
-        self._overhead = (reg.coef_.astype(float), float(reg.intercept_))
+        # every term non-negative, the per-model constant included: a free intercept fitted on a few
+        # models went negative and predicted a negative latency for a model smaller than all of them
+        x = np.hstack([np.array(feats), np.ones((len(feats), 1))])
+        reg = LinearRegression(positive=True, fit_intercept=False).fit(x, np.array(y))
+        coef = reg.coef_.astype(float)
+        if not np.any(coef[:-2] > 0):
+            raise ProfilingError(
+                f"{self.table.path}: the overhead fit on {len(rows)} models gives kernel latencies no weight "
+                "(the whole-model measurements do not follow the kernels; re-measure on a quieter target)"
+            )
+        self._overhead = (coef[:-1], float(coef[-1]))
         return self._overhead
 
     def describe_fit(self) -> str:
