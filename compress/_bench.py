@@ -21,8 +21,10 @@ from typing import Any
 
 from compress._finetune import FinetuneSpec
 from compress._opprofile import profile_ops, summarize_ops
+from compress._pipeline import PruneReport
 from compress._quantize import QuantSpec, compare_onnx
 from compress._spec import PruneSpec
+from profiling import speedup_interval
 from rtseg_core import Record
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,7 @@ class CompressionArtifacts:
     pruned_onnx: Path
     fp32_onnx: Path
     accuracy: dict[str, dict]
-    prune_report: dict
+    prune_report: PruneReport
     threads: int
 
     def variants(self, src=None, tmp=None) -> list:
@@ -96,7 +98,7 @@ class CompressionArtifacts:
                 PRUNED_NAME,
                 self.pruned_onnx,
                 threads=self.threads,
-                description=f"pruned ({self.prune_report.get('recipe', '')}), ONNX Runtime CPU",
+                description=f"pruned ({self.prune_report.recipe}), ONNX Runtime CPU",
             ),
         ]
 
@@ -105,12 +107,11 @@ def build_compression_artifacts(
     checkpoint: str | Path, work: Path, config: CompressionBenchConfig, *, size: int, threads: int, progress: bool
 ) -> CompressionArtifacts:
     """Quantize and prune+fine-tune ``checkpoint`` into ``work`` at ``size``; evaluate both with ORT."""
-    from compress._pipeline import load_for_compression, prune_checkpoint
+    from compress._pipeline import _data_defaults, load_for_compression, prune_checkpoint
     from compress._quantize import quantize_checkpoint
 
     _, ckpt = load_for_compression(checkpoint)
-    seed = int((ckpt.meta or {}).get("train", {}).get("seed", 0))
-    data = config.data or (ckpt.meta or {}).get("train", {}).get("data", "synthetic")
+    data, _, seed = _data_defaults(ckpt, config.data, size, None)
     qreport = quantize_checkpoint(
         checkpoint,
         config.quant,
@@ -141,7 +142,7 @@ def build_compression_artifacts(
         kw = {"data": data, "split": config.split, "size": size, "seed": seed, "threads": threads}
         accuracy[INT8_NAME] = compare_onnx(fp32, int8, **kw)
         accuracy[PRUNED_NAME] = compare_onnx(fp32, pruned, **kw)
-    return CompressionArtifacts(int8, pruned, fp32, accuracy, preport.to_dict(), threads)
+    return CompressionArtifacts(int8, pruned, fp32, accuracy, preport, threads)
 
 
 def compare_variants(result, artifacts: CompressionArtifacts, config: CompressionBenchConfig) -> list[Comparison]:
@@ -153,16 +154,19 @@ def compare_variants(result, artifacts: CompressionArtifacts, config: Compressio
         (PRUNED_NAME, config.pruned_speedup, config.pruned_max_loss, artifacts.pruned_onnx),
     ):
         speedup = base / result.get(name).median_ms
-        ci = result.speedup_intervals()[name] or (None, None)
+        # The interval of *this* ratio (ORT FP32 / variant), not of the benchmark's baseline (PyTorch eager).
+        ref_times, var_times = result.get(FP32_NAME).times_ms, result.get(name).times_ms
+        paired = bool(ref_times) and len(ref_times) == len(var_times)
+        ci = speedup_interval(ref_times, var_times) if paired else (None, None)
         acc = artifacts.accuracy.get(name, {})
         d_ref, d_var = acc.get("dice_fp32"), acc.get("dice_quant")
         change = d_var - d_ref if d_ref is not None and d_var is not None else None
         met = None if change is None else bool(speedup >= target and -change <= max_loss)
         details: dict[str, Any] = {k: v for k, v in acc.items() if k not in ("dice_fp32", "dice_quant")}
         if name == PRUNED_NAME:
-            r = artifacts.prune_report.get("result", {})
-            details.update({k: r.get(k) for k in ("params_before", "params_after", "macs_before", "macs_after")})
-            details["recipe"] = artifacts.prune_report.get("recipe")
+            r = artifacts.prune_report.result
+            details.update({k: getattr(r, k) for k in ("params_before", "params_after", "macs_before", "macs_after")})
+            details["recipe"] = artifacts.prune_report.recipe
         explanation = ""
         if met is not True:
             explanation = _explain(name, path, artifacts, config, speedup, target, change, max_loss, details)

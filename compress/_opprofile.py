@@ -125,11 +125,6 @@ def profile_ops(onnx_path: str | Path, **kwargs) -> list[OpTime]:
     return profile_graph(onnx_path, **kwargs).by_op
 
 
-def summarize_stages(profile: GraphProfile, *, top: int = 6) -> str:
-    """``fuse2 15%, enc3 11%, ...``: where the time goes by model stage."""
-    return ", ".join(f"{k} {v / (profile.total_ms or 1):.0%}" for k, v in profile.by_stage[:top])
-
-
 def summarize_ops(rows: list[OpTime], *, top: int = 6) -> str:
     """One line: time by kind, then the top op types, e.g. ``int8 41% | float 50% | convert 9% | Conv 30%, ...``."""
     by_kind: dict[str, float] = defaultdict(float)

@@ -21,7 +21,7 @@ from torch import nn
 from compress._files import output_dir
 from compress._finetune import FinetuneSpec, calibration_batches, finetune
 from compress._prune import prune_model
-from compress._spec import PruneSpec
+from compress._spec import PruneResult, PruneSpec
 from rtseg_core import CompressionError, Record, atomic_write_json
 from rtseg_core._outputs import check_output_dir, dataset_path
 
@@ -39,13 +39,24 @@ class PruneReport(Record):
     data: str
     split: str
     size: int
-    result: dict[str, Any]  # PruneResult.to_dict()
+    result: PruneResult
     dice_before: float | None  # unpruned model
     dice_pruned: float | None  # right after pruning, before the final fine-tune
     dice_after: float | None  # after the final fine-tune
     finetune: list[dict] = field(default_factory=list)
     onnx_max_abs_diff: float | None = None  # ONNX Runtime vs PyTorch on the exported graph
     notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "result": self.result.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PruneReport:
+        """Read ``prune.json`` back (its ``result`` becomes a :class:`PruneResult` again)."""
+        data = dict(data)
+        if isinstance(data.get("result"), dict):
+            data["result"] = PruneResult.from_dict(data["result"])
+        return super().from_dict(data)
 
 
 def load_for_compression(checkpoint: str | Path):
@@ -58,21 +69,17 @@ def load_for_compression(checkpoint: str | Path):
 
 
 def _data_defaults(ckpt, data: str | None, size: int | None, seed: int | None) -> tuple[str, int, int]:
-    train = (ckpt.meta or {}).get("train", {})
-    return (
-        data or train.get("data", "synthetic"),
-        int(size or train.get("size", 256)),
-        int(train.get("seed", 0) if seed is None else seed),
-    )
+    """``(data, size, seed)``: the arguments given, else those the checkpoint was trained with."""
+    from segmentation import load_train_config
+
+    trained = load_train_config(ckpt.meta)
+    return data or trained.data, int(size or trained.size), int(trained.seed if seed is None else seed)
 
 
-def mean_dice(model: nn.Module, data: str, *, split: str, size: int, seed: int, predict=None) -> float | None:
+def mean_dice(model: nn.Module, data: str, *, split: str, size: int, seed: int) -> float | None:
     from segmentation import evaluate_model
 
-    result = evaluate_model(
-        model, data, split=split, size=size, seed=seed, device="cpu", progress=False, predict=predict
-    )
-    return result.summary["mean"]["dice"]
+    return evaluate_model(model, data, split=split, size=size, seed=seed, device="cpu", progress=False).dice
 
 
 def prune_checkpoint(
@@ -165,7 +172,7 @@ def prune_checkpoint(
             data=data,
             split=split,
             size=size,
-            result=result.to_dict(),
+            result=result,
             dice_before=dice_before,
             dice_pruned=dice_pruned,
             dice_after=dice_after,

@@ -30,9 +30,10 @@ import logging
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -111,11 +112,11 @@ class QuantSpec(Record):
         if isinstance(self.format, QuantFormat):
             object.__setattr__(self, "format", self.format.value)
 
-        def fail(name: str, rule: str) -> None:
+        def fail(name: str, rule: str) -> NoReturn:
             raise CompressionError(f"QuantSpec.{name}: {rule}, got {getattr(self, name)!r}")
 
-        if self.format not in {f.value for f in QuantFormat}:
-            fail("format", f"must be one of {', '.join(f.value for f in QuantFormat)}")
+        if self.format not in FORMATS:
+            fail("format", f"must be one of {', '.join(FORMATS)}")
         if self.calibration not in CALIBRATIONS:
             fail("calibration", f"must be one of {', '.join(CALIBRATIONS)}")
         if not isinstance(self.percentile, (int, float)) or not 90.0 <= self.percentile < 100.0:
@@ -135,19 +136,23 @@ class QuantSpec(Record):
     def export_opset(self) -> int:
         return self.opset or (13 if self.target.startswith("jetson") else 17)
 
+    @property
+    def info(self) -> FormatInfo:
+        """This format's row of :data:`FORMATS`."""
+        return FORMATS[self.format]
+
     def label(self) -> str:
         """Recipe name, e.g. ``ort-int8-qdq-minmax``, ``ort-int8-dynamic``, ``fp16``, ``dsconv4``."""
-        if self.format == QuantFormat.INT8_STATIC:
-            return f"ort-int8-qdq-{self.calibration}"
-        if self.format == QuantFormat.INT8_DYNAMIC:
-            return "ort-int8-dynamic"
-        if self.format == QuantFormat.FP16:
-            return "fp16"
-        return f"dsconv{self.dsconv_bits}"
+        return self.info.label(self)
+
+    def tag(self) -> str:
+        """Short name in a compressed variant's folder, e.g. ``int8``, ``int8dyn``, ``fp16``, ``ds4``."""
+        return self.info.tag(self)
 
     @property
     def precision(self) -> str:
-        return {"int8-static": "int8", "int8-dynamic": "int8", "fp16": "fp16", "dsconv": "fp32"}[self.format]
+        """Precision of the written graph's arithmetic (``int8``, ``fp16``, ``fp32``), as latency records say it."""
+        return self.info.precision
 
 
 @dataclass(frozen=True)
@@ -240,54 +245,70 @@ def convert(fp32: Path, out: Path, spec: QuantSpec, *, data: str | None, size: i
 
     ``work`` holds intermediate files (the pre-processed graph).
     """
+    converter = spec.info.convert
+    if converter is None:
+        raise CompressionError(f"--format {spec.format}: not an ONNX-to-ONNX conversion (it needs the checkpoint)")
+    return converter(fp32, out, spec, data=data, size=size, seed=seed, work=work)
+
+
+def _convert_fp16(fp32: Path, out: Path, spec: QuantSpec, **_: Any) -> str:
     import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    # onnxconverter_common is not a dependency; ORT ships the same converter.
+    model = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
+    # The converter appends its input/output Casts at the end of the node list; the ONNX
+    # checker (and TensorRT's parser) want nodes in topological order.
+    _topological_sort(model.graph)
+    onnx.save(model, str(out))
+    return FP16_CPU_NOTE if spec.target == "cpu" else FP16_DEVICE_NOTE
+
+
+def _preprocessed(fp32: Path, spec: QuantSpec, work: Path, notes: list[str]) -> Path:
+    """ORT's ``quant_pre_process`` output (shape inference + optimisation), or ``fp32`` when off or failing."""
+    if not spec.preprocess:
+        return fp32
     from onnxruntime import quantization as q
 
-    notes = []
-    if spec.format == QuantFormat.FP16:
-        from onnxruntime.transformers.float16 import convert_float_to_float16
+    pre = work / "preprocessed.onnx"
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints progress lines
+            q.quant_pre_process(str(fp32), str(pre))
+        return pre
+    except Exception as exc:  # its symbolic shape inference fails on some graphs; quantization still works
+        log.warning("quant_pre_process failed (%s); quantizing the graph as exported", str(exc)[:160])
+        notes.append("quant_pre_process failed; graph quantized as exported")
+        return fp32
 
-        # onnxconverter_common is not a dependency; ORT ships the same converter.
-        model = convert_float_to_float16(onnx.load(str(fp32)), keep_io_types=True)
-        # The converter appends its input/output Casts at the end of the node list; the ONNX
-        # checker (and TensorRT's parser) want nodes in topological order.
-        _topological_sort(model.graph)
-        onnx.save(model, str(out))
-        notes.append(FP16_CPU_NOTE if spec.target == "cpu" else FP16_DEVICE_NOTE)
-        return "; ".join(notes)
-    source = fp32
-    if spec.preprocess:
-        pre = work / "preprocessed.onnx"
-        try:
-            with contextlib.redirect_stdout(io.StringIO()):  # it prints progress lines
-                q.quant_pre_process(str(fp32), str(pre))
-            source = pre
-        except Exception as exc:  # its symbolic shape inference fails on some graphs; quantization still works
-            log.warning("quant_pre_process failed (%s); quantizing the graph as exported", str(exc)[:160])
-            notes.append("quant_pre_process failed; graph quantized as exported")
-    op_types = list(spec.op_types) or None
-    if op_types:
-        present = set(op_counts(fp32))
-        missing = [op for op in op_types if op not in present]
-        if missing:
-            raise CompressionError(
-                f"--op-types: {', '.join(missing)} match(es) no operator of {fp32.name} (its operators: "
-                f"{', '.join(sorted(present))}); names are ONNX op types and case-sensitive, e.g. Conv,MatMul"
-            )
-    if spec.format == QuantFormat.INT8_DYNAMIC:
-        with _quiet_root_logger():
-            q.quantize_dynamic(
-                str(source),
-                str(out),
-                per_channel=spec.per_channel,
-                weight_type=q.QuantType.QInt8,
-                op_types_to_quantize=op_types,
-            )
-        _require_quantized(out, op_types)
-        notes.append(CONVINTEGER_NOTE)
-        return "; ".join(notes)
+
+def _convert_int8_dynamic(fp32: Path, out: Path, spec: QuantSpec, *, work: Path, **_: Any) -> str:
+    from onnxruntime import quantization as q
+
+    notes: list[str] = []
+    source = _preprocessed(fp32, spec, work, notes)
+    op_types = _op_types(fp32, spec)
+    with quiet_ort_quantizer():
+        q.quantize_dynamic(
+            str(source),
+            str(out),
+            per_channel=spec.per_channel,
+            weight_type=q.QuantType.QInt8,
+            op_types_to_quantize=op_types,
+        )
+    _require_quantized(out, op_types)
+    return "; ".join([*notes, CONVINTEGER_NOTE])
+
+
+def _convert_int8_static(
+    fp32: Path, out: Path, spec: QuantSpec, *, data: str | None, size: int, seed: int, work: Path
+) -> str:
+    from onnxruntime import quantization as q
+
     if data is None:
         raise CompressionError("static INT8 needs calibration images: give --data (training images are used)")
+    notes: list[str] = []
+    source = _preprocessed(fp32, spec, work, notes)
+    op_types = _op_types(fp32, spec)
     name, dims = _input_info(source)
     reader = calibration_reader(
         data, size=size, seed=seed, count=spec.calibration_images, input_name=name, channels=dims[1]
@@ -298,7 +319,7 @@ def convert(fp32: Path, out: Path, spec: QuantSpec, *, data: str | None, size: i
         "percentile": q.CalibrationMethod.Percentile,
     }[spec.calibration]
     extra = {"CalibPercentile": float(spec.percentile)} if spec.calibration == "percentile" else {}
-    with _quiet_root_logger(), contextlib.redirect_stdout(io.StringIO()):  # entropy/percentile print bins
+    with quiet_ort_quantizer(), contextlib.redirect_stdout(io.StringIO()):  # entropy/percentile print bins
         q.quantize_static(
             str(source),
             str(out),
@@ -319,6 +340,44 @@ def convert(fp32: Path, out: Path, spec: QuantSpec, *, data: str | None, size: i
     return "; ".join(notes)
 
 
+@dataclass(frozen=True)
+class FormatInfo:
+    """One quantization format: its recipe label, graph precision, folder tag and ONNX converter.
+
+    ``convert(fp32, out, spec, *, data, size, seed, work) -> notes`` turns an FP32 ONNX file into
+    this format; ``None`` for formats made from the checkpoint's weights (``dsconv``).
+    """
+
+    format: QuantFormat
+    precision: str
+    label: Callable[[QuantSpec], str]
+    tag: Callable[[QuantSpec], str]
+    convert: Callable[..., str] | None
+
+
+#: Every format, in the order the CLI lists them. A new format is one row here.
+FORMATS: dict[str, FormatInfo] = {
+    info.format.value: info
+    for info in (
+        FormatInfo(
+            QuantFormat.INT8_STATIC,
+            "int8",
+            lambda s: f"ort-int8-qdq-{s.calibration}",
+            lambda s: "int8",
+            _convert_int8_static,
+        ),
+        FormatInfo(
+            QuantFormat.INT8_DYNAMIC, "int8", lambda s: "ort-int8-dynamic", lambda s: "int8dyn", _convert_int8_dynamic
+        ),
+        FormatInfo(QuantFormat.FP16, "fp16", lambda s: "fp16", lambda s: "fp16", _convert_fp16),
+        # Frozen DSConv weights lie on a b-bit grid but are stored and computed as float convs.
+        FormatInfo(
+            QuantFormat.DSCONV, "fp32", lambda s: f"dsconv{s.dsconv_bits}", lambda s: f"ds{s.dsconv_bits}", None
+        ),
+    )
+}
+
+
 INT8_OPS = frozenset(
     {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}
 )
@@ -334,6 +393,20 @@ def _require_quantized(path: Path, op_types: list[str] | None) -> None:
             f"INT8 quantization produced no quantized operator with {which}: the result would be the float model "
             "labelled INT8, so nothing is written; list ops ONNX Runtime quantizes (Conv, MatMul, Gemm, ...)"
         )
+
+
+def _op_types(fp32: Path, spec: QuantSpec) -> list[str] | None:
+    """``spec.op_types`` checked against the graph (a typo would otherwise quantize nothing), or None."""
+    op_types = list(spec.op_types) or None
+    if op_types:
+        present = set(op_counts(fp32))
+        missing = [op for op in op_types if op not in present]
+        if missing:
+            raise CompressionError(
+                f"--op-types: {', '.join(missing)} match(es) no operator of {fp32.name} (its operators: "
+                f"{', '.join(sorted(present))}); names are ONNX op types and case-sensitive, e.g. Conv,MatMul"
+            )
+    return op_types
 
 
 def _topological_sort(graph) -> None:
@@ -358,17 +431,35 @@ def _topological_sort(graph) -> None:
     graph.node.extend(ordered)
 
 
+class _DropOrtQuantizerNotices(logging.Filter):
+    """Drops records below ERROR that ORT's quantization package logs (through the root logger)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import onnxruntime.quantization
+
+        self.prefix = str(Path(onnxruntime.quantization.__file__).parent)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not record.pathname.startswith(self.prefix)
+
+
 @contextlib.contextmanager
-def _quiet_root_logger():
-    # ORT's quantizer logs through the root logger (e.g. one "Axis 1 is out-of-range" warning per
-    # LayerNorm weight when per-channel is on); those are expected here and drown the CLI output.
+def quiet_ort_quantizer() -> Iterator[None]:
+    """Hide ORT quantizer warnings (expected here) for the block, changing no logger's level.
+
+    ORT's quantizer logs with ``logging.warning(...)`` on the root logger (e.g. one "Axis 1 is
+    out-of-range" per LayerNorm weight with per-channel on); those would drown the CLI output. A
+    filter on the root logger sees only records logged *to* it, so other libraries' and our own
+    records (which propagate from named loggers) pass untouched, and every level stays as it was.
+    """
     root = logging.getLogger()
-    level = root.level
-    root.setLevel(max(level, logging.ERROR))
+    drop = _DropOrtQuantizerNotices()
+    root.addFilter(drop)
     try:
         yield
     finally:
-        root.setLevel(level)
+        root.removeFilter(drop)
 
 
 def _count(reader) -> int:
@@ -401,7 +492,7 @@ def ort_predict(path: Path, *, threads: int = 1):
 
 def compare_onnx(fp32: Path, quant: Path, *, data: str, split: str, size: int, seed: int, threads: int) -> dict:
     """Dice of both graphs on ``split`` (ONNX Runtime) plus logits difference and argmax agreement."""
-    from segmentation import evaluate_model
+    from segmentation import evaluate
 
     p32, pq = ort_predict(fp32, threads=threads), ort_predict(quant, threads=threads)
     stats = {"max_abs_diff": 0.0, "agree": 0, "pixels": 0}
@@ -413,9 +504,9 @@ def compare_onnx(fp32: Path, quant: Path, *, data: str, split: str, size: int, s
         stats["pixels"] += int(a.argmax(1).numel())
         return b
 
-    kw = {"split": split, "size": size, "seed": seed, "device": "cpu", "progress": False}
-    d32 = evaluate_model(None, data, predict=p32, **kw).summary["mean"]["dice"]
-    dq = evaluate_model(None, data, predict=tracked, **kw).summary["mean"]["dice"]
+    kw = {"split": split, "size": size, "seed": seed, "progress": False}
+    d32 = evaluate(p32, data, **kw).dice
+    dq = evaluate(tracked, data, **kw).dice
     return {
         "dice_fp32": d32,
         "dice_quant": dq,
@@ -481,7 +572,7 @@ def quantize_checkpoint(
         fp32 = tmp / "model_fp32.onnx"
         _export(model, fp32, size=size, opset=spec.export_opset)
         extra: dict[str, Any] = {}
-        if spec.format == QuantFormat.DSCONV:
+        if spec.info.convert is None:  # made from the weights, not from an ONNX graph
             qmodel, logs, ckpt_path = _dsconv(
                 model,
                 ckpt,
@@ -540,7 +631,7 @@ def quantize_onnx(
     src = Path(onnx_path)
     if not src.is_file():
         raise CompressionError(f"{src}: ONNX file not found")
-    if spec.format == QuantFormat.DSCONV:
+    if spec.info.convert is None:
         raise CompressionError(f"{src}: DSConv quantization needs a checkpoint (--checkpoint), not an ONNX file")
     check_onnx_file(src)
     _, dims = _input_info(src)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from rtseg_core import CompressionError, Record
 
@@ -58,7 +58,7 @@ class PruneSpec(Record):
         self._validate()
 
     def _validate(self) -> None:
-        def fail(name: str, rule: str) -> None:
+        def fail(name: str, rule: str) -> NoReturn:
             raise CompressionError(f"PruneSpec.{name}: {rule}, got {getattr(self, name)!r}")
 
         targets = [n for n in ("ratio", "target_macs", "target_latency_ms") if getattr(self, n) is not None]

@@ -34,7 +34,7 @@ from rtseg_core import (
 from rtseg_core._outputs import staged_output
 from rtseg_core._pareto import pareto_indices
 from rtseg_core._study import CHECKPOINT, TRIALS
-from segmentation import evaluate_model
+from segmentation import evaluate, load_train_config
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,6 @@ def prune_tag(spec: PruneSpec) -> str:
     if spec.target_macs is not None:
         return f"pm{round(spec.target_macs * 100)}"
     return f"pl{spec.target_latency_ms:g}ms"
-
-
-def quant_tag(spec: QuantSpec) -> str:
-    return {"int8-static": "int8", "int8-dynamic": "int8dyn", "fp16": "fp16", "dsconv": f"ds{spec.dsconv_bits}"}[
-        spec.format
-    ]
 
 
 def compress_study(
@@ -124,7 +118,7 @@ def compress_study(
             written.append(record)
             source = final / CHECKPOINT
         if quantize is not None:
-            name = f"{parent.name}.{prune_tag(prune) + '_' if prune else ''}{quant_tag(quantize)}"
+            name = f"{parent.name}.{prune_tag(prune) + '_' if prune else ''}{quantize.tag()}"
             final = study.compressed(name)
             with staged_output(final, verb="quantize", inputs=[source], overwrite=overwrite, option="--study") as tmp:
                 qreport = quantize_checkpoint(
@@ -163,17 +157,14 @@ def _measure(
     if not ckpt_path.is_file():  # an INT8/FP16 variant keeps its source's weights and architecture
         ckpt_path = _source_checkpoint(folder)
     model, ckpt = load_for_compression(ckpt_path)
-    train = (ckpt.meta or {}).get("train", {})
     size = parent.height
-    summary = evaluate_model(
-        None,
+    summary = evaluate(
+        ort_predict(onnx_path, threads=parent.threads or 1),
         data,
         split=parent.split,
         size=size,
-        seed=int(train.get("seed", 0)),
-        device="cpu",
+        seed=load_train_config(ckpt.meta, source=str(ckpt_path)).seed,
         progress=False,
-        predict=ort_predict(onnx_path, threads=parent.threads or 1),
     ).summary
     threads = parent.threads or 1
     lat = latency_ms(onnx_path, threads=threads, runs=runs, precision=precision)
@@ -183,10 +174,10 @@ def _measure(
         source="compressed",
         dataset=parent.dataset,
         split=parent.split,
-        dice=summary["mean"]["dice"],
-        dice_ps=summary["PS"]["dice"],
-        dice_fh=summary["FH"]["dice"],
-        delta_aop_deg=summary["mean"]["delta_aop"],
+        dice=summary.mean.dice,
+        dice_ps=summary.ps.dice,
+        dice_fh=summary.fh.dice,
+        delta_aop_deg=summary.mean.delta_aop,
         params=count_parameters(model),
         macs=count_macs(model, size),
         latency_ms=lat,

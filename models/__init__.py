@@ -15,6 +15,7 @@ Every other package imports the family from here; this package imports only :mod
 from models._checkpoint import Checkpoint, load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
 from models._config import RTSegConfig
 from models._dsconv import DSConv2d, dsconv_quantize, freeze_dsconv
+from models._elastic import ElasticRTSegNet, recalibrate_batchnorm
 from models._fusion import EFF, AddFusion
 from models._model import RTSegNet, build_model, count_parameters
 from models._presets import PRESETS, create_config, list_presets
@@ -28,6 +29,7 @@ __all__ = [
     "AddFusion",
     "Checkpoint",
     "DSConv2d",
+    "ElasticRTSegNet",
     "RTSegConfig",
     "RTSegNet",
     "TMPBlock",
@@ -42,6 +44,7 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "model_from_checkpoint",
+    "recalibrate_batchnorm",
     "replay_pruning",
     "save_checkpoint",
     "shift_aware_keep",

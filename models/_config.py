@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from rtseg_core import ConfigError
 
@@ -66,7 +66,7 @@ class RTSegConfig:
         self._validate()
 
     def _validate(self) -> None:
-        def fail(field: str, rule: str) -> None:
+        def fail(field: str, rule: str) -> NoReturn:
             raise ConfigError(f"RTSegConfig.{field}: {rule}, got {getattr(self, field)!r}")
 
         # Types first: JSON "false" (a string) is truthy and would silently build the wrong model.

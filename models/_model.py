@@ -51,10 +51,10 @@ class UpStage(nn.Module):
 class RTSegNet(nn.Module):
     """Any member of the RTSeg-Net family, built from an :class:`RTSegConfig`.
 
-    Input (B, in_channels, H, W), any H and W. In eval mode ``forward`` returns the main logits
-    (B, num_classes, H, W). In training mode it returns ``(logits, aux)`` where ``aux`` is a
-    tuple of the deep-supervision logit maps resized to H x W (four with EFF fusion and
-    deep supervision on, otherwise empty). :meth:`forward_with_aux` returns both in any mode.
+    Input (B, in_channels, H, W), any H and W. ``forward`` returns the main logits
+    (B, num_classes, H, W) in every mode. :meth:`forward_with_aux` returns ``(logits, aux)``,
+    where ``aux`` is a tuple of the deep-supervision logit maps resized to H x W (four with EFF
+    fusion and deep supervision on, otherwise empty); training calls it for the loss.
     """
 
     def __init__(self, cfg: RTSegConfig) -> None:
@@ -95,11 +95,9 @@ class RTSegNet(nn.Module):
     def forward_with_aux(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         return self._forward(x, with_aux=self.config.deep_supervision)
 
-    def forward(self, x: torch.Tensor):
-        if self.training:
-            return self.forward_with_aux(x)
-        # The aux heads are not computed in eval: they are not part of the deployed graph
-        # (and thop/fvcore count the eval graph).
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The aux heads are not computed here: they are not part of the deployed graph (and
+        # thop/fvcore count this graph); the loss gets them from forward_with_aux.
         return self._forward(x, with_aux=False)[0]
 
     def _forward(self, x: torch.Tensor, *, with_aux: bool) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:

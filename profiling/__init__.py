@@ -29,7 +29,6 @@ from profiling._counts import (
     CostRecord,
     count_costs,
     count_parameters_paper_convention,
-    count_parameters_true,
     peak_activation_memory,
 )
 from profiling._env import describe_device, describe_environment
@@ -110,7 +109,6 @@ __all__ = [
     "check_onnx",
     "count_costs",
     "count_parameters_paper_convention",
-    "count_parameters_true",
     "describe_device",
     "describe_environment",
     "estimate_latency",

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from models import count_parameters
 from rtseg_core import ProfilingError, Record
 
 log = logging.getLogger(__name__)
@@ -89,11 +90,6 @@ def _thop_rules() -> dict[type, Any]:
     from thop.profile import register_hooks
 
     return register_hooks
-
-
-def count_parameters_true(model: nn.Module) -> int:
-    """Sum of ``p.numel()`` over trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def count_parameters_paper_convention(model: nn.Module) -> int:
@@ -230,7 +226,7 @@ def count_costs(
     base = work.model if include_aux else work
     record = CostRecord(
         model=model_name,
-        params=count_parameters_true(base),
+        params=count_parameters(base),
         params_paper_convention=count_parameters_paper_convention(base),
         macs_fvcore=macs_fvcore,
         macs_thop=macs_thop,

@@ -10,11 +10,10 @@ afterwards), followed by ``torch.cuda.synchronize`` on a GPU. Statistics come fr
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +25,7 @@ from torch import nn
 from profiling._env import describe_device, describe_environment
 from profiling._records import LatencyRecord
 from profiling._stats import summarize_times
-from rtseg_core import ProfilingError, resolve_device
+from rtseg_core import ProfilingError, resolve_device, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +59,6 @@ class LatencyConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
                 raise ProfilingError(f"LatencyConfig.{name}: must be an integer >= {low}, got {value!r}")
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """``torch.set_num_threads`` for the block, the previous value restored afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def time_calls(

@@ -227,7 +227,11 @@ def conditions_subtitle(rows: pd.DataFrame, *, latency: bool, max_lines: int = 3
     """One line per distinct measurement condition of ``rows`` (at most ``max_lines``, then a count)."""
     if rows.empty:
         return ""
-    data = sorted({f"{d} on {s} split" for d, s in zip(rows["dataset"], rows["split"])})
+    # A one-shot search's Dice comes from inherited supernet weights, not from training: say so.
+    inherited = {"supernet-inherited": " (inherited supernet weights)"}
+    data = sorted(
+        {f"{d} on {s} split{inherited.get(r, '')}" for d, s, r in zip(rows["dataset"], rows["split"], rows["recipe"])}
+    )
     lines = [f"Dice: {', '.join(data)}"]
     if latency:
         conds = sorted({condition_text(r) for r in rows.itertuples(index=False)})

@@ -47,6 +47,14 @@ from rtseg_core._study import (
     write_training_metrics,
     write_validation,
 )
+from rtseg_core._threads import (
+    THREADS_HELP,
+    configure_process,
+    default_threads,
+    resolve_threads,
+    torch_threads,
+    usable_cores,
+)
 
 __all__ = [
     "CONSTRAINT_KEYS",
@@ -83,4 +91,10 @@ __all__ = [
     "write_candidate",
     "write_training_metrics",
     "write_validation",
+    "THREADS_HELP",
+    "configure_process",
+    "default_threads",
+    "resolve_threads",
+    "torch_threads",
+    "usable_cores",
 ]

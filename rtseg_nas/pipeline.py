@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rtseg_core import StudyDir, atomic_write_json, read_json, read_training_metrics
+from rtseg_core import StudyDir, atomic_write_json, read_json, read_training_metrics, resolve_threads, torch_threads
 from rtseg_core._outputs import check_output_dir, dataset_path, make_folder, mark_output, read_manifest
 from rtseg_core._study import METRICS_JSON
 
@@ -46,7 +46,11 @@ class DemoConfig:
     # 4. profiling of the trained paper network
     profile_size: int = 256
     profile_runs: int = 30
-    threads: int = 1
+    threads: int = 1  # threads of the timed inference (ONNX Runtime and PyTorch)
+    # PyTorch threads for training, search and fine-tuning; None: the suite's policy
+    # (rtseg_core._threads: OMP_NUM_THREADS, else half the cores, at most 4). Not a stage setting:
+    # it changes how long a stage takes, not what it produces.
+    train_threads: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -68,6 +72,11 @@ def run_demo(cfg: DemoConfig, *, progress: bool = True, overwrite: bool = False)
     ``out_dir`` must be new, empty or an earlier demo's folder (``overwrite``: any folder; the
     demo writes into it and deletes nothing of the user's).
     """
+    with torch_threads(resolve_threads(cfg.train_threads, option="--train-threads")):
+        return _run_demo(cfg, progress=progress, overwrite=overwrite)
+
+
+def _run_demo(cfg: DemoConfig, *, progress: bool, overwrite: bool) -> DemoResult:
     out = Path(cfg.out_dir)
     stages_path = out / "stages.json"
     if stages_path.is_file() and read_manifest(out) is None:  # a demo folder from before manifests

@@ -42,6 +42,16 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
         suggest_config,
         summarize_config,
     )
+    from search_spaces._supernet import (
+        SandwichConfig,
+        Supernet,
+        extract_subnet,
+        largest_config,
+        load_supernet,
+        smallest_config,
+        train_supernet,
+    )
+    from search_spaces._supernet_search import SupernetSearchConfig, SupernetSearchSummary, run_supernet_search
     from search_spaces._trial import TrialSteps
 
 _EXPORTS: dict[str, str] = {
@@ -74,6 +84,21 @@ _EXPORTS: dict[str, str] = {
         "search_spaces._space",
     ),
     "TrialSteps": "search_spaces._trial",
+    **dict.fromkeys(
+        (
+            "SandwichConfig",
+            "Supernet",
+            "extract_subnet",
+            "largest_config",
+            "load_supernet",
+            "smallest_config",
+            "train_supernet",
+        ),
+        "search_spaces._supernet",
+    ),
+    **dict.fromkeys(
+        ("SupernetSearchConfig", "SupernetSearchSummary", "run_supernet_search"), "search_spaces._supernet_search"
+    ),
 }
 
 __all__ = [
@@ -90,6 +115,10 @@ __all__ = [
     "SearchConfig",
     "SearchSpace",
     "SearchSummary",
+    "SandwichConfig",
+    "Supernet",
+    "SupernetSearchConfig",
+    "SupernetSearchSummary",
     "StopDecision",
     "StrategyOptions",
     "StudyOptions",
@@ -97,12 +126,18 @@ __all__ = [
     "WorkerOptions",
     "check_config",
     "config_from_params",
+    "extract_subnet",
+    "largest_config",
+    "load_supernet",
     "params_from_config",
     "parse_objectives",
     "run_search",
+    "run_supernet_search",
     "should_stop",
+    "smallest_config",
     "suggest_config",
     "summarize_config",
+    "train_supernet",
 ]
 
 

@@ -102,7 +102,7 @@ class ProxyTraining:
     """The proxy training of every trial (``segmentation.train``) and its validation: ``data``,
     ``size``, ``epochs``, ``steps_per_epoch`` (None: the whole split), ``batch_size``, ``lr``,
     ``val_batches`` (None: all), ``frames``, ``device``; ``train_threads`` (torch threads for the
-    whole run; None: torch's default; on a busy machine 1 avoids thread contention)."""
+    whole run; None: the suite's thread policy, rtseg_core._threads: half the cores, at most 4)."""
 
     data: str = "synthetic"
     size: int = 96

@@ -37,7 +37,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from models import PRESETS, RTSegConfig, build_model, count_parameters
 from profiling import torch_threads
-from rtseg_core import ConfigError, SearchError, StudyDir, is_feasible
+from rtseg_core import ConfigError, SearchError, StudyDir, is_feasible, resolve_threads
 from search_spaces._config import FIXED_SETTINGS, SearchConfig
 from search_spaces._dashboard import RejectionAwareNSGAIISampler
 from search_spaces._files import write_environment, write_history, write_study_json
@@ -100,8 +100,10 @@ class SearchRunner:
         # Heartbeats, metric names and fail_stale_trials are "experimental" in Optuna 5; we rely on them knowingly.
         with warnings.catch_warnings(), quiet_optuna(logging.WARNING), contextlib.ExitStack() as stack:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            if self.config.training.train_threads is not None:
-                stack.enter_context(torch_threads(self.config.training.train_threads))
+            # Unset: the suite's thread policy (half the cores), so two workers or a demo beside a
+            # search never oversubscribe the machine (rtseg_core._threads has the measurements).
+            threads = resolve_threads(self.config.training.train_threads, option="--train-threads")
+            stack.enter_context(torch_threads(threads))
             return self._run()
 
     def _run(self) -> SearchSummary:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from models._config import RTSegConfig
 from models._presets import PRESETS
@@ -77,7 +77,7 @@ class SearchSpace:
         self._validate()
 
     def _validate(self) -> None:
-        def fail(field: str, rule: str) -> None:
+        def fail(field: str, rule: str) -> NoReturn:
             raise ConfigError(f"SearchSpace.{field}: {rule}, got {getattr(self, field)!r}")
 
         if self.base not in PRESETS:

@@ -245,11 +245,11 @@ class TrialRunner:
             progress=False,
         )
         summary = ev.summary
-        write_validation(trial_dir, split="val", size=proxy.size, summary=summary)
-        dice = _num(summary["mean"].get("dice"))
-        dice_ps = _num(summary["PS"].get("dice"))
-        dice_fh = _num(summary["FH"].get("dice"))
-        delta_aop = _num(summary["mean"].get("delta_aop"))
+        write_validation(trial_dir, split="val", size=proxy.size, summary=summary.to_dict())
+        dice = _num(summary.mean.dice)
+        dice_ps = _num(summary.ps.dice)
+        dice_fh = _num(summary.fh.dice)
+        delta_aop = _num(summary.mean.delta_aop)
         if dice is None:
             raise SearchError(f"trial {trial.number}: the validation split gave no Dice (no images?)")
         feasible = is_feasible(constraint_values)

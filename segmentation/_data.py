@@ -226,6 +226,12 @@ class SegmentationDataset(Dataset):
         for i in tqdm(missing, desc=desc, unit="img", leave=False, disable=len(missing) < 50 or None):
             self._cached(i)
 
+    def sample_files(self) -> list[tuple[Path, Path]] | None:
+        """``(image, mask)`` paths of every sample, in index order; ``None`` for the phantom (no files)."""
+        if isinstance(self._source, _FileSource):
+            return [(s.image_path, s.mask_path) for s in self._source.samples]
+        return None
+
     def load_resized(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Sample ``index`` without augmentation or standardisation: image float32 ``[size, size]``
         in ``[0, 1]`` and mask uint8 ``[size, size]`` in {0, 1, 2} (e.g. for overlays)."""

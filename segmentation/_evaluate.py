@@ -5,32 +5,44 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from models import load_model
 from rtseg_core import ConfigError, atomic_write_json, atomic_write_text, resolve_device
+from segmentation._check import check_dataset
+from segmentation._config import load_train_config
 from segmentation._data import load_split
-from segmentation._metrics import MetricAccumulator, format_table
+from segmentation._metrics import EvalSummary, MetricAccumulator, format_table
 
 log = logging.getLogger(__name__)
 
 
+Predict = Callable[[torch.Tensor], "torch.Tensor | np.ndarray"]
+
+
 @dataclass
 class EvalResult:
-    """``summary`` is ``{"PS": {...}, "FH": {...}, "mean": {...}}``; ``rows`` one dict per image."""
+    """``summary`` per structure and their mean (:class:`EvalSummary`); ``rows`` one dict per image."""
 
-    summary: dict[str, Any]
+    summary: EvalSummary
     rows: list[dict[str, Any]]
     data: str
     split: str
     size: int
     distance_unit: str = "px"
+
+    @property
+    def dice(self) -> float | None:
+        """Mean foreground Dice in [0, 1] (``None`` for an empty split)."""
+        return self.summary.dice
 
     def table(self) -> str:
         return format_table(self.summary, distance_unit=self.distance_unit)
@@ -39,7 +51,7 @@ class EvalResult:
         if json_path is not None:
             atomic_write_json(
                 json_path,
-                {**self.summary, "data": self.data, "split": self.split, "size": self.size,
+                {**self.summary.to_dict(), "data": self.data, "split": self.split, "size": self.size,
                  "distance_unit": self.distance_unit},
             )  # fmt: skip
         if csv_path is not None and self.rows:
@@ -51,29 +63,24 @@ class EvalResult:
 
 
 @torch.no_grad()
-def evaluate_model(
-    model: torch.nn.Module,
+def evaluate(
+    predict: Predict,
     data: str,
     *,
     split: str = "test",
     size: int = 256,
     seed: int = 0,
     batch_size: int = 16,
-    device: str = "auto",
     frames: str = "ps+fh",
     progress: bool = True,
-    predict=None,
 ) -> EvalResult:
-    """Run ``model`` (or ``predict(images) -> logits``, e.g. an ONNX Runtime session) over a split."""
-    dev = resolve_device(device)
+    """Run ``predict(images [B, 1, H, W] float32) -> logits [B, C, H, W]`` (any runtime) over a split.
+
+    Every file of the split is read and checked (:func:`check_dataset`) before the first prediction.
+    """
     ds = load_split(data, split, size=size, seed=seed, augment=False, frames=frames)
+    check_dataset(ds, progress=progress)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False)
-    if predict is None:
-        model = model.to(dev).eval()
-
-        def predict(x: torch.Tensor) -> torch.Tensor:
-            return model(x.to(dev)).cpu()
-
     acc = MetricAccumulator()
     for batch in tqdm(loader, desc=f"evaluate {split}", disable=not progress, leave=False, unit="batch"):
         logits = torch.as_tensor(predict(batch["image"]))
@@ -90,6 +97,31 @@ def evaluate_model(
     )
 
 
+@torch.no_grad()
+def evaluate_model(
+    model: torch.nn.Module,
+    data: str,
+    *,
+    split: str = "test",
+    size: int = 256,
+    seed: int = 0,
+    batch_size: int = 16,
+    device: str = "auto",
+    frames: str = "ps+fh",
+    progress: bool = True,
+) -> EvalResult:
+    """:func:`evaluate` with a PyTorch model (put in eval mode on ``device``)."""
+    dev = resolve_device(device)
+    model = model.to(dev).eval()
+
+    def predict(x: torch.Tensor) -> torch.Tensor:
+        return model(x.to(dev)).cpu()
+
+    return evaluate(
+        predict, data, split=split, size=size, seed=seed, batch_size=batch_size, frames=frames, progress=progress
+    )
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data: str | None = None,
@@ -101,12 +133,12 @@ def evaluate_checkpoint(
 ) -> EvalResult:
     """Evaluate a checkpoint; data, size and seed default to those it was trained with."""
     model, ckpt = load_model(checkpoint)
-    train = ckpt.meta.get("train", {})
+    trained = load_train_config(ckpt.meta, source=str(checkpoint))
     return evaluate_model(
         model,
-        data or train.get("data", "synthetic"),
+        data or trained.data,
         split=split,
-        size=size or train.get("size", 256),
-        seed=train.get("seed", 0) if seed is None else seed,
+        size=size or trained.size,
+        seed=trained.seed if seed is None else seed,
         **kwargs,
     )

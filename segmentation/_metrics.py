@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -192,6 +193,65 @@ def image_metrics(pred: Any, target: Any, *, spacing: Sequence[float] | None = N
     return out
 
 
+@dataclass(frozen=True)
+class ClassMetrics:
+    """Means over ``n`` images for one structure (PS or FH); ``None`` when there are no images."""
+
+    dice: float | None
+    jaccard: float | None
+    asd: float | None
+    hd95: float | None
+    n: int
+    n_empty_true: int  # images whose ground truth has none of this structure
+    n_empty_pred: int  # images whose prediction has none of it
+
+
+@dataclass(frozen=True)
+class MeanMetrics:
+    """The mean of the PS and FH means, and ``|dAoP|`` (degrees) over the ``n_aop`` images where both angles exist."""
+
+    dice: float | None
+    jaccard: float | None
+    asd: float | None
+    hd95: float | None
+    delta_aop: float | None
+    n_aop: int
+    n: int
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    """An evaluation's summary: per structure (``ps``, ``fh``) and their ``mean``.
+
+    Dice and Jaccard are fractions in [0, 1]; ASD and HD95 in the accumulator's distance unit.
+    :meth:`to_dict` is the JSON form (``{"PS": {...}, "FH": {...}, "mean": {...}}``, the schema of
+    ``evaluation_<split>.json`` and of ``metrics.json``'s ``val``); :meth:`from_dict` reads it back.
+    """
+
+    ps: ClassMetrics
+    fh: ClassMetrics
+    mean: MeanMetrics
+
+    @property
+    def dice(self) -> float | None:
+        """Mean foreground Dice (PS and FH), the number every stage ranks models by."""
+        return self.mean.dice
+
+    def by_class(self) -> dict[str, ClassMetrics]:
+        return {"PS": self.ps, "FH": self.fh}
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {"PS": asdict(self.ps), "FH": asdict(self.fh), "mean": asdict(self.mean)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "summary") -> EvalSummary:
+        """Parse :meth:`to_dict`'s form; a missing or unknown key is a DataError naming ``source``."""
+        try:
+            return cls(ps=ClassMetrics(**data["PS"]), fh=ClassMetrics(**data["FH"]), mean=MeanMetrics(**data["mean"]))
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"{source}: not an evaluation summary (PS, FH, mean) ({exc})") from None
+
+
 def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
@@ -323,40 +383,32 @@ class MetricAccumulator:
         """
         return [dict(r) for r in self._rows]
 
-    def summary(self) -> dict[str, Any]:
-        """Means over images, per class and over both classes.
-
-        Returns::
-
-            {"PS": {"dice", "jaccard", "asd", "hd95", "n", "n_empty_true", "n_empty_pred"},
-             "FH": {...},
-             "mean": {"dice", "jaccard", "asd", "hd95", "delta_aop", "n_aop", "n"}}
+    def summary(self) -> EvalSummary:
+        """Means over images, per class and over both classes (see :class:`EvalSummary`).
 
         Per-class values are means over all ``n`` images (empty masks included by the module's
         convention, and counted). ``mean`` holds the mean of the PS and FH means, and
         ``delta_aop`` the mean ``|dAoP|`` over the ``n_aop`` images where both angles exist
         (``None`` if there are none). With no images every mean is ``None``.
         """
-        out: dict[str, Any] = {}
+        per_class: dict[str, ClassMetrics] = {}
         for name in FOREGROUND_CLASSES.values():
-            entry: dict[str, Any] = {m: _mean([r[f"{name}_{m}"] for r in self._rows]) for m in METRIC_NAMES}
-            entry["n"] = len(self._rows)
-            entry["n_empty_true"] = sum(et[name] for et, _ in self._empty)
-            entry["n_empty_pred"] = sum(ep[name] for _, ep in self._empty)
-            out[name] = entry
-        mean: dict[str, Any] = {}
+            per_class[name] = ClassMetrics(
+                **{m: _mean([r[f"{name}_{m}"] for r in self._rows]) for m in METRIC_NAMES},
+                n=len(self._rows),
+                n_empty_true=sum(et[name] for et, _ in self._empty),
+                n_empty_pred=sum(ep[name] for _, ep in self._empty),
+            )
+        means: dict[str, float | None] = {}
         for m in METRIC_NAMES:
-            per_class = [out[name][m] for name in FOREGROUND_CLASSES.values()]
-            mean[m] = None if any(v is None for v in per_class) else float(np.mean(per_class))
+            values = [getattr(c, m) for c in per_class.values()]
+            means[m] = None if any(v is None for v in values) else float(np.mean(values))
         deltas = [r["delta_aop"] for r in self._rows if r["delta_aop"] is not None]
-        mean["delta_aop"] = _mean(deltas)
-        mean["n_aop"] = len(deltas)
-        mean["n"] = len(self._rows)
-        out["mean"] = mean
-        return out
+        mean = MeanMetrics(**means, delta_aop=_mean(deltas), n_aop=len(deltas), n=len(self._rows))
+        return EvalSummary(ps=per_class["PS"], fh=per_class["FH"], mean=mean)
 
 
-def format_table(summary: dict[str, Any], *, distance_unit: str = "px") -> str:
+def format_table(summary: EvalSummary, *, distance_unit: str = "px") -> str:
     """A fixed-width text table of :meth:`MetricAccumulator.summary` for the terminal.
 
     Rows PS, FH, mean; columns Dice and Jaccard (fractions in [0, 1], as in every file), ASD and HD95
@@ -371,8 +423,8 @@ def format_table(summary: dict[str, Any], *, distance_unit: str = "px") -> str:
         f"{'HD95 ' + distance_unit:>10}{'|dAoP| deg':>12}{'n':>6}"
     )
     lines = [header, "-" * len(header)]
-    for key in (*FOREGROUND_CLASSES.values(), "mean"):
-        entry = summary.get(key, {})
+    for key, entry in (*summary.by_class().items(), ("mean", summary.mean)):
+        entry = asdict(entry)
         if key == "mean":
             aop = entry.get("delta_aop")
             aop_text = "-" if aop is None else f"{aop:.2f} ({entry.get('n_aop', 0)})"

@@ -13,12 +13,21 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from models import Checkpoint, RTSegConfig, build_model, load_checkpoint, model_from_checkpoint, save_checkpoint
+from models import (
+    Checkpoint,
+    RTSegConfig,
+    RTSegNet,
+    build_model,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+)
 from rtseg_core import ConfigError, OutputError, SuiteError, resolve_device, write_training_metrics
+from segmentation._check import check_dataset
+from segmentation._config import TrainConfig
 from segmentation._data import load_split
 from segmentation._losses import DeepSupervisionLoss
 
@@ -31,55 +40,6 @@ class TrainingDiverged(SuiteError):
 
 class StopTraining(Exception):
     """Raised by an ``on_epoch_end`` callback to end training early (e.g. a hopeless search trial)."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run (saved in the checkpoint's ``meta``)."""
-
-    data: str = "synthetic"
-    size: int = 256
-    epochs: int = 30
-    batch_size: int = 8
-    lr: float = 1e-3
-    min_lr: float = 1e-5
-    weight_decay: float = 1e-4
-    optimizer: str = "adamw"  # "adam" | "adamw"
-    aux_weight: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    workers: int = 0
-    steps_per_epoch: int | None = None  # cap for proxy training in a search; None = the whole split
-    val_batches: int | None = None  # cap on validation batches per epoch; None = whole split
-    frames: str = "ps+fh"
-
-    def __post_init__(self) -> None:
-        # The CLI's argparse types check the same bounds; these hold for API callers too, and come
-        # before torch sees the values (its optimizer errors name no option).
-        def option(name: str) -> str:
-            return "--" + name.replace("_", "-")
-
-        for name, low, high in (("size", 8, 4096), ("epochs", 1, 10**6), ("batch_size", 1, 4096), ("workers", 0, 256)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise ConfigError(f"{option(name)}: must be an integer from {low} to {high}, got {value!r}")
-        for name in ("steps_per_epoch", "val_batches"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{option(name)}: must be an integer >= 1 (or unset), got {value!r}")
-        if self.optimizer not in ("adam", "adamw"):
-            raise ConfigError(f"--optimizer: must be adam or adamw, got {self.optimizer!r}")
-        for name, low, high, low_open in (
-            ("lr", 0.0, math.inf, True),  # no upper bound here: a test diverges on purpose
-            ("min_lr", 0.0, math.inf, False),
-            ("weight_decay", 0.0, 10.0, False),
-            ("aux_weight", 0.0, 1000.0, False),
-        ):
-            value = getattr(self, name)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            if not ok or not (low < value if low_open else low <= value) or not value <= high:
-                span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
-                raise ConfigError(f"{option(name)}: must be a finite number in {span}, got {value!r}")
 
 
 @dataclass
@@ -122,7 +82,7 @@ def train(
     progress: bool = True,
     on_epoch_end: Callable[[EpochLog], None] | None = None,
     init_state: dict[str, torch.Tensor] | None = None,
-    model: nn.Module | None = None,
+    model: RTSegNet | None = None,
     pruning: dict[str, Any] | None = None,
     overwrite: bool = True,
 ) -> TrainResult:
@@ -160,6 +120,9 @@ def train(
             f"--arch: the model takes {arch.in_channels} channel(s) and predicts {arch.num_classes} classes, "
             f"but {cfg.data} has {train_ds.in_channels} channel(s) and {train_ds.num_classes} classes"
         )
+    # Every file read and validated now, not when an epoch first reaches a bad frame.
+    check_dataset(train_ds, progress=progress)
+    check_dataset(val_ds, progress=progress)
     gen = torch.Generator().manual_seed(cfg.seed)
     train_loader = DataLoader(
         train_ds, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_ds) > cfg.batch_size,
@@ -212,7 +175,7 @@ def train(
             x = batch["image"].to(device, non_blocking=True)
             y = batch["mask"].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
-                logits, aux = model(x)
+                logits, aux = model.forward_with_aux(x)
                 loss = loss_fn(logits.float(), tuple(a.float() for a in aux), y)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
@@ -298,7 +261,3 @@ def validation_dice(model, loader, device, *, max_batches: int | None = None) ->
             scores[c].extend(torch.where(denom > 0, 2 * inter / denom.clamp(min=1), torch.ones_like(denom)).tolist())
     ps, fh = (float(np.mean(scores[c])) if scores[c] else float("nan") for c in (1, 2))
     return {"PS": ps, "FH": fh, "mean": (ps + fh) / 2}
-
-
-def load_train_config(meta: dict[str, Any]) -> TrainConfig:
-    return TrainConfig(**meta.get("train", {}))

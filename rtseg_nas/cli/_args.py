@@ -74,10 +74,10 @@ def add_arch(p: argparse.ArgumentParser, *, default: str | None = "paper") -> No
     )
 
 
-def add_data(p: argparse.ArgumentParser) -> None:
+def add_data(p: argparse.ArgumentParser, *, default: str = "synthetic") -> None:
     p.add_argument(
         "--data",
-        default="synthetic",
+        default=default,
         help="dataset: 'synthetic' (built-in phantom; 'synthetic:N' for N images), 'jnu-ifm:PATH' or "
         "'psfhs:PATH' (default: %(default)s)",
     )
@@ -87,12 +87,21 @@ def add_size(p: argparse.ArgumentParser, default: int = 256) -> None:
     p.add_argument("--size", type=SIZE, default=default, help="input height and width in pixels (default: %(default)s)")
 
 
-def add_seed(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=SEED, default=0, help="random seed (default: %(default)s)")
+def add_seed(p: argparse.ArgumentParser, *, default: int = 0) -> None:
+    p.add_argument("--seed", type=SEED, default=default, help="random seed (default: %(default)s)")
 
 
-def add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N (default: auto)")
+def add_device(p: argparse.ArgumentParser, *, default: str = "auto") -> None:
+    p.add_argument(
+        "--device", default=default, help="auto (CUDA when present), cpu, cuda or cuda:N (default: %(default)s)"
+    )
+
+
+def add_threads(p: argparse.ArgumentParser, flag: str = "--threads") -> None:
+    """PyTorch CPU threads; unset means the suite's thread policy (rtseg_core._threads)."""
+    from rtseg_core._threads import THREADS_HELP
+
+    p.add_argument(flag, type=THREADS, default=None, metavar="N", help=THREADS_HELP)
 
 
 def add_json_out(p: argparse.ArgumentParser, what: str) -> None:
@@ -115,6 +124,18 @@ def write_json_out(target: str, data) -> None:
     from rtseg_core import atomic_write_json
 
     atomic_write_json(target, data)
+
+
+def emit(json_target: str | None, payload: dict, show: Callable[[], None], *, what: str = "report") -> None:
+    """A verb's output with :func:`add_json_out`: ``-`` prints only the JSON (for pipes); otherwise
+    ``show()`` prints the human form and, with a path, the JSON is also written there (atomically)."""
+    if json_target == "-":
+        write_json_out("-", payload)
+        return
+    show()
+    if json_target:
+        write_json_out(json_target, payload)
+        print(f"{what} written to {json_target}")
 
 
 def add_model_source(p: argparse.ArgumentParser, *, onnx: bool = True) -> None:

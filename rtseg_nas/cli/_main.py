@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profile": ("rtseg_nas.cli.profile", "count params/MACs and measure latency locally, on a Jetson, or estimate it"),
     "bench": ("rtseg_nas.cli.bench", "compare runtimes and compressed variants in one run (medians, ratios)"),
     "search": ("rtseg_nas.cli.search", "multi-objective architecture search (Optuna), resumable"),
+    "supernet": ("rtseg_nas.cli.supernet", "one-shot search: train a supernet, search and extract its subnets"),
     "prune": ("rtseg_nas.cli.prune", "structured pruning (Torch-Pruning) with fine-tuning"),
     "quantize": ("rtseg_nas.cli.quantize", "INT8/FP16 ONNX and DSConv low-bit quantization"),
     "report": ("rtseg_nas.cli.report", "Pareto fronts, plots, tables and an HTML report for a study"),
@@ -40,9 +41,7 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
     sub = parser.add_subparsers(dest="verb", metavar="<verb>")
     subparsers = {}
     for verb, (module_name, help_text) in COMMANDS.items():
-        module = _load(module_name)
-        if module is None:
-            continue
+        module = importlib.import_module(module_name)  # a missing verb module is an error, never skipped
         p = sub.add_parser(
             verb,
             help=help_text,
@@ -89,18 +88,15 @@ def _version() -> str:
     return __version__
 
 
-def _load(module_name: str):
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name == module_name:  # the verb is not built yet
-            return None
-        raise
-
-
 def main(argv: list[str] | None = None) -> int:
-    from rtseg_core import SuiteError
+    from rtseg_core import SuiteError, configure_process
 
+    # Before any verb imports PyTorch: the thread policy (rtseg_core._threads) for this process.
+    try:
+        configure_process()
+    except SuiteError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     argv = sys.argv[1:] if argv is None else argv
     verb = next((a for a in argv if not a.startswith("-")), None)
     parser, subparsers = build_parser(verb if verb in COMMANDS else "")

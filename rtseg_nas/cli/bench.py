@@ -39,10 +39,10 @@ from rtseg_nas.cli._args import (
     add_model_source,
     add_seed,
     add_ssh,
+    emit,
     int_in,
     model_source,
     ssh_options_from,
-    write_json_out,
 )
 
 
@@ -101,13 +101,7 @@ def run(args: argparse.Namespace) -> int:
     if args.compression:
         return _run_compression(args, config)
     result = run_bench(model_source(args), config)
-    if args.json == "-":
-        write_json_out("-", result.to_dict())
-        return 0
-    print(result.format_table())
-    if args.json:
-        write_json_out(args.json, result.to_dict())
-        print(f"benchmark written to {args.json}")
+    emit(args.json, result.to_dict(), lambda: print(result.format_table()), what="benchmark")
     return 0
 
 
@@ -126,14 +120,8 @@ def _run_compression(args: argparse.Namespace, config) -> int:
         args.checkpoint, config, cconfig, keep_dir=args.keep, overwrite=args.overwrite
     )
     payload = {**result.to_dict(), "compression": [c.to_dict() for c in comparisons]}
-    if args.json == "-":
-        write_json_out("-", payload)
-        return 0
-    print(result.format_table())
-    print(format_comparisons(comparisons))
-    if args.json:
-        write_json_out(args.json, payload)
-        print(f"benchmark written to {args.json}")
+    text = f"{result.format_table()}\n{format_comparisons(comparisons)}"
+    emit(args.json, payload, lambda: print(text), what="benchmark")
     return 0
 
 
@@ -158,11 +146,5 @@ def _run_latency_predictor(args: argparse.Namespace) -> int:
         remote_backend=args.remote_backend if args.remote_backend != "auto" else "onnxruntime",
         progress=(lambda msg: print(msg, file=sys.stderr, flush=True)) if args.progress else None,
     )
-    if args.json == "-":
-        write_json_out("-", result.to_dict())
-        return 0
-    print(result.format_table())
-    if args.json:
-        write_json_out(args.json, result.to_dict())
-        print(f"benchmark written to {args.json}")
+    emit(args.json, result.to_dict(), lambda: print(result.format_table()), what="benchmark")
     return 0

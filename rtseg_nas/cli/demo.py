@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import COUNT, FRACTION, SEED, SIZE, THREADS
+from rtseg_nas.cli._args import COUNT, FRACTION, SEED, SIZE, THREADS, add_threads
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--profile-size", type=SIZE, default=d.profile_size, help="profiling size (default: %(default)s)")
     p.add_argument("--threads", type=THREADS, default=d.threads, help="inference threads timed (default: %(default)s)")
+    add_threads(p, "--train-threads")
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out, data=args.data, seed=args.seed, size=args.size, epochs=args.epochs, trials=args.trials,
         search_size=args.search_size, search_epochs=args.search_epochs, top_k=args.top_k,
         prune_macs=args.prune_macs, profile_size=args.profile_size, threads=args.threads,
+        train_threads=args.train_threads,
     )  # fmt: skip
     result = run_demo(cfg, progress=args.progress, overwrite=args.overwrite)
     print("stages:")

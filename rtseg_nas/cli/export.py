@@ -21,8 +21,8 @@ from rtseg_nas.cli._args import (
     add_json_out,
     add_model_source,
     add_seed,
+    emit,
     model_source,
-    write_json_out,
 )
 
 
@@ -63,16 +63,16 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     result = export_model(model_source(args), args.out, config, seed=args.seed)
-    if args.json:
-        write_json_out(args.json, result.to_dict())
-        if args.json == "-":
-            return 0
-    print(
-        f"wrote {result.path} ({result.file_bytes / 2**20:.2f} MiB, opset {result.opset}, dynamic {result.dynamic}, "
-        f"{result.nodes} nodes, {result.folded_bn} Conv+BN folded)"
-    )
-    print(
-        f"ONNX Runtime vs PyTorch on a random {result.batch}x{result.channels}x{result.height}x{result.width} input: "
-        f"max |diff| {result.max_abs_diff:.2e} (<= {args.atol:g})"
-    )
+
+    def show() -> None:
+        print(
+            f"wrote {result.path} ({result.file_bytes / 2**20:.2f} MiB, opset {result.opset}, "
+            f"dynamic {result.dynamic}, {result.nodes} nodes, {result.folded_bn} Conv+BN folded)"
+        )
+        print(
+            f"ONNX Runtime vs PyTorch on a random {result.batch}x{result.channels}x{result.height}x{result.width} "
+            f"input: max |diff| {result.max_abs_diff:.2e} (<= {args.atol:g})"
+        )
+
+    emit(args.json, result.to_dict(), show, what="export result")
     return 0

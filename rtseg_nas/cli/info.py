@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import add_arch, add_json_out, write_json_out
+from rtseg_nas.cli._args import add_arch, add_json_out, emit
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,13 +23,13 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = create_config(args.arch)
     params = count_parameters(build_model(cfg))
-    if args.json:
-        write_json_out(args.json, {"params": params, "config": cfg.to_dict()})
-        if args.json == "-":
-            return 0
-    width = max(len(k) for k in cfg.to_dict())
-    print(f"architecture: {args.arch}")
-    for key, value in cfg.to_dict().items():
-        print(f"  {key:<{width}}  {value}")
-    print(f"parameters (true count, sum of p.numel()): {params:,}")
+
+    def show() -> None:
+        width = max(len(k) for k in cfg.to_dict())
+        print(f"architecture: {args.arch}")
+        for key, value in cfg.to_dict().items():
+            print(f"  {key:<{width}}  {value}")
+        print(f"parameters (true count, sum of p.numel()): {params:,}")
+
+    emit(args.json, {"params": params, "config": cfg.to_dict()}, show, what="config")
     return 0

@@ -30,9 +30,9 @@ from rtseg_nas.cli._args import (
     add_model_source,
     add_seed,
     add_ssh,
+    emit,
     model_source,
     ssh_options_from,
-    write_json_out,
 )
 
 
@@ -94,11 +94,5 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         progress=args.progress,
     )
-    if args.json == "-":
-        write_json_out("-", report.to_dict())
-        return 0
-    print(report.format_table())
-    if args.json:
-        write_json_out(args.json, report.to_dict())
-        print(f"report written to {args.json}")
+    emit(args.json, report.to_dict(), lambda: print(report.format_table()))
     return 0

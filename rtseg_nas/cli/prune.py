@@ -35,8 +35,8 @@ from rtseg_nas.cli._args import (
     THREADS,
     add_device,
     add_json_out,
+    emit,
     int_in,
-    write_json_out,
 )
 from rtseg_nas.cli._choices import IMPORTANCES
 
@@ -150,27 +150,26 @@ def run(args: argparse.Namespace) -> int:
         progress=args.progress,
         overwrite=args.overwrite,
     )
-    if args.json == "-":
-        write_json_out("-", report.to_dict())
-        return 0
-    r = report.result
-    print(
-        f"{report.recipe}: {r['params_before']:,} -> {r['params_after']:,} params, "
-        f"{r['macs_before'] / 1e9:.3f} -> {r['macs_after'] / 1e9:.3f} GMACs (fvcore, {r['spec']['size']} px), "
-        f"{r['increments']} increment(s), last ratio {r['ratio']:.3f}"
-    )
-    if r.get("latency_after_ms") is not None:
-        print(f"latency {r['latency_before_ms']:.2f} -> {r['latency_after_ms']:.2f} ms ({spec.latency_backend})")
-    if report.dice_before is not None:
+
+    def show() -> None:
+        r = report.result
         print(
-            f"Dice ({report.split}): {report.dice_before:.4f} unpruned, {report.dice_pruned:.4f} pruned, "
-            f"{report.dice_after:.4f} after fine-tuning"
+            f"{report.recipe}: {r.params_before:,} -> {r.params_after:,} params, "
+            f"{r.macs_before / 1e9:.3f} -> {r.macs_after / 1e9:.3f} GMACs (fvcore, {r.spec['size']} px), "
+            f"{r.increments} increment(s), last ratio {r.ratio:.3f}"
         )
-    if report.onnx_max_abs_diff is not None:
-        print(f"ONNX Runtime vs PyTorch max |diff| {report.onnx_max_abs_diff:.2e}")
-    print(f"written: {args.out}/checkpoint.pt, model.onnx, prune.json")
-    if args.json:
-        write_json_out(args.json, report.to_dict())
+        if r.latency_after_ms is not None:
+            print(f"latency {r.latency_before_ms:.2f} -> {r.latency_after_ms:.2f} ms ({spec.latency_backend})")
+        if report.dice_before is not None:
+            print(
+                f"Dice ({report.split}): {report.dice_before:.4f} unpruned, {report.dice_pruned:.4f} pruned, "
+                f"{report.dice_after:.4f} after fine-tuning"
+            )
+        if report.onnx_max_abs_diff is not None:
+            print(f"ONNX Runtime vs PyTorch max |diff| {report.onnx_max_abs_diff:.2e}")
+        print(f"written: {args.out}/checkpoint.pt, model.onnx, prune.json")
+
+    emit(args.json, report.to_dict(), show)
     return 0
 
 

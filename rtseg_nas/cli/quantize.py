@@ -33,9 +33,9 @@ from rtseg_nas.cli._args import (
     THREADS,
     add_device,
     add_json_out,
+    emit,
     float_in,
     int_in,
-    write_json_out,
 )
 from rtseg_nas.cli._choices import CALIBRATIONS, QUANT_FORMATS, QUANT_TARGETS
 
@@ -136,22 +136,21 @@ def run(args: argparse.Namespace) -> int:
             progress=args.progress,
             **common,
         )
-    if args.json == "-":
-        write_json_out("-", report.to_dict())
-        return 0
-    print(f"{report.recipe} ({args.target}): {args.out}/model.onnx")
-    if report.dice_fp32 is not None:
-        print(
-            f"Dice ({report.split}, ONNX Runtime): FP32 {report.dice_fp32:.4f}, quantized {report.dice_quant:.4f} "
-            f"({report.dice_change:+.4f}); pixels agreeing with FP32 {report.pixel_agreement:.2%}, "
-            f"max |logit diff| {report.max_abs_diff:.3g}"
-        )
-    if report.latency_fp32_ms is not None:
-        print(
-            f"latency (ORT CPU, batch 1, {report.threads} thread(s)): FP32 {report.latency_fp32_ms:.2f} ms, "
-            f"quantized {report.latency_quant_ms:.2f} ms ({report.speedup:.2f}x)"
-        )
-    print(f"notes: {report.notes}")
-    if args.json:
-        write_json_out(args.json, report.to_dict())
+
+    def show() -> None:
+        print(f"{report.recipe} ({args.target}): {args.out}/model.onnx")
+        if report.dice_fp32 is not None:
+            print(
+                f"Dice ({report.split}, ONNX Runtime): FP32 {report.dice_fp32:.4f}, quantized {report.dice_quant:.4f} "
+                f"({report.dice_change:+.4f}); pixels agreeing with FP32 {report.pixel_agreement:.2%}, "
+                f"max |logit diff| {report.max_abs_diff:.3g}"
+            )
+        if report.latency_fp32_ms is not None:
+            print(
+                f"latency (ORT CPU, batch 1, {report.threads} thread(s)): FP32 {report.latency_fp32_ms:.2f} ms, "
+                f"quantized {report.latency_quant_ms:.2f} ms ({report.speedup:.2f}x)"
+            )
+        print(f"notes: {report.notes}")
+
+    emit(args.json, report.to_dict(), show)
     return 0

@@ -37,6 +37,7 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
+from rtseg_core._threads import THREADS_HELP
 from rtseg_nas.cli._args import (
     BATCH,
     COUNT,
@@ -145,7 +146,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     train.add_argument("--val-batches", type=COUNT0, default=0, help="cap on validation batches per epoch, 0 = all")
     train.add_argument("--frames", default=ProxyTraining.frames, help="JNU-IFM frame selection (default: %(default)s)")
     add_device(train)
-    train.add_argument("--train-threads", type=THREADS, help="torch threads for training (default: torch's choice)")
+    train.add_argument("--train-threads", type=THREADS, metavar="N", help=THREADS_HELP)
 
     prof = p.add_argument_group("profiling")
     prof.add_argument("--latency-size", type=SIZE, help="input side timed, px (default: --size)")

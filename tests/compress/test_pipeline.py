@@ -2,52 +2,70 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 
 import pytest
 import torch
 
-from compress import PruneSpec, compress_study, prune_checkpoint
+from compress import PruneReport, PruneResult, PruneSpec, compress_study, prune_checkpoint
 from models import count_parameters, load_model
 from rtseg_core import CandidateRecord, CompressionError, atomic_write_json
 from rtseg_nas.cli import main
+from segmentation import EvalSummary, evaluate_checkpoint
 
 
-def test_prune_cli_writes_a_checkpoint_that_evaluate_loads(small_checkpoint, tmp_path, capsys):
-    out = tmp_path / "pruned"
-    rc = main(
-        [
-            "prune",
-            "--checkpoint",
-            str(small_checkpoint),
-            "--ratio",
-            "0.5",
-            "--round-to",
-            "8",
-            "--finetune-epochs",
-            "1",
-            "--steps-per-epoch",
-            "1",
-            "--batch-size",
-            "4",
-            "--device",
-            "cpu",
-            "--out",
-            str(out),
-        ]
-    )
-    assert rc == 0, capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == [".rtseg-output.json", "checkpoint.pt", "model.onnx", "prune.json"]
-    report = json.loads((out / "prune.json").read_text())
-    assert report["recipe"] == "prune-l1-r0.5-x8+ft1" and report["onnx_max_abs_diff"] < 1e-4
-    assert report["result"]["params_after"] < report["result"]["params_before"]
-    assert all(isinstance(d, float) for d in (report["dice_before"], report["dice_pruned"], report["dice_after"]))
-    model, ckpt = load_model(out / "checkpoint.pt")
+@pytest.fixture(scope="module")
+def pruned_by_cli(small_checkpoint, tmp_path_factory):
+    """``run.py prune`` once (50% channels, widths x8, one short fine-tune epoch); its output folder."""
+    out = tmp_path_factory.mktemp("cli") / "pruned"
+    argv = ["prune", "--checkpoint", str(small_checkpoint), "--ratio", "0.5", "--round-to", "8",
+            "--finetune-epochs", "1", "--steps-per-epoch", "1", "--batch-size", "4", "--device", "cpu",
+            "--out", str(out)]  # fmt: skip
+    stderr = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
+        rc = main(argv)
+    assert rc == 0, stderr.getvalue()
+    return out
+
+
+def test_prune_cli_writes_exactly_the_checkpoint_the_onnx_graph_and_the_report(pruned_by_cli):
+    names = sorted(p.name for p in pruned_by_cli.iterdir())
+    assert names == [".rtseg-output.json", "checkpoint.pt", "model.onnx", "prune.json"]  # + the output manifest
+
+
+def test_prune_report_reads_back_with_a_typed_result(pruned_by_cli):
+    report = PruneReport.from_dict(json.loads((pruned_by_cli / "prune.json").read_text()))
+    assert isinstance(report.result, PruneResult)
+    assert report.recipe == "prune-l1-r0.5-x8+ft1" and report.onnx_max_abs_diff < 1e-4
+    assert report.result.params_after < report.result.params_before
+    assert PruneReport.from_dict(report.to_dict()) == report
+
+
+def test_dice_before_and_after_are_those_evaluate_measures(small_checkpoint, pruned_by_cli):
+    report = json.loads((pruned_by_cli / "prune.json").read_text())
+    before = evaluate_checkpoint(small_checkpoint, split="val", device="cpu", progress=False)
+    after = evaluate_checkpoint(pruned_by_cli / "checkpoint.pt", split="val", device="cpu", progress=False)
+    assert report["dice_before"] == pytest.approx(before.dice)
+    assert report["dice_after"] == pytest.approx(after.dice)
+
+
+def test_pruned_checkpoint_keeps_its_spec_and_parent_and_runs(small_checkpoint, pruned_by_cli):
+    model, ckpt = load_model(pruned_by_cli / "checkpoint.pt")
     assert ckpt.pruning["spec"]["round_to"] == 8 and ckpt.meta["parent"] == str(small_checkpoint)
+    assert all(m.out_channels % 8 == 0 for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups == 1
+               and m.out_channels != 3)  # fmt: skip
     assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 3, 32, 32)
-    assert main(["evaluate", "--checkpoint", str(out / "checkpoint.pt"), "--split", "val"]) == 0
-    assert "Dice" in capsys.readouterr().out
+
+
+def test_evaluate_cli_reads_the_pruned_checkpoint(pruned_by_cli, capsys):
+    assert main(["evaluate", "--checkpoint", str(pruned_by_cli / "checkpoint.pt"), "--split", "val"]) == 0
+    summary = EvalSummary.from_dict(json.loads((pruned_by_cli / "evaluation_val.json").read_text()))
+    report = json.loads((pruned_by_cli / "prune.json").read_text())
+    assert summary.dice == pytest.approx(report["dice_after"])
+    assert f"{summary.dice:.4f}" in capsys.readouterr().out
 
 
 def test_a_failed_run_leaves_the_old_folder_and_no_partial_files(small_checkpoint, tmp_path):

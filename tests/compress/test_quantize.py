@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
 
-from compress import QuantSpec, quantize_checkpoint, quantize_onnx
-from compress._quantize import calibration_reader
+from compress import QuantFormat, QuantSpec, quantize_checkpoint, quantize_onnx
+from compress._quantize import FORMATS, calibration_reader, quiet_ort_quantizer
 from models import DSConv2d, dsconv_quantize, load_model
 from rtseg_core import CompressionError
 from rtseg_nas.cli import main
@@ -141,3 +143,50 @@ def test_quantize_an_existing_onnx_file_with_percentile_calibration(small_checkp
     spec = QuantSpec(calibration="percentile", percentile=99.9, calibration_images=2)
     report = quantize_onnx(tmp_path / "m.onnx", spec, tmp_path / "q", data="synthetic:24", measure=False)
     assert report.size == 32 and "QuantizeLinear" in report.op_counts and report.dice_quant is not None
+
+
+def test_every_quant_format_has_one_row_and_distinct_folder_tags():
+    assert list(FORMATS) == [f.value for f in QuantFormat]
+    rows = {f: (s.label(), s.tag(), s.precision) for f in FORMATS for s in [QuantSpec(format=f, dsconv_bits=3)]}
+    assert rows == {
+        "int8-static": ("ort-int8-qdq-minmax", "int8", "int8"),
+        "int8-dynamic": ("ort-int8-dynamic", "int8dyn", "int8"),
+        "fp16": ("fp16", "fp16", "fp16"),
+        "dsconv": ("dsconv3", "ds3", "fp32"),
+    }
+    assert QuantSpec(format="int8-static", calibration="entropy").label() == "ort-int8-qdq-entropy"
+
+
+def test_an_unknown_format_names_the_known_ones():
+    with pytest.raises(CompressionError, match="QuantSpec.format: must be one of int8-static, int8-dynamic, fp16"):
+        QuantSpec(format="int4")
+
+
+def test_quieting_the_ort_quantizer_changes_no_level_and_keeps_other_records():
+    import onnxruntime.quantization.qdq_quantizer as qdq
+
+    root = logging.getLogger()
+    seen: list[str] = []
+    handler = logging.Handler(logging.DEBUG)
+    handler.emit = lambda record: seen.append(record.getMessage())
+    root.addHandler(handler)
+    old_level = root.level
+    root.setLevel(logging.INFO)
+
+    def ort_record(level: int, text: str) -> logging.LogRecord:
+        # what ORT's `logging.warning(...)` calls produce: records of the root logger from ORT's files
+        return root.makeRecord("root", level, qdq.__file__, 1, text, None, None)
+
+    try:
+        with quiet_ort_quantizer():
+            assert root.level == logging.INFO
+            root.handle(ort_record(logging.WARNING, "Axis 1 is out-of-range"))
+            root.handle(ort_record(logging.ERROR, "ORT error"))
+            logging.getLogger("compress.test").warning("our own warning")
+            logging.warning("another library's root warning")
+        root.handle(ort_record(logging.WARNING, "after the block"))
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    assert seen == ["ORT error", "our own warning", "another library's root warning", "after the block"]
+    assert not any(isinstance(f, logging.Filter) and "Ort" in type(f).__name__ for f in root.filters)

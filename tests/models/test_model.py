@@ -41,19 +41,27 @@ def test_eff_parameter_formula():
 
 
 @pytest.mark.parametrize("name", list_presets())
-def test_presets_eval_and_train_outputs(name):
+def test_presets_forward_with_aux_gives_logits_and_deep_supervision_maps(name):
     cfg = PRESETS[name]
-    model = build_model(cfg)
+    model = build_model(cfg).train()
     x = torch.randn(2, cfg.in_channels, 64, 64)
-    model.train()
-    logits, aux = model(x)
+    logits, aux = model.forward_with_aux(x)
     assert logits.shape == (2, cfg.num_classes, 64, 64)
     assert len(aux) == (4 if cfg.deep_supervision else 0)
     assert all(a.shape == logits.shape for a in aux)
-    model.eval()
-    with torch.no_grad():
-        out = model(x)
-    assert isinstance(out, torch.Tensor) and out.shape == logits.shape
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_forward_returns_the_logits_tensor_in_every_mode(mode):
+    torch.manual_seed(0)
+    model = build_model(create_config("paper", conv_widths=(8, 8, 16), token_widths=(16, 24), dropout=0.0))
+    model.train(mode == "train")
+    x = torch.randn(2, 1, 32, 32)
+    out = model(x)
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 3, 32, 32)
+    # the same main logits as forward_with_aux (no dropout/drop-path here; BN in train mode uses batch
+    # statistics both times)
+    torch.testing.assert_close(out, model.forward_with_aux(x)[0])
 
 
 def test_odd_sizes_ratios_and_widths_not_divisible_by_shift():
@@ -105,7 +113,7 @@ def test_dsconv_bits_trains_through_ste_and_freezes_to_same_output():
     cfg = create_config("paper", dsconv_bits=4, conv_widths=(8, 16, 32), token_widths=(32, 48))
     model = build_model(cfg)
     x = torch.randn(2, 1, 32, 32)
-    logits, aux = model(x)
+    logits, aux = model.forward_with_aux(x)
     (logits.sum() + sum(a.sum() for a in aux)).backward()
     assert model.enc2.conv.weight.grad is not None and model.enc2.conv.weight.grad.abs().sum() > 0
     model.eval()

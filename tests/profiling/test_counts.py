@@ -6,12 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from models import EFF, DSConv2d, build_model, create_config
+from models import EFF, DSConv2d, build_model, count_parameters, create_config
 from profiling import (
     CostRecord,
     count_costs,
     count_parameters_paper_convention,
-    count_parameters_true,
     peak_activation_memory,
     trace_forward,
 )
@@ -47,7 +46,7 @@ def test_paper_convention_is_true_count_minus_dsconv_and_non_leaf_parameters():
     dsconv = sum(p.numel() for m in model.modules() if isinstance(m, DSConv2d) for p in m.parameters())
     eff_owned = sum(p.numel() for m in model.modules() if isinstance(m, EFF) for p in m.parameters(recurse=False))
     assert eff_owned == 4 * (2 + 3 + 1)  # alpha, beta, gate kernel 3, gate bias per EFF
-    assert count_parameters_paper_convention(model) == count_parameters_true(model) - dsconv - eff_owned
+    assert count_parameters_paper_convention(model) == count_parameters(model) - dsconv - eff_owned
 
 
 @pytest.fixture(scope="module")

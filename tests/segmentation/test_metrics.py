@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 import warnings
 
 import numpy as np
@@ -20,6 +19,7 @@ from rtseg_core import DataError
 from segmentation._aop import angle_of_progression, draw_aop_masks
 from segmentation._metrics import (
     FOREGROUND_CLASSES,
+    EvalSummary,
     MetricAccumulator,
     binary_metrics,
     format_table,
@@ -186,7 +186,10 @@ def test_accumulator_rows_and_summary():
     assert rows[2]["PS_dice"] == 1.0 and rows[2]["PS_asd"] == 0.0  # both empty
     assert rows[3]["PS_dice"] == 0.0 and rows[3]["PS_hd95"] == pytest.approx(math.hypot(64, 64))
 
-    s = acc.summary()
+    summary = acc.summary()
+    s = summary.to_dict()  # the JSON schema of evaluation_<split>.json
+    assert EvalSummary.from_dict(s) == summary
+    assert summary.dice == s["mean"]["dice"] and summary.fh.hd95 == s["FH"]["hd95"]
     assert set(s) == {"PS", "FH", "mean"}
     for name in ("PS", "FH"):
         assert set(s[name]) == {"dice", "jaccard", "asd", "hd95", "n", "n_empty_true", "n_empty_pred"}
@@ -246,8 +249,8 @@ def test_accumulator_rejects_bad_batches():
 def test_empty_accumulator_summary_and_reset():
     acc = MetricAccumulator()
     s = acc.summary()
-    assert s["PS"]["dice"] is None and s["PS"]["n"] == 0
-    assert s["mean"]["delta_aop"] is None and s["mean"]["n_aop"] == 0
+    assert s.ps.dice is None and s.ps.n == 0
+    assert s.mean.delta_aop is None and s.mean.n_aop == 0
     pred, target = _batch()
     acc.update(pred, target)
     acc.reset()
@@ -263,19 +266,13 @@ def test_format_table_lists_every_row():
     lines = text.splitlines()
     assert "dice" in lines[0] and "%" not in lines[0] and "HD95 px" in lines[0] and "|dAoP|" in lines[0]
     assert [line.split()[0] for line in lines[2:]] == ["PS", "FH", "mean"]
-    assert f"{s['FH']['dice']:.4f}" in lines[3]  # a fraction, as in the JSON and CSV
-    assert f"{s['mean']['delta_aop']:.2f} (1)" in lines[4]
+    assert f"{s.fh.dice:.4f}" in lines[3]  # a fraction, as in the JSON and CSV
+    assert f"{s.mean.delta_aop:.2f} (1)" in lines[4]
     assert len({len(line) for line in lines}) == 1  # fixed width
     empty = format_table(MetricAccumulator().summary())
     assert empty.splitlines()[2].split()[1] == "-"
 
 
-def test_speed_on_full_size_images():
-    target = draw_aop_masks(120.0, 256)
-    pred = draw_aop_masks(128.0, 256, offset=(2.0, -3.0))
-    image_metrics(pred, target)
-    start = time.perf_counter()
-    for _ in range(10):
-        image_metrics(pred, target)
-    per_image = (time.perf_counter() - start) / 10
-    assert per_image < 0.05, f"{per_image * 1000:.1f} ms per 256 px image"
+def test_summary_from_a_malformed_dict_names_the_source():
+    with pytest.raises(DataError, match="evaluation_test.json: not an evaluation summary"):
+        EvalSummary.from_dict({"PS": {}, "FH": {}}, source="evaluation_test.json")

@@ -1,0 +1,178 @@
+"""One-shot architecture search: a weight-sharing supernet of the search space, its subnets evaluated
+with inherited weights instead of being trained one by one.
+
+  train    train the supernet (the space's widest member holds the weights; every member runs on
+           slices of them) with the sandwich rule: per step the largest, the smallest and
+           --random-subnets random members, the largest learning from the labels (the loss of
+           `train`) and distilling into the others in place. OUT/supernet.pt after every epoch
+           (atomic, weights_only-loadable); --resume continues it.
+  search   NSGA-II (Optuna) over the subnets: each one extracted, its BatchNorm recalibrated on
+           --bn-batches training batches, evaluated on the validation split and profiled on
+           --target. Writes the study folder of `search` (study.json, history.csv,
+           trials/<n>/candidate.json marked recipe=supernet-inherited), so `report --study` reads it.
+           Running the same command again resumes; --trials counts evaluated subnets.
+  extract  one subnet (--arch preset/JSON or --trial STUDY/trials/N) as an ordinary checkpoint
+           (OUT/checkpoint.pt + OUT/config.json) that evaluate, prune, quantize, profile take, and
+           that `train --arch OUT/config.json --out OUT --resume` fine-tunes.
+
+Examples (CPU-sized, synthetic data):
+  python run.py supernet train --out runs/supernet --size 64 --epochs 4 --steps-per-epoch 30
+  python run.py supernet search --supernet runs/supernet --study runs/oneshot --trials 300
+  python run.py supernet extract --supernet runs/supernet --arch paper --out runs/paper-from-supernet
+  python run.py report --study runs/oneshot
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rtseg_nas.cli._args import add_arch, add_data, add_device, add_seed, add_ssh, ssh_options_from
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from rtseg_nas.cli._main import _add_common
+
+    sub = p.add_subparsers(dest="action", metavar="<action>", required=True)
+
+    t = sub.add_parser("train", help="train the supernet (sandwich rule, in-place distillation)")
+    _add_common(t, default=argparse.SUPPRESS)  # --quiet/--no-progress after the action too
+    add_data(t)
+    t.add_argument("--out", required=True, metavar="DIR", help="output folder for supernet.pt and metrics.json")
+    t.add_argument("--space", metavar="JSON", help="SearchSpace overrides as JSON (default: the search's space)")
+    t.add_argument("--size", type=int, default=96, help="image side, px (default: %(default)s)")
+    t.add_argument("--epochs", type=int, default=10, help="(default: %(default)s)")
+    t.add_argument("--steps-per-epoch", type=int, default=0, help="cap on steps per epoch, 0 = whole split")
+    t.add_argument("--batch-size", type=int, default=8, help="(default: %(default)s)")
+    t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (default: %(default)s)")
+    t.add_argument("--random-subnets", type=int, default=2, help="random members per step (default: %(default)s)")
+    t.add_argument("--kd-weight", type=float, default=0.5, help="distillation share for non-largest members")
+    t.add_argument("--bn-batches", type=int, default=4, help="BN recalibration batches for per-epoch val Dice")
+    t.add_argument("--frames", default="ps+fh", help="JNU-IFM frame selection (default: %(default)s)")
+    add_seed(t)
+    add_device(t)
+    t.add_argument("--resume", action="store_true", help="continue OUT/supernet.pt")
+
+    s = sub.add_parser("search", help="NSGA-II over subnets with inherited weights")
+    _add_common(s, default=argparse.SUPPRESS)
+    s.add_argument("--supernet", required=True, metavar="CKPT", help="supernet.pt (or its folder)")
+    s.add_argument("--study", required=True, metavar="DIR", help="study folder (created; reused to resume)")
+    s.add_argument("--trials", type=int, default=200, help="evaluated subnets in total (default: %(default)s)")
+    s.add_argument("--target", default="local", help="local, ssh://user@host[:port] or jetson-nano-estimate")
+    s.add_argument("--objectives", default="dice,latency", help="as in `search` (default: %(default)s)")
+    s.add_argument("--min-fps", type=float, default=0, help="constraint: frames/s >= this (0 = none)")
+    s.add_argument("--max-latency-ms", type=float, default=0, help="constraint: latency <= this, ms (0 = none)")
+    s.add_argument("--max-params", type=int, default=0, help="constraint: parameters <= this (0 = none)")
+    s.add_argument("--sampler", choices=("nsga2", "random"), default="nsga2", help="(default: %(default)s)")
+    s.add_argument("--population-size", type=int, default=16, help="NSGA-II population (default: %(default)s)")
+    s.add_argument("--bn-batches", type=int, default=4, help="BN recalibration batches per subnet")
+    s.add_argument("--val-batches", type=int, default=0, help="cap on validation batches, 0 = all")
+    s.add_argument("--latency-size", type=int, help="input side timed, px (default: the supernet's size)")
+    s.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default: 1)")
+    s.add_argument("--latency-runs", type=int, default=10, help="timed runs per architecture (default: 10)")
+    s.add_argument("--latency-warmup", type=int, default=3, help="warm-up runs per architecture (default: 3)")
+    add_seed(s)
+    add_ssh(s)
+
+    e = sub.add_parser("extract", help="one subnet as an ordinary checkpoint")
+    _add_common(e, default=argparse.SUPPRESS)
+    e.add_argument("--supernet", required=True, metavar="CKPT", help="supernet.pt (or its folder)")
+    group = e.add_mutually_exclusive_group(required=True)
+    add_arch(group, default=None)
+    group.add_argument("--trial", metavar="DIR", help="a search trial folder (STUDY/trials/N, its config.json)")
+    e.add_argument("--out", required=True, metavar="DIR", help="folder for checkpoint.pt and config.json")
+    e.add_argument("--bn-batches", type=int, help="BN recalibration batches (default: the supernet's)")
+    e.add_argument("--overwrite", action="store_true", help="replace an OUT that holds files extract did not write")
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"train": _train, "search": _search, "extract": _extract}[args.action](args)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from rtseg_core import read_json
+    from search_spaces import SandwichConfig, SearchSpace, train_supernet
+    from segmentation import TrainConfig
+
+    space = SearchSpace.from_dict(read_json(args.space), source=args.space) if args.space else SearchSpace()
+    cfg = TrainConfig(
+        data=args.data,
+        size=args.size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        steps_per_epoch=args.steps_per_epoch or None,
+        frames=args.frames,
+    )
+    sandwich = SandwichConfig(random_subnets=args.random_subnets, kd_weight=args.kd_weight, bn_batches=args.bn_batches)
+    result = train_supernet(space, cfg, args.out, sandwich=sandwich, resume=args.resume, progress=args.progress)
+    if result.epochs:
+        last = result.epochs[-1]
+        print(
+            f"done: {last.epoch} epochs, val Dice on {cfg.data} largest {last.val_dice_largest:.4f}, "
+            f"smallest {last.val_dice_smallest:.4f} (BN recalibrated); {result.wall_s:.0f} s this run"
+        )
+    print(f"supernet: {result.checkpoint}")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from search_spaces import SupernetSearchConfig, run_supernet_search
+
+    cfg = SupernetSearchConfig(
+        study_dir=args.study,
+        supernet=args.supernet,
+        trials=args.trials,
+        objectives=args.objectives,
+        min_fps=args.min_fps,
+        max_latency_ms=args.max_latency_ms,
+        max_params=args.max_params,
+        target=args.target,
+        threads=args.threads,
+        latency_size=args.latency_size,
+        latency_warmup=args.latency_warmup,
+        latency_runs=args.latency_runs,
+        ssh_options=ssh_options_from(args),
+        remote_backend=args.remote_backend,
+        sampler=args.sampler,
+        population_size=args.population_size,
+        seed=args.seed,
+        bn_batches=args.bn_batches,
+        val_batches=args.val_batches or None,
+        progress=args.progress,
+    )
+    summary = run_supernet_search(cfg)
+    print(
+        f"{summary.counts['complete']} subnets evaluated ({summary.counts['rejected']} rejected, "
+        f"{summary.counts['failed']} failed); this run {summary.wall_s:.0f} s, "
+        f"{summary.subnets_per_minute:.1f} subnets/min"
+    )
+    print("feasible front (inherited weights, BN recalibrated, val split):")
+    for m in summary.front:
+        values = ", ".join(f"{k} {v:.4g}" for k, v in m.items() if k not in ("trial", "name", "summary", "params"))
+        print(f"  {m['name']:<10} {m['summary']:<36} {values}, params {m['params']:,}")
+    print(f"study: {summary.study_dir}  (report: python run.py report --study {summary.study_dir})")
+    return 0
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from models import RTSegConfig, create_config
+    from rtseg_core import read_json
+    from rtseg_core._outputs import staged_output
+    from search_spaces import extract_subnet, load_supernet, summarize_config
+
+    supernet = load_supernet(args.supernet)
+    if args.trial:
+        path = Path(args.trial) / "config.json"
+        cfg = RTSegConfig.from_dict(read_json(path), source=str(path))
+    else:
+        cfg = create_config(args.arch)
+    # OUT is written whole or not at all, and never over files extract did not write (a fine-tuned run).
+    with staged_output(args.out, verb="supernet extract", inputs=[supernet.path], overwrite=args.overwrite) as tmp:
+        extract_subnet(supernet, cfg, tmp, bn_batches=args.bn_batches)
+    out = Path(args.out)
+    print(f"extracted {summarize_config(cfg)}: {out / 'checkpoint.pt'} (config: {out / 'config.json'})")
+    return 0

@@ -1,0 +1,75 @@
+"""What defines a training run (:class:`TrainConfig`), importable without PyTorch (the CLI reads its defaults)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from rtseg_core import ConfigError
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run (saved in the checkpoint's ``meta``)."""
+
+    data: str = "synthetic"
+    size: int = 256
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    weight_decay: float = 1e-4
+    optimizer: str = "adamw"  # "adam" | "adamw"
+    aux_weight: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    steps_per_epoch: int | None = None  # cap for proxy training in a search; None = the whole split
+    val_batches: int | None = None  # cap on validation batches per epoch; None = whole split
+    frames: str = "ps+fh"
+
+    def __post_init__(self) -> None:
+        # The CLI's argparse types check the same bounds; these hold for API callers too, and come
+        # before torch sees the values (its optimizer errors name no option).
+        def option(name: str) -> str:
+            return "--" + name.replace("_", "-")
+
+        for name, low, high in (("size", 8, 4096), ("epochs", 1, 10**6), ("batch_size", 1, 4096), ("workers", 0, 256)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ConfigError(f"{option(name)}: must be an integer from {low} to {high}, got {value!r}")
+        for name in ("steps_per_epoch", "val_batches"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{option(name)}: must be an integer >= 1 (or unset), got {value!r}")
+        if self.optimizer not in ("adam", "adamw"):
+            raise ConfigError(f"--optimizer: must be adam or adamw, got {self.optimizer!r}")
+        for name, low, high, low_open in (
+            ("lr", 0.0, math.inf, True),  # no upper bound here: a test diverges on purpose
+            ("min_lr", 0.0, math.inf, False),
+            ("weight_decay", 0.0, 10.0, False),
+            ("aux_weight", 0.0, 1000.0, False),
+        ):
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or not (low < value if low_open else low <= value) or not value <= high:
+                span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
+                raise ConfigError(f"{option(name)}: must be a finite number in {span}, got {value!r}")
+
+
+def load_train_config(meta: dict[str, Any] | None, *, source: str = "checkpoint") -> TrainConfig:
+    """The :class:`TrainConfig` a checkpoint was trained with (its ``meta["train"]``), parsed once.
+
+    Missing fields take TrainConfig's defaults (a pruned checkpoint records only data, size and
+    seed); a field this version does not know is a ConfigError naming ``source``.
+    """
+    fields = (meta or {}).get("train") or {}
+    if not isinstance(fields, dict):
+        raise ConfigError(f"{source}: meta.train must be a mapping, got {type(fields).__name__}")
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ConfigError(f"{source}: meta.train has unknown field(s) {unknown}; written by another version?")
+    return TrainConfig(**fields)

@@ -1,0 +1,61 @@
+"""Each verb's defaults are its config dataclass's: a default changed in one place changes the CLI.
+
+``train`` reads TrainConfig directly (it imports no torch). The compression and profiling verbs
+keep literal defaults so that ``--help`` imports nothing heavy (test_cli_rules.py); this test is
+what keeps those literals equal to the dataclasses'.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from compress import FinetuneSpec, PruneSpec, QuantSpec
+from profiling import BenchConfig, ExportConfig
+from rtseg_nas.cli._main import build_parser
+from rtseg_nas.pipeline import DemoConfig
+from segmentation import TrainConfig
+
+# verb -> argv that satisfies its required options, then (option dest, dataclass, field) to compare
+CASES = {
+    "train": (["--out", "x"], [(d, TrainConfig, d) for d in (
+        "data", "size", "epochs", "batch_size", "lr", "weight_decay", "optimizer", "aux_weight", "frames",
+        "workers", "seed", "device")]),
+    "prune": (["--checkpoint", "c", "--ratio", "0.3"], [
+        ("importance", PruneSpec, "importance"), ("round_to", PruneSpec, "round_to"), ("steps", PruneSpec, "steps"),
+        ("step_ratio", PruneSpec, "step_ratio"), ("max_ratio", PruneSpec, "max_ratio"),
+        ("calibration_batches", PruneSpec, "calibration_batches"), ("latency_backend", PruneSpec, "latency_backend"),
+        ("threads", PruneSpec, "latency_threads"), ("finetune_per_step", PruneSpec, "finetune_epochs_per_step"),
+        ("finetune_epochs", FinetuneSpec, "epochs"), ("lr", FinetuneSpec, "lr"),
+        ("batch_size", FinetuneSpec, "batch_size"), ("steps_per_epoch", FinetuneSpec, "steps_per_epoch"),
+        ("device", FinetuneSpec, "device")]),
+    "quantize": (["--checkpoint", "c"], [
+        ("target", QuantSpec, "target"), ("calibration", QuantSpec, "calibration"),
+        ("percentile", QuantSpec, "percentile"), ("calibration_images", QuantSpec, "calibration_images"),
+        ("opset", QuantSpec, "opset"), ("bits", QuantSpec, "dsconv_bits"), ("lr", FinetuneSpec, "lr"),
+        ("batch_size", FinetuneSpec, "batch_size"), ("device", FinetuneSpec, "device")]),
+    "bench": ([], [(d, BenchConfig, d) for d in ("size", "batch", "threads", "rounds", "warmup", "opset", "seed")]),
+    "export": (["--out", "x.onnx"], [
+        ("opset", ExportConfig, "opset"), ("dynamic", ExportConfig, "dynamic"), ("batch", ExportConfig, "batch"),
+        ("size", ExportConfig, "height"), ("atol", ExportConfig, "atol"), ("seed", ExportConfig, "seed")]),
+    "demo": ([], [(d, DemoConfig, d) for d in (
+        "data", "seed", "size", "epochs", "trials", "search_size", "search_epochs", "top_k", "prune_macs",
+        "profile_size", "threads", "train_threads")]),
+}  # fmt: skip
+
+
+def _default(cls, name):
+    value = {f.name: f.default for f in dataclasses.fields(cls)}[name]
+    assert value is not dataclasses.MISSING, f"{cls.__name__}.{name} has no default"
+    return value
+
+
+@pytest.mark.parametrize("verb", sorted(CASES))
+def test_cli_defaults_are_the_config_dataclasses_defaults(verb):
+    argv, fields = CASES[verb]
+    parser, _ = build_parser(verb)
+    args = parser.parse_args([verb, *argv])
+    wrong = {dest: (getattr(args, dest), _default(cls, name)) for dest, cls, name in fields
+             if getattr(args, dest) != _default(cls, name)}  # fmt: skip
+    assert wrong == {}, f"{verb}: CLI default != dataclass default: {wrong}"

@@ -1,0 +1,248 @@
+"""The one-shot strategy: a tiny supernet trains and survives SIGKILL, its search writes what `report` reads,
+and an extracted subnet is an ordinary checkpoint (weights_only, prune, quantize, evaluate)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from models import load_model
+from search_spaces import (
+    SandwichConfig,
+    SearchSpace,
+    SupernetSearchConfig,
+    extract_subnet,
+    largest_config,
+    load_supernet,
+    run_supernet_search,
+    smallest_config,
+    train_supernet,
+)
+from segmentation import TrainConfig
+from tests.search_spaces.conftest import TINY_SPACE
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAIN = {"data": "synthetic:24", "size": 32, "batch_size": 4, "steps_per_epoch": 2, "seed": 0, "device": "cpu"}
+SANDWICH = SandwichConfig(random_subnets=1, bn_batches=2)
+
+
+@pytest.fixture(scope="module")
+def space():
+    return SearchSpace.from_dict(TINY_SPACE)
+
+
+@pytest.fixture(scope="module")
+def trained(space, tmp_path_factory):
+    out = tmp_path_factory.mktemp("supernet")
+    train_supernet(space, TrainConfig(**TRAIN, epochs=2), out, sandwich=SANDWICH, progress=False)
+    return out / "supernet.pt"
+
+
+def test_the_container_and_the_sandwich_ends_come_from_the_space(space):
+    big, small = largest_config(space), smallest_config(space)
+    assert big.conv_widths + big.token_widths == (16, 24, 32, 48, 64)
+    assert (big.enc_depths, big.dec_depths, big.mlp_ratio) == ((1, 1), (1, 1), 2.0)
+    assert small.conv_widths + small.token_widths == (8, 16, 24, 32, 48)
+    assert (small.enc_depths, small.dec_depths, small.mlp_ratio) == ((0, 0), (0, 0), 1.0)
+    assert big.shift_size == small.shift_size == 5  # the paper's, a choice of the space
+
+
+def test_a_tiny_supernet_trains_and_its_checkpoint_is_plain_data(trained, space):
+    data = torch.load(trained, map_location="cpu", weights_only=True)
+    assert data["format"] == "rtseg-nas/supernet" and data["epoch"] == 2 and len(data["history"]) == 2
+    sn = load_supernet(trained.parent)  # the folder works too
+    assert sn.space == space and sn.sandwich == SANDWICH and sn.train == TrainConfig(**TRAIN, epochs=2)
+    assert all(0.0 <= e["val_dice_smallest"] <= 1.0 for e in sn.history)
+    with pytest.raises(Exception, match="exists; pass --resume"):
+        train_supernet(space, TrainConfig(**TRAIN, epochs=2), trained.parent, sandwich=SANDWICH, progress=False)
+    with pytest.raises(Exception, match=r"different training settings than the checkpoint's: \['lr'\]"):
+        cfg = TrainConfig(**{**TRAIN, "lr": 0.5}, epochs=2)
+        train_supernet(space, cfg, trained.parent, sandwich=SANDWICH, resume=True, progress=False)
+
+
+_CHILD = """
+import sys
+from search_spaces import SandwichConfig, SearchSpace, train_supernet
+from segmentation import TrainConfig
+from tests.search_spaces.conftest import TINY_SPACE
+train_supernet(SearchSpace.from_dict(TINY_SPACE), TrainConfig(**{train}, epochs={epochs}), sys.argv[1],
+               sandwich=SandwichConfig(random_subnets=1, bn_batches=2), progress=False)
+"""
+
+
+def test_training_resumes_after_sigkill_exactly_as_an_uninterrupted_run(space, tmp_path):
+    epochs = 5
+    killed_dir, clean_dir = tmp_path / "killed", tmp_path / "clean"
+    code = _CHILD.format(train=repr(TRAIN), epochs=epochs)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(killed_dir)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    ckpt = killed_dir / "supernet.pt"
+    try:
+        deadline = time.monotonic() + 120
+        while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ckpt.exists(), f"no checkpoint before the worker ended:\n{proc.communicate()[0].decode()[-3000:]}"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    at_kill = load_supernet(ckpt).epoch  # whatever the last atomic write left: a whole checkpoint
+    assert 1 <= at_kill < epochs, "the worker finished before it could be killed; the test proves nothing"
+
+    cfg = TrainConfig(**TRAIN, epochs=epochs)
+    resumed = train_supernet(space, cfg, killed_dir, sandwich=SANDWICH, resume=True, progress=False)
+    assert [e.epoch for e in resumed.epochs] == list(range(1, epochs + 1))
+    train_supernet(space, cfg, clean_dir, sandwich=SANDWICH, progress=False)
+    a, b = load_supernet(ckpt), load_supernet(clean_dir)
+    assert a.epoch == b.epoch == epochs
+    for key, value in b.net.net.state_dict().items():
+        assert torch.allclose(a.net.net.state_dict()[key], value, atol=1e-6), key
+
+
+def test_a_supernet_search_writes_candidates_the_report_reads_and_resumes(trained, tmp_path):
+    from reports import compute_report
+    from reports._plot_info import conditions_subtitle
+
+    study = tmp_path / "oneshot"
+    cfg = SupernetSearchConfig(
+        study_dir=study,
+        supernet=trained,
+        trials=3,
+        target="jetson-nano-estimate",
+        population_size=2,
+        bn_batches=2,
+        progress=False,
+    )
+    summary = run_supernet_search(cfg)
+    assert summary.counts["complete"] == 3 and summary.front
+    settings = json.loads((study / "study.json").read_text())
+    assert settings["strategy"] == "supernet" and settings["evaluation"]["recipe"] == "supernet-inherited"
+    assert settings["reference"] is None  # paper is wider than this tiny supernet
+    # Resume: the same command with more trials runs only the missing ones.
+    summary = run_supernet_search(SupernetSearchConfig(**{**cfg.__dict__, "trials": 5}))
+    assert summary.counts["complete"] == 5 and summary.trials_run == 2
+    report = compute_report(study)
+    df = report.candidates
+    assert len(df) == 5 and set(df["recipe"]) == {"supernet-inherited"} and set(df["split"]) == {"val"}
+    assert df["dice"].between(0, 1).all() and (df["latency_kind"] == "estimated").all()
+    assert "inherited supernet weights" in df["notes"].iloc[0]
+    assert len(report.front.front) >= 1
+    assert "val split (inherited supernet weights)" in conditions_subtitle(df, latency=True)
+    assert json.loads((study / "trials" / "0" / "validation.json").read_text())["split"] == "val"
+    history = (study / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 5
+
+
+def test_a_changed_supernet_is_not_mixed_into_an_existing_study(trained, tmp_path):
+    from rtseg_core import SuiteError
+
+    study = tmp_path / "s"
+    cfg = SupernetSearchConfig(
+        study_dir=study,
+        supernet=trained,
+        trials=1,
+        target="jetson-nano-estimate",
+        population_size=2,
+        bn_batches=2,
+        progress=False,
+    )
+    run_supernet_search(cfg)
+    with pytest.raises(SuiteError, match="target"):
+        run_supernet_search(SupernetSearchConfig(**{**cfg.__dict__, "trials": 2, "target": "local"}))
+
+
+def test_an_extracted_subnet_is_an_ordinary_checkpoint_that_prunes_and_quantizes(trained, space, tmp_path):
+    from compress import PruneSpec, QuantSpec, prune_model, quantize_checkpoint
+
+    sn = load_supernet(trained)
+    cfg = largest_config(space).replace(conv_widths=(16, 16, 32), enc_depths=(1, 0), shift_size=3)
+    path = extract_subnet(sn, cfg, tmp_path / "sub", bn_batches=2)
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    assert data["format"] == "rtseg-nas/checkpoint" and data["epoch"] == 0
+    model, ckpt = load_model(path)
+    assert ckpt.config == cfg and ckpt.meta["train"]["size"] == 32
+    assert json.loads((tmp_path / "sub" / "config.json").read_text()) == cfg.to_dict()
+    # The weights are the supernet's slices (BatchNorm aside, which was recalibrated).
+    big = sn.net.net.state_dict()
+    for key, value in model.state_dict().items():
+        if "running" not in key and "num_batches" not in key:
+            assert torch.equal(value, big[key][tuple(slice(0, s) for s in value.shape)]), key
+    assert not torch.equal(model.enc1.bn.running_mean, big["enc1.bn.running_mean"][:16])
+
+    result = prune_model(model, PruneSpec(ratio=0.3, size=32))
+    assert result.params_after < result.params_before
+    report = quantize_checkpoint(path, QuantSpec(format="fp16"), tmp_path / "q", runs=2, evaluate=False, progress=False)
+    assert (tmp_path / "q" / "model.onnx").is_file() and report is not None
+
+
+def test_the_supernet_verb_extracts_a_search_trial(trained, tmp_path, capsys):
+    from rtseg_nas.cli import main
+
+    study = tmp_path / "study"
+    run_supernet_search(
+        SupernetSearchConfig(
+            study_dir=study,
+            supernet=trained,
+            trials=1,
+            target="jetson-nano-estimate",
+            population_size=2,
+            bn_batches=2,
+            progress=False,
+        )
+    )
+    out = tmp_path / "x"
+    assert (
+        main(
+            [
+                "supernet",
+                "extract",
+                "--supernet",
+                str(trained),
+                "--trial",
+                str(study / "trials" / "0"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    model, ckpt = load_model(out / "checkpoint.pt")
+    assert ckpt.config.to_dict() == json.loads((study / "trials" / "0" / "config.json").read_text())
+    # Once fine-tuned there (files extract did not write), OUT is not replaced by a second extract.
+    (out / "metrics.json").write_text("{}")
+    trial = str(study / "trials" / "0")
+    again = ["supernet", "extract", "--supernet", str(trained), "--trial", trial, "--out", str(out)]
+    assert main(again) != 0 and "metrics.json" in capsys.readouterr().err
+    assert (out / "metrics.json").read_text() == "{}"
+    # paper is wider than this supernet: one error line naming the supernet file and the field.
+    argv = ["supernet", "extract", "--supernet", str(trained), "--arch", "paper", "--out", str(tmp_path / "p")]
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert f"error: {trained}: cannot extract" in err and "conv_widths[1]: 32 exceeds the supernet's 24" in err
+
+
+@pytest.mark.parametrize(
+    "argv", [["-q", "supernet", "search"], ["supernet", "-q", "search"], ["supernet", "search", "--quiet"]]
+)
+def test_the_common_options_work_before_or_after_the_action(argv):
+    from rtseg_nas.cli._main import build_parser, show_progress
+
+    parser, _ = build_parser("supernet")
+    args = parser.parse_args([*argv, "--supernet", "S", "--study", "D"])
+    assert args.quiet and args.action == "search" and not show_progress(args)
