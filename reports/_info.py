@@ -12,6 +12,7 @@ import pandas as pd
 from reports._hypervolume import HypervolumeHistory
 from reports._pareto import FrontInfo
 from reports._plot_info import ScatterInfo
+from reports._remeasured import RemeasuredInfo
 from reports._select import ShipChoice
 
 
@@ -31,6 +32,7 @@ class ReportInfo:
     choice: ShipChoice
     environment: dict[str, Any]
     synthetic: bool  # some accuracy was measured on synthetic data
+    remeasured: RemeasuredInfo | None = None  # issue 12: PREDICTED vs MEASURED; None without predictions
     reference: dict[str, Any] = dataclasses.field(default_factory=dict)  # reference.json, shown apart
 
     @property

@@ -18,6 +18,9 @@ from profiling._predict_bench import PredictorBenchResult, bench_predictor
 from search_spaces._space import SearchSpace, check_config, config_from_params
 
 PRUNE_RATIOS = (0.2, 0.35, 0.5)
+# The conditions of a remeasurement that remeasured.json keeps beside each number (the report states them).
+MEASURED_FIELDS = ("target", "device", "backend", "provider", "precision", "threads", "runs", "height", "width",
+                   "timestamp")  # fmt: skip
 
 
 def sample_configs(space: SearchSpace, n: int, *, seed: int) -> list[Any]:
@@ -120,18 +123,18 @@ def remeasure_front(
     Writes ``STUDY/remeasured.json`` (predicted and measured side by side, with the conditions of
     both) and returns its rows. Candidates whose latency was not predicted are left out.
     """
-    from pathlib import Path
-
     import numpy as np
 
     from models import RTSegConfig
-    from profiling import PREDICTED, profile_model
-    from rtseg_core import ConfigError, atomic_write_json
+    from profiling import PREDICT_PREFIX, PREDICTED, profile_model
+    from rtseg_core import ConfigError, read_json
     from rtseg_core._pareto import nondominated_mask
-    from rtseg_core._study import TRIALS, StudyDir
+    from rtseg_core._study import MEASUREMENT_JSON, TRIALS, StudyDir
 
-    study = Path(study_dir)
-    records = [r for r, _ in StudyDir(study).read_candidates((TRIALS,))]
+    study = StudyDir(study_dir)
+    candidates = study.read_candidates((TRIALS,))
+    folders = {r.name: folder for r, folder in candidates}
+    records = [r for r, _ in candidates]
     records = [
         r
         for r in records
@@ -139,7 +142,7 @@ def remeasure_front(
     ]
     if not records:
         raise ConfigError(
-            f"{study}: no feasible candidates with a PREDICTED latency (search with --target predict:TABLE)"
+            f"{study.root}: no feasible candidates with a PREDICTED latency (search with --target predict:TABLE)"
         )
     values = np.array([[r.dice, r.latency_ms] for r in records])
     front = [r for r, keep in zip(records, nondominated_mask(values, ("maximize", "minimize"))) if keep]
@@ -159,18 +162,24 @@ def remeasure_front(
             model_name=r.name,
         )
         m = rep.latency[0]
+        # The table's key travels with the prediction (measurement.json); the report states it.
+        measurement = folders[r.name] / MEASUREMENT_JSON
+        predicted = (read_json(measurement).get("latency") or {}) if measurement.is_file() else {}
+        predicted_env = predicted.get("environment") or {}
         rows.append(
             {
                 "name": r.name,
                 "dice": r.dice,
                 "predicted_ms": r.latency_ms,
                 "predicted_target": r.target,
+                "table": predicted_env.get("table", r.target.removeprefix(PREDICT_PREFIX)),
+                "table_key": predicted_env.get("table_key"),
                 "measured_ms": m.median_ms,
                 "measured_iqr_ms": m.iqr_ms,
                 "error_percent": 100.0 * (r.latency_ms - m.median_ms) / m.median_ms,
-                "measured": {k: getattr(m, k) for k in ("target", "device", "backend", "threads", "runs", "height")},
+                "measured": {k: getattr(m, k) for k in MEASURED_FIELDS},
                 "load_average_1m": m.environment.get("load_average_1m"),
             }
         )
-    atomic_write_json(study / "remeasured.json", {"kind": "predicted vs measured, feasible front", "rows": rows})
+    study.write_remeasured({"kind": "predicted vs measured, feasible front", "rows": rows})
     return rows

@@ -24,7 +24,8 @@ Examples:
   python run.py latency-table remeasure --study runs/s1   # a predict:TABLE search's front, measured
 
 `remeasure` measures the feasible (Dice, latency) front of a search run with --target predict:TABLE
-on --target (local by default) and writes STUDY/remeasured.json, predicted beside measured.
+on --target (local by default) and writes STUDY/remeasured.json, predicted beside measured; the
+study's report (`run.py report --study DIR`) then shows them side by side, with the table's key.
 """
 
 from __future__ import annotations
