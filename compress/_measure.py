@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from profiling._records import PREDICT_PREFIX
 from rtseg_core import CompressionError, ProfilingError
 
 
@@ -38,11 +39,17 @@ def count_macs(model: nn.Module, size: int) -> int:
 
 
 def measure_latency_ms(model: nn.Module, *, size: int, backend: str, threads: int, runs: int) -> float:
-    """Median latency (ms) of one batch-1 forward on this machine: ONNX Runtime on the exported graph, or eager."""
+    """Median latency (ms) of one batch-1 forward: ONNX Runtime on this machine, eager, or ``predict:TABLE``."""
     from profiling._export import ExportConfig, export_onnx
     from profiling._latency import LatencyConfig, measure_onnxruntime, measure_pytorch
 
     work = deployable_copy(model)
+    if backend.startswith(PREDICT_PREFIX):
+        from profiling._predictor import LatencyPredictor
+
+        predictor = LatencyPredictor.load(backend[len(PREDICT_PREFIX) :])
+        predictor.check_request(precision="fp32", threads=None, batch=1)
+        return predictor.predict_model(work, size=size, model_name="pruning step").median_ms
     config = LatencyConfig(height=size, width=size, threads=threads, runs=runs, warmup=max(3, runs // 5), device="cpu")
     try:
         if backend == "pytorch":

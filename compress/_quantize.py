@@ -475,14 +475,13 @@ def _count(reader) -> int:
 
 def ort_predict(path: Path, *, threads: int = 1):
     """``predict(images) -> logits`` over an ONNX file, one image per run (works for batch-1 graphs)."""
-    from profiling._ort import make_session
+    from profiling._ort import make_session, session_input
 
     try:
         session = make_session(path, threads=threads, providers=["CPUExecutionProvider"])
     except ProfilingError as exc:
         raise CompressionError(str(exc)) from None
-    name = session.get_inputs()[0].name
-    dtype = np.float16 if session.get_inputs()[0].type == "tensor(float16)" else np.float32
+    name, dtype = session_input(session)
 
     def predict(images: torch.Tensor) -> torch.Tensor:
         outs = [session.run(None, {name: img[None].numpy().astype(dtype)})[0] for img in images]

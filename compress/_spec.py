@@ -21,7 +21,8 @@ class PruneSpec(Record):
     - ``target_macs``: prune in increments of ``step_ratio`` until the MACs (fvcore, one forward at
       ``size`` x ``size``) are at most this fraction of the unpruned model's.
     - ``target_latency_ms``: the same, until the median latency measured on this machine with
-      ``latency_backend`` (ONNX Runtime on the exported graph, or PyTorch eager) and
+      ``latency_backend`` (ONNX Runtime on the exported graph, PyTorch eager, or ``predict:TABLE``: the
+      kernel-level predictor on a latency table, for a device target without timing each step) and
       ``latency_threads`` threads is at most this many milliseconds.
 
     The increments stop at ``max_ratio``; a target still unmet there is an error. ``round_to``
@@ -91,7 +92,7 @@ class PruneSpec(Record):
                 fail(name, f"must be an integer >= {low}")
         if self.round_to is not None and (not isinstance(self.round_to, int) or self.round_to < 1):
             fail("round_to", "must be null or an integer >= 1 (8 suits GPUs/TensorRT)")
-        if self.latency_backend not in LATENCY_BACKENDS:
+        if self.latency_backend not in LATENCY_BACKENDS and not str(self.latency_backend).startswith("predict:"):
             fail("latency_backend", f"must be one of {', '.join(LATENCY_BACKENDS)}")
         from compress._importance import get_importance
 

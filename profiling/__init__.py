@@ -8,8 +8,13 @@
 - :func:`measure_onnxruntime` / :func:`measure_pytorch` time locally; :func:`profile_remote`
   times on an SSH device; :func:`estimate_latency` and :class:`CalibratedEstimator` estimate.
 - :func:`bench_variants` / :func:`run_bench` compare variants in one alternating loop.
+- ``--target`` picks backends from one table (:data:`TARGETS`, :func:`resolve_backends`): local
+  ONNX Runtime / PyTorch, an SSH device, the roofline estimate, or ``predict:TABLE``, the
+  kernel-level predictor (:func:`build_table`, :class:`LatencyPredictor`, :func:`bench_predictor`).
+- :func:`read_onnx_input` is the one reader of an ONNX file's image input.
 """
 
+from profiling._backends import TARGETS, LatencyBackend, LatencyRequest, check_target, resolve_backends
 from profiling._bench import (
     BenchConfig,
     BenchResult,
@@ -28,7 +33,6 @@ from profiling._counts import (
 )
 from profiling._env import describe_device, describe_environment
 from profiling._estimate import (
-    ESTIMATE_TARGET,
     JETSON_NANO,
     CalibratedEstimator,
     DeviceSpec,
@@ -45,10 +49,14 @@ from profiling._export import (
     fold_batchnorm,
     prepare_for_export,
 )
+from profiling._kernels import Decomposition, Kernel, decompose_onnx
 from profiling._latency import LatencyConfig, measure_onnxruntime, measure_pytorch, time_calls, torch_threads
+from profiling._onnx_input import OnnxInputInfo, read_onnx_input
 from profiling._ort import make_session
+from profiling._predict_bench import PredictorBenchResult, bench_predictor
+from profiling._predictor import LatencyPredictor, LatencyTable, TableKey, build_table
 from profiling._profile import ProfileReport, profile_model
-from profiling._records import LatencyRecord
+from profiling._records import ESTIMATE_TARGET, ESTIMATED, MEASURED, PREDICT_PREFIX, PREDICTED, LatencyRecord
 from profiling._remote import probe_remote, profile_remote
 from profiling._source import ModelSource, load_source
 from profiling._ssh import SSHOptions, SSHTarget
@@ -56,7 +64,27 @@ from profiling._stats import speedup_interval, summarize_times
 from profiling._trace import ForwardTrace, TracedOp, trace_forward
 
 __all__ = [
+    "ESTIMATED",
     "ESTIMATE_TARGET",
+    "MEASURED",
+    "PREDICTED",
+    "PREDICT_PREFIX",
+    "TARGETS",
+    "Decomposition",
+    "Kernel",
+    "LatencyBackend",
+    "LatencyPredictor",
+    "LatencyRequest",
+    "LatencyTable",
+    "OnnxInputInfo",
+    "PredictorBenchResult",
+    "TableKey",
+    "bench_predictor",
+    "build_table",
+    "check_target",
+    "decompose_onnx",
+    "read_onnx_input",
+    "resolve_backends",
     "JETSON_NANO",
     "BenchConfig",
     "BenchResult",

@@ -248,11 +248,10 @@ def ort_variant(
     Thread-pool spinning is switched off when ``threads > 1``: a spinning ORT pool would steal
     cores from the variant that runs next in the alternating loop.
     """
-    from profiling._ort import make_session
+    from profiling._ort import make_session, session_input
 
     session = make_session(onnx_path, threads=threads, providers=["CPUExecutionProvider"], spin=False)
-    input_name = session.get_inputs()[0].name
-    dtype = np.float16 if session.get_inputs()[0].type == "tensor(float16)" else np.float32
+    input_name, dtype = session_input(session)
 
     def run(x: np.ndarray) -> Any:
         return session.run(None, {input_name: x.astype(dtype, copy=False)})

@@ -36,12 +36,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from profiling._records import LatencyRecord
+from profiling._records import ESTIMATE_TARGET, ESTIMATED, LatencyRecord
 from rtseg_core import ProfilingError
 
 log = logging.getLogger(__name__)
-
-ESTIMATE_TARGET = "jetson-nano-estimate"
 
 
 @dataclass(frozen=True)
@@ -159,7 +157,7 @@ def _estimate_record(
     return LatencyRecord(
         model=model_name,
         target=target,
-        kind="estimated",
+        kind=ESTIMATED,
         backend=backend,
         provider="roofline model",
         precision=est.precision,

@@ -99,14 +99,9 @@ def onnx_input_shape(session) -> tuple[str, list[int | str | None]]:
 
 def onnx_precision(path: str | Path) -> str:
     """``int8`` if the graph holds quantized ops, ``fp16`` if its input is float16, else ``fp32``."""
-    import onnx
+    from profiling._onnx_input import read_onnx_input
 
-    model = onnx.load(str(path), load_external_data=False)
-    ops = {n.op_type for n in model.graph.node}
-    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "ConvInteger", "MatMulInteger", "QLinearMatMul"}:
-        return "int8"
-    elem = model.graph.input[0].type.tensor_type.elem_type
-    return "fp16" if elem == onnx.TensorProto.FLOAT16 else "fp32"
+    return read_onnx_input(path).precision
 
 
 def _resolve_shape(declared: list, config: LatencyConfig, where: str) -> tuple[int, int, int, int]:
@@ -145,7 +140,7 @@ def measure_onnxruntime(
     ``precision`` labels the record; by default it is read from the graph (int8 if it holds
     quantize/dequantize ops, fp16 if the input is float16, else fp32).
     """
-    from profiling._ort import make_session, ort_providers
+    from profiling._ort import make_session, ort_providers, session_input
 
     path = Path(onnx_path)
     if not path.is_file():
@@ -154,7 +149,7 @@ def measure_onnxruntime(
     name, declared = onnx_input_shape(session)
     shape = _resolve_shape(declared, config, str(path))
     precision = precision or onnx_precision(path)
-    dtype = np.float16 if session.get_inputs()[0].type == "tensor(float16)" else np.float32
+    dtype = session_input(session)[1]
     x = np.random.default_rng(config.seed).standard_normal(shape).astype(dtype)
     feed = {name: x}
     provider = session.get_providers()[0]

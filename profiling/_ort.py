@@ -52,3 +52,11 @@ def make_session(
         return ort.InferenceSession(arg, sess_options=opts, providers=providers or ort_providers())
     except Exception as exc:  # ORT raises its own exception types (Fail, InvalidGraph, NoSuchFile ...)
         raise ProfilingError(f"{where}: ONNX Runtime cannot load the model ({str(exc)[:300]})") from None
+
+
+def session_input(session) -> tuple[str, type]:
+    """Name and numpy dtype (float16 or float32) of a session's first input, for building its feed."""
+    import numpy as np
+
+    inp = session.get_inputs()[0]
+    return inp.name, (np.float16 if inp.type == "tensor(float16)" else np.float32)

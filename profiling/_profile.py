@@ -9,19 +9,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from profiling._backends import LOCAL_RUNTIMES, LatencyRequest, OnnxRuntimeLocal, resolve_backends
 from profiling._counts import CostRecord, count_costs
-from profiling._estimate import ESTIMATE_TARGET
 from profiling._export import ExportConfig, ExportResult, export_onnx
+from profiling._onnx_input import onnx_image_size, read_onnx_input
 from profiling._records import LatencyRecord
 from profiling._source import ModelSource, load_source
-from rtseg_core import ConfigError, ProfilingError
+from rtseg_core import ConfigError
 
 log = logging.getLogger(__name__)
 
-LOCAL_BACKENDS = ("onnxruntime", "pytorch")
-# Defaults where the caller leaves them open: local timing, then the remote side's own defaults.
-LOCAL_WARMUP, LOCAL_RUNS, REMOTE_RUNS = 10, 50, 100
-LOCAL_OPSET, REMOTE_OPSET = 17, 13  # 13 parses on TensorRT 8.0/8.2 (JetPack 4.6.x)
+LOCAL_BACKENDS = LOCAL_RUNTIMES  # the old name
 
 # Cost columns copied onto each latency row of the frame (names that do not clash).
 _COST_COLUMNS = (
@@ -129,7 +127,7 @@ class ProfileReport:
                     r.device,
                     r.kind,
                     f"{r.median_ms:.2f}",
-                    "-" if r.p90_ms is None else f"{r.p90_ms:.2f}",  # estimates have no spread
+                    "-" if r.p90_ms is None else f"{r.p90_ms:.2f}",  # estimates and predictions have no spread
                     "-" if r.iqr_ms is None else f"{r.iqr_ms:.2f}",
                     f"{r.fps:.1f}",
                 )
@@ -151,18 +149,11 @@ class ProfileReport:
                     f"onnxruntime {env.get('onnxruntime', '?')}; 1-min load average {env.get('load_average_1m', '?')} "
                     f"on {env.get('cores', '?')} cores"
                 )
-            estimated = [r for r in self.latency if r.kind == "estimated"]
-            for r in estimated:
+            for r in (r for r in self.latency if not r.has_dispersion):
                 lines.append(f"  note: {r.notes}")
         for s in self.skipped:
             lines.append(f"skipped: {s}")
         return "\n".join(lines)
-
-
-def _check_target(target: str) -> str:
-    if target in ("local", ESTIMATE_TARGET) or target.startswith("ssh://"):
-        return "ssh" if target.startswith("ssh://") else target
-    raise ConfigError(f"--target: {target!r} is not 'local', '{ESTIMATE_TARGET}' or 'ssh://user@host[:port]'")
 
 
 def profile_model(
@@ -172,7 +163,7 @@ def profile_model(
     size: int | None = None,
     width: int | None = None,
     batch: int = 1,
-    backends: Sequence[str] = LOCAL_BACKENDS,
+    backends: Sequence[str] = LOCAL_RUNTIMES,
     threads: int | None = None,
     warmup: int | None = None,
     runs: int | None = None,
@@ -190,18 +181,17 @@ def profile_model(
     """Count and time one model. Returns a :class:`ProfileReport`.
 
     ``source``: preset name, config JSON, checkpoint, ``.onnx`` file, ``RTSegConfig`` or module.
-    ``target``: ``"local"`` (this machine: ``backends`` of onnxruntime and/or pytorch),
-    ``"ssh://user@host[:port]"`` (exports ONNX at ``opset``, 13 by default, and runs
-    :func:`profiling.profile_remote` with ``remote_backend``) or ``"jetson-nano-estimate"``
-    (a roofline estimate, labelled as such). ``size``: input height (and width unless
-    ``width``), 256 by default, or the ONNX file's fixed size. ``threads``: intra-op threads
-    locally (default 1); on a remote device None lets its runtime choose. ``warmup``/``runs``:
-    defaults 10/50 locally, the remote profiler's own remotely. ``precision``: fp32 by default
-    for models, read from the graph for ONNX files.
+    ``target`` chooses the backends from :data:`profiling._backends.TARGETS`: ``"local"`` (this
+    machine: ``backends`` of onnxruntime and/or pytorch), ``"ssh://user@host[:port]"`` (exports
+    ONNX at ``opset``, 13 by default, and runs :func:`profiling.profile_remote` with
+    ``remote_backend``), ``"jetson-nano-estimate"`` (a roofline estimate, labelled as such) or
+    ``"predict:TABLE"`` (the kernel-level predictor built on a target, labelled predicted).
+    ``size``: input height (and width unless ``width``), 256 by default, or the ONNX file's fixed
+    size. ``threads``: intra-op threads locally (default 1); on a remote device None lets its
+    runtime choose. ``warmup``/``runs``: defaults 10/50 locally, the remote profiler's own
+    remotely. ``precision``: fp32 by default for models, read from the graph for ONNX files.
     """
-    from profiling._latency import LatencyConfig, measure_onnxruntime, measure_pytorch, onnx_precision
-
-    kind = _check_target(target)
+    chosen = resolve_backends(target, backends)  # unknown targets and local runtimes fail here
     # None means "the default"; 0 must not quietly mean it too (``--size 0`` once measured 256 px)
     for option, value, low, high in (
         ("--size", size, 8, 4096),
@@ -213,14 +203,11 @@ def profile_model(
     ):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
             raise ConfigError(f"{option}: must be an integer from {low} to {high}, got {value!r}")
-    unknown = [b for b in backends if b not in LOCAL_BACKENDS]
-    if unknown:
-        raise ConfigError(f"--backend: {unknown[0]!r} is not one of {', '.join(LOCAL_BACKENDS)}")
     src: ModelSource = load_source(source, seed=seed, name=model_name)
     skipped: list[str] = []
     if src.onnx_path is not None:
-        height, width, channels = _onnx_shape(src.onnx_path, size, width)
-        precision = precision or onnx_precision(src.onnx_path)
+        height, width, channels = onnx_image_size(src.onnx_path, size, width)
+        precision = precision or read_onnx_input(src.onnx_path).precision
     else:
         height = size or 256
         width = width or height
@@ -241,113 +228,55 @@ def profile_model(
         )
     elif count:
         skipped.append("costs: an ONNX file has no PyTorch model to count (give --arch or --checkpoint)")
+    request = LatencyRequest(
+        name=src.name,
+        target=str(target),
+        model=src.model,
+        onnx_path=src.onnx_path,
+        batch=batch,
+        channels=channels,
+        height=height,
+        width=width,
+        precision=precision,
+        threads=threads,
+        warmup=warmup,
+        runs=runs,
+        seed=seed,
+        device=device,
+        progress=progress,
+        ssh_options=ssh_options,
+        remote_backend=remote_backend,
+        opset_given=opset,
+    )
+    for backend in chosen:
+        if isinstance(backend, OnnxRuntimeLocal):
+            backend.check(request)
     records: list[LatencyRecord] = []
     export: ExportResult | None = None
-
-    if kind == ESTIMATE_TARGET:
-        from profiling._estimate import estimate_latency
-
-        if src.model is None:
-            raise ProfilingError(
-                f"{src.name}: the Jetson estimate needs a PyTorch model (preset, config or checkpoint), "
-                "not an ONNX file"
-            )
-        records.append(
-            estimate_latency(
-                src.model, height=height, width=width, batch=batch, precision=precision, model_name=src.name
-            )
-        )
-        return ProfileReport(src.name, src.kind, target, cost, tuple(records), None, tuple(skipped))
-
     with tempfile.TemporaryDirectory(prefix="rtseg-profile-") as tmp:
-        onnx_path = src.onnx_path
-        want_onnx = kind == "ssh" or "onnxruntime" in backends
-        if onnx_path is None and want_onnx:
-            # Over SSH, TensorRT builds fp16/int8 engines from the fp32 graph; ONNX Runtime here runs
-            # the graph as written, so a model source is timed locally in fp32 only.
-            if kind != "ssh" and precision != "fp32":
-                raise ProfilingError(
-                    f"{src.name}: ONNX Runtime runs the exported model in fp32; to time {precision} locally, "
-                    "quantize it first and pass the ONNX file (--onnx), or use --backend pytorch on a GPU for fp16"
-                )
-            export_opset = opset or (REMOTE_OPSET if kind == "ssh" else LOCAL_OPSET)
-            log.debug("exporting %s to ONNX (opset %d) and checking it against PyTorch", src.name, export_opset)
-            export = export_onnx(
-                src.model,
-                Path(tmp) / f"{Path(src.name).stem}.onnx",
-                ExportConfig(
-                    opset=export_opset,
-                    batch=batch,
-                    height=height,
-                    width=width,
-                    channels=channels,
-                ),
-                model_name=src.name,
-            )
-            onnx_path = Path(export.path)
-        if kind == "ssh":
-            from profiling._remote import profile_remote
-
-            records.append(
-                profile_remote(
-                    onnx_path,
-                    target,
-                    ssh_options,
-                    backend=remote_backend,
-                    precision=precision,
-                    input_shape=(batch, channels, height, width),
-                    warmup=warmup,
-                    runs=runs or REMOTE_RUNS,
-                    threads=threads,
-                    model_name=src.name,
-                )
-            )
-        else:
-            config = LatencyConfig(
-                batch=batch,
-                height=height,
-                width=width,
-                channels=channels,
-                threads=threads or 1,
-                warmup=LOCAL_WARMUP if warmup is None else warmup,
-                runs=runs or LOCAL_RUNS,
-                seed=seed,
-                device=device,
-                progress=progress,
-            )
-            for backend in backends:
-                if backend == "onnxruntime":
-                    records.append(measure_onnxruntime(onnx_path, config, model_name=src.name, precision=precision))
-                elif src.model is None:
-                    skipped.append("pytorch: an ONNX file cannot run in PyTorch eager (give --arch or --checkpoint)")
-                else:
-                    records.append(measure_pytorch(src.model, config, model_name=src.name, precision=precision))
+        exported: dict[int, Path] = {}
+        for backend in chosen:
+            wanted = backend.onnx_opset(request)
+            job = request
+            if wanted is not None and src.onnx_path is None:
+                if wanted not in exported:
+                    log.debug("exporting %s to ONNX (opset %d) and checking it against PyTorch", src.name, wanted)
+                    export = export_onnx(
+                        src.model,
+                        Path(tmp) / f"{Path(src.name).stem}.opset{wanted}.onnx",
+                        ExportConfig(opset=wanted, batch=batch, height=height, width=width, channels=channels),
+                        model_name=src.name,
+                    )
+                    exported[wanted] = Path(export.path)
+                job = request.with_onnx(exported[wanted])
+            got, why = backend.measure(job)
+            records += got
+            skipped += why
     if export is not None:
         export = _forget_temp_path(export)
-    return ProfileReport(src.name, src.kind, target, cost, tuple(records), export, tuple(skipped))
+    return ProfileReport(src.name, src.kind, str(target), cost, tuple(records), export, tuple(skipped))
 
 
 def _forget_temp_path(export: ExportResult) -> ExportResult:
     # The temp file is gone once the report exists: do not leave a dangling path in it.
     return replace(export, path="(temporary, deleted)")
-
-
-def _onnx_shape(path: Path, size: int | None, width: int | None) -> tuple[int, int, int]:
-    """(height, width, channels) for an ONNX file: its fixed dims, or ``size`` where they are dynamic."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    dims = [d.dim_value if d.HasField("dim_value") else None for d in model.graph.input[0].type.tensor_type.shape.dim]
-    if len(dims) != 4:
-        raise ProfilingError(f"{path}: expected a 4-D (N, C, H, W) input, the graph declares {len(dims)} dims")
-    _, c, h, w = dims
-    if c is None:
-        raise ProfilingError(f"{path}: the input channel axis is dynamic; cannot choose an input")
-    height = h if h is not None else (size or 256)
-    wid = w if w is not None else (width or size or 256)
-    if size is not None and h is not None and size != h:
-        raise ProfilingError(
-            f"{path}: the model's input is fixed at {h}x{w}, but --size {size} was asked for "
-            f"(use --size {h}, or export with --dynamic size)"
-        )
-    return height, wid, c

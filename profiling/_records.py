@@ -6,21 +6,31 @@ from dataclasses import dataclass, field
 
 from rtseg_core import Record
 
+# What a latency number is: timed on the target, a roofline estimate, or a kernel-table prediction.
+MEASURED, ESTIMATED, PREDICTED = "measured", "estimated", "predicted"
+KINDS = (MEASURED, ESTIMATED, PREDICTED)
+# The target names that are not places to run: defined here once, every package imports them.
+ESTIMATE_TARGET = "jetson-nano-estimate"
+PREDICT_PREFIX = "predict:"  # predict:TABLE = the kernel-level predictor built on a target
+LOCAL_OPSET, REMOTE_OPSET = 17, 13  # ONNX opsets exported for: this machine; a device (TensorRT 8.0/8.2 parse 13)
+
 
 @dataclass(frozen=True)
 class LatencyRecord(Record):
     """One latency measurement (or estimate) of one model on one target.
 
-    ``kind`` is ``"measured"`` or ``"estimated"``: an estimate is never shown as a measurement.
+    ``kind`` is :data:`MEASURED`, :data:`ESTIMATED` (roofline) or :data:`PREDICTED` (kernel table):
+    an estimate or a prediction is never shown as a measurement. Estimates and predictions have no
+    dispersion: their ``p90_ms`` and ``iqr_ms`` are None, and tables print "-".
     Times are milliseconds per forward pass of one batch; ``fps`` is ``batch * 1000 / median_ms``.
     The conditions (device, runtime, precision, threads, input size, warm-up, runs) travel with
     the numbers so that every figure built from the record can state them.
     """
 
     model: str  # preset name, config file, checkpoint or ONNX path
-    target: str  # "local", "ssh://user@host:port", "jetson-nano-estimate"
-    kind: str  # "measured" | "estimated"
-    backend: str  # "onnxruntime", "pytorch", "tensorrt", "roofline"
+    target: str  # "local", "ssh://user@host:port", "jetson-nano-estimate", "predict:TABLE"
+    kind: str  # "measured" | "estimated" | "predicted"
+    backend: str  # "onnxruntime", "pytorch", "tensorrt", "roofline", "kernel-predictor"
     provider: str  # e.g. "CPUExecutionProvider", "CUDAExecutionProvider", "trtexec 8.0.1", "eager"
     precision: str  # "fp32" | "fp16" | "int8"
     device: str  # human description: CPU model and cores, GPU name, "Jetson Nano (L4T R32.6.1)"
@@ -32,7 +42,7 @@ class LatencyRecord(Record):
     warmup: int  # warm-up iterations (trtexec: milliseconds, see ``notes``)
     runs: int  # timed iterations
     median_ms: float
-    p90_ms: float | None  # None for an estimate: it has no dispersion
+    p90_ms: float | None  # None for an estimate or a prediction: it has no dispersion
     iqr_ms: float | None
     mean_ms: float
     min_ms: float
@@ -46,3 +56,8 @@ class LatencyRecord(Record):
     power_rail: str | None = None  # which tegrastats rail gave the power, e.g. "POM_5V_IN"
     notes: str = ""
     timestamp: str = ""  # ISO 8601, UTC
+
+    @property
+    def has_dispersion(self) -> bool:
+        """Only measurements have a spread; estimates and predictions are single numbers."""
+        return self.kind == MEASURED

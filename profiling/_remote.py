@@ -15,11 +15,11 @@ import re
 import shlex
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from profiling._onnx_input import OnnxInputInfo, read_onnx_input
 from profiling._parsers import (
     clocks_pinned,
     format_power_mode,
@@ -45,60 +45,14 @@ PRECISIONS = ("fp32", "fp16", "int8")
 ORT_DEFAULT_WARMUP = 20  # iterations
 TRT_DEFAULT_WARMUP_MS = 200  # trtexec's own default
 
-# Operators that mark a model as already quantized (ONNX Runtime INT8 runs these).
-_QUANT_OPS = {
-    "QuantizeLinear",
-    "DequantizeLinear",
-    "QLinearConv",
-    "QLinearMatMul",
-    "ConvInteger",
-    "MatMulInteger",
-    "DynamicQuantizeLinear",
-}
 _REMOTE_MODEL = "model.onnx"
 _REMOTE_SCRIPT = "rtseg_device_profiler.py"
 _REMOTE_PARAMS = "params.json"
 _REMOTE_TIMES = "times.json"
 
 
-@dataclass(frozen=True)
-class OnnxInputInfo:
-    """The model's single input: name, shape (``None`` for a symbolic dimension), whether it is quantized."""
-
-    name: str
-    shape: tuple[int | None, ...]
-    quantized: bool
-
-    @property
-    def dynamic(self) -> bool:
-        return any(d is None for d in self.shape)
-
-
-def inspect_onnx(path: str | Path) -> OnnxInputInfo:
-    """Read the input signature of an ONNX file; :class:`ConfigError` naming the file otherwise."""
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: ONNX file not found")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError, ValueError, ... for a bad file
-        raise ConfigError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
-    for init in model.graph.initializer:
-        if init.data_location == onnx.TensorProto.EXTERNAL:
-            raise ConfigError(
-                f"{path}: weights are stored in external data files; only a self-contained .onnx is uploaded "
-                "(re-export without external data)"
-            )
-    initializers = {i.name for i in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        raise ConfigError(f"{path}: {len(inputs)} graph inputs ({[i.name for i in inputs]}); one image input expected")
-    dims = inputs[0].type.tensor_type.shape.dim
-    shape = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims)
-    quantized = any(node.op_type in _QUANT_OPS for node in model.graph.node)
-    return OnnxInputInfo(name=inputs[0].name, shape=shape, quantized=quantized)
+# the one ONNX input reader (profiling._onnx_input); the old name stays for callers
+inspect_onnx = read_onnx_input
 
 
 def _check_arguments(
@@ -163,16 +117,23 @@ def _remote_error(target: SSHTarget, options: SSHOptions, error: Mapping[str, An
         return RemoteProfilingError(
             f"{target}: no inference runtime on the device: {message}. Install TensorRT (trtexec) or onnxruntime"
         )
-    if code == "int8-not-applicable":
+    if code in ("int8-not-applicable", "device-busy", "lock-failed"):
         return RemoteProfilingError(f"{target}: {message}")
     detail = f"\n{error['traceback']}" if error.get("traceback") else ""
     return RemoteProfilingError(f"{target}: device-side profiling failed [{code}]: {message}{detail}")
 
 
-def _run_device_script(shell: RemoteShell, params: dict[str, Any], upload_model: Path | None) -> dict[str, Any]:
+def _run_device_script(
+    shell: RemoteShell,
+    params: dict[str, Any],
+    upload_model: Path | None,
+    extra_files: Mapping[str, bytes] | None = None,
+) -> dict[str, Any]:
     """Check the interpreter, make the work directory, upload, run, always remove the directory.
 
-    Returns the device script's JSON object (``ok`` may be false: the caller words the error).
+    ``extra_files``: more files (plain names) to upload into the work directory, e.g. a batch of
+    kernel graphs. Returns the device script's JSON object (``ok`` may be false: the caller words
+    the error).
     """
     target, options = shell.target, shell.options
     python = shlex.quote(options.remote_python)
@@ -212,6 +173,11 @@ def _run_device_script(shell: RemoteShell, params: dict[str, Any], upload_model:
         if upload_model is not None:
             params["model"] = posixpath.join(workdir, _REMOTE_MODEL)
             shell.put_file(upload_model, params["model"])
+        for name, data in (extra_files or {}).items():
+            shell.put_bytes(data, posixpath.join(workdir, name))
+        if params.get("kernels"):
+            for k in params["kernels"]:
+                k["model"] = posixpath.join(workdir, k["model"])
         params["times_file"] = posixpath.join(workdir, _REMOTE_TIMES)
         params["workdir"] = workdir
         params["exit_on_hangup"] = True  # stdin reaches EOF when the SSH connection drops
@@ -358,6 +324,8 @@ def profile_remote(
     threads: int | None = None,
     model_name: str | None = None,
     workspace_mib: int = 256,
+    lock_timeout_s: float | None = None,
+    lock_path: str | None = None,
 ) -> LatencyRecord:
     """Time ``onnx_path`` on the SSH ``target`` and return a measured :class:`LatencyRecord`.
 
@@ -373,6 +341,11 @@ def profile_remote(
     ``session.run`` on a fixed random input; trtexec's per-query latencies come from its
     ``--exportTimes`` trace with the warm-up queries removed. Power (where tegrastats exists)
     is the mean of the board input rail over the timed loop; the idle baseline is not subtracted.
+
+    The device script holds the device lock (``lock_path``, /tmp/rtseg-device-profiler.lock on the
+    device by default) while it times, so concurrent profiles of one device queue; a run waits up
+    to ``lock_timeout_s`` (default: half the command timeout) and then fails naming the host. The
+    record's ``environment["device_lock"]`` says how long it waited and when it held the lock.
     """
     onnx_path = Path(onnx_path)
     target = SSHTarget.parse(target) if isinstance(target, str) else target
@@ -402,6 +375,7 @@ def profile_remote(
         threads=threads,
         workspace_mib=int(workspace_mib),
         seed=0,
+        **_lock_params(options, lock_timeout_s, lock_path),
     )
     # the warm-up unit depends on the backend, which "auto" picks on the device: send both
     params["warmup_iterations"] = ORT_DEFAULT_WARMUP if warmup is None else int(warmup)
@@ -587,6 +561,8 @@ def record_from_device_result(
         "cpu_count": facts.get("cpu_count"),
         "gpu_compute_capability": facts.get("compute_capability"),
     }
+    if result.get("lock"):
+        environment["device_lock"] = result["lock"]
     return LatencyRecord(
         model=model,
         target=target.url,
@@ -613,3 +589,86 @@ def record_from_device_result(
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **stats,
     )
+
+
+def _lock_params(options: SSHOptions, timeout_s: float | None, path: str | None) -> dict[str, Any]:
+    # the wait must end before the command timeout stops the script
+    timeout = float(timeout_s) if timeout_s is not None else max(1.0, options.command_timeout / 2)
+    if timeout <= 0:
+        raise ConfigError(f"lock timeout {timeout_s}: must be positive seconds")
+    out: dict[str, Any] = {"lock_timeout_s": timeout}
+    if path:
+        out["lock_path"] = path
+    return out
+
+
+def time_kernels_remote(
+    graphs: Sequence[Any],
+    target: SSHTarget | str,
+    options: SSHOptions | None = None,
+    *,
+    backend: str = "onnxruntime",
+    precision: str = "fp32",
+    threads: int | None = None,
+    rounds: int = 5,
+    runs: int = 5,
+    warmup: int = 2,
+    lock_timeout_s: float | None = None,
+    lock_path: str | None = None,
+) -> dict[str, dict[str, list[float]]]:
+    """Time a batch of kernel graphs (:class:`profiling._kernels.KernelGraph`) on the device in one run.
+
+    One SSH connection and one device-lock hold for the whole batch. ONNX Runtime times every kernel
+    in interleaved rounds (``rounds`` x ``runs``); trtexec builds and times each kernel's engine
+    (``rounds * runs`` iterations, trtexec's per-query latency). Returns ``{key: {"wall": [ms, ...]}}``.
+    """
+    if backend not in ("onnxruntime", "trtexec"):
+        raise ConfigError(f"--remote-backend {backend!r}: kernel tables need onnxruntime or trtexec")
+    if precision not in PRECISIONS or (backend == "onnxruntime" and precision != "fp32"):
+        raise ConfigError(f"--precision {precision!r} with {backend}: kernel tables take fp32, or fp16 with trtexec")
+    target = SSHTarget.parse(target) if isinstance(target, str) else target
+    options = options or SSHOptions()
+    files = {f"k{i}.onnx": g.model for i, g in enumerate(graphs)}
+    kernels = [
+        {"key": g.key, "model": f"k{i}.onnx", "inputs": [[n, list(shape), dtype] for n, shape, dtype in g.inputs]}
+        for i, g in enumerate(graphs)
+    ]
+    params = _base_params(
+        options,
+        backend=backend,
+        precision=precision,
+        threads=threads,
+        kernels=kernels,
+        rounds=int(rounds),
+        runs=int(runs),
+        warmup_iterations=int(warmup),
+        warmup_ms=TRT_DEFAULT_WARMUP_MS,
+        workspace_mib=256,
+        **_lock_params(options, lock_timeout_s, lock_path),
+    )
+    with RemoteShell.connect(target, options) as shell:
+        result = _run_device_script(shell, params, None, files)
+    if not result.get("ok"):
+        raise _remote_error(target, options, result.get("error") or {})
+    out: dict[str, dict[str, list[float]]] = {}
+    for item in result.get("kernels") or []:
+        if item.get("backend") == "onnxruntime":
+            times = [float(t) for t in item.get("times_ms") or []]
+        else:
+            trt = item.get("trtexec") or {}
+            summary = parse_trtexec_output(trt.get("output") or "")
+            if not trt.get("times_json"):
+                raise ProfilingError(f"{target}: trtexec wrote no --exportTimes trace for kernel {item.get('key')}")
+            times = list(
+                parse_trtexec_times(
+                    trt["times_json"],
+                    warmup_queries=summary.warmup_queries,
+                    timed_queries=summary.timed_queries,
+                    warmup_ms=float(TRT_DEFAULT_WARMUP_MS),
+                ).latency_ms
+            )
+        out[str(item.get("key"))] = {"wall": times}
+    missing = [g.key for g in graphs if g.key not in out]
+    if missing:
+        raise RemoteProfilingError(f"{target}: the device returned no times for {len(missing)} kernel(s)")
+    return out

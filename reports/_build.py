@@ -4,6 +4,7 @@
 
     dice_fps.{png,svg}  dice_macs.{png,svg}  dice_params.{png,svg}  hypervolume.{png,svg}
     front.csv  front.md  candidates.csv  summary.json  report.html
+    remeasured.{png,svg}   (a predict:TABLE study with STUDY_DIR/remeasured.json)
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from reports._load import (
 )
 from reports._pareto import pareto_front
 from reports._plot_info import dice_fps_info, dice_macs_info, dice_params_info
-from reports._plots import plot_hypervolume_history, plot_scatter, save_figure
+from reports._plots import plot_hypervolume_history, plot_remeasured, plot_scatter, save_figure
+from reports._remeasured import remeasured_info
 from reports._tables import write_tables
 from reports._validated import choose_for_shipping, compute_validated
 from rtseg_core import ConfigError, StudyDir, atomic_write_json, atomic_write_text
@@ -76,6 +78,7 @@ def compute_report(study_dir: str | os.PathLike) -> ReportInfo:
         synthetic=bool((df["dataset"] == "synthetic").any()) if len(df) else _settings_synthetic(settings),
         validated=validated,
         ship_basis=basis,
+        remeasured=remeasured_info(study_dir, df),
     )
 
 
@@ -101,6 +104,8 @@ def build_report(
     for plot in info.plots:
         images[plot.key] = save_figure(plot_scatter(plot), out, plot.key)["png"]
     images["hypervolume"] = save_figure(plot_hypervolume_history(info.hypervolume), out, "hypervolume")["png"]
+    if info.remeasured is not None and info.remeasured.remeasured:
+        images["remeasured"] = save_figure(plot_remeasured(info.remeasured), out, "remeasured")["png"]
     write_tables(info.candidates, info.front, out)
     atomic_write_json(out / "summary.json", report_summary(info))
     path = atomic_write_text(out / "report.html", render_html(info, images))
@@ -137,6 +142,7 @@ def report_summary(info: ReportInfo) -> dict[str, Any]:
             "source": info.hypervolume.source,
         },
         "synthetic_data": info.synthetic,
+        "remeasured": info.remeasured.summary() if info.remeasured is not None else None,
         "plots": {p.key: {"published_point": p.published is not None, "why": p.published_reason} for p in info.plots},
     }
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from reports._html_remeasured import PREDICTED_LEGEND, remeasured_section
 from reports._html_validated import validated_section
 from reports._hypervolume import DEFAULT_PAD
 from reports._info import ReportInfo
@@ -41,6 +42,7 @@ th{background:#f2f2f2}tr.front td{background:#eef4ff}tr.infeasible td{color:#888
 .banner{background:#fff3cd;border:2px solid #d39e00;padding:.7em 1em;font-weight:bold;margin:1em 0}
 .kind{font-weight:bold;padding:0 .35em;border-radius:3px;font-size:.9em;white-space:nowrap}
 .kind.measured{background:#d4edda;color:#155724}.kind.estimated{background:#f8d7da;color:#721c24}
+.kind.predicted{background:#e2d9f3;color:#432874}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}.note{color:#555;font-size:.9em}
 .wide{overflow-x:auto}.ship{background:#eef7ee;border:1px solid #7fb77f;padding:.6em 1em}
@@ -78,6 +80,7 @@ def render_html(info: ReportInfo, images: Mapping[str, bytes]) -> str:
     parts += _reference(info)
     parts += _figures(info, images)
     parts += _front(info)
+    parts += remeasured_section(info.remeasured, esc, images.get("remeasured"))  # issue 12; [] without predictions
     parts += _conditions(info)
     parts += _configs(info)
     parts += _environment(info)
@@ -240,7 +243,9 @@ def _conditions(info: ReportInfo) -> list[str]:
     out = [
         "<h2>All candidates and measurement conditions</h2>",
         f'<p class="note"><span class="kind measured">MEASURED</span> {esc(MEASURED_LEGEND)}<br>'
-        f'<span class="kind estimated">ESTIMATED</span> {esc(ESTIMATED_LEGEND)}</p>',
+        f'<span class="kind estimated">ESTIMATED</span> {esc(ESTIMATED_LEGEND)}'
+        + (f'<br><span class="kind predicted">PREDICTED</span> {esc(PREDICTED_LEGEND)}' if info.remeasured else "")
+        + "</p>",
     ]
     if df.empty:
         return [*out, '<p class="note">No candidates.</p>']

@@ -12,6 +12,7 @@ import pandas as pd
 from reports._hypervolume import HypervolumeHistory
 from reports._pareto import FrontInfo
 from reports._plot_info import ScatterInfo
+from reports._remeasured import RemeasuredInfo
 from reports._select import ShipChoice
 from reports._validated import ValidatedInfo
 
@@ -32,6 +33,7 @@ class ReportInfo:
     choice: ShipChoice
     environment: dict[str, Any]
     synthetic: bool  # some accuracy was measured on synthetic data
+    remeasured: RemeasuredInfo | None = None  # issue 12: PREDICTED vs MEASURED; None without predictions
     reference: dict[str, Any] = dataclasses.field(default_factory=dict)  # reference.json, shown apart
     validated: ValidatedInfo | None = None  # issue 11: run.py validate's records, shown apart; None if none
     ship_basis: str = "proxy"  # "validated" when the choice comes from validated candidates

@@ -18,6 +18,7 @@ from matplotlib.lines import Line2D
 from reports._hypervolume import DEFAULT_PAD, HypervolumeHistory
 from reports._pareto import objective_values
 from reports._plot_info import ScatterInfo
+from reports._remeasured import WITHIN, RemeasuredInfo
 from rtseg_core import atomic_write_bytes
 
 FRONT_COLOR = "#1f5fbf"
@@ -143,6 +144,42 @@ def plot_hypervolume_history(history: HypervolumeHistory, *, ax: Axes | None = N
     ax.plot(history.numbers, history.values, "o", color=FRONT_COLOR, ms=3)
     if not any(history.values):
         ax.text(0.5, 0.5, "no feasible trial yet", transform=ax.transAxes, ha="center", va="center", fontsize=11)
+    return fig
+
+
+def plot_remeasured(info: RemeasuredInfo, *, ax: Axes | None = None) -> Figure:
+    """PREDICTED against MEASURED latency of the remeasured front, with y = x and the +-10 % band."""
+    fig, ax = _figure(ax)
+    fig.suptitle("Latency: PREDICTED (kernel table) vs MEASURED", fontsize=12, fontweight="bold")
+    ax.set_xlabel("MEASURED latency (ms, median)")
+    ax.set_ylabel("PREDICTED latency (ms)")
+    ax.grid(True, color="#dddddd", linewidth=0.8)
+    keys = sorted({r.table_key for r in info.rows})
+    ons = sorted({r.measured_on for r in info.rows})
+    ax.set_title("\n".join([*(f"table {k}" for k in keys), *(f"measured on {m}" for m in ons)]), fontsize=6, loc="left")
+    if not info.rows:
+        ax.text(0.5, 0.5, "not remeasured", transform=ax.transAxes, ha="center", va="center", fontsize=11)
+        return fig
+    measured = np.array([r.measured_ms for r in info.rows])
+    predicted = np.array([r.predicted_ms for r in info.rows])
+    top = float(max(measured.max(), predicted.max())) * 1.15
+    line = np.array([0.0, top])
+    ax.fill_between(line, line * (1 - WITHIN / 100), line * (1 + WITHIN / 100), color=FRONT_COLOR, alpha=0.12, lw=0)
+    ax.plot(line, line, color=DOMINATED_COLOR, lw=1, ls="--")
+    ax.scatter(measured, predicted, color=FRONT_COLOR, zorder=3)
+    for r in info.rows:
+        ax.annotate(r.name, (r.measured_ms, r.predicted_ms), xytext=(5, 4), textcoords="offset points", fontsize=7)
+    ax.set_xlim(0.0, top)
+    ax.set_ylim(0.0, top)
+    ax.legend(
+        handles=[
+            Line2D([], [], ls="", marker="o", color=FRONT_COLOR, label="front candidate"),
+            Line2D([], [], ls="--", color=DOMINATED_COLOR, label="predicted = measured"),
+            Line2D([], [], lw=8, alpha=0.12, color=FRONT_COLOR, label=f"within +-{WITHIN:g} %"),
+        ],
+        fontsize=7,
+        loc="upper left",
+    )
     return fig
 
 

@@ -9,6 +9,8 @@ only place that knows its paths and the shape of its study-level files::
     STUDY_DIR/history.csv                one row per trial (the search writes it, reports read it)
     STUDY_DIR/environment.json           the host the search ran on
     STUDY_DIR/reference.json             optional: a fully trained reference model (the demo writes it)
+    STUDY_DIR/remeasured.json            optional: a predict:TABLE search's front, PREDICTED beside MEASURED
+                                         (`latency-table remeasure` writes it, the report shows it)
     STUDY_DIR/trials/<n>/                one search trial: config.json, measurement.json, checkpoint.pt,
                                          metrics.json, validation.json, candidate.json
     STUDY_DIR/compressed/<name>/         one compressed variant: model files and candidate.json
@@ -25,6 +27,7 @@ Every write is atomic; every read error is a :class:`ConfigError` naming the fil
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +46,7 @@ STUDY_DB = "study.db"
 HISTORY_CSV = "history.csv"
 ENVIRONMENT_JSON = "environment.json"
 REFERENCE_JSON = "reference.json"
+REMEASURED_JSON = "remeasured.json"
 TRIALS = "trials"
 COMPRESSED = "compressed"
 VALIDATED = "validated"
@@ -54,6 +58,9 @@ MEASUREMENT_JSON = "measurement.json"
 METRICS_JSON = "metrics.json"
 VALIDATION_JSON = "validation.json"
 CHECKPOINT = "checkpoint.pt"
+
+# The numbers every row of remeasured.json has (milliseconds, median, batch 1).
+REMEASURED_NUMBERS = ("predicted_ms", "measured_ms")
 
 # The keys of metrics.json (written by segmentation.train): the TrainConfig as a dict, one entry per
 # epoch (epoch, loss, val_dice, val_dice_ps, val_dice_fh, lr, seconds, images_per_s), the wall time,
@@ -100,6 +107,10 @@ class StudyDir:
     @property
     def reference_json(self) -> Path:
         return self.root / REFERENCE_JSON
+
+    @property
+    def remeasured_json(self) -> Path:
+        return self.root / REMEASURED_JSON
 
     @property
     def trials_dir(self) -> Path:
@@ -161,6 +172,41 @@ class StudyDir:
 
     def write_reference(self, reference: Mapping[str, Any]) -> Path:
         return atomic_write_json(self.reference_json, dict(reference))
+
+    def read_remeasured(self) -> dict[str, Any] | None:
+        """``remeasured.json`` (a predict:TABLE search's front timed for real), or None when absent.
+
+        Its ``rows`` each hold a candidate's ``name``, ``predicted_ms`` and ``measured_ms`` (numbers;
+        ``error_percent`` = 100 (predicted - measured) / measured) and the conditions of both; a file
+        without them is a :class:`ConfigError` naming the row and the field.
+        """
+        path = self.remeasured_json
+        if not path.exists():
+            return None
+        data = _read_object(path, "of remeasured latencies")
+        rows = data.get("rows")
+        if not isinstance(rows, list):
+            raise ConfigError(f"{path}: 'rows' must be a list of remeasured candidates (latency-table remeasure)")
+        for i, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise ConfigError(f"{path}: rows[{i}] must be an object, got {type(row).__name__}")
+            if not isinstance(row.get("name"), str) or not row["name"]:
+                raise ConfigError(f"{path}: rows[{i}]: 'name' must be the candidate's name")
+            for key in REMEASURED_NUMBERS:
+                value = row.get(key)
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, int | float)
+                    or not math.isfinite(value)
+                    or value <= 0
+                ):
+                    raise ConfigError(
+                        f"{path}: rows[{i}] ({row['name']}): {key!r} must be a positive number of ms, got {value!r}"
+                    )
+        return data
+
+    def write_remeasured(self, remeasured: Mapping[str, Any]) -> Path:
+        return atomic_write_json(self.remeasured_json, dict(remeasured))
 
     # -- candidates ------------------------------------------------------------------------------
     def candidate_paths(self, sources: Sequence[str] = (TRIALS, COMPRESSED)) -> list[Path]:

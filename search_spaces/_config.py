@@ -168,12 +168,9 @@ class ProfilingOptions:
     ssh_options: SSHOptions | None = None
 
     def __post_init__(self) -> None:
-        from profiling import ESTIMATE_TARGET  # not at the top: see the module docstring
+        from profiling._backends import check_target  # not at the top: see the module docstring
 
-        if self.target not in ("local", ESTIMATE_TARGET) and not str(self.target).startswith("ssh://"):
-            raise ConfigError(
-                f"--target: {self.target!r} is not 'local', '{ESTIMATE_TARGET}' or 'ssh://user@host[:port]'"
-            )
+        check_target(self.target)  # the one list of targets, predict:TABLE included (its table read now)
         for name in ("threads", "latency_runs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -22,8 +22,17 @@ printed here. Output (stdout, one JSON object):
   times_ms   per-run wall times (onnxruntime: time.perf_counter around session.run)
   trtexec    {"argv", "returncode", "output", "times_json", "flags_dropped"} for the TensorRT backend
   power      {"tool", "interval_ms", "window": [t0, t1], "samples": [[t, line], ...], "error"}
+  lock       {"path", "waited_s", "held": [t_acquired, t_released]}: the device lock held while timing
+  kernels    with params "kernels": per-kernel results of a batch (see run_kernel_batch)
+
+One device, many workers: every timing run (not a probe) holds an exclusive lock (fcntl.flock on
+``lock_path``, /tmp/rtseg-device-profiler.lock by default) for its whole measurement, so several
+search workers that share a device queue instead of timing on top of each other. A run that cannot
+get the lock within ``lock_timeout_s`` fails with code "device-busy", naming the host and holder.
 """
 
+import errno
+import fcntl
 import json
 import os
 import platform
@@ -38,6 +47,8 @@ PROTOCOL = 1
 CHILDREN = []  # tool processes to stop when the connection drops
 PATH_PARAMS = ("model", "times_file", "workdir", "trtexec_path", "tegrastats_path")
 TRTEXEC_DEFAULT = "/usr/src/tensorrt/bin/trtexec"
+LOCK_DEFAULT = "/tmp/rtseg-device-profiler.lock"
+LOCK_TIMEOUT_DEFAULT = 600.0
 
 # Compute capability by SoC (from /proc/device-tree/compatible), for the INT8 decision.
 SOC_COMPUTE_CAPABILITY = {
@@ -335,6 +346,79 @@ def collect_facts(params):
 
 
 # ---------------------------------------------------------------------------------------------
+# the device lock
+# ---------------------------------------------------------------------------------------------
+
+
+class DeviceLock(object):
+    """An exclusive flock on one file in /tmp, held while this run times; released at exit.
+
+    flock is released by the kernel when the process dies, so a killed run never leaves the
+    device locked. The holder writes its pid, user and start time into the file, for the message
+    a waiting run gives when it times out.
+    """
+
+    def __init__(self, path, timeout_s):
+        self.path = path or LOCK_DEFAULT
+        self.timeout_s = float(timeout_s)
+        self.fh = None
+        self.waited_s = 0.0
+        self.acquired = None
+        self.released = None
+
+    def acquire(self):
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise DeviceError(
+                "lock-failed", "cannot open the device lock {} on {}: {}".format(self.path, os.uname().nodename, exc)
+            ) from None
+        self.fh = os.fdopen(fd, "r+")
+        start = time.time()
+        while True:
+            try:
+                fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    raise
+            if time.time() - start >= self.timeout_s:
+                holder = read_text(self.path, 512) or "unknown holder"
+                self.fh.close()
+                self.fh = None
+                raise DeviceError(
+                    "device-busy",
+                    "the device {} is busy: another profiling run holds {} ({}) and did not finish within the "
+                    "lock timeout of {:g} s; wait for it, or raise the lock timeout".format(
+                        os.uname().nodename, self.path, holder.strip(), self.timeout_s
+                    ),
+                )
+            time.sleep(0.05)
+        self.acquired = time.time()
+        self.waited_s = self.acquired - start
+        try:
+            self.fh.seek(0)
+            self.fh.truncate()
+            self.fh.write("pid {} user {} since {}".format(os.getpid(), os.geteuid(), time.strftime("%H:%M:%S")))
+            self.fh.flush()
+        except (IOError, OSError):
+            pass  # the note is for humans; the lock itself is held
+
+    def release(self):
+        if self.fh is None:
+            return
+        self.released = time.time()
+        try:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
+        finally:
+            self.fh.close()
+            self.fh = None
+
+    def report(self):
+        return {"path": self.path, "waited_s": self.waited_s, "held": [self.acquired, self.released]}
+
+
+# ---------------------------------------------------------------------------------------------
 # power sampling
 # ---------------------------------------------------------------------------------------------
 
@@ -623,6 +707,65 @@ def run_trtexec(params, facts, sampler, precision):
     }
 
 
+def run_kernel_batch(params, facts, backend, precision):
+    """Time many small kernel graphs in one run (the latency table's batches).
+
+    ``params["kernels"]``: [{"key", "model", "inputs": [[name, shape, dtype], ...]}]. ONNX Runtime:
+    every session is made first, then ``rounds`` rounds each run every kernel ``runs`` times, so a
+    load change hits all kernels alike. trtexec: one engine build and timing per kernel.
+    """
+    out = []
+    if backend == "onnxruntime":
+        if facts.get("onnxruntime") is None:
+            raise DeviceError(
+                "onnxruntime-missing", "onnxruntime cannot be imported ({})".format(facts.get("onnxruntime_error"))
+            )
+        import numpy as np
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        if params.get("threads"):
+            so.intra_op_num_threads = int(params["threads"])
+            so.inter_op_num_threads = 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        rng = np.random.RandomState(0)
+        sessions = []
+        for k in params["kernels"]:
+            try:
+                sess = ort.InferenceSession(k["model"], sess_options=so, providers=["CPUExecutionProvider"])
+            except Exception as exc:
+                raise DeviceError("onnxruntime-load", "kernel {}: {}".format(k["key"], exc)) from None
+            feed = {}
+            for name, shape, dtype in k["inputs"]:
+                feed[name] = rng.standard_normal(shape).astype(dtype)
+            for _ in range(int(params.get("warmup_iterations", 2))):
+                sess.run(None, feed)
+            sessions.append((k["key"], sess, feed))
+        times = dict((key, []) for key, _, _ in sessions)
+        for _ in range(int(params.get("rounds", 5))):
+            for key, sess, feed in sessions:
+                sess.run(None, feed)
+                for _ in range(int(params.get("runs", 5))):
+                    t0 = time.perf_counter()
+                    sess.run(None, feed)
+                    times[key].append((time.perf_counter() - t0) * 1000.0)
+        for key, _, _ in sessions:
+            out.append({"key": key, "backend": "onnxruntime", "times_ms": times[key]})
+        return {"backend": "onnxruntime", "kernels": out, "runtime": {"onnxruntime": ort.__version__}}
+    for k in params["kernels"]:
+        sub = dict(params)
+        sub["model"] = k["model"]
+        sub["times_file"] = k["model"] + ".times.json"
+        sub["dynamic_input"] = False
+        sub["runs"] = int(params.get("rounds", 5)) * int(params.get("runs", 5))
+        item = run_trtexec(sub, facts, TegrastatsSampler(None, 100), precision)
+        item["key"] = k["key"]
+        item.pop("power", None)
+        item["trtexec"]["output"] = item["trtexec"]["output"][-60000:]
+        out.append(item)
+    return {"backend": "tensorrt", "kernels": out}
+
+
 def choose_backend(requested, precision, facts):
     trt = facts.get("trtexec")
     has_trt = bool(trt) and os.path.isfile(trt) and os.access(trt, os.X_OK)
@@ -667,13 +810,22 @@ def main(argv):
         if not params.get("probe_only"):
             precision = params.get("precision", "fp32")
             backend = choose_backend(params.get("backend", "auto"), precision, facts)
-            sampler = TegrastatsSampler(facts.get("tegrastats"), int(params.get("tegrastats_interval_ms", 100)))
-            if backend == "onnxruntime":
-                result.update(run_onnxruntime(params, facts, sampler))
-            elif backend == "trtexec":
-                result.update(run_trtexec(params, facts, sampler, precision))
-            else:
-                raise DeviceError("usage", "unknown backend {!r}".format(backend))
+            lock = DeviceLock(params.get("lock_path"), params.get("lock_timeout_s", LOCK_TIMEOUT_DEFAULT))
+            lock.acquire()
+            try:
+                if params.get("kernels"):
+                    result.update(run_kernel_batch(params, facts, backend, precision))
+                else:
+                    sampler = TegrastatsSampler(facts.get("tegrastats"), int(params.get("tegrastats_interval_ms", 100)))
+                    if backend == "onnxruntime":
+                        result.update(run_onnxruntime(params, facts, sampler))
+                    elif backend == "trtexec":
+                        result.update(run_trtexec(params, facts, sampler, precision))
+                    else:
+                        raise DeviceError("usage", "unknown backend {!r}".format(backend))
+            finally:
+                lock.release()
+                result["lock"] = lock.report()
     except DeviceError as exc:
         result["ok"] = False
         result["error"] = {"code": exc.code, "message": str(exc)}

@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "quantize": ("rtseg_nas.cli.quantize", "INT8/FP16 ONNX and DSConv low-bit quantization"),
     "report": ("rtseg_nas.cli.report", "Pareto fronts, plots, tables and an HTML report for a study"),
     "demo": ("rtseg_nas.cli.demo", "the whole pipeline on synthetic data, ending with a report"),
+    "latency-table": (
+        "rtseg_nas.cli.latency_table",
+        "build, show or check a kernel latency table (--target predict:TABLE)",
+    ),
 }
 
 

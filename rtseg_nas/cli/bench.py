@@ -10,8 +10,15 @@ evaluates their Dice on the validation split, and checks the targets (INT8 >= 2x
 losing <= 0.005 Dice; pruned >= 1.6x losing <= 0.01), profiling per op where one is missed. Every
 speed-up comes with a 95 % bootstrap interval over the paired alternating rounds.
 
+With --latency-predictor it judges the kernel-level latency predictor instead: --models held-out
+architectures sampled from the search space plus `paper` and three pruned `paper` members, ONNX
+Runtime on this CPU (--threads, --size), predicted vs measured medians (all models timed in one
+alternating loop); MAPE, share within +-10 % and Spearman beside the roofline + calibration
+estimator and a FLOPs-only linear fit, all fitted on --training-models other samples.
+
 Examples:
   python run.py bench
+  python run.py bench --latency-predictor --models 30 --json predictor-bench.json
   python run.py bench --size 128 --threads 2 --rounds 50 --json bench.json
   python run.py bench --checkpoint runs/paper/checkpoint.pt --compression --finetune-epochs 3
 """
@@ -31,9 +38,11 @@ from rtseg_nas.cli._args import (
     add_json_out,
     add_model_source,
     add_seed,
+    add_ssh,
     emit,
     int_in,
     model_source,
+    ssh_options_from,
 )
 
 
@@ -47,6 +56,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opset", type=OPSET, default=17, help="ONNX opset of the exported model (default: %(default)s)")
     add_seed(p)
     add_json_out(p, "the benchmark")
+    lp = p.add_argument_group("latency predictor accuracy (--latency-predictor)")
+    lp.add_argument("--latency-predictor", action="store_true", help="judge the kernel-level latency predictor")
+    lp.add_argument("--models", type=COUNT, default=30, help="held-out sampled architectures (default: %(default)s)")
+    lp.add_argument(
+        "--training-models", type=COUNT, default=10, help="sampled architectures to fit on (default: %(default)s)"
+    )
+    lp.add_argument("--table", metavar="FILE", help="keep the kernel table in FILE (default: a temporary file)")
+    lp.add_argument(
+        "--target",
+        default="local",
+        help="local, or ssh://user@host[:port] to judge the predictor on a device (default: %(default)s)",
+    )
+    add_ssh(p)
     c = p.add_argument_group("compression variants (--compression; needs --checkpoint)")
     c.add_argument("--compression", action="store_true", help="add INT8 and pruned+fine-tuned variants")
     c.add_argument("--prune-macs", type=FRACTION, default=0.5, help="pruning target, fraction of MACs (default: 0.5)")
@@ -84,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.proxy:
         return _run_proxy(args)
+    if args.latency_predictor:
+        return _run_latency_predictor(args)
     if args.compression:
         return _run_compression(args, config)
     result = run_bench(model_source(args), config)
@@ -125,4 +149,29 @@ def _run_proxy(args: argparse.Namespace) -> int:
     result = run_proxy_bench(config, progress=None if args.json == "-" else print)
     text = f"{format_table(result)}\nwritten to {args.proxy_out}/proxy_bench.json"
     emit(args.json, result, lambda: print(text), what="proxy benchmark")
+    return 0
+
+
+def _run_latency_predictor(args: argparse.Namespace) -> int:
+    import sys
+
+    from rtseg_core import ConfigError
+    from rtseg_nas.latency_models import run_predictor_bench
+
+    if args.models < 2 or args.training_models < 3:
+        raise ConfigError("--models needs at least 2 and --training-models at least 3 (the fits have 2-3 parameters)")
+    result = run_predictor_bench(
+        heldout=args.models,
+        training=args.training_models,
+        seed=args.seed,
+        size=args.size,
+        threads=args.threads,
+        rounds=args.rounds if args.rounds != 30 else 10,  # x 3 runs per round
+        table=args.table,
+        target=args.target,
+        ssh_options=ssh_options_from(args),
+        remote_backend=args.remote_backend if args.remote_backend != "auto" else "onnxruntime",
+        progress=(lambda msg: print(msg, file=sys.stderr, flush=True)) if args.progress else None,
+    )
+    emit(args.json, result.to_dict(), lambda: print(result.format_table()), what="benchmark")
     return 0

@@ -3,7 +3,8 @@
 Parameters are the true count with the paper's thop convention beside it; MACs come from fvcore
 and from thop (with and without a DSConv rule). Latency is ONNX Runtime and PyTorch eager on
 this machine (--target local), a device over SSH (--target ssh://user@host[:port]) or a
-labelled roofline estimate for the Jetson Nano (--target jetson-nano-estimate).
+labelled roofline estimate for the Jetson Nano (--target jetson-nano-estimate), or a prediction
+from a kernel latency table built on a target (--target predict:TABLE, labelled predicted).
 
 Examples:
   python run.py profile --arch paper --size 256
@@ -42,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--target",
         default="local",
-        help="local, ssh://user@host[:port] or jetson-nano-estimate (default: %(default)s)",
+        help="local, ssh://user@host[:port], jetson-nano-estimate or predict:TABLE (kernel-level predictor on a "
+        "table built by `run.py latency-table build`) (default: %(default)s)",
     )
     p.add_argument(
         "--backend",

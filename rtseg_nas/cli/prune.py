@@ -74,6 +74,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ignore", action="append", default=[], metavar="MODULE", help="keep this module's outputs")
     p.add_argument("--calibration-batches", type=COUNT, default=4, help="training batches for taylor (default: 4)")
     p.add_argument("--latency-backend", choices=["onnxruntime", "pytorch"], default="onnxruntime")
+    p.add_argument(
+        "--latency-target",
+        default="local",
+        help="where --target-latency-ms is judged: local (measured with --latency-backend) or predict:TABLE "
+        "(the kernel-level predictor on a table built on the device, e.g. a Jetson) (default: %(default)s)",
+    )
     p.add_argument("--threads", type=THREADS, default=1, help="threads for latency targets (default: 1)")
     p.add_argument("--finetune-epochs", type=COUNT0, default=0, help="fine-tuning epochs after pruning (default: 0)")
     p.add_argument("--finetune-per-step", type=COUNT0, default=0, help="epochs between increments (iterative)")
@@ -107,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         finetune_epochs_per_step=args.finetune_per_step,
         calibration_batches=args.calibration_batches,
         size=args.size,
-        latency_backend=args.latency_backend,
+        latency_backend=_latency_backend(args),
         latency_threads=args.threads,
     )
     ft = FinetuneSpec(
@@ -165,3 +171,14 @@ def run(args: argparse.Namespace) -> int:
 
     emit(args.json, report.to_dict(), show)
     return 0
+
+
+def _latency_backend(args: argparse.Namespace) -> str:
+    from profiling._backends import check_target
+    from rtseg_core import ConfigError
+
+    if args.latency_target == "local":
+        return args.latency_backend
+    if check_target(args.latency_target) != "predict":
+        raise ConfigError(f"--latency-target {args.latency_target!r}: use local or predict:TABLE")
+    return args.latency_target

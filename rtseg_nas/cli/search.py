@@ -105,7 +105,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--target",
         default=ProfilingOptions.target,
         help="where latency comes from: local (ONNX Runtime on this CPU, measured), ssh://user@host[:port] "
-        "(measured on the device) or jetson-nano-estimate (roofline estimate) (default: %(default)s)",
+        "(measured on the device), jetson-nano-estimate (roofline estimate) or predict:TABLE (the kernel-level "
+        "predictor on a table from `run.py latency-table build`, labelled predicted) (default: %(default)s)",
     )
     p.add_argument("--objectives", default=",".join(ObjectiveOptions.names), help=_OBJECTIVES_HELP)
     p.add_argument("--min-fps", type=NONNEGATIVE, default=0, help="constraint: frames/s >= this (0 = none)")

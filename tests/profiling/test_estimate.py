@@ -12,12 +12,9 @@ from models import build_model, create_config
 from profiling import (
     JETSON_NANO,
     CalibratedEstimator,
-    ExportConfig,
-    LatencyConfig,
+    LatencyRecord,
     estimate_latency,
     estimate_roofline,
-    export_onnx,
-    measure_onnxruntime,
 )
 from rtseg_core import ProfilingError
 
@@ -102,19 +99,45 @@ def test_calibration_needs_enough_pairs(rooflines):
     assert cal.mape_holdout is None  # nothing left to hold out
 
 
-def test_calibration_against_real_onnxruntime_measurements_on_this_cpu(tmp_path):
-    pairs = []
-    for i in (0, 2, 3):  # MACs from 1x to ~20x
-        model = _model(i)
-        path = tmp_path / f"m{i}.onnx"
-        export_onnx(model, path, ExportConfig(height=64, width=64))
-        rec = measure_onnxruntime(path, LatencyConfig(height=64, width=64, warmup=2, runs=10), model_name=f"m{i}")
-        pairs.append((model, rec))
+def _record(ms: float, name: str) -> LatencyRecord:
+    """A measured record with fixed numbers: the fit is tested on data, not on this machine's load."""
+    return LatencyRecord(
+        model=name,
+        target="local",
+        kind="measured",
+        backend="onnxruntime",
+        provider="CPUExecutionProvider",
+        precision="fp32",
+        device="test CPU (2 cores)",
+        batch=1,
+        channels=1,
+        height=64,
+        width=64,
+        threads=1,
+        warmup=2,
+        runs=10,
+        median_ms=ms,
+        p90_ms=ms * 1.1,
+        iqr_ms=ms * 0.05,
+        mean_ms=ms,
+        min_ms=ms * 0.9,
+        fps=1000.0 / ms,
+    )
+
+
+def test_calibration_from_fixed_measured_records(rooflines):
+    # measured = 3 * roofline^0.7 exactly, given as LatencyRecords (their shape drives the roofline)
+    pairs = [(_model(i), _record(3.0 * rooflines[i].total_ms ** 0.7, f"m{i}")) for i in (0, 2, 3)]
     cal = CalibratedEstimator().fit(pairs)
-    assert cal.n_pairs == 3 and cal.target == "local" and len(cal.holdout_errors) == 3
-    assert cal.coef[1] > 0  # more roofline time means more measured time
-    assert 0 <= cal.mape_holdout < 100  # 2 parameters fitted on 2 models at a time, on a shared CPU
+    assert cal.n_pairs == 3 and cal.target == "local" and cal.device == "test CPU (2 cores)"
+    assert cal.coef[0] == pytest.approx(3.0, rel=1e-6) and cal.coef[1] == pytest.approx(0.7, rel=1e-6)
+    assert len(cal.holdout_errors) == 3 and cal.mape_holdout == pytest.approx(0.0, abs=1e-6)
     rec = cal.predict(_model(1), height=64, model_name="m1")
     assert rec.kind == "estimated" and "calibrated estimate" in rec.device
-    # model 1 lies between models 0 and 2 in cost, so its calibrated estimate must too
-    assert pairs[0][1].median_ms * 0.5 < rec.median_ms < pairs[1][1].median_ms * 2
+    assert rec.median_ms == pytest.approx(3.0 * rooflines[1].total_ms ** 0.7, rel=1e-6)
+    assert rec.p90_ms is None and rec.iqr_ms is None and not rec.has_dispersion
+
+
+def test_calibration_refuses_a_zero_measurement(rooflines):
+    with pytest.raises(ProfilingError, match="positive number of ms"):
+        CalibratedEstimator().fit([(rooflines[0], 3.0), (rooflines[1], 0.0)])

@@ -112,3 +112,13 @@ def test_metrics_and_validation_are_two_files_with_one_schema_each(tmp_path):
         read_training_metrics(tmp_path)
     with pytest.raises(ConfigError, match=r"validation.json: file not found"):
         read_validation(tmp_path / "elsewhere")
+
+
+def test_remeasured_round_trip_and_absence(tmp_path):
+    s = StudyDir(tmp_path)
+    assert s.remeasured_json == tmp_path / "remeasured.json" and s.read_remeasured() is None
+    data = {"kind": "predicted vs measured", "rows": [{"name": "trial-3", "predicted_ms": 4.5, "measured_ms": 5.0}]}
+    assert s.write_remeasured(data) == s.remeasured_json and s.read_remeasured() == data
+    s.remeasured_json.write_text(json.dumps({"rows": [{"name": "trial-3", "predicted_ms": 4.5, "measured_ms": "5"}]}))
+    with pytest.raises(ConfigError, match=r"remeasured.json: rows\[0\] \(trial-3\): 'measured_ms'"):
+        s.read_remeasured()

@@ -1,0 +1,185 @@
+"""The models the latency predictor is built from and judged on: search-space samples, presets, pruned members.
+
+Lives in the app because it draws on the search space (``search_spaces``) and on pruning
+(``compress``), both above ``profiling``; ``profiling`` receives plain (name, module) pairs.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from compress import PruneSpec, prune_model
+from models import build_model, create_config
+from profiling._predict_bench import PredictorBenchResult, bench_predictor
+from search_spaces._space import SearchSpace, check_config, config_from_params
+
+PRUNE_RATIOS = (0.2, 0.35, 0.5)
+# The conditions of a remeasurement that remeasured.json keeps beside each number (the report states them).
+MEASURED_FIELDS = ("target", "device", "backend", "provider", "precision", "threads", "runs", "height", "width",
+                   "timestamp")  # fmt: skip
+
+
+def sample_configs(space: SearchSpace, n: int, *, seed: int) -> list[Any]:
+    """``n`` distinct valid configs drawn uniformly from ``space``'s parameters (seeded)."""
+    rng = random.Random(seed)
+    out, seen, tries = [], set(), 0
+    while len(out) < n:
+        tries += 1
+        if tries > 200 * max(n, 1):
+            raise RuntimeError(f"search space: could not draw {n} distinct valid configs")
+        params = {}
+        for name, (kind, spec) in sorted(space.parameters().items()):
+            if kind == "int":
+                low, high, step = spec
+                params[name] = rng.randrange(low, high + 1, step)
+            else:
+                params[name] = rng.choice(list(spec))
+        cfg = config_from_params(params, space)
+        if check_config(cfg, space) is not None or cfg in seen:
+            continue
+        seen.add(cfg)
+        out.append(cfg)
+    return out
+
+
+def _built(cfg: Any, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model(cfg).eval()
+
+
+def pruned_members(ratios: Sequence[float] = PRUNE_RATIOS, *, size: int = 256) -> list[tuple[str, torch.nn.Module]]:
+    """``paper`` pruned by L1 to each channel ratio (Torch-Pruning, widths as pruning leaves them)."""
+    out = []
+    for r in ratios:
+        model = _built(create_config("paper"), 0)
+        prune_model(model, PruneSpec(ratio=r, size=size))
+        out.append((f"paper-pruned-{r:g}", model.eval()))
+    return out
+
+
+def training_models(n: int, *, seed: int, space: SearchSpace | None = None) -> list[tuple[str, torch.nn.Module]]:
+    """Models whose kernels fill a table: ``n`` samples of the space (seed ``seed``) and one pruned member."""
+    space = space or SearchSpace()
+    cfgs = sample_configs(space, n, seed=seed)
+    models = [(f"train-{i:02d}", _built(c, seed + i)) for i, c in enumerate(cfgs)]
+    return models + [(f"train-{name}", m) for name, m in pruned_members((0.3,))]
+
+
+def heldout_models(n: int, *, seed: int, space: SearchSpace | None = None) -> list[tuple[str, torch.nn.Module]]:
+    """``paper``, ``n`` samples of the space and three pruned ``paper`` members."""
+    space = space or SearchSpace()
+    cfgs = sample_configs(space, n, seed=seed)
+    models = [("paper", _built(create_config("paper"), 0))]
+    models += [(f"sample-{i:02d}", _built(c, seed + i)) for i, c in enumerate(cfgs)]
+    return models + pruned_members()
+
+
+def run_predictor_bench(
+    *,
+    heldout: int = 30,
+    training: int = 10,
+    seed: int = 0,
+    size: int = 256,
+    threads: int = 1,
+    rounds: int = 10,
+    table: str | None = None,
+    target: str = "local",
+    ssh_options: Any = None,
+    remote_backend: str = "onnxruntime",
+    progress: Callable[[str], None] | None = None,
+) -> PredictorBenchResult:
+    """``run.py bench --latency-predictor``: held-out and training sets drawn with different seeds."""
+    train = training_models(training, seed=seed + 10_000)
+    held = heldout_models(heldout, seed=seed)
+    return bench_predictor(
+        train,
+        held,
+        table=table,
+        size=size,
+        threads=threads,
+        rounds=rounds,
+        target=target,
+        ssh_options=ssh_options,
+        remote_backend=remote_backend,
+        progress=progress,
+    )
+
+
+def remeasure_front(
+    study_dir: str,
+    *,
+    target: str = "local",
+    threads: int | None = 1,
+    runs: int = 30,
+    ssh_options: Any = None,
+    remote_backend: str = "auto",
+) -> list[dict[str, Any]]:
+    """Measure the feasible (Dice, latency) Pareto front of a search that ran on ``--target predict:TABLE``.
+
+    Writes ``STUDY/remeasured.json`` (predicted and measured side by side, with the conditions of
+    both) and returns its rows. Candidates whose latency was not predicted are left out.
+    """
+    import numpy as np
+
+    from models import RTSegConfig
+    from profiling import PREDICT_PREFIX, PREDICTED, profile_model
+    from rtseg_core import ConfigError, read_json
+    from rtseg_core._pareto import nondominated_mask
+    from rtseg_core._study import MEASUREMENT_JSON, TRIALS, StudyDir
+
+    study = StudyDir(study_dir)
+    candidates = study.read_candidates((TRIALS,))
+    folders = {r.name: folder for r, folder in candidates}
+    records = [r for r, _ in candidates]
+    records = [
+        r
+        for r in records
+        if r.latency_kind == PREDICTED and r.feasible and r.dice is not None and r.latency_ms is not None
+    ]
+    if not records:
+        raise ConfigError(
+            f"{study.root}: no feasible candidates with a PREDICTED latency (search with --target predict:TABLE)"
+        )
+    values = np.array([[r.dice, r.latency_ms] for r in records])
+    front = [r for r, keep in zip(records, nondominated_mask(values, ("maximize", "minimize"))) if keep]
+    rows = []
+    for r in sorted(front, key=lambda r: r.latency_ms):
+        cfg = RTSegConfig.from_dict(r.config, source=f"{r.name} config")
+        rep = profile_model(
+            cfg,
+            target=target,
+            size=r.height,
+            backends=("onnxruntime",),
+            threads=threads,
+            runs=runs,
+            count=False,
+            ssh_options=ssh_options,
+            remote_backend=remote_backend,
+            model_name=r.name,
+        )
+        m = rep.latency[0]
+        # The table's key travels with the prediction (measurement.json); the report states it.
+        measurement = folders[r.name] / MEASUREMENT_JSON
+        predicted = (read_json(measurement).get("latency") or {}) if measurement.is_file() else {}
+        predicted_env = predicted.get("environment") or {}
+        rows.append(
+            {
+                "name": r.name,
+                "dice": r.dice,
+                "predicted_ms": r.latency_ms,
+                "predicted_target": r.target,
+                "table": predicted_env.get("table", r.target.removeprefix(PREDICT_PREFIX)),
+                "table_key": predicted_env.get("table_key"),
+                "measured_ms": m.median_ms,
+                "measured_iqr_ms": m.iqr_ms,
+                "error_percent": 100.0 * (r.latency_ms - m.median_ms) / m.median_ms,
+                "measured": {k: getattr(m, k) for k in MEASURED_FIELDS},
+                "load_average_1m": m.environment.get("load_average_1m"),
+            }
+        )
+    study.write_remeasured({"kind": "predicted vs measured, feasible front", "rows": rows})
+    return rows
