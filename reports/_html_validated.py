@@ -39,8 +39,8 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
     for r in rows.itertuples(index=False):
         cells = [
             esc(r[0]),
-            _pct(r[1]),
-            _pct(r[2]),
+            _dice(r[1]),
+            _dice(r[2]),
             _int(r[3]),
             _int(r[4]),
             f"{r[5]:.2f}" if _ok(r[5]) else "-",
@@ -73,8 +73,9 @@ def _ok(value: Any) -> bool:
         return False
 
 
-def _pct(value: Any) -> str:
-    return f"{float(value) * 100:.2f} %" if _ok(value) else "-"
+def _dice(value: Any) -> str:
+    # Dice is a fraction on every surface of the suite (CSV, database, dashboard, HTML, terminal)
+    return f"{float(value):.4f}" if _ok(value) else "-"
 
 
 def _int(value: Any) -> str:

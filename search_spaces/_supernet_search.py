@@ -68,7 +68,7 @@ from search_spaces._study import (
     trial_name,
 )
 from search_spaces._supernet import Supernet, calibration_batches, load_supernet
-from search_spaces._trial import DELTA_AOP_UNDEFINED
+from search_spaces._trial import DELTA_AOP_UNDEFINED, latency_fields
 from segmentation import DataSpec, EvalSummary, MetricAccumulator, load_split
 
 log = logging.getLogger(__name__)
@@ -418,16 +418,7 @@ class _SupernetSearch:
             delta_aop_deg=_num(summary.mean.delta_aop),
             params=int(params),
             macs=None if cost.macs_fvcore is None else int(cost.macs_fvcore),
-            latency_ms=float(lat.median_ms),
-            fps=float(lat.fps),
-            latency_kind=lat.kind,
-            target=lat.target,
-            device=lat.device,
-            backend=lat.backend,
-            precision=lat.precision,
-            threads=lat.threads,
-            height=lat.height,
-            width=lat.width,
+            **latency_fields(lat),
             feasible=is_feasible(constraint_values),
             trial=trial.number,
             recipe=RECIPE,

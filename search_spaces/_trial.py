@@ -86,6 +86,25 @@ class TrialSteps:
     profile: Callable[..., ProfileReport] = profile_model
 
 
+def latency_fields(lat: LatencyRecord) -> dict[str, Any]:
+    """A latency record's figure and the conditions it was taken under, as CandidateRecord fields.
+
+    One place, so that every candidate (multi-trial, supernet) carries the same conditions.
+    """
+    return {
+        "latency_ms": float(lat.median_ms),
+        "fps": float(lat.fps),
+        "latency_kind": lat.kind,
+        "target": lat.target,
+        "device": lat.device,
+        "backend": lat.backend,
+        "precision": lat.precision,
+        "threads": lat.threads,
+        "height": lat.height,
+        "width": lat.width,
+    }
+
+
 class Surplus(SearchError):
     """This worker's new trial is not needed: others already finished or run the requested number."""
 
@@ -264,16 +283,7 @@ class TrialRunner:
             delta_aop_deg=delta_aop,
             params=int(cost.params),
             macs=int(cost.macs_fvcore),
-            latency_ms=float(lat.median_ms),
-            fps=float(lat.fps),
-            latency_kind=lat.kind,
-            target=lat.target,
-            device=lat.device,
-            backend=lat.backend,
-            precision=lat.precision,
-            threads=lat.threads,
-            height=lat.height,
-            width=lat.width,
+            **latency_fields(lat),
             feasible=feasible,
             trial=trial.number,
             config=arch.to_dict(),

@@ -7,9 +7,11 @@ Stages (each resumable; running the demo again skips what is finished):
   3. a small multi-objective search (--trials, proxy training at --search-size);
   4. compress the --top-k best feasible front members: pruned to --prune-macs of their MACs
      with Torch-Pruning and fine-tuned, then ONNX Runtime static INT8;
-  5. the report (plots, tables, one HTML page) in OUT/study/report/.
+  5. validate the --validate-top-k best proxy front members and paper: retrained from scratch for
+     --validate-epochs, evaluated on the test split, timed in one alternating run;
+  6. the report (plots, tables, one HTML page) in OUT/study/report/.
 
-The d take about 10 minutes on a 2-core CPU. Accuracy here is on synthetic data.
+The defaults take about 15 minutes on a quiet 2-core CPU. Accuracy here is on synthetic data.
 """
 
 from __future__ import annotations
