@@ -141,3 +141,18 @@ def test_calibration_from_fixed_measured_records(rooflines):
 def test_calibration_refuses_a_zero_measurement(rooflines):
     with pytest.raises(ProfilingError, match="positive number of ms"):
         CalibratedEstimator().fit([(rooflines[0], 3.0), (rooflines[1], 0.0)])
+
+
+def test_power_fit_keeps_exponent_one_when_the_raw_estimates_barely_differ():
+    """Two models the roofline rates 2.789 and 2.788 ms: the slope is not identifiable (it overflowed)."""
+    from profiling._estimate import _apply, _fit
+
+    raw = np.array([2.78941563, 2.78764538])
+    measured = np.array([0.2443025, 0.5016995])
+    coef = _fit("power", raw, np.zeros((2, 3)), measured)
+    assert coef[1] == 1.0
+    assert math.isclose(coef[0], math.exp(np.mean(np.log(measured / raw))))
+    assert np.all(np.isfinite(_apply("power", coef, raw, np.zeros((2, 3)))))
+    # with a real spread the exponent is fitted
+    spread = _fit("power", np.array([1.0, 2.0, 4.0]), np.zeros((3, 3)), np.array([2.0, 8.0, 32.0]))
+    assert math.isclose(spread[1], 2.0) and math.isclose(spread[0], 2.0)
