@@ -1,11 +1,14 @@
 """Validating a search's answer at a full budget (``python run.py validate --study DIR``).
 
 A search ranks architectures by a *proxy* (a few short epochs, validation split). Validation
-retrains the feasible Pareto front (or its ``top_k`` by proxy Dice) and the reference ``paper``
-from scratch with one recipe for all (:class:`ValidateConfig`: defaults = ``train``'s), evaluates
-each on the **test** split, and times every validated model in one alternating ONNX Runtime run
-at the deployment size (latency depends on the architecture only, so fresh builds are timed),
-so their latencies are comparable even on a busy machine.
+retrains the feasible Pareto front (or its ``top_k`` by proxy Dice), the reference ``paper`` and
+the parents of the study's compressed variants from scratch with one recipe for all
+(:class:`ValidateConfig`: defaults = ``train``'s), evaluates each on the **test** split,
+re-applies each compressed variant's recipe to its validated parent
+(:mod:`search_spaces._validate_variants`), and takes every validated model's latency on the
+study's target in one run (:mod:`search_spaces._validate_latency`: one alternating ONNX Runtime
+run here, alternating rounds on an SSH device, or the estimate / prediction per candidate), so
+their latencies are comparable even on a busy machine.
 
 Files, per candidate ``STUDY_DIR/validated/<name>/``:
 
@@ -13,6 +16,7 @@ Files, per candidate ``STUDY_DIR/validated/<name>/``:
   killed run continues from the last finished epoch (``train(resume=True)``);
 - ``trained.json``: the test-split evaluation and the proxy numbers it is compared with; a
   candidate with this file is finished and skipped by later runs;
+- ``reapplied.json`` (compressed variants, with their model files): see ``_validate_variants``;
 - ``candidate.json``: the validated :class:`CandidateRecord` (``source="validated"``,
   ``parent`` = the trial's name, ``split="test"``, ``recipe`` = the full budget), written once
   every candidate is trained and the latency run is done. ``validated/latency.json`` holds it.
@@ -44,7 +48,10 @@ class ValidateConfig:
     """One validation run. Training defaults are ``run.py train``'s (30 epochs, 256 px, lr 1e-3,
     batch 8, the whole training split). ``top_k`` (None: the whole feasible front) picks the
     front members with the highest proxy Dice; ``paper`` is always validated. ``latency_size``
-    is the deployment input side timed; ``threads``/``rounds``/``warmup`` the ORT bench's.
+    is the deployment input side timed; ``latency_target`` where (None: the study's target;
+    ``local`` allowed as an override); ``threads``/``rounds``/``warmup`` the local ORT bench's,
+    ``device_rounds``/``device_runs`` an SSH device's alternating rounds. ``finetune_epochs``:
+    the fine-tune after re-applying a compressed variant's pruning (None: the variant's own).
     ``storage``/``study_name`` as the search's (None: ``STUDY_DIR/study.db`` and the name in
     ``study.json``); the claims live in the study ``<study_name>-validate`` of that storage.
     """
@@ -59,9 +66,15 @@ class ValidateConfig:
     data: str | None = None  # None: the search's --data
     device: str = "auto"
     latency_size: int = 256
+    latency_target: str | None = None  # None: the study's --target (study.json)
     threads: int | None = None  # None: the search's --threads
     rounds: int = 30
     warmup: int = 5
+    device_rounds: int = 5
+    device_runs: int = 20
+    ssh_options: Any = None  # profiling.SSHOptions for an ssh:// latency target
+    remote_backend: str = "auto"
+    finetune_epochs: int | None = None  # compressed variants' fine-tune; None: each variant's own
     storage: str | None = None
     study_name: str | None = None
     heartbeat_interval: int = 10
@@ -72,18 +85,31 @@ class ValidateConfig:
     def __post_init__(self) -> None:
         if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
             raise ConfigError(f"--top-k: must be an integer >= 1, got {self.top_k!r}")
-        for name in ("epochs", "size", "batch_size", "latency_size", "rounds", "heartbeat_interval"):
+        names = ("epochs", "size", "batch_size", "latency_size", "rounds", "heartbeat_interval", "device_rounds",
+                 "device_runs")  # fmt: skip
+        for name in names:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {value!r}")
+        if self.finetune_epochs is not None and (not isinstance(self.finetune_epochs, int) or self.finetune_epochs < 0):
+            raise ConfigError(f"--finetune-epochs: must be an integer >= 0, got {self.finetune_epochs!r}")
+        if self.latency_target is not None:
+            from profiling._backends import check_target
+
+            check_target(self.latency_target)
         if self.grace_period is not None and self.grace_period <= self.heartbeat_interval:
             raise ConfigError(
                 f"grace_period ({self.grace_period} s) must exceed heartbeat_interval ({self.heartbeat_interval} s)"
             )
 
     def budget(self, data: str) -> dict[str, Any]:
-        """The recipe every candidate is trained with (stored with the claims; a resumed run must match)."""
-        return {
+        """The recipe every candidate is trained with (stored with the claims; a resumed run must match).
+
+        A ``finetune_epochs`` override is part of it (a run with another one is refused); the
+        default (each variant's own epochs) adds nothing, so studies validated before stay valid.
+        """
+        extra = {} if self.finetune_epochs is None else {"finetune_epochs": self.finetune_epochs}
+        return extra | {
             "epochs": self.epochs,
             "size": self.size,
             "batch_size": self.batch_size,
@@ -195,70 +221,76 @@ def train_candidate(cand: Candidate, budget: dict[str, Any], study_dir: Path, *,
     return read_json(atomic_write_json(done, out))
 
 
-def bench_latencies(
-    configs: dict[str, dict], *, size: int, threads: int, rounds: int, warmup: int, seed: int = 0
-) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Every architecture timed with ONNX Runtime FP32 in one alternating run (``profiling.bench_variants``).
-
-    Returns ``({name: {"median_ms", "fps", "params", "macs"}}, conditions)``. Weights do not
-    change the time of a dense network, so each architecture is a fresh build.
-    """
-    import tempfile
-
-    import numpy as np
-
-    from models._model import build_model
-    from profiling._bench import bench_variants, ort_variant
-    from profiling._counts import count_costs
-    from profiling._env import describe_device, describe_environment
-    from profiling._export import ExportConfig, export_onnx
-    from profiling._latency import torch_threads
-
-    out: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="rtseg-validate-") as tmp, torch_threads(threads):
-        variants = []
-        channels = 1
-        for i, (name, cfg_dict) in enumerate(configs.items()):
-            arch = RTSegConfig.from_dict(cfg_dict, source=f"candidate {name}")
-            channels = arch.in_channels
-            model = build_model(arch).eval()
-            cost = count_costs(model, height=size, width=size, model_name=name)
-            out[name] = {"params": int(cost.params), "macs": int(cost.macs_fvcore)}
-            path = Path(tmp) / f"{i}.onnx"
-            export_onnx(model, path, ExportConfig(height=size, width=size, channels=channels), model_name=name)
-            variants.append(ort_variant(name, path, threads=threads))
-        x = np.random.default_rng(seed).standard_normal((1, channels, size, size)).astype(np.float32)
-        conditions = {
-            "input": f"1x{channels}x{size}x{size}",
-            "threads": threads,
-            "rounds": rounds,
-            "warmup": warmup,
-            "device": describe_device(),
-            "runtime": "ONNX Runtime CPUExecutionProvider FP32, one alternating run over every candidate",
-            "environment": describe_environment(threads=threads),
-        }
-        baseline = "paper" if "paper" in configs else None  # speed-ups relative to the reference
-        result = bench_variants(variants, x, rounds=rounds, warmup=warmup, baseline=baseline, conditions=conditions)
-    for v in result.variants:
-        out[v.name].update(median_ms=v.median_ms, p90_ms=v.p90_ms, iqr_ms=v.iqr_ms, fps=v.fps, runs=v.runs)
-    return out, {**conditions, "table": result.format_table()}
-
-
 def validated_record(
-    trained: dict[str, Any], latency: dict[str, Any], *, dataset: str, threads: int, size: int, feasible: bool
+    trained: dict[str, Any],
+    latency: dict[str, Any],
+    *,
+    dataset: str,
+    threads: int,
+    size: int,
+    feasible: bool,
+    feasibility_note: str = "",
 ) -> CandidateRecord:
-    """The validated :class:`CandidateRecord` of one candidate (budget in ``recipe``)."""
-    from profiling._env import describe_device
+    """The validated :class:`CandidateRecord` of one candidate (budget in ``recipe``).
 
+    ``latency``: its row of :func:`~search_spaces._validate_latency.time_entries` (kind, target,
+    device, backend and how it was obtained travel with the number).
+    """
     cand = Candidate.from_attrs(trained["candidate"])
     b = trained["budget"]
-    test = trained["test"]
     recipe = (
         f"full: {b['epochs']} epochs x whole train split, {b['size']}x{b['size']}, batch {b['batch_size']}, "
         f"lr {b['lr']:g} (AdamW, cosine), seed {b['seed']}, from scratch; test split"
     )
+    notes = (
+        f"validated: retrained from scratch at the full budget, Dice on the test split of {b['data']}; latency "
+        f"{_latency_note(latency, threads, size)}; proxy Dice in the search {_fmt(cand.proxy_dice)}"
+    )
+    return _record(
+        cand.name, trained["test"], latency, dataset=dataset, threads=threads, size=size, feasible=feasible,
+        parent=cand.name, trial=cand.trial, recipe=recipe, config=cand.config, notes=notes + feasibility_note,
+    )  # fmt: skip
+
+
+def variant_record(
+    result: dict[str, Any],
+    parent: dict[str, Any],
+    latency: dict[str, Any],
+    *,
+    dataset: str,
+    threads: int,
+    size: int,
+    feasible: bool,
+    feasibility_note: str = "",
+) -> CandidateRecord:
+    """The validated record of a compressed variant re-applied to its validated parent ``parent`` (trained.json)."""
+    from search_spaces._validate_variants import VariantPlan, variant_recipe
+
+    plan = VariantPlan.from_attrs(result["variant"])
+    cand = Candidate.from_attrs(parent["candidate"])
+    pb = parent["budget"]
+    recipe = (
+        f"{variant_recipe(result)}; parent {cand.name}: full: {pb['epochs']} epochs x whole train split, "
+        f"{pb['size']}x{pb['size']}, from scratch; test split"
+    )
+    notes = (
+        f"validated compressed variant: its recipe re-applied to {cand.name} after that parent's full-budget "
+        f"training, Dice with ONNX Runtime on its exported graph on the test split of {pb['data']}; latency "
+        f"{_latency_note(latency, threads, size)}; in compress, on the proxy-trained parent: Dice "
+        f"{_fmt(plan.proxy_dice)} on the validation split ({plan.proxy_recipe})"
+    )
+    return _record(
+        plan.name, result["test"], latency, dataset=dataset, threads=threads, size=size, feasible=feasible,
+        parent=cand.name, trial=cand.trial, recipe=recipe, config=cand.config, notes=notes + feasibility_note,
+        precision=plan.precision,
+    )  # fmt: skip
+
+
+def _record(name, test, latency, *, dataset, threads, size, feasible, parent, trial, recipe, config, notes,
+            precision="fp32") -> CandidateRecord:  # fmt: skip
+    median = latency.get("median_ms")
     return CandidateRecord(
-        name=cand.name,
+        name=name,
         source="validated",
         dataset=dataset,
         split="test",
@@ -268,26 +300,31 @@ def validated_record(
         delta_aop_deg=test["delta_aop_deg"],
         params=int(latency["params"]),
         macs=int(latency["macs"]),
-        latency_ms=float(latency["median_ms"]),
-        fps=float(latency["fps"]),
-        latency_kind="measured",
-        target="local",
-        device=describe_device(),
-        backend="onnxruntime",
-        precision="fp32",
+        latency_ms=float(median) if median is not None else None,
+        fps=float(latency["fps"]) if latency.get("fps") is not None else None,
+        latency_kind=str(latency.get("kind", "measured")),
+        target=str(latency.get("target", "local")),
+        device=str(latency.get("device", "")),
+        backend=str(latency.get("backend", "onnxruntime")),
+        precision=precision,
         threads=threads,
         height=size,
         width=size,
         feasible=feasible,
-        parent=cand.name,
-        trial=cand.trial,
+        parent=parent,
+        trial=trial,
         recipe=recipe,
-        config=cand.config,
-        notes=(
-            f"validated: retrained from scratch at the full budget, Dice on the test split of {b['data']}; latency "
-            f"MEASURED with ONNX Runtime FP32, {threads} thread(s), batch 1, {size}x{size}, median of one "
-            f"alternating run over every validated candidate; proxy Dice in the search {_fmt(cand.proxy_dice)}"
-        ),
+        config=config,
+        notes=notes,
+    )
+
+
+def _latency_note(latency: dict[str, Any], threads: int, size: int) -> str:
+    kind = str(latency.get("kind", "measured")).upper()
+    graph = f"; timed graph: {latency['graph']}" if latency.get("graph") else ""
+    return (
+        f"{kind} on {latency.get('target', 'local')}: {latency.get('how', '')}, {threads} thread(s), batch 1, "
+        f"{size}x{size}{graph}"
     )
 
 

@@ -10,9 +10,19 @@ update inside one transaction, so two workers never get the same one) and trains
 the grace period; a candidate without a COMPLETE, RUNNING or WAITING claim is queued again, and
 its training resumes from its own checkpoint if the folder is on the same machine.
 
-When no claim is waiting or running, every worker times all validated architectures in one
-alternating run and writes the validated records into its own ``STUDY_DIR/validated/``
-(records travel through the storage, so each machine's folder gets all of them).
+A parent of a compressed variant (``STUDY_DIR/compressed/``, as the worker that queues the
+candidates sees it) is always a candidate, even outside ``top_k``; its claim carries the
+variants' recipe chains, and after the parent's full-budget training the same worker re-applies
+them (:mod:`search_spaces._validate_variants`). A parent whose earlier claim lacks some of the
+variants wanted now is queued again: its training is skipped (``trained.json``) and only the
+missing variants are re-applied.
+
+When no claim is waiting or running, every worker takes the latency of all validated candidates
+and variants on the latency target in one run (:mod:`search_spaces._validate_latency`) and
+writes the validated records into its own ``STUDY_DIR/validated/``. Results travel through the
+storage (the claims' user attributes), so each machine's folder gets all of them; a variant
+re-applied on another machine is timed on a graph rebuilt here from its config, pruning history
+and quantization spec (same operators and shapes, fresh weights), as its record's notes say.
 """
 
 from __future__ import annotations
@@ -44,16 +54,19 @@ from search_spaces._validate import (
     VALIDATED_DIR,
     Candidate,
     ValidateConfig,
-    bench_latencies,
     candidate_dir,
     train_candidate,
     validated_record,
+    variant_record,
 )
+from search_spaces._validate_latency import TimingEntry, TimingOptions, time_entries
+from search_spaces._validate_variants import REAPPLIED_FILE, VariantPlan, find_variants, reapply_variant
 
 log = logging.getLogger(__name__)
 
 SUFFIX = "-validate"
 BUDGET_ATTR = "rtseg_validate_budget"
+VARIANTS_ATTR, VARIANTS_DONE_ATTR = "variants", "variants_done"  # a claim's plans / re-applied results
 
 
 @dataclass(frozen=True)
@@ -68,18 +81,23 @@ class ValidateSummary:
     budget: dict
     latency_table: str
     proxy_dice: dict  # name -> proxy Dice in the search
-    not_validated: tuple[str, ...] = ()  # compressed variants of validated parents (not re-applied yet)
+    not_validated: tuple[str, ...] = ()  # compressed variants found but not re-applied (see the queue docstring)
+    latency_target: str = "local"
+    latency_kind: str = "measured"  # of this run's latencies: measured | estimated | predicted
 
     def table(self) -> str:
-        rows = [("name", "proxy Dice", "test Dice", "latency ms", "FPS", "params", "feasible")]
+        kind = self.latency_kind.upper()
+        rows = [("name", "parent", "precision", "proxy Dice", "test Dice", f"{kind} ms", "FPS", "params", "feasible")]
         for r in sorted(self.records, key=lambda r: -(r.dice or 0.0)):
             rows.append(
                 (
                     r.name,
+                    "" if r.parent == r.name else str(r.parent),
+                    r.precision,
                     _f4(self.proxy_dice.get(r.name)),
                     _f4(r.dice),
-                    f"{r.latency_ms:.2f}",
-                    f"{r.fps:.1f}",
+                    "-" if r.latency_ms is None else f"{r.latency_ms:.2f}",
+                    "-" if r.fps is None else f"{r.fps:.1f}",
                     f"{r.params:,}",
                     "yes" if r.feasible else "no",
                 )
@@ -94,12 +112,11 @@ class ValidateSummary:
             return "no feasible validated candidate"
         best = max(feasible, key=lambda r: r.dice)
         paper = next((r for r in self.records if r.name == "paper"), None)
-        text = f"best validated: {best.name} (test Dice {best.dice:.4f}, {best.latency_ms:.2f} ms MEASURED)"
+        text = f"best validated: {best.name} (test Dice {best.dice:.4f}, {_ms(best)} on {self.latency_target})"
         if paper is not None and paper.dice is not None and best.name != paper.name:
-            text += (
-                f"; paper at the same budget: test Dice {paper.dice:.4f}, {paper.latency_ms:.2f} ms "
-                f"({paper.latency_ms / best.latency_ms:.2f}x the best's latency)"
-            )
+            text += f"; paper at the same budget: test Dice {paper.dice:.4f}, {_ms(paper)}"
+            if paper.latency_ms and best.latency_ms:
+                text += f" ({paper.latency_ms / best.latency_ms:.2f}x the best's latency)"
         return text
 
 
@@ -143,6 +160,14 @@ class _Worker:
         self.data = config.data or str(self.settings.get("data", "synthetic"))
         self.threads = int(config.threads or self.settings.get("threads") or 1)
         self.budget = config.budget(self.data)
+        self.study_target = str(self.settings.get("target", "local"))
+        self.latency_target = config.latency_target or self.study_target
+        if self.latency_target.startswith("ssh://") and config.ssh_options is None:
+            from profiling import SSHOptions
+
+            self._ssh_options = SSHOptions()
+        else:
+            self._ssh_options = config.ssh_options
         self.trained_now: list[str] = []
 
     def run(self) -> ValidateSummary:
@@ -160,10 +185,12 @@ class _Worker:
         fields = [str(f) for f, _ in objectives]
         directions = [str(d) for _, d in objectives]
         candidates = select_candidates(search, fields, directions, cfg.top_k)
+        self.plans = find_variants(self.study_dir)
+        candidates += _parents_of(search, fields, self.plans, {c.name for c in candidates})
         if not candidates:
             raise SearchError(f"study {name!r}: no feasible completed trial and no reference to validate")
         vstudy = self._open(storage, name + SUFFIX)
-        finished_before = sorted(self._complete(vstudy))
+        finished_before = sorted(self._complete(vstudy)[0])
         self._loop(vstudy, candidates)
         return self._finish(vstudy, finished_before)
 
@@ -185,10 +212,13 @@ class _Worker:
         if stored != self.budget:
             raise SearchError(
                 f"validation study {name!r} was started with the budget {stored}, this run asks for {self.budget}; "
-                "repeat the original --epochs/--size/--lr/--batch-size/--seed/--data (trained candidates must be "
-                "comparable)"
+                "repeat the original --epochs/--size/--lr/--batch-size/--seed/--data/--finetune-epochs (validated "
+                "candidates must be comparable)"
             )
         return study
+
+    def _plans_of(self, parent: str) -> list[dict[str, Any]]:
+        return [p.to_attrs() for p in self.plans if p.parent == parent]
 
     def _loop(self, vstudy: optuna.Study, candidates: list[Candidate]) -> None:
         cfg = self.config
@@ -199,10 +229,12 @@ class _Worker:
                 t.user_attrs.get("candidate")
                 for t in trials
                 if t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+                and _covers(t, {p["name"] for p in self._plans_of(t.user_attrs.get("candidate"))})
             }
             for cand in candidates:
                 if cand.name not in alive:
-                    vstudy.enqueue_trial({}, user_attrs=cand.to_attrs(), skip_if_exists=False)
+                    attrs = cand.to_attrs() | {VARIANTS_ATTR: self._plans_of(cand.name)}
+                    vstudy.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
             trials = vstudy.get_trials(deepcopy=False)
             if not any(t.state == TrialState.WAITING for t in trials):
                 if any(t.state == TrialState.RUNNING for t in trials):
@@ -227,11 +259,14 @@ class _Worker:
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned("no candidate left to claim (another worker took the last one)")
         cand = Candidate.from_attrs(attrs)
+        plans = [VariantPlan.from_attrs(a) for a in attrs.get(VARIANTS_ATTR) or []]
         # Two workers may queue one candidate at once. Its owner is its lowest-numbered claim that is
-        # waiting, running or complete; any other claim stops here, so no candidate trains twice.
+        # waiting, running or complete (and covers the same variants); any other claim stops here, so no
+        # candidate trains twice.
         alive = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
         for t in trial.study.get_trials(deepcopy=False, states=alive):
-            if t.number != trial.number and t.user_attrs.get("candidate") == cand.name:
+            covers = _covers(t, {p.name for p in plans})
+            if t.number != trial.number and t.user_attrs.get("candidate") == cand.name and covers:
                 if t.state == TrialState.COMPLETE or t.number < trial.number:
                     trial.set_user_attr("duplicate", True)
                     raise optuna.TrialPruned(f"{cand.name} is already claimed by trial {t.number}")
@@ -239,51 +274,83 @@ class _Worker:
         log.info("validating %s (trial %d of the search) at %s", cand.name, cand.trial, self.budget)
         trained = train_candidate(cand, self.budget, self.study_dir, device=self.config.device)
         trial.set_user_attr("trained", trained)
+        done = {}
+        for plan in plans:
+            trial.set_user_attr("stage", f"re-applying {plan.name}")
+            done[plan.name] = reapply_variant(
+                plan, self.budget, self.study_dir, finetune_epochs=self.config.finetune_epochs,
+                device=self.config.device, threads=self.threads,
+            )  # fmt: skip
+        trial.set_user_attr(VARIANTS_DONE_ATTR, done)
         trial.set_user_attr("stage", "done")
         self.trained_now.append(cand.name)
+        self.trained_now.extend(done)
         dice = trained["test"]["dice"]
         return float(dice) if dice is not None else 0.0
 
     @staticmethod
-    def _complete(vstudy: optuna.Study) -> dict[str, dict[str, Any]]:
+    def _complete(vstudy: optuna.Study) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """``(trained, variants)``: each candidate's result and each re-applied variant's, over every COMPLETE claim."""
         out: dict[str, dict[str, Any]] = {}
+        variants: dict[str, dict[str, Any]] = {}
         for t in sorted(vstudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
             name = t.user_attrs.get("candidate")
             if name and name not in out and "trained" in t.user_attrs:
                 out[name] = t.user_attrs["trained"]
-        return out
+            for vname, result in (t.user_attrs.get(VARIANTS_DONE_ATTR) or {}).items():
+                variants.setdefault(vname, result)
+        return out, variants
 
     # -- latency and records ------------------------------------------------------------------
     def _finish(self, vstudy: optuna.Study, finished_before: list[str]) -> ValidateSummary:
         cfg = self.config
-        trained = self._complete(vstudy)
-        configs = {name: t["candidate"]["config"] for name, t in trained.items()}
-        latency, conditions = bench_latencies(
-            configs, size=cfg.latency_size, threads=self.threads, rounds=cfg.rounds, warmup=cfg.warmup, seed=cfg.seed
-        )
+        trained, variants = self._complete(vstudy)
+        variants = {n: v for n, v in variants.items() if v["variant"]["parent"] in trained}
+        entries = [TimingEntry(name, t["candidate"]["config"]) for name, t in trained.items()]
+        for name, v in variants.items():
+            plan = VariantPlan.from_attrs(v["variant"])
+            own = candidate_dir(self.study_dir, name) / "model.onnx"
+            entries.append(
+                TimingEntry(
+                    name,
+                    trained[plan.parent]["candidate"]["config"],
+                    precision=plan.precision,
+                    history=v.get("pruning_history"),
+                    quant=plan.quant,
+                    onnx=own if own.is_file() else None,
+                )  # fmt: skip
+            )
+        opts = TimingOptions(
+            target=self.latency_target, size=cfg.latency_size, threads=self.threads, rounds=cfg.rounds,
+            warmup=cfg.warmup, device_rounds=cfg.device_rounds, device_runs=cfg.device_runs,
+            ssh_options=self._ssh_options, remote_backend=cfg.remote_backend, data=self.data, seed=cfg.seed,
+        )  # fmt: skip
+        latency, conditions = time_entries(entries, opts)
         constraints = self.settings.get("constraints") or {}
         records = []
         dataset = self.data.split(":", 1)[0]
+        common = {"dataset": dataset, "threads": self.threads, "size": cfg.latency_size}
         for name, t in trained.items():
-            lat = latency[name]
-            record = validated_record(
-                t, lat, dataset=dataset, threads=self.threads, size=cfg.latency_size,
-                feasible=self._feasible(lat, constraints),
-            )  # fmt: skip
-            folder = candidate_dir(self.study_dir, name)
-            folder.mkdir(parents=True, exist_ok=True)
-            if not (folder / "trained.json").is_file():  # trained on another machine: keep a copy here
-                atomic_write_json(folder / "trained.json", t)
-            atomic_write_json(folder / "candidate.json", record.to_dict())
+            ok, note = self._feasible(latency[name], constraints)
+            record = validated_record(t, latency[name], feasible=ok, feasibility_note=note, **common)
+            self._write(name, record, {"trained.json": t})
+            records.append(record)
+        for name, v in variants.items():
+            ok, note = self._feasible(latency[name], constraints)
+            parent = trained[v["variant"]["parent"]]
+            record = variant_record(v, parent, latency[name], feasible=ok, feasibility_note=note, **common)
+            self._write(name, record, {REAPPLIED_FILE: v})
             records.append(record)
         proxy = {name: t["candidate"].get("proxy_dice") for name, t in trained.items()}
-        pairs = [(proxy[r.name], r.dice) for r in records if proxy.get(r.name) is not None and r.dice is not None]
+        pairs = [(proxy[n], t["test"]["dice"]) for n, t in trained.items()]
+        pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
         agreement = None
-        if len(pairs) >= 3:
+        if len(pairs) >= 3:  # architectures only: a variant's proxy number comes from another recipe
             agreement = rank_agreement(
                 [a for a, _ in pairs], [b for _, b in pairs], seed=cfg.seed, a_label="proxy val Dice",
                 b_label="full-budget test Dice",
             )  # fmt: skip
+        proxy |= {name: v["variant"].get("proxy_dice") for name, v in variants.items()}
         root = self.study_dir / VALIDATED_DIR
         atomic_write_json(root / "latency.json", {k: v for k, v in conditions.items() if k != "table"} | {
             "candidates": latency})  # fmt: skip
@@ -292,6 +359,8 @@ class _Worker:
             {
                 "budget": self.budget,
                 "candidates": sorted(trained),
+                "variants": sorted(variants),
+                "latency_target": self.latency_target,
                 "proxy_dice": proxy,
                 "agreement": agreement.to_dict() if agreement else None,
             },
@@ -305,31 +374,77 @@ class _Worker:
             budget=self.budget,
             latency_table=conditions["table"],
             proxy_dice=proxy,
-            not_validated=self._compressed_children(set(trained)),
+            not_validated=tuple(p.name for p in self.plans if p.name not in variants),
+            latency_target=self.latency_target,
+            latency_kind=str(conditions.get("kind", "measured")),
         )
 
-    def _compressed_children(self, parents: set[str]) -> tuple[str, ...]:
-        """Compressed variants whose parent was validated: their recipe is not re-applied in this version,
-        so they are named in the summary instead of being silently left out."""
-        out = []
-        for path in sorted((self.study_dir / "compressed").glob("*/candidate.json")):
-            data = read_json(path)
-            if isinstance(data, dict) and data.get("parent") in parents:
-                out.append(str(data.get("name", path.parent.name)))
-        return tuple(out)
+    def _write(self, name: str, record: CandidateRecord, results: dict[str, dict]) -> None:
+        folder = candidate_dir(self.study_dir, name)
+        folder.mkdir(parents=True, exist_ok=True)
+        for file, result in results.items():
+            if not (folder / file).is_file():  # made on another machine: keep a copy of the result here
+                atomic_write_json(folder / file, result)
+        atomic_write_json(folder / "candidate.json", record.to_dict())
 
-    def _feasible(self, lat: dict[str, Any], constraints: dict[str, Any]) -> bool:
-        """The study's constraints on the validated numbers; latency limits only for a local study
-        (a limit meant for another device cannot be judged from this machine's time)."""
+    def _feasible(self, lat: dict[str, Any], constraints: dict[str, Any]) -> tuple[bool, str]:
+        """``(feasible, note)``: the study's constraints on the validated numbers.
+
+        Latency limits are judged only when the latency was taken on the study's own target
+        (a limit meant for a Jetson cannot be judged from this machine's time); otherwise the
+        note says so. A candidate without a latency (an estimate that cannot answer for it)
+        fails a latency limit it cannot be shown to meet.
+        """
         if constraints.get("max_params") is not None and lat["params"] > constraints["max_params"]:
-            return False
-        if self.settings.get("target", "local") != "local":
-            return True
+            return False, ""
+        limits = [k for k in ("max_latency_ms", "min_fps") if constraints.get(k) is not None]
+        if not limits:
+            return True, ""
+        if self.latency_target != self.study_target:
+            return True, (
+                f"; latency limits ({', '.join(limits)}) NOT judged: the latency was taken on {self.latency_target}, "
+                f"the study's limits are for {self.study_target}"
+            )
+        if lat.get("median_ms") is None:
+            return False, f"; infeasible: no latency on {self.latency_target} to judge {', '.join(limits)} by"
         if constraints.get("max_latency_ms") is not None and lat["median_ms"] > constraints["max_latency_ms"]:
-            return False
+            return False, ""
         if constraints.get("min_fps") is not None and lat["fps"] < constraints["min_fps"]:
-            return False
-        return True
+            return False, ""
+        return True, ""
+
+
+def _covers(trial: optuna.trial.FrozenTrial, wanted: set[str]) -> bool:
+    """Whether a claim carries (queued or done) every variant named in ``wanted``."""
+    return wanted <= {a.get("name") for a in trial.user_attrs.get(VARIANTS_ATTR) or []}
+
+
+def _parents_of(search: optuna.Study, fields: list[str], plans: list[VariantPlan], chosen: set[str]) -> list[Candidate]:
+    """The parents of compressed variants not chosen already (validated even outside ``top_k``)."""
+    wanted = sorted({p.parent for p in plans} - chosen)
+    if not wanted:
+        return []
+    by_name = {trial_name(t): t for t in search.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+    out = []
+    for name in wanted:
+        t = by_name.get(name)
+        if t is None or "config" not in t.user_attrs:
+            raise SearchError(
+                f"compressed variant(s) {', '.join(p.name for p in plans if p.parent == name)}: the parent {name!r} is "
+                f"not a completed trial with a config in study {search.study_name!r}"
+            )
+        out.append(
+            Candidate(
+                name=name,
+                trial=t.number,
+                config=dict(t.user_attrs["config"]),
+                source="reference" if t.user_attrs.get(REFERENCE_ATTR) else "trial",
+                proxy_dice=t.user_attrs.get("dice"),
+                proxy_latency_ms=t.user_attrs.get("latency_ms"),
+                proxy_values=dict(zip(fields, t.values or ())),
+            )  # fmt: skip
+        )
+    return out
 
 
 def run_validate(config: ValidateConfig) -> ValidateSummary:
@@ -339,6 +454,10 @@ def run_validate(config: ValidateConfig) -> ValidateSummary:
     with warnings.catch_warnings(), quiet_optuna(logging.WARNING), contextlib.ExitStack():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return _Worker(config).run()
+
+
+def _ms(r: CandidateRecord) -> str:
+    return "no latency" if r.latency_ms is None else f"{r.latency_ms:.2f} ms {r.latency_kind.upper()}"
 
 
 def _f4(value: float | None) -> str:

@@ -1,21 +1,40 @@
 """Validate a search's answer: retrain its front and paper at a full budget, test split, one latency run.
 
 The search ranks architectures by a proxy (a few short epochs, validation split). This verb
-retrains the feasible Pareto front (or its --top-k by proxy Dice) and the paper architecture from
-scratch with one recipe (defaults = train's: 30 epochs, 256 px, lr 1e-3, batch 8), evaluates each
-on the TEST split, and times all of them with ONNX Runtime in one alternating run at the
-deployment size (--latency-size, default 256), so their latencies are comparable. It prints the
-validated table and the rank agreement between proxy Dice and full-budget Dice (Kendall tau,
-Spearman, bootstrap 95 % intervals, n), and writes STUDY_DIR/validated/<name>/candidate.json
-(source "validated"), which `report` shows apart from the proxy front.
+retrains the feasible Pareto front (or its --top-k by proxy Dice), the paper architecture and the
+parents of the study's compressed variants (STUDY_DIR/compressed/, validated even outside
+--top-k) from scratch with one recipe (defaults = train's: 30 epochs, 256 px, lr 1e-3, batch 8)
+and evaluates each on the TEST split.
 
-Resumable: run the same command again; finished candidates are skipped and a killed training
-continues from its last epoch. Several workers (machines) share the work through the search's
---storage: each claims a candidate (Optuna study "<study name>-validate" in that storage).
+Compressed variants: after a parent's full-budget training, each variant's recipe chain is
+re-applied to the validated parent (prune with its stored spec, fine-tune --finetune-epochs
+epochs, default the variant's own, other fine-tune settings compress's defaults; then quantize
+with its stored spec) and evaluated with ONNX Runtime on its exported graph on the TEST split.
+
+Latency is taken at the deployment size (--latency-size, default 256) on --latency-target
+(default: the study's --target): local = one alternating ONNX Runtime run over every candidate
+here; ssh://... = the device, in --device-rounds rounds that each time every candidate once in a
+rotated order (a candidate's latency = the median of its round medians, so device drift spreads
+over all); jetson-nano-estimate / predict:TABLE = the estimate / prediction per candidate,
+labelled ESTIMATED / PREDICTED. The study's latency limits are judged only on its own target.
+
+It prints the validated table and the rank agreement between proxy Dice and full-budget Dice
+(Kendall tau, Spearman, bootstrap 95 % intervals, n; architectures only), and writes
+STUDY_DIR/validated/<name>/candidate.json (source "validated"), which `report` shows apart from
+the proxy front.
+
+Resumable: run the same command again; finished candidates and variants are skipped and a killed
+training continues from its last epoch; another --finetune-epochs (like another training budget)
+is refused. Several workers (machines) share the work through the search's --storage: each
+claims a candidate (Optuna study "<study name>-validate" in that storage) and re-applies its
+variants; the final latency run times a variant made on another machine on a graph rebuilt
+from its config, pruning history and quantization spec (same graph, fresh weights; the record
+says so).
 
 Examples (CPU-sized):
   python run.py validate --study runs/nas --epochs 20 --size 96 --top-k 3
   python run.py validate --study runs/shared --storage postgresql://nas@db-host/nas --study-name nas
+  python run.py validate --study runs/jetson --latency-target ssh://nvidia@jetson --known-hosts hosts
 """
 
 from __future__ import annotations
@@ -32,13 +51,20 @@ from rtseg_nas.cli._args import (
     add_device,
     add_json_out,
     add_seed,
+    add_ssh,
     emit,
+    ssh_options_from,
 )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", required=True, metavar="DIR", help="the folder a search wrote (with study.json)")
-    p.add_argument("--top-k", type=COUNT, help="validate only the K front members with the best proxy Dice")
+    p.add_argument(
+        "--top-k",
+        type=COUNT,
+        help="validate only the K front members with the best proxy Dice (paper and the parents of compressed "
+        "variants are validated in any case)",
+    )
     p.add_argument("--epochs", type=COUNT, default=30, help="full training budget, epochs (default: %(default)s)")
     p.add_argument("--size", type=SIZE, default=256, help="training/test image side, px (default: %(default)s)")
     p.add_argument("--batch-size", type=BATCH, default=8, help="(default: %(default)s)")
@@ -46,14 +72,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_seed(p)
     p.add_argument("--data", help="dataset (default: the search's --data)")
     add_device(p)
+    p.add_argument(
+        "--finetune-epochs",
+        type=COUNT0,
+        help="fine-tune epochs after re-applying a compressed variant's pruning (default: the variant's own)",
+    )
     p.add_argument("--latency-size", type=SIZE, default=256, help="deployment input side timed (default: 256)")
+    p.add_argument(
+        "--latency-target",
+        metavar="TARGET",
+        help="where latency is taken: local, ssh://user@host[:port], jetson-nano-estimate or predict:TABLE "
+        "(default: the study's --target)",
+    )
     p.add_argument("--threads", type=THREADS, help="ONNX Runtime threads (default: the search's --threads)")
-    p.add_argument("--rounds", type=COUNT, default=30, help="alternating timed rounds (default: %(default)s)")
+    p.add_argument("--rounds", type=COUNT, default=30, help="local alternating timed rounds (default: %(default)s)")
     p.add_argument("--warmup", type=COUNT0, default=5, help="warm-up runs per candidate (default: %(default)s)")
+    p.add_argument(
+        "--device-rounds", type=COUNT, default=5, help="SSH device: alternating rounds (default: %(default)s)"
+    )
+    p.add_argument(
+        "--device-runs", type=COUNT, default=20, help="SSH device: timed runs per candidate and round (default: 20)"
+    )
     p.add_argument("--storage", metavar="URL", help="the search's storage (default: sqlite:///STUDY_DIR/study.db)")
     p.add_argument("--study-name", help="the search study's name (default: from study.json)")
     p.add_argument("--heartbeat-interval", type=COUNT, default=10, help="seconds (default: %(default)s)")
     p.add_argument("--grace-period", type=COUNT, help="seconds before a silent worker's claim is freed (default: 2x)")
+    add_ssh(p)
     add_json_out(p, "the validated records and the rank agreement")
 
 
@@ -66,10 +110,14 @@ def run(args: argparse.Namespace) -> int:
     if not getattr(args, "debug", False):
         for name in ("segmentation", "profiling"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    # SSH options for an ssh:// latency target, whether given here or stored as the study's target.
+    ssh = ssh_options_from(argparse.Namespace(**{**vars(args), "target": "ssh://"}))
     config = ValidateConfig(
         study_dir=args.study, top_k=args.top_k, epochs=args.epochs, size=args.size, batch_size=args.batch_size,
         lr=args.lr, seed=args.seed, data=args.data, device=args.device, latency_size=args.latency_size,
-        threads=args.threads, rounds=args.rounds, warmup=args.warmup, storage=args.storage,
+        latency_target=args.latency_target, threads=args.threads, rounds=args.rounds, warmup=args.warmup,
+        device_rounds=args.device_rounds, device_runs=args.device_runs, ssh_options=ssh,
+        remote_backend=args.remote_backend, finetune_epochs=args.finetune_epochs, storage=args.storage,
         study_name=args.study_name, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
     )  # fmt: skip
     summary = run_validate(config)
@@ -81,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
         "trained_now": list(summary.trained_now),
         "finished_before": list(summary.finished_before),
         "not_validated": list(summary.not_validated),
+        "latency_target": summary.latency_target,
+        "latency_kind": summary.latency_kind,
     }
     emit(args.json, payload, lambda: _show(summary), what="validation")
     return 0
@@ -91,7 +141,8 @@ def _show(summary) -> None:
     print(
         f"validated {len(summary.records)} candidate(s) at {b['epochs']} epochs x {b['size']} px on {b['data']} "
         f"(test split); trained now: {', '.join(summary.trained_now) or 'none'}; finished before: "
-        f"{', '.join(summary.finished_before) or 'none'}"
+        f"{', '.join(summary.finished_before) or 'none'}; latency {summary.latency_kind.upper()} on "
+        f"{summary.latency_target}"
     )
     print(summary.table())
     print(summary.latency_table)
@@ -102,7 +153,7 @@ def _show(summary) -> None:
     print(summary.verdict())
     if summary.not_validated:
         print(
-            f"not validated: compressed variants {', '.join(summary.not_validated)} (their recipe is not re-applied "
-            "to the validated parent yet; their numbers remain proxy-parent numbers)"
+            f"not validated: compressed variants {', '.join(summary.not_validated)} (their parent's claim holds no "
+            "re-applied result; their numbers remain proxy-parent numbers)"
         )
     print(f"files: {summary.study_dir / 'validated'}")

@@ -1,0 +1,262 @@
+"""Compressed variants, validated: their recipe re-applied to the validated, fully trained parent.
+
+``compress --study`` prunes and quantizes trials that were trained only by the search's proxy
+(a few short epochs); their Dice says little about the same recipe on a fully trained network
+(in one demo run a pruned child fell from 82 % to 46 % Dice after 3 fine-tune epochs, in
+another it kept 84 %). ``validate`` therefore trains each variant's parent at the full budget
+and then, inside the same claim, re-applies the variant's recipe chain to
+``validated/<parent>/checkpoint.pt`` with compress's own functions:
+
+1. prune with the stored :class:`~compress.PruneSpec` (``prune.json``), then fine-tune for
+   ``--finetune-epochs`` epochs (default: the variant's own fine-tune epochs; every other
+   fine-tune setting is :class:`~compress.FinetuneSpec`'s default) on the full budget's data
+   and size;
+2. quantize with the stored :class:`~compress.QuantSpec` (``quantize.json``); a
+   prune-then-quantize variant quantizes the re-applied pruned variant (``validated/<via>/``);
+3. evaluate the exported (quantized) graph with ONNX Runtime on the TEST split, as
+   ``compress`` measures its variants.
+
+Each variant is written, all or nothing, to ``validated/<variant>/`` (model files plus
+``reapplied.json``: the test result, the fine-tune budget, the pruning history and the quant
+spec, which is all another machine needs to rebuild a graph to time). A variant with
+``reapplied.json`` is finished and skipped; one re-applied with another fine-tune budget is
+refused, as a different training budget is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rtseg_core import SearchError, StudyDir, atomic_write_json, read_json
+from rtseg_core._outputs import staged_output
+from rtseg_core._study import CANDIDATE_JSON, CHECKPOINT, COMPRESSED
+
+log = logging.getLogger(__name__)
+
+REAPPLIED_FILE = "reapplied.json"
+PRUNE_JSON, QUANTIZE_JSON = "prune.json", "quantize.json"
+
+
+@dataclass(frozen=True)
+class VariantPlan:
+    """One compressed variant's recipe chain as ``compress --study`` recorded it.
+
+    ``prune``/``quant``: the stored PruneSpec / QuantSpec dicts (None: no such step);
+    ``finetune_epochs``: the fine-tune epochs it had after pruning (DSConv QAT epochs for a
+    ``dsconv`` quantization); ``via``: the pruned variant whose checkpoint the quantization
+    read (prune-then-quantize chains); ``proxy_dice``: its Dice in compress (on the
+    proxy-trained parent, validation split).
+    """
+
+    name: str
+    parent: str
+    precision: str
+    prune: dict | None = None
+    prune_label: str | None = None
+    finetune_epochs: int = 0
+    quant: dict | None = None
+    quant_label: str | None = None
+    via: str | None = None
+    proxy_dice: float | None = None
+    proxy_recipe: str = ""
+
+    def to_attrs(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> VariantPlan:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in attrs.items() if k in names})
+
+
+def find_variants(study_dir: str | Path) -> list[VariantPlan]:
+    """Every ``compressed/*/`` variant of the study, prerequisites (pruned ``via`` variants) first."""
+    root = StudyDir(study_dir).compressed_dir
+    plans = []
+    for cand_path in sorted(root.glob(f"*/{CANDIDATE_JSON}")):
+        folder = cand_path.parent
+        record = read_json(cand_path)
+        parent = record.get("parent") if isinstance(record, dict) else None
+        if not parent:
+            raise SearchError(f"{cand_path}: a compressed variant without 'parent'; it cannot be re-applied")
+        prune = _prune_step(folder)
+        quant, via = None, None
+        qpath = folder / QUANTIZE_JSON
+        if qpath.is_file():
+            q = read_json(qpath)
+            quant = {"spec": dict(q["spec"]), "label": str(q.get("recipe", "")), "qat": len(q.get("finetune") or [])}
+            source = Path(str(q.get("parent", "")))
+            # A prune-then-quantize chain quantized compressed/<via>/checkpoint.pt; the study may
+            # have moved since, so the folder names are compared, not the absolute path.
+            if source.parent.parent.name == COMPRESSED:
+                via = source.parent.name
+                if prune is None:
+                    prune = _prune_step(root / via)
+                if prune is None:
+                    raise SearchError(f"{qpath}: quantized {source}, whose {PRUNE_JSON} is missing from {root / via}")
+        if prune is None and quant is None:
+            raise SearchError(f"{folder}: neither {PRUNE_JSON} nor {QUANTIZE_JSON}; the recipe cannot be re-applied")
+        plans.append(
+            VariantPlan(
+                name=folder.name,
+                parent=str(parent),
+                precision=str(record.get("precision", "fp32")),
+                prune=prune["spec"] if prune else None,
+                prune_label=prune["label"] if prune else None,
+                finetune_epochs=prune["epochs"] if prune else (quant["qat"] if quant else 0),
+                quant=quant["spec"] if quant else None,
+                quant_label=quant["label"] if quant else None,
+                via=via,
+                proxy_dice=record.get("dice"),
+                proxy_recipe=str(record.get("recipe", "")),
+            )
+        )
+    return sorted(plans, key=lambda p: (p.via is not None, p.name))
+
+
+def _prune_step(folder: Path) -> dict | None:
+    path = folder / PRUNE_JSON
+    if not path.is_file():
+        return None
+    from compress import PruneSpec
+
+    data = read_json(path)
+    try:
+        spec = data["result"]["spec"]
+    except (KeyError, TypeError):
+        raise SearchError(f"{path}: no result.spec (not a prune report)") from None
+    label = PruneSpec.from_dict(spec).label()
+    return {"spec": dict(spec), "label": label, "epochs": len(data.get("finetune") or [])}
+
+
+def variant_budget(plan: VariantPlan, budget: dict[str, Any], finetune_epochs: int | None) -> dict[str, Any]:
+    """What a re-applied variant depends on: the parent's budget, the recipe and the fine-tune budget."""
+    from compress import FinetuneSpec
+
+    ft = FinetuneSpec()
+    return {
+        "parent_budget": budget,
+        "prune": plan.prune,
+        "quantize": plan.quant,
+        "finetune_epochs": plan.finetune_epochs if finetune_epochs is None else int(finetune_epochs),
+        "finetune": {"lr": ft.lr, "min_lr": ft.min_lr, "batch_size": ft.batch_size, "weight_decay": ft.weight_decay},
+    }
+
+
+def reapply_variant(
+    plan: VariantPlan,
+    budget: dict[str, Any],
+    study_dir: Path,
+    *,
+    finetune_epochs: int | None,
+    device: str,
+    threads: int,
+) -> dict[str, Any]:
+    """Re-apply ``plan`` to ``validated/<parent>/checkpoint.pt`` and evaluate it on the test split.
+
+    Returns (and writes with the model files, atomically, to ``validated/<variant>/``) the
+    result; an existing result with the same budget is returned as is.
+    """
+    from compress import FinetuneSpec, PruneSpec, QuantSpec, prune_checkpoint, quantize_checkpoint
+    from compress._quantize import ort_predict
+    from models import load_checkpoint
+    from segmentation import evaluate
+
+    study = StudyDir(study_dir)
+    work = study.validated(plan.name)
+    vbudget = variant_budget(plan, budget, finetune_epochs)
+    done = work / REAPPLIED_FILE
+    if done.is_file():
+        result = read_json(done)
+        if result.get("budget") != vbudget:
+            raise SearchError(
+                f"{done}: re-applied with {_differ(result.get('budget') or {}, vbudget)}; repeat the original "
+                f"--finetune-epochs and training options, or move {work} away"
+            )
+        return result
+    parent_ckpt = study.validated(plan.parent) / CHECKPOINT
+    if not parent_ckpt.is_file():
+        raise SearchError(f"{parent_ckpt}: the validated parent of {plan.name} is missing")
+    epochs = vbudget["finetune_epochs"]
+    data, size, seed = budget["data"], budget["size"], budget["seed"]
+    ft = FinetuneSpec(epochs=epochs, device=device)
+    source, logs, steps = parent_ckpt, [], []
+    inputs = [parent_ckpt]
+    via_ckpt = study.validated(plan.via) / CHECKPOINT if plan.via else None
+    if via_ckpt is not None and (via_ckpt.parent / REAPPLIED_FILE).is_file():
+        inputs.append(via_ckpt)
+    with staged_output(work, verb="validate", inputs=inputs, option="validated") as tmp:
+        if plan.prune is not None:
+            if len(inputs) == 2:  # the pruned variant was re-applied already (variants run in order)
+                source = via_ckpt
+                logs = read_json(via_ckpt.parent / REAPPLIED_FILE).get("finetune", [])
+            else:
+                pruned = tmp / "pruned" if plan.quant is not None else tmp
+                report = prune_checkpoint(
+                    parent_ckpt, PruneSpec.from_dict(plan.prune), pruned, data=data, size=size, seed=seed,
+                    finetune_spec=ft, evaluate=False, stage=False, progress=False,
+                )  # fmt: skip
+                logs = report.finetune
+                source = pruned / CHECKPOINT
+            steps.append(f"{plan.prune_label} + fine-tune {epochs} epoch(s)")
+        if plan.quant is not None:
+            spec = QuantSpec.from_dict(plan.quant)
+            qat = ft if spec.format == "dsconv" else None  # DSConv's quantization-aware fine-tune
+            quantize_checkpoint(
+                source, spec, tmp, data=data, size=size, seed=seed, finetune_spec=qat, evaluate=False, measure=False,
+                stage=False, progress=False,
+            )  # fmt: skip
+            steps.append(plan.quant_label or spec.label())
+        onnx_path = tmp / "model.onnx"
+        summary = evaluate(
+            ort_predict(onnx_path, threads=threads), data, split="test", size=size, seed=seed, progress=False
+        ).summary
+        pruning = load_checkpoint(source).pruning or {}
+        result = {
+            "variant": plan.to_attrs(),
+            "budget": vbudget,
+            "steps": steps,
+            "test": {
+                "dice": _num(summary.mean.dice),
+                "dice_ps": _num(summary.ps.dice),
+                "dice_fh": _num(summary.fh.dice),
+                "delta_aop_deg": _num(summary.mean.delta_aop),
+            },
+            "finetune": [{k: e.get(k) for k in ("epoch", "loss", "val_dice")} for e in logs],
+            "pruning_history": pruning.get("history"),
+        }
+        atomic_write_json(tmp / REAPPLIED_FILE, result)
+    log.info("re-applied %s to the validated %s: test Dice %s", plan.name, plan.parent, result["test"]["dice"])
+    return read_json(done)
+
+
+def variant_recipe(result: dict[str, Any]) -> str:
+    """``re-applied to the validated parent: <prune> + fine-tune N epochs (...), then <quant>``."""
+    b = result["budget"]
+    ft = b["finetune"]
+    pb = b["parent_budget"]
+    steps = list(result.get("steps") or [])
+    if b.get("prune") is not None and steps:
+        steps[0] += (
+            f" (AdamW lr {ft['lr']:g} cosine to {ft['min_lr']:g}, batch {ft['batch_size']}, whole train split, "
+            f"{pb['size']}x{pb['size']})"
+        )
+    return "re-applied to the validated parent: " + ", then ".join(steps)
+
+
+def _differ(before: dict, now: dict) -> str:
+    keys = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+    return "; ".join(f"{k}={before.get(k)!r}, this run {now.get(k)!r}" for k in keys) or "another budget"
+
+
+def _num(value: Any) -> float | None:
+    import math
+
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
