@@ -23,15 +23,16 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
             if b
             else ""
         )
-        + '; Dice on the <b>test</b> split; latency <span class="kind measured">MEASURED</span> for every '
-        "candidate in one alternating ONNX Runtime run"
+        + "; Dice on the <b>test</b> split"
+        + _latency_basis(v.latency, esc)
         + (
             f" ({esc(v.latency.get('input', ''))}, {esc(v.latency.get('threads', ''))} thread(s), "
             f"{esc(v.latency.get('device', ''))})"
             if v.latency
             else ""
         )
-        + ". These rows are never mixed with the proxy front below.</p>",
+        + ". Compressed variants (&ldquo;variant of&rdquo;) had their recipe re-applied to the validated parent. "
+        "These rows are never mixed with the proxy front below.</p>",
     ]
     rows = v.comparison()
     head = "".join(f"<th>{esc(c)}</th>" for c in rows.columns)
@@ -46,6 +47,8 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
             f"{r[5]:.2f}" if _ok(r[5]) else "-",
             f"{int(r[6]):,}" if _ok(r[6]) else "-",
             "yes" if r[7] else "",
+            esc(r[8]),
+            esc(r[9]),
         ]
         body.append(f'<tr class="{"front" if r[7] else ""}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append(f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
@@ -64,6 +67,17 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
             "Dice; validate more of the front (without --top-k) to measure it.</p>"
         )
     return out
+
+
+def _latency_basis(latency: dict, esc) -> str:
+    """How the section's latencies were obtained (validated/latency.json): MEASURED, ESTIMATED or PREDICTED."""
+    kind = str(latency.get("kind", "measured"))
+    label = f'<span class="kind {esc(kind)}">{esc(kind.upper())}</span>'
+    if kind != "measured":
+        return f"; latency {label} for {esc(latency.get('target', ''))}, not a measurement"
+    if str(latency.get("target", "local")).startswith("ssh://"):
+        return f"; latency {label} on {esc(latency.get('target'))} in alternating rounds over every candidate"
+    return f"; latency {label} for every candidate in one alternating ONNX Runtime run"
 
 
 def _ok(value: Any) -> bool:

@@ -53,6 +53,9 @@ class ValidatedInfo:
                 "latency ms": df["latency_ms"],
                 "params": df["params"],
                 "validated front": df["name"].isin(set(self.front.front["name"])),
+                # compressed variants re-applied to a validated parent (empty for architectures)
+                "variant of": [p if p != n else "" for n, p in zip(df["name"], df["parent"].fillna(df["name"]))],
+                "precision": df["precision"],
             }
         )
         return out.sort_values("full Dice (test)", ascending=False, kind="stable").reset_index(drop=True)
@@ -82,7 +85,16 @@ def compute_validated(
         trained = read_json(path) if path.is_file() else {}
         proxy[str(name)] = _num((trained.get("candidate") or {}).get("proxy_dice"))
         budget = budget or dict(trained.get("budget") or {})
-    pairs = [(proxy[str(n)], d) for n, d in zip(df["name"], df["dice"]) if proxy[str(n)] is not None and _ok(d)]
+        reapplied = study_dir / "validated" / str(name) / "reapplied.json"  # a compressed variant
+        if not trained and reapplied.is_file():
+            proxy[str(name)] = _num((read_json(reapplied).get("variant") or {}).get("proxy_dice"))
+    # Rank agreement over architectures only: a variant's "proxy" Dice comes from another recipe.
+    arch = [n == p or not isinstance(p, str) for n, p in zip(df["name"], df["parent"])]
+    pairs = [
+        (proxy[str(n)], d)
+        for n, d, a in zip(df["name"], df["dice"], arch)
+        if a and proxy[str(n)] is not None and _ok(d)
+    ]
     agreement = None
     if len(pairs) >= 3:
         agreement = rank_agreement(
@@ -114,8 +126,9 @@ def _ok(value: Any) -> bool:
 
 
 VALIDATED_BASIS = (
-    "recommended from VALIDATED candidates: retrained from scratch at the full budget, Dice on the test split, "
-    "latencies from one alternating run"
+    "recommended from VALIDATED candidates: retrained from scratch at the full budget (compressed variants: "
+    "their recipe re-applied to the validated parent), Dice on the test split, latencies from one run over every "
+    "candidate on one target"
 )
 PROXY_BASIS = (
     "PROXY-ONLY recommendation: no candidate has been validated, so these Dice values come from short proxy "

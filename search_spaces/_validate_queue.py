@@ -75,7 +75,7 @@ class ValidateSummary:
 
     study_dir: Path
     records: tuple[CandidateRecord, ...]
-    trained_now: tuple[str, ...]  # candidates this worker trained (or finished) in this run
+    trained_now: tuple[str, ...]  # candidates and variants this worker trained (or finished) in this run
     finished_before: tuple[str, ...]  # candidates already validated when this run started
     agreement: RankAgreement | None  # proxy Dice vs test Dice over the validated candidates
     budget: dict
@@ -272,19 +272,22 @@ class _Worker:
                     raise optuna.TrialPruned(f"{cand.name} is already claimed by trial {t.number}")
         trial.set_user_attr("stage", "training")
         log.info("validating %s (trial %d of the search) at %s", cand.name, cand.trial, self.budget)
+        # trained_now names the work this worker finished now, not results found on disk from an earlier run
+        if not (candidate_dir(self.study_dir, cand.name) / "trained.json").is_file():
+            self.trained_now.append(cand.name)
         trained = train_candidate(cand, self.budget, self.study_dir, device=self.config.device)
         trial.set_user_attr("trained", trained)
         done = {}
         for plan in plans:
             trial.set_user_attr("stage", f"re-applying {plan.name}")
+            if not (candidate_dir(self.study_dir, plan.name) / REAPPLIED_FILE).is_file():
+                self.trained_now.append(plan.name)
             done[plan.name] = reapply_variant(
                 plan, self.budget, self.study_dir, finetune_epochs=self.config.finetune_epochs,
                 device=self.config.device, threads=self.threads,
             )  # fmt: skip
         trial.set_user_attr(VARIANTS_DONE_ATTR, done)
         trial.set_user_attr("stage", "done")
-        self.trained_now.append(cand.name)
-        self.trained_now.extend(done)
         dice = trained["test"]["dice"]
         return float(dice) if dice is not None else 0.0
 

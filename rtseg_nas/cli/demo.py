@@ -7,8 +7,10 @@ Stages (each resumable; running the demo again skips what is finished):
   3. a small multi-objective search (--trials, proxy training at --search-size);
   4. compress the --top-k best feasible front members: pruned to --prune-macs of their MACs
      with Torch-Pruning and fine-tuned, then ONNX Runtime static INT8;
-  5. validate the --validate-top-k best proxy front members and paper: retrained from scratch for
-     --validate-epochs, evaluated on the test split, timed in one alternating run;
+  5. validate the --validate-top-k best proxy front members, paper and the compressed variants'
+     parents: retrained from scratch for --validate-epochs, each variant's recipe (prune, its own
+     fine-tune epochs, INT8) re-applied to its validated parent, all evaluated on the test split
+     and timed in one alternating run;
   6. the report (plots, tables, one HTML page) in OUT/study/report/.
 
 The defaults take about 15 minutes on a quiet 2-core CPU. Accuracy here is on synthetic data.

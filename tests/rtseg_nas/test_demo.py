@@ -24,6 +24,7 @@ def test_demo_runs_every_stage_then_resumes(tmp_path):
     assert len(compressed) == 2  # pruned, and pruned + INT8, of the best front member
     validated = sorted(p.parent.name for p in (tmp_path / "demo/study/validated").glob("*/candidate.json"))
     assert "paper" in validated and 'id="validated"' in html and "Basis: validated" in html
+    assert set(compressed) <= set(validated)  # the variants' recipes were re-applied to the validated parent
     reference = json.loads((tmp_path / "demo/study/reference.json").read_text())
     assert {r["kind"] for r in reference["profiles"]} == {"measured", "estimated"}
 

@@ -13,6 +13,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,3 +136,34 @@ def postgres_url() -> Iterator[str]:
     finally:
         run(str(bindir / "pg_ctl"), "stop", "-D", str(data), "-m", "immediate", "-w", check=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    """The loopback OpenSSH server of tests/profiling/conftest.py, loaded from there (one implementation)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "profiling" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_profiling_conftest_sshd", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield from module._serve(tmp_path_factory.mktemp("sshd"))
+
+
+@pytest.fixture(scope="session")
+def compressed_study_template(tmp_path_factory) -> Path:
+    """A tiny finished search (jetson-nano-estimate target) whose best trial was pruned, then pruned + INT8.
+
+    Read-only: tests copy it (``shutil.copytree``) before validating it.
+    """
+    from compress import FinetuneSpec, PruneSpec, QuantSpec, compress_study
+    from search_spaces import SearchConfig, SearchSpace, run_search
+
+    study = tmp_path_factory.mktemp("compressed") / "nas"
+    run_search(SearchConfig.from_options(study, trials=3, space=SearchSpace.from_dict(TINY_SPACE), **TINY_SEARCH))
+    compress_study(
+        study, top_k=1, prune=PruneSpec(ratio=0.5, round_to=8), quantize=QuantSpec(calibration_images=4),
+        finetune_spec=FinetuneSpec(epochs=1, steps_per_epoch=2), runs=3, progress=False,
+    )  # fmt: skip
+    return study
