@@ -110,13 +110,15 @@ def time_entries(entries: list[TimingEntry], opts: TimingOptions) -> tuple[dict[
 # -- graphs -----------------------------------------------------------------------------------
 
 
-def _graph(e: TimingEntry, model, opts: TimingOptions, opset: int, work: Path, out: dict) -> Path:
-    """The ONNX graph of ``e`` at ``opset`` (module docstring: own file, or rebuilt)."""
+def _graph(e: TimingEntry, model, opts: TimingOptions, opset: int | None, work: Path, out: dict) -> Path:
+    """The ONNX graph of ``e`` at ``opset`` (None: any opset, a rebuilt one at LOCAL_OPSET): its own
+    file when it is here at that opset, else rebuilt (module docstring)."""
     from profiling._export import ExportConfig, export_onnx
 
-    if e.onnx is not None and e.onnx.is_file() and (opset == LOCAL_OPSET or _opset(e.onnx) == opset):
+    if e.onnx is not None and e.onnx.is_file() and (opset is None or _opset(e.onnx) == opset):
         out[e.name]["graph"] = f"its own {e.onnx.name} (the trained weights)"
         return e.onnx
+    opset = opset or LOCAL_OPSET
     folder = work / f"g{len(list(work.iterdir()))}"
     folder.mkdir()
     fp32 = folder / "model_fp32.onnx"
@@ -124,7 +126,8 @@ def _graph(e: TimingEntry, model, opts: TimingOptions, opset: int, work: Path, o
     rebuilt = "rebuilt here from its config" + (" + pruning history" if e.history else "")
     if e.quant is None or e.quant.get("format") == "dsconv":
         # DSConv is frozen into float convs: its graph is the float graph of the same widths.
-        out[e.name]["graph"] = f"{rebuilt}, fresh weights (opset {opset})" if e.onnx or e.history else "fresh build"
+        variant = e.quant is not None or e.history is not None
+        out[e.name]["graph"] = f"{rebuilt}, fresh weights (opset {opset})" if variant else "fresh build"
         return fp32
     from compress import QuantSpec, quantize_onnx
 
@@ -157,7 +160,7 @@ def _local(entries, models, opts: TimingOptions, work: Path, out: dict) -> dict[
 
     channels, shape = _input(entries, opts.size)
     variants = [
-        ort_variant(e.name, _graph(e, models[e.name], opts, LOCAL_OPSET, work, out), threads=opts.threads,
+        ort_variant(e.name, _graph(e, models[e.name], opts, None, work, out), threads=opts.threads,
                     precision=e.precision)
         for e in entries
     ]  # fmt: skip

@@ -15,6 +15,7 @@ from compress import FinetuneSpec, PruneSpec, QuantSpec
 from profiling import BenchConfig, ExportConfig
 from rtseg_nas.cli._main import build_parser
 from rtseg_nas.pipeline import DemoConfig
+from search_spaces._validate import ValidateConfig
 from segmentation import TrainConfig
 
 # verb -> argv that satisfies its required options, then (option dest, dataclass, field) to compare
@@ -39,6 +40,10 @@ CASES = {
     "export": (["--out", "x.onnx"], [
         ("opset", ExportConfig, "opset"), ("dynamic", ExportConfig, "dynamic"), ("batch", ExportConfig, "batch"),
         ("size", ExportConfig, "height"), ("atol", ExportConfig, "atol"), ("seed", ExportConfig, "seed")]),
+    "validate": (["--study", "s"], [(d, ValidateConfig, d) for d in (
+        "top_k", "epochs", "size", "batch_size", "lr", "seed", "data", "device", "latency_size", "latency_target",
+        "threads", "rounds", "warmup", "device_rounds", "device_runs", "remote_backend", "finetune_epochs",
+        "heartbeat_interval", "grace_period", "storage", "study_name")]),
     "demo": ([], [(d, DemoConfig, d) for d in (
         "data", "seed", "size", "epochs", "trials", "search_size", "search_epochs", "top_k", "prune_macs",
         "profile_size", "threads", "train_threads")]),
