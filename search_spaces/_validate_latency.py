@@ -18,8 +18,9 @@
 
 What is timed (:class:`TimingEntry`). An architecture is a fresh build: weights do not change a
 dense network's time. A compressed variant is its own ``validated/<variant>/model.onnx`` when
-that file is on this machine and has the opset the backend runs; otherwise (trained by another
-worker, or a device that needs opset 13) the graph is REBUILT here from the config plus the
+that file is on this machine, was exported at the latency size and has the opset the backend
+runs; otherwise (re-applied by another worker, trained at another size than the deployment
+size, or a device that needs opset 13) the graph is REBUILT here from the config plus the
 pruning history (``models.replay_pruning`` on a fresh build) and re-quantized with the stored
 QuantSpec (calibrated on this machine's copy of the training split). The rebuilt graph has the
 same operators and shapes as the trained one; only the weights, which a dense graph's time
@@ -55,14 +56,14 @@ class TimingEntry:
     onnx: Path | None = None  # the variant's own graph on this machine, when it is here
 
     def build(self):
-        """The PyTorch model (pruned widths replayed), eval mode, DSConv deployable."""
-        from compress._measure import deployable_copy
+        """The PyTorch model, pruned widths replayed (as ``models.model_from_checkpoint`` loads a pruned
+        checkpoint), eval mode."""
         from models import build_model, replay_pruning
 
         model = build_model(RTSegConfig.from_dict(self.config, source=f"candidate {self.name}"))
         if self.history:
             model = replay_pruning(model, {"history": self.history})
-        return deployable_copy(model)
+        return model.eval()
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ def _graph(e: TimingEntry, model, opts: TimingOptions, opset: int | None, work: 
     file when it is here at that opset, else rebuilt (module docstring)."""
     from profiling._export import ExportConfig, export_onnx
 
-    if e.onnx is not None and e.onnx.is_file() and (opset is None or _opset(e.onnx) == opset):
+    if e.onnx is not None and e.onnx.is_file() and _fits(e.onnx, opset, opts.size):
         out[e.name]["graph"] = f"its own {e.onnx.name} (the trained weights)"
         return e.onnx
     opset = opset or LOCAL_OPSET
@@ -137,11 +138,17 @@ def _graph(e: TimingEntry, model, opts: TimingOptions, opset: int | None, work: 
     return folder / "q" / "model.onnx"
 
 
-def _opset(path: Path) -> int | None:
+def _fits(path: Path, opset: int | None, size: int) -> bool:
+    """Whether a variant's own graph can be timed as asked: exported at the latency size (a graph
+    exported at the training size has a fixed, other input) and at ``opset`` (None: any)."""
     import onnx
 
+    from profiling._onnx_input import read_onnx_input
+
+    if read_onnx_input(path).shape[2:] != (size, size):
+        return False
     model = onnx.load(str(path), load_external_data=False)
-    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    return opset is None or opset == next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
 
 
 def _input(entries: list[TimingEntry], size: int):

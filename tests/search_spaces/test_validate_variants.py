@@ -170,3 +170,23 @@ def test_latency_on_an_ssh_device_in_alternating_rounds(validated_study, sshd, t
     # The device runs opset 13: the variants' own graphs (opset 17) are rebuilt and re-quantized for it.
     quant = records[quant_name]
     assert quant.precision == "int8" and "rebuilt here" in quant.notes and "re-quantized" in quant.notes
+
+
+def test_variants_trained_at_another_size_are_timed_on_rebuilt_graphs(validated_study, tmp_path):
+    """The variants' own graphs have the training size's fixed input; the deployment size needs a rebuilt one."""
+    study = tmp_path / "nas"
+    shutil.copytree(validated_study[0], study)
+    _, pruned_name, quant_name = variant_names(study)
+    options = {**OPTIONS, "latency_size": 48}
+    summary = run_validate(ValidateConfig(study_dir=study, finetune_epochs=2, latency_target="local", **options))
+    records = {r.name: r for r in summary.records}
+    for name in (pruned_name, quant_name):
+        r = records[name]
+        assert (r.height, r.latency_kind, r.target) == (48, "measured", "local") and r.latency_ms > 0
+        assert "rebuilt here from its config + pruning history" in r.notes
+    assert "re-quantized with its stored ort-int8-qdq-minmax spec" in records[quant_name].notes
+    # the rebuilt pruned graph has the variant's widths: the same parameters as its trained checkpoint
+    from models import count_parameters, load_model
+
+    trained, _ = load_model(study / "validated" / pruned_name / "checkpoint.pt")
+    assert records[pruned_name].params == count_parameters(trained)
