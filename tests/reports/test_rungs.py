@@ -13,29 +13,19 @@ from reports import build_report, compute_report
 from reports._rungs import FULL, parse_rung_dice
 from rtseg_core import ConfigError, atomic_write_json
 
+from .conftest import MF_RUNGS as RUNGS
 from .conftest import cand
-
-# The tiny space and proxy of tests/search_spaces (32 px, 1 step per epoch, estimated latency: seconds per trial).
-SPACE = {"conv_widths": [[8, 16], [16, 24], [24, 32]], "token_widths": [[32, 48], [48, 64]], "enc_depths": [0, 1],
-         "dec_depths": [0, 1], "mlp_ratio": [1, 2], "shift_size": [3, 5]}  # fmt: skip
-PROXY = {"data": "synthetic:24", "size": 32, "steps_per_epoch": 1, "batch_size": 4, "target": "jetson-nano-estimate",
-         "sampler": "random", "seed": 0, "early_stop": False, "heartbeat_interval": 1, "progress": False}  # fmt: skip
-RUNGS = (1, 2, 3)
 
 
 @pytest.fixture(scope="module")
-def mf_study(tmp_path_factory):
-    """A real multi-fidelity search (rungs 1, 2, 3 epochs, eta 2, 7 trials) and its per-rung Dice from the storage."""
+def mf_study(mf_search, tmp_path_factory):
+    """A copy of the real multi-fidelity search and its per-rung Dice read from the storage."""
+    import shutil
+
     import optuna
-    import torch
 
-    from search_spaces import SearchConfig, SearchSpace, run_search
-
-    torch.set_num_threads(1)
     study_dir = tmp_path_factory.mktemp("rungs") / "mf"
-    cfg = SearchConfig.from_options(study_dir, trials=7, space=SearchSpace.from_dict(SPACE), fidelity=RUNGS, eta=2,
-                                    **PROXY)  # fmt: skip
-    run_search(cfg)
+    shutil.copytree(mf_search, study_dir)
     study = optuna.load_study(study_name="mf", storage=f"sqlite:///{study_dir / 'study.db'}")
     # The independent source: the storage's user attributes, at the 4 decimals history.csv keeps.
     rungs = {
