@@ -45,7 +45,7 @@ OBJECTIVES: tuple[tuple[str, str], ...] = (("dice", "maximize"), ("latency_ms", 
 DICE_TOLERANCE = 0.005  # 0.5 Dice points, Dice as a fraction
 SPEEDUP = 1.5
 # The latency conditions every validated record of every compared study must share.
-LATENCY_FIELDS = ("target", "height", "width", "threads")
+LATENCY_FIELDS = ("target", "height", "width", "threads", "latency_kind")
 REFERENCE_RULE = (
     f"worst validated feasible value per objective over ALL compared studies + {DEFAULT_PAD:.0%} of its range"
 )
@@ -181,6 +181,7 @@ class CompareInfo:
                     "supernet_epochs": sn.get("epochs"),
                     "supernet_steps_per_epoch": sn.get("steps_per_epoch"),
                     "supernet_members_per_step": sn.get("members_per_step"),
+                    "supernet_steps_at_most": sn.get("steps_at_most"),
                     "supernet_wall_s": sn.get("seconds"),
                     "compute_missing": "; ".join(c.missing),
                     "n_validated": s.n_validated,
@@ -202,7 +203,9 @@ class CompareInfo:
                 }
             )
         out = pd.DataFrame(rows)
-        for col in ("steps_at_most", "supernet_epochs", "supernet_steps_per_epoch", "supernet_members_per_step"):
+        ints = ("steps_at_most", "supernet_epochs", "supernet_steps_per_epoch", "supernet_members_per_step",
+                "supernet_steps_at_most")  # fmt: skip
+        for col in ints:
             out[col] = pd.array([None if v is None or pd.isna(v) else int(v) for v in out[col]], dtype="Int64")
         return out
 
@@ -504,6 +507,8 @@ def _supernet_record(settings: dict[str, Any]) -> tuple[dict[str, Any] | None, s
         "members_per_step": 2 + int(sandwich["random_subnets"]) if "random_subnets" in sandwich else None,
         "seconds": None,
     }
+    if rec["epochs"] is not None and rec["steps_per_epoch"] is not None:
+        rec["steps_at_most"] = int(rec["epochs"]) * int(rec["steps_per_epoch"])
     if not sn.get("path"):
         return rec, "study.json names no supernet: its training compute is unknown"
     metrics = Path(sn["path"]).parent / "metrics.json"

@@ -29,7 +29,7 @@ def render_compare_html(info: CompareInfo, png: bytes) -> str:
         '<p class="note" id="conditions">All studies were validated with one budget: '
         f"{esc(b.get('epochs'))} epochs at {esc(b.get('size'))} px, batch {esc(b.get('batch_size'))}, lr "
         f"{esc(b.get('lr'))}, seed {esc(b.get('seed'))}, data {esc(b.get('data'))}, Dice on the test split; "
-        'latency <span class="kind measured">MEASURED</span> '
+        f"latency {_kind(c.get('latency_kind'))} "
         f"(median, batch 1) at {esc(c.get('height'))}x{esc(c.get('width'))}, {esc(c.get('threads'))} thread(s), "
         f"target {esc(c.get('target'))}; device(s): {esc('; '.join(info.devices))}.</p>"
     )
@@ -80,6 +80,11 @@ def render_compare_html(info: CompareInfo, png: bytes) -> str:
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _kind(kind: Any) -> str:
+    label = {"measured": "MEASURED", "estimated": "ESTIMATED", "predicted": "PREDICTED"}.get(str(kind), str(kind))
+    return f'<span class="kind {esc(kind)}">{esc(label)}</span>'
 
 
 def _best(best: dict[str, Any] | None) -> str:

@@ -14,21 +14,22 @@ COLORS = ("#1f5fbf", "#e07b00", "#2a9d3c", "#8e44ad", "#c0504d", "#17a2b8", "#7f
 
 
 def plot_compare(info: CompareInfo) -> Figure:
-    """x: validated latency (ms, MEASURED), y: test Dice; one colour per study, its front as a staircase."""
+    """x: validated latency (ms, kind as recorded), y: test Dice; one colour per study, its front a staircase."""
     fig = Figure(figsize=FIGSIZE, layout="constrained")
     ax = fig.add_subplot()
     fig.suptitle("Validated fronts of the compared studies", fontsize=12, fontweight="bold")
     c = info.conditions
     b = info.budget
+    kind = str(c.get("latency_kind")).upper()
     ax.set_title(
         f"full budget: {b.get('epochs')} epochs at {b.get('size')} px on {b.get('data')}, test split; latency "
-        f"MEASURED, {c.get('height')}x{c.get('width')}, {c.get('threads')} thread(s), target {c.get('target')};\n"
+        f"{kind}, {c.get('height')}x{c.get('width')}, {c.get('threads')} thread(s), target {c.get('target')};\n"
         "latencies come from each study's own validate run: compare speed-ups vs each study's paper (star). "
         f"+ = hypervolume reference ({info.reference[0]:.4f}, {info.reference[1]:.3g} ms)",
         fontsize=6.5,
         loc="left",
     )
-    ax.set_xlabel("latency (ms, median, MEASURED in each study's validate run)")
+    ax.set_xlabel(f"latency (ms, median, {kind} in each study's validate run)")
     ax.set_ylabel("test Dice after full training")
     ax.grid(True, color="#eeeeee", linewidth=0.8)
     handles = []
