@@ -294,6 +294,13 @@ def compare_studies(study_dirs: list[str | os.PathLike]) -> CompareInfo:
     ]
     if len(devices) > 1:
         notes.append(f"The studies were validated on different devices ({'; '.join(devices)}).")
+    trained = {s.label: s.compute.steps for s in studies if s.compute.supernet is None and s.compute.steps}
+    if len(trained) > 1 and max(trained.values()) > 1.1 * min(trained.values()):
+        notes.append(
+            "The searches did not spend the same compute (training steps, at most: "
+            + ", ".join(f"{k} {v}" for k, v in trained.items())
+            + "): weigh the hypervolumes with that in mind."
+        )
     return CompareInfo(
         studies=tuple(studies),
         reference=(float(reference[0]), float(reference[1])),

@@ -33,8 +33,8 @@ def render_compare_html(info: CompareInfo, png: bytes) -> str:
         f"(median, batch 1) at {esc(c.get('height'))}x{esc(c.get('width'))}, {esc(c.get('threads'))} thread(s), "
         f"target {esc(c.get('target'))}; device(s): {esc('; '.join(info.devices))}.</p>"
     )
-    for note in info.notes:
-        parts.append(f'<p class="banner" id="latency-note">{esc(note)}</p>')
+    for i, note in enumerate(info.notes):  # the first says why raw latencies are not compared across studies
+        parts.append(f'<p class="banner" id="{"latency-note" if i == 0 else f"note-{i}"}">{esc(note)}</p>')
     parts.append(
         f'<figure id="fig-compare"><img src="{png_data_uri(png)}" alt="validated fronts"><figcaption>Validated '
         "candidates of each study (dots; crosses: infeasible), its validated feasible front (line) and its own "

@@ -40,6 +40,7 @@ def plot_rungs(info: RungInfo, *, ax: Axes | None = None) -> Figure:
     validated = set(info.validated)
     last_rung = str(info.rungs[-1])
     top = int(info.ranks["rank"].max()) if len(info.ranks) else 1
+    stopped = paper = False
     for _, rows in info.ranks.groupby("number", sort=True):
         rows = rows.sort_values("budget", key=lambda s: s.map(xpos))
         name = str(rows["name"].iloc[0])
@@ -52,19 +53,21 @@ def plot_rungs(info: RungInfo, *, ax: Axes | None = None) -> Figure:
         last = rows["budget"].iloc[-1]
         if last not in (last_rung, FULL) and rows["state"].iloc[0] == "PRUNED":  # stopped by the rung rule
             ax.scatter([xs[-1]], [ys[-1]], marker="x", color=INFEASIBLE_COLOR, s=40, zorder=6)
+            stopped = True
         if name == "paper":
+            paper = True
             ax.scatter(xs, ys, marker="*", s=160, color=REFERENCE_COLOR, edgecolors="white", zorder=7)
         if is_val:
             ax.annotate(name, (xs[-1], ys[-1]), xytext=(5, 0), textcoords="offset points", fontsize=7,
                         va="center", color=FRONT_COLOR)  # fmt: skip
     ax.set_ylim(top + 0.5, 0.5)  # rank 1 on top
     ax.set_xlim(-0.3, len(budgets) - 1 + 0.6)
-    handles = [
-        Line2D([], [], color=DOMINATED_COLOR, lw=0.9, label="trial"),
-        Line2D([], [], ls="", marker="x", color=INFEASIBLE_COLOR, label="stopped at this rung"),
-        Line2D([], [], ls="", marker="*", ms=11, color=REFERENCE_COLOR, label="paper (never stopped)"),
-    ]
+    handles = [Line2D([], [], color=DOMINATED_COLOR, lw=0.9, label="trial")]
     if info.has_full:
-        handles.insert(1, Line2D([], [], color=FRONT_COLOR, lw=2.0, label="validated at the full budget"))
+        handles.append(Line2D([], [], color=FRONT_COLOR, lw=2.0, label="validated at the full budget"))
+    if stopped:
+        handles.append(Line2D([], [], ls="", marker="x", color=INFEASIBLE_COLOR, label="stopped at this rung"))
+    if paper:
+        handles.append(Line2D([], [], ls="", marker="*", ms=11, color=REFERENCE_COLOR, label="paper (never stopped)"))
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # never over a line
     return fig

@@ -39,7 +39,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="output directory: new, empty or an earlier report (default with --study: STUDY_DIR/report)",
     )
     p.add_argument("--overwrite", action="store_true", help="write the report into a folder holding other files")
-    add_json_out(p, "the summary (front, ship choice, hypervolume; also STUDY_DIR/report/summary.json)")
+    add_json_out(
+        p,
+        "the summary (front, ship choice, hypervolume; also STUDY_DIR/report/summary.json; with --compare: "
+        "the comparison, also OUT/compare.json)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
