@@ -6,6 +6,8 @@ functions a :class:`ScatterInfo` per plot, :func:`compute_report` a :class:`Repo
 """
 
 from reports._build import PLOT_KEYS, build_report, compute_report, report_summary
+from reports._build_compare import build_comparison
+from reports._compare import CompareInfo, PaperCheck, SearchCompute, StudyComparison, compare_studies, paper_check
 from reports._html import render_html
 from reports._hypervolume import HypervolumeHistory, default_reference, hypervolume, hypervolume_history
 from reports._info import ReportInfo
@@ -36,6 +38,7 @@ from reports._plot_info import (
     published_point_for,
 )
 from reports._plots import figure_bytes, plot_hypervolume_history, plot_scatter, save_figure
+from reports._rungs import RungComparison, RungInfo, compute_rungs
 from reports._select import ShipChoice, choose_model, meets_constraints
 from reports._tables import candidates_table, display_table, to_markdown, write_tables
 
@@ -46,19 +49,28 @@ __all__ = [
     "REALTIME_BANDS",
     "Arrow",
     "Band",
+    "CompareInfo",
     "FrontInfo",
     "HypervolumeHistory",
+    "PaperCheck",
     "PublishedPoint",
     "ReportInfo",
+    "RungComparison",
+    "RungInfo",
     "ScatterInfo",
+    "SearchCompute",
     "ShipChoice",
+    "StudyComparison",
     "attainment_line",
+    "build_comparison",
     "build_report",
     "candidates_frame",
     "candidates_table",
     "check_objectives",
     "choose_model",
+    "compare_studies",
     "compute_report",
+    "compute_rungs",
     "default_reference",
     "dice_fps_info",
     "dice_macs_info",
@@ -75,6 +87,7 @@ __all__ = [
     "load_study_settings",
     "meets_constraints",
     "nondominated_ranks",
+    "paper_check",
     "pareto_front",
     "plot_hypervolume_history",
     "plot_scatter",

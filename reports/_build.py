@@ -5,6 +5,7 @@
     dice_fps.{png,svg}  dice_macs.{png,svg}  dice_params.{png,svg}  hypervolume.{png,svg}
     front.csv  front.md  candidates.csv  summary.json  report.html
     remeasured.{png,svg}   (a predict:TABLE study with STUDY_DIR/remeasured.json)
+    rungs.{png,svg}  rungs.csv  rung_ranks.csv   (a multi-fidelity study: rank at each rung)
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ from reports._load import (
 )
 from reports._pareto import pareto_front
 from reports._plot_info import dice_fps_info, dice_macs_info, dice_params_info
+from reports._plot_rungs import plot_rungs
 from reports._plots import plot_hypervolume_history, plot_remeasured, plot_scatter, save_figure
 from reports._remeasured import remeasured_info
+from reports._rungs import compute_rungs
 from reports._tables import write_tables
 from reports._validated import choose_for_shipping, compute_validated
 from rtseg_core import ConfigError, StudyDir, atomic_write_json, atomic_write_text
@@ -79,6 +82,7 @@ def compute_report(study_dir: str | os.PathLike) -> ReportInfo:
         validated=validated,
         ship_basis=basis,
         remeasured=remeasured_info(study_dir, df),
+        rungs=compute_rungs(study_dir, settings, validated.candidates if validated is not None else None),
     )
 
 
@@ -106,6 +110,10 @@ def build_report(
     images["hypervolume"] = save_figure(plot_hypervolume_history(info.hypervolume), out, "hypervolume")["png"]
     if info.remeasured is not None and info.remeasured.remeasured:
         images["remeasured"] = save_figure(plot_remeasured(info.remeasured), out, "remeasured")["png"]
+    if info.rungs is not None:  # issue 11: how rank changes with budget
+        images["rungs"] = save_figure(plot_rungs(info.rungs), out, "rungs")["png"]
+        atomic_write_text(out / "rungs.csv", info.rungs.table().to_csv(index=False))
+        atomic_write_text(out / "rung_ranks.csv", info.rungs.ranks.to_csv(index=False))
     write_tables(info.candidates, info.front, out)
     atomic_write_json(out / "summary.json", report_summary(info))
     path = atomic_write_text(out / "report.html", render_html(info, images))
@@ -143,6 +151,7 @@ def report_summary(info: ReportInfo) -> dict[str, Any]:
         },
         "synthetic_data": info.synthetic,
         "remeasured": info.remeasured.summary() if info.remeasured is not None else None,
+        "rungs": info.rungs.summary() if info.rungs is not None else None,
         "plots": {p.key: {"published_point": p.published is not None, "why": p.published_reason} for p in info.plots},
     }
 

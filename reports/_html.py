@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from reports._html_remeasured import PREDICTED_LEGEND, remeasured_section
+from reports._html_rungs import rungs_section
 from reports._html_validated import validated_section
 from reports._hypervolume import DEFAULT_PAD
 from reports._info import ReportInfo
@@ -77,6 +78,7 @@ def render_html(info: ReportInfo, images: Mapping[str, bytes]) -> str:
         parts.append(f'<div class="banner" id="synthetic-banner">{esc(SYNTHETIC_BANNER)}</div>')
     parts += _ship(info)
     parts += validated_section(info, esc)  # issue 11: empty unless run.py validate wrote records
+    parts += rungs_section(info.rungs, esc, images.get("rungs"))  # issue 11: multi-fidelity studies only
     parts += _reference(info)
     parts += _figures(info, images)
     parts += _front(info)

@@ -13,6 +13,7 @@ from reports._hypervolume import HypervolumeHistory
 from reports._pareto import FrontInfo
 from reports._plot_info import ScatterInfo
 from reports._remeasured import RemeasuredInfo
+from reports._rungs import RungInfo
 from reports._select import ShipChoice
 from reports._validated import ValidatedInfo
 
@@ -37,6 +38,7 @@ class ReportInfo:
     reference: dict[str, Any] = dataclasses.field(default_factory=dict)  # reference.json, shown apart
     validated: ValidatedInfo | None = None  # issue 11: run.py validate's records, shown apart; None if none
     ship_basis: str = "proxy"  # "validated" when the choice comes from validated candidates
+    rungs: RungInfo | None = None  # issue 11: rank at each multi-fidelity rung; None without per-rung Dice
 
     @property
     def plot_keys(self) -> tuple[str, ...]:

@@ -3,10 +3,18 @@
 Reads STUDY_DIR (trials/*/candidate.json, compressed/*/candidate.json, study.json, history.csv,
 environment.json) and writes STUDY_DIR/report/: dice_fps, dice_macs, dice_params and hypervolume
 plots (PNG and SVG), front.csv/.md, candidates.csv, summary.json and a self-contained report.html
-(images embedded). Prints the path of the report.
+(images embedded). A multi-fidelity study also gets rungs.png/.svg, rungs.csv and rung_ranks.csv
+(how rank changes with budget). Prints the path of the report.
 
-Example:
+--compare DIR DIR ... --out OUT compares several studies' VALIDATED fronts instead (each study
+must have run `validate`, all with the same budget and latency conditions): strategy, search
+compute as recorded, hypervolume under one reference point, best validated candidate, the study's
+own paper and whether a candidate is within 0.5 Dice points of it at >= 1.5x lower latency.
+Writes OUT/compare.csv, compare.json, compare.png/.svg and compare.html.
+
+Examples:
   python run.py report --study runs/demo/study
+  python run.py report --compare runs/fixed runs/multi runs/oneshot --out runs/compare
 """
 
 from __future__ import annotations
@@ -17,15 +25,30 @@ from rtseg_nas.cli._args import add_json_out, write_json_out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--study", required=True, metavar="DIR", help="study directory written by search (and compress)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--study", metavar="DIR", help="study directory written by search (and compress)")
+    which.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="DIR",
+        help="two or more validated study directories: compare their validated fronts (needs --out)",
+    )
     p.add_argument(
-        "--out", metavar="DIR", help="output directory: new, empty or an earlier report (default: STUDY_DIR/report)"
+        "--out",
+        metavar="DIR",
+        help="output directory: new, empty or an earlier report (default with --study: STUDY_DIR/report)",
     )
     p.add_argument("--overwrite", action="store_true", help="write the report into a folder holding other files")
-    add_json_out(p, "the summary (front, ship choice, hypervolume; also STUDY_DIR/report/summary.json)")
+    add_json_out(
+        p,
+        "the summary (front, ship choice, hypervolume; also STUDY_DIR/report/summary.json; with --compare: "
+        "the comparison, also OUT/compare.json)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.compare is not None:
+        return _compare(args)
     from reports import build_report, compute_report, report_summary
 
     path = build_report(args.study, args.out, overwrite=args.overwrite)
@@ -41,4 +64,25 @@ def run(args: argparse.Namespace) -> int:
     if ship["fastest_within_tolerance"]:
         print(f"fastest within {ship['tolerance_dice']:g} Dice of it: {ship['fastest_within_tolerance']}")
     print(f"report: {path}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from rtseg_core import ConfigError
+
+    if not args.out:
+        raise ConfigError("--compare: give --out DIR for compare.csv, compare.json and compare.html")
+    from reports import build_comparison
+
+    path, info = build_comparison(args.compare, args.out, overwrite=args.overwrite)
+    if args.json:
+        write_json_out(args.json, info.to_dict())
+        if args.json == "-":
+            return 0
+    ref = info.reference
+    print(f"hypervolume of the validated fronts (reference Dice {ref[0]:.4f}, latency {ref[1]:.4g} ms):")
+    for s in info.studies:
+        print(f"  {s.label}: {s.hypervolume:.5g}  [{s.strategy}; {s.n_validated} validated]")
+        print(f"    vs its own paper: {s.check.message}")
+    print(f"comparison: {path}")
     return 0

@@ -113,3 +113,34 @@ def tiny_study(tmp_path: Path) -> Path:
         settings=SETTINGS,
         environment={"python": "3.11", "cpu": "Xeon <2 cores>", "versions": {"torch": "2.13"}},
     )
+
+
+# -- real tiny searches (issue 11's report pieces): the tiny space and proxy of tests/search_spaces -------------
+SEARCH_SPACE = {"conv_widths": [[8, 16], [16, 24], [24, 32]], "token_widths": [[32, 48], [48, 64]],
+                "enc_depths": [0, 1], "dec_depths": [0, 1], "mlp_ratio": [1, 2], "shift_size": [3, 5]}  # fmt: skip
+SEARCH_PROXY = {"data": "synthetic:24", "size": 32, "steps_per_epoch": 1, "batch_size": 4,
+                "target": "jetson-nano-estimate", "sampler": "random", "seed": 0, "early_stop": False,
+                "heartbeat_interval": 1, "progress": False}  # fmt: skip
+MF_RUNGS = (1, 2, 3)
+
+
+def run_tiny_search(study_dir: Path, **options) -> Path:
+    """A real search of the tiny space at 32 px, one step per epoch (seconds per trial), one thread."""
+    import torch
+
+    from search_spaces import SearchConfig, SearchSpace, run_search
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        space = SearchSpace.from_dict(SEARCH_SPACE)
+        run_search(SearchConfig.from_options(study_dir, space=space, **{**SEARCH_PROXY, **options}))
+    finally:
+        torch.set_num_threads(previous)
+    return study_dir
+
+
+@pytest.fixture(scope="session")
+def mf_search(tmp_path_factory) -> Path:
+    """A real multi-fidelity search (rungs 1, 2, 3 epochs, eta 2, 7 trials). Copy it before writing into it."""
+    return run_tiny_search(tmp_path_factory.mktemp("mf") / "mf", trials=7, fidelity=MF_RUNGS, eta=2)

@@ -1,0 +1,573 @@
+"""Several studies' VALIDATED fronts side by side (``run.py report --compare DIR DIR ... --out OUT``).
+
+Issue 11's question: does a search strategy (fixed budget, multi-fidelity, early stopping, a
+supernet) find better architectures *after full training* for the compute it spent? Per study:
+
+- the strategy, from ``study.json``;
+- the search compute as the files record it: trials by outcome (``history.csv``), epochs and
+  step caps trained (``trials/<n>/metrics.json``), trial wall seconds (``history.csv`` start and
+  completion times, 1 s resolution) and training seconds (``metrics.json`` ``wall_s``); for a
+  supernet study the supernet's own training record (``metrics.json`` beside the ``supernet.pt``
+  that ``study.json`` names). What is missing is said, never guessed;
+- the validated candidates (``validated/*/candidate.json``): their feasible front over (Dice max,
+  latency_ms min) and its hypervolume under ONE reference point for all studies
+  (:func:`reports.default_reference` over every study's validated feasible points);
+- the best validated candidate, the study's own validated ``paper``, and the check: candidates
+  with test Dice >= paper's - 0.005 (0.5 Dice points) and latency <= paper's / 1.5.
+
+Validated latencies of different studies come from different ``validate`` runs (other load,
+perhaps another day): the speed-up against each study's own ``paper`` is the comparable number.
+Studies validated with different budgets or latency conditions (input size, threads, target)
+are refused with a :class:`ConfigError` naming the studies and the field.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports._hypervolume import DEFAULT_PAD, default_reference, hypervolume
+from reports._pareto import FrontInfo, pareto_front
+from reports._validated import load_validated
+from rtseg_core import ConfigError, StudyDir, read_json, read_training_metrics
+
+logger = logging.getLogger(__name__)
+
+OBJECTIVES: tuple[tuple[str, str], ...] = (("dice", "maximize"), ("latency_ms", "minimize"))
+DICE_TOLERANCE = 0.005  # 0.5 Dice points, Dice as a fraction
+SPEEDUP = 1.5
+# The latency conditions every validated record of every compared study must share.
+LATENCY_FIELDS = ("target", "height", "width", "threads", "latency_kind")
+REFERENCE_RULE = (
+    f"worst validated feasible value per objective over ALL compared studies + {DEFAULT_PAD:.0%} of its range"
+)
+
+
+@dataclass(frozen=True)
+class SearchCompute:
+    """What a study's search spent, as its files record it; ``missing`` says what they do not."""
+
+    trials: dict[str, int]  # outcome -> count (history.csv): complete, stopped, rejected, failed, other
+    trained_trials: int  # trial folders with a metrics.json
+    epochs: int  # epochs trained over all trials
+    steps: int | None  # sum of epochs x steps_per_epoch cap; None when a trial trained on the whole split
+    trial_wall_s: float | None  # sum over trials of completion - start (history.csv, 1 s resolution)
+    train_wall_s: float | None  # sum of metrics.json wall_s (training only)
+    supernet: dict[str, Any] | None = None  # the supernet's training record (supernet studies)
+    missing: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        t = self.trials
+        parts = [
+            f"{sum(t.values())} trials ("
+            + ", ".join(f"{v} {k}" for k, v in t.items() if v)
+            + f"), {self.trained_trials} trained",
+            f"{self.epochs} epochs" + (f" = at most {self.steps} steps" if self.steps is not None else ""),
+        ]
+        if self.trial_wall_s is not None:
+            parts.append(f"trials {self.trial_wall_s:.0f} s wall")
+        if self.train_wall_s is not None:
+            parts.append(f"training {self.train_wall_s:.1f} s")
+        sn = self.supernet
+        if sn:
+            parts.append(
+                f"supernet: {sn.get('epochs', '?')} epochs x {sn.get('steps_per_epoch') or 'all'} steps x "
+                f"{sn.get('members_per_step', '?')} members per step"
+                + (f", {sn['seconds']:.1f} s" if sn.get("seconds") is not None else "")
+            )
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trials": dict(self.trials),
+            "trained_trials": self.trained_trials,
+            "epochs": self.epochs,
+            "steps_at_most": self.steps,
+            "trial_wall_s": self.trial_wall_s,
+            "train_wall_s": self.train_wall_s,
+            "supernet": self.supernet,
+            "missing": list(self.missing),
+            "text": self.describe(),
+        }
+
+
+@dataclass(frozen=True)
+class PaperCheck:
+    """Validated candidates within 0.5 Dice points of the study's own fully trained paper at >= 1.5x its speed."""
+
+    paper: dict[str, Any] | None  # {"name", "dice", "latency_ms"}; None when paper was not validated
+    dice_floor: float | None
+    latency_ceiling_ms: float | None
+    passing: tuple[dict[str, Any], ...]  # {"name", "dice", "latency_ms", "dice_delta", "speedup"}
+    closest_by_dice: dict[str, Any] | None  # among the >= 1.5x faster: the best Dice
+    closest_by_speed: dict[str, Any] | None  # among those within 0.5 points: the fastest
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "paper": self.paper,
+            "dice_floor": self.dice_floor,
+            "latency_ceiling_ms": self.latency_ceiling_ms,
+            "passing": list(self.passing),
+            "closest_by_dice": self.closest_by_dice,
+            "closest_by_speed": self.closest_by_speed,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class StudyComparison:
+    """One study's column of the comparison."""
+
+    label: str
+    study_dir: Path
+    strategy: str
+    compute: SearchCompute
+    validated: pd.DataFrame  # load_validated()
+    front: FrontInfo  # over OBJECTIVES, validated records only
+    hypervolume: float
+    best: dict[str, Any] | None  # highest test Dice among the feasible validated
+    check: PaperCheck
+    budget: dict[str, Any]
+    conditions: dict[str, Any]  # LATENCY_FIELDS -> value
+    device: str
+
+    @property
+    def n_validated(self) -> int:
+        return len(self.validated)
+
+    def points(self) -> np.ndarray:
+        """(Dice, latency_ms) of the feasible validated candidates with both values."""
+        return _points(self.validated)
+
+
+@dataclass(frozen=True)
+class CompareInfo:
+    studies: tuple[StudyComparison, ...]
+    reference: tuple[float, float]  # (Dice, latency_ms) in objective units
+    budget: dict[str, Any]
+    conditions: dict[str, Any]
+    devices: tuple[str, ...]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def table(self) -> pd.DataFrame:
+        """``compare.csv``: one row per study."""
+        rows = []
+        for s in self.studies:
+            c, k = s.compute, s.check
+            sn = c.supernet or {}
+            paper = k.paper or {}
+            best = s.best or {}
+            rows.append(
+                {
+                    "study": s.label,
+                    "study_dir": str(s.study_dir),
+                    "strategy": s.strategy,
+                    "trials": sum(c.trials.values()),
+                    **{f"trials_{key}": v for key, v in c.trials.items()},
+                    "trained_trials": c.trained_trials,
+                    "epochs_trained": c.epochs,
+                    "steps_at_most": c.steps,
+                    "trial_wall_s": c.trial_wall_s,
+                    "train_wall_s": c.train_wall_s,
+                    "supernet_epochs": sn.get("epochs"),
+                    "supernet_steps_per_epoch": sn.get("steps_per_epoch"),
+                    "supernet_members_per_step": sn.get("members_per_step"),
+                    "supernet_steps_at_most": sn.get("steps_at_most"),
+                    "supernet_wall_s": sn.get("seconds"),
+                    "compute_missing": "; ".join(c.missing),
+                    "n_validated": s.n_validated,
+                    "n_validated_feasible": len(s.points()),
+                    "front": " ".join(s.front.front_names),
+                    "hypervolume": s.hypervolume,
+                    "hv_reference_dice": self.reference[0],
+                    "hv_reference_latency_ms": self.reference[1],
+                    "best_name": best.get("name"),
+                    "best_dice": best.get("dice"),
+                    "best_latency_ms": best.get("latency_ms"),
+                    "best_speedup_vs_paper": best.get("speedup"),
+                    "paper_dice": paper.get("dice"),
+                    "paper_latency_ms": paper.get("latency_ms"),
+                    "meets_paper_check": " ".join(p["name"] for p in k.passing),
+                    "closest_by_dice": (k.closest_by_dice or {}).get("name"),
+                    "closest_by_speed": (k.closest_by_speed or {}).get("name"),
+                    "device": s.device,
+                }
+            )
+        out = pd.DataFrame(rows)
+        ints = ("steps_at_most", "supernet_epochs", "supernet_steps_per_epoch", "supernet_members_per_step",
+                "supernet_steps_at_most")  # fmt: skip
+        for col in ints:
+            out[col] = pd.array([None if v is None or pd.isna(v) else int(v) for v in out[col]], dtype="Int64")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "objectives": [list(o) for o in OBJECTIVES],
+            "reference_point": {"dice": self.reference[0], "latency_ms": self.reference[1], "rule": REFERENCE_RULE},
+            "check": f"test Dice >= paper's - {DICE_TOLERANCE} and latency_ms <= paper's / {SPEEDUP}",
+            "budget": self.budget,
+            "latency_conditions": self.conditions,
+            "devices": list(self.devices),
+            "notes": list(self.notes),
+            "studies": [
+                {
+                    "study": s.label,
+                    "study_dir": str(s.study_dir),
+                    "strategy": s.strategy,
+                    "compute": s.compute.to_dict(),
+                    "n_validated": s.n_validated,
+                    "validated": [
+                        {
+                            "name": str(r.name),
+                            "dice": _num(r.dice),
+                            "latency_ms": _num(r.latency_ms),
+                            "feasible": bool(r.feasible),
+                        }
+                        for r in s.validated.itertuples(index=False)
+                    ],  # fmt: skip
+                    "front": list(s.front.front_names),
+                    "hypervolume": s.hypervolume,
+                    "best": s.best,
+                    "paper_check": s.check.to_dict(),
+                    "device": s.device,
+                }
+                for s in self.studies
+            ],
+        }
+
+
+# -- computing ---------------------------------------------------------------------------------------
+def compare_studies(study_dirs: list[str | os.PathLike]) -> CompareInfo:
+    """Read every study (files only) and compare their validated fronts; see the module docstring."""
+    if len(study_dirs) < 2:
+        raise ConfigError(f"--compare: give two or more study folders, got {len(study_dirs)}")
+    roots = [StudyDir.existing(d).root for d in study_dirs]
+    seen: dict[Path, str] = {}
+    for r, given in zip(roots, study_dirs):
+        if r.resolve() in seen:
+            raise ConfigError(f"--compare: {given} is given twice (also as {seen[r.resolve()]})")
+        seen[r.resolve()] = str(given)
+    labels = _labels(roots)
+    parts = [_read_study(root, label) for root, label in zip(roots, labels)]
+    budget, conditions = _same_conditions(parts)
+    pooled = np.vstack([_points(p["validated"]) for p in parts])
+    directions = [d for _, d in OBJECTIVES]
+    if len(pooled) == 0:
+        raise ConfigError(
+            "--compare: no study has a feasible validated candidate with Dice and latency; nothing to compare"
+        )
+    reference = default_reference(pooled, directions)
+    studies = []
+    for p in parts:
+        df = p["validated"]
+        pts = _points(df)
+        studies.append(
+            StudyComparison(
+                label=p["label"],
+                study_dir=p["root"],
+                strategy=p["strategy"],
+                compute=p["compute"],
+                validated=df,
+                front=pareto_front(df, OBJECTIVES),
+                hypervolume=hypervolume(pts, reference, directions) if len(pts) else 0.0,
+                best=_best(df),
+                check=paper_check(df),
+                budget=p["budget"],
+                conditions=p["conditions"],
+                device=p["device"],
+            )
+        )
+    devices = tuple(sorted({s.device for s in studies}))
+    notes = [
+        "Validated latencies of different studies come from different `validate` runs (other machine load, "
+        "perhaps another day): compare the speed-up against each study's own paper, not raw milliseconds "
+        "across studies."
+    ]
+    if len(devices) > 1:
+        notes.append(f"The studies were validated on different devices ({'; '.join(devices)}).")
+    trained = {s.label: s.compute.steps for s in studies if s.compute.supernet is None and s.compute.steps}
+    if len(trained) > 1 and max(trained.values()) > 1.1 * min(trained.values()):
+        notes.append(
+            "The searches did not spend the same compute (training steps, at most: "
+            + ", ".join(f"{k} {v}" for k, v in trained.items())
+            + "): weigh the hypervolumes with that in mind."
+        )
+    return CompareInfo(
+        studies=tuple(studies),
+        reference=(float(reference[0]), float(reference[1])),
+        budget=budget,
+        conditions=conditions,
+        devices=devices,
+        notes=tuple(notes),
+    )
+
+
+def paper_check(validated: pd.DataFrame) -> PaperCheck:
+    """Feasible validated candidates with Dice >= paper - 0.005 and latency <= paper / 1.5 (paper excluded)."""
+    rows = validated[validated["feasible"].astype(bool)]
+    ok = rows["dice"].notna() & rows["latency_ms"].notna()
+    papers = validated[(validated["name"] == "paper") & validated["dice"].notna() & validated["latency_ms"].notna()]
+    if papers.empty:
+        return PaperCheck(None, None, None, (), None, None, "paper was not validated in this study: no check")
+    p = papers.iloc[0]
+    paper = {"name": "paper", "dice": float(p["dice"]), "latency_ms": float(p["latency_ms"])}
+    floor, ceiling = paper["dice"] - DICE_TOLERANCE, paper["latency_ms"] / SPEEDUP
+    others = [
+        {
+            "name": str(r.name),
+            "dice": float(r.dice),
+            "latency_ms": float(r.latency_ms),
+            "dice_delta": float(r.dice) - paper["dice"],
+            "speedup": paper["latency_ms"] / float(r.latency_ms),
+        }
+        for r in rows[ok].itertuples(index=False)
+        if r.name != "paper"
+    ]
+    fast = [o for o in others if o["latency_ms"] <= ceiling]
+    accurate = [o for o in others if o["dice"] >= floor]
+    passing = tuple(sorted((o for o in fast if o["dice"] >= floor), key=lambda o: (-o["speedup"], o["name"])))
+    by_dice = max(fast, key=lambda o: (o["dice"], o["name"]), default=None)
+    by_speed = max(accurate, key=lambda o: (o["speedup"], o["name"]), default=None)
+    if passing:
+        msg = "meets it: " + ", ".join(
+            f"{o['name']} (Dice {o['dice_delta'] * 100:+.2f} points, {o['speedup']:.2f}x faster)" for o in passing
+        )
+    elif not others:
+        msg = "none: no feasible validated candidate besides paper"
+    else:
+        a = (
+            f"closest by Dice among the >= {SPEEDUP}x faster: {by_dice['name']} ({by_dice['dice_delta'] * 100:+.2f} "
+            f"points, {by_dice['speedup']:.2f}x)"
+            if by_dice
+            else f"none is >= {SPEEDUP}x faster (fastest: " + _short(max(others, key=lambda o: o["speedup"])) + ")"
+        )
+        b = (
+            f"closest by speed within {DICE_TOLERANCE * 100:g} points: {by_speed['name']} "
+            f"({by_speed['speedup']:.2f}x, {by_speed['dice_delta'] * 100:+.2f} points)"
+            if by_speed
+            else f"none is within {DICE_TOLERANCE * 100:g} Dice points (best: "
+            + _short(max(others, key=lambda o: o["dice"]))
+            + ")"
+        )
+        msg = f"none; {a}; {b}"
+    return PaperCheck(paper, floor, ceiling, passing, by_dice, by_speed, msg)
+
+
+def _short(o: dict[str, Any]) -> str:
+    return f"{o['name']}, {o['dice_delta'] * 100:+.2f} points, {o['speedup']:.2f}x"
+
+
+def _read_study(root: Path, label: str) -> dict[str, Any]:
+    study = StudyDir(root)
+    settings = study.read_settings()
+    validated = load_validated(root)
+    if validated.empty:
+        raise ConfigError(
+            f"{root}: no validated candidates (validated/*/candidate.json); run `python run.py validate --study "
+            f"{root}` first: --compare compares validated fronts only"
+        )
+    summary_path = study.validated_dir / "summary.json"
+    budget = None
+    if summary_path.is_file():
+        budget = (read_json(summary_path) or {}).get("budget")
+    if not isinstance(budget, dict):
+        for name in validated["name"]:
+            trained = study.validated(str(name)) / "trained.json"
+            if trained.is_file():
+                budget = (read_json(trained) or {}).get("budget")
+                break
+    if not isinstance(budget, dict):
+        raise ConfigError(
+            f"{summary_path}: no 'budget' (nor in validated/*/trained.json); the validate budget of {label} is "
+            "unknown, so it cannot be compared"
+        )
+    conditions: dict[str, Any] = {}
+    for f in LATENCY_FIELDS:
+        values = sorted({_plain(v) for v in validated[f]}, key=str)
+        if len(values) != 1:
+            raise ConfigError(
+                f"{study.validated_dir}: the validated records of {label} mix latency conditions: {f!r} takes "
+                f"{values}; validate them in one run"
+            )
+        conditions[f] = values[0]
+    devices = sorted({str(d) for d in validated["device"]})
+    return {
+        "root": root,
+        "label": label,
+        "strategy": strategy(settings),
+        "compute": search_compute(study, settings),
+        "validated": validated,
+        "budget": dict(budget),
+        "conditions": conditions,
+        "device": "; ".join(devices),
+    }
+
+
+def _same_conditions(parts: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    first = parts[0]
+    for other in parts[1:]:
+        for what, key in (("validate budget", "budget"), ("latency condition", "conditions")):
+            a, b = first[key], other[key]
+            differ = sorted({k for k in (*a, *b) if a.get(k) != b.get(k)})
+            if differ:
+                k = differ[0]
+                raise ConfigError(
+                    f"--compare: {first['label']} and {other['label']} were validated with a different {what}: "
+                    f"{k!r} = {a.get(k)!r} vs {b.get(k)!r}"
+                    + (f" (also differ: {', '.join(differ[1:])})" if len(differ) > 1 else "")
+                    + "; validate them with the same options before comparing"
+                )
+    return first["budget"], first["conditions"]
+
+
+def strategy(settings: dict[str, Any]) -> str:
+    """The search strategy as ``study.json`` records it."""
+    if settings.get("strategy") == "supernet":
+        return "supernet (one-shot, inherited weights)"
+    proxy = settings.get("proxy_training") or {}
+    if proxy.get("fidelity"):
+        return f"multi-fidelity (rungs {', '.join(map(str, proxy['fidelity']))} epochs, eta {proxy.get('eta')})"
+    if (settings.get("early_stop") or {}).get("enabled"):
+        return f"early-stop (up to {proxy.get('epochs', '?')} epochs)"
+    if not settings:
+        return "unknown (no study.json)"
+    return f"fixed-budget ({proxy.get('epochs', '?')} epochs)"
+
+
+def search_compute(study: StudyDir, settings: dict[str, Any]) -> SearchCompute:
+    """The search's compute from ``history.csv``, ``trials/*/metrics.json`` and a supernet's record."""
+    missing: list[str] = []
+    trials = {"complete": 0, "stopped": 0, "rejected": 0, "failed": 0, "other": 0}
+    trial_wall: float | None = None
+    if study.history_csv.is_file():
+        try:
+            hist = pd.read_csv(study.history_csv, dtype=str, keep_default_na=False)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{study.history_csv}: cannot be read as CSV ({exc})") from None
+        untimed = 0
+        trial_wall = 0.0
+        for r in hist.to_dict("records"):
+            state = str(r.get("state", "")).rsplit(".", 1)[-1].upper()
+            reason = str(r.get("reason", ""))
+            key = {"COMPLETE": "complete", "FAIL": "failed"}.get(state)
+            if state == "PRUNED":
+                key = "rejected" if reason.startswith("rejected") else "stopped"
+            trials[key or "other"] += 1
+            start, end = _time(r.get("datetime_start")), _time(r.get("datetime_complete"))
+            if start is None or end is None:
+                untimed += 1
+            else:
+                trial_wall += (end - start).total_seconds()
+        if untimed:
+            missing.append(f"{untimed} trial(s) in history.csv without start and completion times (not in the wall)")
+    else:
+        missing.append(f"{study.history_csv.name} absent: trial outcomes and wall seconds unknown")
+    epochs, steps, train_wall, trained = 0, 0, 0.0, 0
+    whole_split = False
+    for folder in sorted(p.parent for p in study.trials_dir.glob("*/metrics.json")):
+        m = read_training_metrics(folder)
+        n = len(m["epochs"])
+        trained += 1
+        epochs += n
+        cap = (m.get("train") or {}).get("steps_per_epoch")
+        if cap is None:
+            whole_split = True
+        else:
+            steps += n * int(cap)
+        train_wall += float(m.get("wall_s") or 0.0)
+    if whole_split:
+        missing.append("some trials trained on the whole split each epoch: their step count is not recorded")
+    supernet = None
+    if settings.get("strategy") == "supernet":
+        supernet, note = _supernet_record(settings)
+        if note:
+            missing.append(note)
+    return SearchCompute(
+        trials=trials,
+        trained_trials=trained,
+        epochs=epochs,
+        steps=None if whole_split else steps,
+        trial_wall_s=trial_wall,
+        train_wall_s=train_wall if trained else None,
+        supernet=supernet,
+        missing=tuple(missing),
+    )
+
+
+def _supernet_record(settings: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    sn = settings.get("supernet") or {}
+    train = sn.get("train") or {}
+    sandwich = sn.get("sandwich") or {}
+    rec: dict[str, Any] = {
+        "path": sn.get("path"),
+        "epochs": sn.get("epoch"),
+        "steps_per_epoch": train.get("steps_per_epoch"),
+        "members_per_step": 2 + int(sandwich["random_subnets"]) if "random_subnets" in sandwich else None,
+        "seconds": None,
+    }
+    if rec["epochs"] is not None and rec["steps_per_epoch"] is not None:
+        rec["steps_at_most"] = int(rec["epochs"]) * int(rec["steps_per_epoch"])
+    if not sn.get("path"):
+        return rec, "study.json names no supernet: its training compute is unknown"
+    metrics = Path(sn["path"]).parent / "metrics.json"
+    if not metrics.is_file():
+        return rec, f"{metrics} not found: the supernet's training seconds are unknown"
+    data = read_json(metrics)
+    epochs = (data or {}).get("epochs") or []
+    rec["seconds"] = float(sum(float(e.get("seconds") or 0.0) for e in epochs))
+    rec["epochs_in_record"] = len(epochs)
+    return rec, ""
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+def _points(df: pd.DataFrame) -> np.ndarray:
+    rows = df[df["feasible"].astype(bool)]
+    pts = rows[["dice", "latency_ms"]].to_numpy(dtype=float)
+    return pts[np.isfinite(pts).all(axis=1)] if len(pts) else np.zeros((0, 2))
+
+
+def _best(df: pd.DataFrame) -> dict[str, Any] | None:
+    rows = df[df["feasible"].astype(bool) & df["dice"].notna() & df["latency_ms"].notna()]
+    if rows.empty:
+        return None
+    r = rows.sort_values(["dice", "latency_ms"], ascending=[False, True], kind="stable").iloc[0]
+    paper = df[(df["name"] == "paper") & df["latency_ms"].notna()]
+    speedup = float(paper["latency_ms"].iloc[0]) / float(r["latency_ms"]) if len(paper) else None
+    return {"name": str(r["name"]), "dice": float(r["dice"]), "latency_ms": float(r["latency_ms"]), "speedup": speedup}
+
+
+def _labels(roots: list[Path]) -> list[str]:
+    names = [r.resolve().name for r in roots]
+    return [n if names.count(n) == 1 else str(r) for n, r in zip(names, roots)]
+
+
+def _time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _plain(value: Any) -> Any:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _num(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None

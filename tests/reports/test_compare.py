@@ -1,0 +1,156 @@
+"""``report --compare``: real tiny searches (fixed budget, multi-fidelity) with validated records written by hand
+in the layout `validate` writes, a supernet study's layout, the hypervolume checked against pymoo."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from datetime import datetime
+
+import numpy as np
+import pytest
+from pymoo.indicators.hv import HV
+
+from reports import compare_studies
+from rtseg_core import ConfigError, atomic_write_json, read_json
+from rtseg_nas.cli._main import main
+
+from .conftest import cand, run_tiny_search
+
+BUDGET = {"epochs": 30, "size": 256, "batch_size": 8, "lr": 0.001, "seed": 0, "data": "synthetic:400",
+          "steps_per_epoch": None, "split": "test"}  # fmt: skip
+# name -> (full-budget test Dice, validated latency ms, feasible)
+FIXED = {"paper": (0.930, 30.0, True), "trial-1": (0.927, 19.0, True), "trial-2": (0.940, 35.0, True),
+         "trial-3": (0.960, 5.0, False)}  # fmt: skip
+MULTI = {"paper": (0.925, 24.0, True), "trial-1": (0.900, 12.0, True), "trial-2": (0.926, 20.0, True)}
+ONESHOT = {"paper": (0.931, 26.0, True), "trial-4": (0.915, 17.0, True)}
+
+
+def validate_by_hand(study, rows, *, threads=1, budget=BUDGET):
+    """validated/<name>/{candidate,trained}.json, validated/summary.json and latency.json as `validate` writes them."""
+    shutil.rmtree(study / "validated", ignore_errors=True)
+    for name, (dice, latency, feasible) in rows.items():
+        record = cand(name, source="validated", split="test", dice=dice, latency_ms=latency, parent=name,
+                      feasible=feasible, threads=threads, height=256, width=256, target="local",
+                      recipe="full: 30 epochs x whole train split")  # fmt: skip
+        atomic_write_json(study / "validated" / name / "candidate.json", record.to_dict())
+        trained = {"candidate": {"candidate": name}, "budget": budget}
+        atomic_write_json(study / "validated" / name / "trained.json", trained)
+    atomic_write_json(study / "validated" / "summary.json", {"budget": budget, "candidates": sorted(rows)})
+    atomic_write_json(study / "validated" / "latency.json", {"input": "1x1x256x256", "threads": threads})
+
+
+@pytest.fixture(scope="module")
+def studies(mf_search, tmp_path_factory):
+    root = tmp_path_factory.mktemp("compare")
+    fixed = run_tiny_search(root / "fixed", trials=3, epochs=2)
+    multi = root / "multi"
+    shutil.copytree(mf_search, multi)
+    # A supernet study's layout: its study.json names the supernet, whose metrics.json records its training.
+    oneshot = root / "oneshot"
+    shutil.copytree(fixed, oneshot)
+    for m in oneshot.glob("trials/*/metrics.json"):
+        m.unlink()  # subnets are evaluated with inherited weights, never trained
+    sn = root / "sn"
+    atomic_write_json(sn / "metrics.json", {"epochs": [{"epoch": 1, "seconds": 1.5}, {"epoch": 2, "seconds": 2.25}]})
+    settings = read_json(oneshot / "study.json")
+    settings.update(strategy="supernet", supernet={"path": str(sn / "supernet.pt"), "epoch": 2,
+                    "train": {"epochs": 2, "steps_per_epoch": 3}, "sandwich": {"random_subnets": 2}})  # fmt: skip
+    atomic_write_json(oneshot / "study.json", settings)
+    for study, rows in ((fixed, FIXED), (multi, MULTI), (oneshot, ONESHOT)):
+        validate_by_hand(study, rows)
+    return fixed, multi, oneshot
+
+
+def pymoo_hv(points, ref):
+    """Hypervolume of (Dice max, latency min) points by pymoo (both minimized: -Dice)."""
+    pts = np.array([[-d, lat] for d, lat in points], dtype=float)
+    return float(HV(ref_point=np.array([-ref[0], ref[1]]))(pts))
+
+
+def history_wall(study):
+    total = 0.0
+    with open(study / "history.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            if r["datetime_start"] and r["datetime_complete"]:
+                a, b = (datetime.fromisoformat(r[k]) for k in ("datetime_start", "datetime_complete"))
+                total += (b - a).total_seconds()
+    return total
+
+
+def test_compare_writes_hypervolume_under_one_reference_and_the_paper_check(studies, tmp_path, capsys):
+    fixed, multi, oneshot = studies
+    out = tmp_path / "cmp"
+    assert main(["report", "--compare", str(fixed), str(multi), str(oneshot), "--out", str(out)]) == 0
+    assert "comparison: " in capsys.readouterr().out
+    for name in ("compare.csv", "compare.json", "compare.html", "compare.png", "compare.svg", ".rtseg-output.json"):
+        assert (out / name).stat().st_size > 0
+    with open(out / "compare.csv", newline="") as f:
+        rows = {r["study"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"fixed", "multi", "oneshot"}
+
+    # One reference point from every study's feasible validated points (trial-3 of `fixed` is infeasible).
+    feasible = {k: [(d, lat) for d, lat, ok in v.values() if ok] for k, v in
+                (("fixed", FIXED), ("multi", MULTI), ("oneshot", ONESHOT))}  # fmt: skip
+    pooled = np.array([p for pts in feasible.values() for p in pts])
+    ref = (pooled[:, 0].min() - 0.1 * np.ptp(pooled[:, 0]), pooled[:, 1].max() + 0.1 * np.ptp(pooled[:, 1]))
+    for study, pts in feasible.items():
+        assert float(rows[study]["hv_reference_dice"]) == pytest.approx(ref[0], abs=1e-12)
+        assert float(rows[study]["hv_reference_latency_ms"]) == pytest.approx(ref[1], abs=1e-12)
+        assert float(rows[study]["hypervolume"]) == pytest.approx(pymoo_hv(pts, ref), rel=1e-12)
+    assert float(rows["fixed"]["hypervolume"]) > float(rows["multi"]["hypervolume"])
+
+    # The check against each study's own paper: Dice >= paper - 0.005 and latency <= paper / 1.5.
+    assert rows["fixed"]["meets_paper_check"] == "trial-1"  # 0.927 >= 0.925, 19 <= 20 ms
+    assert rows["multi"]["meets_paper_check"] == ""
+    assert rows["multi"]["closest_by_dice"] == "trial-1" and rows["multi"]["closest_by_speed"] == "trial-2"
+    assert rows["oneshot"]["closest_by_dice"] == "trial-4" and rows["oneshot"]["closest_by_speed"] == ""
+    assert rows["fixed"]["best_name"] == "trial-2" and float(rows["fixed"]["paper_dice"]) == 0.930
+
+    # Strategy and compute as the files record them.
+    assert rows["fixed"]["strategy"] == "fixed-budget (2 epochs)"
+    assert rows["multi"]["strategy"] == "multi-fidelity (rungs 1, 2, 3 epochs, eta 2)"
+    assert rows["oneshot"]["strategy"].startswith("supernet")
+    for study in (fixed, multi):
+        with open(study / "history.csv", newline="") as f:
+            hist = list(csv.DictReader(f))
+        row = rows[study.name]
+        epochs = sum(int(h["epochs_trained"]) for h in hist if h["epochs_trained"])
+        assert int(row["epochs_trained"]) == epochs and int(row["steps_at_most"]) == epochs  # 1 step per epoch
+        assert int(row["trials"]) == len(hist)
+        assert float(row["trial_wall_s"]) == pytest.approx(history_wall(study))
+    assert int(rows["multi"]["trials_stopped"]) == sum(1 for h in hist if h["state"] == "PRUNED")
+    assert int(rows["oneshot"]["epochs_trained"]) == 0 and float(rows["oneshot"]["supernet_wall_s"]) == 3.75
+    assert int(rows["oneshot"]["supernet_members_per_step"]) == 4
+
+    html = (out / "compare.html").read_text()
+    assert 'id="fig-compare"' in html and 'id="latency-note"' in html and "own paper" in html
+    assert "did not spend the same compute (training steps, at most: fixed 6, multi " in html
+    assert "trial-1 (Dice -0.30 points, 1.58x faster)" in html and "none is within 0.5 Dice points" in html
+    data = json.loads((out / "compare.json").read_text())
+    assert data["reference_point"]["rule"].startswith("worst validated feasible value") and len(data["studies"]) == 3
+
+    # Its own earlier output is replaced; a folder holding other files is refused without --overwrite.
+    assert main(["report", "--compare", str(fixed), str(multi), "--out", str(out)]) == 0
+    (out / "mine.txt").write_text("x")
+    assert main(["report", "--compare", str(fixed), str(multi), "--out", str(out)]) == 2
+    assert "mine.txt" in capsys.readouterr().err and (out / "mine.txt").exists()
+
+
+def test_compare_refuses_different_budgets_conditions_and_unvalidated_studies(studies, tmp_path, capsys):
+    fixed, multi, _ = studies
+    other = tmp_path / "other"
+    shutil.copytree(multi, other)
+    validate_by_hand(other, MULTI, budget={**BUDGET, "epochs": 15})
+    with pytest.raises(ConfigError, match=r"fixed and other .*budget: 'epochs' = 30 vs 15"):
+        compare_studies([fixed, other])
+    validate_by_hand(other, MULTI, threads=2)
+    with pytest.raises(ConfigError, match=r"fixed and other .*latency condition: 'threads' = 1 vs 2"):
+        compare_studies([fixed, other])
+    shutil.rmtree(other / "validated")
+    out = tmp_path / "cmp"
+    assert main(["report", "--compare", str(fixed), str(other), "--out", str(out)]) == 2
+    assert "no validated candidates" in capsys.readouterr().err and not out.exists()
+    assert main(["report", "--compare", str(fixed)]) == 2
+    assert "--out" in capsys.readouterr().err
