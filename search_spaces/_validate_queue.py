@@ -76,7 +76,7 @@ class ValidateSummary:
     study_dir: Path
     records: tuple[CandidateRecord, ...]
     trained_now: tuple[str, ...]  # candidates and variants this worker trained (or finished) in this run
-    finished_before: tuple[str, ...]  # candidates already validated when this run started
+    finished_before: tuple[str, ...]  # candidates and variants already validated when this run started
     agreement: RankAgreement | None  # proxy Dice vs test Dice over the validated candidates
     budget: dict
     latency_table: str
@@ -190,7 +190,7 @@ class _Worker:
         if not candidates:
             raise SearchError(f"study {name!r}: no feasible completed trial and no reference to validate")
         vstudy = self._open(storage, name + SUFFIX)
-        finished_before = sorted(self._complete(vstudy)[0])
+        finished_before = sorted(set().union(*self._complete(vstudy)))
         self._loop(vstudy, candidates)
         return self._finish(vstudy, finished_before)
 
