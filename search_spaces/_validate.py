@@ -96,7 +96,10 @@ class ValidateConfig:
         if self.latency_target is not None:
             from profiling._backends import check_target
 
-            check_target(self.latency_target)
+            try:
+                check_target(self.latency_target)
+            except ConfigError as exc:  # the profiling message names --target; this option is --latency-target
+                raise ConfigError(str(exc).replace("--target", "--latency-target", 1)) from None
         if self.grace_period is not None and self.grace_period <= self.heartbeat_interval:
             raise ConfigError(
                 f"grace_period ({self.grace_period} s) must exceed heartbeat_interval ({self.heartbeat_interval} s)"
