@@ -324,7 +324,7 @@ def _record(name, test, latency, *, dataset, threads, size, feasible, parent, tr
 
 def _latency_note(latency: dict[str, Any], threads: int, size: int) -> str:
     kind = str(latency.get("kind", "measured")).upper()
-    graph = f"; timed graph: {latency['graph']}" if latency.get("graph") else ""
+    graph = f"; graph: {latency['graph']}" if latency.get("graph") else ""
     return (
         f"{kind} on {latency.get('target', 'local')}: {latency.get('how', '')}, {threads} thread(s), batch 1, "
         f"{size}x{size}{graph}"

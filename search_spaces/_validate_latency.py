@@ -12,9 +12,9 @@
   the median of its per-round medians, so a drift of the device (heat, clocks, other users)
   during the run spreads over all graphs instead of landing on whichever ran last;
 - ``jetson-nano-estimate`` / ``predict:TABLE``: the roofline estimate / the kernel-level
-  prediction per graph, labelled ESTIMATED / PREDICTED, never called measured. A graph the
-  estimate or the table cannot answer (INT8 on the Nano roofline, a table of another
-  precision) gets no latency and the reason, instead of a made-up number.
+  prediction per graph, labelled ESTIMATED / PREDICTED, never called measured. A quantized graph
+  the estimate or the table cannot answer (INT8 on the Nano roofline, an FP32 table) gets no
+  latency and the reason, instead of a made-up number; an FP32 graph it cannot answer is an error.
 
 What is timed (:class:`TimingEntry`). An architecture is a fresh build: weights do not change a
 dense network's time. A compressed variant is its own ``validated/<variant>/model.onnx`` when
@@ -271,7 +271,12 @@ def _estimate(entries, models, opts: TimingOptions, work: Path, out: dict) -> di
             if opset is not None:
                 request = request.with_onnx(_graph(e, models[e.name], opts, opset, work, out))
             (record,), _ = backend.measure(request)
-        except SuiteError as exc:  # INT8 on the Nano roofline, a table of another precision...
+        except SuiteError as exc:
+            # A precision the estimate or the table does not cover (INT8 on the Nano roofline, an FP32
+            # table) leaves that graph without a number; anything else (a table that cannot predict at
+            # all) is a broken setup and stops here: the trained results are kept, rerun with a fixed target.
+            if e.precision == "fp32":
+                raise
             out[e.name].update(median_ms=None, fps=None, kind=label.lower(), backend=backend.name, skipped=str(exc),
                                target=opts.target, device=device, how=f"none ({exc})")  # fmt: skip
             rows.append((e.name, "-", "-", f"not answered: {exc}"[:120]))
