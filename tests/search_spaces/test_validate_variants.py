@@ -115,6 +115,7 @@ def test_killed_validation_resumes_and_skips_finished_variants(compressed_study_
     study = tmp_path / "nas"
     shutil.copytree(compressed_study_template, study)
     parent, pruned_name, quant_name = variant_names(study)
+    set_max_latency(study, 1e-9)  # meant for the study's Jetson estimate: a local override cannot judge it
     root = study / "validated"
     cmd = [sys.executable, "run.py", "validate", "--study", str(study), *CLI, "--latency-target", "local"]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -136,6 +137,7 @@ def test_killed_validation_resumes_and_skips_finished_variants(compressed_study_
     assert quant == CandidateRecord.from_dict(read_json(root / quant_name / "candidate.json"))
     assert (quant.parent, quant.precision, quant.latency_kind, quant.target) == (parent, "int8", "measured", "local")
     assert quant.latency_ms > 0 and "its own model.onnx" in quant.notes
+    assert all(r.feasible and "NOT judged: the latency was taken on local" in r.notes for r in summary.records)
     # a different fine-tune budget is refused, like a different training budget
     with pytest.raises(SearchError, match="budget"):
         run_validate(ValidateConfig(study_dir=study, finetune_epochs=3, latency_target="local", **OPTIONS))
