@@ -187,7 +187,7 @@ def reapply_variant(
     source, logs, steps = parent_ckpt, [], []
     inputs = [parent_ckpt]
     via_ckpt = study.validated(plan.via) / CHECKPOINT if plan.via else None
-    if via_ckpt is not None and (via_ckpt.parent / REAPPLIED_FILE).is_file():
+    if via_ckpt is not None and _same_pruning(via_ckpt.parent / REAPPLIED_FILE, vbudget):
         inputs.append(via_ckpt)
     with staged_output(work, verb="validate", inputs=inputs, option="validated") as tmp:
         if plan.prune is not None:
@@ -232,6 +232,15 @@ def reapply_variant(
         atomic_write_json(tmp / REAPPLIED_FILE, result)
     log.info("re-applied %s to the validated %s: test Dice %s", plan.name, plan.parent, result["test"]["dice"])
     return read_json(done)
+
+
+def _same_pruning(reapplied: Path, vbudget: dict[str, Any]) -> bool:
+    """Whether a re-applied pruned variant is the prune step of ``vbudget`` (same parent budget,
+    spec and fine-tune), so a prune-then-quantize variant can quantize its checkpoint."""
+    if not reapplied.is_file():
+        return False
+    before = dict(read_json(reapplied).get("budget") or {})
+    return {k: v for k, v in before.items() if k != "quantize"} == {k: v for k, v in vbudget.items() if k != "quantize"}
 
 
 def variant_recipe(result: dict[str, Any]) -> str:

@@ -71,6 +71,9 @@ def test_compressed_variants_are_reapplied_to_the_validated_parent(validated_stu
     ckpt = torch.load(study / "validated" / pruned_name / "checkpoint.pt", weights_only=True)
     assert Path(ckpt["meta"]["parent"]) == study / "validated" / parent / "checkpoint.pt"
     assert len(read_json(study / "validated" / pruned_name / "reapplied.json")["finetune"]) == 2
+    # the chain: the INT8 variant quantized the re-applied pruned variant's checkpoint
+    quantized_from = read_json(study / "validated" / quant_name / "quantize.json")["parent"]
+    assert Path(quantized_from) == study / "validated" / pruned_name / "checkpoint.pt"
     # the same stored spec gives the same widths as compress's variant
     assert pruned.params == read_json(study / "compressed" / pruned_name / "candidate.json")["params"]
     assert pruned.params < records[parent].params
