@@ -293,15 +293,18 @@ class _Worker:
 
     @staticmethod
     def _complete(vstudy: optuna.Study) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-        """``(trained, variants)``: each candidate's result and each re-applied variant's, over every COMPLETE claim."""
+        """``(trained, variants)``: each candidate's result and each re-applied variant's, over every COMPLETE claim.
+
+        The latest claim wins: a parent queued again for new variants may have been retrained on
+        another machine, and its variants were re-applied to that training.
+        """
         out: dict[str, dict[str, Any]] = {}
         variants: dict[str, dict[str, Any]] = {}
         for t in sorted(vstudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
             name = t.user_attrs.get("candidate")
-            if name and name not in out and "trained" in t.user_attrs:
+            if name and "trained" in t.user_attrs:
                 out[name] = t.user_attrs["trained"]
-            for vname, result in (t.user_attrs.get(VARIANTS_DONE_ATTR) or {}).items():
-                variants.setdefault(vname, result)
+            variants.update(t.user_attrs.get(VARIANTS_DONE_ATTR) or {})
         return out, variants
 
     # -- latency and records ------------------------------------------------------------------
