@@ -6,7 +6,9 @@ supernet) find better architectures *after full training* for the compute it spe
 - the strategy, from ``study.json``;
 - the search compute as the files record it: trials by outcome (``history.csv``), epochs and
   step caps trained (``trials/<n>/metrics.json``), trial wall seconds (``history.csv`` start and
-  completion times, 1 s resolution) and training seconds (``metrics.json`` ``wall_s``); for a
+  completion times, 1 s resolution), trial CPU seconds (``history.csv`` ``cpu_s``: comparable
+  across machine loads, unlike wall seconds; "not recorded" for studies written before it
+  existed) and training seconds (``metrics.json`` ``wall_s``); for a
   supernet study the supernet's own training record (``metrics.json`` beside the ``supernet.pt``
   that ``study.json`` names). What is missing is said, never guessed;
 - the validated candidates (``validated/*/candidate.json``): their feasible front over (Dice max,
@@ -61,6 +63,7 @@ class SearchCompute:
     steps: int | None  # sum of epochs x steps_per_epoch cap; None when a trial trained on the whole split
     trial_wall_s: float | None  # sum over trials of completion - start (history.csv, 1 s resolution)
     train_wall_s: float | None  # sum of metrics.json wall_s (training only)
+    trial_cpu_s: float | None = None  # sum of history.csv cpu_s (None: the column is absent)
     supernet: dict[str, Any] | None = None  # the supernet's training record (supernet studies)
     missing: tuple[str, ...] = ()
 
@@ -74,6 +77,7 @@ class SearchCompute:
         ]
         if self.trial_wall_s is not None:
             parts.append(f"trials {self.trial_wall_s:.0f} s wall")
+        parts.append("trial CPU not recorded" if self.trial_cpu_s is None else f"trials {self.trial_cpu_s:.1f} s CPU")
         if self.train_wall_s is not None:
             parts.append(f"training {self.train_wall_s:.1f} s")
         sn = self.supernet
@@ -93,6 +97,7 @@ class SearchCompute:
             "steps_at_most": self.steps,
             "trial_wall_s": self.trial_wall_s,
             "train_wall_s": self.train_wall_s,
+            "trial_cpu_s": self.trial_cpu_s,
             "supernet": self.supernet,
             "missing": list(self.missing),
             "text": self.describe(),
@@ -178,6 +183,7 @@ class CompareInfo:
                     "steps_at_most": c.steps,
                     "trial_wall_s": c.trial_wall_s,
                     "train_wall_s": c.train_wall_s,
+                    "trial_cpu_s": c.trial_cpu_s,
                     "supernet_epochs": sn.get("epochs"),
                     "supernet_steps_per_epoch": sn.get("steps_per_epoch"),
                     "supernet_members_per_step": sn.get("members_per_step"),
@@ -448,13 +454,19 @@ def search_compute(study: StudyDir, settings: dict[str, Any]) -> SearchCompute:
     missing: list[str] = []
     trials = {"complete": 0, "stopped": 0, "rejected": 0, "failed": 0, "other": 0}
     trial_wall: float | None = None
+    trial_cpu: float | None = None
     if study.history_csv.is_file():
         try:
             hist = pd.read_csv(study.history_csv, dtype=str, keep_default_na=False)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{study.history_csv}: cannot be read as CSV ({exc})") from None
-        untimed = 0
+        untimed = no_cpu = 0
         trial_wall = 0.0
+        has_cpu = "cpu_s" in hist.columns
+        if has_cpu:
+            trial_cpu = 0.0
+        else:
+            missing.append(f"{study.history_csv.name} has no cpu_s column: trial CPU seconds not recorded")
         for r in hist.to_dict("records"):
             state = str(r.get("state", "")).rsplit(".", 1)[-1].upper()
             reason = str(r.get("reason", ""))
@@ -467,6 +479,13 @@ def search_compute(study: StudyDir, settings: dict[str, Any]) -> SearchCompute:
                 untimed += 1
             else:
                 trial_wall += (end - start).total_seconds()
+            cpu = _num(r.get("cpu_s")) if has_cpu else None
+            if cpu is None:
+                no_cpu += has_cpu
+            else:
+                trial_cpu += cpu
+        if no_cpu:
+            missing.append(f"{no_cpu} trial(s) in history.csv without cpu_s (not in the CPU seconds)")
         if untimed:
             missing.append(f"{untimed} trial(s) in history.csv without start and completion times (not in the wall)")
     else:
@@ -498,6 +517,7 @@ def search_compute(study: StudyDir, settings: dict[str, Any]) -> SearchCompute:
         steps=None if whole_split else steps,
         trial_wall_s=trial_wall,
         train_wall_s=train_wall if trained else None,
+        trial_cpu_s=trial_cpu,
         supernet=supernet,
         missing=tuple(missing),
     )

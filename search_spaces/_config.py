@@ -1,7 +1,7 @@
 """What one search run needs: :class:`SearchConfig`, made of one small config per concern.
 
 ==========================  ==========================================================================
-``SearchConfig.study``       :class:`StudyOptions`: how many finished trials, where the study is stored
+``SearchConfig.study``       :class:`StudyOptions`: how many finished trials (and epochs), where it is stored
 ``SearchConfig.objectives``  :class:`ObjectiveOptions`: what is optimised and the hard limits
 ``SearchConfig.training``    :class:`ProxyTraining`: the short training and validation of each trial
 ``SearchConfig.profiling``   :class:`ProfilingOptions`: where and how latency is measured
@@ -55,15 +55,24 @@ FIXED_SETTINGS = (
 class StudyOptions:
     """``trials``: the number of finished trials (COMPLETE or early-stopped) the study should hold
     when this run ends; ``storage``: an SQLAlchemy URL (None: ``STUDY_DIR/study.db``;
-    ``postgresql://`` is rewritten to psycopg 3); ``study_name`` (None: the study folder's name)."""
+    ``postgresql://`` is rewritten to psycopg 3); ``study_name`` (None: the study folder's name);
+    ``budget_epochs`` (None, or 0 as on the command line: no budget): no new trial is proposed once
+    the study's trials (every run and worker) have trained this many epochs; ``trials`` then is an
+    upper bound."""
 
     trials: int = 20
     storage: str | None = None
     study_name: str | None = None
+    budget_epochs: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 0:
             raise ConfigError(f"--trials: must be an integer >= 0, got {self.trials!r}")
+        b = self.budget_epochs
+        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 0):
+            raise ConfigError(f"--budget-epochs: must be an integer >= 0 (0 = no budget), got {b!r}")
+        if b == 0:
+            object.__setattr__(self, "budget_epochs", None)
 
 
 @dataclass(frozen=True)
@@ -331,6 +340,8 @@ class SearchConfig:
             "early_stop": {"enabled": s.early_stop, **dataclasses.asdict(s.early_stop_rule)},
             "space": s.space.to_dict(),
             "trials_requested": self.study.trials,
+            # Not a fixed setting: like --trials, a resumed run may raise it (None: no budget).
+            "budget_epochs": self.study.budget_epochs,
             "storage": redact_url(storage_url),
             "study_name": self.resolved_study_name(),
             "reference": s.space.base,

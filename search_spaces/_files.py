@@ -7,7 +7,8 @@ because only the search knows Optuna's trials.
   data, sizes, sampler, seed, proxy training, early stopping, search space, storage without password).
 - ``history.csv``: one row per trial in number order: ``number``, ``name``, ``state``,
   ``datetime_start``, ``datetime_complete``, one column per objective (record field names),
-  ``feasible``, ``params``, ``latency_ms``, ``epochs_trained``, ``rung_dice`` (multi-fidelity studies
+  ``feasible``, ``params``, ``latency_ms``, ``epochs_trained``, ``cpu_s`` (CPU seconds of the worker
+  process for the trial: training, evaluation, profiling), ``rung_dice`` (multi-fidelity studies
   only: the val Dice at each rung reached, ``epochs:dice;...``), ``reason`` (why it was stopped,
   rejected or failed) and ``config`` (the one-line summary).
 - ``environment.json``: the host (``profiling``'s environment description) and when the search ran.
@@ -33,6 +34,8 @@ from profiling import describe_environment
 from rtseg_core import StudyDir, atomic_write_text
 from search_spaces._study import counts_towards_target, trial_feasible, trial_name
 
+# User attributes copied into history.csv as columns (empty where a trial has none).
+HISTORY_ATTRS = ("params", "latency_ms", "epochs_trained", "cpu_s")
 STALE_REASON = "the worker stopped sending heartbeats (killed or lost) while the trial was at stage {stage!r}"
 
 
@@ -79,7 +82,7 @@ def history_rows(study: optuna.Study, fields: list[str]) -> list[dict[str, Any]]
             row[field] = "" if value is None else value
         row["feasible"] = trial_feasible(t)
         row["counts"] = counts_towards_target(t)
-        for key in ("params", "latency_ms", "epochs_trained"):
+        for key in HISTORY_ATTRS:
             if key not in row:
                 value = t.user_attrs.get(key)
                 row[key] = "" if value is None or (isinstance(value, float) and math.isnan(value)) else value
@@ -95,7 +98,7 @@ def history_rows(study: optuna.Study, fields: list[str]) -> list[dict[str, Any]]
 def write_history(study_dir: Path, study: optuna.Study, fields: list[str]) -> Path:
     rows = history_rows(study, fields)
     header = ["number", "name", "state", "datetime_start", "datetime_complete", *fields, "feasible", "counts"]
-    header += [k for k in ("params", "latency_ms", "epochs_trained") if k not in header]
+    header += [k for k in HISTORY_ATTRS if k not in header]
     header += ["rung_dice"] if any("rung_dice" in r for r in rows) else []
     header += ["reason", "config"]
     buf = io.StringIO()

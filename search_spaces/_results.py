@@ -35,7 +35,8 @@ class SearchSummary:
     objective (Optuna's ``best_trials`` ignores feasibility; this does not). ``reference``: the
     enqueued ``paper`` trial, if it completed. ``beats_reference``: trial numbers of front
     members strictly better than the reference on every objective. ``counts``: trials per
-    outcome (complete, early_stopped, rejected, failed, running).
+    outcome (complete, early_stopped, rejected, failed, running). ``epochs_trained``: by every
+    trial of the study; ``budget_epochs``: the run's ``--budget-epochs`` (None: no budget).
     """
 
     study_dir: Path
@@ -50,6 +51,23 @@ class SearchSummary:
     reference: FrontMember | None
     beats_reference: tuple[int, ...]
     wall_s: float
+    epochs_trained: int = 0
+    budget_epochs: int | None = None
+
+    @property
+    def budget_reached(self) -> bool:
+        return self.budget_epochs is not None and self.epochs_trained >= self.budget_epochs
+
+    def budget_line(self) -> str:
+        """The epoch budget and what was trained (empty without a budget)."""
+        if self.budget_epochs is None:
+            return ""
+        if self.budget_reached:
+            return (
+                f"epoch budget reached: {self.epochs_trained} epochs trained by the study's trials, budget "
+                f"{self.budget_epochs} (trials in flight may exceed it by their remaining epochs)"
+            )
+        return f"epoch budget not reached: {self.epochs_trained} of {self.budget_epochs} epochs trained"
 
     @property
     def finished(self) -> int:

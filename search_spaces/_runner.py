@@ -9,6 +9,11 @@ What one call does:
    (COMPLETE or early-stopped), counting those of earlier runs and of other workers: running the
    same command again resumes, and a larger ``--trials`` runs only the missing ones. Rejected and
    failed trials do not count; ``max_consecutive_failures`` failures in a row stop the search.
+   With ``config.study.budget_epochs`` the search also stops proposing trials once the epochs
+   trained by all the study's trials (``epochs_trained``, read from the storage, so earlier runs and
+   other workers count; early-stopped trials count the epochs they trained) reach the budget;
+   trials already running finish, so the budget is exceeded by at most the epochs of the trials in
+   flight. ``trials`` then is an upper bound.
 3. Writes ``study.json``, ``environment.json`` and, after every trial, ``history.csv``.
 4. Returns the feasible Pareto front and whether any member beats the reference on every objective.
 
@@ -171,6 +176,10 @@ class SearchRunner:
             self._update_bar(bar, study, done)
             if done >= requested:
                 return run
+            budget = self.config.study.budget_epochs
+            if budget is not None and epochs_trained(trials) >= budget:
+                # Running trials (this study's other workers) finish on their own: no waiting here.
+                return run
             self._ensure_reference(study, trials)
             if running and done + running >= requested:
                 # Other workers hold the last trials: wait for them (a dead one turns FAIL after its grace period).
@@ -304,6 +313,7 @@ class SearchRunner:
             trials_requested=self.config.study.trials,
             trials_run=trials_run,
             wall_s=wall_s,
+            budget_epochs=self.config.study.budget_epochs,
         )
 
 
@@ -318,6 +328,7 @@ def summarize_study(
     trials_requested: int,
     trials_run: int = 0,
     wall_s: float = 0.0,
+    budget_epochs: int | None = None,
 ) -> SearchSummary:
     """The :class:`SearchSummary` of a study as its storage holds it now (feasibility respected)."""
     trials = study.get_trials(deepcopy=False)
@@ -356,7 +367,15 @@ def summarize_study(
         reference=reference,
         beats_reference=tuple(beats),
         wall_s=wall_s,
+        epochs_trained=epochs_trained(trials),
+        budget_epochs=budget_epochs,
     )
+
+
+def epochs_trained(trials: list[FrozenTrial]) -> int:
+    """Epochs trained by ``trials`` in any state, as each records it (``epochs_trained``, updated
+    after every epoch, so running, early-stopped and failed trials count what they trained)."""
+    return sum(int(t.user_attrs.get("epochs_trained") or 0) for t in trials)
 
 
 def _member(t: FrozenTrial, fields: list[str]) -> FrontMember:

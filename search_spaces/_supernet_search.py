@@ -68,7 +68,7 @@ from search_spaces._study import (
     trial_name,
 )
 from search_spaces._supernet import Supernet, calibration_batches, load_supernet
-from search_spaces._trial import DELTA_AOP_UNDEFINED, latency_fields
+from search_spaces._trial import DELTA_AOP_UNDEFINED, cpu_seconds, latency_fields
 from segmentation import DataSpec, EvalSummary, MetricAccumulator, load_split
 
 log = logging.getLogger(__name__)
@@ -333,6 +333,7 @@ class _SupernetSearch:
     # -- one subnet ----------------------------------------------------------------------------
     def _objective(self, trial: optuna.Trial) -> tuple[float, ...]:
         started = time.perf_counter()
+        cpu_started = time.process_time()
         trial.set_user_attr("stage", "starting")
         try:
             return self._evaluate(trial)
@@ -344,6 +345,7 @@ class _SupernetSearch:
             raise
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+            trial.set_user_attr("cpu_s", cpu_seconds(cpu_started))  # this subnet: BN recalibration, eval, profiling
 
     def _evaluate(self, trial: optuna.Trial) -> tuple[float, ...]:
         cfg, sn = self.config, self.supernet

@@ -12,6 +12,8 @@ Outcomes (Optuna state, user attributes):
   (:mod:`search_spaces._early_stop`); counts towards the requested number of trials.
 - PRUNED, ``rejected=<reason>``: an impossible combination or one that violates a cost
   constraint, found before training; does not count (the search draws another).
+- Every trial: ``seconds`` (wall) and ``cpu_s`` (CPU seconds of the worker process, see
+  :func:`cpu_seconds`); a trained one ``epochs_trained`` (updated after every epoch).
 - FAIL, ``fail_reason``: a documented trial failure (:data:`CATCH`: any :class:`SuiteError`, such
   as a diverged loss (``TrainingDiverged``), an export or profiling failure or a lost device; or
   running out of memory), or a worker that stopped sending heartbeats; does not count.
@@ -133,6 +135,7 @@ class TrialRunner:
     # -- entry point -------------------------------------------------------------------------
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         started = time.perf_counter()
+        cpu_started = time.process_time()
         trial.set_user_attr("stage", "starting")
         try:
             self._check_surplus(trial)
@@ -147,6 +150,7 @@ class TrialRunner:
             raise
         finally:
             trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+            trial.set_user_attr("cpu_s", cpu_seconds(cpu_started))
             publish_outcome(trial, sys.exc_info()[1])  # outcome + constraints optuna-dashboard reads
 
     # -- the steps ---------------------------------------------------------------------------
@@ -338,6 +342,8 @@ class TrialRunner:
             history.append(dice if math.isfinite(dice) else 0.0)
             # Trial.report raises in multi-objective studies: keep the curve in a user attribute.
             trial.set_user_attr("val_dice_history", list(history))
+            # After every epoch, not only at the end: --budget-epochs counts running and failed trials too.
+            trial.set_user_attr("epochs_trained", entry.epoch)
             if schedule is not None:  # issue 11: multi-fidelity rungs (search_spaces._fidelity)
                 from search_spaces._fidelity_hook import rung_step
 
@@ -379,6 +385,13 @@ class TrialRunner:
             f"latency: {lat.kind}, {lat.backend} {lat.precision}, {lat.height}x{lat.width}",
         ]
         return "; ".join(parts)
+
+
+def cpu_seconds(since: float) -> float:
+    """CPU seconds of this whole process (every thread: torch, ONNX Runtime) since ``since``
+    (a ``time.process_time()``). Comparable across machine loads where wall seconds are not; it
+    does not include a remote device's time (``ssh://`` targets) or other processes."""
+    return round(time.process_time() - since, 3)
 
 
 def _num(value: Any) -> float | None:

@@ -84,5 +84,6 @@ def _compare(args: argparse.Namespace) -> int:
     for s in info.studies:
         print(f"  {s.label}: {s.hypervolume:.5g}  [{s.strategy}; {s.n_validated} validated]")
         print(f"    vs its own paper: {s.check.message}")
+        print(f"    search compute: {s.compute.describe()}")
     print(f"comparison: {path}")
     return 0

@@ -23,15 +23,20 @@ history.csv (one row per trial), environment.json, and trials/<n>/ with config.j
 measurement.json, checkpoint.pt, metrics.json (training history), validation.json (validation
 metrics) and candidate.json (what `report` reads).
 
-Resume: run the same command again; --trials N means N finished trials in total, so only the
-missing ones run. A worker killed mid-trial leaves a RUNNING trial that the next run marks FAIL
-once its heartbeat is older than the grace period. Several workers (machines) share one study
-through a database server: create it once with --trials 0, then start each worker with the same
---storage postgresql://user@host/db and --study-name. The study opens in optuna-dashboard as is.
+Resume: run the same command again; --trials N means N finished trials in total, so only the missing
+ones run. --budget-epochs N likewise counts every epoch the study's trials trained (earlier runs and
+other workers included): no trial is proposed once they reach N, so a resumed search with the same
+budget runs nothing new, and --trials is then an upper bound. Every trial records its CPU seconds
+(cpu_s in history.csv), which `report --compare` sums. A worker killed mid-trial leaves a RUNNING
+trial that the next run marks FAIL once its heartbeat is older than the grace period. Several
+workers (machines) share one study through a database server: create it once with --trials 0, then
+start each worker with the same --storage postgresql://user@host/db and --study-name. The study
+opens in optuna-dashboard as is.
 
 Examples (CPU-sized):
   python run.py search --data synthetic --study runs/nas --trials 20 --size 64 --epochs 2
   python run.py search --data synthetic --study runs/nas --trials 30      # resume, 10 more
+  python run.py search --data synthetic --study runs/mf --fidelity 1,3,9 --trials 500 --budget-epochs 120
   python run.py search --data jnu-ifm:/data/JNU-IFM --study runs/nas-jnu --trials 50 \\
       --target jetson-nano-estimate --objectives dice,latency --min-fps 24
   python run.py search --study runs/shared --storage postgresql://nas@db-host/nas --trials 100
@@ -93,6 +98,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=StudyOptions.trials,
         help="finished trials (complete or early-stopped) the study should hold at the end; 0 only creates "
         "the study (default: %(default)s)",
+    )
+    p.add_argument(
+        "--budget-epochs",
+        type=COUNT0,
+        default=0,
+        metavar="N",
+        help="compute budget: propose no new trial once the study's trials (all runs and workers) have trained N "
+        "epochs in total; early-stopped and multi-fidelity trials count the epochs they trained. Trials already "
+        "running finish their epochs as usual, so the budget may be exceeded by at most the trials in flight "
+        "(one worker: the last trial). --trials stays an upper bound. 0 = no budget (default)",
     )
     p.add_argument(
         "--storage",
@@ -258,6 +273,8 @@ def run(args: argparse.Namespace) -> int:
         f"({c['complete']} complete, {c['early_stopped']} early-stopped), {c['rejected']} rejected before training, "
         f"{c['failed']} failed; {summary.trials_run} run now in {summary.wall_s:.0f} s"
     )
+    if summary.budget_epochs is not None:
+        print(summary.budget_line())
     constraints = ", ".join(f"{k}={v:g}" for k, v in summary.constraints.items() if v is not None) or "none"
     print(f"feasible Pareto front (constraints: {constraints}):")
     print(summary.table())
@@ -287,7 +304,12 @@ def search_config(args: argparse.Namespace, space: SearchSpace) -> SearchConfig:
     return SearchConfig(
         study_dir=args.study,
         seed=args.seed,
-        study=StudyOptions(trials=args.trials, storage=args.storage, study_name=args.study_name),
+        study=StudyOptions(
+            trials=args.trials,
+            storage=args.storage,
+            study_name=args.study_name,
+            budget_epochs=args.budget_epochs or None,
+        ),
         objectives=ObjectiveOptions(
             names=args.objectives,
             min_fps=args.min_fps,

@@ -47,6 +47,13 @@ def studies(mf_search, tmp_path_factory):
     fixed = run_tiny_search(root / "fixed", trials=3, epochs=2)
     multi = root / "multi"
     shutil.copytree(mf_search, multi)
+    # A study from before trials recorded CPU seconds: no cpu_s column in its history.csv.
+    with open(multi / "history.csv", newline="") as f:
+        hist = list(csv.DictReader(f))
+    with open(multi / "history.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[k for k in hist[0] if k != "cpu_s"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(hist)
     # A supernet study's layout: its study.json names the supernet, whose metrics.json records its training.
     oneshot = root / "oneshot"
     shutil.copytree(fixed, oneshot)
@@ -83,7 +90,8 @@ def test_compare_writes_hypervolume_under_one_reference_and_the_paper_check(stud
     fixed, multi, oneshot = studies
     out = tmp_path / "cmp"
     assert main(["report", "--compare", str(fixed), str(multi), str(oneshot), "--out", str(out)]) == 0
-    assert "comparison: " in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "comparison: " in printed
     for name in ("compare.csv", "compare.json", "compare.html", "compare.png", "compare.svg", ".rtseg-output.json"):
         assert (out / name).stat().st_size > 0
     with open(out / "compare.csv", newline="") as f:
@@ -124,7 +132,15 @@ def test_compare_writes_hypervolume_under_one_reference_and_the_paper_check(stud
     assert int(rows["oneshot"]["epochs_trained"]) == 0 and float(rows["oneshot"]["supernet_wall_s"]) == 3.75
     assert int(rows["oneshot"]["supernet_members_per_step"]) == 4
 
+    # Trial CPU seconds, summed from history.csv's cpu_s; "not recorded" where the column is absent.
+    with open(fixed / "history.csv", newline="") as f:
+        cpu = [float(h["cpu_s"]) for h in csv.DictReader(f)]
+    assert cpu and all(c > 0 for c in cpu)
+    assert float(rows["fixed"]["trial_cpu_s"]) == pytest.approx(sum(cpu)) and rows["multi"]["trial_cpu_s"] == ""
+    assert f"trials {sum(cpu):.1f} s CPU" in printed and "trial CPU not recorded" in printed
+
     html = (out / "compare.html").read_text()
+    assert "trial CPU seconds not recorded" in html and f"trials {sum(cpu):.1f} s CPU" in html
     assert 'id="fig-compare"' in html and 'id="latency-note"' in html and "own paper" in html
     assert "did not spend the same compute (training steps, at most: fixed 6, multi " in html
     assert "trial-1 (Dice -0.30 points, 1.58x faster)" in html and "none is within 0.5 Dice points" in html

@@ -3,6 +3,7 @@ and an extracted subnet is an ordinary checkpoint (weights_only, prune, quantize
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -147,6 +148,8 @@ def test_a_supernet_search_writes_candidates_the_report_reads_and_resumes(traine
     assert json.loads((study / "trials" / "0" / "validation.json").read_text())["split"] == "val"
     history = (study / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 5
+    rows = list(csv.DictReader(history))
+    assert all(float(r["cpu_s"]) > 0 for r in rows)  # each subnet's CPU seconds (BN recalibration, eval, profiling)
 
 
 def test_a_changed_supernet_is_not_mixed_into_an_existing_study(trained, tmp_path):
