@@ -510,6 +510,8 @@ def search_compute(study: StudyDir, settings: dict[str, Any]) -> SearchCompute:
         supernet, note = _supernet_record(settings)
         if note:
             missing.append(note)
+        # cpu_s covers the subnets' evaluation only; the supernet's metrics.json has wall seconds.
+        missing.append("the supernet's training CPU seconds (only its wall seconds are recorded)")
     return SearchCompute(
         trials=trials,
         trained_trials=trained,

@@ -141,6 +141,7 @@ def test_compare_writes_hypervolume_under_one_reference_and_the_paper_check(stud
 
     html = (out / "compare.html").read_text()
     assert "trial CPU seconds not recorded" in html and f"trials {sum(cpu):.1f} s CPU" in html
+    assert "supernet's training CPU seconds" in rows["oneshot"]["compute_missing"]
     assert 'id="fig-compare"' in html and 'id="latency-note"' in html and "own paper" in html
     assert "did not spend the same compute (training steps, at most: fixed 6, multi " in html
     assert "trial-1 (Dice -0.30 points, 1.58x faster)" in html and "none is within 0.5 Dice points" in html
