@@ -23,6 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
+EPOCHS = 25  # the killed run's epochs per trial (see the kill test)
+
+
 def search_command(study_dir: Path, space_file: Path, *extra: str) -> list[str]:
     """The CLI form of the ``tiny_search`` settings (conftest.TINY_SEARCH)."""
     return [
@@ -39,7 +42,10 @@ def worker_env() -> dict[str, str]:
 
 def test_sigkilled_worker_leaves_a_fail_and_the_study_resumes_intact(tmp_path, tiny_space_file, tiny_search):
     study_dir = tmp_path / "killed"
-    cmd = search_command(study_dir, tiny_space_file, "--trials", "2", "--epochs", "2", "--steps-per-epoch", "2",
+    # The kill must land while trial 1 trains. A 2-epoch trial lasted under a second and a clean-clone run's
+    # poller missed it; at EPOCHS epochs a trial trains for several seconds, so even a loaded machine's
+    # poller sees trial 1 running many times over (the test waits for the state, never for a time).
+    cmd = search_command(study_dir, tiny_space_file, "--trials", "2", "--epochs", str(EPOCHS), "--steps-per-epoch", "1",
                          "--heartbeat-interval", "1", "--grace-period", "3")  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=REPO, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"sqlite:///{study_dir / 'study.db'}"
@@ -55,7 +61,9 @@ def test_sigkilled_worker_leaves_a_fail_and_the_study_resumes_intact(tmp_path, t
             except Exception:  # the worker is still creating the tables or the study
                 continue
             states = {t.number: t.state for t in trials}
-            if states.get(0) == TrialState.COMPLETE and states.get(1) == TrialState.RUNNING:
+            running = next((t for t in trials if t.number == 1 and t.state == TrialState.RUNNING), None)
+            # Kill after trial 1's first epoch: it is mid-training then, with EPOCHS - 1 epochs to go.
+            if states.get(0) == TrialState.COMPLETE and running and running.user_attrs.get("epochs_trained"):
                 os.kill(proc.pid, signal.SIGKILL)
                 killed_at = {t.number: t.datetime_complete for t in trials}
                 break
@@ -68,7 +76,7 @@ def test_sigkilled_worker_leaves_a_fail_and_the_study_resumes_intact(tmp_path, t
     candidate = (study_dir / "trials/0/candidate.json").read_bytes()
 
     # Resume in this process with the same settings: trial 1 turns FAIL once its heartbeat is 3 s old.
-    summary = run_search(tiny_search(study_dir, epochs=2, steps_per_epoch=2, grace_period=3))
+    summary = run_search(tiny_search(study_dir, epochs=EPOCHS, steps_per_epoch=1, grace_period=3))
     trials = optuna.load_study(study_name="killed", storage=url).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
     assert trials[0].datetime_complete == killed_at[0]  # the completed trial is untouched
