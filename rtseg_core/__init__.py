@@ -48,6 +48,7 @@ from rtseg_core._study import (
     write_training_metrics,
     write_validation,
 )
+from rtseg_core._text import text_table
 from rtseg_core._threads import (
     THREADS_HELP,
     configure_process,
@@ -86,6 +87,7 @@ __all__ = [
     "read_candidate",
     "kendall_tau",
     "rank_agreement",
+    "text_table",
     "read_json",
     "read_training_metrics",
     "read_validation",

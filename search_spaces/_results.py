@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models import RTSegConfig
+from rtseg_core import text_table
 from search_spaces._space import summarize_config
 
 
@@ -91,10 +92,7 @@ class SearchSummary:
                     "yes" if m.trial in self.beats_reference else "",
                 ]
             )
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths))]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-        return "\n".join(lines)
+        return text_table([header, *rows])
 
     def verdict(self) -> str:
         """One line: does any feasible front member beat the reference on every objective?"""

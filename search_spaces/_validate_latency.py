@@ -39,7 +39,7 @@ from typing import Any
 
 from models._config import RTSegConfig
 from profiling._records import ESTIMATE_TARGET, LOCAL_OPSET
-from rtseg_core import SuiteError
+from rtseg_core import SuiteError, text_table
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ def _device(entries, models, opts: TimingOptions, work: Path, out: dict) -> dict
             f"{opts.remote_backend} on the device over SSH; {opts.device_rounds} rounds, each timing every candidate "
             "once in an order rotated by one per round; a candidate's latency is the median of its round medians"
         ),
-        "table": _table(rows),
+        "table": text_table(rows),
     }
 
 
@@ -295,7 +295,7 @@ def _estimate(entries, models, opts: TimingOptions, work: Path, out: dict) -> di
         "threads": opts.threads,
         "device": device,
         "runtime": f"{label}: {backend.name} per candidate (no timing run)",
-        "table": _table(rows),
+        "table": text_table(rows),
     }
 
 
@@ -304,8 +304,3 @@ def _iqr(values: list[float]) -> float | None:
         return None
     q = statistics.quantiles(values, n=4, method="inclusive")
     return q[2] - q[0]
-
-
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows)

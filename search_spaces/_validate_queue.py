@@ -43,11 +43,13 @@ from optuna.trial import TrialState
 from rtseg_core import (
     CandidateRecord,
     ConfigError,
+    Constraints,
     RankAgreement,
     SearchError,
     atomic_write_json,
     rank_agreement,
     read_json,
+    text_table,
 )
 from search_spaces._study import REFERENCE_ATTR, feasible_front, make_storage, resolve_storage_url, trial_name
 from search_spaces._validate import (
@@ -102,8 +104,7 @@ class ValidateSummary:
                     "yes" if r.feasible else "no",
                 )
             )
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in rows)
+        return text_table(rows)
 
     def verdict(self) -> str:
         """Which validated candidate has the best test Dice, and how it compares with paper."""
@@ -332,7 +333,7 @@ class _Worker:
             ssh_options=self._ssh_options, remote_backend=cfg.remote_backend, data=self.data, seed=cfg.seed,
         )  # fmt: skip
         latency, conditions = time_entries(entries, opts)
-        constraints = self.settings.get("constraints") or {}
+        constraints = Constraints.from_dict(self.settings.get("constraints"), source=str(self.study_dir / "study.json"))
         records = []
         dataset = self.data.split(":", 1)[0]
         common = {"dataset": dataset, "threads": self.threads, "size": cfg.latency_size}
@@ -393,7 +394,7 @@ class _Worker:
                 atomic_write_json(folder / file, result)
         atomic_write_json(folder / "candidate.json", record.to_dict())
 
-    def _feasible(self, lat: dict[str, Any], constraints: dict[str, Any]) -> tuple[bool, str]:
+    def _feasible(self, lat: dict[str, Any], limits: Constraints) -> tuple[bool, str]:
         """``(feasible, note)``: the study's constraints on the validated numbers.
 
         Latency limits are judged only when the latency was taken on the study's own target
@@ -401,23 +402,19 @@ class _Worker:
         note says so. A candidate without a latency (an estimate that cannot answer for it)
         fails a latency limit it cannot be shown to meet.
         """
-        if constraints.get("max_params") is not None and lat["params"] > constraints["max_params"]:
+        if not limits.params_only().met_by(params=lat["params"], latency_ms=None, fps=None):
             return False, ""
-        limits = [k for k in ("max_latency_ms", "min_fps") if constraints.get(k) is not None]
-        if not limits:
+        latency_limits = [k for k in ("max_latency_ms", "min_fps") if getattr(limits, k) is not None]
+        if not latency_limits:
             return True, ""
         if self.latency_target != self.study_target:
             return True, (
-                f"; latency limits ({', '.join(limits)}) NOT judged: the latency was taken on {self.latency_target}, "
-                f"the study's limits are for {self.study_target}"
+                f"; latency limits ({', '.join(latency_limits)}) NOT judged: the latency was taken on "
+                f"{self.latency_target}, the study's limits are for {self.study_target}"
             )
         if lat.get("median_ms") is None:
-            return False, f"; infeasible: no latency on {self.latency_target} to judge {', '.join(limits)} by"
-        if constraints.get("max_latency_ms") is not None and lat["median_ms"] > constraints["max_latency_ms"]:
-            return False, ""
-        if constraints.get("min_fps") is not None and lat["fps"] < constraints["min_fps"]:
-            return False, ""
-        return True, ""
+            return False, f"; infeasible: no latency on {self.latency_target} to judge {', '.join(latency_limits)} by"
+        return limits.met_by(params=lat["params"], latency_ms=lat["median_ms"], fps=lat.get("fps")), ""
 
 
 def _covers(trial: optuna.trial.FrozenTrial, wanted: set[str]) -> bool:
