@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from reports._hypervolume import DEFAULT_PAD, default_reference, hypervolume
+from reports._load import read_history_csv
 from reports._pareto import FrontInfo, pareto_front
 from reports._validated import load_validated
 from rtseg_core import ConfigError, StudyDir, read_json, read_training_metrics
@@ -456,10 +457,7 @@ def search_compute(study: StudyDir, settings: dict[str, Any]) -> SearchCompute:
     trial_wall: float | None = None
     trial_cpu: float | None = None
     if study.history_csv.is_file():
-        try:
-            hist = pd.read_csv(study.history_csv, dtype=str, keep_default_na=False)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{study.history_csv}: cannot be read as CSV ({exc})") from None
+        hist = read_history_csv(study.history_csv, dtype=str, keep_default_na=False)
         untimed = no_cpu = 0
         trial_wall = 0.0
         has_cpu = "cpu_s" in hist.columns

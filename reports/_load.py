@@ -145,10 +145,7 @@ def load_history(
         )
         return out.sort_values("number", kind="stable").reset_index(drop=True)
 
-    try:
-        raw = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read as CSV ({exc})") from None
+    raw = read_history_csv(path)
     number_col = _first_column(raw, ("number", "trial", "trial_number"))
     if number_col is None:
         raise ConfigError(
@@ -176,6 +173,15 @@ def load_history(
             )
         out[name] = pd.to_numeric(raw[col], errors="coerce").astype(float)
     return out.sort_values("number", kind="stable").reset_index(drop=True)
+
+
+def read_history_csv(path: Path, **read_csv_options: Any) -> pd.DataFrame:
+    """A study's ``history.csv`` as pandas reads it with ``read_csv_options``; a file that is not CSV
+    is a ConfigError naming it."""
+    try:
+        return pd.read_csv(path, **read_csv_options)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read as CSV ({exc})") from None
 
 
 def _first_column(df: pd.DataFrame, candidates: Iterable[str]) -> str | None:

@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from reports._load import read_history_csv
 from rtseg_core import ConfigError, RankAgreement, StudyDir, rank_agreement
 
 FULL = "full"  # the x position after the last rung: full budget, validated, test split
@@ -140,10 +141,7 @@ def compute_rungs(
     path = study.history_csv
     if not path.is_file():
         return None
-    try:
-        raw = pd.read_csv(path, dtype={"rung_dice": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read as CSV ({exc})") from None
+    raw = read_history_csv(path, dtype={"rung_dice": str})
     if "rung_dice" not in raw.columns:
         return None
     for col in ("number", "name"):
