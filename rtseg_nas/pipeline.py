@@ -50,7 +50,7 @@ class DemoConfig:
     # the compressed variants' recipes re-applied to them (their own 3 fine-tune epochs), test split,
     # one latency run
     validate_top_k: int = 2
-    validate_epochs: int = 15
+    validate_epochs: int = 12
     validate_size: int = 96
     # 4. profiling of the trained paper network
     profile_size: int = 256

@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--validate-top-k", type=COUNT, default=d.validate_top_k, help="front members validated (default: 2)"
     )
-    p.add_argument("--validate-epochs", type=COUNT, default=d.validate_epochs, help="their full budget (default: 15)")
+    p.add_argument("--validate-epochs", type=COUNT, default=d.validate_epochs, help="their full budget (default: 12)")
     p.add_argument("--profile-size", type=SIZE, default=d.profile_size, help="profiling size (default: %(default)s)")
     p.add_argument("--threads", type=THREADS, default=d.threads, help="inference threads timed (default: %(default)s)")
     add_threads(p, "--train-threads")
