@@ -246,13 +246,13 @@ def bench_compression(
     dir); it is staged and replaced like ``prune --out`` (new, empty, or an earlier ``bench --keep``
     output; ``overwrite`` for anything else).
     """
+    from compress._pipeline import compression_inputs
     from profiling import run_bench
-    from rtseg_core._outputs import dataset_path, staged_output
+    from rtseg_core import staged_output
 
     if keep_dir:
-        folder = staged_output(
-            keep_dir, verb="bench", inputs=[checkpoint, dataset_path(config.data)], overwrite=overwrite, option="--keep"
-        )
+        inputs = compression_inputs(checkpoint, config.data)
+        folder = staged_output(keep_dir, verb="bench", inputs=inputs, overwrite=overwrite, option="--keep")
     else:
         folder = tempfile.TemporaryDirectory(prefix="rtseg-bench-compress-")
     with folder as tmp:

@@ -1,6 +1,6 @@
 """All-or-nothing output folders: everything is written to a hidden sibling, renamed at the end.
 
-The rules about what may be replaced live in :mod:`rtseg_core._outputs` (never a folder the
+The rules about what may be replaced live in :func:`rtseg_core.check_output_dir` (never a folder the
 suite did not write, never one holding an input).
 """
 
@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rtseg_core._outputs import staged_output
+from rtseg_core import staged_output
 
 
 @contextlib.contextmanager
@@ -23,7 +23,7 @@ def output_dir(
     stage: bool = True,
     overwrite: bool = False,
 ) -> Iterator[Path]:
-    """:func:`~rtseg_core._outputs.staged_output` when ``stage`` (the default); else ``out_dir``
+    """:func:`rtseg_core.staged_output` when ``stage`` (the default); else ``out_dir``
     itself, which the caller has staged already."""
     if stage:
         with staged_output(out_dir, verb=verb, inputs=inputs, overwrite=overwrite) as tmp:

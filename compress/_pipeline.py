@@ -22,8 +22,7 @@ from compress._files import output_dir
 from compress._finetune import FinetuneSpec, calibration_batches, finetune
 from compress._prune import prune_model
 from compress._spec import PruneResult, PruneSpec
-from rtseg_core import CompressionError, Record, atomic_write_json
-from rtseg_core._outputs import check_output_dir, dataset_path
+from rtseg_core import CompressionError, Record, atomic_write_json, check_output_dir, dataset_path
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +75,19 @@ def _data_defaults(ckpt, data: str | None, size: int | None, seed: int | None) -
     return data or trained.data, int(size or trained.size), int(trained.seed if seed is None else seed)
 
 
+def compression_inputs(checkpoint: str | Path, data: str | None, ckpt=None) -> tuple[str, str | None]:
+    """What compressing ``checkpoint`` reads and no output may replace: the checkpoint and the dataset
+    folder, ``data`` or else the one the checkpoint was trained on (issue 23: an ``--out`` holding the
+    training data was deleted by ``--overwrite`` when ``--data`` was left to the checkpoint)."""
+    if data is None:
+        from models import load_checkpoint
+        from segmentation import load_train_config
+
+        ckpt = load_checkpoint(checkpoint) if ckpt is None else ckpt
+        data = load_train_config(ckpt.meta, source=str(checkpoint)).data
+    return str(checkpoint), dataset_path(data)
+
+
 def mean_dice(model: nn.Module, data: str, *, split: str, size: int, seed: int) -> float | None:
     from segmentation import evaluate_model
 
@@ -108,10 +120,12 @@ def prune_checkpoint(
     """
     from models import Checkpoint, save_checkpoint
 
-    inputs = (checkpoint, dataset_path(data))
+    model, ckpt = load_for_compression(checkpoint)
+    inputs = compression_inputs(checkpoint, data, ckpt)
+    if spec.latency_backend.startswith("predict:"):  # a latency table is read too
+        inputs = (*inputs, spec.latency_backend.partition(":")[2])
     if stage:  # before the work: a refused folder should cost nothing
         check_output_dir(out_dir, verb="prune", inputs=inputs, overwrite=overwrite)
-    model, ckpt = load_for_compression(checkpoint)
     data, size, seed = _data_defaults(ckpt, data, size, seed)
     dice_before = mean_dice(model, data, split=split, size=size, seed=seed) if evaluate else None
     batches = (

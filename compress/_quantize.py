@@ -40,8 +40,7 @@ import torch
 from torch import nn
 
 from compress._files import output_dir
-from rtseg_core import CompressionError, ProfilingError, Record, atomic_write_json
-from rtseg_core._outputs import check_output_dir, dataset_path
+from rtseg_core import CompressionError, ProfilingError, Record, atomic_write_json, check_output_dir, dataset_path
 
 log = logging.getLogger(__name__)
 
@@ -561,12 +560,12 @@ def quantize_checkpoint(
     ``finetune_spec`` (:class:`~compress._finetune.FinetuneSpec`) sets the quantization-aware
     fine-tuning; ``None`` or 0 epochs freezes the quantized weights without it (post-training).
     """
-    from compress._pipeline import _data_defaults, load_for_compression
+    from compress._pipeline import _data_defaults, compression_inputs, load_for_compression
 
-    inputs = (checkpoint, dataset_path(data))
+    model, ckpt = load_for_compression(checkpoint)
+    inputs = compression_inputs(checkpoint, data, ckpt)
     if stage:  # before the work: a refused folder should cost nothing
         check_output_dir(out_dir, verb="quantize", inputs=inputs, overwrite=overwrite)
-    model, ckpt = load_for_compression(checkpoint)
     data, size, seed = _data_defaults(ckpt, data, size, seed)
     with output_dir(out_dir, verb="quantize", inputs=inputs, stage=stage, overwrite=overwrite) as tmp:
         fp32 = tmp / "model_fp32.onnx"

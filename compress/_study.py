@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 
 from compress._measure import count_macs
-from compress._pipeline import load_for_compression, prune_checkpoint
+from compress._pipeline import compression_inputs, load_for_compression, prune_checkpoint
 from compress._quantize import QuantSpec, latency_ms, ort_predict, quantize_checkpoint
 from compress._spec import PruneSpec
 from models import count_parameters
@@ -29,9 +29,9 @@ from rtseg_core import (
     Constraints,
     StudyDir,
     read_json,
+    staged_output,
     write_candidate,
 )
-from rtseg_core._outputs import staged_output
 from rtseg_core._pareto import pareto_indices
 from rtseg_core._study import CHECKPOINT, TRIALS
 from segmentation import evaluate, load_train_config
@@ -105,10 +105,11 @@ def compress_study(
         if not ckpt.is_file():
             raise CompressionError(f"{ckpt}: the parent's checkpoint is missing (trial {parent.name})")
         source, recipe, first = ckpt, "", len(written)
+        inputs = list(compression_inputs(ckpt, data))
         if prune is not None:
             name = f"{parent.name}.{prune_tag(prune)}"
             final = study.compressed(name)
-            with staged_output(final, verb="prune", inputs=[ckpt], overwrite=overwrite, option="--study") as tmp:
+            with staged_output(final, verb="prune", inputs=inputs, overwrite=overwrite, option="--study") as tmp:
                 report = prune_checkpoint(
                     ckpt, prune, tmp, data=data, finetune_spec=finetune_spec, stage=False, progress=progress
                 )
@@ -120,7 +121,9 @@ def compress_study(
         if quantize is not None:
             name = f"{parent.name}.{prune_tag(prune) + '_' if prune else ''}{quantize.tag()}"
             final = study.compressed(name)
-            with staged_output(final, verb="quantize", inputs=[source], overwrite=overwrite, option="--study") as tmp:
+            with staged_output(
+                final, verb="quantize", inputs=[*inputs, source], overwrite=overwrite, option="--study"
+            ) as tmp:
                 qreport = quantize_checkpoint(
                     source,
                     quantize,

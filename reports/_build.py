@@ -35,8 +35,16 @@ from reports._remeasured import remeasured_info
 from reports._rungs import compute_rungs
 from reports._tables import write_tables
 from reports._validated import choose_for_shipping, compute_validated
-from rtseg_core import ConfigError, StudyDir, atomic_write_json, atomic_write_text
-from rtseg_core._outputs import check_output_dir, make_folder, mark_output, read_manifest
+from rtseg_core import (
+    ConfigError,
+    StudyDir,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_dir,
+    make_folder,
+    mark_output,
+    read_manifest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,13 +101,13 @@ def build_report(
 
     ``out_dir`` defaults to ``STUDY_DIR/report``. Every file is written atomically, so a reader
     never sees half a file; rerunning replaces them. A given ``out_dir`` must be new, empty or an
-    earlier report (``overwrite``: any folder), so a report never writes over a user's files.
+    earlier report (``overwrite``: also another verb's output that holds only files the suite
+    wrote), so a report never writes over a user's files.
     """
     if out_dir is not None:  # checked before the work; the default folder belongs to the study
         out = Path(out_dir)
-        if (out / "report.html").is_file() and read_manifest(out) is None:  # a report from before manifests
-            mark_output(out, verb="report")
-        check_output_dir(out, verb="report", inputs=[study_dir], overwrite=overwrite)
+        legacy = (out / "report.html").is_file() and read_manifest(out) is None  # a report from before manifests
+        check_output_dir(out, verb="report", inputs=[study_dir], overwrite=overwrite, in_place=True, legacy=legacy)
     info = compute_report(study_dir)
     out = StudyDir(study_dir).report_dir if out_dir is None else Path(out_dir)
     make_folder(out, option="--out")

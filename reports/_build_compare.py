@@ -1,8 +1,8 @@
 """Writing ``report --compare``: OUT/compare.csv, compare.json, compare.{png,svg} and compare.html.
 
-The folder follows the suite's output rules (:mod:`rtseg_core._outputs`): new, empty or an earlier
-``report --compare`` output (``--overwrite``: any folder), never a folder holding one of the
-studies; it is filled beside ``OUT`` and moved into place in one rename, so a reader sees the
+The folder follows the suite's output rules (:func:`rtseg_core.check_output_dir`): new, empty or an earlier
+``report --compare`` output (``--overwrite``: another verb's output holding only the files it
+listed), never a folder holding one of the studies; it is filled beside ``OUT`` and moved into place in one rename, so a reader sees the
 whole comparison or the previous one, never half of it.
 """
 
@@ -16,8 +16,7 @@ from reports._compare import CompareInfo, compare_studies
 from reports._html_compare import render_compare_html
 from reports._plot_compare import plot_compare
 from reports._plots import save_figure
-from rtseg_core import atomic_write_json, atomic_write_text
-from rtseg_core._outputs import staged_output
+from rtseg_core import atomic_write_json, atomic_write_text, staged_output
 
 logger = logging.getLogger(__name__)
 

@@ -36,6 +36,18 @@ from rtseg_core._objectives import (
     parse_objectives,
     violations,
 )
+from rtseg_core._outputs import (
+    MANIFEST,
+    check_file_output,
+    check_output_dir,
+    dataset_path,
+    listed_files,
+    make_folder,
+    mark_output,
+    read_manifest,
+    staged_output,
+)
+from rtseg_core._protected import check_not_protected, real_home
 from rtseg_core._rank import RankAgreement, kendall_tau, rank_agreement, spearman
 from rtseg_core._records import Record
 from rtseg_core._study import (
@@ -59,6 +71,17 @@ from rtseg_core._threads import (
 )
 
 __all__ = [
+    "MANIFEST",
+    "check_file_output",
+    "check_not_protected",
+    "check_output_dir",
+    "dataset_path",
+    "listed_files",
+    "make_folder",
+    "mark_output",
+    "read_manifest",
+    "real_home",
+    "staged_output",
     "CONSTRAINT_KEYS",
     "DEFAULT_OBJECTIVES",
     "OBJECTIVES",

@@ -137,6 +137,19 @@ class StudyDir:
     def validated(self, name: str) -> Path:
         return self.validated_dir / _plain_name(name, VALIDATED)
 
+    # What a search writes at the top of the folder (the rest is the other verbs'): the names
+    # rtseg_core.check_output_dir(..., writes=...) keeps clear of the run's inputs.
+    SEARCH_WRITES = (STUDY_JSON, STUDY_DB, HISTORY_CSV, ENVIRONMENT_JSON, TRIALS)
+
+    def has_settings(self) -> bool:
+        """Whether the folder holds a search's ``study.json`` (a JSON object naming its objectives):
+        a study written before output manifests, which a search may resume."""
+        try:
+            data = read_json(self.study_json)
+        except ConfigError:
+            return False
+        return isinstance(data, dict) and "objectives" in data
+
     # -- study-level files -----------------------------------------------------------------------
     def read_settings(self) -> dict[str, Any]:
         """``study.json`` as a dict; ``{}`` with a warning when the study has none (default objectives, no limits)."""

@@ -15,8 +15,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rtseg_core import StudyDir, atomic_write_json, read_json, read_training_metrics, resolve_threads, torch_threads
-from rtseg_core._outputs import check_output_dir, dataset_path, make_folder, mark_output, read_manifest
+from rtseg_core import (
+    StudyDir,
+    atomic_write_json,
+    check_output_dir,
+    dataset_path,
+    make_folder,
+    mark_output,
+    read_json,
+    read_manifest,
+    read_training_metrics,
+    resolve_threads,
+    torch_threads,
+)
 from rtseg_core._study import METRICS_JSON
 
 log = logging.getLogger(__name__)
@@ -78,8 +89,8 @@ class DemoResult:
 def run_demo(cfg: DemoConfig, *, progress: bool = True, overwrite: bool = False) -> DemoResult:
     """Run (or resume) the whole pipeline; returns the report's path and per-stage timings.
 
-    ``out_dir`` must be new, empty or an earlier demo's folder (``overwrite``: any folder; the
-    demo writes into it and deletes nothing of the user's).
+    ``out_dir`` must be new, empty or an earlier demo's folder (``overwrite``: also another verb's
+    output holding only the files it listed); the demo writes into it and deletes nothing.
     """
     with torch_threads(resolve_threads(cfg.train_threads, option="--train-threads")):
         return _run_demo(cfg, progress=progress, overwrite=overwrite)
@@ -88,9 +99,10 @@ def run_demo(cfg: DemoConfig, *, progress: bool = True, overwrite: bool = False)
 def _run_demo(cfg: DemoConfig, *, progress: bool, overwrite: bool) -> DemoResult:
     out = Path(cfg.out_dir)
     stages_path = out / "stages.json"
-    if stages_path.is_file() and read_manifest(out) is None:  # a demo folder from before manifests
-        mark_output(out, verb="demo")
-    check_output_dir(out, verb="demo", inputs=[dataset_path(cfg.data)], overwrite=overwrite)
+    legacy = stages_path.is_file() and read_manifest(out) is None  # a demo folder from before manifests
+    check_output_dir(
+        out, verb="demo", inputs=[dataset_path(cfg.data)], overwrite=overwrite, in_place=True, legacy=legacy
+    )
     make_folder(out, option="--out")
     mark_output(out, verb="demo")
     done: dict[str, Any] = read_json(stages_path) if stages_path.is_file() else {}

@@ -15,6 +15,10 @@ because only the search knows Optuna's trials.
 
 All three are rewritten atomically; with several workers the last writer wins, which is fine
 because each writes the whole study as the shared storage sees it.
+
+The folder itself follows the suite's output rule (:func:`open_study_folder`): a search writes
+into a new or empty folder or a study, never into a folder holding anything else (issue 23: a
+``--study`` pointed at a user's folder overwrote its ``history.csv`` and ``environment.json``).
 """
 
 from __future__ import annotations
@@ -31,12 +35,47 @@ import optuna
 from optuna.trial import TrialState
 
 from profiling import describe_environment
-from rtseg_core import StudyDir, atomic_write_text
+from rtseg_core import (
+    SearchError,
+    StudyDir,
+    atomic_write_text,
+    check_output_dir,
+    mark_output,
+    read_manifest,
+)
 from search_spaces._study import counts_towards_target, trial_feasible, trial_name
 
 # User attributes copied into history.csv as columns (empty where a trial has none).
 HISTORY_ATTRS = ("params", "latency_ms", "epochs_trained", "cpu_s")
 STALE_REASON = "the worker stopped sending heartbeats (killed or lost) while the trial was at stage {stage!r}"
+
+
+def open_study_folder(study_dir: Path, *, verb: str, inputs) -> None:
+    """Check, create and mark the study folder before anything is written (``inputs``: what the search reads).
+
+    New, empty, or a study (its manifest, or from before manifests a search's ``study.json``);
+    a folder holding anything else is refused, with or without flags.
+    """
+    study = StudyDir(study_dir)
+    legacy = read_manifest(study_dir) is None and study.has_settings()
+    check_output_dir(
+        study_dir,
+        verb=verb,
+        inputs=inputs,
+        option="--study",
+        in_place=True,
+        writes=StudyDir.SEARCH_WRITES,
+        legacy=legacy,
+    )
+    try:
+        study_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SearchError(
+            f"--study {study_dir}: cannot create the study folder ({exc.strerror}"
+            f"{': ' + str(exc.filename) if exc.filename else ''})"
+        ) from None
+    if read_manifest(study_dir) is None:
+        mark_output(study_dir, verb=verb)
 
 
 def write_study_json(study_dir: Path, settings: Mapping[str, Any]) -> Path:

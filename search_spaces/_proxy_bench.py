@@ -31,8 +31,21 @@ from typing import Any
 
 from models._config import RTSegConfig
 from models._presets import PRESETS
-from rtseg_core import ConfigError, atomic_write_json, rank_agreement, read_json
+from rtseg_core import (
+    ConfigError,
+    atomic_write_json,
+    check_output_dir,
+    dataset_path,
+    make_folder,
+    mark_output,
+    rank_agreement,
+    read_json,
+    read_manifest,
+)
 from search_spaces._space import SearchSpace, summarize_config
+
+# What `bench --proxy` writes into its folder (filled in place, resumable); nothing else is touched.
+PROXY_WRITES = ("archs", "proxy_bench.json")
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +125,17 @@ def sample_architectures(space: SearchSpace, n: int, *, seed: int) -> list[tuple
 def run_proxy_bench(config: ProxyBenchConfig, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run (or resume) the benchmark; returns the JSON-ready result (also ``OUT/proxy_bench.json``)."""
     out = Path(config.out_dir)
+    legacy = read_manifest(out) is None and ((out / "proxy_bench.json").is_file() or (out / "archs").is_dir())
+    check_output_dir(
+        out,
+        verb="bench --proxy",
+        inputs=[dataset_path(config.data)],
+        option="--proxy-out",
+        in_place=True,
+        writes=PROXY_WRITES,
+        legacy=legacy,
+    )
+    mark_output(make_folder(out, option="--proxy-out"), verb="bench --proxy", files=None)
     (out / "archs").mkdir(parents=True, exist_ok=True)
     archs = sample_architectures(config.space, config.n_archs, seed=config.seed)
     rows: list[dict[str, Any]] = []

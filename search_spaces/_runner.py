@@ -42,10 +42,10 @@ from optuna.trial import FrozenTrial, TrialState
 
 from models import PRESETS, RTSegConfig, build_model, count_parameters
 from profiling import torch_threads
-from rtseg_core import ConfigError, SearchError, StudyDir, is_feasible, resolve_threads
+from rtseg_core import ConfigError, SearchError, StudyDir, dataset_path, is_feasible, resolve_threads
 from search_spaces._config import FIXED_SETTINGS, SearchConfig
 from search_spaces._dashboard import RejectionAwareNSGAIISampler
-from search_spaces._files import write_environment, write_history, write_study_json
+from search_spaces._files import open_study_folder, write_environment, write_history, write_study_json
 from search_spaces._results import FrontMember, SearchSummary
 from search_spaces._space import reference_params
 from search_spaces._study import (
@@ -119,14 +119,8 @@ class SearchRunner:
         # A space that cannot hold the reference fails here, before the study exists.
         self._reference_params = reference_params(space)
         self._check_space_against_limits()
-        try:
-            self.study_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise SearchError(
-                f"--study {self.study_dir}: cannot create the study folder ({exc.strerror}"
-                f"{': ' + str(exc.filename) if exc.filename else ''})"
-            ) from None
         url = resolve_storage_url(cfg.study.storage, self.study_dir)
+        open_study_folder(self.study_dir, verb="search", inputs=self._inputs())
         shared = not url.startswith("sqlite")
         workers = cfg.workers
         storage = make_storage(url, heartbeat_interval=workers.heartbeat_interval, grace_period=workers.grace_period)
@@ -291,6 +285,12 @@ class SearchRunner:
                 f"--max-params {limit:,}: even the smallest architecture of the search space has {params:,} "
                 f"parameters ({smallest.conv_widths + smallest.token_widths}); raise the limit or narrow the widths"
             )
+
+    def _inputs(self) -> list[str | None]:
+        """What the search reads that its study folder may not hold: the dataset and a latency table."""
+        target = self.config.profiling.target
+        table = target.partition(":")[2] if target.startswith("predict:") else None
+        return [dataset_path(self.config.training.data), table]
 
     def _check_fresh_dir(self) -> None:
         trials_dir = StudyDir(self.study_dir).trials_dir

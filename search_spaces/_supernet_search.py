@@ -49,6 +49,7 @@ from rtseg_core import (
     StudyDir,
     SuiteError,
     atomic_write_json,
+    dataset_path,
     is_feasible,
     parse_objectives,
     violations,
@@ -56,7 +57,7 @@ from rtseg_core import (
     write_validation,
 )
 from rtseg_core._study import CONFIG_JSON
-from search_spaces._files import write_environment, write_history, write_study_json
+from search_spaces._files import open_study_folder, write_environment, write_history, write_study_json
 from search_spaces._space import reference_params, suggest_config, summarize_config
 from search_spaces._study import (
     REFERENCE_ATTR,
@@ -242,7 +243,9 @@ class _SupernetSearch:
         start = time.perf_counter()
         spec = DataSpec.parse(self.train_cfg.data)
         self.dataset = spec.kind
-        self.study_dir.mkdir(parents=True, exist_ok=True)
+        table = cfg.target.partition(":")[2] if cfg.target.startswith("predict:") else None
+        inputs = [self.supernet.path, dataset_path(self.train_cfg.data), table]
+        open_study_folder(self.study_dir, verb="supernet search", inputs=inputs)
         url = resolve_storage_url(None, self.study_dir)
         storage = make_storage(url, heartbeat_interval=60, grace_period=None)
         self._reference_params = ref = self._reference()

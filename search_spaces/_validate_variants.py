@@ -31,8 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rtseg_core import SearchError, StudyDir, atomic_write_json, read_json
-from rtseg_core._outputs import staged_output
+from rtseg_core import SearchError, StudyDir, atomic_write_json, read_json, staged_output
 from rtseg_core._study import CANDIDATE_JSON, CHECKPOINT, COMPRESSED
 
 log = logging.getLogger(__name__)

@@ -138,6 +138,59 @@ def emit(json_target: str | None, payload: dict, show: Callable[[], None], *, wh
         print(f"{what} written to {json_target}")
 
 
+def overwrite_help(option: str) -> str:
+    """The one meaning of ``--overwrite`` (issue 23), said the same way on every verb."""
+    return (
+        f"let {option} take over another verb's output; only files its manifest lists are ever replaced, never "
+        "a folder holding files the suite did not write or an input of this run"
+    )
+
+
+# -- what a run reads (issue 23) ---------------------------------------------------------------
+# No output, file or folder, may name or replace a file the run reads. These are the options that
+# name one; each verb lists its own (`run_inputs(args, "checkpoint", "data")`) and checks its
+# outputs against them with rtseg_core.check_file_output / check_output_dir before any work.
+SSH_FILES = ("key", "ssh_config", "known_hosts")
+
+
+def run_inputs(args: argparse.Namespace, *names: str) -> list[str]:
+    """The files and folders that the options ``names`` of ``args`` make this run read.
+
+    ``data``: the dataset folder of ``--data``, else (with ``--checkpoint``) that of the dataset
+    the checkpoint was trained on, read from its training config. ``target``/``latency_target``:
+    the table of ``predict:TABLE``. Any other name: the path the option gives (a list for
+    ``--compare``, ``--arch`` in latency-table), when something is there.
+    """
+    import os
+
+    from rtseg_core import dataset_path
+
+    found: list[str] = []
+    for name in names:
+        value = getattr(args, name, None)
+        if name == "data":
+            if value is None and getattr(args, "checkpoint", None):
+                value = checkpoint_data(args.checkpoint)
+            found.append(dataset_path(value))
+        elif name in ("target", "latency_target"):
+            if isinstance(value, str) and value.startswith("predict:"):
+                found.append(value.partition(":")[2])
+        else:
+            for path in value if isinstance(value, (list, tuple)) else [value]:
+                if path and os.path.lexists(os.path.expanduser(str(path))):
+                    found.append(os.path.expanduser(str(path)))
+    return [p for p in found if p]
+
+
+def checkpoint_data(checkpoint: str) -> str:
+    """The ``--data`` a checkpoint was trained on (its ``meta["train"]``; a bad checkpoint is the
+    ConfigError the verb would raise a moment later)."""
+    from models import load_checkpoint
+    from segmentation import load_train_config
+
+    return load_train_config(load_checkpoint(checkpoint).meta, source=str(checkpoint)).data
+
+
 def add_model_source(p: argparse.ArgumentParser, *, onnx: bool = True) -> None:
     """--arch / --checkpoint [/ --onnx]: what to profile (the paper preset when none is given)."""
     group = p.add_mutually_exclusive_group()

@@ -34,6 +34,7 @@ from rtseg_nas.cli._args import (
     FRACTION,
     OPSET,
     SIZE,
+    SSH_FILES,
     THREADS,
     add_json_out,
     add_model_source,
@@ -42,6 +43,8 @@ from rtseg_nas.cli._args import (
     emit,
     int_in,
     model_source,
+    overwrite_help,
+    run_inputs,
     ssh_options_from,
 )
 
@@ -80,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument(
         "--keep", metavar="DIR", default=None, help="keep the built models in DIR (new, empty or an earlier --keep)"
     )
-    c.add_argument("--overwrite", action="store_true", help="let --keep replace a folder holding other files")
+    c.add_argument("--overwrite", action="store_true", help=overwrite_help("--keep"))
     # issue 11: how well the search's proxies rank architectures (search_spaces._proxy_bench).
     q = p.add_argument_group("proxy fidelity (--proxy): proxies vs full-budget test Dice, resumable")
     q.add_argument("--proxy", action="store_true", help="rank agreement of each proxy with full training")
@@ -93,7 +96,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from profiling import BenchConfig, run_bench
+    from rtseg_core import check_file_output
 
+    inputs = run_inputs(args, "arch", "checkpoint", "target", *SSH_FILES)
+    if args.compression and args.checkpoint:
+        inputs += run_inputs(args, "data")  # the dataset it fine-tunes on: --data or the checkpoint's
+    if args.proxy:
+        inputs += run_inputs(argparse.Namespace(data=args.proxy_data), "data")
+    check_file_output(args.json, inputs, option="--json")
+    check_file_output(args.table, [*inputs, args.json], option="--table")
     config = BenchConfig(
         size=args.size,
         batch=args.batch,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import COUNT, FRACTION, SEED, SIZE, THREADS, add_threads
+from rtseg_nas.cli._args import COUNT, FRACTION, SEED, SIZE, THREADS, add_threads, overwrite_help
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -51,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="write into a non-empty --out that is not a demo folder (deletes nothing)",
+        help=overwrite_help("--out") + " (the demo writes into it and deletes nothing)",
     )
 
 

@@ -23,6 +23,7 @@ from rtseg_nas.cli._args import (
     add_seed,
     emit,
     model_source,
+    run_inputs,
 )
 
 
@@ -51,7 +52,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from profiling import ExportConfig
     from profiling._export import export_model
+    from rtseg_core import check_file_output
 
+    inputs = run_inputs(args, "arch", "checkpoint")
+    check_file_output(args.out, inputs, option="--out")
+    check_file_output(args.json, [*inputs, args.out], option="--json")
     config = ExportConfig(
         opset=args.opset,
         dynamic=args.dynamic,

@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rtseg_nas.cli._args import add_seed, add_ssh, ssh_options_from
+from rtseg_nas.cli._args import SSH_FILES, add_seed, add_ssh, run_inputs, ssh_options_from
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,6 +77,9 @@ def run(args: argparse.Namespace) -> int:
         return _remeasure(args)
     if not args.out:
         raise ConfigError("latency-table build: --out TABLE is required")
+    from rtseg_core import check_file_output
+
+    check_file_output(args.out, run_inputs(args, "arch", "space", *SSH_FILES), option="--out")
     from models import build_model, create_config
     from profiling._predictor import build_table
     from rtseg_nas.latency_models import training_models

@@ -24,6 +24,7 @@ from rtseg_nas.cli._args import (
     COUNT0,
     OPSET,
     SIZE,
+    SSH_FILES,
     THREADS,
     add_device,
     add_json_out,
@@ -32,6 +33,7 @@ from rtseg_nas.cli._args import (
     add_ssh,
     emit,
     model_source,
+    run_inputs,
     ssh_options_from,
 )
 
@@ -73,7 +75,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from profiling import profile_model
+    from rtseg_core import check_file_output
 
+    inputs = run_inputs(args, "arch", "checkpoint", "onnx", "target", *SSH_FILES)
+    check_file_output(args.json, inputs, option="--json")
     ssh_options = ssh_options_from(args)
     report = profile_model(
         model_source(args),

@@ -37,6 +37,8 @@ from rtseg_nas.cli._args import (
     add_json_out,
     emit,
     int_in,
+    overwrite_help,
+    run_inputs,
 )
 from rtseg_nas.cli._choices import IMPORTANCES
 
@@ -53,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace --out even if it holds files this verb did not write (never a folder holding an input)",
+        help=overwrite_help("--out"),
     )
     p.add_argument("--top-k", type=COUNT, default=3, help="with --study: how many front members (default: 3)")
     target = p.add_mutually_exclusive_group(required=True)
@@ -96,8 +98,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from compress import FinetuneSpec, PruneSpec, compress_study, prune_checkpoint
-    from rtseg_core import ConfigError
+    from rtseg_core import ConfigError, check_file_output
 
+    check_file_output(args.json, run_inputs(args, "checkpoint", "data", "study", "latency_target"), option="--json")
     spec = PruneSpec(
         ratio=args.ratio,
         target_macs=args.target_macs,

@@ -36,6 +36,8 @@ from rtseg_nas.cli._args import (
     emit,
     float_in,
     int_in,
+    overwrite_help,
+    run_inputs,
 )
 from rtseg_nas.cli._choices import CALIBRATIONS, QUANT_FORMATS, QUANT_TARGETS
 
@@ -53,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace --out even if it holds files this verb did not write (never a folder holding an input)",
+        help=overwrite_help("--out"),
     )
     p.add_argument("--top-k", type=COUNT, default=3, help="with --study: how many front members (default: 3)")
     fmt = p.add_mutually_exclusive_group()
@@ -86,8 +88,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from compress import FinetuneSpec, QuantSpec, compress_study, quantize_checkpoint, quantize_onnx
-    from rtseg_core import ConfigError
+    from rtseg_core import ConfigError, check_file_output
 
+    check_file_output(args.json, run_inputs(args, "checkpoint", "onnx", "data", "study"), option="--json")
     spec = QuantSpec(
         format=args.format or "int8-static",
         calibration=args.calibration,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import add_json_out, write_json_out
+from rtseg_nas.cli._args import add_json_out, overwrite_help, run_inputs, write_json_out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="output directory: new, empty or an earlier report (default with --study: STUDY_DIR/report)",
     )
-    p.add_argument("--overwrite", action="store_true", help="write the report into a folder holding other files")
+    p.add_argument("--overwrite", action="store_true", help=overwrite_help("--out"))
     add_json_out(
         p,
         "the summary (front, ship choice, hypervolume; also STUDY_DIR/report/summary.json; with --compare: "
@@ -47,6 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rtseg_core import check_file_output
+
+    check_file_output(args.json, run_inputs(args, "study", "compare"), option="--json")
     if args.compare is not None:
         return _compare(args)
     from reports import build_report, compute_report, report_summary

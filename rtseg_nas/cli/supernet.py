@@ -26,7 +26,19 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import add_arch, add_data, add_device, add_seed, add_ssh, ssh_options_from
+from rtseg_nas.cli._args import (
+    add_arch,
+    add_data,
+    add_device,
+    add_seed,
+    add_ssh,
+    overwrite_help,
+    run_inputs,
+    ssh_options_from,
+)
+
+# What `supernet train` writes into --out; nothing else there is touched.
+TRAIN_WRITES = ("supernet.pt", "metrics.json")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,7 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t = sub.add_parser("train", help="train the supernet (sandwich rule, in-place distillation)")
     _add_common(t, default=argparse.SUPPRESS)  # --quiet/--no-progress after the action too
     add_data(t)
-    t.add_argument("--out", required=True, metavar="DIR", help="output folder for supernet.pt and metrics.json")
+    t.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="output folder for supernet.pt and metrics.json: new, empty or an earlier supernet train output",
+    )
     t.add_argument("--space", metavar="JSON", help="SearchSpace overrides as JSON (default: the search's space)")
     t.add_argument("--size", type=int, default=96, help="image side, px (default: %(default)s)")
     t.add_argument("--epochs", type=int, default=10, help="(default: %(default)s)")
@@ -81,7 +98,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     group.add_argument("--trial", metavar="DIR", help="a search trial folder (STUDY/trials/N, its config.json)")
     e.add_argument("--out", required=True, metavar="DIR", help="folder for checkpoint.pt and config.json")
     e.add_argument("--bn-batches", type=int, help="BN recalibration batches (default: the supernet's)")
-    e.add_argument("--overwrite", action="store_true", help="replace an OUT that holds files extract did not write")
+    e.add_argument("--overwrite", action="store_true", help=overwrite_help("--out"))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,10 +106,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rtseg_core import read_json
+    from pathlib import Path
+
+    from rtseg_core import check_output_dir, make_folder, mark_output, read_json, read_manifest
     from search_spaces import SandwichConfig, SearchSpace, train_supernet
     from segmentation import TrainConfig
 
+    out = Path(args.out)
+    legacy = read_manifest(out) is None and (out / "supernet.pt").is_file()  # from before manifests
+    check_output_dir(
+        out,
+        verb="supernet train",
+        inputs=run_inputs(args, "data", "space"),
+        in_place=True,
+        writes=TRAIN_WRITES,
+        legacy=legacy,
+    )
     space = SearchSpace.from_dict(read_json(args.space), source=args.space) if args.space else SearchSpace()
     cfg = TrainConfig(
         data=args.data,
@@ -106,7 +135,10 @@ def _train(args: argparse.Namespace) -> int:
         frames=args.frames,
     )
     sandwich = SandwichConfig(random_subnets=args.random_subnets, kd_weight=args.kd_weight, bn_batches=args.bn_batches)
+    if not (out / "supernet.pt").exists():  # else train_supernet may still refuse it (no --resume)
+        mark_output(make_folder(out, option="--out"), verb="supernet train", files=TRAIN_WRITES)
     result = train_supernet(space, cfg, args.out, sandwich=sandwich, resume=args.resume, progress=args.progress)
+    mark_output(out, verb="supernet train", files=TRAIN_WRITES)
     if result.epochs:
         last = result.epochs[-1]
         print(
@@ -160,8 +192,7 @@ def _extract(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from models import RTSegConfig, create_config
-    from rtseg_core import read_json
-    from rtseg_core._outputs import staged_output
+    from rtseg_core import dataset_path, read_json, staged_output
     from search_spaces import extract_subnet, load_supernet, summarize_config
 
     supernet = load_supernet(args.supernet)
@@ -170,8 +201,10 @@ def _extract(args: argparse.Namespace) -> int:
         cfg = RTSegConfig.from_dict(read_json(path), source=str(path))
     else:
         cfg = create_config(args.arch)
-    # OUT is written whole or not at all, and never over files extract did not write (a fine-tuned run).
-    with staged_output(args.out, verb="supernet extract", inputs=[supernet.path], overwrite=args.overwrite) as tmp:
+    # OUT is written whole or not at all, and never over files extract did not write (a fine-tuned run),
+    # nor over what it reads: the supernet, the config and the data its BatchNorm is recalibrated on.
+    inputs = [supernet.path, dataset_path(supernet.train.data), *run_inputs(args, "arch", "trial")]
+    with staged_output(args.out, verb="supernet extract", inputs=inputs, overwrite=args.overwrite) as tmp:
         extract_subnet(supernet, cfg, tmp, bn_batches=args.bn_batches)
     out = Path(args.out)
     print(f"extracted {summarize_config(cfg)}: {out / 'checkpoint.pt'} (config: {out / 'config.json'})")

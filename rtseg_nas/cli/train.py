@@ -2,7 +2,9 @@
 
 Writes OUT/checkpoint.pt (config, weights, optimizer, epoch, metrics; atomic; loads with
 torch.load(weights_only=True)) after every epoch and OUT/metrics.json at the end. --resume
-continues a stopped run from its last finished epoch.
+continues a stopped run from its last finished epoch. OUT must be new, empty, an earlier train
+output or a `supernet extract` folder (to fine-tune it with --resume); a folder holding files
+the suite did not write is refused, with or without --overwrite.
 
 Example (CPU-sized):
   python run.py train --data synthetic --size 128 --epochs 20 --out runs/paper128
@@ -11,6 +13,7 @@ Example (CPU-sized):
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rtseg_nas.cli._args import (
     BATCH,
@@ -24,7 +27,11 @@ from rtseg_nas.cli._args import (
     add_threads,
     float_in,
     int_in,
+    run_inputs,
 )
+
+# What train writes into --out; nothing else there is touched.
+WRITES = ("checkpoint.pt", "metrics.json")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,15 +66,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_threads(p)
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt if it exists")
     p.add_argument(
-        "--overwrite", action="store_true", help="train afresh even if OUT/checkpoint.pt exists (it is replaced)"
+        "--overwrite",
+        action="store_true",
+        help="train afresh even if OUT/checkpoint.pt exists (it is replaced; never a file the suite did not write)",
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from models import create_config
-    from rtseg_core import resolve_threads, torch_threads
+    from rtseg_core import check_output_dir, read_manifest, resolve_threads, torch_threads
     from segmentation import TrainConfig, train
 
+    out = Path(args.out)
+    check_output_dir(
+        out,
+        verb="train",
+        inputs=run_inputs(args, "arch", "data"),
+        overwrite=args.overwrite,
+        in_place=True,
+        writes=WRITES,
+        legacy=read_manifest(out) is None and _trained_here(out),
+        continues=("supernet extract",),
+    )
+    if not (out / "checkpoint.pt").exists():  # else train() may still refuse it: mark only what it accepts
+        _mark(out)
     cfg = TrainConfig(
         data=args.data, size=args.size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, optimizer=args.optimizer, aux_weight=args.aux_weight, seed=args.seed,
@@ -82,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
             progress=args.progress,
             overwrite=args.overwrite,
         )
+    _mark(out)
     last = result.epochs[-1] if result.epochs else None
     if last:
         print(
@@ -90,3 +113,25 @@ def run(args: argparse.Namespace) -> int:
         )
     print(f"checkpoint: {result.checkpoint}")
     return 0
+
+
+def _trained_here(out: Path) -> bool:
+    """A train output from before manifests: its checkpoint, and a metrics.json (if any) in the trainer's schema."""
+    from rtseg_core import SuiteError, read_training_metrics
+
+    if not (out / "checkpoint.pt").is_file():
+        return False
+    if not (out / "metrics.json").exists():
+        return True
+    try:
+        read_training_metrics(out)
+    except SuiteError:
+        return False  # someone else's metrics.json: not ours to replace
+    return True
+
+
+def _mark(out: Path) -> None:
+    from rtseg_core import listed_files, make_folder, mark_output
+
+    make_folder(out, option="--out")
+    mark_output(out, verb="train", files=[*listed_files(out), *WRITES])

@@ -47,12 +47,14 @@ from rtseg_nas.cli._args import (
     COUNT0,
     LEARNING_RATE,
     SIZE,
+    SSH_FILES,
     THREADS,
     add_device,
     add_json_out,
     add_seed,
     add_ssh,
     emit,
+    run_inputs,
     ssh_options_from,
 )
 
@@ -104,9 +106,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from rtseg_core import check_file_output
     from search_spaces._validate import ValidateConfig
     from search_spaces._validate_queue import run_validate
 
+    inputs = run_inputs(args, "study", "data", "latency_target", *SSH_FILES)
+    check_file_output(args.json, inputs, option="--json")
     if not getattr(args, "debug", False):
         for name in ("segmentation", "profiling"):
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -153,8 +153,13 @@ def test_output_paths_that_cannot_be_written(files, capsys):
             (["profile", *quick, "--json", files / "a-file" / "x.json"], "cannot write here (File exists"),
             (["profile", *quick, "--json", "/proc/rtseg/x.json"], "/proc/rtseg/x.json: cannot write here"),
             (["export", "--size", "32", "--out", files / "a-folder"], "a-folder: is a folder"),
-            (["train", "--out", files / "a-file", "--data", "synthetic:8", "--size", "32"], "cannot create the output"),
-            (["demo", "--out", "/proc/rtseg-demo"], "--out /proc/rtseg-demo: cannot create the folder"),
+            (
+                ["train", "--out", files / "a-file", "--data", "synthetic:8", "--size", "32"],
+                "a-file: exists and is not",
+            ),
+            (["train", "--out", files / "a-file" / "r", "--size", "32"], "cannot create it (" + str(files / "a-file")),
+            # issue 23: a system folder is refused before anything is tried there
+            (["demo", "--out", "/proc/rtseg-demo"], "--out /proc/rtseg-demo: is inside the system folder /proc"),
         ],
         capsys,
     )
@@ -168,8 +173,9 @@ def test_study_folders_and_databases_that_cannot_be_used(files, tmp_path, capsys
     tiny = ["--trials", "1", "--size", "32", "--epochs", "1", "--steps-per-epoch", "1", "--data", "synthetic:16"]
     _check(
         [
-            (["search", "--study", files / "a-file", "--trials", "0"], "cannot create the study folder"),
-            (["search", "--study", "/proc/rtseg-study", "--trials", "0"], "cannot create the study folder"),
+            (["search", "--study", files / "a-file", "--trials", "0"], "a-file: exists and is not a folder"),
+            (["search", "--study", files / "a-file" / "s", "--trials", "0"], "cannot create it"),
+            (["search", "--study", "/proc/rtseg-study", "--trials", "0"], "inside the system folder /proc"),
             (["search", "--study", study, "--storage", read_only, *tiny, "--no-progress"], "refused a write"),
         ],
         capsys,
