@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST = ".rtseg-output.json"
 _SHOWN = 3  # names quoted in a refusal
-_MAX_COUNTED = 100_000  # a refusal need not walk a whole disk to say "many"
+_MAX_COUNTED = 100_000  # files counted for a refusal of a folder the suite did not write
 
 Inputs = Iterable[str | os.PathLike | None]
 
@@ -68,12 +68,13 @@ def dataset_path(data: str | None) -> str | None:
     return rest if rest and not rest.isdigit() else None
 
 
-def _listing(folder: Path, *, where: str) -> list[str]:
+def _listing(folder: Path, *, where: str, limit: int | None = None) -> list[str]:
     """Every file, link and empty folder (``name/``) under ``folder``, relative and POSIX, links not
     followed, the manifest left out.
 
     A mount point or an entry owned by another user inside it is refused here: replacing the
-    folder would reach into another file system or delete another user's files.
+    folder would reach into another file system or delete another user's files. ``limit``: stop
+    counting there (a refusal need not walk a whole disk to say "many").
     """
     found: list[str] = []
     euid = os.geteuid()
@@ -96,9 +97,14 @@ def _listing(folder: Path, *, where: str) -> list[str]:
             if owner != euid:
                 raise ConfigError(f"{where}: holds {path}, owned by another user (uid {owner}); give another folder")
             found.append(path.relative_to(folder).as_posix())
-            if len(found) >= _MAX_COUNTED:
+            if limit is not None and len(found) >= limit:
                 return sorted(found)
     return sorted(found)
+
+
+def _is_manifest(name: str) -> bool:
+    # The manifest, or its temporary file while another worker writes it (atomic_write_json).
+    return name == MANIFEST or (name.startswith(f".{MANIFEST}.") and name.endswith(".tmp"))
 
 
 def _names(files: list[str]) -> str:
@@ -173,14 +179,14 @@ def check_output_dir(
         return
     if not os.access(out, os.W_OK | os.X_OK):
         raise ConfigError(f"{where}: the folder is not writable")
-    if not any(p.name != MANIFEST for p in out.iterdir()):
+    if all(_is_manifest(p.name) for p in out.iterdir()):
         return  # empty: nothing to lose
     manifest = read_manifest(out)
     ours = legacy if manifest is None else (manifest["verb"] == verb or manifest["verb"] in continues)
     if in_place and ours:
         return  # it writes its own files again; nothing else there is touched
     if manifest is None:
-        files = _listing(out, where=where)
+        files = _listing(out, where=where, limit=_MAX_COUNTED)
         raise ConfigError(
             f"{where}: holds {_names(files)} and is not an output of `{verb}` or any verb of the suite (no "
             f"{MANIFEST}); nothing is written there, with or without --overwrite: choose a new folder"

@@ -12,7 +12,7 @@ import torch
 
 from compress import PruneReport, PruneResult, PruneSpec, compress_study, prune_checkpoint
 from models import count_parameters, load_model
-from rtseg_core import CandidateRecord, CompressionError, atomic_write_json
+from rtseg_core import MANIFEST, CandidateRecord, CompressionError, atomic_write_json, mark_output
 from rtseg_nas.cli import main
 from segmentation import EvalSummary, evaluate_checkpoint
 
@@ -72,6 +72,7 @@ def test_a_failed_run_leaves_the_old_folder_and_no_partial_files(small_checkpoin
     out = tmp_path / "keep"
     out.mkdir()
     (out / "old.txt").write_text("previous result")
+    mark_output(out, verb="quantize", files=["old.txt"])  # another verb's output: --overwrite may replace it
     with pytest.raises(CompressionError, match=r"target_macs: 0\.01 .*unreachable.*max_ratio 0\.2"):
         prune_checkpoint(
             small_checkpoint,
@@ -81,7 +82,7 @@ def test_a_failed_run_leaves_the_old_folder_and_no_partial_files(small_checkpoin
             progress=False,
             overwrite=True,  # old.txt is not prune's; the run is allowed to replace it, and fails first
         )
-    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "old.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["keep"]  # no hidden temp folder left behind
 
 
