@@ -23,17 +23,18 @@ from compress._spec import PruneSpec
 from models import count_parameters
 from profiling import describe_device
 from rtseg_core import (
+    CHECKPOINT,
+    TRIALS,
     CandidateRecord,
     CompressionError,
     ConfigError,
     Constraints,
     StudyDir,
+    pareto_indices,
     read_json,
+    staged_output,
     write_candidate,
 )
-from rtseg_core._outputs import staged_output
-from rtseg_core._pareto import pareto_indices
-from rtseg_core._study import CHECKPOINT, TRIALS
 from segmentation import evaluate, load_train_config
 
 log = logging.getLogger(__name__)

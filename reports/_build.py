@@ -35,8 +35,16 @@ from reports._remeasured import remeasured_info
 from reports._rungs import compute_rungs
 from reports._tables import write_tables
 from reports._validated import choose_for_shipping, compute_validated
-from rtseg_core import ConfigError, StudyDir, atomic_write_json, atomic_write_text
-from rtseg_core._outputs import check_output_dir, make_folder, mark_output, read_manifest
+from rtseg_core import (
+    ConfigError,
+    StudyDir,
+    atomic_write_json,
+    atomic_write_text,
+    check_output_dir,
+    make_folder,
+    mark_output,
+    read_manifest,
+)
 
 logger = logging.getLogger(__name__)
 

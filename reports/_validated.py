@@ -22,8 +22,7 @@ import pandas as pd
 
 from reports._load import candidates_frame
 from reports._pareto import FrontInfo, pareto_front
-from rtseg_core import ConfigError, RankAgreement, StudyDir, rank_agreement, read_json
-from rtseg_core._study import VALIDATED
+from rtseg_core import VALIDATED, ConfigError, RankAgreement, StudyDir, rank_agreement, read_json
 
 logger = logging.getLogger(__name__)
 

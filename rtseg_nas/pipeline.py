@@ -15,9 +15,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rtseg_core import StudyDir, atomic_write_json, read_json, read_training_metrics, resolve_threads, torch_threads
-from rtseg_core._outputs import check_output_dir, dataset_path, make_folder, mark_output, read_manifest
-from rtseg_core._study import METRICS_JSON
+from rtseg_core import (
+    METRICS_JSON,
+    StudyDir,
+    atomic_write_json,
+    check_output_dir,
+    dataset_path,
+    make_folder,
+    mark_output,
+    read_json,
+    read_manifest,
+    read_training_metrics,
+    resolve_threads,
+    torch_threads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +169,7 @@ def _run_demo(cfg: DemoConfig, *, progress: bool, overwrite: bool) -> DemoResult
         [StudyDir(study).reference_json],
         lambda: _write_reference(cfg, paper, study),
     )
-    from reports._build import build_report
+    from reports import build_report
 
     start = time.perf_counter()
     report = build_report(study)
@@ -227,8 +238,7 @@ def _compress(cfg: DemoConfig, study: Path, progress: bool) -> None:
 
 
 def _validate(cfg: DemoConfig, study: Path) -> None:
-    from search_spaces._validate import ValidateConfig
-    from search_spaces._validate_queue import run_validate
+    from validate import ValidateConfig, run_validate
 
     summary = run_validate(
         ValidateConfig(

@@ -177,7 +177,7 @@ class ProfilingOptions:
     ssh_options: SSHOptions | None = None
 
     def __post_init__(self) -> None:
-        from profiling._backends import check_target  # not at the top: see the module docstring
+        from profiling import check_target  # not at the top: see the module docstring
 
         check_target(self.target)  # the one list of targets, predict:TABLE included (its table read now)
         for name in ("threads", "latency_runs"):

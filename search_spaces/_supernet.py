@@ -51,11 +51,11 @@ from segmentation import (
     DeepSupervisionLoss,
     TrainConfig,
     TrainingDiverged,
+    cosine_lr,  # the cosine schedule of `train`, shared rather than copied
     load_split,
     seed_everything,
     validation_dice,
 )
-from segmentation._train import _cosine  # the cosine schedule of `train`, shared rather than copied
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +282,7 @@ def train_supernet(
     optimizer = opt_cls(net.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     total = train_cfg.epochs * steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda i: _cosine(i, total, train_cfg.lr, train_cfg.min_lr) / train_cfg.lr
+        optimizer, lambda i: cosine_lr(i, total, train_cfg.lr, train_cfg.min_lr) / train_cfg.lr
     )
     loss_fn = DeepSupervisionLoss(train_cfg.aux_weight)
     result = SupernetResult(out_dir=out_dir, checkpoint=ckpt_path)

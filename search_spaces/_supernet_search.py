@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader
 from models import PRESETS, RTSegConfig, count_parameters, recalibrate_batchnorm
 from profiling import profile_model
 from rtseg_core import (
+    CONFIG_JSON,
     DEFAULT_OBJECTIVES,
     CandidateRecord,
     ConfigError,
@@ -55,7 +56,6 @@ from rtseg_core import (
     write_candidate,
     write_validation,
 )
-from rtseg_core._study import CONFIG_JSON
 from search_spaces._files import write_environment, write_history, write_study_json
 from search_spaces._space import reference_params, suggest_config, summarize_config
 from search_spaces._study import (

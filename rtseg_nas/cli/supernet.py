@@ -160,8 +160,7 @@ def _extract(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from models import RTSegConfig, create_config
-    from rtseg_core import read_json
-    from rtseg_core._outputs import staged_output
+    from rtseg_core import read_json, staged_output
     from search_spaces import extract_subnet, load_supernet, summarize_config
 
     supernet = load_supernet(args.supernet)

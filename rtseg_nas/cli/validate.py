@@ -104,8 +104,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from search_spaces._validate import ValidateConfig
-    from search_spaces._validate_queue import run_validate
+    from validate import ValidateConfig, run_validate
 
     if not getattr(args, "debug", False):
         for name in ("segmentation", "profiling"):

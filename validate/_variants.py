@@ -31,9 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rtseg_core import SearchError, StudyDir, atomic_write_json, read_json
-from rtseg_core._outputs import staged_output
-from rtseg_core._study import CANDIDATE_JSON, CHECKPOINT, COMPRESSED
+from rtseg_core import (
+    CANDIDATE_JSON,
+    CHECKPOINT,
+    COMPRESSED,
+    SearchError,
+    StudyDir,
+    atomic_write_json,
+    read_json,
+    staged_output,
+)
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +168,7 @@ def reapply_variant(
     Returns (and writes with the model files, atomically, to ``validated/<variant>/``) the
     result; an existing result with the same budget is returned as is.
     """
-    from compress import FinetuneSpec, PruneSpec, QuantSpec, prune_checkpoint, quantize_checkpoint
-    from compress._quantize import ort_predict
+    from compress import FinetuneSpec, PruneSpec, QuantSpec, ort_predict, prune_checkpoint, quantize_checkpoint
     from models import load_checkpoint
     from segmentation import evaluate
 

@@ -13,12 +13,12 @@ its training resumes from its own checkpoint if the folder is on the same machin
 A parent of a compressed variant (``STUDY_DIR/compressed/``, as the worker that queues the
 candidates sees it) is always a candidate, even outside ``top_k``; its claim carries the
 variants' recipe chains, and after the parent's full-budget training the same worker re-applies
-them (:mod:`search_spaces._validate_variants`). A parent whose earlier claim lacks some of the
+them (:mod:`validate._variants`). A parent whose earlier claim lacks some of the
 variants wanted now is queued again: its training is skipped (``trained.json``) and only the
 missing variants are re-applied.
 
 When no claim is waiting or running, every worker takes the latency of all validated candidates
-and variants on the latency target in one run (:mod:`search_spaces._validate_latency`) and
+and variants on the latency target in one run (:mod:`validate._graphs`) and
 writes the validated records into its own ``STUDY_DIR/validated/``. Results travel through the
 storage (the claims' user attributes), so each machine's folder gets all of them; a variant
 re-applied on another machine is timed on a graph rebuilt here from its config, pruning history
@@ -51,18 +51,11 @@ from rtseg_core import (
     read_json,
     text_table,
 )
-from search_spaces._study import REFERENCE_ATTR, feasible_front, make_storage, resolve_storage_url, trial_name
-from search_spaces._validate import (
-    VALIDATED_DIR,
-    Candidate,
-    ValidateConfig,
-    candidate_dir,
-    train_candidate,
-    validated_record,
-    variant_record,
-)
-from search_spaces._validate_latency import TimingEntry, TimingOptions, time_entries
-from search_spaces._validate_variants import REAPPLIED_FILE, VariantPlan, find_variants, reapply_variant
+from search_spaces import REFERENCE_ATTR, feasible_front, make_storage, resolve_storage_url, trial_name
+from validate._config import VALIDATED_DIR, Candidate, ValidateConfig, candidate_dir
+from validate._graphs import TimingEntry, TimingOptions, time_entries
+from validate._train import train_candidate, validated_record, variant_record
+from validate._variants import REAPPLIED_FILE, VariantPlan, find_variants, reapply_variant
 
 log = logging.getLogger(__name__)
 
@@ -452,7 +445,7 @@ def _parents_of(search: optuna.Study, fields: list[str], plans: list[VariantPlan
 
 def run_validate(config: ValidateConfig) -> ValidateSummary:
     """Validate a study's front at a full budget (module docstrings of this and ``_validate``)."""
-    from search_spaces._runner import quiet_optuna
+    from search_spaces import quiet_optuna
 
     with warnings.catch_warnings(), quiet_optuna(logging.WARNING), contextlib.ExitStack():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
