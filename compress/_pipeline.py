@@ -214,7 +214,7 @@ def _needs_data(spec: PruneSpec) -> bool:
 
 
 def _export(model: nn.Module, path: Path, *, size: int, opset: int) -> float:
-    from profiling._export import ExportConfig, export_onnx
+    from profiling import ExportConfig, export_onnx
     from rtseg_core import ProfilingError
 
     try:

@@ -1,9 +1,9 @@
 """Writing ``report --compare``: OUT/compare.csv, compare.json, compare.{png,svg} and compare.html.
 
-The folder follows the suite's output rules (:func:`rtseg_core.check_output_dir`): new, empty or an earlier
-``report --compare`` output (``--overwrite``: another verb's output holding only the files it
-listed), never a folder holding one of the studies; it is filled beside ``OUT`` and moved into place in one rename, so a reader sees the
-whole comparison or the previous one, never half of it.
+The folder follows the suite's output rules (:func:`rtseg_core.check_output_dir`): new, empty or
+an earlier ``report --compare`` output (``--overwrite``: another verb's output holding only the
+files it listed), never a folder holding one of the studies; it is filled beside ``OUT`` and moved
+into place in one rename, so a reader sees the whole comparison or the previous one, never half of it.
 """
 
 from __future__ import annotations

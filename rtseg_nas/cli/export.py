@@ -50,8 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from profiling import ExportConfig
-    from profiling._export import export_model
+    from profiling import ExportConfig, export_model
     from rtseg_core import check_file_output
 
     inputs = run_inputs(args, "arch", "checkpoint")

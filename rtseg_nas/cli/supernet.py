@@ -38,7 +38,7 @@ from rtseg_nas.cli._args import (
 )
 
 # What `supernet train` writes into --out; nothing else there is touched.
-TRAIN_WRITES = ("supernet.pt", "metrics.json")
+TRAIN_WRITES = ("supernet.pt", "supernet.json")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--out",
         required=True,
         metavar="DIR",
-        help="output folder for supernet.pt and metrics.json: new, empty or an earlier supernet train output",
+        help="output folder for supernet.pt and supernet.json: new, empty or an earlier supernet train output",
     )
     t.add_argument("--space", metavar="JSON", help="SearchSpace overrides as JSON (default: the search's space)")
     t.add_argument("--size", type=int, default=96, help="image side, px (default: %(default)s)")

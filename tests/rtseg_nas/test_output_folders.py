@@ -123,7 +123,7 @@ def _write_psfhs(root, n: int, size: int = 32) -> None:
     import numpy as np
     import SimpleITK as sitk
 
-    from segmentation._phantom import make_phantom
+    from segmentation import make_phantom
 
     (root / "image_mha").mkdir(parents=True)
     (root / "label_mha").mkdir()
