@@ -104,12 +104,6 @@ def train(
             f"--out {out_dir}: already holds a checkpoint.pt; pass --resume to continue it, --overwrite to train "
             "afresh and replace it, or choose another folder"
         )
-    if out_dir is not None:  # before the first epoch, not after it
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            where = f": {exc.filename}" if exc.filename else ""
-            raise OutputError(f"--out {out_dir}: cannot create the output folder ({exc.strerror}{where})") from None
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
 
@@ -123,6 +117,12 @@ def train(
     # Every file read and validated now, not when an epoch first reaches a bad frame.
     check_dataset(train_ds, progress=progress)
     check_dataset(val_ds, progress=progress)
+    if out_dir is not None:  # before the first epoch, not after it; after the data, so a refused run writes nothing
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            where = f": {exc.filename}" if exc.filename else ""
+            raise OutputError(f"--out {out_dir}: cannot create the output folder ({exc.strerror}{where})") from None
     gen = torch.Generator().manual_seed(cfg.seed)
     train_loader = DataLoader(
         train_ds, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_ds) > cfg.batch_size,

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from rtseg_core import check_output_dir, make_folder, mark_output, read_json, read_manifest
+    from rtseg_core import check_output_dir, mark_output, read_json, read_manifest
     from search_spaces import SandwichConfig, SearchSpace, train_supernet
     from segmentation import TrainConfig
 
@@ -135,9 +135,8 @@ def _train(args: argparse.Namespace) -> int:
         frames=args.frames,
     )
     sandwich = SandwichConfig(random_subnets=args.random_subnets, kd_weight=args.kd_weight, bn_batches=args.bn_batches)
-    if not (out / "supernet.pt").exists():  # else train_supernet may still refuse it (no --resume)
-        mark_output(make_folder(out, option="--out"), verb="supernet train", files=TRAIN_WRITES)
     result = train_supernet(space, cfg, args.out, sandwich=sandwich, resume=args.resume, progress=args.progress)
+    # Marked once written; a run stopped before its end leaves supernet.pt, recognised above for --resume.
     mark_output(out, verb="supernet train", files=TRAIN_WRITES)
     if result.epochs:
         last = result.epochs[-1]

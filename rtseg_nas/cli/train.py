@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     from rtseg_core import check_output_dir, read_manifest, resolve_threads, torch_threads
     from segmentation import TrainConfig, train
 
+    arch = create_config(args.arch)
     out = Path(args.out)
     check_output_dir(
         out,
@@ -88,8 +89,6 @@ def run(args: argparse.Namespace) -> int:
         legacy=read_manifest(out) is None and _trained_here(out),
         continues=("supernet extract",),
     )
-    if not (out / "checkpoint.pt").exists():  # else train() may still refuse it: mark only what it accepts
-        _mark(out)
     cfg = TrainConfig(
         data=args.data, size=args.size, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, optimizer=args.optimizer, aux_weight=args.aux_weight, seed=args.seed,
@@ -97,13 +96,15 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     with torch_threads(resolve_threads(args.threads)):
         result = train(
-            create_config(args.arch),
+            arch,
             cfg,
             args.out,
             resume=args.resume,
             progress=args.progress,
             overwrite=args.overwrite,
         )
+    # Marked once train() has accepted the folder and written into it; a run stopped before its end
+    # leaves checkpoint.pt alone, which _trained_here recognises for --resume.
     _mark(out)
     last = result.epochs[-1] if result.epochs else None
     if last:
@@ -116,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _trained_here(out: Path) -> bool:
-    """A train output from before manifests: its checkpoint, and a metrics.json (if any) in the trainer's schema."""
+    """A train output without a manifest (from before manifests, or a run stopped before its end):
+    its checkpoint, and a metrics.json (if any) in the trainer's schema."""
     from rtseg_core import SuiteError, read_training_metrics
 
     if not (out / "checkpoint.pt").is_file():

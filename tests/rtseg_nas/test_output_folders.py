@@ -225,6 +225,9 @@ def test_train_and_supernet_train_never_write_into_a_users_folder(tmp_path, caps
         line = _one_error_line(argv, capsys)
         assert "holds 1 file(s) (metrics.json)" in line and "not an output of" in line, line
     assert _tree(user) == before
+    # a run refused for another reason writes no folder and no manifest either
+    line = _one_error_line(["train", "--out", tmp_path / "new", "--data", "synthetic:100000000"], capsys)
+    assert "synthetic" in line and not (tmp_path / "new").exists()
 
 
 def test_train_resumes_its_own_folder_and_leaves_the_users_files_alone(tmp_path, arch_json, capsys):
