@@ -1,0 +1,217 @@
+"""Where a scatter plot's text goes, decided before drawing: point labels that do not overprint each
+other or the markers, and the legend and the "better" arrow in corners away from the data.
+
+Everything is computed in typographic points on an assumed axes size (:data:`AXES_PT`): the report's
+figures are 8 x 6 in and their axes measure about 525 x 335 pt once the title and the conditions
+are above them; a smaller assumed size is the safe side (points come out closer together than
+they are drawn, so a label judged free is free). Text sizes are estimated from the character count
+(:data:`CHAR_PT`), so no renderer is needed and the placement is the same on every machine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+AXES_PT = (500.0, 300.0)  # assumed axes width, height in points (measured: about 525 x 335)
+CHAR_PT = 0.62  # mean character width per point of font size (DejaVu Sans, a little generous)
+LINE_PT = 1.3  # line height per point of font size
+MARKER_PT = 5.0  # half the side of the box kept free around a plotted marker
+CORNERS = ("upper left", "upper right", "lower left", "lower right")  # matplotlib's legend names
+ARROW_PT = (62.0, 40.0)  # the "better" arrow and its word
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in points, (0, 0) at the axes' lower left corner."""
+
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+
+    def overlap(self, other: Box) -> float:
+        w = min(self.x1, other.x1) - max(self.x0, other.x0)
+        h = min(self.y1, other.y1) - max(self.y0, other.y0)
+        return w * h if w > 0 and h > 0 else 0.0
+
+    def outside(self, width: float, height: float) -> float:
+        """The area of this box that lies outside the axes."""
+        inside = Box(0.0, 0.0, width, height).overlap(self)
+        return (self.x1 - self.x0) * (self.y1 - self.y0) - inside
+
+    def contains(self, x: float, y: float) -> bool:
+        return self.x0 <= x <= self.x1 and self.y0 <= y <= self.y1
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The axes' data limits; maps plotted values to points on :data:`AXES_PT`."""
+
+    xlim: tuple[float, float]
+    ylim: tuple[float, float]
+    log_x: bool = False
+    size: tuple[float, float] = AXES_PT
+
+    def to_pt(self, x: float, y: float) -> tuple[float, float]:
+        fx = _fraction(x, self.xlim, self.log_x)
+        fy = _fraction(y, self.ylim, False)
+        return fx * self.size[0], fy * self.size[1]
+
+
+@dataclass(frozen=True)
+class Label:
+    """One point's text: drawn at ``xy`` (plotted units) moved by ``offset`` points, aligned by ``ha``/``va``."""
+
+    name: str
+    text: str
+    xy: tuple[float, float]
+    offset: tuple[float, float]
+    ha: str  # left | right | center
+    va: str  # bottom | top
+    role: str  # front | variant | pick | validated | published | reference
+    fontsize: float
+    crowded: bool = False  # no free place was found: drawn where it covers least
+
+    @property
+    def leader(self) -> bool:
+        """Whether the text sits far enough from its point to need a line back to it."""
+        return math.hypot(*self.offset) > 10.0
+
+    def box(self, frame: Frame) -> Box:
+        px, py = frame.to_pt(*self.xy)
+        return text_box(self.text, self.fontsize, px + self.offset[0], py + self.offset[1], self.ha, self.va)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A label asked for: placed in the order given, so the most important comes first."""
+
+    name: str
+    text: str
+    xy: tuple[float, float]
+    role: str
+    fontsize: float = 7.0
+    clearance: float = MARKER_PT  # half the side of the point's own marker (a ring or a star is larger)
+
+
+def text_size(text: str, fontsize: float) -> tuple[float, float]:
+    lines = text.split("\n")
+    return max(len(line) for line in lines) * fontsize * CHAR_PT, len(lines) * fontsize * LINE_PT
+
+
+def text_box(text: str, fontsize: float, x: float, y: float, ha: str, va: str) -> Box:
+    w, h = text_size(text, fontsize)
+    x0 = {"left": x, "right": x - w, "center": x - w / 2}[ha]
+    y0 = {"bottom": y, "top": y - h, "center": y - h / 2}[va]
+    return Box(x0, y0, x0 + w, y0 + h)
+
+
+def marker_boxes(frame: Frame, points: Iterable[tuple[float, float]], half: float = MARKER_PT) -> list[Box]:
+    out = []
+    for x, y in points:
+        px, py = frame.to_pt(x, y)
+        out.append(Box(px - half, py - half, px + half, py + half))
+    return out
+
+
+def _offsets() -> list[tuple[float, float, str, str]]:
+    # Beside the point first (no leader line needed), then further out in the same directions.
+    out = []
+    for r in (6.0, 14.0, 26.0, 40.0):
+        out += [
+            (r, r * 0.6, "left", "bottom"),
+            (r, -r * 0.6, "left", "top"),
+            (-r, r * 0.6, "right", "bottom"),
+            (-r, -r * 0.6, "right", "top"),
+            (0.0, r + 3.0, "center", "bottom"),
+            (0.0, -(r + 3.0), "center", "top"),
+        ]
+    return out
+
+
+OFFSETS = tuple(_offsets())
+
+
+def place_labels(wanted: Sequence[Wanted], frame: Frame, obstacles: Sequence[Box]) -> tuple[Label, ...]:
+    """Greedy: each label takes the first offset (nearest first) where it covers no marker, no
+    earlier label, no obstacle (legend, arrow) and stays inside the axes; when none is free, the
+    one that covers least (marked ``crowded``). A label never covers its own point's marker."""
+    width, height = frame.size
+    taken: list[Box] = []
+    out = []
+    for w in wanted:
+        px, py = frame.to_pt(*w.xy)
+        c = w.clearance
+        own = Box(px - c, py - c, px + c, py + c)
+        best = None
+        for dx, dy, ha, va in OFFSETS:
+            if abs(dx) < c and abs(dy) < c:  # would start inside its own (large) marker
+                continue
+            box = text_box(w.text, w.fontsize, px + dx, py + dy, ha, va)
+            cost = sum(box.overlap(b) for b in (*obstacles, *taken)) + box.outside(width, height) + box.overlap(own)
+            if best is None or cost < best[0] - 1e-9:
+                best = (cost, dx, dy, ha, va, box)
+            if cost == 0.0:
+                break
+        cost, dx, dy, ha, va, box = best
+        taken.append(box)
+        out.append(Label(w.name, w.text, w.xy, (dx, dy), ha, va, w.role, w.fontsize, crowded=cost > 0.0))
+    return tuple(out)
+
+
+def corner_box(corner: str, size: tuple[float, float], frame: Frame, pad: float = 4.0) -> Box:
+    width, height = frame.size
+    w, h = size
+    x0 = pad if "left" in corner else width - pad - w
+    y0 = height - pad - h if "upper" in corner else pad
+    return Box(x0, y0, x0 + w, y0 + h)
+
+
+def emptiest_corner(
+    size: tuple[float, float], frame: Frame, points: Sequence[tuple[float, float]], taken: Sequence[str] = ()
+) -> tuple[str, Box]:
+    """The corner (of :data:`CORNERS`, not in ``taken``) where a box of ``size`` points covers the
+    fewest of ``points`` (plotted units); ties go to the first in :data:`CORNERS` order."""
+    pts = [frame.to_pt(x, y) for x, y in points]
+    best = None
+    for corner in CORNERS:
+        if corner in taken:
+            continue
+        box = corner_box(corner, size, frame)
+        grown = Box(box.x0 - MARKER_PT, box.y0 - MARKER_PT, box.x1 + MARKER_PT, box.y1 + MARKER_PT)
+        covered = sum(grown.contains(px, py) for px, py in pts)
+        if best is None or covered < best[0]:
+            best = (covered, corner, box)
+    return best[1], best[2]
+
+
+def legend_size(labels: Sequence[str], fontsize: float = 7.0) -> tuple[float, float]:
+    """About the box matplotlib draws for a legend of ``labels`` (handle, padding and border included)."""
+    if not labels:
+        return 0.0, 0.0
+    width = max(len(s) for s in labels) * fontsize * CHAR_PT + 34.0
+    return width, len(labels) * fontsize * 1.75 + 8.0
+
+
+def padded_limits(values: Sequence[float], *, log: bool = False, pad: float = 0.08) -> tuple[float, float]:
+    """``values``' range widened by ``pad`` of it on each side (in log space on a log axis);
+    a single value gets a window around it."""
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v)) and (not log or float(v) > 0)]
+    if not vals:
+        return (1.0, 10.0) if log else (0.0, 1.0)
+    if log:
+        lo, hi = math.log10(min(vals)), math.log10(max(vals))
+        span = hi - lo or 0.5
+        return 10 ** (lo - pad * span), 10 ** (hi + pad * span)
+    lo, hi = min(vals), max(vals)
+    span = hi - lo or max(abs(hi) * 0.1, 0.01)
+    return lo - pad * span, hi + pad * span
+
+
+def _fraction(v: float, lim: tuple[float, float], log: bool) -> float:
+    lo, hi = lim
+    if log:
+        v, lo, hi = math.log10(max(v, 1e-300)), math.log10(lo), math.log10(hi)
+    return (v - lo) / (hi - lo) if hi != lo else 0.5
