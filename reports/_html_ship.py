@@ -56,7 +56,7 @@ def ship_section(info: ReportInfo, esc) -> list[str]:
     else:
         rows.append(("export", esc(s.export_note)))
     if s.device_note:
-        rows.append(("on the device", esc(s.device_note)))
+        rows.append(("on the device", f"{esc(s.device_note)}<pre>{esc(s.device_command)}</pre>"))
     body = "".join(f"<tr><th>{label}</th><td>{cell}</td></tr>" for label, cell in rows)
     out.append(f'<table class="facts" id="ship-facts"><tbody>{body}</tbody></table>')
     out += [f'<p class="note">Note: {esc(n)}.</p>' for n in s.notes]

@@ -117,9 +117,9 @@ def marker_boxes(frame: Frame, points: Iterable[tuple[float, float]], half: floa
 
 
 def _offsets() -> list[tuple[float, float, str, str]]:
-    # Beside the point first (no leader line needed), then further out in the same directions.
+    # Beside the point first (no leader line needed), then further out in the same directions, steep ones too.
     out = []
-    for r in (6.0, 14.0, 26.0, 40.0):
+    for r in (6.0, 14.0, 26.0, 40.0, 60.0, 85.0):
         out += [
             (r, r * 0.6, "left", "bottom"),
             (r, -r * 0.6, "left", "top"),
@@ -127,6 +127,10 @@ def _offsets() -> list[tuple[float, float, str, str]]:
             (-r, -r * 0.6, "right", "top"),
             (0.0, r + 3.0, "center", "bottom"),
             (0.0, -(r + 3.0), "center", "top"),
+            (r * 0.5, r + 3.0, "left", "bottom"),
+            (r * 0.5, -(r + 3.0), "left", "top"),
+            (-r * 0.5, r + 3.0, "right", "bottom"),
+            (-r * 0.5, -(r + 3.0), "right", "top"),
         ]
     return out
 

@@ -110,7 +110,7 @@ class VersusPaper:
         if self.dice_points is None:
             return "no Dice comparison with paper (a Dice value is missing)"
         delta = self.pick_dice - self.paper_dice
-        return f"Dice {dice_difference(delta)} vs paper ({self.pick_dice:.4f} vs {self.paper_dice:.4f})"
+        return f"{dice_difference(delta)} vs paper (Dice {self.pick_dice:.4f} vs {self.paper_dice:.4f})"
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,8 @@ class ShipInfo:
     file_found: bool
     export_command: str | None  # None: the file is an ONNX graph already (export applies to checkpoints)
     export_note: str
-    device_note: str  # where the latency does not come from the deployment device: how to time it there
+    device_note: str  # where the latency does not come from the deployment device ("" when it does)
+    device_command: str | None  # how to time the pick there
     best: str | None  # the highest Dice, when it is not the pick
     best_dice: float | None
     constraints: dict[str, float | None]
@@ -169,6 +170,7 @@ class ShipInfo:
             "export_command": self.export_command,
             "export_note": self.export_note,
             "device_note": self.device_note,
+            "device_command": self.device_command,
         }
 
 
@@ -184,8 +186,8 @@ def ship_info(
     pick = choice.fastest or choice.best
     rule = (
         f"among the {'validated' if basis == 'validated' else 'search'} candidates that are feasible and meet "
-        f"the study's constraints, the fastest within {dice_points(choice.tolerance):g} Dice point(s) "
-        f"({choice.tolerance:g}) of the highest Dice"
+        f"the study's constraints, the fastest within {_points(choice.tolerance)} ({choice.tolerance:g}) of the "
+        "highest Dice"
     )
     common = dict(
         basis=basis, rule=rule, constraints=dict(choice.constraints), n_eligible=len(choice.eligible),
@@ -195,7 +197,7 @@ def ship_info(
         return ShipInfo(
             pick=None, dice=None, dice_basis="", latency_ms=None, fps=None, conditions=None, versus_paper=None,
             versus_paper_missing="", runs="", file=None, file_found=False, export_command=None, export_note="",
-            device_note="", best=None, best_dice=None, **common,
+            device_note="", device_command=None, best=None, best_dice=None, **common,
         )  # fmt: skip
     row = pool[pool["name"] == pick].iloc[0]
     cond = conditions_of(row, validated=validated if basis == "validated" else None)
@@ -219,7 +221,7 @@ def ship_info(
         file_found=found,
         export_command=command,
         export_note=note,
-        device_note=_device_note(cond, rel, study_dir, row),
+        **_on_the_device(cond, rel, study_dir, row),
         best=choice.best if choice.best != pick else None,
         best_dice=choice.best_dice if choice.best != pick else None,
         **common,
@@ -410,16 +412,17 @@ def _file_and_command(study_dir: Path, row: Any, basis: str, pool: pd.DataFrame)
     return rel, found, None, note
 
 
-def _device_note(cond: LatencyConditions, rel: Path | None, study_dir: Path, row: Any) -> str:
-    """How to time the pick on the device when its latency was not measured there."""
+def _on_the_device(cond: LatencyConditions, rel: Path | None, study_dir: Path, row: Any) -> dict[str, Any]:
+    """``device_note`` and ``device_command``: how to time the pick on the device when it was not timed there."""
     if cond.kind == "measured" and cond.target.startswith("ssh://"):
-        return ""
+        return {"device_note": "", "device_command": None}
     what = f"{cond.kind.upper()} for {cond.target}" if cond.kind != "measured" else f"measured on {cond.device}"
     source = "--checkpoint" if rel is not None and rel.name == CHECKPOINT else "--onnx"
     path = str((Path(study_dir) / rel).resolve()) if rel is not None else "FILE"
     size = [] if _missing(row["height"]) else ["--size", str(int(row["height"]))]
     cmd = shlex.join(["rtseg-nas", "profile", source, path, *size, "--target", "ssh://USER@HOST"])
-    return f"These latencies are {what}, not timed on the Jetson: time the pick there with {cmd}"
+    return {"device_note": f"These latencies are {what}, not timed on the Jetson; time the pick there:",
+            "device_command": cmd}  # fmt: skip
 
 
 def _fp32_source(study: StudyDir, row: Any, basis: str, folder: Path) -> Path | None:
@@ -432,6 +435,11 @@ def _fp32_source(study: StudyDir, row: Any, basis: str, folder: Path) -> Path | 
         ckpt = study.validated(parent) / CHECKPOINT
         return ckpt if ckpt.is_file() else None
     return None
+
+
+def _points(tolerance: float) -> str:
+    n = dice_points(tolerance)
+    return f"{n:g} Dice point" + ("" if n == 1 else "s")
 
 
 def _missing(value: Any) -> bool:

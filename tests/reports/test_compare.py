@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pymoo.indicators.hv import HV
 
-from reports import compare_studies
+from reports import candidates_frame, compare_studies, paper_check
 from rtseg_core import ConfigError, atomic_write_json, read_json
 from rtseg_nas.cli._main import main
 
@@ -144,7 +144,11 @@ def test_compare_writes_hypervolume_under_one_reference_and_the_paper_check(stud
     assert "supernet's training CPU seconds" in rows["oneshot"]["compute_missing"]
     assert 'id="fig-compare"' in html and 'id="latency-note"' in html and "own paper" in html
     assert "did not spend the same compute (training steps, at most: fixed 6, multi " in html
-    assert "trial-1 (Dice -0.30 points, 1.58x faster)" in html and "none is within 0.5 Dice points" in html
+    assert "trial-1 (-0.30 Dice points (-0.0030), 1.58x faster)" in html and "none is within 0.5 Dice points" in html
+    assert "one Dice point is 0.01 of it" in html
+    # Searched under the same constraints (none): said in a row, no warning.
+    assert "<th>search constraints (study.json)</th><td>none</td><td>none</td><td>none</td>" in html
+    assert "DIFFERENT constraints" not in html and rows["fixed"]["constraints"] == "none"
     data = json.loads((out / "compare.json").read_text())
     assert data["reference_point"]["rule"].startswith("worst validated feasible value") and len(data["studies"]) == 3
 
@@ -171,3 +175,33 @@ def test_compare_refuses_different_budgets_conditions_and_unvalidated_studies(st
     assert "no validated candidates" in capsys.readouterr().err and not out.exists()
     assert main(["report", "--compare", str(fixed)]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_compare_states_different_search_constraints(studies, tmp_path):
+    fixed, multi, _ = studies
+    other = tmp_path / "other"
+    shutil.copytree(multi, other)
+    settings = read_json(other / "study.json")
+    atomic_write_json(other / "study.json", {**settings, "constraints": {"min_fps": 30, "max_params": 2_000_000}})
+    info = compare_studies([fixed, other])
+    assert [s.constraints_text() for s in info.studies] == ["none", "max_params = 2e+06, min_fps = 30"]
+    warning = [n for n in info.notes if "DIFFERENT constraints" in n]
+    assert warning == [
+        "The studies were searched under DIFFERENT constraints (fixed: none; other: max_params = 2e+06, min_fps = 30): "
+        "each search kept and rejected candidates by its own limits, so their fronts answer different questions; the "
+        "validated feasibility below is judged by each study's own limits."
+    ]
+    assert info.to_dict()["studies"][1]["constraints"]["min_fps"] == 30
+
+
+def test_a_large_dice_difference_reads_large():
+    from reports._units import dice_difference
+
+    # 0.1122 as a fraction is 11.22 points: written with both, never as a small-looking "+0.11"
+    assert dice_difference(0.1122) == "+11.22 Dice points (+0.1122)"
+    assert dice_difference(-0.003) == "-0.30 Dice points (-0.0030)"
+    rows = {"paper": (0.80, 30.0, True), "trial-1": (0.9122, 15.0, True)}
+    df = candidates_frame([cand(n, source="validated", split="test", dice=d, latency_ms=lat, feasible=ok)
+                           for n, (d, lat, ok) in rows.items()])  # fmt: skip
+    check = paper_check(df)
+    assert check.message == "meets it: trial-1 (+11.22 Dice points (+0.1122), 2.00x faster)"

@@ -12,12 +12,13 @@ import pytest
 
 from reports import build_report, compute_report, report_summary
 from rtseg_core import atomic_write_json
-from rtseg_nas.cli._main import main
+from rtseg_nas.cli._main import build_parser, main
 
 from .conftest import SETTINGS, cand, write_study
 
 BUDGET = {"epochs": 12, "size": 96, "batch_size": 8, "lr": 0.001, "seed": 0, "data": "synthetic:400"}
-LATENCY = {"kind": "measured", "target": "local", "input": "1x1x256x256", "threads": 2, "device": "Intel Xeon (2 cores)",
+LATENCY = {"kind": "measured", "target": "local", "input": "1x1x256x256", "threads": 2,
+           "device": "Intel Xeon (2 cores)",
            "runtime": "ONNX Runtime CPUExecutionProvider, one alternating run over every candidate"}  # fmt: skip
 # name -> (test Dice, validate's latency ms): the demo's shape, the best Dice 1.55 points above paper and slower
 DEMO = {"paper": (0.8919, 15.86), "trial-11": (0.9074, 21.10), "trial-4": (0.8500, 9.00)}
@@ -64,7 +65,7 @@ def test_the_pick_is_said_in_full_and_its_slowness_against_paper_is_not_hidden(d
     assert vp.same_run and vp.comparable and vp.ratio == pytest.approx(21.10 / 15.86)
     assert vp.speed_text() == "1.33x SLOWER than paper (21.10 ms vs paper's 15.86 ms)"
     assert vp.dice_points == pytest.approx(1.55)
-    assert vp.dice_text() == "Dice +1.55 Dice points (+0.0155) vs paper (0.9074 vs 0.8919)"
+    assert vp.dice_text() == "+1.55 Dice points (+0.0155) vs paper (Dice 0.9074 vs 0.8919)"
     assert s.runs.startswith("each model was trained once (one seed, seed 0)")
     assert s.file == Path("validated/trial-11/checkpoint.pt") and not s.file_found
     assert s.export_command == (
@@ -72,7 +73,15 @@ def test_the_pick_is_said_in_full_and_its_slowness_against_paper_is_not_hidden(d
         "--opset 13 --size 256"
     )
     assert "not in this study folder" in s.export_note and "TensorRT 8.2" in s.export_note
-    assert "not timed on the Jetson" in s.device_note and "--target ssh://USER@HOST" in s.device_note
+    assert "not timed on the Jetson" in s.device_note
+    assert s.device_command == (
+        f"rtseg-nas profile --checkpoint {demo_like.resolve()}/validated/trial-11/checkpoint.pt --size 256 "
+        "--target ssh://USER@HOST"
+    )
+    parser, _ = build_parser("profile")  # the command the page gives parses as the CLI's profile verb
+    parsed = parser.parse_args(shlex.split(s.device_command)[1:])
+    assert (parsed.checkpoint, parsed.size, parsed.target) == (
+        f"{demo_like.resolve()}/validated/trial-11/checkpoint.pt", 256, "ssh://USER@HOST")  # fmt: skip
     assert s.best is None and s.n_eligible == 3 and s.n_pool == 3
 
     html = build_report(demo_like).read_text()

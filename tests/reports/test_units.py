@@ -47,8 +47,9 @@ def test_dice_is_a_fraction_on_every_report_surface(tiny_study):
     out = tiny_study / "report"
     html = path.read_text(encoding="utf-8")
     ship = html[html.index("Which model to ship") :]
-    assert re.search(r"Best feasible by Dice: <b>paper</b> \(Dice 0\.\d{4}\)", ship)
-    assert "within 0.01 Dice of the best" in ship and " %" not in ship.split("</div>")[0]
+    assert re.search(r"Ship <b>paper.int8</b>: <b>28.00 ms</b> per frame \(35.7 FPS\), Dice 0\.\d{4} ", ship)
+    assert "within 1 Dice point (0.01) of the highest Dice" in ship and " %" not in ship.split("</div>")[0]
+    assert "-0.50 Dice points (-0.0050) vs paper (Dice 0.8950 vs 0.9000)" in ship
     assert "<td>0.9342</td>" in html and "93.42" not in html  # the reference's mean Dice, as in its JSON
     # CSV and Markdown: unit-bearing names, Dice as stored.
     with open(out / "front.csv", newline="") as fh:
