@@ -108,8 +108,8 @@ def _marks(ship: ShipInfo, validated) -> ValidatedMarks:
         numbers = [f"Dice {ship.dice:.4f}" if ship.dice is not None else "no Dice"]
         if ship.latency_ms is not None:
             numbers.append(f"{ship.latency_ms:.2f} ms")
-        where = "validated (test split)" if ship.basis == "validated" else "PROXY-ONLY"
-        text = f"SHIP {ship.pick}\n{where}: {', '.join(numbers)}"
+        where = "validated, test split:" if ship.basis == "validated" else "PROXY-ONLY:"
+        text = f"SHIP {ship.pick}\n{where}\n{', '.join(numbers)}"
     front = tuple(validated.front.front_names) if validated is not None else ()
     return ValidatedMarks(front=front, pick=ship.pick, pick_text=text, basis=ship.basis)
 

@@ -116,6 +116,21 @@ def marker_boxes(frame: Frame, points: Iterable[tuple[float, float]], half: floa
     return out
 
 
+def line_boxes(frame: Frame, line: Sequence[tuple[float, float]], half: float = 2.0, step: float = 5.0) -> list[Box]:
+    """Small boxes along a polyline (plotted units) so labels keep off it: the front's staircase, arrows."""
+    pts = [frame.to_pt(x, y) for x, y in line]
+    out = []
+    for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:]):
+        if x0 == x1 or y0 == y1:  # a step of the staircase: one thin box
+            out.append(Box(min(x0, x1) - half, min(y0, y1) - half, max(x0, x1) + half, max(y0, y1) + half))
+            continue
+        n = max(1, int(math.hypot(x1 - x0, y1 - y0) / step))
+        for i in range(n + 1):
+            x, y = x0 + (x1 - x0) * i / n, y0 + (y1 - y0) * i / n
+            out.append(Box(x - half, y - half, x + half, y + half))
+    return out
+
+
 def _offsets() -> list[tuple[float, float, str, str]]:
     # Beside the point first (no leader line needed), then further out in the same directions, steep ones too.
     out = []
@@ -138,10 +153,14 @@ def _offsets() -> list[tuple[float, float, str, str]]:
 OFFSETS = tuple(_offsets())
 
 
-def place_labels(wanted: Sequence[Wanted], frame: Frame, obstacles: Sequence[Box]) -> tuple[Label, ...]:
+def place_labels(
+    wanted: Sequence[Wanted], frame: Frame, obstacles: Sequence[Box], lines: Sequence[Box] = ()
+) -> tuple[Label, ...]:
     """Greedy: each label takes the first offset (nearest first) where it covers no marker, no
-    earlier label, no obstacle (legend, arrow) and stays inside the axes; when none is free, the
-    one that covers least (marked ``crowded``). A label never covers its own point's marker."""
+    earlier label, no obstacle (legend, arrow), no line, and stays inside the axes. When none is
+    free it takes the cheapest: a line crossed costs little (the text has a white backing),
+    a marker or a label more, leaving the axes most; it is ``crowded`` if it covers more than
+    lines. A label never covers its own point's marker."""
     width, height = frame.size
     taken: list[Box] = []
     out = []
@@ -154,14 +173,15 @@ def place_labels(wanted: Sequence[Wanted], frame: Frame, obstacles: Sequence[Box
             if abs(dx) < c and abs(dy) < c:  # would start inside its own (large) marker
                 continue
             box = text_box(w.text, w.fontsize, px + dx, py + dy, ha, va)
-            cost = sum(box.overlap(b) for b in (*obstacles, *taken)) + box.outside(width, height) + box.overlap(own)
+            hard = sum(box.overlap(b) for b in (*obstacles, *taken)) + box.overlap(own)
+            cost = 3.0 * hard + 10.0 * box.outside(width, height) + 0.3 * sum(box.overlap(b) for b in lines)
             if best is None or cost < best[0] - 1e-9:
-                best = (cost, dx, dy, ha, va, box)
+                best = (cost, dx, dy, ha, va, box, hard + box.outside(width, height))
             if cost == 0.0:
                 break
-        cost, dx, dy, ha, va, box = best
+        cost, dx, dy, ha, va, box, covered = best
         taken.append(box)
-        out.append(Label(w.name, w.text, w.xy, (dx, dy), ha, va, w.role, w.fontsize, crowded=cost > 0.0))
+        out.append(Label(w.name, w.text, w.xy, (dx, dy), ha, va, w.role, w.fontsize, crowded=covered > 0.0))
     return tuple(out)
 
 

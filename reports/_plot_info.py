@@ -26,6 +26,7 @@ from reports._labels import (
     Wanted,
     emptiest_corner,
     legend_size,
+    line_boxes,
     marker_boxes,
     padded_limits,
     place_labels,
@@ -274,6 +275,9 @@ def _laid_out(info: ScatterInfo, coords: dict[str, tuple[float, float]]) -> Scat
         big[pick] = PICK_PT
     obstacles: list[Box] = [legend_box, arrow_box, *marker_boxes(frame, points + extra)]
     obstacles += [b for n, c in big.items() for b in marker_boxes(frame, [coords[n]], half=c)]
+    lines = line_boxes(frame, info.front_line)  # the front's staircase and the parent -> variant arrows
+    for arrow in info.arrows:
+        lines += line_boxes(frame, [arrow.start, arrow.end])
     for band in info.bands:  # the band names sit at 30 % of the height
         right = xlim[1] if band.high is None else band.high
         bx, _ = frame.to_pt((band.low + right) / 2, ylim[0])
@@ -301,7 +305,7 @@ def _laid_out(info: ScatterInfo, coords: dict[str, tuple[float, float]]) -> Scat
         if arrow.child not in labelled:
             wanted.append(Wanted(arrow.child, arrow.child, arrow.end, "variant"))
             labelled.add(arrow.child)
-    labels = place_labels(wanted, frame, obstacles)
+    labels = place_labels(wanted, frame, obstacles, lines)
     return dataclasses.replace(
         info,
         marked_front=marked_front,

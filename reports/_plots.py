@@ -154,6 +154,7 @@ def _draw_label(ax: Axes, label) -> None:
         color=color,
         fontweight="bold" if label.role == "pick" else "normal",
         arrowprops=arrow,
+        bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.75),  # a line it crosses stays faint
         zorder=10,
     )
 

@@ -202,6 +202,6 @@ def test_the_figures_mark_the_validated_pick_and_front(demo_like):
     assert fps.pick == "trial-11" and fps.pick_note == ""
     assert set(fps.marked_front) == set(info.validated.front.front_names) & set(info.candidates["name"])
     pick = next(label for label in fps.labels if label.role == "pick")
-    assert pick.text == "SHIP trial-11\nvalidated (test split): Dice 0.9074, 21.10 ms"
+    assert pick.text == "SHIP trial-11\nvalidated, test split:\nDice 0.9074, 21.10 ms"
     assert ("pick", "ship pick (validated), at its search position") in fps.legend
     assert any(key == "validated_front" for key, _ in fps.legend)
