@@ -34,6 +34,10 @@ SEARCH_LATENCY = (
     "variants when compress made them), so two rows were timed at different moments under different machine "
     "load. Validated candidates were timed again in one run: see the validated section."
 )
+REFERENCE_LATENCY = (
+    "These latencies come from this model's own profile run, another run than the search's and validate's "
+    "(another moment, another machine load): they are not compared with the milliseconds in the other tables."
+)
 SYNTHETIC_BANNER = (
     "Accuracy on synthetic data: Dice values here come from the built-in transperineal phantom, not from "
     "JNU-IFM or PSFHS. They rank candidates against each other; they say nothing about clinical accuracy."
@@ -163,7 +167,7 @@ def _reference(info: ReportInfo) -> list[str]:
             else ""
         )
         out.append(
-            f'<p class="note">Latency, batch 1. {esc(counts)}</p>'
+            f'<p class="note">Latency, batch 1. {esc(counts)} {esc(REFERENCE_LATENCY)}</p>'
             f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
         )
     return out

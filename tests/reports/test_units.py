@@ -71,3 +71,5 @@ def test_the_estimated_reference_row_shows_no_spread(tiny_study):
     # columns after runtime: provider, precision, threads, device, input, latency, median, p90, IQR, FPS
     assert cells["onnxruntime"][-3:-1] == ["23.9", "0.8"]
     assert cells["roofline"][-4] == "25" and cells["roofline"][-3:-1] == ["-", "-"]
+    # a third latency of paper (its own profile run): said to come from another run, not compared
+    assert "this model&#x27;s own profile run, another run than the search&#x27;s and validate&#x27;s" in html
