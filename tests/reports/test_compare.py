@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pymoo.indicators.hv import HV
 
-from reports import candidates_frame, compare_studies, paper_check
+from reports import candidates_frame, compare_studies, dice_difference, paper_check
 from rtseg_core import ConfigError, atomic_write_json, read_json
 from rtseg_nas.cli._main import main
 
@@ -195,8 +195,6 @@ def test_compare_states_different_search_constraints(studies, tmp_path):
 
 
 def test_a_large_dice_difference_reads_large():
-    from reports._units import dice_difference
-
     # 0.1122 as a fraction is 11.22 points: written with both, never as a small-looking "+0.11"
     assert dice_difference(0.1122) == "+11.22 Dice points (+0.1122)"
     assert dice_difference(-0.003) == "-0.30 Dice points (-0.0030)"

@@ -6,6 +6,7 @@ import pytest
 from reports import (
     PAPER_PUBLISHED,
     REALTIME_BANDS,
+    ValidatedMarks,
     candidates_frame,
     dice_fps_info,
     dice_macs_info,
@@ -14,7 +15,6 @@ from reports import (
     plot_scatter,
 )
 from reports._labels import MARKER_PT, Box, Frame
-from reports._plot_info import ValidatedMarks
 
 from .conftest import cand, tiny_records
 
