@@ -19,7 +19,9 @@ CHAR_PT = 0.62  # mean character width per point of font size (DejaVu Sans, a li
 LINE_PT = 1.3  # line height per point of font size
 MARKER_PT = 5.0  # half the side of the box kept free around a plotted marker
 CORNERS = ("upper left", "upper right", "lower left", "lower right")  # matplotlib's legend names
-ARROW_PT = (62.0, 40.0)  # the "better" arrow and its word
+# Where a legend or the arrow may go: the corners first, then the middles of the edges.
+LEGEND_PLACES = (*CORNERS, "upper center", "lower center", "center left", "center right")
+ARROW_PT = (92.0, 36.0)  # the "better" arrow and its word beside it
 
 
 @dataclass(frozen=True)
@@ -185,30 +187,43 @@ def place_labels(
     return tuple(out)
 
 
-def corner_box(corner: str, size: tuple[float, float], frame: Frame, pad: float = 4.0) -> Box:
+def place_box(where: str, size: tuple[float, float], frame: Frame, pad: float = 4.0) -> Box:
+    """A box of ``size`` at a matplotlib legend location (``upper left``, ``center right``, ...)."""
     width, height = frame.size
     w, h = size
-    x0 = pad if "left" in corner else width - pad - w
-    y0 = height - pad - h if "upper" in corner else pad
+    vertical, _, horizontal = where.partition(" ")  # "upper left", "lower center", "center right", ...
+    x0 = {"left": pad, "right": width - pad - w}.get(horizontal, (width - w) / 2)
+    y0 = {"upper": height - pad - h, "lower": pad}.get(vertical, (height - h) / 2)
     return Box(x0, y0, x0 + w, y0 + h)
 
 
-def emptiest_corner(
-    size: tuple[float, float], frame: Frame, points: Sequence[tuple[float, float]], taken: Sequence[str] = ()
+def emptiest_place(
+    size: tuple[float, float],
+    frame: Frame,
+    points: Sequence[tuple[float, float]],
+    places: Sequence[str] = LEGEND_PLACES,
+    avoid: Sequence[Box] = (),
 ) -> tuple[str, Box]:
-    """The corner (of :data:`CORNERS`, not in ``taken``) where a box of ``size`` points covers the
-    fewest of ``points`` (plotted units); ties go to the first in :data:`CORNERS` order."""
+    """The place (of ``places``, matplotlib legend locations) where a box of ``size`` points covers
+    the fewest of ``points`` (plotted units) and least of ``avoid``; ties go to the one whose nearest
+    point is farthest, then to the first in ``places``."""
     pts = [frame.to_pt(x, y) for x, y in points]
     best = None
-    for corner in CORNERS:
-        if corner in taken:
-            continue
-        box = corner_box(corner, size, frame)
+    for where in places:
+        box = place_box(where, size, frame)
         grown = Box(box.x0 - MARKER_PT, box.y0 - MARKER_PT, box.x1 + MARKER_PT, box.y1 + MARKER_PT)
         covered = sum(grown.contains(px, py) for px, py in pts)
-        if best is None or covered < best[0]:
-            best = (covered, corner, box)
+        near = min((_distance(box, px, py) for px, py in pts), default=math.inf)
+        score = (covered, sum(box.overlap(b) for b in avoid), -near)
+        if best is None or score < best[0]:
+            best = (score, where, box)
     return best[1], best[2]
+
+
+def _distance(box: Box, x: float, y: float) -> float:
+    dx = max(box.x0 - x, 0.0, x - box.x1)
+    dy = max(box.y0 - y, 0.0, y - box.y1)
+    return math.hypot(dx, dy)
 
 
 def legend_size(labels: Sequence[str], fontsize: float = 7.0) -> tuple[float, float]:
@@ -231,7 +246,8 @@ def padded_limits(values: Sequence[float], *, log: bool = False, pad: float = 0.
         return 10 ** (lo - pad * span), 10 ** (hi + pad * span)
     lo, hi = min(vals), max(vals)
     span = hi - lo or max(abs(hi) * 0.1, 0.01)
-    return lo - pad * span, hi + pad * span
+    # Every plotted quantity is >= 0 (Dice, FPS, MACs, parameters): no room below 0 unless a point sits at 0.
+    return (0.0 if lo > 0 > lo - pad * span else lo - pad * span), hi + pad * span
 
 
 def _fraction(v: float, lim: tuple[float, float], log: bool) -> float:

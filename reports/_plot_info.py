@@ -19,12 +19,13 @@ import pandas as pd
 
 from reports._labels import (
     ARROW_PT,
+    LEGEND_PLACES,
     MARKER_PT,
     Box,
     Frame,
     Label,
     Wanted,
-    emptiest_corner,
+    emptiest_place,
     legend_size,
     line_boxes,
     marker_boxes,
@@ -268,8 +269,9 @@ def _laid_out(info: ScatterInfo, coords: dict[str, tuple[float, float]]) -> Scat
     frame = Frame(xlim, ylim, log_x=info.x.log)
 
     legend = _legend(info, marked_front, pick)
-    corner, legend_box = emptiest_corner(legend_size([t for _, t in legend]), frame, points + extra)
-    arrow_corner, arrow_box = emptiest_corner(ARROW_PT, frame, points + extra, taken=(corner,))
+    corner, legend_box = emptiest_place(legend_size([t for _, t in legend]), frame, points + extra)
+    arrow_places = [p for p in LEGEND_PLACES if p != corner]
+    arrow_corner, arrow_box = emptiest_place(ARROW_PT, frame, points + extra, arrow_places, avoid=[legend_box])
     big = {n: RING_PT for n in marked_front} | {n: STAR_PT for n in info.references}
     if pick is not None:
         big[pick] = PICK_PT
@@ -348,10 +350,13 @@ def _legend(info: ScatterInfo, marked_front: tuple[str, ...], pick: str | None) 
 
 
 def _arrow_in(box: Box, frame: Frame, better: tuple[str, str]) -> tuple[float, float, float, float]:
-    """Tail and head (axes fractions) of an arrow inside ``box``, pointing where better points lie."""
+    """Tail and head (axes fractions) of an arrow inside ``box``, pointing where better points lie;
+    its word goes in the other half of the box (:func:`better_word_at`)."""
     w, h = frame.size
-    left, right = (box.x0 + 8) / w, (box.x1 - 8) / w
-    low, high = (box.y0 + 8) / h, (box.y1 - 8) / h
+    mid = (box.x0 + box.x1) / 2
+    # the arrow takes the half of the box it points into; the word the other half
+    left, right = ((mid + 2) / w, (box.x1 - 6) / w) if better[0] == "right" else ((box.x0 + 6) / w, (mid - 2) / w)
+    low, high = (box.y0 + 6) / h, (box.y1 - 6) / h
     tail_x, head_x = (left, right) if better[0] == "right" else (right, left)
     tail_y, head_y = (low, high) if better[1] == "top" else (high, low)
     return tail_x, tail_y, head_x, head_y

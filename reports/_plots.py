@@ -283,7 +283,7 @@ def _draw_bands(ax: Axes, info: ScatterInfo) -> None:
 
 
 def _better(ax: Axes, info: ScatterInfo) -> None:
-    """The arrow towards better values, in the corner the info chose away from the data."""
+    """The arrow towards better values, in the corner the info chose away from the data; its word beside its tail."""
     tx, ty, hx, hy = info.better_arrow
     ax.annotate(
         "",
@@ -293,6 +293,6 @@ def _better(ax: Axes, info: ScatterInfo) -> None:
         arrowprops=dict(arrowstyle="->", color=ARROW_COLOR, lw=1.5),
         zorder=9,
     )
-    ax.text((tx + hx) / 2, (ty + hy) / 2, "better", transform=ax.transAxes, ha="center", va="center", fontsize=9,
-            fontweight="bold", color=REFERENCE_COLOR, zorder=9,
-            bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.8))  # fmt: skip
+    right = hx > tx  # the word sits on the side the arrow comes from
+    ax.text(tx + (-0.008 if right else 0.008), ty, "better", transform=ax.transAxes, ha="right" if right else "left",
+            va="center", fontsize=9, fontweight="bold", color=REFERENCE_COLOR, zorder=9)  # fmt: skip

@@ -201,3 +201,10 @@ def test_the_better_arrow_and_the_legend_keep_off_the_best_points():
     macs = dice_macs_info(candidates_frame(tiny_records()))
     tx, ty, hx, hy = macs.better_arrow
     assert hx < tx and hy > ty
+
+
+def test_limits_hold_every_point_and_stay_non_negative():
+    info = dice_fps_info(candidates_frame([cand("paper", latency_ms=50.0), cand("t", trial=1, latency_ms=1.0)]))
+    assert info.xlim[0] == 0.0 and info.xlim[1] > 1000.0  # 20 and 1000 FPS, no negative FPS shown
+    zero = dice_fps_info(candidates_frame([cand("paper"), cand("t", trial=1, dice=0.0, latency_ms=1.0)]))
+    assert zero.ylim[0] < 0.0 < 0.9 < zero.ylim[1]  # a Dice of 0 keeps room below it
