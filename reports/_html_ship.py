@@ -30,7 +30,7 @@ def ship_section(info: ReportInfo, esc) -> list[str]:
         rows.append(
             (
                 "against paper",
-                f"<b>{esc(vp.speed_text())}</b>; {esc(vp.note)}.<br>{esc(vp.dice_text())}{esc(infeasible)}.",
+                f"<b>{esc(vp.speed_text())}</b>; {esc(vp.note)}.<br><b>{esc(vp.dice_text())}</b>{esc(infeasible)}.",
             )
         )
     else:

@@ -341,7 +341,7 @@ def _legend(info: ScatterInfo, marked_front: tuple[str, ...], pick: str | None) 
         out.append(("reference_infeasible", "paper preset, INFEASIBLE: breaks a constraint"))
     if info.published is not None:
         out.append(("published", f"{info.published.label}, not ours"))
-    if marked_front:
+    if set(marked_front) - {pick}:  # the pick's own ring is drawn instead of its validated-front ring
         out.append(("validated_front", "validated front (full training, test split), ringed at search position"))
     if pick is not None:
         basis = "validated" if info.marks.basis == "validated" else "PROXY-ONLY, not validated"

@@ -150,6 +150,8 @@ def test_validated_pick_and_front_are_marked_at_their_search_position():
     assert [label.name for label in info.labels].count("trial-2") == 1
     missing = dice_fps_info(candidates_frame(tiny_records()), ValidatedMarks((), "trial-5", "SHIP trial-5"))
     assert missing.pick is None and "trial-5 has no point on this plot" in missing.pick_note
+    alone = dice_fps_info(candidates_frame(tiny_records()), ValidatedMarks(("trial-2",), "trial-2", "SHIP"))
+    assert [k for k, _ in alone.legend][-1] == "pick" and "validated_front" not in dict(alone.legend)
     proxy = dice_fps_info(candidates_frame(tiny_records()), ValidatedMarks((), "trial-1", "x", basis="proxy"))
     assert ("pick", "ship pick (PROXY-ONLY, not validated), at its search position") in proxy.legend
 
