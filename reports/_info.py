@@ -18,6 +18,7 @@ from reports._select import ShipChoice
 from reports._ship import LatencyPair, ShipInfo
 from reports._unlisted import UnlistedTrials
 from reports._validated import ValidatedInfo
+from rtseg_core import StudySettings
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class ReportInfo:
 
     study_dir: Path
     title: str
-    settings: dict[str, Any]  # study.json as read ({} if absent)
+    settings: StudySettings | None  # study.json as read (None if absent)
     objectives: tuple[tuple[str, str], ...]
     constraints: dict[str, float | None]
     candidates: pd.DataFrame  # load_candidates()

@@ -27,7 +27,7 @@ import pandas as pd
 from reports._select import ShipChoice
 from reports._units import dice_difference, dice_points
 from reports._validated import ValidatedInfo
-from rtseg_core import CHECKPOINT, StudyDir
+from rtseg_core import CHECKPOINT, MEASURED, StudyDir
 
 JETSON_OPSET = 13  # TensorRT 8.0/8.2 (JetPack 4.6 on a Jetson Nano) parse ONNX opset 13: `export --opset 13`
 MODEL_ONNX = "model.onnx"  # the graph quantize (and validate's re-applied variants) write beside their files
@@ -301,8 +301,8 @@ def _search_run(row: Any) -> str:
 
 def _validate_run(validated: ValidatedInfo) -> str:
     lat = validated.latency
-    kind = str(lat.get("kind", "measured"))
-    if kind != "measured":
+    kind = str(lat.get("kind", MEASURED))
+    if kind != MEASURED:
         return f"validate's {kind.upper()} latencies (one per candidate, not a timing run)"
     if str(lat.get("target", "local")).startswith("ssh://"):
         return f"validate's alternating rounds over every validated candidate on {lat.get('target')}"
@@ -319,7 +319,7 @@ def _versus_paper(row, pool: pd.DataFrame, cond: LatencyConditions, basis: str, 
     p = papers.iloc[0]
     pcond = conditions_of(p, validated=validated if basis == "validated" else None)
     differ = cond.same_as(pcond)
-    same_run = basis == "validated" and not differ and cond.kind == "measured"
+    same_run = basis == "validated" and not differ and cond.kind == MEASURED
     if differ:
         note = f"paper's latency was taken under other conditions ({', '.join(differ)} differ): no ratio"
     elif same_run:
@@ -414,9 +414,9 @@ def _file_and_command(study_dir: Path, row: Any, basis: str, pool: pd.DataFrame)
 
 def _on_the_device(cond: LatencyConditions, rel: Path | None, study_dir: Path, row: Any) -> dict[str, Any]:
     """``device_note`` and ``device_command``: how to time the pick on the device when it was not timed there."""
-    if cond.kind == "measured" and cond.target.startswith("ssh://"):
+    if cond.kind == MEASURED and cond.target.startswith("ssh://"):
         return {"device_note": "", "device_command": None}
-    what = f"{cond.kind.upper()} for {cond.target}" if cond.kind != "measured" else f"measured on {cond.device}"
+    what = f"{cond.kind.upper()} for {cond.target}" if cond.kind != MEASURED else f"measured on {cond.device}"
     source = "--checkpoint" if rel is not None and rel.name == CHECKPOINT else "--onnx"
     path = str((Path(study_dir) / rel).resolve()) if rel is not None else "FILE"
     size = [] if _missing(row["height"]) else ["--size", str(int(row["height"]))]

@@ -11,29 +11,56 @@ import onnx
 import pytest
 
 from reports import build_report, compute_report, report_summary
-from rtseg_core import atomic_write_json
+from rtseg_core import (
+    EvalMetrics,
+    StudyDir,
+    ValidatedLatency,
+    ValidatedResult,
+    ValidatedSummary,
+    write_candidate,
+    write_trained,
+)
 from rtseg_nas.cli._main import build_parser, main
 
-from .conftest import SETTINGS, cand, write_study
+from .conftest import BASE, BUDGET, SETTINGS, cand, write_study
 
-BUDGET = {"epochs": 12, "size": 96, "batch_size": 8, "lr": 0.001, "seed": 0, "data": "synthetic:400"}
-LATENCY = {"kind": "measured", "target": "local", "input": "1x1x256x256", "threads": 2,
-           "device": "Intel Xeon (2 cores)",
+LATENCY = {"input": "1x1x256x256", "threads": 2, "device": "Intel Xeon (2 cores)",
            "runtime": "ONNX Runtime CPUExecutionProvider, one alternating run over every candidate"}  # fmt: skip
 # name -> (test Dice, validate's latency ms): the demo's shape, the best Dice 1.55 points above paper and slower
 DEMO = {"paper": (0.8919, 15.86), "trial-11": (0.9074, 21.10), "trial-4": (0.8500, 9.00)}
 
 
-def validate_by_hand(study: Path, rows: dict, *, height: int = 256, **changes) -> None:
-    """validated/<name>/{candidate,trained}.json and validated/latency.json, as `validate` writes them."""
-    for name, (dice, latency) in rows.items():
-        fields = dict(parent=name, recipe="full: 12 epochs x whole train split", height=height, width=height)
-        record = cand(name, source="validated", split="test", dice=dice, latency_ms=latency, **{**fields, **changes})
-        atomic_write_json(study / "validated" / name / "candidate.json", record.to_dict())
-        if record.parent == name:
-            trained = {"candidate": {"candidate": name, "proxy_dice": dice - 0.3}, "budget": BUDGET}
-            atomic_write_json(study / "validated" / name / "trained.json", trained)
-    atomic_write_json(study / "validated" / "latency.json", LATENCY)
+def validate_by_hand(study: Path, rows: dict, *, height: int = 256, variants: dict | None = None) -> None:
+    """validated/ through StudyDir's writers, as `validate` writes it. ``rows``: architecture -> (test Dice,
+    latency ms); ``variants``: compressed variant -> (parent, precision, test Dice, latency ms)."""
+    sd = StudyDir(study)
+    size = dict(height=height, width=height, recipe="full: 30 epochs x whole train split")
+    for i, (name, (dice, latency)) in enumerate(rows.items()):
+        record = cand(name, source="validated", split="test", dice=dice, latency_ms=latency, parent=name, trial=i,
+                      **size)  # fmt: skip
+        write_candidate(sd.validated(name), record)
+        candidate = {"candidate": name, "trial": i, "config": dict(BASE.config), "source": "trial",
+                     "proxy_dice": dice - 0.3, "proxy_latency_ms": None, "proxy_values": {}}  # fmt: skip
+        test = EvalMetrics(dice=dice, dice_ps=dice, dice_fh=dice, delta_aop_deg=2.0)
+        write_trained(sd.validated(name), ValidatedResult(candidate, BUDGET, BUDGET["epochs"], test, 0.5))
+    variants = variants or {}
+    for name, (parent, precision, dice, latency) in variants.items():
+        record = cand(name, source="validated", split="test", dice=dice, latency_ms=latency, parent=parent,
+                      precision=precision, **size)  # fmt: skip
+        write_candidate(sd.validated(name), record)
+    latencies = {n: {"median_ms": v[-1], "params": BASE.params} for n, v in {**rows, **variants}.items()}
+    sd.write_validated_latency(ValidatedLatency(kind="measured", target="local", conditions=LATENCY,
+                                                candidates=latencies))  # fmt: skip
+    sd.write_validated_summary(
+        ValidatedSummary(
+            budget=BUDGET,
+            candidates=tuple(sorted(rows)),
+            variants=tuple(sorted(variants)),
+            latency_target="local",
+            proxy_dice={n: d - 0.3 for n, (d, _) in rows.items()},
+            agreement=None,
+        )  # fmt: skip
+    )
 
 
 def search_records():
@@ -66,7 +93,7 @@ def test_the_pick_is_said_in_full_and_its_slowness_against_paper_is_not_hidden(d
     assert vp.speed_text() == "1.33x SLOWER than paper (21.10 ms vs paper's 15.86 ms)"
     assert vp.dice_points == pytest.approx(1.55)
     assert vp.dice_text() == "+1.55 Dice points (+0.0155) vs paper (Dice 0.9074 vs 0.8919)"
-    assert s.runs.startswith("each model was trained once (one seed, seed 0)")
+    assert s.runs.startswith("each model was trained once (one seed, seed 0)")  # BUDGET's seed
     assert s.file == Path("validated/trial-11/checkpoint.pt") and not s.file_found
     assert s.export_command == (
         f"rtseg-nas export --checkpoint {demo_like.resolve()}/validated/trial-11/checkpoint.pt --out trial-11.onnx "
@@ -137,8 +164,8 @@ def test_a_quantized_pick_ships_its_onnx_file_and_points_to_its_fp32_parent(tmp_
     from models import Checkpoint, build_model, create_config, save_checkpoint
 
     study = write_study(tmp_path / "study", search_records(), settings=SETTINGS)
-    validate_by_hand(study, {"paper": (0.8919, 15.86), "trial-11": (0.9074, 21.10)})
-    validate_by_hand(study, {"trial-11.int8": (0.9050, 12.0)}, precision="int8", parent="trial-11")
+    validate_by_hand(study, {"paper": (0.8919, 15.86), "trial-11": (0.9074, 21.10)},
+                     variants={"trial-11.int8": ("trial-11", "int8", 0.9050, 12.0)})  # fmt: skip
     cfg = create_config("paper", conv_widths=(8, 16, 32), token_widths=(32, 48), enc_depths=(0, 0), dec_depths=(0, 0))
     save_checkpoint(Checkpoint(config=cfg, state_dict=build_model(cfg).state_dict()),
                     study / "validated" / "trial-11" / "checkpoint.pt")  # fmt: skip
