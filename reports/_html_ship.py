@@ -15,7 +15,8 @@ def ship_section(info: ReportInfo, esc) -> list[str]:
         out.append(f'<p id="ship-pick">No candidate is feasible and meets the constraints ({esc(cons)}).</p>')
         out += [f'<p class="note">Note: {esc(n)}.</p>' for n in s.notes]
         return [*out, "</div>"]
-    speed = f"<b>{s.latency_ms:.2f} ms</b> per frame ({s.fps:.1f} FPS)" if s.latency_ms is not None else "no latency"
+    fps = f"{s.fps:.1f} FPS" if s.fps is not None else "FPS not recorded"
+    speed = f"<b>{s.latency_ms:.2f} ms</b> per frame ({fps})" if s.latency_ms is not None else "no latency"
     dice = f"Dice {s.dice:.4f}" if s.dice is not None else "no Dice"
     out.append(
         f'<p id="ship-pick" class="pick">Ship <b>{esc(s.pick)}</b>: {speed}, {esc(dice)} ({esc(s.dice_basis)}).</p>'

@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"front: {', '.join(summary['front']) or '(empty)'}")
     if ship.get("pick"):
         basis = "validated" if ship["basis"] == "validated" else "PROXY-ONLY, not validated"
-        ms = f"{ship['latency_ms']:.2f} ms ({ship['fps']:.1f} FPS)" if ship.get("latency_ms") else "no latency"
+        fps = f"{ship['fps']:.1f} FPS" if ship.get("fps") is not None else "FPS not recorded"
+        ms = f"{ship['latency_ms']:.2f} ms ({fps})" if ship.get("latency_ms") is not None else "no latency"
         dice = f"Dice {ship['dice']:.4f}" if ship.get("dice") is not None else "no Dice"
         print(f"ship ({basis}): {ship['pick']}, {ms}, {dice}; {ship['conditions']['text']}")
         print(f"  vs paper: {(ship['vs_paper'] or {}).get('text') or ship['vs_paper_missing']}")

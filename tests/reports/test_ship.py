@@ -122,6 +122,15 @@ def test_the_pick_is_said_in_full_and_its_slowness_against_paper_is_not_hidden(d
     assert summary["runs"].startswith("single run: ")
 
 
+def test_the_report_command_prints_the_ship_line(demo_like, capsys):
+    assert main(["report", "--study", str(demo_like)]) == 0
+    out = capsys.readouterr().out
+    assert "ship (validated): trial-11, 21.10 ms (47.4 FPS), Dice 0.9074; MEASURED on Intel Xeon (2 cores)" in out
+    assert "  vs paper: 1.33x SLOWER than paper (21.10 ms vs paper's 15.86 ms); +1.55 Dice points" in out
+    assert "  single run: each model was trained once" in out
+    assert "  export for a Jetson Nano: rtseg-nas export --checkpoint " in out and "--opset 13 --size 256" in out
+
+
 def test_a_model_timed_twice_is_labelled_with_each_run(demo_like):
     info = compute_report(demo_like)
     pairs = {p.name: p for p in info.latency_pairs}
