@@ -569,7 +569,7 @@ def quantize_checkpoint(
     data, size, seed = _data_defaults(ckpt, data, size, seed)
     with output_dir(out_dir, verb="quantize", inputs=inputs, stage=stage, overwrite=overwrite) as tmp:
         fp32 = tmp / "model_fp32.onnx"
-        _export(model, fp32, size=size, opset=spec.export_opset)
+        export_graph(model, fp32, size=size, opset=spec.export_opset)
         extra: dict[str, Any] = {}
         if spec.info.convert is None:  # made from the weights, not from an ONNX graph
             qmodel, logs, ckpt_path = _dsconv(
@@ -584,7 +584,7 @@ def quantize_checkpoint(
                 progress=progress,
                 parent=str(checkpoint),
             )
-            _export(qmodel, tmp / "model.onnx", size=size, opset=spec.export_opset)
+            export_graph(qmodel, tmp / "model.onnx", size=size, opset=spec.export_opset)
             extra = {"checkpoint": ckpt_path.name, "finetune": logs}
             notes = (
                 f"DSConv {spec.dsconv_bits}-bit VQK/KDS on the encoder convs, "
@@ -661,7 +661,7 @@ def quantize_onnx(
     return report
 
 
-def _export(model: nn.Module, path: Path, *, size: int, opset: int) -> None:
+def export_graph(model: nn.Module, path: Path, *, size: int, opset: int) -> None:
     from profiling import ExportConfig, export_onnx
 
     try:
