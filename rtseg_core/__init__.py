@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from rtseg_core._objectives import (
         CONSTRAINT_KEYS,
         DEFAULT_OBJECTIVES,
+        DEPLOYMENT_SIZE,
         OBJECTIVES,
         Constraints,
         Objective,
@@ -114,6 +115,7 @@ __all__ = [
     "lazy_exports",
     "CONSTRAINT_KEYS",
     "DEFAULT_OBJECTIVES",
+    "DEPLOYMENT_SIZE",
     "OBJECTIVES",
     "CandidateRecord",
     "Constraints",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rtseg_core import (
+    DEPLOYMENT_SIZE,
     METRICS_JSON,
     StudyDir,
     atomic_write_json,
@@ -64,7 +65,7 @@ class DemoConfig:
     validate_epochs: int = 12
     validate_size: int = 96
     # 4. profiling of the trained paper network
-    profile_size: int = 256
+    profile_size: int = DEPLOYMENT_SIZE
     profile_runs: int = 30
     threads: int = 1  # threads of the timed inference (ONNX Runtime and PyTorch)
     # PyTorch threads for training, search and fine-tuning; None: the suite's policy

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rtseg_core import VALIDATED, ConfigError, StudyDir
+from rtseg_core import DEPLOYMENT_SIZE, VALIDATED, ConfigError, StudyDir
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class ValidateConfig:
     seed: int = 0
     data: str | None = None  # None: the search's --data
     device: str = "auto"
-    latency_size: int = 256
+    latency_size: int = DEPLOYMENT_SIZE
     latency_target: str | None = None  # None: the study's --target (study.json)
     threads: int | None = None  # None: the search's --threads
     rounds: int = 30

@@ -48,7 +48,7 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from rtseg_core import THREADS_HELP
+from rtseg_core import DEPLOYMENT_SIZE, THREADS_HELP
 from rtseg_nas.cli._args import (
     BATCH,
     COUNT,
@@ -67,6 +67,8 @@ from rtseg_nas.cli._args import (
 
 if TYPE_CHECKING:
     from search_spaces import SearchConfig, SearchSpace
+
+log = logging.getLogger(__name__)
 
 _OBJECTIVES_HELP = (
     "comma list of objectives from dice (max), delta_aop (min, degrees), latency (min, ms), params (min), "
@@ -170,7 +172,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     train.add_argument("--train-threads", type=THREADS, metavar="N", help=THREADS_HELP)
 
     prof = p.add_argument_group("profiling")
-    prof.add_argument("--latency-size", type=SIZE, help="input side timed, px (default: --size)")
+    prof.add_argument(
+        "--latency-size",
+        type=SIZE,
+        default=ProfilingOptions.latency_size,
+        help="input side timed, px: the deployment size, where validate times too, so --min-fps and "
+        "--max-latency-ms mean the same in both (default: %(default)s; --size is only the training size)",
+    )
     prof.add_argument(
         "--threads",
         type=THREADS,
@@ -262,6 +270,11 @@ def run(args: argparse.Namespace) -> int:
         print(space.describe())
         return 0
     config = search_config(args, space)
+    size, lat = config.training.size, config.profiling.latency_size
+    log.info(
+        "latency timed at %dx%d px (--latency-size)%s; proxy training at %dx%d px (--size)",
+        lat, lat, ", the deployment size" if lat == DEPLOYMENT_SIZE else "", size, size,
+    )  # fmt: skip
     if not getattr(args, "debug", False):
         # Data-loading and profiling lines of every trial would bury the progress display.
         for name in ("segmentation", "profiling"):
@@ -276,7 +289,8 @@ def run(args: argparse.Namespace) -> int:
     if summary.budget_epochs is not None:
         print(summary.budget_line())
     constraints = ", ".join(f"{k}={v:g}" for k, v in summary.constraints.items() if v is not None) or "none"
-    print(f"feasible Pareto front (constraints: {constraints}):")
+    lat = config.profiling.latency_size
+    print(f"feasible Pareto front (constraints: {constraints}; latency at {lat}x{lat} px):")
     print(summary.table())
     print(summary.verdict())
     print(

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 
+from rtseg_core import DEPLOYMENT_SIZE
 from rtseg_nas.cli._args import (
     BATCH,
     COUNT,
@@ -77,7 +78,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=COUNT0,
         help="fine-tune epochs after re-applying a compressed variant's pruning (default: the variant's own)",
     )
-    p.add_argument("--latency-size", type=SIZE, default=256, help="deployment input side timed (default: 256)")
+    p.add_argument(
+        "--latency-size", type=SIZE, default=DEPLOYMENT_SIZE, help="deployment input side timed (default: %(default)s)"
+    )
     p.add_argument(
         "--latency-target",
         metavar="TARGET",

@@ -165,7 +165,8 @@ def test_study_folders_and_databases_that_cannot_be_used(files, tmp_path, capsys
     assert main(["search", "--study", str(study), "--trials", "0", "--no-progress"]) == 0
     capsys.readouterr()
     read_only = f"sqlite:///file:{study / 'study.db'}?mode=ro&uri=true"
-    tiny = ["--trials", "1", "--size", "32", "--epochs", "1", "--steps-per-epoch", "1", "--data", "synthetic:16"]
+    tiny = ["--trials", "1", "--size", "32", "--latency-size", "32", "--epochs", "1", "--steps-per-epoch", "1"]
+    tiny += ["--data", "synthetic:16"]
     _check(
         [
             (["search", "--study", files / "a-file", "--trials", "0"], "cannot create the study folder"),
