@@ -181,9 +181,9 @@ def prune_checkpoint(
         )
         atomic_write_json(tmp / "prune.json", report.to_dict())
     log.info(
-        "pruned %s -> %s: %d -> %d params, %.3f -> %.3f GMACs",
+        "pruned %s%s: %d -> %d params, %.3f -> %.3f GMACs",
         checkpoint,
-        out_dir,
+        f" -> {out_dir}" if stage else "",  # unstaged: out_dir is the caller's temporary folder
         result.params_before,
         result.params_after,
         result.macs_before / 1e9,

@@ -121,6 +121,19 @@ class ValidateConfig:
         }
 
 
+def describe_budget(budget: dict[str, Any]) -> str:
+    """``30 epochs x 256 px, batch 8, lr 0.001, seed 0, on synthetic:400, test split`` (a log line,
+    not a Python dict)."""
+    b = budget
+    parts = [f"{b['epochs']} epoch(s) x {b['size']} px", f"batch {b['batch_size']}", f"lr {b['lr']:g}"]
+    parts += [f"seed {b['seed']}", f"on {b['data']}", f"{b.get('split', 'test')} split"]
+    if b.get("steps_per_epoch"):
+        parts.append(f"{b['steps_per_epoch']} steps per epoch")
+    if b.get("finetune_epochs") is not None:
+        parts.append(f"{b['finetune_epochs']} fine-tune epoch(s) for re-applied variants")
+    return ", ".join(parts)
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One architecture to validate, as the search recorded it (proxy numbers from the storage)."""

@@ -52,7 +52,7 @@ from rtseg_core import (
     text_table,
 )
 from search_spaces import REFERENCE_ATTR, feasible_front, make_storage, resolve_storage_url, trial_name
-from validate._config import VALIDATED_DIR, Candidate, ValidateConfig, candidate_dir
+from validate._config import VALIDATED_DIR, Candidate, ValidateConfig, candidate_dir, describe_budget
 from validate._graphs import TimingEntry, TimingOptions, time_entries
 from validate._train import train_candidate, validated_record, variant_record
 from validate._variants import REAPPLIED_FILE, VariantPlan, find_variants, reapply_variant
@@ -265,7 +265,7 @@ class _Worker:
                     trial.set_user_attr("duplicate", True)
                     raise optuna.TrialPruned(f"{cand.name} is already claimed by trial {t.number}")
         trial.set_user_attr("stage", "training")
-        log.info("validating %s (trial %d of the search) at %s", cand.name, cand.trial, self.budget)
+        log.info("validating %s (trial %d of the search): %s", cand.name, cand.trial, describe_budget(self.budget))
         # trained_now names the work this worker finished now, not results found on disk from an earlier run
         if not (candidate_dir(self.study_dir, cand.name) / "trained.json").is_file():
             self.trained_now.append(cand.name)

@@ -236,7 +236,9 @@ def reapply_variant(
             "pruning_history": pruning.get("history"),
         }
         atomic_write_json(tmp / REAPPLIED_FILE, result)
-    log.info("re-applied %s to the validated %s: test Dice %s", plan.name, plan.parent, result["test"]["dice"])
+    dice = result["test"]["dice"]
+    shown = "n/a (not finite)" if dice is None else f"{dice:.4f}"
+    log.info("re-applied %s to the validated %s: test Dice %s", plan.name, plan.parent, shown)
     return read_json(done)
 
 

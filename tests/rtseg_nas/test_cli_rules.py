@@ -100,6 +100,27 @@ def test_evaluate_json_dash_prints_the_summary_and_still_writes_the_files(tmp_pa
     assert (out_dir / "evaluation_test.csv").is_file()
 
 
+def test_train_without_a_terminal_logs_each_epoch_and_its_splits(tmp_path):
+    """Under nohup or CI (no terminal, so no bar) a run is not silent until "done": one line per
+    epoch and one per split, at the default log level."""
+    run = [sys.executable, str(ROOT / "run.py"), "train", "--data", "synthetic:12", "--size", "32", "--epochs", "2"]
+    out = subprocess.run(
+        [*run, "--batch-size", "4", "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=300,
+        env=_env(),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    epochs = [ln for ln in lines if ln.startswith("epoch ")]
+    assert [ln.split()[1] for ln in epochs] == ["1/2", "2/2"], out.stderr
+    assert all("loss " in ln and "val Dice " in ln and " s (" in ln for ln in epochs), epochs
+    assert "synthetic:12 train: 9 images" in lines and "synthetic:12 val: 1 image" in lines, out.stderr
+    quiet = subprocess.run(
+        [*run, "-q", "--batch-size", "4", "--out", str(tmp_path / "q")], capture_output=True, text=True, timeout=300,
+        env=_env(),
+    )  # fmt: skip
+    assert quiet.returncode == 0 and "epoch " not in quiet.stderr, quiet.stderr
+
+
 @pytest.mark.parametrize("argv", [["-q", "info"], ["info", "-q"], ["--quiet", "info", "--no-progress"]])
 def test_common_options_work_before_or_after_the_verb(argv):
     parser, _ = build_parser("info")
