@@ -153,7 +153,7 @@ def _run_demo(cfg: DemoConfig, *, progress: bool, overwrite: bool) -> DemoResult
     search_settings = {
         k: getattr(cfg, k) for k in ("data", "seed", "trials", "search_size", "search_epochs", "steps_per_epoch")
     }
-    stage("search", search_settings, [study / "study.db"], lambda: _search(cfg, study, progress), owns=study)
+    stage("search", search_settings, [study / "study.db"], lambda: _quietly(_search, cfg, study, progress), owns=study)
     compress_settings = {
         **search_settings,
         **{k: getattr(cfg, k) for k in ("top_k", "prune_macs", "round_to", "finetune_epochs")},
@@ -163,7 +163,9 @@ def _run_demo(cfg: DemoConfig, *, progress: bool, overwrite: bool) -> DemoResult
         **compress_settings,  # the variants it re-applies come from the compress stage
         **{k: getattr(cfg, k) for k in ("validate_top_k", "validate_epochs", "validate_size", "profile_size")},
     }
-    stage("validate", validate_settings, [study / "validated" / "summary.json"], lambda: _validate(cfg, study))
+    stage(
+        "validate", validate_settings, [study / "validated" / "summary.json"], lambda: _quietly(_validate, cfg, study)
+    )
     stage(
         "reference",
         {**train_settings, **profile_settings},
@@ -176,6 +178,21 @@ def _run_demo(cfg: DemoConfig, *, progress: bool, overwrite: bool) -> DemoResult
     report = build_report(study)
     timings["report"] = {"seconds": time.perf_counter() - start, "skipped": False}
     return DemoResult(out_dir=out, report=report, stages=timings, wall_s=time.perf_counter() - t0)
+
+
+def _quietly(step: Callable[..., None], *args: Any) -> None:
+    """Run ``step`` without the per-epoch and per-split lines of its many short trainings (as the
+    search and validate verbs do), unless --debug asked for everything."""
+    logger = logging.getLogger("segmentation")
+    if logger.getEffectiveLevel() <= logging.DEBUG:
+        step(*args)
+        return
+    before = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        step(*args)
+    finally:
+        logger.setLevel(before)
 
 
 def _train_paper(cfg: DemoConfig, paper: Path, progress: bool) -> None:
