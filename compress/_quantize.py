@@ -40,7 +40,15 @@ import torch
 from torch import nn
 
 from compress._files import output_dir
-from rtseg_core import CompressionError, ProfilingError, Record, atomic_write_json, check_output_dir, dataset_path
+from rtseg_core import (
+    CompressionError,
+    CompressionOptionError,
+    ProfilingError,
+    Record,
+    atomic_write_json,
+    check_output_dir,
+    dataset_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +120,7 @@ class QuantSpec(Record):
             object.__setattr__(self, "format", self.format.value)
 
         def fail(name: str, rule: str) -> NoReturn:
-            raise CompressionError(f"QuantSpec.{name}: {rule}, got {getattr(self, name)!r}")
+            raise CompressionOptionError(f"QuantSpec.{name}: {rule}, got {getattr(self, name)!r}")
 
         if self.format not in FORMATS:
             fail("format", f"must be one of {', '.join(FORMATS)}")
@@ -129,7 +137,7 @@ class QuantSpec(Record):
         if not isinstance(self.dsconv_bits, int) or not 2 <= self.dsconv_bits <= 8:
             fail("dsconv_bits", "must be an integer from 2 to 8")
         if self.format.startswith("int8") and self.target == "jetson-nano-gpu":
-            raise CompressionError(f"QuantSpec.target: {NANO_GPU_INT8}")
+            raise CompressionOptionError(f"QuantSpec.target: {NANO_GPU_INT8}")
 
     @property
     def export_opset(self) -> int:
@@ -388,7 +396,8 @@ def _require_quantized(path: Path, op_types: list[str] | None) -> None:
     if not found:
         path.unlink(missing_ok=True)
         which = f"--op-types {','.join(op_types)}" if op_types else "ONNX Runtime's default operator set"
-        raise CompressionError(
+        error = CompressionOptionError if op_types else CompressionError  # the option's choice, or a failure
+        raise error(
             f"INT8 quantization produced no quantized operator with {which}: the result would be the float model "
             "labelled INT8, so nothing is written; list ops ONNX Runtime quantizes (Conv, MatMul, Gemm, ...)"
         )
@@ -401,7 +410,7 @@ def _op_types(fp32: Path, spec: QuantSpec) -> list[str] | None:
         present = set(op_counts(fp32))
         missing = [op for op in op_types if op not in present]
         if missing:
-            raise CompressionError(
+            raise CompressionOptionError(
                 f"--op-types: {', '.join(missing)} match(es) no operator of {fp32.name} (its operators: "
                 f"{', '.join(sorted(present))}); names are ONNX op types and case-sensitive, e.g. Conv,MatMul"
             )

@@ -37,6 +37,7 @@ from rtseg_core import (
     CompressionError,
     ConfigError,
     Constraints,
+    InputFileError,
     StudyDir,
     pareto_indices,
     read_json,
@@ -94,15 +95,15 @@ def compress_study(
     output of the same verb, or with ``overwrite``.
     """
     if not Path(study_dir).is_dir():
-        raise ConfigError(f"--study {study_dir}: not a folder")
+        raise InputFileError(f"--study {study_dir}: not a folder")
     study = StudyDir(study_dir)
     if prune is None and quantize is None:
-        raise CompressionError("--study: give a pruning target and/or --format to quantize")
+        raise ConfigError("--study: give a pruning target and/or --format to quantize")
     if top_k < 1:
-        raise CompressionError(f"--top-k: must be >= 1, got {top_k}")
+        raise ConfigError(f"--top-k: must be >= 1, got {top_k}")
     trials = read_trials(study.root)
     if not trials:
-        raise ConfigError(f"{study.trials_dir}: no */candidate.json; run a search first")
+        raise InputFileError(f"{study.trials_dir}: no */candidate.json; run a search first")
     folders = {r.name: folder for r, folder in trials}
     parents = pareto_parents([r for r, _ in trials], top_k)
     limits = study_limits(study.root)

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import paramiko
 
-from rtseg_core import ConfigError, RemoteProfilingError, atomic_write_text
+from rtseg_core import ConfigError, InputFileError, RemoteProfilingError, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -233,9 +233,9 @@ def _read_ssh_config(options: SSHOptions) -> paramiko.SSHConfig | None:
     try:
         return paramiko.SSHConfig.from_path(str(path))
     except FileNotFoundError:
-        raise ConfigError(f"ssh config {path}: file not found (--ssh-config / RTSEG_SSH_CONFIG)") from None
+        raise InputFileError(f"ssh config {path}: file not found (--ssh-config / RTSEG_SSH_CONFIG)") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"ssh config {path}: cannot read it ({exc})") from None
+        raise InputFileError(f"ssh config {path}: cannot read it ({exc})") from None
     except Exception as exc:  # paramiko.ssh_exception.ConfigParseError and friends
         raise ConfigError(f"ssh config {path}: {type(exc).__name__}: {exc}") from None
 
@@ -276,7 +276,7 @@ def _hop(target: SSHTarget, options: SSHOptions, config, *, key_override: str | 
         for key in keys:
             path = Path(os.path.expanduser(key))
             if not path.is_file():
-                raise ConfigError(f"SSH key {path}: file not found; give the private key for {target.host}")
+                raise InputFileError(f"SSH key {path}: file not found; give the private key for {target.host}")
             expanded.append(str(path))
         keys = tuple(expanded)
     return Hop(

@@ -121,6 +121,12 @@ class ValidateConfig:
         }
 
 
+def budget_differences(before: dict[str, Any], now: dict[str, Any]) -> str:
+    """``epochs: 12 before, 30 in this run; size: ...``: only what differs, for a refusal."""
+    keys = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+    return "; ".join(f"{k}: {before.get(k)!r} before, {now.get(k)!r} in this run" for k in keys) or "another budget"
+
+
 def describe_budget(budget: dict[str, Any]) -> str:
     """``30 epochs x 256 px, batch 8, lr 0.001, seed 0, on synthetic:400, test split`` (a log line,
     not a Python dict)."""

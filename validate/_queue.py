@@ -42,17 +42,25 @@ from optuna.trial import TrialState
 
 from rtseg_core import (
     CandidateRecord,
-    ConfigError,
     Constraints,
+    InputFileError,
     RankAgreement,
     SearchError,
+    SettingsMismatchError,
     atomic_write_json,
     rank_agreement,
     read_json,
     text_table,
 )
 from search_spaces import REFERENCE_ATTR, feasible_front, make_storage, resolve_storage_url, trial_name
-from validate._config import VALIDATED_DIR, Candidate, ValidateConfig, candidate_dir, describe_budget
+from validate._config import (
+    VALIDATED_DIR,
+    Candidate,
+    ValidateConfig,
+    budget_differences,
+    candidate_dir,
+    describe_budget,
+)
 from validate._graphs import TimingEntry, TimingOptions, time_entries
 from validate._train import train_candidate, validated_record, variant_record
 from validate._variants import REAPPLIED_FILE, VariantPlan, find_variants, reapply_variant
@@ -149,7 +157,7 @@ class _Worker:
         self.study_dir = Path(config.study_dir).expanduser().resolve()
         path = self.study_dir / "study.json"
         if not path.is_file():
-            raise ConfigError(f"{path}: not found; --study must be the folder a search wrote")
+            raise InputFileError(f"{path}: not found; --study must be the folder a search wrote")
         self.settings = read_json(path)
         self.data = config.data or str(self.settings.get("data", "synthetic"))
         self.threads = int(config.threads or self.settings.get("threads") or 1)
@@ -204,8 +212,9 @@ class _Worker:
                 break
             time.sleep(0.1)
         if stored != self.budget:
-            raise SearchError(
-                f"validation study {name!r} was started with the budget {stored}, this run asks for {self.budget}; "
+            raise SettingsMismatchError(
+                f"validation study {name!r} was started with another budget "
+                f"({budget_differences(stored or {}, self.budget)}); "
                 "repeat the original --epochs/--size/--lr/--batch-size/--seed/--data/--finetune-epochs (validated "
                 "candidates must be comparable)"
             )

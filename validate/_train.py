@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from models import RTSegConfig
-from rtseg_core import CandidateRecord, SearchError, atomic_write_json, read_json
-from validate._config import TRAINED_FILE, Candidate, candidate_dir
+from rtseg_core import CandidateRecord, SettingsMismatchError, atomic_write_json, read_json
+from validate._config import TRAINED_FILE, Candidate, budget_differences, candidate_dir
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,9 @@ def train_candidate(cand: Candidate, budget: dict[str, Any], study_dir: Path, *,
     if done.is_file():
         result = read_json(done)
         if result.get("budget") != budget:
-            raise SearchError(
-                f"{done}: trained with {result.get('budget')}, this run asks for {budget}; repeat the original "
-                f"options or move {work} away"
+            raise SettingsMismatchError(
+                f"{done}: trained with another budget ({budget_differences(result.get('budget') or {}, budget)}); "
+                f"repeat the original options or move {work} away"
             )
         return result
     arch = RTSegConfig.from_dict(cand.config, source=f"candidate {cand.name}")
@@ -51,7 +51,7 @@ def train_candidate(cand: Candidate, budget: dict[str, Any], study_dir: Path, *,
         before = (load_checkpoint(ckpt).meta or {}).get("train", {})
         differ = [k for k in ("data", "size", "epochs", "batch_size", "lr", "seed") if before.get(k) != getattr(tc, k)]
         if differ:
-            raise SearchError(
+            raise SettingsMismatchError(
                 f"{ckpt}: a training with other settings ({', '.join(f'{k}={before.get(k)!r}' for k in differ)}) "
                 f"is in progress there; repeat its options or move {work} away"
             )

@@ -36,11 +36,13 @@ from rtseg_core import (
     CHECKPOINT,
     COMPRESSED,
     SearchError,
+    SettingsMismatchError,
     StudyDir,
     atomic_write_json,
     read_json,
     staged_output,
 )
+from validate._config import budget_differences
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +181,9 @@ def reapply_variant(
     if done.is_file():
         result = read_json(done)
         if result.get("budget") != vbudget:
-            raise SearchError(
-                f"{done}: re-applied with {_differ(result.get('budget') or {}, vbudget)}; repeat the original "
-                f"--finetune-epochs and training options, or move {work} away"
+            raise SettingsMismatchError(
+                f"{done}: re-applied with another budget ({budget_differences(result.get('budget') or {}, vbudget)}); "
+                f"repeat the original --finetune-epochs and training options, or move {work} away"
             )
         return result
     parent_ckpt = study.validated(plan.parent) / CHECKPOINT
@@ -263,11 +265,6 @@ def variant_recipe(result: dict[str, Any]) -> str:
             f"{pb['size']}x{pb['size']})"
         )
     return "re-applied to the validated parent: " + ", then ".join(steps)
-
-
-def _differ(before: dict, now: dict) -> str:
-    keys = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
-    return "; ".join(f"{k}={before.get(k)!r}, this run {now.get(k)!r}" for k in keys) or "another budget"
 
 
 def _num(value: Any) -> float | None:

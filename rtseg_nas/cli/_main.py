@@ -29,13 +29,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+EXIT_STATUS = """exit status:
+  0    done
+  1    the run failed: an input file missing, unreadable or damaged (checkpoint, ONNX, data, study),
+       a data error, the device unreachable or refusing the connection, a runtime failure
+  2    usage error: an unknown verb or option, an option's value or combination, a config file's
+       fields, an output folder that needs --overwrite or cannot be written
+  130  interrupted (Ctrl-C); 141: the reader of the output left (`| head`)"""
+
+
 def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The full parser; with ``only``, just that verb's options are built (some need heavy imports)."""
     prog = _prog()
     parser = argparse.ArgumentParser(
         prog=prog,
         description="rtseg-nas: architecture search, compression and profiling for RTSeg-Net.",
-        epilog=f"Run '{prog} <verb> --help' for the options of each verb.",
+        epilog=f"Run '{prog} <verb> --help' for the options of each verb.\n\n{EXIT_STATUS}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"rtseg-nas {_version()}")
     _add_common(parser, default=False)
@@ -118,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
-        print(f"(run '{_prog()} {args.verb} --help' for usage, or add --debug for a traceback)", file=sys.stderr)
-        return 2
+        code = exc.exit_code  # 2: a usage error, 1: the run failed (rtseg_core._errors)
+        usage = f"run '{_prog()} {args.verb} --help' for usage, or " if code == 2 else ""
+        print(f"({usage}add --debug for a traceback)", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -163,3 +163,40 @@ def test_the_installed_console_command():
     assert json.loads(info.stdout)["params"] == 1_906_507
     usage = subprocess.run([exe, "nosuchverb"], capture_output=True, text=True, timeout=60, env=_env(), cwd=ROOT)
     assert usage.returncode == 2 and usage.stderr.startswith("usage: rtseg-nas")
+
+
+def test_exit_status_2_for_usage_errors_and_1_for_failed_runs(tmp_path, capsys):
+    """The epilog of `rtseg-nas --help`: 2 = the command line cannot work as given, 1 = the run
+    failed (a missing input, the data, the device)."""
+    import socket
+
+    from rtseg_nas.cli import main
+
+    with socket.socket() as s:  # a loopback port nobody listens on: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    cases = [
+        (["profile", "--size", "0"], 2, "argument --size"),  # argparse
+        (["prune", "--checkpoint", "c.pt", "--ratio", "0.3"], 2, "--out: required"),  # option combination
+        (["profile", "--arch", "papr", "--no-count"], 2, "Did you mean 'paper'"),  # option value
+        (["evaluate", "--checkpoint", str(tmp_path / "none.pt")], 1, "none.pt: checkpoint not found"),
+        (["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--data", "psfhs:/nonexistent"], 1, "not found"),
+        (["train", "--out", str(tmp_path / "t"), "--data", f"jnu-ifm:{tmp_path / 'nodata'}"], 1, "does not exist"),
+        (
+            ["profile", "--arch", "paper", "--size", "32", "--no-count", "--target", f"ssh://u@127.0.0.1:{port}",
+             "--known-hosts", str(known), "--connect-timeout", "5"],
+            1, "refused",
+        ),
+    ]  # fmt: skip
+    for argv, status, fragment in cases:
+        try:
+            rc = main(argv)
+        except SystemExit as exc:  # argparse exits by itself
+            rc = exc.code
+        err = capsys.readouterr().err
+        assert rc == status and fragment in err and "Traceback" not in err, (argv, rc, err[-1500:])
+    parser, _ = build_parser()
+    epilog = parser.format_help()
+    assert "exit status:" in epilog and "2    usage error" in epilog and "1    the run failed" in epilog
