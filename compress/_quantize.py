@@ -1,4 +1,4 @@
-"""``python run.py quantize``: INT8 / FP16 ONNX models and DSConv low-bit fine-tuning, each evaluated.
+"""``rtseg-nas quantize``: INT8 / FP16 ONNX models and DSConv low-bit fine-tuning, each evaluated.
 
 Formats (:class:`QuantFormat`):
 
@@ -79,7 +79,7 @@ NANO_GPU_INT8 = (
 )
 FP16_DEVICE_NOTE = (
     "FP16 ONNX with FP32 inputs/outputs for TensorRT (trtexec --fp16) on the device; the latency measured "
-    "here is ONNX Runtime on this CPU, not the device's: time model.onnx there (run.py profile --onnx ... )"
+    "here is ONNX Runtime on this CPU, not the device's: time model.onnx there (rtseg-nas profile --onnx ... )"
 )
 CONVINTEGER_NOTE = (
     "dynamic INT8 runs convolutions as ConvInteger, which ONNX Runtime executes far slower than FP32 "

@@ -1,6 +1,6 @@
 """Cost and latency of RTSeg-Net family models: counts, ONNX export, local timing, Jetson profiling and estimates.
 
-- :func:`profile_model` is the one-call API (``python run.py profile``): counts plus latency here,
+- :func:`profile_model` is the one-call API (``rtseg-nas profile``): counts plus latency here,
   on a device over SSH, or as a labelled Jetson Nano estimate.
 - :func:`count_costs` gives parameters (true and the paper's thop convention), MACs (fvcore,
   thop with and without a DSConv rule) and peak activation memory as a :class:`CostRecord`.

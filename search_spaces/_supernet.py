@@ -196,7 +196,7 @@ def load_supernet(path: str | Path) -> Supernet:
     if path.is_dir():
         path = path / "supernet.pt"
     if not path.is_file():
-        raise InputFileError(f"{path}: supernet checkpoint not found (train one with `run.py supernet train`)")
+        raise InputFileError(f"{path}: supernet checkpoint not found (train one with `rtseg-nas supernet train`)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or unsafe files

@@ -1,4 +1,4 @@
-"""Validating a search's answer at a full budget (``python run.py validate --study DIR``).
+"""Validating a search's answer at a full budget (``rtseg-nas validate --study DIR``).
 
 A search ranks architectures by a *proxy* (a few short epochs, validation split). Validation
 retrains the feasible Pareto front (or its ``top_k`` by proxy Dice), the reference ``paper`` and
@@ -42,7 +42,7 @@ TRAINED_FILE = "trained.json"
 
 @dataclass(frozen=True)
 class ValidateConfig:
-    """One validation run. Training defaults are ``run.py train``'s (30 epochs, 256 px, lr 1e-3,
+    """One validation run. Training defaults are ``rtseg-nas train``'s (30 epochs, 256 px, lr 1e-3,
     batch 8, the whole training split). ``top_k`` (None: the whole feasible front) picks the
     front members with the highest proxy Dice; ``paper`` is always validated. ``latency_size``
     is the deployment input side timed; ``latency_target`` where (None: the study's target;

@@ -7,7 +7,7 @@ import os
 import sys
 
 # verb -> (module under cli/, one-line help). Modules are imported only when their verb runs,
-# so `run.py info` does not pay for onnxruntime or optuna.
+# so `rtseg-nas info` does not pay for onnxruntime or optuna.
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("rtseg_nas.cli.info", "print a model config and its parameter count"),
     "train": ("rtseg_nas.cli.train", "train a model on a dataset (synthetic by default)"),

@@ -16,16 +16,16 @@ fields that differ. Predictions from it are labelled PREDICTED: `profile`, `sear
 take `--target predict:TABLE` (prune: `--latency-target`).
 
 Examples:
-  python run.py latency-table build --target local --threads 1 --out tables/cpu-1t.json
-  python run.py latency-table build --target ssh://nano@192.168.1.20 --key ~/.ssh/id_ed25519 \\
+  rtseg-nas latency-table build --target local --threads 1 --out tables/cpu-1t.json
+  rtseg-nas latency-table build --target ssh://nano@192.168.1.20 --key ~/.ssh/id_ed25519 \\
       --remote-backend trtexec --precision fp16 --out tables/nano-fp16.json
-  python run.py latency-table show tables/cpu-1t.json
-  python run.py profile --arch paper --target predict:tables/cpu-1t.json
-  python run.py latency-table remeasure --study runs/s1   # a predict:TABLE search's front, measured
+  rtseg-nas latency-table show tables/cpu-1t.json
+  rtseg-nas profile --arch paper --target predict:tables/cpu-1t.json
+  rtseg-nas latency-table remeasure --study runs/s1   # a predict:TABLE search's front, measured
 
 `remeasure` measures the feasible (Dice, latency) front of a search run with --target predict:TABLE
 on --target (local by default) and writes STUDY/remeasured.json, predicted beside measured; the
-study's report (`run.py report --study DIR`) then shows them side by side, with the table's key.
+study's report (`rtseg-nas report --study DIR`) then shows them side by side, with the table's key.
 """
 
 from __future__ import annotations

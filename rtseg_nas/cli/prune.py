@@ -5,7 +5,7 @@ Exactly one target: --ratio (fraction of channels removed from every prunable la
 measured on this machine, ONNX Runtime by default). Targets other than --ratio are reached by
 pruning in --step-ratio increments up to --max-ratio; a target still unmet there is an error.
 The result is a real, smaller model: OUT/checkpoint.pt (config + pruning history replayed on a
-fresh build, weights; `run.py evaluate --checkpoint OUT/checkpoint.pt` works), OUT/model.onnx and
+fresh build, weights; `rtseg-nas evaluate --checkpoint OUT/checkpoint.pt` works), OUT/model.onnx and
 OUT/prune.json. With --study DIR the top-k feasible Pareto trials of a search are pruned into
 DIR/compressed/<trial>.<tag>/ with a candidate.json each; --then-int8 also quantizes each pruned
 variant (ONNX Runtime static INT8, quantize's defaults) into DIR/compressed/<trial>.<tag>_int8/,
@@ -16,11 +16,11 @@ Importance criteria: l1, l2, group-norm, bn-scale, fpgm, taylor (needs data), ra
 NNI 3.0's masks as scores (nni-l1, nni-fpgm, nni-taylor; needs `pip install nni==3.0`).
 
 Examples:
-  python run.py prune --checkpoint runs/paper/checkpoint.pt --ratio 0.3 --out runs/paper.p30
-  python run.py prune --checkpoint runs/paper/checkpoint.pt --target-macs 0.5 --round-to 8 \\
+  rtseg-nas prune --checkpoint runs/paper/checkpoint.pt --ratio 0.3 --out runs/paper.p30
+  rtseg-nas prune --checkpoint runs/paper/checkpoint.pt --target-macs 0.5 --round-to 8 \\
       --importance taylor --finetune-epochs 5 --out runs/paper.pm50
-  python run.py prune --study runs/study1 --top-k 3 --ratio 0.3 --finetune-epochs 3
-  python run.py prune --study runs/study1 --top-k 1 --target-macs 0.5 --finetune-epochs 3 --then-int8
+  rtseg-nas prune --study runs/study1 --top-k 3 --ratio 0.3 --finetune-epochs 3
+  rtseg-nas prune --study runs/study1 --top-k 1 --target-macs 0.5 --finetune-epochs 3 --then-int8
 """
 
 from __future__ import annotations

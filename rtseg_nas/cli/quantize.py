@@ -14,10 +14,10 @@ change, latency, speed-up). Writes OUT/model.onnx, OUT/model_fp32.onnx, OUT/quan
 quantize pruned variants of a study, prune with `prune --study DIR ... --then-int8`.
 
 Examples:
-  python run.py quantize --checkpoint runs/paper/checkpoint.pt --out runs/paper.int8
-  python run.py quantize --checkpoint runs/paper/checkpoint.pt --format fp16 --for jetson-nano-gpu --out runs/p.fp16
-  python run.py quantize --checkpoint runs/paper/checkpoint.pt --format dsconv --bits 4 --epochs 3 --out runs/p.ds4
-  python run.py quantize --onnx model.onnx --data synthetic --out runs/m.int8
+  rtseg-nas quantize --checkpoint runs/paper/checkpoint.pt --out runs/paper.int8
+  rtseg-nas quantize --checkpoint runs/paper/checkpoint.pt --format fp16 --for jetson-nano-gpu --out runs/p.fp16
+  rtseg-nas quantize --checkpoint runs/paper/checkpoint.pt --format dsconv --bits 4 --epochs 3 --out runs/p.ds4
+  rtseg-nas quantize --onnx model.onnx --data synthetic --out runs/m.int8
 """
 
 from __future__ import annotations

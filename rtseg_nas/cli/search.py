@@ -16,7 +16,7 @@ each earlier rung, continues only if it is in the top 1/--eta of the trials that
 by non-dominated sorting on (Dice at the rung, cost); the others stop there with the reason.
 
 Every Dice printed here is a proxy number (short training, validation split): run
-`python run.py validate --study DIR` to retrain the front at a full budget on the test split.
+`rtseg-nas validate --study DIR` to retrain the front at a full budget on the test split.
 
 Files in STUDY_DIR: study.db (the Optuna study, unless --storage), study.json (settings),
 history.csv (one row per trial), environment.json, and trials/<n>/ with config.json,
@@ -34,12 +34,12 @@ start each worker with the same --storage postgresql://user@host/db and --study-
 opens in optuna-dashboard as is.
 
 Examples (CPU-sized):
-  python run.py search --data synthetic --study runs/nas --trials 20 --size 64 --epochs 2
-  python run.py search --data synthetic --study runs/nas --trials 30      # resume, 10 more
-  python run.py search --data synthetic --study runs/mf --fidelity 1,3,9 --trials 500 --budget-epochs 120
-  python run.py search --data jnu-ifm:/data/JNU-IFM --study runs/nas-jnu --trials 50 \\
+  rtseg-nas search --data synthetic --study runs/nas --trials 20 --size 64 --epochs 2
+  rtseg-nas search --data synthetic --study runs/nas --trials 30      # resume, 10 more
+  rtseg-nas search --data synthetic --study runs/mf --fidelity 1,3,9 --trials 500 --budget-epochs 120
+  rtseg-nas search --data jnu-ifm:/data/JNU-IFM --study runs/nas-jnu --trials 50 \\
       --target jetson-nano-estimate --objectives dice,latency --min-fps 24
-  python run.py search --study runs/shared --storage postgresql://nas@db-host/nas --trials 100
+  rtseg-nas search --study runs/shared --storage postgresql://nas@db-host/nas --trials 100
 """
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=ProfilingOptions.target,
         help="where latency comes from: local (ONNX Runtime on this CPU, measured), ssh://user@host[:port] "
         "(measured on the device), jetson-nano-estimate (roofline estimate) or predict:TABLE (the kernel-level "
-        "predictor on a table from `run.py latency-table build`, labelled predicted) (default: %(default)s)",
+        "predictor on a table from `rtseg-nas latency-table build`, labelled predicted) (default: %(default)s)",
     )
     p.add_argument("--objectives", default=",".join(ObjectiveOptions.names), help=_OBJECTIVES_HELP)
     p.add_argument("--min-fps", type=NONNEGATIVE, default=0, help="constraint: frames/s >= this (0 = none)")
@@ -295,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
     print(summary.verdict())
     print(
         "these are proxy numbers (short training, validation split); check them at a full budget on the test "
-        f"split with: python run.py validate --study {summary.study_dir}"
+        f"split with: rtseg-nas validate --study {summary.study_dir}"
     )
     print(f"files: {summary.study_dir}")
     return 0

@@ -32,9 +32,9 @@ from its config, pruning history and quantization spec (same graph, fresh weight
 says so).
 
 Examples (CPU-sized):
-  python run.py validate --study runs/nas --epochs 20 --size 96 --top-k 3
-  python run.py validate --study runs/shared --storage postgresql://nas@db-host/nas --study-name nas
-  python run.py validate --study runs/jetson --latency-target ssh://nvidia@jetson --known-hosts hosts
+  rtseg-nas validate --study runs/nas --epochs 20 --size 96 --top-k 3
+  rtseg-nas validate --study runs/shared --storage postgresql://nas@db-host/nas --study-name nas
+  rtseg-nas validate --study runs/jetson --latency-target ssh://nvidia@jetson --known-hosts hosts
 """
 
 from __future__ import annotations

@@ -200,3 +200,26 @@ def test_exit_status_2_for_usage_errors_and_1_for_failed_runs(tmp_path, capsys):
     parser, _ = build_parser()
     epilog = parser.format_help()
     assert "exit status:" in epilog and "2    usage error" in epilog and "1    the run failed" in epilog
+
+
+def test_printed_hints_name_the_installed_command():
+    """Hints a user copies must work outside the checkout: `rtseg-nas <verb>`, never `python run.py <verb>`
+    (the report's pages are checked by the reports tests)."""
+    packages = [
+        "compress",
+        "models",
+        "profiling",
+        "rtseg_core",
+        "rtseg_nas",
+        "search_spaces",
+        "segmentation",
+        "validate",
+    ]
+    stale = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for package in packages
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "run.py " in line and "same entry" not in line and path.name != "_supernet_search.py"
+    ]
+    assert stale == [], stale
