@@ -62,7 +62,7 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from profiling._onnx_input import OnnxInputInfo, read_onnx_input
     from profiling._ort import make_session, session_input
     from profiling._predict_bench import PredictorBenchResult, bench_predictor
-    from profiling._predictor import LatencyPredictor, LatencyTable, TableKey, build_table
+    from profiling._predictor import MIN_CALIBRATION, LatencyPredictor, LatencyTable, TableKey, build_table
     from profiling._profile import ProfileReport, profile_model
     from profiling._records import (
         ESTIMATE_TARGET,
@@ -80,6 +80,7 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from profiling._trace import ForwardTrace, TracedOp, trace_forward
 
 __all__ = [
+    "MIN_CALIBRATION",
     "LOCAL_OPSET",
     "export_model",
     "session_input",
