@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("rtseg_nas.cli.demo", "the whole pipeline on synthetic data, ending with a report"),
     "latency-table": (
         "rtseg_nas.cli.latency_table",
-        "build, show or check a kernel latency table (--target predict:TABLE)",
+        "build or show a kernel latency table (--target predict:TABLE); remeasure a predicted front",
     ),
 }
 
@@ -47,7 +47,6 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
         epilog=f"Run '{prog} <verb> --help' for the options of each verb.\n\n{EXIT_STATUS}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"rtseg-nas {_version()}")
     _add_common(parser, default=False)
     sub = parser.add_subparsers(dest="verb", metavar="<verb>")
     subparsers = {}
@@ -70,6 +69,7 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
 def _add_common(p: argparse.ArgumentParser, *, default) -> None:
     """The options every verb has. On a verb they default to SUPPRESS so that a value given
     before the verb (``rtseg-nas --quiet train``) is not reset by the verb's own default."""
+    p.add_argument("--version", action="version", version=f"rtseg-nas {_version()}")
     p.add_argument("--debug", action="store_true", default=default, help="show tracebacks and debug logs")
     p.add_argument("--quiet", "-q", action="store_true", default=default, help="only warnings, errors and the results")
     p.add_argument(

@@ -69,7 +69,21 @@ def test_every_json_option_means_the_same():
         with_json.append(verb)
         assert action.nargs == "?" and action.const == "-", verb  # bare --json = '-' = stdout
         assert "'-'" in action.help and "stdout" in action.help, verb
-    assert {"info", "export", "evaluate", "profile", "bench", "prune", "quantize", "report"} <= set(with_json)
+    # the README's list; train, search, supernet, demo and latency-table write their own files instead
+    assert sorted(with_json) == sorted(
+        ["info", "export", "evaluate", "profile", "bench", "prune", "quantize", "report", "validate"]
+    )
+
+
+@pytest.mark.parametrize("verb", sorted(COMMANDS))
+def test_every_verb_answers_version(verb, capsys):
+    from rtseg_nas import __version__
+
+    parser, _ = build_parser(verb)
+    argv = [verb, "train", "--version"] if verb == "supernet" else [verb, "--version"]
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(argv)
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"rtseg-nas {__version__}"
 
 
 def test_json_dash_prints_only_json_and_a_path_writes_a_file(tmp_path):
