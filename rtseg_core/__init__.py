@@ -57,6 +57,19 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
         read_manifest,
         staged_output,
     )
+    from rtseg_core._paired import (
+        BETTER,
+        COLLAPSE_DICE,
+        INDISTINGUISHABLE,
+        SINGLE_RUN,
+        VERDICTS,
+        WORSE,
+        PairedDifference,
+        SeedSummary,
+        collapsed_classes,
+        paired_difference,
+        seed_summary,
+    )
     from rtseg_core._pareto import (
         as_minimization,
         direction_sign,
@@ -96,6 +109,17 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     )
 
 __all__ = [
+    "BETTER",
+    "COLLAPSE_DICE",
+    "INDISTINGUISHABLE",
+    "SINGLE_RUN",
+    "VERDICTS",
+    "WORSE",
+    "PairedDifference",
+    "SeedSummary",
+    "collapsed_classes",
+    "paired_difference",
+    "seed_summary",
     "CANDIDATE_JSON",
     "CHECKPOINT",
     "COMPRESSED",
