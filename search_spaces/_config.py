@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from rtseg_core import (
     DEFAULT_OBJECTIVES,
+    DEPLOYMENT_SIZE,
     ConfigError,
     Constraints,
     MultiTrialSettings,
@@ -173,11 +174,13 @@ class ProxyTraining:
 class ProfilingOptions:
     """``target``: ``local`` (ONNX Runtime on this CPU, measured), ``ssh://user@host[:port]``
     (measured on the device with ``ssh_options``/``remote_backend``) or ``jetson-nano-estimate``
-    (roofline estimate, labelled estimated); ``latency_size`` (None: the training size) is the input
-    side timed; ``threads``, ``latency_warmup``, ``latency_runs``, ``precision``."""
+    (roofline estimate, labelled estimated); ``latency_size`` is the input side timed, by default
+    the deployment size (``rtseg_core.DEPLOYMENT_SIZE``, where ``validate`` times too) so that a
+    latency limit means the same in both; None: the training size; ``threads``, ``latency_warmup``,
+    ``latency_runs``, ``precision``."""
 
     target: str = "local"
-    latency_size: int | None = None
+    latency_size: int | None = DEPLOYMENT_SIZE
     threads: int = 1
     latency_warmup: int = 5
     latency_runs: int = 20

@@ -13,8 +13,8 @@ own paper and whether a candidate is within 0.5 Dice points of it at >= 1.5x low
 Writes OUT/compare.csv, compare.json, compare.png/.svg and compare.html.
 
 Examples:
-  python run.py report --study runs/demo/study
-  python run.py report --compare runs/fixed runs/multi runs/oneshot --out runs/compare
+  rtseg-nas report --study runs/demo/study
+  rtseg-nas report --compare runs/fixed runs/multi runs/oneshot --out runs/compare
 """
 
 from __future__ import annotations

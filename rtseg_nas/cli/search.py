@@ -16,7 +16,7 @@ each earlier rung, continues only if it is in the top 1/--eta of the trials that
 by non-dominated sorting on (Dice at the rung, cost); the others stop there with the reason.
 
 Every Dice printed here is a proxy number (short training, validation split): run
-`python run.py validate --study DIR` to retrain the front at a full budget on the test split.
+`rtseg-nas validate --study DIR` to retrain the front at a full budget on the test split.
 
 Files in STUDY_DIR: study.db (the Optuna study, unless --storage), study.json (settings),
 history.csv (one row per trial), environment.json, and trials/<n>/ with config.json,
@@ -34,12 +34,12 @@ start each worker with the same --storage postgresql://user@host/db and --study-
 opens in optuna-dashboard as is.
 
 Examples (CPU-sized):
-  python run.py search --data synthetic --study runs/nas --trials 20 --size 64 --epochs 2
-  python run.py search --data synthetic --study runs/nas --trials 30      # resume, 10 more
-  python run.py search --data synthetic --study runs/mf --fidelity 1,3,9 --trials 500 --budget-epochs 120
-  python run.py search --data jnu-ifm:/data/JNU-IFM --study runs/nas-jnu --trials 50 \\
+  rtseg-nas search --data synthetic --study runs/nas --trials 20 --size 64 --epochs 2
+  rtseg-nas search --data synthetic --study runs/nas --trials 30      # resume, 10 more
+  rtseg-nas search --data synthetic --study runs/mf --fidelity 1,3,9 --trials 500 --budget-epochs 120
+  rtseg-nas search --data jnu-ifm:/data/JNU-IFM --study runs/nas-jnu --trials 50 \\
       --target jetson-nano-estimate --objectives dice,latency --min-fps 24
-  python run.py search --study runs/shared --storage postgresql://nas@db-host/nas --trials 100
+  rtseg-nas search --study runs/shared --storage postgresql://nas@db-host/nas --trials 100
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from rtseg_core import THREADS_HELP
+from rtseg_core import DEPLOYMENT_SIZE, THREADS_HELP
 from rtseg_nas.cli._args import (
     BATCH,
     COUNT,
@@ -67,6 +67,8 @@ from rtseg_nas.cli._args import (
 
 if TYPE_CHECKING:
     from search_spaces import SearchConfig, SearchSpace
+
+log = logging.getLogger(__name__)
 
 _OBJECTIVES_HELP = (
     "comma list of objectives from dice (max), delta_aop (min, degrees), latency (min, ms), params (min), "
@@ -121,7 +123,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=ProfilingOptions.target,
         help="where latency comes from: local (ONNX Runtime on this CPU, measured), ssh://user@host[:port] "
         "(measured on the device), jetson-nano-estimate (roofline estimate) or predict:TABLE (the kernel-level "
-        "predictor on a table from `run.py latency-table build`, labelled predicted) (default: %(default)s)",
+        "predictor on a table from `rtseg-nas latency-table build`, labelled predicted) (default: %(default)s)",
     )
     p.add_argument("--objectives", default=",".join(ObjectiveOptions.names), help=_OBJECTIVES_HELP)
     p.add_argument("--min-fps", type=NONNEGATIVE, default=0, help="constraint: frames/s >= this (0 = none)")
@@ -170,7 +172,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     train.add_argument("--train-threads", type=THREADS, metavar="N", help=THREADS_HELP)
 
     prof = p.add_argument_group("profiling")
-    prof.add_argument("--latency-size", type=SIZE, help="input side timed, px (default: --size)")
+    prof.add_argument(
+        "--latency-size",
+        type=SIZE,
+        default=ProfilingOptions.latency_size,
+        help="input side timed, px: the deployment size, where validate times too, so --min-fps and "
+        "--max-latency-ms mean the same in both (default: %(default)s; --size is only the training size)",
+    )
     prof.add_argument(
         "--threads",
         type=THREADS,
@@ -262,6 +270,11 @@ def run(args: argparse.Namespace) -> int:
         print(space.describe())
         return 0
     config = search_config(args, space)
+    size, lat = config.training.size, config.profiling.latency_size
+    log.info(
+        "latency timed at %dx%d px (--latency-size)%s; proxy training at %dx%d px (--size)",
+        lat, lat, ", the deployment size" if lat == DEPLOYMENT_SIZE else "", size, size,
+    )  # fmt: skip
     if not getattr(args, "debug", False):
         # Data-loading and profiling lines of every trial would bury the progress display.
         for name in ("segmentation", "profiling"):
@@ -276,12 +289,13 @@ def run(args: argparse.Namespace) -> int:
     if summary.budget_epochs is not None:
         print(summary.budget_line())
     constraints = ", ".join(f"{k}={v:g}" for k, v in summary.constraints.items() if v is not None) or "none"
-    print(f"feasible Pareto front (constraints: {constraints}):")
+    lat = config.profiling.latency_size
+    print(f"feasible Pareto front (constraints: {constraints}; latency at {lat}x{lat} px):")
     print(summary.table())
     print(summary.verdict())
     print(
         "these are proxy numbers (short training, validation split); check them at a full budget on the test "
-        f"split with: python run.py validate --study {summary.study_dir}"
+        f"split with: rtseg-nas validate --study {summary.study_dir}"
     )
     print(f"files: {summary.study_dir}")
     return 0

@@ -16,10 +16,10 @@ with inherited weights instead of being trained one by one.
            that `train --arch OUT/config.json --out OUT --resume` fine-tunes.
 
 Examples (CPU-sized, synthetic data):
-  python run.py supernet train --out runs/supernet --size 64 --epochs 4 --steps-per-epoch 30
-  python run.py supernet search --supernet runs/supernet --study runs/oneshot --trials 300
-  python run.py supernet extract --supernet runs/supernet --arch paper --out runs/paper-from-supernet
-  python run.py report --study runs/oneshot
+  rtseg-nas supernet train --out runs/supernet --size 64 --epochs 4 --steps-per-epoch 30
+  rtseg-nas supernet search --supernet runs/supernet --study runs/oneshot --trials 300
+  rtseg-nas supernet extract --supernet runs/supernet --arch paper --out runs/paper-from-supernet
+  rtseg-nas report --study runs/oneshot
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def _search(args: argparse.Namespace) -> int:
     for m in summary.front:
         values = ", ".join(f"{k} {v:.4g}" for k, v in m.items() if k not in ("trial", "name", "summary", "params"))
         print(f"  {m['name']:<10} {m['summary']:<36} {values}, params {m['params']:,}")
-    print(f"study: {summary.study_dir}  (report: python run.py report --study {summary.study_dir})")
+    print(f"study: {summary.study_dir}  (report: rtseg-nas report --study {summary.study_dir})")
     return 0
 
 

@@ -100,7 +100,7 @@ def test_a_cli_search_measures_locally_and_prints_the_front(tmp_path, capsys, mo
     argv = [
         "search", "--data", "synthetic:24", "--study", str(study), "--trials", "1", "--size", "32", "--epochs", "1",
         "--steps-per-epoch", "1", "--batch-size", "4", "--latency-runs", "3", "--latency-warmup", "1",
-        "--space", str(space),
+        "--latency-size", "32", "--space", str(space),
     ]  # fmt: skip
     assert main(argv) == 0
     captured = capsys.readouterr()

@@ -37,7 +37,7 @@ def test_the_search_stops_at_the_epoch_budget_counting_stopped_trials_and_resume
         "search", "--data", "synthetic:24", "--study", str(study), "--trials", "50", "--size", "32",
         "--steps-per-epoch", "1", "--batch-size", "4", "--target", "jetson-nano-estimate", "--sampler", "random",
         "--no-early-stop", "--fidelity", "1,2", "--eta", "2", "--train-threads", "1", "--heartbeat-interval", "1",
-        "--space", str(space), "--budget-epochs", str(BUDGET),
+        "--latency-size", "32", "--space", str(space), "--budget-epochs", str(BUDGET),
     ]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out

@@ -31,7 +31,7 @@ def search_command(study_dir: Path, space_file: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "run.py", "search", "--data", "synthetic:24", "--study", str(study_dir), "--size", "32",
         "--batch-size", "4", "--target", "jetson-nano-estimate", "--sampler", "random", "--seed", "0",
-        "--no-early-stop", "--space", str(space_file), "--no-progress", *extra,
+        "--latency-size", "32", "--no-early-stop", "--space", str(space_file), "--no-progress", *extra,
     ]  # fmt: skip
 
 

@@ -17,7 +17,15 @@ import optuna
 import pytest
 
 from models import PRESETS
-from rtseg_core import CandidateRecord, ConfigError, SearchError, StudyDir, read_training_metrics, read_validation
+from rtseg_core import (
+    DEPLOYMENT_SIZE,
+    CandidateRecord,
+    ConfigError,
+    SearchError,
+    StudyDir,
+    read_training_metrics,
+    read_validation,
+)
 from search_spaces import (
     EarlyStopRule,
     ProxyTraining,
@@ -112,7 +120,9 @@ def test_config_parts_and_flat_options_agree(tiny_space):
         strategy=StrategyOptions(sampler="random", space=tiny_space),
     )
     assert flat == parts
-    assert flat.profiling.latency_size == 48  # None: the training size
+    # Timed at the deployment size by default, where validate times too; None: at the training size.
+    assert flat.profiling.latency_size == DEPLOYMENT_SIZE == 256
+    assert SearchConfig.from_options("s", size=48, latency_size=None).profiling.latency_size == 48
     assert flat.settings("sqlite:///x") == parts.settings("sqlite:///x")
     with pytest.raises(TypeError, match="unknown option.*'trails'"):
         SearchConfig.from_options("s", trails=3)
