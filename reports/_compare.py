@@ -40,7 +40,7 @@ from reports._hypervolume import DEFAULT_PAD, default_reference, hypervolume
 from reports._load import read_history_csv
 from reports._pareto import FrontInfo, pareto_front
 from reports._validated import load_validated
-from rtseg_core import ConfigError, StudyDir, read_json, read_training_metrics
+from rtseg_core import ConfigError, StudyDir, finite_or_none, read_json, read_training_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -235,8 +235,8 @@ class CompareInfo:
                     "validated": [
                         {
                             "name": str(r.name),
-                            "dice": _num(r.dice),
-                            "latency_ms": _num(r.latency_ms),
+                            "dice": finite_or_none(r.dice),
+                            "latency_ms": finite_or_none(r.latency_ms),
                             "feasible": bool(r.feasible),
                         }
                         for r in s.validated.itertuples(index=False)
@@ -477,7 +477,7 @@ def search_compute(study: StudyDir, settings: dict[str, Any]) -> SearchCompute:
                 untimed += 1
             else:
                 trial_wall += (end - start).total_seconds()
-            cpu = _num(r.get("cpu_s")) if has_cpu else None
+            cpu = finite_or_none(r.get("cpu_s")) if has_cpu else None
             if cpu is None:
                 no_cpu += has_cpu
             else:
@@ -583,11 +583,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
-
-
-def _num(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None

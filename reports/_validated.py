@@ -12,7 +12,6 @@ shows the section only when there is something in it.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ import pandas as pd
 
 from reports._load import candidates_frame
 from reports._pareto import FrontInfo, pareto_front
-from rtseg_core import ConfigError, RankAgreement, StudyDir, rank_agreement, read_json
+from rtseg_core import ConfigError, RankAgreement, StudyDir, finite_or_none, rank_agreement, read_json
 from rtseg_core._study import VALIDATED
 
 logger = logging.getLogger(__name__)
@@ -83,17 +82,17 @@ def compute_validated(
     for name in df["name"]:
         path = study_dir / "validated" / str(name) / "trained.json"
         trained = read_json(path) if path.is_file() else {}
-        proxy[str(name)] = _num((trained.get("candidate") or {}).get("proxy_dice"))
+        proxy[str(name)] = finite_or_none((trained.get("candidate") or {}).get("proxy_dice"))
         budget = budget or dict(trained.get("budget") or {})
         reapplied = study_dir / "validated" / str(name) / "reapplied.json"  # a compressed variant
         if not trained and reapplied.is_file():
-            proxy[str(name)] = _num((read_json(reapplied).get("variant") or {}).get("proxy_dice"))
+            proxy[str(name)] = finite_or_none((read_json(reapplied).get("variant") or {}).get("proxy_dice"))
     # Rank agreement over architectures only: a variant's "proxy" Dice comes from another recipe.
     arch = [n == p or not isinstance(p, str) for n, p in zip(df["name"], df["parent"])]
     pairs = [
         (proxy[str(n)], d)
         for n, d, a in zip(df["name"], df["dice"], arch)
-        if a and proxy[str(n)] is not None and _ok(d)
+        if a and proxy[str(n)] is not None and finite_or_none(d) is not None
     ]
     agreement = None
     if len(pairs) >= 3:
@@ -112,17 +111,6 @@ def compute_validated(
         budget=budget,
         latency=latency,
     )
-
-
-def _num(value: Any) -> float | None:
-    return float(value) if _ok(value) else None
-
-
-def _ok(value: Any) -> bool:
-    try:
-        return value is not None and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
 
 
 VALIDATED_BASIS = (

@@ -24,6 +24,7 @@ from rtseg_core._io import (
     atomic_write_text,
     read_json,
 )
+from rtseg_core._numbers import finite_or_none
 from rtseg_core._objectives import (
     CONSTRAINT_KEYS,
     DEFAULT_OBJECTIVES,
@@ -82,6 +83,7 @@ __all__ = [
     "atomic_write_text",
     "check_objectives",
     "default_objective_pairs",
+    "finite_or_none",
     "is_feasible",
     "parse_objectives",
     "read_candidate",

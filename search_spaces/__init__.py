@@ -4,10 +4,12 @@ The family itself lives in :mod:`models`; this package sits above :mod:`segmenta
 :mod:`profiling` and drives them: each trial is profiled, proxy-trained and evaluated.
 
 Modules, bottom to top: ``_space`` (the space), ``_early_stop`` (the rule), ``_study`` (Optuna
-storage and stored trials), ``_config`` (:class:`SearchConfig` and its parts), ``_results``
-(:class:`SearchSummary`), ``_files`` (history.csv and the study files), ``_trial`` (one trial),
-``_runner`` (:func:`run_search`). Objectives, constraints and feasibility are the suite's, from
-:mod:`rtseg_core`.
+storage and stored trials), ``_config`` and ``_supernet_config`` (:class:`SearchConfig`,
+:class:`SupernetSearchConfig` and their parts), ``_results`` (:class:`SearchSummary`), ``_files``
+(history.csv and the study files), ``_driver`` (:class:`StudyDriver`, the one search loop),
+``_trial`` (one trial of the multi-trial search), ``_runner`` (:func:`run_search`),
+``_supernet_search`` (:func:`run_supernet_search`, the one-shot search). Objectives, constraints
+and feasibility are the suite's, from :mod:`rtseg_core`.
 
 The names below are loaded on first use (PEP 562): ``rtseg-nas search --help`` takes its
 defaults from :mod:`search_spaces._config`, which is light, and must not pay for torch, Optuna
@@ -23,6 +25,7 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
     from rtseg_core import OBJECTIVES, Constraints, Objective, parse_objectives
     from search_spaces._config import (
         SAMPLERS,
+        STORED,
         ObjectiveOptions,
         ProfilingOptions,
         ProxyTraining,
@@ -31,8 +34,9 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
         StudyOptions,
         WorkerOptions,
     )
+    from search_spaces._driver import StudyDriver
     from search_spaces._early_stop import EarlyStopRule, Reference, StopDecision, should_stop
-    from search_spaces._results import FrontMember, SearchSummary
+    from search_spaces._results import FrontMember, SearchSummary, SupernetSearchSummary
     from search_spaces._runner import run_search
     from search_spaces._space import (
         SearchSpace,
@@ -51,7 +55,8 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
         smallest_config,
         train_supernet,
     )
-    from search_spaces._supernet_search import SupernetSearchConfig, SupernetSearchSummary, run_supernet_search
+    from search_spaces._supernet_config import SubnetEvaluation, SubnetSampling, SupernetSearchConfig
+    from search_spaces._supernet_search import run_supernet_search
     from search_spaces._trial import TrialSteps
 
 _EXPORTS: dict[str, str] = {
@@ -59,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
         (
             "SAMPLERS",
+            "STORED",
             "ObjectiveOptions",
             "ProfilingOptions",
             "ProxyTraining",
@@ -70,7 +76,8 @@ _EXPORTS: dict[str, str] = {
         "search_spaces._config",
     ),
     **dict.fromkeys(("EarlyStopRule", "Reference", "StopDecision", "should_stop"), "search_spaces._early_stop"),
-    **dict.fromkeys(("FrontMember", "SearchSummary"), "search_spaces._results"),
+    **dict.fromkeys(("FrontMember", "SearchSummary", "SupernetSearchSummary"), "search_spaces._results"),
+    "StudyDriver": "search_spaces._driver",
     "run_search": "search_spaces._runner",
     **dict.fromkeys(
         (
@@ -96,14 +103,14 @@ _EXPORTS: dict[str, str] = {
         ),
         "search_spaces._supernet",
     ),
-    **dict.fromkeys(
-        ("SupernetSearchConfig", "SupernetSearchSummary", "run_supernet_search"), "search_spaces._supernet_search"
-    ),
+    **dict.fromkeys(("SubnetEvaluation", "SubnetSampling", "SupernetSearchConfig"), "search_spaces._supernet_config"),
+    "run_supernet_search": "search_spaces._supernet_search",
 }
 
 __all__ = [
     "OBJECTIVES",
     "SAMPLERS",
+    "STORED",
     "Constraints",
     "EarlyStopRule",
     "FrontMember",
@@ -116,6 +123,9 @@ __all__ = [
     "SearchSpace",
     "SearchSummary",
     "SandwichConfig",
+    "StudyDriver",
+    "SubnetEvaluation",
+    "SubnetSampling",
     "Supernet",
     "SupernetSearchConfig",
     "SupernetSearchSummary",

@@ -13,7 +13,7 @@ import pytest
 
 from rtseg_core import ConfigError
 from rtseg_nas.cli._main import main
-from search_spaces import SearchConfig
+from search_spaces import STORED, SearchConfig
 
 from .conftest import TINY_SPACE
 
@@ -69,12 +69,13 @@ def test_the_search_stops_at_the_epoch_budget_counting_stopped_trials_and_resume
     assert epochs([r for r in more if r["epochs_trained"]][:-1]) < BUDGET + 2
 
 
-def test_the_budget_is_checked_and_zero_means_none(tmp_path):
-    with pytest.raises(ConfigError, match="--budget-epochs"):
-        SearchConfig.from_options(tmp_path, budget_epochs=-1)
-    assert SearchConfig.from_options(tmp_path, budget_epochs=0).study.budget_epochs is None
-    config = SearchConfig.from_options(tmp_path, budget_epochs=12)
-    assert config.study.budget_epochs == 12 and config.settings("sqlite://")["budget_epochs"] == 12
+def test_the_budget_is_checked_and_left_out_means_the_stored_one(tmp_path):
+    for bad in (-1, 0, 2.5):  # 0 is the command line's "none"; the library takes None for that
+        with pytest.raises(ConfigError, match="--budget-epochs"):
+            SearchConfig.from_options(tmp_path, budget_epochs=bad)
+    assert SearchConfig.from_options(tmp_path).study.budget_epochs is STORED
+    assert SearchConfig.from_options(tmp_path, budget_epochs=None).study.budget_epochs is None
+    assert SearchConfig.from_options(tmp_path, budget_epochs=12).study.budget_epochs == 12
 
 
 def test_two_workers_on_one_postgres_study_share_the_budget(tmp_path, postgres_url, tiny_space_file, tiny_search):

@@ -30,7 +30,7 @@ from search_spaces import (
     run_search,
     should_stop,
 )
-from search_spaces._runner import summarize_study
+from search_spaces._results import summarize_study
 from search_spaces._study import redact_url, resolve_storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -97,9 +97,11 @@ def test_rule_settings_are_checked(kwargs):
 
 
 # -- objectives, constraints, the feasible front ----------------------------------------------------
-def test_zero_limits_mean_none(tiny_search):
-    config = tiny_search(Path("unused"), min_fps=0, max_latency_ms=-1, max_params=0)
-    assert not config.constraints().active
+def test_no_limit_is_none_and_a_zero_limit_is_refused(tiny_search):
+    assert not tiny_search(Path("unused")).constraints().active
+    for option, value in (("min_fps", 0), ("max_latency_ms", -1), ("max_params", 0)):
+        with pytest.raises(ConfigError, match=f"--{option.replace('_', '-')}: must be a positive number, got {value}"):
+            tiny_search(Path("unused"), **{option: value})
 
 
 def test_config_parts_and_flat_options_agree(tiny_space):

@@ -33,6 +33,7 @@ from tests.search_spaces.conftest import TINY_SPACE
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = {"data": "synthetic:24", "size": 32, "batch_size": 4, "steps_per_epoch": 2, "seed": 0, "device": "cpu"}
 SANDWICH = SandwichConfig(random_subnets=1, bn_batches=2)
+ESTIMATE = "jetson-nano-estimate"
 
 
 @pytest.fixture(scope="module")
@@ -121,22 +122,14 @@ def test_a_supernet_search_writes_candidates_the_report_reads_and_resumes(traine
     from reports._plot_info import conditions_subtitle
 
     study = tmp_path / "oneshot"
-    cfg = SupernetSearchConfig(
-        study_dir=study,
-        supernet=trained,
-        trials=3,
-        target="jetson-nano-estimate",
-        population_size=2,
-        bn_batches=2,
-        progress=False,
-    )
-    summary = run_supernet_search(cfg)
+    options = {"target": "jetson-nano-estimate", "population_size": 2, "bn_batches": 2, "progress": False}
+    summary = run_supernet_search(SupernetSearchConfig.from_options(study, trained, trials=3, **options))
     assert summary.counts["complete"] == 3 and summary.front
     settings = json.loads((study / "study.json").read_text())
     assert settings["strategy"] == "supernet" and settings["evaluation"]["recipe"] == "supernet-inherited"
     assert settings["reference"] is None  # paper is wider than this tiny supernet
     # Resume: the same command with more trials runs only the missing ones.
-    summary = run_supernet_search(SupernetSearchConfig(**{**cfg.__dict__, "trials": 5}))
+    summary = run_supernet_search(SupernetSearchConfig.from_options(study, trained, trials=5, **options))
     assert summary.counts["complete"] == 5 and summary.trials_run == 2
     report = compute_report(study)
     df = report.candidates
@@ -156,18 +149,10 @@ def test_a_changed_supernet_is_not_mixed_into_an_existing_study(trained, tmp_pat
     from rtseg_core import SuiteError
 
     study = tmp_path / "s"
-    cfg = SupernetSearchConfig(
-        study_dir=study,
-        supernet=trained,
-        trials=1,
-        target="jetson-nano-estimate",
-        population_size=2,
-        bn_batches=2,
-        progress=False,
-    )
-    run_supernet_search(cfg)
+    options = {"population_size": 2, "bn_batches": 2, "progress": False}
+    run_supernet_search(SupernetSearchConfig.from_options(study, trained, trials=1, target=ESTIMATE, **options))
     with pytest.raises(SuiteError, match="target"):
-        run_supernet_search(SupernetSearchConfig(**{**cfg.__dict__, "trials": 2, "target": "local"}))
+        run_supernet_search(SupernetSearchConfig.from_options(study, trained, trials=2, target="local", **options))
 
 
 def test_an_extracted_subnet_is_an_ordinary_checkpoint_that_prunes_and_quantizes(trained, space, tmp_path):
@@ -198,17 +183,8 @@ def test_the_supernet_verb_extracts_a_search_trial(trained, tmp_path, capsys):
     from rtseg_nas.cli import main
 
     study = tmp_path / "study"
-    run_supernet_search(
-        SupernetSearchConfig(
-            study_dir=study,
-            supernet=trained,
-            trials=1,
-            target="jetson-nano-estimate",
-            population_size=2,
-            bn_batches=2,
-            progress=False,
-        )
-    )
+    options = {"target": ESTIMATE, "population_size": 2, "bn_batches": 2, "progress": False}
+    run_supernet_search(SupernetSearchConfig.from_options(study, trained, trials=1, **options))
     out = tmp_path / "x"
     assert (
         main(
