@@ -146,12 +146,14 @@ class _NoFailedTrialTraceback(logging.Filter):
 
 @contextlib.contextmanager
 def optuna_session() -> Iterator[None]:
-    """Optuna as a search runs it: warnings only, no failed-trial tracebacks, and no
-    ExperimentalWarning for heartbeats, metric names and ``fail_stale_trials`` (used knowingly)."""
+    """Optuna as a search runs it: warnings only, no failed-trial tracebacks, no ExperimentalWarning
+    for heartbeats, metric names and ``fail_stale_trials`` (used knowingly), and none for a reference
+    enqueued outside the space (the search says so once, where it enqueues it)."""
     logger = logging.getLogger("optuna.study._optimize")
     quiet = _NoFailedTrialTraceback()
     with warnings.catch_warnings(), quiet_optuna(logging.WARNING):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.filterwarnings("ignore", message=r"Fixed parameter .* is out of range", category=UserWarning)
         logger.addFilter(quiet)
         try:
             yield
@@ -354,8 +356,9 @@ class StudyDriver:
                         # Other workers hold the last trials: wait (a dead one's turns FAIL after its grace period).
                         time.sleep(self.workers.poll_interval)
                         continue
-                    self._last_number = None
+                    self._last_number = self._running = None
                     study.optimize(attempt, n_trials=1, catch=catch, callbacks=[self._after_trial])
+                    self._running = None
                     self._run += 1
                     last = self._last_own_trial(study)
                     if last is None:
@@ -374,7 +377,7 @@ class StudyDriver:
         def attempt(trial: optuna.Trial) -> tuple[float, ...]:
             started = time.perf_counter()
             cpu_started = time.process_time()
-            self._running = trial.number
+            self._running = trial.number  # for the Ctrl-C line (set back by the loop, not here)
             # First thing, while the heartbeat already runs: this trial started (see _fail_unstarted).
             trial.set_user_attr("stage", "starting")
             try:
@@ -382,6 +385,9 @@ class StudyDriver:
                 _settle_reference(trial)
                 return objective(trial)
             except optuna.TrialPruned:
+                raise
+            except KeyboardInterrupt:
+                trial.set_user_attr("fail_reason", f"interrupted (Ctrl-C) while {trial.user_attrs.get('stage')}")
                 raise
             except Exception as exc:
                 reason = f"{type(exc).__name__}: {str(exc).strip()[:800]}"
@@ -394,7 +400,6 @@ class StudyDriver:
                 trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
                 trial.set_user_attr("cpu_s", cpu_seconds(cpu_started))
                 publish_outcome(trial, sys.exc_info()[1])  # outcome + constraints: dashboard and NSGA-II read them
-                self._running = None
 
         return attempt
 
@@ -566,5 +571,5 @@ class Progress:
             what = "complete: " + ", ".join(f"{f} {v:.4g}" for f, v in zip(self.fields, trial.values))
         else:
             outcome = trial.user_attrs.get("outcome") or trial.state.name.lower()
-            what = f"{outcome}: {trial_reason(trial)}"
+            what = f"{outcome}: {trial.user_attrs['rejected'] if outcome == 'rejected' else trial_reason(trial)}"
         log.info("%s %s; %d/%d finished", who, what, done, self.total)

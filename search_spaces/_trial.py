@@ -137,7 +137,7 @@ def check_trainable(model: torch.nn.Module, *, batch: int, size: int, channels: 
     except (RuntimeError, ValueError) as exc:
         raise ConfigError(
             f"{options}: a training step of {what} fails ({type(exc).__name__}: {str(exc).strip()[:300]}), "
-            "so every trial would; change them"
+            "so every trial would fail; change one of them"
         ) from None
 
 

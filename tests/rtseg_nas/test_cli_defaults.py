@@ -2,7 +2,8 @@
 
 ``train`` reads TrainConfig directly (it imports no torch). The compression and profiling verbs
 keep literal defaults so that ``--help`` imports nothing heavy (test_cli_rules.py); this test is
-what keeps those literals equal to the dataclasses'.
+what keeps those literals equal to the dataclasses'. ``search`` and ``supernet search`` build a
+whole config from their options: with every option left out it must equal the config's defaults.
 """
 
 from __future__ import annotations
@@ -64,3 +65,25 @@ def test_cli_defaults_are_the_config_dataclasses_defaults(verb):
     wrong = {dest: (getattr(args, dest), _default(cls, name)) for dest, cls, name in fields
              if getattr(args, dest) != _default(cls, name)}  # fmt: skip
     assert wrong == {}, f"{verb}: CLI default != dataclass default: {wrong}"
+
+
+def test_search_without_options_builds_the_default_search_config():
+    from rtseg_nas.cli.search import search_config
+    from search_spaces import SearchConfig, SearchSpace
+
+    parser, _ = build_parser("search")
+    args = parser.parse_args(["search", "--study", "s"])
+    assert search_config(args, SearchSpace()) == SearchConfig(study_dir="s")
+
+
+def test_supernet_search_without_options_builds_the_default_supernet_search_config():
+    from rtseg_nas.cli.supernet import supernet_search_config
+    from search_spaces import SupernetSearchConfig
+
+    parser, _ = build_parser("supernet")
+    args = parser.parse_args(["supernet", "search", "--supernet", "S", "--study", "D"])
+    default = SupernetSearchConfig(study_dir="D", supernet="S")
+    assert supernet_search_config(args) == default
+    # This strategy's own defaults reach the CLI (a subnet is cheap: more of them, fewer timed runs each).
+    assert (args.trials, args.population_size, args.latency_runs, args.latency_warmup) == (200, 16, 10, 3)
+    assert default.study.trials == 200 and default.sampling.population_size == 16

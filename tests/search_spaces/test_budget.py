@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import subprocess
 
 import optuna
@@ -108,3 +109,22 @@ def test_two_workers_on_one_postgres_study_share_the_budget(tmp_path, postgres_u
     # One-epoch trials: at most one in flight per worker when the count was below the budget.
     assert budget <= spent <= budget + 1
     assert all(t.user_attrs["cpu_s"] > 0 for t in trials if t.user_attrs.get("epochs_trained"))
+
+
+def test_a_resumed_search_keeps_the_stored_budget_unless_it_gives_another(tmp_path, tiny_search, caplog):
+    from search_spaces import run_search
+
+    study = tmp_path / "kept"
+    first = run_search(tiny_search(study, trials=20, budget_epochs=2))  # one epoch per trial
+    assert first.epochs_trained == 2 and first.budget_reached and first.trials_run == 2
+    with caplog.at_level(logging.INFO, logger="search_spaces._driver"):
+        again = run_search(tiny_search(study, trials=20))  # no budget given (the CLI without --budget-epochs)
+    assert again.trials_run == 0 and again.budget_epochs == 2
+    assert "keeping the study's epoch budget of 2 epochs" in caplog.text
+    assert json.loads((study / "study.json").read_text())["budget_epochs"] == 2
+    raised = run_search(tiny_search(study, trials=20, budget_epochs=3))
+    assert raised.trials_run == 1 and raised.epochs_trained == 3
+    assert run_search(tiny_search(study, trials=20)).budget_epochs == 3  # the one given last is kept now
+    removed = run_search(tiny_search(study, trials=4, budget_epochs=None))  # --budget-epochs 0
+    assert removed.budget_epochs is None and removed.finished == 4 and removed.trials_run == 1
+    assert run_search(tiny_search(study, trials=4)).budget_epochs is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -153,6 +154,49 @@ def test_a_changed_supernet_is_not_mixed_into_an_existing_study(trained, tmp_pat
     run_supernet_search(SupernetSearchConfig.from_options(study, trained, trials=1, target=ESTIMATE, **options))
     with pytest.raises(SuiteError, match="target"):
         run_supernet_search(SupernetSearchConfig.from_options(study, trained, trials=2, target="local", **options))
+
+
+def test_the_supernet_search_teaches_rejected_subnets_to_nsga2_as_the_multi_trial_search_does(
+    trained, space, tmp_path, capsys
+):
+    import optuna
+
+    from models import count_parameters
+    from rtseg_nas.cli import main
+    from search_spaces import params_from_config
+    from search_spaces._dashboard import RejectionAwareNSGAIISampler, is_rejected
+
+    sn = load_supernet(trained)
+    small, big = (count_parameters(sn.net.extract(c(space))) for c in (smallest_config, largest_config))
+    limit = (small + big) // 2
+    study_dir = tmp_path / "rejecting"
+    options = {"target": ESTIMATE, "population_size": 2, "bn_batches": 2, "progress": False, "max_params": limit}
+    run_supernet_search(SupernetSearchConfig.from_options(study_dir, trained, trials=0, **options))  # the study only
+    url = f"sqlite:///{study_dir / 'study.db'}"
+    container = params_from_config(largest_config(space), space)
+    for _ in range(2):  # over the limit: rejected before evaluation
+        optuna.load_study(study_name="rejecting", storage=url).enqueue_trial(container)
+    argv = ["supernet", "search", "--supernet", str(trained), "--study", str(study_dir), "--trials", "4",
+            "--target", ESTIMATE, "--population-size", "2", "--bn-batches", "2",
+            "--max-params", str(limit)]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^4 subnets evaluated \([2-9]\d* rejected, 0 failed\)", out, re.M)
+    assert "beats ref" in out  # the front's table
+
+    trials = optuna.load_study(study_name="rejecting", storage=url).trials
+    rejected = [t for t in trials if is_rejected(t)]
+    assert rejected[:2] == trials[:2] and all(t.constraints["max_params"] > 0 for t in rejected)
+    # Rejected subnets fill their NSGA-II generation as infeasible members (population 2); Optuna's own
+    # NSGA-II would leave them out, and a generation holding one would have 3 members.
+    key = RejectionAwareNSGAIISampler(population_size=2)._get_generation_key()
+    generations: dict[int, list] = {}
+    for t in trials:
+        if key in t.system_attrs:  # the enqueued ones were not sampled
+            generations.setdefault(t.system_attrs[key], []).append(t)
+    last = max(generations)
+    assert any(is_rejected(t) for g, members in generations.items() if g < last for t in members)
+    assert all(len(members) == 2 for g, members in generations.items() if g < last)
 
 
 def test_an_extracted_subnet_is_an_ordinary_checkpoint_that_prunes_and_quantizes(trained, space, tmp_path):
