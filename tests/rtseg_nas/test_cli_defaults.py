@@ -2,8 +2,9 @@
 
 ``train`` reads TrainConfig directly (it imports no torch). The compression and profiling verbs
 keep literal defaults so that ``--help`` imports nothing heavy (test_cli_rules.py); this test is
-what keeps those literals equal to the dataclasses'. ``search`` and ``supernet search`` build a
-whole config from their options: with every option left out it must equal the config's defaults.
+what keeps those literals equal to the dataclasses'. ``supernet search`` builds a whole config from
+its options: with every option left out it must equal the config's defaults (``search``'s is in
+test_search_cli.py).
 """
 
 from __future__ import annotations
@@ -65,15 +66,6 @@ def test_cli_defaults_are_the_config_dataclasses_defaults(verb):
     wrong = {dest: (getattr(args, dest), _default(cls, name)) for dest, cls, name in fields
              if getattr(args, dest) != _default(cls, name)}  # fmt: skip
     assert wrong == {}, f"{verb}: CLI default != dataclass default: {wrong}"
-
-
-def test_search_without_options_builds_the_default_search_config():
-    from rtseg_nas.cli.search import search_config
-    from search_spaces import SearchConfig, SearchSpace
-
-    parser, _ = build_parser("search")
-    args = parser.parse_args(["search", "--study", "s"])
-    assert search_config(args, SearchSpace()) == SearchConfig(study_dir="s")
 
 
 def test_supernet_search_without_options_builds_the_default_supernet_search_config():
