@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rtseg_core._outputs import staged_output
+from rtseg_core import staged_output
 
 
 @contextlib.contextmanager

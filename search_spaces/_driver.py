@@ -32,6 +32,7 @@ must not propose the same architectures; their interleaving cannot be reproduced
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
@@ -47,7 +48,7 @@ from typing import Any, NoReturn, Protocol
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from rtseg_core import SearchError, StudyDir
+from rtseg_core import MultiTrialSettings, SearchError, StudyDir, StudySettings
 from search_spaces._config import SAMPLERS, STORED, StudyOptions, WorkerOptions
 from search_spaces._dashboard import RejectionAwareNSGAIISampler, publish_outcome
 from search_spaces._files import trial_reason, write_environment, write_history, write_study_json
@@ -236,13 +237,13 @@ class StudyDriver:
         self,
         objective: Objective,
         *,
-        settings: Callable[[str], Mapping[str, Any]],
+        settings: Callable[[str], StudySettings],
         fixed_keys: tuple[str, ...],
         reference: tuple[str, Mapping[str, Any]] | None,
     ) -> DriveResult:
-        """Check, open, loop (module docstring). ``settings(url)``: what study.json records and a
-        resumed study must match in ``fixed_keys``; ``reference``: (name, Optuna params) of the trial
-        every study contains, or None."""
+        """Check, open, loop (module docstring). ``settings(url)``: what study.json records (with
+        the epoch budget as the driver resolves it) and a resumed study must match in ``fixed_keys``;
+        ``reference``: (name, Optuna params) of the trial every study contains, or None."""
         start = time.perf_counter()
         self.reference = None if reference is None else (reference[0], dict(reference[1]))
         with optuna_session(), storage_errors(self.options.storage, self.study_dir):
@@ -253,7 +254,7 @@ class StudyDriver:
         return DriveResult(study, trials_run, wall, self.budget_epochs, redact_url(url))
 
     # -- opening -------------------------------------------------------------------------------
-    def _open(self, settings_of: Callable[[str], Mapping[str, Any]], fixed_keys: tuple[str, ...]):
+    def _open(self, settings_of: Callable[[str], StudySettings], fixed_keys: tuple[str, ...]):
         try:
             self.study_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -265,27 +266,31 @@ class StudyDriver:
         storage = make_storage(
             url, heartbeat_interval=self.workers.heartbeat_interval, grace_period=self.workers.grace_period
         )
-        given = self.options.budget_epochs
-        settings = {**settings_of(url), "budget_epochs": None if given is STORED else given}
+        settings = settings_of(url)
         study, created = open_study(
             storage,
             study_name=self.study_name,
             directions=self.directions,
             metric_names=self.fields,
-            settings=settings,
+            settings=settings.to_dict(),
             fixed_keys=fixed_keys,
             reference_params=None if self.reference is None else self.reference[1],
             reference_name="" if self.reference is None else self.reference[0],
         )
         if created:
             self._check_fresh_dir()
-        self.budget_epochs = settings["budget_epochs"] if created else self._resumed_budget(study)
+        budget = getattr(settings.search, "budget_epochs", None)  # a new study: the run's (None for STORED)
+        self.budget_epochs = budget if created else self._resumed_budget(study)
+        if isinstance(settings.search, MultiTrialSettings):  # the one strategy that trains, so has a budget
+            settings = dataclasses.replace(
+                settings, search=dataclasses.replace(settings.search, budget_epochs=self.budget_epochs)
+            )
         shared = not url.startswith("sqlite")
         seed = sampler_seed(self.seed, len(study.get_trials(deepcopy=False)), shared=shared)
         study.sampler = make_sampler(
             self.sampler, seed=seed, population_size=self.population_size, trials=self.options.trials
         )
-        write_study_json(self.study_dir, {**settings, "budget_epochs": self.budget_epochs})
+        write_study_json(self.study_dir, settings)
         write_environment(self.study_dir, threads=self.threads)
         return study, url
 

@@ -31,15 +31,13 @@ from __future__ import annotations
 import logging
 
 from models import PRESETS
-from rtseg_core import resolve_threads, torch_threads
+from rtseg_core import MULTI_TRIAL, resolve_threads, torch_threads
 from search_spaces._config import SearchConfig, fixed_settings
-from search_spaces._driver import StudyDriver, quiet_optuna
+from search_spaces._driver import StudyDriver
 from search_spaces._results import SearchSummary, summarize_study
 from search_spaces._space import reference_params
 from search_spaces._trial import TrialRunner, TrialSteps
 from segmentation import DataSpec
-
-__all__ = ["quiet_optuna", "run_search"]  # quiet_optuna: validation's import of it, until it moves
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +79,7 @@ def run_search(config: SearchConfig, *, steps: TrialSteps | None = None) -> Sear
     # search never oversubscribe the machine (rtseg_core._threads has the measurements).
     threads = resolve_threads(cfg.training.train_threads, option="--train-threads")
     with torch_threads(threads):
-        result = driver.run(
-            runner, settings=cfg.settings, fixed_keys=fixed_settings("multi-trial"), reference=reference
-        )
+        result = driver.run(runner, settings=cfg.settings, fixed_keys=fixed_settings(MULTI_TRIAL), reference=reference)
     summary = summarize_study(
         result.study,
         driver.fields,

@@ -26,7 +26,8 @@ from the atomic checkpoint written after every epoch.
 
 Files: ``OUT/supernet.pt`` (plain data, loads with ``torch.load(weights_only=True)``: the space,
 the container config, weights, optimizer and scheduler state, epoch, history) and
-``OUT/metrics.json``.
+``OUT/supernet.json``, its training record (:func:`rtseg_core.write_supernet_training`; not
+``metrics.json``, which is the trainer's schema).
 """
 
 from __future__ import annotations
@@ -45,17 +46,17 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from models import PRESETS, Checkpoint, ElasticRTSegNet, RTSegConfig, recalibrate_batchnorm, save_checkpoint
-from rtseg_core import ConfigError, atomic_save_torch, atomic_write_json, resolve_device
+from rtseg_core import ConfigError, atomic_save_torch, atomic_write_json, resolve_device, write_supernet_training
 from search_spaces._space import SearchSpace, check_config, config_from_params, summarize_config
 from segmentation import (
     DeepSupervisionLoss,
     TrainConfig,
     TrainingDiverged,
+    cosine_lr,  # the cosine schedule of `train`, shared rather than copied
     load_split,
     seed_everything,
     validation_dice,
 )
-from segmentation._train import _cosine  # the cosine schedule of `train`, shared rather than copied
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +283,7 @@ def train_supernet(
     optimizer = opt_cls(net.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     total = train_cfg.epochs * steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda i: _cosine(i, total, train_cfg.lr, train_cfg.min_lr) / train_cfg.lr
+        optimizer, lambda i: cosine_lr(i, total, train_cfg.lr, train_cfg.min_lr) / train_cfg.lr
     )
     loss_fn = DeepSupervisionLoss(train_cfg.aux_weight)
     result = SupernetResult(out_dir=out_dir, checkpoint=ckpt_path)
@@ -382,8 +383,8 @@ def train_supernet(
             scheduler=scheduler,
         )
     result.wall_s = time.perf_counter() - t_start
-    atomic_write_json(
-        out_dir / "metrics.json",
+    write_supernet_training(
+        out_dir,
         {
             "train": asdict(train_cfg),
             "sandwich": asdict(sandwich),

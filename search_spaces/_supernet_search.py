@@ -35,19 +35,22 @@ from torch.utils.data import DataLoader
 
 from models import PRESETS, RTSegConfig, count_parameters, recalibrate_batchnorm
 from rtseg_core import (
+    CONFIG_JSON,
+    SUPERNET,
     CandidateRecord,
     ConfigError,
     DataError,
     SearchError,
     StudyDir,
+    StudySettings,
     SuiteError,
+    SupernetSettings,
     atomic_write_json,
     is_feasible,
     violations,
     write_candidate,
     write_validation,
 )
-from rtseg_core._study import CONFIG_JSON
 from search_spaces._config import fixed_settings
 from search_spaces._driver import StudyDriver, reject
 from search_spaces._results import SupernetSearchSummary, summarize_study
@@ -61,7 +64,6 @@ from segmentation import DataSpec, EvalSummary, MetricAccumulator, load_split
 log = logging.getLogger(__name__)
 
 RECIPE = "supernet-inherited"
-STRATEGY = "supernet"
 # What one subnet may raise and leave the search running (FAIL with the reason).
 CATCH: tuple[type[BaseException], ...] = (SuiteError, RuntimeError, MemoryError, ValueError, ArithmeticError, OSError)
 # history.csv re-reads every trial: after each of hundreds of seconds-long subnets it would cost more than they do.
@@ -90,7 +92,7 @@ def run_supernet_search(config: SupernetSearchConfig) -> SupernetSearchSummary:
     params = evaluator.reference_params()
     reference = None if params is None else (evaluator.supernet.space.base, params)
     result = driver.run(
-        evaluator, settings=evaluator.settings, fixed_keys=fixed_settings(STRATEGY), reference=reference
+        evaluator, settings=evaluator.settings, fixed_keys=fixed_settings(SUPERNET), reference=reference
     )
     summary = summarize_study(
         result.study,
@@ -149,42 +151,38 @@ class SubnetEvaluator:
         self._reference = reference_params(self.supernet.space)
         return self._reference
 
-    def settings(self, url: str) -> dict[str, Any]:
-        """What ``study.json`` records (and what a resumed study is checked against)."""
+    def settings(self, url: str) -> StudySettings:
+        """What ``study.json`` records (and, as a dict, what a resumed study is checked against)."""
         sn, cfg = self.supernet, self.config
-        return {
-            "strategy": STRATEGY,
-            "objectives": [[o.field, o.direction] for o in self.objectives],
-            "objective_names": [o.name for o in self.objectives],
-            "constraints": self.constraints.to_dict(),
-            "target": self.profiling.target,
-            "precision": self.profiling.precision,
-            "threads": self.profiling.threads,
-            "data": self.train_cfg.data,
-            "size": self.train_cfg.size,
-            "latency_size": self.profiling.latency_size,
-            "sampler": cfg.sampling.sampler,
-            "population_size": cfg.sampling.population_size,
-            "seed": cfg.seed,
-            "supernet": {
-                "path": str(sn.path),
-                "epoch": sn.epoch,
-                "container": summarize_config(sn.net.config),
-                "train": dict(vars(sn.train)),
-                "sandwich": dict(vars(sn.sandwich)),
-            },
-            "evaluation": {
-                "recipe": RECIPE,
-                "bn_batches": cfg.evaluation.bn_batches,
-                "val_batches": cfg.evaluation.val_batches,
-                "split": "val",
-            },
-            "space": sn.space.to_dict(),
-            "trials_requested": cfg.study.trials,
-            "storage": redact_url(url),
-            "study_name": cfg.resolved_study_name(),
-            "reference": sn.space.base if self._reference is not None else None,
-        }
+        return StudySettings(
+            objectives=tuple((o.field, o.direction) for o in self.objectives),
+            constraints=self.constraints,
+            target=self.profiling.target,
+            precision=self.profiling.precision,
+            threads=self.profiling.threads,
+            data=self.train_cfg.data,
+            size=self.train_cfg.size,
+            latency_size=self.profiling.latency_size,
+            sampler=cfg.sampling.sampler,
+            population_size=cfg.sampling.population_size,
+            seed=cfg.seed,
+            space=sn.space.to_dict(),
+            trials_requested=cfg.study.trials,
+            storage=redact_url(url),
+            study_name=cfg.resolved_study_name(),
+            reference=sn.space.base if self._reference is not None else None,
+            search=SupernetSettings(
+                path=str(sn.path),
+                epoch=sn.epoch,
+                container=summarize_config(sn.net.config),
+                train=dict(vars(sn.train)),
+                sandwich=dict(vars(sn.sandwich)),
+                recipe=RECIPE,
+                bn_batches=cfg.evaluation.bn_batches,
+                val_batches=cfg.evaluation.val_batches,
+                split="val",
+            ),
+        )
 
     def check(self) -> None:
         """The data every subnet uses, built once (a bad size or data set fails here), and the
