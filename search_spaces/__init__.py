@@ -35,9 +35,10 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
         StudyOptions,
         WorkerOptions,
     )
-    from search_spaces._driver import StudyDriver, quiet_optuna
+    from search_spaces._driver import StudyDriver
     from search_spaces._early_stop import EarlyStopRule, Reference, StopDecision, should_stop
     from search_spaces._fidelity import FidelitySchedule
+    from search_spaces._optuna_setup import quiet_optuna
     from search_spaces._results import FrontMember, SearchSummary, SupernetSearchSummary
     from search_spaces._runner import run_search
     from search_spaces._space import (

@@ -8,7 +8,7 @@ optimize loop, the objective varies and the loop does not. :meth:`StudyDriver.ru
    smallest architecture, the limits) raises there, one error, before the study exists.
 2. Opens (or creates) the study (:func:`search_spaces._study.open_study`: a storage with a
    heartbeat, the settings check, the enqueued reference), keeps the stored epoch budget unless
-   the run gives another, seeds the sampler (:func:`make_sampler`), writes ``study.json`` and
+   the run gives another, seeds the sampler (:mod:`search_spaces._optuna_setup`), writes ``study.json`` and
    ``environment.json``.
 3. Runs one trial at a time (``study.optimize(n_trials=1)``) until ``trials`` have finished
    (COMPLETE, or early-stopped: :func:`counts_towards_target`), counting earlier runs and other
@@ -18,51 +18,50 @@ optimize loop, the objective varies and the loop does not. :meth:`StudyDriver.ru
    (:func:`search_spaces._dashboard.publish_outcome`), and refuses a surplus trial (workers racing
    for the last one). ``history.csv`` is rewritten after every ``history_every`` trials and at the end.
 4. Stops with :class:`SearchError` after ``max_consecutive_failures`` failed trials in a row, or
-   ``max_consecutive_rejections`` rejected ones (:func:`reject`) in a row.
-5. Shows progress (:class:`Progress`): a bar on a terminal, else one log line per finished trial.
+   ``max_consecutive_rejections`` rejected ones in a row (:class:`search_spaces._outcomes.Streaks`).
+5. Shows progress (:class:`search_spaces._progress.Progress`): a bar on a terminal, else one log
+   line per finished trial.
 
 Ctrl-C ends the run with one line (``KeyboardInterrupt`` carrying it, which the CLI prints): the
 trial it interrupted is FAIL, the finished ones are kept, and the same command resumes.
 
-Sampler seeds: ``seed`` and the number of trials already in the study (a resumed study does not
-re-propose the architectures of the first run), and the process id for shared storage (workers
-must not propose the same architectures; their interleaving cannot be reproduced anyway).
+Sampler seeds (:func:`search_spaces._optuna_setup.sampler_seed`): ``seed`` and the number of
+trials already in the study (a resumed study does not re-propose the architectures of the first
+run), and the process id for shared storage (workers must not propose the same architectures;
+their interleaving cannot be reproduced anyway).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import hashlib
 import logging
-import os
 import sys
 import time
-import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import Any, Protocol
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from rtseg_core import MultiTrialSettings, SearchError, StudyDir, StudySettings
-from search_spaces._config import SAMPLERS, STORED, StudyOptions, WorkerOptions
-from search_spaces._dashboard import RejectionAwareNSGAIISampler, publish_outcome
-from search_spaces._files import trial_reason, write_environment, write_history, write_study_json
+from search_spaces._config import STORED, StudyOptions, WorkerOptions
+from search_spaces._dashboard import publish_outcome
+from search_spaces._files import write_environment, write_history, write_study_json
+from search_spaces._optuna_setup import make_sampler, optuna_session, sampler_seed, storage_errors
+from search_spaces._outcomes import Streaks, Surplus
+from search_spaces._progress import Progress
 from search_spaces._results import epochs_trained
 from search_spaces._study import (
     REFERENCE_ATTR,
     SETTINGS_ATTR,
     counts_towards_target,
-    feasible_front,
     make_storage,
     open_study,
     redact_url,
     resolve_storage_url,
-    trial_name,
 )
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ class Objective(Protocol):
 
     ``check()`` runs once, before the study is opened: it raises (a :class:`SuiteError`, one line)
     for whatever would make every trial fail. ``__call__(trial)`` returns the objective values in the
-    study's order, or raises ``optuna.TrialPruned`` (:func:`reject`, or an early stop), one of
+    study's order, or raises ``optuna.TrialPruned`` (``_outcomes.reject``, or an early stop), one of
     ``catch`` (a documented trial failure: the trial is FAIL with its reason and the search goes on),
     or anything else (a bug: the trial is FAIL and the exception stops the search).
     """
@@ -85,98 +84,11 @@ class Objective(Protocol):
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]: ...
 
 
-class Surplus(SearchError):
-    """This worker's new trial is not needed: others already finished or run the requested number."""
-
-
-def reject(trial: optuna.Trial, reason: str) -> NoReturn:
-    """End ``trial`` as rejected before its evaluation (PRUNED, user attribute ``rejected``): an
-    impossible architecture or one that violates a cost constraint. It does not count towards the
-    requested number; the NSGA-II sampler ranks it as infeasible (:mod:`search_spaces._dashboard`)."""
-    trial.set_user_attr("rejected", reason)
-    trial.set_user_attr("stage", "rejected")
-    log.debug("trial %d rejected: %s", trial.number, reason)
-    raise optuna.TrialPruned(f"rejected: {reason}")
-
-
-def sampler_seed(seed: int, existing_trials: int, *, shared: bool) -> int:
-    """The sampler seed of one run: ``seed`` and the study's size (and the pid for shared storage)."""
-    text = f"{seed}:{existing_trials}" + (f":{os.getpid()}" if shared else "")
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
-
-
-def make_sampler(name: str, *, seed: int, population_size: int, trials: int) -> optuna.samplers.BaseSampler:
-    """The sampler ``name`` (one of :data:`SAMPLERS`). NSGA-II is the rejection-aware one: rejected
-    trials join their generation as infeasible members, so it stops proposing their neighbours."""
-    if name == "nsga2":
-        return RejectionAwareNSGAIISampler(population_size=population_size, seed=seed)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(trials // 3, 2)))
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise SearchError(f"--sampler: must be one of {', '.join(SAMPLERS)}, got {name!r}")
-
-
 def cpu_seconds(since: float) -> float:
     """CPU seconds of this whole process (every thread: torch, ONNX Runtime) since ``since``
     (a ``time.process_time()``). Comparable across machine loads where wall seconds are not; it
     does not include a remote device's time (``ssh://`` targets) or other processes."""
     return round(time.process_time() - since, 3)
-
-
-@contextlib.contextmanager
-def quiet_optuna(level: int) -> Iterator[None]:
-    """Optuna's own log level for the block (its per-trial INFO lines would break the progress bar)."""
-    previous = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(level)
-    try:
-        yield
-    finally:
-        optuna.logging.set_verbosity(previous)
-
-
-class _NoFailedTrialTraceback(logging.Filter):
-    """Drops Optuna's two "Trial N failed ..." warnings (the first with the traceback). The driver
-    logs a documented failure in one line and history.csv keeps its reason; anything else (a bug,
-    Ctrl-C) propagates from ``optimize`` and is shown once, where it is handled."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno == logging.WARNING and record.getMessage().startswith("Trial ") and
-                    " failed with " in record.getMessage())  # fmt: skip
-
-
-@contextlib.contextmanager
-def optuna_session() -> Iterator[None]:
-    """Optuna as a search runs it: warnings only, no failed-trial tracebacks, no ExperimentalWarning
-    for heartbeats, metric names and ``fail_stale_trials`` (used knowingly), and none for a reference
-    enqueued outside the space (the search says so once, where it enqueues it)."""
-    logger = logging.getLogger("optuna.study._optimize")
-    quiet = _NoFailedTrialTraceback()
-    with warnings.catch_warnings(), quiet_optuna(logging.WARNING):
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        warnings.filterwarnings("ignore", message=r"Fixed parameter .* is out of range", category=UserWarning)
-        logger.addFilter(quiet)
-        try:
-            yield
-        finally:
-            logger.removeFilter(quiet)
-
-
-@contextlib.contextmanager
-def storage_errors(storage: str | None, study_dir: Path) -> Iterator[None]:
-    """A read-only, full or vanished database as one :class:`SearchError` naming it, not a SQLAlchemy traceback."""
-    import sqlalchemy.exc
-
-    try:
-        yield
-    except (optuna.exceptions.StorageInternalError, sqlalchemy.exc.OperationalError) as exc:
-        cause = exc.__cause__ or exc
-        detail = str(getattr(cause, "orig", None) or cause).splitlines()[0][:200]
-        url = redact_url(resolve_storage_url(storage, study_dir))
-        raise SearchError(
-            f"--storage {url}: the study database refused a write ({detail}); is it read-only, on a full disk, "
-            "or removed while the search ran?"
-        ) from None
 
 
 @dataclass(frozen=True)
@@ -485,96 +397,3 @@ def _settle_reference(trial: optuna.Trial) -> None:
             if t.state == TrialState.COMPLETE or t.number < trial.number:
                 trial.set_user_attr(REFERENCE_ATTR, "")
                 return
-
-
-def is_surplus(trial: FrozenTrial) -> bool:
-    return str(trial.user_attrs.get("fail_reason", "")).startswith(Surplus.__name__)
-
-
-class Streaks:
-    """The stop rule on consecutive outcomes: ``max_consecutive_failures`` failed trials in a row
-    (a surplus trial is no failure) or ``max_consecutive_rejections`` rejected ones in a row raise
-    :class:`SearchError`; any other outcome (finished, or a surplus trial) resets both counts."""
-
-    def __init__(self, workers: WorkerOptions, *, unit: str, study_dir: Path) -> None:
-        self.max_failures = workers.max_consecutive_failures
-        self.max_rejections = workers.max_consecutive_rejections
-        self.unit = unit
-        self.study_dir = study_dir
-        self.failures = self.rejections = 0
-
-    def add(self, trial: FrozenTrial) -> None:
-        if trial.state == TrialState.FAIL and not is_surplus(trial):
-            self.failures += 1
-            if self.failures >= self.max_failures:
-                raise SearchError(
-                    f"{self.failures} {self.unit}s in a row failed; the last ({self.unit} {trial.number}) with: "
-                    f"{trial.user_attrs.get('fail_reason', 'unknown reason')}. Fix the cause, then run the same "
-                    f"command again to resume (finished {self.unit}s are kept in {self.study_dir})"
-                )
-        elif trial.state == TrialState.PRUNED and "rejected" in trial.user_attrs:
-            self.rejections += 1
-            if self.rejections >= self.max_rejections:
-                raise SearchError(
-                    f"{self.rejections} sampled architectures in a row were rejected before evaluation; the last: "
-                    f"{trial.user_attrs['rejected']}. Loosen the constraints or widen the search space"
-                )
-        else:
-            self.failures = self.rejections = 0
-
-
-class Progress:
-    """The one progress display of a search: with ``bar``, a tqdm bar (done, left, front size, best
-    first objective) with log lines printed above it; without, one INFO log line per finished trial."""
-
-    def __init__(self, *, bar: bool, total: int, unit: str, fields: Sequence[str], directions: Sequence[str]) -> None:
-        self.use_bar = bar
-        self.total = total
-        self.unit = unit
-        self.fields = list(fields)
-        self.directions = list(directions)
-        self._bar: Any = None
-        self._stack = contextlib.ExitStack()
-
-    def __enter__(self) -> Progress:
-        if self.use_bar:
-            from tqdm.auto import tqdm
-            from tqdm.contrib.logging import logging_redirect_tqdm
-
-            loggers = [logging.root, optuna.logging.get_logger("optuna")]
-            self._stack.enter_context(logging_redirect_tqdm(loggers=loggers))
-            self._bar = self._stack.enter_context(tqdm(total=self.total, desc="search", unit=self.unit))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stack.close()
-        self._bar = None
-
-    def show(self, study: optuna.Study, done: int) -> None:
-        bar = self._bar
-        if bar is None:
-            return
-        front = feasible_front(study, self.fields, self.directions)
-        bar.n = min(done, bar.total)
-        postfix: dict[str, Any] = {"done": done, "left": max(self.total - done, 0), "front": len(front)}
-        if front:
-            sign = 1 if self.directions[0] == "maximize" else -1
-            best = max(front, key=lambda t: sign * t.values[0])
-            head = f"{best.values[0]:.3f}"
-            if len(self.fields) > 1:
-                head += f"@{best.values[1]:.3g}{'ms' if self.fields[1] == 'latency_ms' else ''}"
-            postfix["best"] = head
-        bar.set_postfix(postfix, refresh=False)
-        bar.refresh()
-
-    def finished(self, trial: FrozenTrial, done: int) -> None:
-        if self.use_bar:
-            return
-        name = trial_name(trial)
-        who = f"{self.unit} {trial.number}" + (f" ({name})" if name != f"trial-{trial.number}" else "")
-        if trial.state == TrialState.COMPLETE and trial.values is not None:
-            what = "complete: " + ", ".join(f"{f} {v:.4g}" for f, v in zip(self.fields, trial.values))
-        else:
-            outcome = trial.user_attrs.get("outcome") or trial.state.name.lower()
-            what = f"{outcome}: {trial.user_attrs['rejected'] if outcome == 'rejected' else trial_reason(trial)}"
-        log.info("%s %s; %d/%d finished", who, what, done, self.total)

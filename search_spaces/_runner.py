@@ -23,7 +23,7 @@ What one call does (the loop is :class:`search_spaces._driver.StudyDriver`'s, th
 
 Reproducibility: with one worker and SQLite, ``seed`` fixes the sampler, the data split and
 the training of every trial (measured latencies still vary from run to run); see
-:func:`search_spaces._driver.sampler_seed` for resumed and shared studies.
+:func:`search_spaces._optuna_setup.sampler_seed` for resumed and shared studies.
 """
 
 from __future__ import annotations

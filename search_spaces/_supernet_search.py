@@ -52,7 +52,8 @@ from rtseg_core import (
     write_validation,
 )
 from search_spaces._config import fixed_settings
-from search_spaces._driver import StudyDriver, reject
+from search_spaces._driver import StudyDriver
+from search_spaces._outcomes import reject
 from search_spaces._results import SupernetSearchSummary, summarize_study
 from search_spaces._space import reference_params, suggest_config, summarize_config
 from search_spaces._study import REFERENCE_ATTR, redact_url

@@ -64,8 +64,8 @@ from rtseg_core import (
     write_validation,
 )
 from search_spaces._config import SearchConfig
-from search_spaces._driver import reject
 from search_spaces._early_stop import Reference, should_stop
+from search_spaces._outcomes import reject
 from search_spaces._space import suggest_config, summarize_config
 from search_spaces._study import REFERENCE_ATTR, feasible_front, trial_name
 from segmentation import EpochLog, EvalResult, StopTraining, TrainResult, evaluate_model, load_split, train

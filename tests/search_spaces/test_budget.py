@@ -117,7 +117,7 @@ def test_a_resumed_search_keeps_the_stored_budget_unless_it_gives_another(tmp_pa
     study = tmp_path / "kept"
     first = run_search(tiny_search(study, trials=20, budget_epochs=2))  # one epoch per trial
     assert first.epochs_trained == 2 and first.budget_reached and first.trials_run == 2
-    with caplog.at_level(logging.INFO, logger="search_spaces._driver"):
+    with caplog.at_level(logging.INFO, logger="search_spaces"):
         again = run_search(tiny_search(study, trials=20))  # no budget given (the CLI without --budget-epochs)
     assert again.trials_run == 0 and again.budget_epochs == 2
     assert "keeping the study's epoch budget of 2 epochs" in caplog.text

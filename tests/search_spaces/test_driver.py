@@ -15,7 +15,8 @@ import optuna
 
 from rtseg_core import SearchError
 from search_spaces import StudyDriver, StudyOptions, WorkerOptions
-from search_spaces._driver import optuna_session, reject
+from search_spaces._optuna_setup import optuna_session
+from search_spaces._outcomes import reject
 
 
 class Scripted:
@@ -119,9 +120,9 @@ def test_a_bug_stops_the_search_with_its_own_exception_and_no_optuna_traceback(t
 
 
 def test_without_a_bar_each_finished_trial_is_one_log_line(tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger="search_spaces._driver"):
+    with caplog.at_level(logging.INFO, logger="search_spaces"):
         drive(tmp_path, ["ok", "reject", "fail", "ok"], trials=2)
-    lines = [r.getMessage() for r in caplog.records if r.name == "search_spaces._driver"]
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("search_spaces.")]
     assert lines[0].startswith("trial 0 complete: dice ") and lines[0].endswith("; 1/2 finished")
     assert lines[1] == "trial 1 rejected: too big; 1/2 finished"
     assert "trial 2 failed while starting: SearchError: the loss diverged" in lines[2]  # the failure's warning
