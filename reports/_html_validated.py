@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from reports._info import ReportInfo
+from reports._ship import TWO_RUNS
 from rtseg_core import finite_or_none
 
 
@@ -35,7 +36,8 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
         "These rows are never mixed with the proxy front below.</p>",
     ]
     rows = v.comparison()
-    head = "".join(f"<th>{esc(c)}</th>" for c in rows.columns)
+    header = {"latency ms": "latency ms (validate's run)"}  # the search's own numbers are in the tables below
+    head = "".join(f"<th>{esc(header.get(c, c))}</th>" for c in rows.columns)
     body = []
     for r in rows.itertuples(index=False):
         cells = [
@@ -52,6 +54,7 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
         ]
         body.append(f'<tr class="{"front" if r[7] else ""}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append(f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+    out += _two_latencies(info, esc)
     a = v.agreement
     if a is not None:
         out.append(
@@ -67,6 +70,17 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
             "Dice; validate more of the front (without --top-k) to measure it.</p>"
         )
     return out
+
+
+def _two_latencies(info: ReportInfo, esc) -> list[str]:
+    """Models timed by the search and again by validate: which run each number comes from, and why they differ."""
+    if not info.latency_pairs:
+        return []
+    items = "".join(f"<li>{esc(p.text())}</li>" for p in info.latency_pairs)
+    return [
+        f'<div class="note" id="two-latencies"><p><b>{len(info.latency_pairs)} model(s) have two latencies in this '
+        f"report.</b> {esc(TWO_RUNS)}</p><ul>{items}</ul></div>"
+    ]
 
 
 def _latency_basis(latency: dict, esc) -> str:
