@@ -48,6 +48,7 @@ from rtseg_core import (
     StudyDir,
     StudySettings,
     SupernetSettings,
+    finite_or_none,
     read_supernet_training,
     read_training_metrics,
 )
@@ -252,8 +253,8 @@ class CompareInfo:
                     "validated": [
                         {
                             "name": str(r.name),
-                            "dice": _num(r.dice),
-                            "latency_ms": _num(r.latency_ms),
+                            "dice": finite_or_none(r.dice),
+                            "latency_ms": finite_or_none(r.latency_ms),
                             "feasible": bool(r.feasible),
                         }
                         for r in s.validated.itertuples(index=False)
@@ -497,7 +498,7 @@ def search_compute(study: StudyDir, settings: StudySettings | None) -> SearchCom
                 untimed += 1
             else:
                 trial_wall += (end - start).total_seconds()
-            cpu = _num(r.get("cpu_s")) if has_cpu else None
+            cpu = finite_or_none(r.get("cpu_s")) if has_cpu else None
             if cpu is None:
                 no_cpu += has_cpu
             else:
@@ -603,11 +604,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
-
-
-def _num(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from reports._info import ReportInfo
 from reports._ship import TWO_RUNS
+from rtseg_core import finite_or_none
 
 
 def validated_section(info: ReportInfo, esc) -> list[str]:
@@ -46,8 +46,8 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
             _dice(r[2]),
             _int(r[3]),
             _int(r[4]),
-            f"{r[5]:.2f}" if _ok(r[5]) else "-",
-            f"{int(r[6]):,}" if _ok(r[6]) else "-",
+            f"{r[5]:.2f}" if finite_or_none(r[5]) is not None else "-",
+            f"{int(r[6]):,}" if finite_or_none(r[6]) is not None else "-",
             "yes" if r[7] else "",
             esc(r[8]),
             esc(r[9]),
@@ -94,21 +94,14 @@ def _latency_basis(latency: dict, esc) -> str:
     return f"; latency {label} for every candidate in one alternating ONNX Runtime run"
 
 
-def _ok(value: Any) -> bool:
-    try:
-        return value is not None and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _dice(value: Any) -> str:
     # Dice is a fraction on every surface of the suite (CSV, database, dashboard, HTML, terminal)
-    return f"{float(value):.4f}" if _ok(value) else "-"
+    return f"{float(value):.4f}" if finite_or_none(value) is not None else "-"
 
 
 def _int(value: Any) -> str:
-    return str(int(value)) if _ok(value) else "-"
+    return str(int(value)) if finite_or_none(value) is not None else "-"
 
 
 def _f2(value: float) -> str:
-    return f"{value:+.2f}" if _ok(value) else "n/a"
+    return f"{value:+.2f}" if finite_or_none(value) is not None else "n/a"

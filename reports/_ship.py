@@ -16,7 +16,6 @@ from, and only numbers from the same run are compared.
 
 from __future__ import annotations
 
-import math
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ import pandas as pd
 from reports._select import ShipChoice
 from reports._units import dice_difference, dice_points
 from reports._validated import ValidatedInfo
-from rtseg_core import CHECKPOINT, MEASURED, StudyDir
+from rtseg_core import CHECKPOINT, MEASURED, StudyDir, finite_or_none
 
 JETSON_OPSET = 13  # TensorRT 8.0/8.2 (JetPack 4.6 on a Jetson Nano) parse ONNX opset 13: `export --opset 13`
 MODEL_ONNX = "model.onnx"  # the graph quantize (and validate's re-applied variants) write beside their files
@@ -85,13 +84,14 @@ class VersusPaper:
     @property
     def ratio(self) -> float | None:
         """pick ms / paper ms: above 1 the pick is SLOWER."""
-        if not self.comparable or not _ok(self.pick_ms) or not _ok(self.paper_ms) or self.paper_ms <= 0:
+        timed = finite_or_none(self.pick_ms) is not None and finite_or_none(self.paper_ms) is not None
+        if not self.comparable or not timed or self.paper_ms <= 0:
             return None
         return self.pick_ms / self.paper_ms
 
     @property
     def dice_points(self) -> float | None:
-        if not _ok(self.pick_dice) or not _ok(self.paper_dice):
+        if finite_or_none(self.pick_dice) is None or finite_or_none(self.paper_dice) is None:
             return None
         return dice_points(self.pick_dice - self.paper_dice)
 
@@ -205,14 +205,14 @@ def ship_info(
     rel, found, command, note = _file_and_command(Path(study_dir), row, basis, pool)
     return ShipInfo(
         pick=pick,
-        dice=_num(row["dice"]),
+        dice=finite_or_none(row["dice"]),
         dice_basis=(
             "test split, after full training (validate)"
             if basis == "validated"
             else f"{row['split']} split, after the search's short proxy training (NOT validated)"
         ),
-        latency_ms=_num(row["latency_ms"]),
-        fps=_num(row["fps"]),
+        latency_ms=finite_or_none(row["latency_ms"]),
+        fps=finite_or_none(row["fps"]),
         conditions=cond,
         versus_paper=versus,
         versus_paper_missing=missing,
@@ -273,11 +273,11 @@ def latency_pairs(candidates: pd.DataFrame, validated: ValidatedInfo | None) -> 
     """Every model with a latency both in the search's table and in validate's, in validate's order."""
     if validated is None or candidates.empty:
         return ()
-    search = {str(r["name"]): r for _, r in candidates.iterrows() if _ok(r["latency_ms"])}
+    search = {str(r["name"]): r for _, r in candidates.iterrows() if finite_or_none(r["latency_ms"]) is not None}
     out = []
     for _, r in validated.candidates.iterrows():
         s = search.get(str(r["name"]))
-        if s is None or not _ok(r["latency_ms"]):
+        if s is None or finite_or_none(r["latency_ms"]) is None:
             continue
         out.append(
             LatencyPair(
@@ -332,10 +332,10 @@ def _versus_paper(row, pool: pd.DataFrame, cond: LatencyConditions, basis: str, 
             "indicative only; validate times them in one run"
         )
     versus = VersusPaper(
-        paper_dice=_num(p["dice"]),
-        paper_ms=_num(p["latency_ms"]),
-        pick_dice=_num(row["dice"]),
-        pick_ms=_num(row["latency_ms"]),
+        paper_dice=finite_or_none(p["dice"]),
+        paper_ms=finite_or_none(p["latency_ms"]),
+        pick_dice=finite_or_none(row["dice"]),
+        pick_ms=finite_or_none(row["latency_ms"]),
         same_run=same_run,
         comparable=not differ,
         paper_feasible=bool(p["feasible"]),
@@ -449,14 +449,3 @@ def _missing(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):
         return False
-
-
-def _ok(value: Any) -> bool:
-    try:
-        return value is not None and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _num(value: Any) -> float | None:
-    return float(value) if _ok(value) else None

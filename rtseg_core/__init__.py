@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
         read_json_object,
     )
     from rtseg_core._lazy import lazy_exports
+    from rtseg_core._numbers import finite_or_none
     from rtseg_core._objectives import (
         CONSTRAINT_KEYS,
         DEFAULT_OBJECTIVES,
@@ -233,6 +234,7 @@ __all__ = [
     "atomic_write_text",
     "check_objectives",
     "default_objective_pairs",
+    "finite_or_none",
     "is_feasible",
     "parse_objectives",
     "read_candidate",

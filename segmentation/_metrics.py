@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from rtseg_core import DataError
+from rtseg_core import DataError, finite_or_none
 from segmentation._aop import angle_of_progression
 from segmentation._data import CLASS_NAMES
 
@@ -225,6 +225,21 @@ class MeanMetrics:
 
 
 @dataclass(frozen=True)
+class HeadlineMetrics:
+    """The four numbers a model is ranked and recorded by (the :class:`rtseg_core.CandidateRecord`
+    fields of the same names): mean foreground Dice, Dice of PS and FH, and mean |dAoP| in degrees.
+    Each is a finite float or None (no image, or no image with both angles, for ``delta_aop_deg``)."""
+
+    dice: float | None
+    dice_ps: float | None
+    dice_fh: float | None
+    delta_aop_deg: float | None
+
+    def to_dict(self) -> dict[str, float | None]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class EvalSummary:
     """An evaluation's summary: per structure (``ps``, ``fh``) and their ``mean``.
 
@@ -241,6 +256,15 @@ class EvalSummary:
     def dice(self) -> float | None:
         """Mean foreground Dice (PS and FH), the number every stage ranks models by."""
         return self.mean.dice
+
+    def headline(self) -> HeadlineMetrics:
+        """Dice (mean, PS, FH) and |dAoP|, as every record of a model carries them."""
+        return HeadlineMetrics(
+            dice=finite_or_none(self.mean.dice),
+            dice_ps=finite_or_none(self.ps.dice),
+            dice_fh=finite_or_none(self.fh.dice),
+            delta_aop_deg=finite_or_none(self.mean.delta_aop),
+        )
 
     def by_class(self) -> dict[str, ClassMetrics]:
         return {"PS": self.ps, "FH": self.fh}

@@ -132,8 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         usage = f"run '{_prog()} {args.verb} --help' for usage, or " if code == 2 else ""
         print(f"({usage}add --debug for a traceback)", file=sys.stderr)
         return code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        # One line, no traceback; a verb that can resume says how in the interrupt's message (the search).
+        print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `rtseg-nas ... | head`: the reader left; no traceback for that
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

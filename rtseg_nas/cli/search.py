@@ -26,7 +26,9 @@ metrics) and candidate.json (what `report` reads).
 Resume: run the same command again; --trials N means N finished trials in total, so only the missing
 ones run. --budget-epochs N likewise counts every epoch the study's trials trained (earlier runs and
 other workers included): no trial is proposed once they reach N, so a resumed search with the same
-budget runs nothing new, and --trials is then an upper bound. Every trial records its CPU seconds
+budget runs nothing new, and --trials is then an upper bound; a resumed search without
+--budget-epochs keeps the study's budget. Ctrl-C stops a search (the trial it interrupted is
+recorded as failed); running the same command again resumes it. Every trial records its CPU seconds
 (cpu_s in history.csv), which `report --compare` sums. A worker killed mid-trial leaves a RUNNING
 trial that the next run marks FAIL once its heartbeat is older than the grace period. Several
 workers (machines) share one study through a database server: create it once with --trials 0, then
@@ -104,12 +106,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--budget-epochs",
         type=COUNT0,
-        default=0,
+        default=StudyOptions.budget_epochs,
         metavar="N",
         help="compute budget: propose no new trial once the study's trials (all runs and workers) have trained N "
         "epochs in total; early-stopped and multi-fidelity trials count the epochs they trained. Trials already "
         "running finish their epochs as usual, so the budget may be exceeded by at most the trials in flight "
-        "(one worker: the last trial). --trials stays an upper bound. 0 = no budget (default)",
+        "(one worker: the last trial). --trials stays an upper bound. 0 = no budget. Left out: a resumed study "
+        "keeps the budget it was run with (the log says so), a new one has none",
     )
     p.add_argument(
         "--storage",
@@ -322,13 +325,14 @@ def search_config(args: argparse.Namespace, space: SearchSpace) -> SearchConfig:
             trials=args.trials,
             storage=args.storage,
             study_name=args.study_name,
-            budget_epochs=args.budget_epochs or None,
+            budget_epochs=None if args.budget_epochs == 0 else args.budget_epochs,
         ),
+        # The options' documented 0 = none; the library takes None for that and refuses 0.
         objectives=ObjectiveOptions(
             names=args.objectives,
-            min_fps=args.min_fps,
-            max_latency_ms=args.max_latency_ms,
-            max_params=args.max_params,
+            min_fps=args.min_fps or None,
+            max_latency_ms=args.max_latency_ms or None,
+            max_params=args.max_params or None,
         ),
         training=ProxyTraining(
             data=args.data,

@@ -2,7 +2,9 @@
 
 ``train`` reads TrainConfig directly (it imports no torch). The compression and profiling verbs
 keep literal defaults so that ``--help`` imports nothing heavy (test_cli_rules.py); this test is
-what keeps those literals equal to the dataclasses'.
+what keeps those literals equal to the dataclasses'. ``supernet search`` builds a whole config from
+its options: with every option left out it must equal the config's defaults (``search``'s is in
+test_search_cli.py).
 """
 
 from __future__ import annotations
@@ -77,3 +79,16 @@ def test_search_and_validate_time_at_the_one_deployment_size():
         assert parser.parse_args([verb, *argv]).latency_size == DEPLOYMENT_SIZE == 256, verb
         assert "default: 256" in " ".join(subparsers[verb].format_help().split()), verb
     assert DemoConfig().profile_size == DEPLOYMENT_SIZE
+
+
+def test_supernet_search_without_options_builds_the_default_supernet_search_config():
+    from rtseg_nas.cli.supernet import supernet_search_config
+    from search_spaces import SupernetSearchConfig
+
+    parser, _ = build_parser("supernet")
+    args = parser.parse_args(["supernet", "search", "--supernet", "S", "--study", "D"])
+    default = SupernetSearchConfig(study_dir="D", supernet="S")
+    assert supernet_search_config(args) == default
+    # This strategy's own defaults reach the CLI (a subnet is cheap: more of them, fewer timed runs each).
+    assert (args.trials, args.population_size, args.latency_runs, args.latency_warmup) == (200, 16, 10, 3)
+    assert default.study.trials == 200 and default.sampling.population_size == 16

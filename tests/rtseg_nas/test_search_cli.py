@@ -60,10 +60,11 @@ def test_cli_defaults_are_the_config_defaults():
     assert (config.study.trials, config.objectives.min_fps, config.strategy.early_stop) == (3, 24.0, False)
 
 
-def test_the_search_parser_is_built_without_torch_or_optuna():
-    # `search --help` reads the defaults from search_spaces._config, which must stay light.
+@pytest.mark.parametrize("verb", ["search", "supernet"])
+def test_the_search_parser_is_built_without_torch_or_optuna(verb):
+    # `search --help` reads the defaults from search_spaces._config (`supernet` from _supernet_config), kept light.
     code = (
-        "import sys; from rtseg_nas.cli._main import build_parser; build_parser('search'); "
+        f"import sys; from rtseg_nas.cli._main import build_parser; build_parser({verb!r}); "
         "print(sorted(m for m in ('torch', 'optuna', 'onnxruntime', 'segmentation', 'profiling') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout

@@ -211,6 +211,11 @@ def test_accumulator_rows_and_summary():
     assert s["mean"]["delta_aop"] == pytest.approx(rows[0]["delta_aop"])
     flat = [v for entry in s.values() for v in entry.values() if v is not None]
     assert all(math.isfinite(v) for v in flat)
+    # The four numbers every record of a model carries (CandidateRecord's field names), from one place.
+    assert summary.headline().to_dict() == {
+        "dice": s["mean"]["dice"], "dice_ps": s["PS"]["dice"], "dice_fh": s["FH"]["dice"],
+        "delta_aop_deg": s["mean"]["delta_aop"],
+    }  # fmt: skip
 
 
 def test_accumulator_accepts_logits_and_label_channels():
@@ -258,6 +263,7 @@ def test_empty_accumulator_summary_and_reset():
     s = acc.summary()
     assert s.ps.dice is None and s.ps.n == 0
     assert s.mean.delta_aop is None and s.mean.n_aop == 0
+    assert set(s.headline().to_dict().values()) == {None}  # no image: no number, never NaN
     pred, target = _batch()
     acc.update(pred, target)
     acc.reset()
