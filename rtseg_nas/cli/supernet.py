@@ -120,7 +120,13 @@ def _add_search(s: argparse.ArgumentParser) -> None:
         help="BN recalibration batches per subnet (default: %(default)s)",
     )
     s.add_argument("--val-batches", type=COUNT0, default=0, help="cap on validation batches, 0 = all")
-    s.add_argument("--latency-size", type=SIZE, help="input side timed, px (default: the supernet's size)")
+    s.add_argument(
+        "--latency-size",
+        type=SIZE,
+        default=default("profiling", "latency_size"),
+        help="input side timed and judged by --max-latency-ms/--min-fps, px: the deployment size "
+        "(default: %(default)s, as search and validate)",
+    )
     s.add_argument(
         "--threads",
         type=THREADS,
