@@ -79,6 +79,11 @@ def open_study_folder(study_dir: Path, *, verb: str, inputs) -> None:
         mark_output(study_dir, verb=verb)
 
 
+def latency_table(target: str) -> str | None:
+    """The table file of a ``predict:TABLE`` target (an input of the run), else None."""
+    return target.partition(":")[2] if str(target).startswith("predict:") else None
+
+
 def write_study_json(study_dir: Path, settings: StudySettings) -> Path:
     return StudyDir(study_dir).write_settings(settings)
 

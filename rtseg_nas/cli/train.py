@@ -7,7 +7,7 @@ output or a `supernet extract` folder (to fine-tune it with --resume); a folder 
 the suite did not write is refused, with or without --overwrite.
 
 Example (CPU-sized):
-  python run.py train --data synthetic --size 128 --epochs 20 --out runs/paper128
+  rtseg-nas train --data synthetic --size 128 --epochs 20 --out runs/paper128
 """
 
 from __future__ import annotations
