@@ -157,8 +157,8 @@ def run_inputs(args: argparse.Namespace, *names: str) -> list[str]:
     """The files and folders that the options ``names`` of ``args`` make this run read.
 
     ``data``: the dataset folder of ``--data``, else (with ``--checkpoint``) that of the dataset
-    the checkpoint was trained on, read from its training config. ``target``/``latency_target``:
-    the table of ``predict:TABLE``. Any other name: the path the option gives (a list for
+    the checkpoint was trained on, read from its training config; ``proxy_data``: bench's.
+    ``target``/``latency_target``: the table of ``predict:TABLE``. Any other name: the path the option gives (a list for
     ``--compare``, ``--arch`` in latency-table), when something is there.
     """
     import os
@@ -168,9 +168,10 @@ def run_inputs(args: argparse.Namespace, *names: str) -> list[str]:
     found: list[str] = []
     for name in names:
         value = getattr(args, name, None)
-        if name == "data":
-            if value is None and getattr(args, "checkpoint", None):
-                value = checkpoint_data(args.checkpoint)
+        if name in ("data", "proxy_data"):
+            checkpoint = getattr(args, "checkpoint", None)
+            if name == "data" and value is None and checkpoint and os.path.isfile(checkpoint):  # else: missing
+                value = checkpoint_data(checkpoint)
             found.append(dataset_path(value))
         elif name in ("target", "latency_target"):
             if isinstance(value, str) and value.startswith("predict:"):
@@ -180,6 +181,19 @@ def run_inputs(args: argparse.Namespace, *names: str) -> list[str]:
                 if path and os.path.lexists(os.path.expanduser(str(path))):
                     found.append(os.path.expanduser(str(path)))
     return [p for p in found if p]
+
+
+def check_file_outputs(args: argparse.Namespace, outputs: dict[str, object], *names: str) -> None:
+    """:func:`rtseg_core.check_file_output` for every file option given (``{"--json": args.json}``)
+    against :func:`run_inputs` of ``names``; when none is given (or only ``-``), nothing is read."""
+    given = {option: path for option, path in outputs.items() if path is not None and str(path) != "-"}
+    if not given:
+        return
+    from rtseg_core import check_file_output
+
+    inputs = run_inputs(args, *names)
+    for option, path in given.items():
+        check_file_output(path, inputs, option=option)
 
 
 def checkpoint_data(checkpoint: str) -> str:

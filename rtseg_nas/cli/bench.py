@@ -40,11 +40,11 @@ from rtseg_nas.cli._args import (
     add_model_source,
     add_seed,
     add_ssh,
+    check_file_outputs,
     emit,
     int_in,
     model_source,
     overwrite_help,
-    run_inputs,
     ssh_options_from,
 )
 
@@ -96,15 +96,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from profiling import BenchConfig, run_bench
-    from rtseg_core import check_file_output
 
-    inputs = run_inputs(args, "arch", "checkpoint", "target", *SSH_FILES)
-    if args.compression and args.checkpoint:
-        inputs += run_inputs(args, "data")  # the dataset it fine-tunes on: --data or the checkpoint's
+    reads = ["arch", "checkpoint", "target", *SSH_FILES]
+    if args.compression:
+        reads.append("data")  # the dataset it fine-tunes on: --data or the checkpoint's
     if args.proxy:
-        inputs += run_inputs(argparse.Namespace(data=args.proxy_data), "data")
-    check_file_output(args.json, inputs, option="--json")
-    check_file_output(args.table, [*inputs, args.json], option="--table")
+        reads.append("proxy_data")
+    check_file_outputs(args, {"--json": args.json, "--table": args.table}, *reads)
     config = BenchConfig(
         size=args.size,
         batch=args.batch,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rtseg_nas.cli._args import SIZE, add_device, add_json_out, run_inputs, write_json_out
+from rtseg_nas.cli._args import SIZE, add_device, add_json_out, check_file_outputs, write_json_out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -28,16 +28,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rtseg_core import check_file_output, read_json
+    from rtseg_core import read_json
     from segmentation import evaluate_checkpoint
 
     to_stdout = args.json == "-"
     default = Path(args.checkpoint).with_name(f"evaluation_{args.split}.json")
     json_path = default if to_stdout or not args.json else Path(args.json)
     csv_path = Path(args.csv) if args.csv else json_path.with_suffix(".csv")
-    inputs = run_inputs(args, "checkpoint", "data")  # before the evaluation: a refused path costs nothing
-    check_file_output(json_path, inputs, option="--json")
-    check_file_output(csv_path, inputs, option="--csv")
+    # before the evaluation: a refused path costs nothing
+    check_file_outputs(args, {"--json": json_path, "--csv": csv_path}, "checkpoint", "data")
     result = evaluate_checkpoint(
         args.checkpoint,
         args.data,

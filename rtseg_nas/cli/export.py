@@ -21,9 +21,9 @@ from rtseg_nas.cli._args import (
     add_json_out,
     add_model_source,
     add_seed,
+    check_file_outputs,
     emit,
     model_source,
-    run_inputs,
 )
 
 
@@ -51,11 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from profiling import ExportConfig, export_model
-    from rtseg_core import check_file_output
 
-    inputs = run_inputs(args, "arch", "checkpoint")
-    check_file_output(args.out, inputs, option="--out")
-    check_file_output(args.json, [*inputs, args.out], option="--json")
+    check_file_outputs(args, {"--out": args.out, "--json": args.json}, "arch", "checkpoint")
     config = ExportConfig(
         opset=args.opset,
         dynamic=args.dynamic,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import add_arch, add_json_out, emit, run_inputs
+from rtseg_nas.cli._args import add_arch, add_json_out, check_file_outputs, emit
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,9 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from models import build_model, count_parameters, create_config
-    from rtseg_core import check_file_output
 
-    check_file_output(args.json, run_inputs(args, "arch"), option="--json")
+    check_file_outputs(args, {"--json": args.json}, "arch")
     cfg = create_config(args.arch)
     params = count_parameters(build_model(cfg))
 

@@ -43,8 +43,8 @@ from rtseg_nas.cli._args import (
     THREADS,
     add_seed,
     add_ssh,
+    check_file_outputs,
     int_in,
-    run_inputs,
     ssh_options_from,
 )
 
@@ -97,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.out:
         raise ConfigError("latency-table build: --out TABLE is required")
     from profiling import MIN_CALIBRATION
-    from rtseg_core import check_file_output
 
     if args.calibrate < MIN_CALIBRATION:
         raise ConfigError(
@@ -105,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             f"per-model overhead fit, else `--target predict:TABLE` refuses it; give --calibrate {MIN_CALIBRATION} "
             "or more"
         )
-    check_file_output(args.out, run_inputs(args, "arch", "space", *SSH_FILES), option="--out")
+    check_file_outputs(args, {"--out": args.out}, "arch", "space", *SSH_FILES)
     from models import build_model, create_config
     from profiling import build_table
     from rtseg_nas.benches.latency_models import training_models

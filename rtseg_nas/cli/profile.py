@@ -31,9 +31,9 @@ from rtseg_nas.cli._args import (
     add_model_source,
     add_seed,
     add_ssh,
+    check_file_outputs,
     emit,
     model_source,
-    run_inputs,
     ssh_options_from,
 )
 
@@ -75,10 +75,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from profiling import profile_model
-    from rtseg_core import check_file_output
 
-    inputs = run_inputs(args, "arch", "checkpoint", "onnx", "target", *SSH_FILES)
-    check_file_output(args.json, inputs, option="--json")
+    check_file_outputs(args, {"--json": args.json}, "arch", "checkpoint", "onnx", "target", *SSH_FILES)
     ssh_options = ssh_options_from(args)
     report = profile_model(
         model_source(args),

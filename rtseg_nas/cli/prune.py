@@ -39,10 +39,10 @@ from rtseg_nas.cli._args import (
     THREADS,
     add_device,
     add_json_out,
+    check_file_outputs,
     emit,
     int_in,
     overwrite_help,
-    run_inputs,
 )
 from rtseg_nas.cli._choices import IMPORTANCES
 
@@ -108,14 +108,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from compress import FinetuneSpec, PruneSpec, QuantSpec, compress_study, prune_checkpoint
-    from rtseg_core import ConfigError, check_file_output
+    from rtseg_core import ConfigError
 
     if args.then_int8 and not args.study:
         raise ConfigError(
             "--then-int8: only with --study; for one checkpoint run `rtseg-nas quantize --checkpoint "
             "OUT/checkpoint.pt --out DIR` on the pruned output"
         )
-    check_file_output(args.json, run_inputs(args, "checkpoint", "data", "study", "latency_target"), option="--json")
+    check_file_outputs(args, {"--json": args.json}, "checkpoint", "data", "study", "latency_target")
     spec = PruneSpec(
         ratio=args.ratio,
         target_macs=args.target_macs,

@@ -34,11 +34,11 @@ from rtseg_nas.cli._args import (
     THREADS,
     add_device,
     add_json_out,
+    check_file_outputs,
     emit,
     float_in,
     int_in,
     overwrite_help,
-    run_inputs,
 )
 from rtseg_nas.cli._choices import CALIBRATIONS, QUANT_FORMATS, QUANT_TARGETS
 
@@ -89,9 +89,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from compress import FinetuneSpec, QuantSpec, compress_study, quantize_checkpoint, quantize_onnx
-    from rtseg_core import ConfigError, check_file_output
+    from rtseg_core import ConfigError
 
-    check_file_output(args.json, run_inputs(args, "checkpoint", "onnx", "data", "study"), option="--json")
+    check_file_outputs(args, {"--json": args.json}, "checkpoint", "onnx", "data", "study")
     spec = QuantSpec(
         format=args.format or "int8-static",
         calibration=args.calibration,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import add_json_out, overwrite_help, run_inputs, write_json_out
+from rtseg_nas.cli._args import add_json_out, check_file_outputs, overwrite_help, write_json_out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,9 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rtseg_core import check_file_output
-
-    check_file_output(args.json, run_inputs(args, "study", "compare"), option="--json")
+    check_file_outputs(args, {"--json": args.json}, "study", "compare")
     if args.compare is not None:
         return _compare(args)
     from reports import build_report, compute_report, report_summary

@@ -54,8 +54,8 @@ from rtseg_nas.cli._args import (
     add_json_out,
     add_seed,
     add_ssh,
+    check_file_outputs,
     emit,
-    run_inputs,
     ssh_options_from,
 )
 
@@ -113,11 +113,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from rtseg_core import check_file_output
     from validate import ValidateConfig, run_validate
 
-    inputs = run_inputs(args, "study", "data", "latency_target", *SSH_FILES)
-    check_file_output(args.json, inputs, option="--json")
+    check_file_outputs(args, {"--json": args.json}, "study", "data", "latency_target", *SSH_FILES)
     if not getattr(args, "debug", False):
         for name in ("segmentation", "profiling"):
             logging.getLogger(name).setLevel(logging.WARNING)

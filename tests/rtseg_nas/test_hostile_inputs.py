@@ -182,13 +182,16 @@ def test_study_folders_and_databases_that_cannot_be_used(files, tmp_path, capsys
     read_only = f"sqlite:///file:{study / 'study.db'}?mode=ro&uri=true"
     tiny = ["--trials", "1", "--size", "32", "--latency-size", "32", "--epochs", "1", "--steps-per-epoch", "1"]
     tiny += ["--data", "synthetic:16"]
-    _check(
+    _check(  # an output folder that cannot be written: a usage error (2), refused before anything is tried
         [
             (["search", "--study", files / "a-file", "--trials", "0"], "a-file: exists and is not a folder"),
             (["search", "--study", files / "a-file" / "s", "--trials", "0"], "cannot create it"),
             (["search", "--study", "/proc/rtseg-study", "--trials", "0"], "inside the system folder /proc"),
-            (["search", "--study", study, "--storage", read_only, *tiny, "--no-progress"], "refused a write"),
         ],
+        capsys,
+    )
+    _check(
+        [(["search", "--study", study, "--storage", read_only, *tiny, "--no-progress"], "refused a write")],
         capsys,
         FAILED,
     )
