@@ -17,13 +17,17 @@ from rtseg_core._errors import (
     SearchError,
     SuiteError,
 )
+from rtseg_core._fields import Field, is_finite_number
 from rtseg_core._io import (
     atomic_save_torch,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    load_torch_data,
+    parse_json,
     read_json,
 )
+from rtseg_core._leftovers import owner_tag, remove_stale_scratch, remove_stale_siblings, scratch_dir
 from rtseg_core._objectives import (
     CONSTRAINT_KEYS,
     DEFAULT_OBJECTIVES,
@@ -48,9 +52,10 @@ from rtseg_core._study import (
     write_training_metrics,
     write_validation,
 )
-from rtseg_core._text import text_table
+from rtseg_core._text import brief, text_table
 from rtseg_core._threads import (
     THREADS_HELP,
+    check_threads,
     configure_process,
     default_threads,
     resolve_threads,
@@ -67,6 +72,7 @@ __all__ = [
     "Objective",
     "StudyDir",
     "CompressionError",
+    "Field",
     "ConfigError",
     "DataError",
     "OutputError",
@@ -80,6 +86,15 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
+    "brief",
+    "check_threads",
+    "is_finite_number",
+    "load_torch_data",
+    "owner_tag",
+    "parse_json",
+    "remove_stale_scratch",
+    "remove_stale_siblings",
+    "scratch_dir",
     "check_objectives",
     "default_objective_pairs",
     "is_feasible",
