@@ -230,3 +230,80 @@ def test_predictor_bench_against_the_loopback_ssh_device(sshd, models, tmp_path)
     assert {s.method for s in result.scores} >= {"roofline + calibration", "FLOPs-only linear"}
     assert LatencyTable.load(tmp_path / "t.json").key.target == sshd.url
     assert "kernel predictor" in result.format_table()
+
+
+def _kernel_field(field):
+    def change(data, value):
+        first = next(iter(data["kernels"]))
+        data["kernels"][first][field] = value
+        inner = f".{next(iter(value))}" if isinstance(value, dict) else ""  # a bad feature is named itself
+        return f"kernels['{first}'].{field}{inner}"
+
+    return change
+
+
+def _set(path):
+    def change(data, value):
+        *parents, last = path
+        target = data
+        for name in parents:
+            target = target[name]
+        target[last] = value
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        return "the file" if path == ("speedup",) else where  # an unknown field is the file's fault
+
+    return change
+
+
+# (field changed, value written, what the error line says after the field's name)
+HOSTILE_TABLES = [
+    ("negative", _kernel_field("median_ms"), -3.1, "-3.1 is not a positive time"),
+    ("zero", _kernel_field("median_ms"), 0.0, "0.0 is not a positive time"),
+    ("huge", _kernel_field("median_ms"), 1e300, "1e+300 is not a positive time"),
+    ("nan", _kernel_field("cpu_ms"), float("nan"), "nan is not a positive time"),
+    ("inf", _kernel_field("median_ms"), float("inf"), "inf is not a positive time"),
+    ("text", _kernel_field("median_ms"), "fast", "'fast' is not a positive time"),
+    ("runs", _kernel_field("runs"), 2.5, "2.5 is not an integer from 1"),
+    ("features", _kernel_field("features"), {"flops": -1}, "-1 is not a finite number"),
+    ("kernels list", _set(("kernels",)), [], "[] is not a mapping"),
+    ("call", _set(("call_ms",)), -1, "-1 is not a finite number in (0, 60000]"),
+    ("threads", _set(("key", "threads")), "one", "'one' is not an integer from 1 to 4096"),
+    ("calibration", _set(("calibration", 0, "measured_ms")), 0, "0 is not a positive time"),
+    ("unknown kernel", _set(("calibration", 0, "kernels", 0)), "nope", "'nope' is not a kernel of the table"),
+    ("unknown field", _set(("speedup",)), 2, "unknown field(s) ['speedup']"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "value", "says"), [c[1:] for c in HOSTILE_TABLES], ids=[c[0] for c in HOSTILE_TABLES]
+)
+def test_a_hostile_table_is_one_error_naming_its_field(table_path, tmp_path, change, value, says):
+    data = json.loads(table_path.read_text())
+    field = change(data, value)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))  # NaN and Infinity as Python's json writes them
+    with pytest.raises(ConfigError) as info:
+        LatencyTable.load(bad)
+    assert str(info.value).startswith(f"{bad}: {field}: {says}"), str(info.value)
+
+
+def test_a_hostile_table_is_refused_before_a_search_or_a_profile_uses_it(table_path, tmp_path, capsys):
+    from rtseg_nas.cli import main
+
+    data = json.loads(table_path.read_text())
+    for entry in data["kernels"].values():
+        entry["median_ms"] = entry["cpu_ms"] = -entry["median_ms"]  # predicted -50 ms, "feasible" before
+    bad = tmp_path / "negative.json"
+    bad.write_text(json.dumps(data))
+    arch = tmp_path / "a.json"
+    arch.write_text(json.dumps(CONFIGS["a"]))
+    for argv in (
+        ["latency-table", "show", str(bad)],
+        ["profile", "--arch", str(arch), "--size", str(SIZE), "--no-count", "--target", f"predict:{bad}"],
+        ["search", "--study", str(tmp_path / "s"), "--target", f"predict:{bad}", "--max-latency-ms", "5"],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.count("error:") == 1, err
+        assert f"error: {bad}: kernels[" in err and "is not a positive time" in err
+    assert not (tmp_path / "s").exists()  # refused before the study folder was made
