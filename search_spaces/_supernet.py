@@ -45,12 +45,22 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from models import PRESETS, Checkpoint, ElasticRTSegNet, RTSegConfig, recalibrate_batchnorm, save_checkpoint
-from rtseg_core import ConfigError, atomic_save_torch, atomic_write_json, resolve_device
+from rtseg_core import (
+    ConfigError,
+    Field,
+    atomic_save_torch,
+    atomic_write_json,
+    brief,
+    is_finite_number,
+    load_torch_data,
+    resolve_device,
+)
 from search_spaces._space import SearchSpace, check_config, config_from_params, summarize_config
 from segmentation import (
     DeepSupervisionLoss,
     TrainConfig,
     TrainingDiverged,
+    check_training_memory,
     load_split,
     seed_everything,
     validation_dice,
@@ -61,6 +71,9 @@ log = logging.getLogger(__name__)
 
 FORMAT = "rtseg-nas/supernet"
 VERSION = 1
+# Members drawn at random per step: every one is a forward and backward pass more per step; the
+# sandwich rule's papers draw 2 to 4. A million was accepted and would never finish a step.
+MAX_RANDOM_SUBNETS = 16
 
 
 @dataclass(frozen=True)
@@ -73,14 +86,20 @@ class SandwichConfig:
     bn_batches: int = 4  # batches that recalibrate BatchNorm of the smallest before its per-epoch val Dice
 
     def __post_init__(self) -> None:
-        if not isinstance(self.random_subnets, int) or self.random_subnets < 0:
-            raise ConfigError(f"--random-subnets: must be an integer >= 0, got {self.random_subnets!r}")
-        if not 0.0 <= self.kd_weight <= 1.0:
-            raise ConfigError(f"--kd-weight: must be in [0, 1], got {self.kd_weight}")
-        if not self.kd_temperature > 0:
-            raise ConfigError(f"--kd-temperature: must be > 0, got {self.kd_temperature}")
-        if not isinstance(self.bn_batches, int) or self.bn_batches < 1:
-            raise ConfigError(f"--bn-batches: must be an integer >= 1, got {self.bn_batches!r}")
+        def integer(value: Any, low: int, high: int) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+        if not integer(self.random_subnets, 0, MAX_RANDOM_SUBNETS):
+            raise ConfigError(
+                f"--random-subnets: must be an integer from 0 to {MAX_RANDOM_SUBNETS} (each is one more forward and "
+                f"backward pass per step), got {brief(self.random_subnets)}"
+            )
+        if not is_finite_number(self.kd_weight) or not 0.0 <= self.kd_weight <= 1.0:
+            raise ConfigError(f"--kd-weight: must be a number in [0, 1], got {brief(self.kd_weight)}")
+        if not is_finite_number(self.kd_temperature) or not 0 < self.kd_temperature <= 100:
+            raise ConfigError(f"--kd-temperature: must be a number in (0, 100], got {brief(self.kd_temperature)}")
+        if not integer(self.bn_batches, 1, 10_000):
+            raise ConfigError(f"--bn-batches: must be an integer from 1 to 10000, got {brief(self.bn_batches)}")
 
 
 @dataclass
@@ -114,6 +133,7 @@ class Supernet:
     epoch: int
     history: list[dict[str, Any]]
     path: Path | None = None
+    optimizer: dict[str, Any] | None = None  # {"optimizer": ..., "scheduler": ...} state for --resume
 
 
 # -- the space's extremes and random members -----------------------------------------------------
@@ -191,35 +211,94 @@ def save_supernet(
 
 
 def load_supernet(path: str | Path) -> Supernet:
-    """Load ``supernet.pt`` (``weights_only=True``); errors name the file."""
+    """Load ``supernet.pt`` (``weights_only=True``), every field checked; errors name the file and field."""
     path = Path(path).expanduser().resolve()  # absolute: a study records which supernet it searched
     if path.is_dir():
         path = path / "supernet.pt"
     if not path.is_file():
         raise ConfigError(f"{path}: supernet checkpoint not found (train one with `run.py supernet train`)")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise ConfigError(f"{path}: not a loadable supernet ({type(exc).__name__}: {str(exc)[:200]})") from None
+    data = load_torch_data(path, what="supernet checkpoint")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ConfigError(f"{path}: not an rtseg-nas supernet (no 'format': {FORMAT!r}; a model checkpoint?)")
     if data.get("version") != VERSION:
-        raise ConfigError(f"{path}: supernet version {data.get('version')} is not supported (expected {VERSION})")
-    space = SearchSpace.from_dict(data["space"], source=f"{path}: space")
-    net = ElasticRTSegNet(RTSegConfig.from_dict(data["config"], source=f"{path}: config"))
+        raise ConfigError(
+            f"{path}: supernet version {brief(data.get('version'))} is not supported (expected {VERSION})"
+        )
+    return _read_supernet(Field(str(path), data), path)
+
+
+_FIELDS = {"format", "version", "space", "config", "train", "sandwich", "state_dict", "optimizer", "epoch", "history"}
+
+
+def _read_supernet(doc: Field, path: Path) -> Supernet:
+    """The typed reader behind :func:`load_supernet` (a crafted file gets one error line, never a traceback)."""
+    doc.mapping(known=_FIELDS, required=_FIELDS - {"optimizer", "history"})
+    space = SearchSpace.from_dict(_plain(doc["space"]), source=f"{path}: space")
+    config = RTSegConfig.from_dict(_plain(doc["config"]), source=f"{path}: config")
+    if config != largest_config(space):
+        doc["config"].fail(f"the container of the supernet's space ({summarize_config(largest_config(space))})")
+    train = _dataclass(doc["train"], TrainConfig)
+    sandwich = _dataclass(doc["sandwich"], SandwichConfig)
+    epoch = doc["epoch"].integer(0, train.epochs)
+    state = {}
+    for name, tensor in doc["state_dict"].mapping().items():
+        if not isinstance(tensor.value, torch.Tensor):
+            tensor.fail("a tensor")
+        if tensor.value.is_floating_point() and not bool(torch.isfinite(tensor.value).all()):
+            raise ConfigError(
+                f"{path}: state_dict[{name!r}]: holds NaN or infinite values; the supernet is broken "
+                "(a diverged run?) and none of its members can be used"
+            )
+        state[name] = tensor.value
+    optimizer = None
+    if not doc["optimizer"].absent:
+        parts = doc["optimizer"].mapping(known={"optimizer", "scheduler"}, required={"optimizer", "scheduler"})
+        optimizer = {name: _plain(part) for name, part in parts.items()}
+    history = [] if doc["history"].absent else [_epoch_entry(e) for e in doc["history"].items()]
+    if len(history) != epoch:
+        doc["history"].fail(f"one entry per finished epoch ({epoch}), but it has {len(history)}")
+    net = ElasticRTSegNet(config)
     try:
-        net.net.load_state_dict(data["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise ConfigError(f"{path}: the weights do not match the supernet's config ({str(exc)[:300]})") from None
+        net.net.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        detail = "; ".join(line.strip() for line in str(exc).strip().splitlines()[:3])
+        raise ConfigError(
+            f"{path}: state_dict: the weights do not match the supernet's config ({detail[:300]})"
+        ) from None
     return Supernet(
         net=net.eval(),
         space=space,
-        train=TrainConfig(**data["train"]),
-        sandwich=SandwichConfig(**data["sandwich"]),
-        epoch=int(data["epoch"]),
-        history=list(data.get("history") or []),
+        train=train,
+        sandwich=sandwich,
+        epoch=epoch,
+        history=history,
         path=path,
+        optimizer=optimizer,
     )
+
+
+def _plain(f: Field) -> dict[str, Any]:
+    f.mapping()
+    return f.value
+
+
+def _dataclass(f: Field, cls):
+    """``cls(**fields)`` for a frozen settings dataclass; unknown fields and bad values name the file and field."""
+    names = {x.name for x in fields(cls)}
+    f.mapping(known=names, required=names)  # save_supernet writes every field: none may fall back to a default
+    try:
+        return cls(**f.value)
+    except ConfigError as exc:
+        raise ConfigError(f"{f.source}: {f.where}: {exc}") from None
+
+
+def _epoch_entry(f: Field) -> dict[str, Any]:
+    names = {x.name for x in fields(SupernetEpoch)}
+    f.mapping(known=names, required=names)
+    entry: dict[str, Any] = {"epoch": f["epoch"].integer(1, 10**6)}
+    for name in sorted(names - {"epoch"}):
+        entry[name] = f[name].number(-1e30, 1e30)
+    return entry
 
 
 # -- training --------------------------------------------------------------------------------------
@@ -250,6 +329,7 @@ def train_supernet(
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "supernet.pt"
     device = resolve_device(train_cfg.device)
+    check_training_memory(largest_config(space), train_cfg, device)  # the container trains every step
     seed_everything(train_cfg.seed)
     if ckpt_path.is_file() and not resume:
         raise ConfigError(f"{ckpt_path}: exists; pass --resume to continue it or choose another --out")
@@ -299,10 +379,15 @@ def train_supernet(
                 differ = [f.name for f in fields(mine) if getattr(mine, f.name) != getattr(theirs, f.name)]
                 raise ConfigError(f"{ckpt_path}: --resume with different {name} than the checkpoint's: {differ}")
         net.net.load_state_dict(prev.net.net.state_dict())
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["optimizer"] or {}
-        if state:
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
+        if prev.optimizer:
+            try:
+                optimizer.load_state_dict(prev.optimizer["optimizer"])
+                scheduler.load_state_dict(prev.optimizer["scheduler"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise ConfigError(
+                    f"{ckpt_path}: optimizer: the saved optimizer state does not fit this supernet "
+                    f"({type(exc).__name__}: {str(exc)[:200]})"
+                ) from None
         result.epochs = [SupernetEpoch(**e) for e in prev.history]
         start_epoch = prev.epoch
         log.info("resuming %s from epoch %d/%d", ckpt_path, start_epoch, train_cfg.epochs)
@@ -437,6 +522,12 @@ def extract_subnet(supernet: Supernet, cfg: RTSegConfig, out_dir: str | Path, *,
         supernet.net.check_member(cfg)
     except ConfigError as exc:
         raise ConfigError(f"{supernet.path}: cannot extract {summarize_config(cfg)}: {exc}") from None
+    reason = supernet.space.member_error(cfg)
+    if reason is not None:  # inside the container, but never drawn in training: untrained weights
+        raise ConfigError(
+            f"{supernet.path}: cannot extract {summarize_config(cfg)}: {reason}; the supernet trained only "
+            "the members of its space"
+        )
     model = supernet.net.extract(cfg)
     n = bn_batches or supernet.sandwich.bn_batches
     recalibrate_batchnorm(model, calibration_batches(supernet.train, n))
