@@ -28,7 +28,6 @@ import enum
 import io
 import logging
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ import torch
 from torch import nn
 
 from compress._files import output_dir
-from rtseg_core import CompressionError, ProfilingError, Record, atomic_write_json
+from rtseg_core import CompressionError, ProfilingError, Record, atomic_write_json, scratch_dir
 from rtseg_core._outputs import check_output_dir, dataset_path
 
 log = logging.getLogger(__name__)
@@ -593,7 +592,7 @@ def quantize_checkpoint(
                 + "frozen into float convs (no quantizer ops in the graph)"
             )
         else:
-            with tempfile.TemporaryDirectory(prefix="rtseg-quant-") as scratch:
+            with scratch_dir("quant") as scratch:
                 notes = convert(fp32, tmp / "model.onnx", spec, data=data, size=size, seed=seed, work=Path(scratch))
         report = _finish(
             tmp,
@@ -643,7 +642,7 @@ def quantize_onnx(
     with output_dir(out_dir, verb="quantize", inputs=inputs, overwrite=overwrite) as tmp:
         fp32 = tmp / "model_fp32.onnx"
         shutil.copyfile(src, fp32)
-        with tempfile.TemporaryDirectory(prefix="rtseg-quant-") as scratch:
+        with scratch_dir("quant") as scratch:
             notes = convert(fp32, tmp / "model.onnx", spec, data=data, size=size, seed=seed, work=Path(scratch))
         report = _finish(
             tmp,
