@@ -35,7 +35,7 @@ from profiling._parsers import (
 from profiling._records import LatencyRecord
 from profiling._ssh import RemoteShell, SSHOptions, SSHTarget
 from profiling._stats import summarize_times
-from rtseg_core import ConfigError, ProfilingError, RemoteProfilingError
+from rtseg_core import ConfigError, ProfilingError, RemoteProfilingError, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +207,9 @@ def _run_device_script(
                 "takes minutes)"
             )
         try:
-            result = json.loads(res.stdout.strip().splitlines()[-1]) if res.stdout.strip() else None
-        except json.JSONDecodeError:
+            answer = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else None
+            result = parse_json(answer, source=f"{target}: the device's answer") if answer else None
+        except ConfigError:  # not JSON, or nested or numbered beyond what the device script prints
             result = None
         if not isinstance(result, dict) and res.returncode == -1:
             raise RemoteProfilingError(
