@@ -257,7 +257,7 @@ class RTSegConfig:
             if key not in names:
                 hint = difflib.get_close_matches(key, names, n=1)
                 more = f" (did you mean {hint[0]!r}?)" if hint else ""
-                raise ConfigError(f"{source}: unknown RTSegConfig field {key!r}{more}")
+                raise ConfigError(f"{source}: unknown RTSegConfig field {brief(key)}{more}")
         try:
             return cls(**data)
         except ConfigError as exc:

@@ -44,10 +44,12 @@ class Field:
             value = self.value[key] if inside else _MISSING
             return Field(self.source, value, f"{self.where}[{key}]")
         value = self.value.get(key, _MISSING) if isinstance(self.value, dict) else _MISSING
-        where = f"{self.where}.{key}" if self.where else key
-        if not key.isidentifier():
-            where = f"{self.where}[{brief(key, limit=40)}]"
-        return Field(self.source, value, where)
+        return Field(self.source, value, f"{self.where}.{key}" if self.where else key)
+
+    def entry(self, key: str) -> Field:
+        """The value under ``key`` of a mapping of data (kernels by key, tensors by name): ``where['key']``."""
+        value = self.value.get(key, _MISSING) if isinstance(self.value, dict) else _MISSING
+        return Field(self.source, value, f"{self.where}[{brief(key, limit=60)}]")
 
     @property
     def missing(self) -> bool:
@@ -67,7 +69,8 @@ class Field:
 
     # -- containers ------------------------------------------------------------------------------
     def mapping(self, *, known: set[str] | None = None, required: set[str] = frozenset()) -> dict[str, Field]:
-        """This dict's fields by name; with ``known``, any other field is an error."""
+        """This dict's values by key: fields (``where.name``) when ``known`` names them (any other key
+        is an error), else entries of data (``where['key']``)."""
         if not isinstance(self.value, dict) or not all(isinstance(k, str) for k in self.value):
             self.fail("a mapping of field names to values")
         if known is not None:
@@ -80,7 +83,7 @@ class Field:
         for name in sorted(required):
             if name not in self.value:
                 self[name].fail("present")
-        return {k: self[k] for k in self.value}
+        return {k: self[k] if known is not None else self.entry(k) for k in self.value}
 
     def items(self) -> list[Field]:
         """This list's items."""

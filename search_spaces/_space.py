@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from models._config import RTSegConfig
 from models._presets import PRESETS
-from rtseg_core import ConfigError
+from rtseg_core import ConfigError, brief
 
 if TYPE_CHECKING:
     import optuna
@@ -94,7 +94,7 @@ class SearchSpace:
 
     def _validate(self) -> None:
         def fail(field: str, rule: str) -> NoReturn:
-            raise ConfigError(f"SearchSpace.{field}: {rule}, got {getattr(self, field)!r}")
+            raise ConfigError(f"SearchSpace.{field}: {rule}, got {brief(getattr(self, field))}")
 
         if self.base not in PRESETS:
             fail("base", f"must be a preset ({', '.join(sorted(PRESETS))})")

@@ -236,7 +236,7 @@ def _kernel_field(field):
     def change(data, value):
         first = next(iter(data["kernels"]))
         data["kernels"][first][field] = value
-        inner = f".{next(iter(value))}" if isinstance(value, dict) else ""  # a bad feature is named itself
+        inner = f"['{next(iter(value))}']" if isinstance(value, dict) else ""  # a bad feature is named itself
         return f"kernels['{first}'].{field}{inner}"
 
     return change
