@@ -7,26 +7,35 @@ whose ``pruning`` entry :func:`replay_pruning` re-applies to a fresh build. Quan
 :func:`compress_study` does either for the best trials of a search.
 """
 
-from compress._bench import Comparison, CompressionBenchConfig, bench_compression, format_comparisons
-from compress._finetune import FinetuneSpec, calibration_batches, finetune
-from compress._importance import IMPORTANCES, ImportanceOption, Scorer, get_importance, list_importances
-from compress._opprofile import OpTime, profile_ops, summarize_ops
-from compress._pipeline import PruneReport, load_for_compression, prune_checkpoint
-from compress._prune import prune_model
-from compress._quantize import (
-    CALIBRATIONS,
-    NANO_GPU_INT8,
-    TARGETS,
-    QuantFormat,
-    QuantReport,
-    QuantSpec,
-    quantize_checkpoint,
-    quantize_onnx,
-)
-from compress._spec import PruneResult, PruneSpec
-from compress._study import compress_study, pareto_parents
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rtseg_core import lazy_exports
+
+if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_exports)
+    from compress._bench import Comparison, CompressionBenchConfig, bench_compression, format_comparisons
+    from compress._finetune import FinetuneSpec, calibration_batches, finetune
+    from compress._importance import IMPORTANCES, ImportanceOption, Scorer, get_importance, list_importances
+    from compress._opprofile import OpTime, profile_ops, summarize_ops
+    from compress._pipeline import PruneReport, load_for_compression, prune_checkpoint
+    from compress._prune import prune_model
+    from compress._quantize import (
+        CALIBRATIONS,
+        NANO_GPU_INT8,
+        TARGETS,
+        QuantFormat,
+        QuantReport,
+        QuantSpec,
+        ort_predict,
+        quantize_checkpoint,
+        quantize_onnx,
+    )
+    from compress._spec import PruneResult, PruneSpec
+    from compress._study import compress_study, pareto_parents
 
 __all__ = [
+    "ort_predict",
     "CALIBRATIONS",
     "Comparison",
     "CompressionBenchConfig",
@@ -59,3 +68,5 @@ __all__ = [
     "quantize_onnx",
     "summarize_ops",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

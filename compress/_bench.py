@@ -246,7 +246,7 @@ def bench_compression(
     output; ``overwrite`` for anything else).
     """
     from profiling import run_bench
-    from rtseg_core._outputs import dataset_path, staged_output
+    from rtseg_core import dataset_path, staged_output
 
     if keep_dir:
         remove_stale_siblings(keep_dir)  # staging folders of runs that were killed

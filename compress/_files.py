@@ -11,8 +11,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rtseg_core import remove_stale_siblings
-from rtseg_core._outputs import staged_output
+from rtseg_core import remove_stale_siblings, staged_output
 
 
 @contextlib.contextmanager

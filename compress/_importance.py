@@ -62,7 +62,7 @@ class _TPScorer(Scorer):
 
 def _loss_gradients(model: nn.Module, batches: Sequence[Batch]) -> None:
     # Eval mode: BN uses its running statistics and they do not move while we score.
-    from segmentation._losses import DeepSupervisionLoss
+    from segmentation import DeepSupervisionLoss
 
     loss_fn = DeepSupervisionLoss()
     model.zero_grad(set_to_none=True)
@@ -111,7 +111,7 @@ class NNIMaskScorer(Scorer):
 
     def prepare(self, model, batches, ratio):
         nni_pruning = _import_nni()
-        from models._prune_graph import _PrunableDSConv, _swap, class_layers
+        from models import class_layers, replace_dsconv_standins
 
         skip = {id(m) for m in class_layers(model)}
         targets = [
@@ -121,7 +121,7 @@ class NNIMaskScorer(Scorer):
         ]
         work = copy.deepcopy(model)  # NNI wraps modules and, for Taylor, runs a training loop
         # NNI knows layers by class name; give it plain convs in place of the pruning view's DSConv.
-        _swap(work, _PrunableDSConv, _plain_conv)
+        replace_dsconv_standins(work, _plain_conv)
         config = [{"op_names": targets, "sparse_ratio": float(min(max(ratio, 0.0), 0.99))}]
         try:
             if self.algorithm == "l1":
@@ -210,7 +210,7 @@ def _nni_evaluator(model: nn.Module, batches: Sequence[Batch]):
     import nni
     from nni.compression import TorchEvaluator
 
-    from segmentation._losses import DeepSupervisionLoss
+    from segmentation import DeepSupervisionLoss
 
     loss_fn = DeepSupervisionLoss()
 

@@ -9,16 +9,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from profiling._records import PREDICT_PREFIX
+from profiling import PREDICT_PREFIX
 from rtseg_core import CompressionError, ProfilingError, scratch_dir
 
 
 def deployable_copy(model: nn.Module) -> nn.Module:
     """An eval-mode copy with DSConv2d restored (the pruning view swaps them for plain convs)."""
-    from models._prune_graph import _PrunableDSConv, _swap
+    from models import restore_dsconv
 
     work = copy.deepcopy(model).cpu().eval()
-    _swap(work, _PrunableDSConv, lambda m: m.to_dsconv())
+    restore_dsconv(work)
     return work
 
 
@@ -39,12 +39,11 @@ def count_macs(model: nn.Module, size: int) -> int:
 
 def measure_latency_ms(model: nn.Module, *, size: int, backend: str, threads: int, runs: int) -> float:
     """Median latency (ms) of one batch-1 forward: ONNX Runtime on this machine, eager, or ``predict:TABLE``."""
-    from profiling._export import ExportConfig, export_onnx
-    from profiling._latency import LatencyConfig, measure_onnxruntime, measure_pytorch
+    from profiling import ExportConfig, LatencyConfig, export_onnx, measure_onnxruntime, measure_pytorch
 
     work = deployable_copy(model)
     if backend.startswith(PREDICT_PREFIX):
-        from profiling._predictor import LatencyPredictor
+        from profiling import LatencyPredictor
 
         predictor = LatencyPredictor.load(backend[len(PREDICT_PREFIX) :])
         predictor.check_request(precision="fp32", threads=None, batch=1)

@@ -22,8 +22,7 @@ from compress._files import output_dir
 from compress._finetune import FinetuneSpec, calibration_batches, finetune
 from compress._prune import prune_model
 from compress._spec import PruneResult, PruneSpec
-from rtseg_core import CompressionError, Record, atomic_write_json
-from rtseg_core._outputs import check_output_dir, dataset_path
+from rtseg_core import CompressionError, Record, atomic_write_json, check_output_dir, dataset_path
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +199,7 @@ def _needs_data(spec: PruneSpec) -> bool:
 
 
 def _export(model: nn.Module, path: Path, *, size: int, opset: int) -> float:
-    from profiling._export import ExportConfig, export_onnx
+    from profiling import ExportConfig, export_onnx
     from rtseg_core import ProfilingError
 
     try:

@@ -12,15 +12,17 @@ from tqdm.auto import tqdm
 from compress._importance import Batch, Scorer, get_importance
 from compress._measure import count_macs, measure_latency_ms
 from compress._spec import PruneResult, PruneSpec
-from models import DSConv2d
-from models._prune_graph import (
+from models import (
+    DSConv2d,
     build_pruner,
+    feasible_width,
     history_to_data,
+    lowest,
     prunable_view,
     resolve_modules,
+    shift_aware_keep,
     shifted_layers,
 )
-from models._shift_select import feasible_width, lowest, shift_aware_keep
 from rtseg_core import CompressionError
 
 log = logging.getLogger(__name__)

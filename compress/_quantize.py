@@ -39,8 +39,15 @@ import torch
 from torch import nn
 
 from compress._files import output_dir
-from rtseg_core import CompressionError, ProfilingError, Record, atomic_write_json, scratch_dir
-from rtseg_core._outputs import check_output_dir, dataset_path
+from rtseg_core import (
+    CompressionError,
+    ProfilingError,
+    Record,
+    atomic_write_json,
+    check_output_dir,
+    dataset_path,
+    scratch_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -474,7 +481,7 @@ def _count(reader) -> int:
 
 def ort_predict(path: Path, *, threads: int = 1):
     """``predict(images) -> logits`` over an ONNX file, one image per run (works for batch-1 graphs)."""
-    from profiling._ort import make_session, session_input
+    from profiling import make_session, session_input
 
     try:
         session = make_session(path, threads=threads, providers=["CPUExecutionProvider"])
@@ -515,7 +522,7 @@ def compare_onnx(fp32: Path, quant: Path, *, data: str, split: str, size: int, s
 
 
 def latency_ms(path: Path, *, threads: int, runs: int, precision: str) -> float:
-    from profiling._latency import LatencyConfig, measure_onnxruntime
+    from profiling import LatencyConfig, measure_onnxruntime
 
     name, dims = _input_info(path)
     config = LatencyConfig(
@@ -662,7 +669,7 @@ def quantize_onnx(
 
 
 def _export(model: nn.Module, path: Path, *, size: int, opset: int) -> None:
-    from profiling._export import ExportConfig, export_onnx
+    from profiling import ExportConfig, export_onnx
 
     try:
         export_onnx(model, path, ExportConfig(opset=opset, height=size, width=size))

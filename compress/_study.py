@@ -23,18 +23,19 @@ from compress._spec import PruneSpec
 from models import count_parameters
 from profiling import describe_device
 from rtseg_core import (
+    CHECKPOINT,
+    TRIALS,
     CandidateRecord,
     CompressionError,
     ConfigError,
     Constraints,
     StudyDir,
+    pareto_indices,
     read_json,
     remove_stale_siblings,
+    staged_output,
     write_candidate,
 )
-from rtseg_core._outputs import staged_output
-from rtseg_core._pareto import pareto_indices
-from rtseg_core._study import CHECKPOINT, TRIALS
 from segmentation import evaluate, load_train_config
 
 log = logging.getLogger(__name__)
@@ -212,9 +213,9 @@ def _source_checkpoint(folder: Path) -> Path:
 
 
 def study_limits(study: Path) -> Constraints:
-    """The study's constraints from ``study.json`` (none when the study has no settings file)."""
+    """The study's constraints from ``study.json`` (none, with a warning, when the study has no settings file)."""
     settings = StudyDir(study).read_settings()
-    return Constraints.from_dict(settings.get("constraints"), source=str(StudyDir(study).study_json))
+    return Constraints() if settings is None else settings.constraints
 
 
 def _feasible(parent: CandidateRecord, limits: Constraints, latency: float, params: int) -> bool:

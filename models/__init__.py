@@ -12,18 +12,44 @@
 Every other package imports the family from here; this package imports only :mod:`rtseg_core`.
 """
 
-from models._checkpoint import Checkpoint, load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
-from models._config import RTSegConfig
-from models._dsconv import DSConv2d, dsconv_quantize, freeze_dsconv
-from models._elastic import ElasticRTSegNet, recalibrate_batchnorm
-from models._fusion import EFF, AddFusion
-from models._model import RTSegNet, build_model, count_parameters
-from models._presets import PRESETS, create_config, list_presets
-from models._prune_graph import replay_pruning
-from models._shift_select import feasible_width, shift_aware_keep
-from models._tokens import TMPBlock, TokenStage, shift_group_sizes, shift_tokens
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rtseg_core import lazy_exports
+
+if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_exports)
+    from models._checkpoint import Checkpoint, load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
+    from models._config import RTSegConfig
+    from models._dsconv import DSConv2d, dsconv_quantize, freeze_dsconv
+    from models._elastic import ElasticRTSegNet, recalibrate_batchnorm
+    from models._fusion import EFF, AddFusion
+    from models._model import RTSegNet, build_model, count_parameters
+    from models._presets import PRESETS, create_config, list_presets
+    from models._prune_graph import (
+        build_pruner,
+        class_layers,
+        history_to_data,
+        prunable_view,
+        replace_dsconv_standins,
+        replay_pruning,
+        resolve_modules,
+        restore_dsconv,
+        shifted_layers,
+    )
+    from models._shift_select import feasible_width, lowest, shift_aware_keep
+    from models._tokens import TMPBlock, TokenStage, shift_group_sizes, shift_tokens
 
 __all__ = [
+    "replace_dsconv_standins",
+    "restore_dsconv",
+    "build_pruner",
+    "class_layers",
+    "history_to_data",
+    "lowest",
+    "prunable_view",
+    "resolve_modules",
+    "shifted_layers",
     "EFF",
     "PRESETS",
     "AddFusion",
@@ -51,3 +77,5 @@ __all__ = [
     "shift_group_sizes",
     "shift_tokens",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

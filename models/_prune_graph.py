@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -107,6 +107,23 @@ def prunable_view(model: nn.Module) -> Iterator[nn.Module]:
         yield model
     finally:
         _swap(model, _PrunableDSConv, lambda m: m.to_dsconv())
+
+
+def restore_dsconv(model: nn.Module) -> int:
+    """Turn every DSConv stand-in of a model left in the pruning view back into DSConv2d (in place).
+
+    For copies taken inside :func:`prunable_view` (the view itself restores its own model on exit).
+    Returns how many were restored.
+    """
+    return _swap(model, _PrunableDSConv, lambda m: m.to_dsconv())
+
+
+def replace_dsconv_standins(model: nn.Module, make: Callable[[nn.Conv2d], nn.Module]) -> int:
+    """Replace every DSConv stand-in of the pruning view by ``make(stand_in)`` (in place); returns the count.
+
+    For tools that know layers by class (NNI): they get a module of their own kind in its place.
+    """
+    return _swap(model, _PrunableDSConv, make)
 
 
 def gate_parameters(model: nn.Module) -> list[nn.Parameter]:

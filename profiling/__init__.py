@@ -14,56 +14,76 @@
 - :func:`read_onnx_input` is the one reader of an ONNX file's image input.
 """
 
-from profiling._backends import TARGETS, LatencyBackend, LatencyRequest, check_target, resolve_backends
-from profiling._bench import (
-    BenchConfig,
-    BenchResult,
-    Variant,
-    VariantResult,
-    bench_variants,
-    ort_variant,
-    pytorch_variant,
-    run_bench,
-)
-from profiling._counts import (
-    CostRecord,
-    count_costs,
-    count_parameters_paper_convention,
-    peak_activation_memory,
-)
-from profiling._env import describe_device, describe_environment
-from profiling._estimate import (
-    JETSON_NANO,
-    CalibratedEstimator,
-    DeviceSpec,
-    KernelEstimate,
-    RooflineEstimate,
-    estimate_latency,
-    estimate_roofline,
-)
-from profiling._export import (
-    ExportConfig,
-    ExportResult,
-    check_onnx,
-    export_onnx,
-    fold_batchnorm,
-    prepare_for_export,
-)
-from profiling._kernels import Decomposition, Kernel, decompose_onnx
-from profiling._latency import LatencyConfig, measure_onnxruntime, measure_pytorch, time_calls, torch_threads
-from profiling._onnx_input import OnnxInputInfo, read_onnx_input
-from profiling._ort import make_session
-from profiling._predict_bench import PredictorBenchResult, bench_predictor
-from profiling._predictor import LatencyPredictor, LatencyTable, TableKey, build_table
-from profiling._profile import ProfileReport, profile_model
-from profiling._records import ESTIMATE_TARGET, ESTIMATED, MEASURED, PREDICT_PREFIX, PREDICTED, LatencyRecord
-from profiling._remote import probe_remote, profile_remote
-from profiling._source import ModelSource, load_source
-from profiling._ssh import SSHOptions, SSHTarget
-from profiling._stats import speedup_interval, summarize_times
-from profiling._trace import ForwardTrace, TracedOp, trace_forward
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rtseg_core import lazy_exports
+
+if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_exports)
+    from profiling._backends import TARGETS, LatencyBackend, LatencyRequest, check_target, resolve_backends, target_kind
+    from profiling._bench import (
+        BenchConfig,
+        BenchResult,
+        Variant,
+        VariantResult,
+        bench_variants,
+        ort_variant,
+        pytorch_variant,
+        run_bench,
+    )
+    from profiling._counts import (
+        CostRecord,
+        count_costs,
+        count_parameters_paper_convention,
+        peak_activation_memory,
+    )
+    from profiling._env import describe_device, describe_environment
+    from profiling._estimate import (
+        JETSON_NANO,
+        CalibratedEstimator,
+        DeviceSpec,
+        KernelEstimate,
+        RooflineEstimate,
+        estimate_latency,
+        estimate_roofline,
+    )
+    from profiling._export import (
+        ExportConfig,
+        ExportResult,
+        check_onnx,
+        export_model,
+        export_onnx,
+        fold_batchnorm,
+        prepare_for_export,
+    )
+    from profiling._kernels import Decomposition, Kernel, decompose_onnx
+    from profiling._latency import LatencyConfig, measure_onnxruntime, measure_pytorch, time_calls, torch_threads
+    from profiling._onnx_input import OnnxInputInfo, read_onnx_input
+    from profiling._ort import make_session, session_input
+    from profiling._predict_bench import PredictorBenchResult, bench_predictor
+    from profiling._predictor import LatencyPredictor, LatencyTable, TableKey, build_table
+    from profiling._profile import ProfileReport, profile_model
+    from profiling._records import (
+        ESTIMATE_TARGET,
+        ESTIMATED,
+        LOCAL_OPSET,
+        MEASURED,
+        PREDICT_PREFIX,
+        PREDICTED,
+        LatencyRecord,
+    )
+    from profiling._remote import probe_remote, profile_remote
+    from profiling._source import ModelSource, load_source
+    from profiling._ssh import SSHOptions, SSHTarget
+    from profiling._stats import speedup_interval, summarize_times
+    from profiling._trace import ForwardTrace, TracedOp, trace_forward
 
 __all__ = [
+    "LOCAL_OPSET",
+    "export_model",
+    "session_input",
+    "target_kind",
     "ESTIMATED",
     "ESTIMATE_TARGET",
     "MEASURED",
@@ -133,3 +153,5 @@ __all__ = [
     "torch_threads",
     "trace_forward",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

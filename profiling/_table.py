@@ -14,7 +14,8 @@ positive and below :data:`MAX_TIME_MS` (a kernel or a whole model of this family
 minute; a negative, zero or 1e300 time gave predictions of -50 ms, 0 ms or 1e298 ms that
 latency constraints accepted), every field has its type, no field is unknown, and every
 calibration model's kernels are in the table. A bad field is one error line naming the file
-and the field: ``table.json: kernels['7c30b03b'].median_ms: -3.1 is not a positive time ...``.
+and the field: ``table.json: 'kernels['7c30b03b'].median_ms' must be a positive finite number <= 60000
+(ms), got -3.1``.
 """
 
 from __future__ import annotations
@@ -24,13 +25,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rtseg_core import ConfigError, Field, atomic_write_json, read_json
+from rtseg_core import ConfigError, Fields, atomic_write_json, brief, read_json
 
 TABLE_SCHEMA = 1
 TABLE_KIND = "rtseg-nas kernel latency table"
 MAX_TIME_MS = 60_000.0  # a plausible time, kernel or whole model: below a minute
 PRECISIONS = ("fp32", "fp16", "int8")
-_TIME = f"a positive time (ms, finite, below {MAX_TIME_MS:g})"
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class TableKey:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TableKey:
-        return _read_key(Field("table key", data))
+        return _read_key(Fields(data, "table key"))
 
     def differences(self, other: TableKey) -> list[str]:
         """'field: this vs other' for every field (and library version) that differs."""
@@ -128,24 +128,29 @@ class LatencyTable:
     def load(cls, path: str | Path) -> LatencyTable:
         """Read and check a table file (module docstring); every problem is one ConfigError naming it."""
         path = Path(path)
-        doc = Field(str(path), read_json(path))  # ConfigError naming the file when missing or not JSON
-        if not isinstance(doc.value, dict) or doc.value.get("kind") != TABLE_KIND:
+        data = read_json(path)  # ConfigError naming the file when missing, not JSON or nested absurdly
+        if not isinstance(data, dict) or data.get("kind") != TABLE_KIND:
             raise ConfigError(f"{path}: not a kernel latency table (build one with `run.py latency-table build`)")
-        if doc.value.get("schema") != TABLE_SCHEMA:
-            raise ConfigError(f"{path}: table schema {doc['schema'].value!r}; this version reads {TABLE_SCHEMA}")
-        doc.mapping(known={"schema", "kind"} | {f.name for f in fields(cls)} - {"path"}, required={"key", "kernels"})
-        kernels = {name: _read_kernel(entry) for name, entry in doc["kernels"].mapping().items()}
-        rows = [] if doc["calibration"].missing else doc["calibration"].items()
-        calibration = [_read_calibration(row, kernels) for row in rows]
+        if data.get("schema") != TABLE_SCHEMA:
+            raise ConfigError(f"{path}: table schema {brief(data.get('schema'))}; this version reads {TABLE_SCHEMA}")
+        f = Fields(data, str(path))
+        f.unknown({"schema", "kind"} | {x.name for x in fields(cls)} - {"path"})
+        kernels = {}
+        for key, entry in f.object("kernels").data.items():
+            kernels[key] = _read_kernel(Fields(entry, str(path), f"kernels[{brief(key, limit=40)}]."))
+        rows = f.list("calibration", optional=True) or []
+        calibration = [
+            _read_calibration(Fields(row, str(path), f"calibration[{i}]."), kernels) for i, row in enumerate(rows)
+        ]
         return cls(
             path=path,
-            key=_read_key(doc["key"]),
+            key=_read_key(f.object("key")),
             kernels=kernels,
-            call_ms=doc["call_ms"].number(0.0, MAX_TIME_MS, lo_open=True, optional=True),
-            call_cpu_ms=doc["call_cpu_ms"].number(0.0, MAX_TIME_MS, lo_open=True, optional=True),
+            call_ms=_time(f, "call_ms", optional=True),
+            call_cpu_ms=_time(f, "call_cpu_ms", optional=True),
             calibration=calibration,
-            created=doc["created"].text(optional=True) or "",
-            updated=doc["updated"].text(optional=True) or "",
+            created=f.str("created", optional=True) or "",
+            updated=f.str("updated", optional=True) or "",
         )
 
     def check_key(self, expected: TableKey, *, purpose: str) -> None:
@@ -163,62 +168,53 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _read_key(f: Field) -> TableKey:
-    f.mapping(known={x.name for x in fields(TableKey)}, required={"target", "device", "runtime", "precision"})
-    libraries = {}
-    for name, lib in f["libraries"].mapping().items() if not f["libraries"].missing else []:
-        libraries[name] = lib.text(optional=True)
+def _read_key(f: Fields) -> TableKey:
+    f.unknown({x.name for x in fields(TableKey)})
+    libraries = f.object("libraries", optional=True)
     return TableKey(
-        target=f["target"].text(),
-        device=f["device"].text(),
-        runtime=f["runtime"].text(),
-        precision=f["precision"].text(choices=PRECISIONS),
-        threads=f["threads"].integer(1, 4096, optional=True),
-        opset=f["opset"].integer(7, 30),
-        batch=f["batch"].integer(1, 4096),
-        libraries=libraries,
+        target=f.str("target"),
+        device=f.str("device"),
+        runtime=f.str("runtime"),
+        precision=f.str("precision", choices=PRECISIONS),
+        threads=f.int("threads", minimum=1, maximum=4096, optional=True),
+        opset=f.int("opset", minimum=7, maximum=30),
+        batch=f.int("batch", minimum=1, maximum=4096),
+        libraries={} if libraries is None else {str(k): libraries.str(k, optional=True) for k in libraries.data},
     )
 
 
-def _time(f: Field, *, optional: bool = False) -> float | None:
-    if optional and f.absent:
-        return None
-    v = f.value
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and 0 < v < MAX_TIME_MS
-    if not ok:
-        f.fail(_TIME + (" or null" if optional else ""))
-    return float(v)
+def _time(f: Fields, key: str, *, optional: bool = False) -> float | None:
+    """A time in ms: finite, positive and below :data:`MAX_TIME_MS`."""
+    value = f.number(key, positive=True, maximum=MAX_TIME_MS, optional=optional)
+    return None if value is None else float(value)
 
 
-def _read_kernel(f: Field) -> KernelEntry:
-    f.mapping(known={x.name for x in fields(KernelEntry)}, required={"op", "median_ms", "runs"})
-    features = {}
-    for name, value in f["features"].mapping().items() if not f["features"].missing else []:
-        features[name] = value.number(0.0, 1e18)
+def _read_kernel(f: Fields) -> KernelEntry:
+    f.unknown({x.name for x in fields(KernelEntry)})
+    found = f.object("features", optional=True)
+    features = {} if found is None else {k: float(found.number(k, minimum=0.0, maximum=1e18)) for k in found.data}
     return KernelEntry(
-        op=f["op"].text(),
-        module=f["module"].text(optional=True) or "",
-        signature=f["signature"].text(optional=True) or "",
+        op=f.str("op"),
+        module=f.str("module", optional=True) or "",
+        signature=f.str("signature", optional=True) or "",
         features=features,
-        median_ms=_time(f["median_ms"]),
-        runs=f["runs"].integer(1, 10**7),
-        cpu_ms=_time(f["cpu_ms"], optional=True),
+        median_ms=_time(f, "median_ms"),
+        runs=f.int("runs", minimum=1, maximum=10**7),
+        cpu_ms=_time(f, "cpu_ms", optional=True),
     )
 
 
-def _read_calibration(f: Field, kernels: dict[str, KernelEntry]) -> CalibrationRow:
-    f.mapping(known={x.name for x in fields(CalibrationRow)}, required={"model", "measured_ms", "kernels"})
-    keys = []
-    for item in f["kernels"].items():
-        key = item.text()
-        if key not in kernels:
-            item.fail("a kernel of the table (its 'kernels' has no such key)")
-        keys.append(key)
+def _read_calibration(f: Fields, kernels: dict[str, KernelEntry]) -> CalibrationRow:
+    f.unknown({x.name for x in fields(CalibrationRow)})
+    keys = f.list("kernels")
     if not keys:
-        f["kernels"].fail("a non-empty list of the model's kernels")
+        raise f.error("kernels", "must list the model's kernels", keys)
+    for i, key in enumerate(keys):
+        if not isinstance(key, str) or key not in kernels:
+            raise f.error(f"kernels[{i}]", "must be a kernel of the table (its 'kernels' has no such key)", key)
     return CalibrationRow(
-        model=f["model"].text(),
-        measured_ms=_time(f["measured_ms"]),
-        kernels=keys,
-        measured_cpu_ms=_time(f["measured_cpu_ms"], optional=True),
+        model=f.str("model"),
+        measured_ms=_time(f, "measured_ms"),
+        kernels=list(keys),
+        measured_cpu_ms=_time(f, "measured_cpu_ms", optional=True),
     )

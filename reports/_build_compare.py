@@ -16,8 +16,7 @@ from reports._compare import CompareInfo, compare_studies
 from reports._html_compare import render_compare_html
 from reports._plot_compare import plot_compare
 from reports._plots import save_figure
-from rtseg_core import atomic_write_json, atomic_write_text, remove_stale_siblings
-from rtseg_core._outputs import staged_output
+from rtseg_core import atomic_write_json, atomic_write_text, remove_stale_siblings, staged_output
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from rtseg_core import ConfigError, check_objectives
-from rtseg_core._pareto import as_minimization, nondominated_mask
+from rtseg_core import ConfigError, as_minimization, check_objectives, nondominated_mask
 
 DEFAULT_PAD = 0.1
 

@@ -12,9 +12,10 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from rtseg_core import ConfigError, check_objectives
-from rtseg_core._pareto import (
+from rtseg_core import (
+    ConfigError,
     as_minimization,
+    check_objectives,
     direction_sign,
     dominance_matrix,
     nondominated_mask,

@@ -1,69 +1,209 @@
 """Pieces every package of the suite shares: errors, atomic files, records, devices, the study folder,
 objectives and feasibility.
 
-The non-dominated sort is in :mod:`rtseg_core._pareto` (not re-exported here: it needs numpy, and the
-CLI imports this package for its errors only).
+Every name loads on first use (:func:`lazy_exports`, the helper every package façade uses), so the
+CLI can import this package for its errors without paying for numpy.
 """
 
-from rtseg_core._candidate import CandidateRecord
-from rtseg_core._device import resolve_device
-from rtseg_core._errors import (
-    CompressionError,
-    ConfigError,
-    DataError,
-    OutputError,
-    ProfilingError,
-    RemoteProfilingError,
-    SearchError,
-    SuiteError,
-)
-from rtseg_core._fields import Field, is_finite_number
-from rtseg_core._io import (
-    atomic_save_torch,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    load_torch_data,
-    parse_json,
-    read_json,
-)
-from rtseg_core._leftovers import owner_tag, remove_stale_scratch, remove_stale_siblings, scratch_dir
-from rtseg_core._objectives import (
-    CONSTRAINT_KEYS,
-    DEFAULT_OBJECTIVES,
-    OBJECTIVES,
-    Constraints,
-    Objective,
-    check_objectives,
-    default_objective_pairs,
-    is_feasible,
-    parse_objectives,
-    violations,
-)
-from rtseg_core._rank import RankAgreement, kendall_tau, rank_agreement, spearman
-from rtseg_core._records import Record
-from rtseg_core._study import (
-    StudyDir,
-    read_candidate,
-    read_training_metrics,
-    read_validation,
-    study_objectives,
-    write_candidate,
-    write_training_metrics,
-    write_validation,
-)
-from rtseg_core._text import brief, text_table
-from rtseg_core._threads import (
-    THREADS_HELP,
-    check_threads,
-    configure_process,
-    default_threads,
-    resolve_threads,
-    torch_threads,
-    usable_cores,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rtseg_core._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_exports)
+    from rtseg_core._candidate import (
+        ESTIMATED,
+        KINDS,
+        MEASURED,
+        PREDICT_PREFIX,
+        PREDICTED,
+        CandidateRecord,
+        candidate_from_dict,
+    )
+    from rtseg_core._device import resolve_device
+    from rtseg_core._errors import (
+        CompressionError,
+        ConfigError,
+        DataError,
+        OutputError,
+        ProfilingError,
+        RemoteProfilingError,
+        SearchError,
+        SuiteError,
+    )
+    from rtseg_core._fields import Fields, is_finite_number
+    from rtseg_core._io import (
+        atomic_save_torch,
+        atomic_write_bytes,
+        atomic_write_json,
+        atomic_write_text,
+        load_torch_data,
+        parse_json,
+        read_json,
+        read_json_object,
+    )
+    from rtseg_core._lazy import lazy_exports
+    from rtseg_core._leftovers import owner_tag, remove_stale_scratch, remove_stale_siblings, scratch_dir
+    from rtseg_core._objectives import (
+        CONSTRAINT_KEYS,
+        DEFAULT_OBJECTIVES,
+        OBJECTIVES,
+        Constraints,
+        Objective,
+        check_objectives,
+        default_objective_pairs,
+        is_feasible,
+        parse_objectives,
+        violations,
+    )
+    from rtseg_core._outputs import (
+        check_output_dir,
+        dataset_path,
+        make_folder,
+        mark_output,
+        read_manifest,
+        staged_output,
+    )
+    from rtseg_core._paired import (
+        BETTER,
+        COLLAPSE_DICE,
+        INDISTINGUISHABLE,
+        SINGLE_RUN,
+        VERDICTS,
+        WORSE,
+        PairedDifference,
+        SeedSummary,
+        collapsed_classes,
+        paired_difference,
+        seed_summary,
+    )
+    from rtseg_core._pareto import (
+        as_minimization,
+        direction_sign,
+        dominance_matrix,
+        nondominated_mask,
+        nondominated_ranks,
+        pareto_indices,
+    )
+    from rtseg_core._rank import RankAgreement, kendall_tau, rank_agreement, spearman
+    from rtseg_core._records import Record
+    from rtseg_core._settings import (
+        MULTI_FIDELITY,
+        MULTI_TRIAL,
+        STRATEGIES,
+        SUPERNET,
+        MultiTrialSettings,
+        ProxyTrainingSettings,
+        StudySettings,
+        SupernetSettings,
+    )
+    from rtseg_core._study import (
+        CANDIDATE_JSON,
+        CHECKPOINT,
+        COMPRESSED,
+        CONFIG_JSON,
+        MEASUREMENT_JSON,
+        REAPPLIED_JSON,
+        TRAINED_JSON,
+        TRIALS,
+        VALIDATED,
+        StudyDir,
+        read_candidate,
+        study_objectives,
+        write_candidate,
+        write_reapplied,
+        write_trained,
+    )
+    from rtseg_core._text import brief, text_table
+    from rtseg_core._threads import (
+        THREADS_HELP,
+        check_threads,
+        configure_process,
+        default_threads,
+        resolve_threads,
+        torch_threads,
+        usable_cores,
+    )
+    from rtseg_core._training_files import (
+        METRICS_JSON,
+        SUPERNET_JSON,
+        read_supernet_training,
+        read_training_metrics,
+        read_validation,
+        write_supernet_training,
+        write_training_metrics,
+        write_validation,
+    )
+    from rtseg_core._validated import (
+        EvalMetrics,
+        ReappliedResult,
+        ValidatedLatency,
+        ValidatedResult,
+        ValidatedSummary,
+    )
 
 __all__ = [
+    "ESTIMATED",
+    "KINDS",
+    "MEASURED",
+    "PREDICT_PREFIX",
+    "PREDICTED",
+    "candidate_from_dict",
+    "Fields",
+    "read_json_object",
+    "MULTI_FIDELITY",
+    "MULTI_TRIAL",
+    "STRATEGIES",
+    "SUPERNET",
+    "MultiTrialSettings",
+    "ProxyTrainingSettings",
+    "StudySettings",
+    "SupernetSettings",
+    "REAPPLIED_JSON",
+    "TRAINED_JSON",
+    "SUPERNET_JSON",
+    "write_reapplied",
+    "write_trained",
+    "read_supernet_training",
+    "write_supernet_training",
+    "ReappliedResult",
+    "EvalMetrics",
+    "ValidatedLatency",
+    "ValidatedResult",
+    "ValidatedSummary",
+    "BETTER",
+    "COLLAPSE_DICE",
+    "INDISTINGUISHABLE",
+    "SINGLE_RUN",
+    "VERDICTS",
+    "WORSE",
+    "PairedDifference",
+    "SeedSummary",
+    "collapsed_classes",
+    "paired_difference",
+    "seed_summary",
+    "CANDIDATE_JSON",
+    "CHECKPOINT",
+    "COMPRESSED",
+    "CONFIG_JSON",
+    "MEASUREMENT_JSON",
+    "METRICS_JSON",
+    "TRIALS",
+    "VALIDATED",
+    "as_minimization",
+    "check_output_dir",
+    "dataset_path",
+    "direction_sign",
+    "dominance_matrix",
+    "make_folder",
+    "mark_output",
+    "nondominated_mask",
+    "nondominated_ranks",
+    "pareto_indices",
+    "read_manifest",
+    "staged_output",
+    "lazy_exports",
     "CONSTRAINT_KEYS",
     "DEFAULT_OBJECTIVES",
     "OBJECTIVES",
@@ -72,7 +212,6 @@ __all__ = [
     "Objective",
     "StudyDir",
     "CompressionError",
-    "Field",
     "ConfigError",
     "DataError",
     "OutputError",
@@ -86,15 +225,6 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_write_text",
-    "brief",
-    "check_threads",
-    "is_finite_number",
-    "load_torch_data",
-    "owner_tag",
-    "parse_json",
-    "remove_stale_scratch",
-    "remove_stale_siblings",
-    "scratch_dir",
     "check_objectives",
     "default_objective_pairs",
     "is_feasible",
@@ -119,4 +249,15 @@ __all__ = [
     "resolve_threads",
     "torch_threads",
     "usable_cores",
+    "brief",
+    "check_threads",
+    "is_finite_number",
+    "load_torch_data",
+    "owner_tag",
+    "parse_json",
+    "remove_stale_scratch",
+    "remove_stale_siblings",
+    "scratch_dir",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

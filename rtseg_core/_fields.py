@@ -1,118 +1,162 @@
-"""Typed reading of plain data from a file (a JSON table, a torch checkpoint), field by field.
+"""Typed reading of one JSON object from a study file: each field checked for type, shape and bounds.
 
-Every read names the file and the field's path when the value is missing or of the wrong kind,
-as one :class:`ConfigError` line::
-
-    table.json: kernels['7c30b03b'].median_ms: -3.1 is not a positive time (ms, below 60000)
-    supernet.pt: epoch: 'x' is not an integer from 0 to 1000000
-
-Values are shown with :func:`rtseg_core.brief`, so a hostile value (nested 100,000 deep, an
-integer of 5,000 digits) cannot break the message itself.
+Every study file is hand-editable, so a reader must not trust it: a wrong-typed ``threads`` or a
+``NaN`` latency would otherwise surface as a traceback deep in the work, or silently drop a row.
+:class:`Fields` answers each field as the type the reader needs, or raises one
+:class:`ConfigError` naming the file and the field (``study.json: 'proxy_training.epochs' must be
+an integer >= 1, got 'four'``). JSON ``true``/``false`` are never numbers here.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, NoReturn
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from rtseg_core._errors import ConfigError
 from rtseg_core._text import brief
 
+INT64_MAX = 2**63 - 1  # counts (params, MACs) become int64 columns in pandas; above this they overflow
 _MISSING = object()
+
+
+class Fields:
+    """One JSON object of ``source`` (a file, or ``file: row``), read field by field.
+
+    ``prefix`` names the object inside the file (``"proxy_training."``) so errors give the full
+    path. A getter with ``optional=True`` answers ``None`` for an absent key or a ``null`` value;
+    otherwise an absent key is ``missing field 'key'`` and ``null`` a wrong type.
+    """
+
+    def __init__(self, data: Any, source: str, prefix: str = "") -> None:
+        if not isinstance(data, Mapping):
+            where = f"'{prefix.rstrip('.')}' must be" if prefix else "expected"
+            raise ConfigError(f"{source}: {where} a JSON object, got {_show(data)}")
+        self.data, self.source, self.prefix = data, source, prefix
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def error(self, key: str, rule: str, value: Any = _MISSING) -> ConfigError:
+        got = "" if value is _MISSING else f", got {_show(value)}"
+        return ConfigError(f"{self.source}: '{self.prefix}{key}' {rule}{got}")
+
+    def _get(self, key: str, optional: bool) -> Any:
+        if key not in self.data:
+            if optional:
+                return None
+            raise ConfigError(f"{self.source}: missing field '{self.prefix}{key}'")
+        return self.data[key]
+
+    def unknown(self, known: Iterable[str]) -> None:
+        """Refuse keys this reader does not know (a typo would otherwise be ignored)."""
+        extra = sorted(set(self.data) - set(known))
+        if extra:
+            where = f"'{self.prefix.rstrip('.')}'" if self.prefix else "the file"
+            raise ConfigError(f"{self.source}: unknown field(s) {extra} in {where}")
+
+    # -- getters ---------------------------------------------------------------------------------
+    def int(self, key: str, *, minimum: int | None = None, maximum: int | None = None, optional: bool = False):
+        value = self._get(key, optional)
+        if value is None and optional:
+            return None
+        rule = _int_rule(minimum, maximum)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(key, f"must be {rule}", value)
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+            raise self.error(key, f"must be {rule}", value)
+        return value
+
+    def number(
+        self,
+        key: str,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        positive: bool = False,
+        optional: bool = False,
+    ):
+        """A finite number (int or float); ``positive``: > 0; ``minimum``/``maximum`` inclusive."""
+        value = self._get(key, optional)
+        if value is None and optional:
+            return None
+        rule = _number_rule(minimum, maximum, positive)
+        if not is_finite_number(value):
+            raise self.error(key, f"must be {rule}", value)
+        low_bad = (minimum is not None and value < minimum) or (positive and value <= 0)
+        if low_bad or (maximum is not None and value > maximum):
+            raise self.error(key, f"must be {rule}", value)
+        return value
+
+    def str(self, key: str, *, choices: Iterable[str] | None = None, empty: bool = True, optional: bool = False):
+        value = self._get(key, optional)
+        if value is None and optional:
+            return None
+        allowed = tuple(choices) if choices is not None else None
+        if not isinstance(value, str) or (not empty and not value):
+            raise self.error(key, "must be a non-empty string" if not empty else "must be a string", value)
+        if allowed is not None and value not in allowed:
+            raise self.error(key, f"must be one of {', '.join(allowed)}", value)
+        return value
+
+    def bool(self, key: str, *, optional: bool = False):
+        value = self._get(key, optional)
+        if value is None and optional:
+            return None
+        if not isinstance(value, bool):
+            raise self.error(key, "must be true or false", value)
+        return value
+
+    def object(self, key: str, *, optional: bool = False) -> Fields | None:
+        value = self._get(key, optional)
+        if value is None and optional:
+            return None
+        if not isinstance(value, Mapping):
+            raise self.error(key, "must be a JSON object", value)
+        return Fields(value, self.source, f"{self.prefix}{key}.")
+
+    def dict(self, key: str, *, optional: bool = False) -> dict[str, Any] | None:
+        """A JSON object kept as a plain dict (its fields are owned by another reader)."""
+        found = self.object(key, optional=optional)
+        return None if found is None else dict(found.data)
+
+    def list(self, key: str, *, optional: bool = False) -> list[Any] | None:
+        value = self._get(key, optional)
+        if value is None and optional:
+            return None
+        if not isinstance(value, list):
+            raise self.error(key, "must be a JSON list", value)
+        return value
+
+
+def _int_rule(minimum: int | None, maximum: int | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"an integer in [{minimum}, {maximum}]"
+    if minimum is not None:
+        return f"an integer >= {minimum}"
+    return "an integer" if maximum is None else f"an integer <= {maximum}"
+
+
+def _number_rule(minimum: float | None, maximum: float | None, positive: bool) -> str:
+    if positive:
+        return "a positive finite number" + (f" <= {maximum:g}" if maximum is not None else "")
+    if minimum is not None and maximum is not None:
+        return f"a finite number in [{minimum:g}, {maximum:g}]"
+    if minimum is not None:
+        return f"a finite number >= {minimum:g}"
+    return "a finite number" if maximum is None else f"a finite number <= {maximum:g}"
 
 
 def is_finite_number(value: Any) -> bool:
     """An int or float (not a bool) that is finite; never raises (``math.isfinite(10**400)`` does)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     if isinstance(value, int):
         return value.bit_length() <= 1023  # what a float can hold
     return math.isfinite(value)
 
 
-class Field:
-    """One value of ``source`` at path ``where`` (``""`` for the whole document)."""
-
-    def __init__(self, source: str, value: Any, where: str = "") -> None:
-        self.source, self.value, self.where = source, value, where
-
-    # -- navigation ------------------------------------------------------------------------------
-    def __getitem__(self, key: str | int) -> Field:
-        """The field ``key`` of this dict (or item ``key`` of this list); missing ones read as missing."""
-        if isinstance(key, int):
-            inside = isinstance(self.value, list) and 0 <= key < len(self.value)
-            value = self.value[key] if inside else _MISSING
-            return Field(self.source, value, f"{self.where}[{key}]")
-        value = self.value.get(key, _MISSING) if isinstance(self.value, dict) else _MISSING
-        return Field(self.source, value, f"{self.where}.{key}" if self.where else key)
-
-    def entry(self, key: str) -> Field:
-        """The value under ``key`` of a mapping of data (kernels by key, tensors by name): ``where['key']``."""
-        value = self.value.get(key, _MISSING) if isinstance(self.value, dict) else _MISSING
-        return Field(self.source, value, f"{self.where}[{brief(key, limit=60)}]")
-
-    @property
-    def missing(self) -> bool:
-        return self.value is _MISSING
-
-    @property
-    def absent(self) -> bool:
-        """Missing or null."""
-        return self.value is _MISSING or self.value is None
-
-    def fail(self, what: str) -> NoReturn:
-        """Raise the error line: the value is not ``what`` (``"an integer from 0 to 9"``)."""
-        where = self.where or "the file"
-        if self.missing:
-            raise ConfigError(f"{self.source}: {where}: missing (must be {what})")
-        raise ConfigError(f"{self.source}: {where}: {brief(self.value)} is not {what}")
-
-    # -- containers ------------------------------------------------------------------------------
-    def mapping(self, *, known: set[str] | None = None, required: set[str] = frozenset()) -> dict[str, Field]:
-        """This dict's values by key: fields (``where.name``) when ``known`` names them (any other key
-        is an error), else entries of data (``where['key']``)."""
-        if not isinstance(self.value, dict) or not all(isinstance(k, str) for k in self.value):
-            self.fail("a mapping of field names to values")
-        if known is not None:
-            unknown = sorted(set(self.value) - known)
-            if unknown:
-                where = self.where or "the file"
-                raise ConfigError(
-                    f"{self.source}: {where}: unknown field(s) {brief(unknown)} (known: {', '.join(sorted(known))})"
-                )
-        for name in sorted(required):
-            if name not in self.value:
-                self[name].fail("present")
-        return {k: self[k] if known is not None else self.entry(k) for k in self.value}
-
-    def items(self) -> list[Field]:
-        """This list's items."""
-        if not isinstance(self.value, list):
-            self.fail("a list")
-        return [self[i] for i in range(len(self.value))]
-
-    # -- scalars ---------------------------------------------------------------------------------
-    def text(self, *, choices: tuple[str, ...] | None = None, optional: bool = False) -> str | None:
-        if optional and self.absent:
-            return None
-        if not isinstance(self.value, str) or (choices is not None and self.value not in choices):
-            self.fail("one of " + ", ".join(choices) if choices else "text")
-        return self.value
-
-    def integer(self, lo: int, hi: int, *, optional: bool = False) -> int | None:
-        if optional and self.absent:
-            return None
-        v = self.value
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            self.fail(f"an integer from {lo} to {hi}" + (" (or null)" if optional else ""))
-        return v
-
-    def number(self, lo: float, hi: float, *, lo_open: bool = False, optional: bool = False) -> float | None:
-        """A finite number in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``)."""
-        if optional and self.absent:
-            return None
-        v = self.value
-        if not is_finite_number(v) or not (lo < v if lo_open else lo <= v) or not v <= hi:
-            span = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
-            self.fail(f"a finite number in {span}" + (" (or null)" if optional else ""))
-        return float(v)
+def _show(value: Any) -> str:
+    """The value as the error shows it, cut short: :func:`brief`, since ``repr`` itself fails on a
+    list nested 100,000 deep (RecursionError) or an integer of 5,000 digits (ValueError)."""
+    return brief(value)

@@ -15,9 +15,20 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rtseg_core import StudyDir, atomic_write_json, read_json, read_training_metrics, resolve_threads, torch_threads
-from rtseg_core._outputs import check_output_dir, dataset_path, make_folder, mark_output, read_manifest
-from rtseg_core._study import METRICS_JSON
+from rtseg_core import (
+    METRICS_JSON,
+    StudyDir,
+    atomic_write_json,
+    check_output_dir,
+    dataset_path,
+    make_folder,
+    mark_output,
+    read_json,
+    read_manifest,
+    read_training_metrics,
+    resolve_threads,
+    torch_threads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +152,7 @@ def _run_demo(cfg: DemoConfig, *, progress: bool, overwrite: bool) -> DemoResult
     search_settings = {
         k: getattr(cfg, k) for k in ("data", "seed", "trials", "search_size", "search_epochs", "steps_per_epoch")
     }
-    stage("search", search_settings, [study / "study.db"], lambda: _search(cfg, study, progress), owns=study)
+    stage("search", search_settings, [StudyDir(study).db], lambda: _search(cfg, study, progress), owns=study)
     compress_settings = {
         **search_settings,
         **{k: getattr(cfg, k) for k in ("top_k", "prune_macs", "round_to", "finetune_epochs")},
@@ -151,14 +162,14 @@ def _run_demo(cfg: DemoConfig, *, progress: bool, overwrite: bool) -> DemoResult
         **compress_settings,  # the variants it re-applies come from the compress stage
         **{k: getattr(cfg, k) for k in ("validate_top_k", "validate_epochs", "validate_size", "profile_size")},
     }
-    stage("validate", validate_settings, [study / "validated" / "summary.json"], lambda: _validate(cfg, study))
+    stage("validate", validate_settings, [StudyDir(study).validated_summary_json], lambda: _validate(cfg, study))
     stage(
         "reference",
         {**train_settings, **profile_settings},
         [StudyDir(study).reference_json],
         lambda: _write_reference(cfg, paper, study),
     )
-    from reports._build import build_report
+    from reports import build_report
 
     start = time.perf_counter()
     report = build_report(study)
@@ -227,8 +238,7 @@ def _compress(cfg: DemoConfig, study: Path, progress: bool) -> None:
 
 
 def _validate(cfg: DemoConfig, study: Path) -> None:
-    from search_spaces._validate import ValidateConfig
-    from search_spaces._validate_queue import run_validate
+    from validate import ValidateConfig, run_validate
 
     summary = run_validate(
         ValidateConfig(

@@ -30,8 +30,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import RTSegConfig, build_model, count_parameters, create_config, load_model, recalibrate_batchnorm  # noqa: E402
 from profiling import profile_model  # noqa: E402
-from search_spaces import SearchSpace, extract_subnet, load_supernet, summarize_config, train_supernet  # noqa: E402
-from search_spaces._supernet import calibration_batches, largest_config, random_config, smallest_config  # noqa: E402
+from search_spaces import (  # noqa: E402  # noqa: E402
+    SearchSpace,
+    calibration_batches,
+    extract_subnet,
+    largest_config,
+    load_supernet,
+    random_config,
+    smallest_config,
+    summarize_config,
+    train_supernet,
+)
 from segmentation import MetricAccumulator, TrainConfig, evaluate_model, load_split, train  # noqa: E402
 
 BUDGET = dict(data="synthetic:240", size=64, batch_size=8, steps_per_epoch=25, epochs=8, seed=0, device="cpu", lr=3e-3)

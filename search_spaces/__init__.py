@@ -16,8 +16,9 @@ and ONNX Runtime by importing the rest of the package.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rtseg_core import lazy_exports
 
 if TYPE_CHECKING:  # the same names, imported for type checkers and readers
     from rtseg_core import OBJECTIVES, Constraints, Objective, parse_objectives
@@ -32,8 +33,9 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
         WorkerOptions,
     )
     from search_spaces._early_stop import EarlyStopRule, Reference, StopDecision, should_stop
+    from search_spaces._fidelity import FidelitySchedule
     from search_spaces._results import FrontMember, SearchSummary
-    from search_spaces._runner import run_search
+    from search_spaces._runner import quiet_optuna, run_search
     from search_spaces._space import (
         SearchSpace,
         check_config,
@@ -42,66 +44,32 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
         suggest_config,
         summarize_config,
     )
+    from search_spaces._study import REFERENCE_ATTR, feasible_front, make_storage, resolve_storage_url, trial_name
     from search_spaces._supernet import (
         SandwichConfig,
         Supernet,
+        calibration_batches,
         extract_subnet,
         largest_config,
         load_supernet,
+        random_config,
         smallest_config,
         train_supernet,
     )
     from search_spaces._supernet_search import SupernetSearchConfig, SupernetSearchSummary, run_supernet_search
     from search_spaces._trial import TrialSteps
 
-_EXPORTS: dict[str, str] = {
-    **dict.fromkeys(("OBJECTIVES", "Constraints", "Objective", "parse_objectives"), "rtseg_core"),
-    **dict.fromkeys(
-        (
-            "SAMPLERS",
-            "ObjectiveOptions",
-            "ProfilingOptions",
-            "ProxyTraining",
-            "SearchConfig",
-            "StrategyOptions",
-            "StudyOptions",
-            "WorkerOptions",
-        ),
-        "search_spaces._config",
-    ),
-    **dict.fromkeys(("EarlyStopRule", "Reference", "StopDecision", "should_stop"), "search_spaces._early_stop"),
-    **dict.fromkeys(("FrontMember", "SearchSummary"), "search_spaces._results"),
-    "run_search": "search_spaces._runner",
-    **dict.fromkeys(
-        (
-            "SearchSpace",
-            "check_config",
-            "config_from_params",
-            "params_from_config",
-            "suggest_config",
-            "summarize_config",
-        ),
-        "search_spaces._space",
-    ),
-    "TrialSteps": "search_spaces._trial",
-    **dict.fromkeys(
-        (
-            "SandwichConfig",
-            "Supernet",
-            "extract_subnet",
-            "largest_config",
-            "load_supernet",
-            "smallest_config",
-            "train_supernet",
-        ),
-        "search_spaces._supernet",
-    ),
-    **dict.fromkeys(
-        ("SupernetSearchConfig", "SupernetSearchSummary", "run_supernet_search"), "search_spaces._supernet_search"
-    ),
-}
 
 __all__ = [
+    "FidelitySchedule",
+    "REFERENCE_ATTR",
+    "calibration_batches",
+    "feasible_front",
+    "make_storage",
+    "quiet_optuna",
+    "random_config",
+    "resolve_storage_url",
+    "trial_name",
     "OBJECTIVES",
     "SAMPLERS",
     "Constraints",
@@ -140,15 +108,4 @@ __all__ = [
     "train_supernet",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'search_spaces' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

@@ -28,8 +28,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from rtseg_core import ConfigError
-from rtseg_core._pareto import nondominated_ranks
+from rtseg_core import ConfigError, nondominated_ranks
 
 
 @dataclass(frozen=True)

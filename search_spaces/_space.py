@@ -48,8 +48,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from models._config import RTSegConfig
-from models._presets import PRESETS
+from models import PRESETS, RTSegConfig
 from rtseg_core import ConfigError, brief
 
 if TYPE_CHECKING:

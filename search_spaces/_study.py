@@ -27,8 +27,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from rtseg_core import SearchError, is_feasible
-from rtseg_core._pareto import pareto_indices
+from rtseg_core import SearchError, is_feasible, pareto_indices
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,8 @@ from the atomic checkpoint written after every epoch.
 
 Files: ``OUT/supernet.pt`` (plain data, loads with ``torch.load(weights_only=True)``: the space,
 the container config, weights, optimizer and scheduler state, epoch, history) and
-``OUT/metrics.json``.
+``OUT/supernet.json``, its training record (:func:`rtseg_core.write_supernet_training`; not
+``metrics.json``, which is the trainer's schema).
 """
 
 from __future__ import annotations
@@ -47,13 +48,14 @@ from torch.utils.data import DataLoader
 from models import PRESETS, Checkpoint, ElasticRTSegNet, RTSegConfig, recalibrate_batchnorm, save_checkpoint
 from rtseg_core import (
     ConfigError,
-    Field,
+    Fields,
     atomic_save_torch,
     atomic_write_json,
     brief,
     is_finite_number,
     load_torch_data,
     resolve_device,
+    write_supernet_training,
 )
 from search_spaces._space import SearchSpace, check_config, config_from_params, summarize_config
 from segmentation import (
@@ -61,11 +63,11 @@ from segmentation import (
     TrainConfig,
     TrainingDiverged,
     check_training_memory,
+    cosine_lr,  # the cosine schedule of `train`, shared rather than copied
     load_split,
     seed_everything,
     validation_dice,
 )
-from segmentation._train import _cosine  # the cosine schedule of `train`, shared rather than copied
 
 log = logging.getLogger(__name__)
 
@@ -224,47 +226,41 @@ def load_supernet(path: str | Path) -> Supernet:
         raise ConfigError(
             f"{path}: supernet version {brief(data.get('version'))} is not supported (expected {VERSION})"
         )
-    return _read_supernet(Field(str(path), data), path)
+    return _read_supernet(data, path)
 
 
-_FIELDS = {"format", "version", "space", "config", "train", "sandwich", "state_dict", "optimizer", "epoch", "history"}
+_FIELDS = ("format", "version", "space", "config", "train", "sandwich", "state_dict", "optimizer", "epoch", "history")
 
 
-def _read_supernet(doc: Field, path: Path) -> Supernet:
+def _read_supernet(data: dict[str, Any], path: Path) -> Supernet:
     """The typed reader behind :func:`load_supernet` (a crafted file gets one error line, never a traceback)."""
-    doc.mapping(known=_FIELDS, required=_FIELDS - {"optimizer", "history"})
-    space = SearchSpace.from_dict(_plain(doc["space"]), source=f"{path}: space")
-    config = RTSegConfig.from_dict(_plain(doc["config"]), source=f"{path}: config")
-    if config != largest_config(space):
-        doc["config"].fail(f"the container of the supernet's space ({summarize_config(largest_config(space))})")
-    train = _dataclass(doc["train"], TrainConfig)
-    sandwich = _dataclass(doc["sandwich"], SandwichConfig)
-    epoch = doc["epoch"].integer(0, train.epochs)
-    state = {}
-    for name, tensor in doc["state_dict"].mapping().items():
-        if not isinstance(tensor.value, torch.Tensor):
-            tensor.fail("a tensor")
-        if tensor.value.is_floating_point() and not bool(torch.isfinite(tensor.value).all()):
-            raise ConfigError(
-                f"{path}: state_dict[{name!r}]: holds NaN or infinite values; the supernet is broken "
-                "(a diverged run?) and none of its members can be used"
-            )
-        state[name] = tensor.value
+    f = Fields(data, str(path))
+    f.unknown(_FIELDS)
+    space = SearchSpace.from_dict(f.dict("space"), source=f"{path}: space")
+    config = RTSegConfig.from_dict(f.dict("config"), source=f"{path}: config")
+    container = largest_config(space)
+    if config != container:
+        rule = f"must be the container of the supernet's space ({summarize_config(container)})"
+        raise f.error("config", rule, summarize_config(config))
+    train = _settings(f.object("train"), TrainConfig)
+    sandwich = _settings(f.object("sandwich"), SandwichConfig)
+    epoch = f.int("epoch", minimum=0, maximum=train.epochs)
+    state = _weights(f.object("state_dict"))
     optimizer = None
-    if not doc["optimizer"].absent:
-        parts = doc["optimizer"].mapping(known={"optimizer", "scheduler"}, required={"optimizer", "scheduler"})
-        optimizer = {name: _plain(part) for name, part in parts.items()}
-    history = [] if doc["history"].absent else [_epoch_entry(e) for e in doc["history"].items()]
+    saved = f.object("optimizer", optional=True)
+    if saved is not None:
+        saved.unknown(("optimizer", "scheduler"))
+        optimizer = {"optimizer": saved.dict("optimizer"), "scheduler": saved.dict("scheduler")}
+    entries = f.list("history", optional=True) or []
+    history = [_epoch_entry(Fields(e, str(path), f"history[{i}].")) for i, e in enumerate(entries)]
     if len(history) != epoch:
-        doc["history"].fail(f"one entry per finished epoch ({epoch}), but it has {len(history)}")
+        raise f.error("history", f"must hold one entry per finished epoch ({epoch}); it holds {len(history)}")
     net = ElasticRTSegNet(config)
     try:
         net.net.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, ValueError) as exc:
         detail = "; ".join(line.strip() for line in str(exc).strip().splitlines()[:3])
-        raise ConfigError(
-            f"{path}: state_dict: the weights do not match the supernet's config ({detail[:300]})"
-        ) from None
+        raise ConfigError(f"{path}: 'state_dict' does not match the supernet's config ({detail[:300]})") from None
     return Supernet(
         net=net.eval(),
         space=space,
@@ -277,27 +273,40 @@ def _read_supernet(doc: Field, path: Path) -> Supernet:
     )
 
 
-def _plain(f: Field) -> dict[str, Any]:
-    f.mapping()
-    return f.value
-
-
-def _dataclass(f: Field, cls):
-    """``cls(**fields)`` for a frozen settings dataclass; unknown fields and bad values name the file and field."""
-    names = {x.name for x in fields(cls)}
-    f.mapping(known=names, required=names)  # save_supernet writes every field: none may fall back to a default
+def _settings(f: Fields, cls):
+    """``cls(**fields)`` for a frozen settings dataclass; unknown, missing and bad fields name the file and field."""
+    names = [x.name for x in fields(cls)]
+    f.unknown(names)
+    for name in names:  # save_supernet writes every field: none may fall back to a default
+        if name not in f:
+            raise f.error(name, "is missing")
     try:
-        return cls(**f.value)
+        return cls(**dict(f.data))
     except ConfigError as exc:
-        raise ConfigError(f"{f.source}: {f.where}: {exc}") from None
+        raise ConfigError(f"{f.source}: '{f.prefix.rstrip('.')}': {exc}") from None
 
 
-def _epoch_entry(f: Field) -> dict[str, Any]:
-    names = {x.name for x in fields(SupernetEpoch)}
-    f.mapping(known=names, required=names)
-    entry: dict[str, Any] = {"epoch": f["epoch"].integer(1, 10**6)}
-    for name in sorted(names - {"epoch"}):
-        entry[name] = f[name].number(-1e30, 1e30)
+def _weights(f: Fields) -> dict[str, torch.Tensor]:
+    """The state dict: tensors by name, none of them holding NaN or infinity (named when one does)."""
+    state = {}
+    for name, tensor in f.data.items():
+        if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
+            raise ConfigError(f"{f.source}: 'state_dict' entry {brief(name)} must be a tensor, got {brief(tensor)}")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ConfigError(
+                f"{f.source}: 'state_dict' tensor {name!r} holds NaN or infinite values; the supernet is broken "
+                "(a diverged run?) and none of its members can be used"
+            )
+        state[name] = tensor
+    return state
+
+
+def _epoch_entry(f: Fields) -> dict[str, Any]:
+    names = [x.name for x in fields(SupernetEpoch)]
+    f.unknown(names)
+    entry: dict[str, Any] = {"epoch": f.int("epoch", minimum=1, maximum=10**6)}
+    for name in names[1:]:
+        entry[name] = f.number(name, minimum=-1e30, maximum=1e30)
     return entry
 
 
@@ -362,7 +371,7 @@ def train_supernet(
     optimizer = opt_cls(net.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
     total = train_cfg.epochs * steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda i: _cosine(i, total, train_cfg.lr, train_cfg.min_lr) / train_cfg.lr
+        optimizer, lambda i: cosine_lr(i, total, train_cfg.lr, train_cfg.min_lr) / train_cfg.lr
     )
     loss_fn = DeepSupervisionLoss(train_cfg.aux_weight)
     result = SupernetResult(out_dir=out_dir, checkpoint=ckpt_path)
@@ -467,8 +476,8 @@ def train_supernet(
             scheduler=scheduler,
         )
     result.wall_s = time.perf_counter() - t_start
-    atomic_write_json(
-        out_dir / "metrics.json",
+    write_supernet_training(
+        out_dir,
         {
             "train": asdict(train_cfg),
             "sandwich": asdict(sandwich),

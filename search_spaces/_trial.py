@@ -50,6 +50,9 @@ from optuna.trial import TrialState
 from models import PRESETS, build_model, count_parameters, load_model
 from profiling import LatencyRecord, ProfileReport, profile_model
 from rtseg_core import (
+    CHECKPOINT,
+    CONFIG_JSON,
+    MEASUREMENT_JSON,
     CandidateRecord,
     SearchError,
     StudyDir,
@@ -60,7 +63,6 @@ from rtseg_core import (
     write_candidate,
     write_validation,
 )
-from rtseg_core._study import CHECKPOINT, CONFIG_JSON, MEASUREMENT_JSON
 from search_spaces._config import SearchConfig
 from search_spaces._dashboard import publish_outcome
 from search_spaces._early_stop import Reference, should_stop

@@ -2,59 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-# name -> module. Imported on first use, so `from segmentation import TrainConfig` (the CLI reading its
-# defaults for --help) does not import PyTorch, OpenCV and SciPy.
-_EXPORTS: dict[str, str] = {
-    "AoPMeasurement": "segmentation._aop",
-    "angle_of_progression": "segmentation._aop",
-    "draw_aop_masks": "segmentation._aop",
-    "measure_aop": "segmentation._aop",
-    "DataCheck": "segmentation._check",
-    "check_dataset": "segmentation._check",
-    "TrainConfig": "segmentation._config",
-    "load_train_config": "segmentation._config",
-    "CLASS_NAMES": "segmentation._data",
-    "DataSpec": "segmentation._data",
-    "SegmentationDataset": "segmentation._data",
-    "load_split": "segmentation._data",
-    "split_groups": "segmentation._data",
-    "EvalResult": "segmentation._evaluate",
-    "Predict": "segmentation._evaluate",
-    "evaluate": "segmentation._evaluate",
-    "evaluate_checkpoint": "segmentation._evaluate",
-    "evaluate_model": "segmentation._evaluate",
-    "DatasetIndex": "segmentation._formats",
-    "FRAME_LABEL_NAMES": "segmentation._formats",
-    "Sample": "segmentation._formats",
-    "index_jnu_ifm": "segmentation._formats",
-    "index_psfhs": "segmentation._formats",
-    "load_sample": "segmentation._formats",
-    "parse_frames": "segmentation._formats",
-    "DeepSupervisionLoss": "segmentation._losses",
-    "ClassMetrics": "segmentation._metrics",
-    "EvalSummary": "segmentation._metrics",
-    "FOREGROUND_CLASSES": "segmentation._metrics",
-    "MeanMetrics": "segmentation._metrics",
-    "MetricAccumulator": "segmentation._metrics",
-    "binary_metrics": "segmentation._metrics",
-    "format_table": "segmentation._metrics",
-    "image_diagonal": "segmentation._metrics",
-    "image_metrics": "segmentation._metrics",
-    "surface_distances": "segmentation._metrics",
-    "make_phantom": "segmentation._phantom",
-    "phantom_layout": "segmentation._phantom",
-    "EpochLog": "segmentation._train",
-    "StopTraining": "segmentation._train",
-    "TrainResult": "segmentation._train",
-    "TrainingDiverged": "segmentation._train",
-    "check_training_memory": "segmentation._train",
-    "seed_everything": "segmentation._train",
-    "train": "segmentation._train",
-    "validation_dice": "segmentation._train",
-}
+from rtseg_core import lazy_exports
 
 if TYPE_CHECKING:
     from segmentation._aop import AoPMeasurement, angle_of_progression, draw_aop_masks, measure_aop
@@ -91,12 +41,14 @@ if TYPE_CHECKING:
         TrainingDiverged,
         TrainResult,
         check_training_memory,
+        cosine_lr,
         seed_everything,
         train,
         validation_dice,
     )
 
 __all__ = [
+    "cosine_lr",
     "CLASS_NAMES",
     "FOREGROUND_CLASSES",
     "FRAME_LABEL_NAMES",
@@ -145,15 +97,4 @@ __all__ = [
     "validation_dice",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'segmentation' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

@@ -149,7 +149,7 @@ def train(
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = cfg.epochs * steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: _cosine(i, total, cfg.lr, cfg.min_lr) / cfg.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: cosine_lr(i, total, cfg.lr, cfg.min_lr) / cfg.lr)
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     loss_fn = DeepSupervisionLoss(cfg.aux_weight)
@@ -233,7 +233,8 @@ def train(
     return result
 
 
-def _cosine(step: int, total: int, lr: float, min_lr: float) -> float:
+def cosine_lr(step: int, total: int, lr: float, min_lr: float) -> float:
+    """The learning rate at ``step`` of ``total``: cosine from ``lr`` down to ``min_lr`` (train and supernet)."""
     return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 

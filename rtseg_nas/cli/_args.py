@@ -99,7 +99,7 @@ def add_device(p: argparse.ArgumentParser, *, default: str = "auto") -> None:
 
 def add_threads(p: argparse.ArgumentParser, flag: str = "--threads") -> None:
     """PyTorch CPU threads; unset means the suite's thread policy (rtseg_core._threads)."""
-    from rtseg_core._threads import THREADS_HELP
+    from rtseg_core import THREADS_HELP
 
     p.add_argument(flag, type=THREADS, default=None, metavar="N", help=THREADS_HELP)
 

@@ -81,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--keep", metavar="DIR", default=None, help="keep the built models in DIR (new, empty or an earlier --keep)"
     )
     c.add_argument("--overwrite", action="store_true", help="let --keep replace a folder holding other files")
-    # issue 11: how well the search's proxies rank architectures (search_spaces._proxy_bench).
+    # issue 11: how well the search's proxies rank architectures (rtseg_nas.benches.proxy).
     q = p.add_argument_group("proxy fidelity (--proxy): proxies vs full-budget test Dice, resumable")
     q.add_argument("--proxy", action="store_true", help="rank agreement of each proxy with full training")
     q.add_argument("--proxy-out", default="runs/proxy-bench", help="output folder (default: %(default)s)")
@@ -136,7 +136,7 @@ def _run_compression(args: argparse.Namespace, config) -> int:
 
 
 def _run_proxy(args: argparse.Namespace) -> int:
-    from search_spaces._proxy_bench import ProxyBenchConfig, format_table, run_proxy_bench
+    from rtseg_nas.benches.proxy import ProxyBenchConfig, format_table, run_proxy_bench
 
     config = ProxyBenchConfig(
         out_dir=args.proxy_out,
@@ -156,7 +156,7 @@ def _run_latency_predictor(args: argparse.Namespace) -> int:
     import sys
 
     from rtseg_core import ConfigError
-    from rtseg_nas.latency_models import run_predictor_bench
+    from rtseg_nas.benches.latency_models import run_predictor_bench
 
     if args.models < 2 or args.training_models < 3:
         raise ConfigError("--models needs at least 2 and --training-models at least 3 (the fits have 2-3 parameters)")

@@ -49,8 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from profiling import ExportConfig
-    from profiling._export import export_model
+    from profiling import ExportConfig, export_model
 
     config = ExportConfig(
         opset=args.opset,

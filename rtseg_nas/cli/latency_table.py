@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from profiling._predictor import LatencyTable
+    from profiling import LatencyTable
     from rtseg_core import ConfigError
 
     if args.action == "show":
@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.out:
         raise ConfigError("latency-table build: --out TABLE is required")
     from models import build_model, create_config
-    from profiling._predictor import build_table
-    from rtseg_nas.latency_models import training_models
+    from profiling import build_table
+    from rtseg_nas.benches.latency_models import training_models
 
     models = [("paper", build_model(create_config("paper")).eval())]
     models += [(a, build_model(create_config(a)).eval()) for a in args.arch if a != "paper"]
@@ -137,7 +137,7 @@ def _describe(table) -> str:
 
 def _remeasure(args: argparse.Namespace) -> int:
     from rtseg_core import ConfigError
-    from rtseg_nas.latency_models import remeasure_front
+    from validate import remeasure_front
 
     if not args.study:
         raise ConfigError("latency-table remeasure: --study DIR is required")

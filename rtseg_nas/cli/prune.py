@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _latency_backend(args: argparse.Namespace) -> str:
-    from profiling._backends import check_target
+    from profiling import check_target
     from rtseg_core import ConfigError
 
     if args.latency_target == "local":

@@ -48,7 +48,7 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from rtseg_core._threads import THREADS_HELP
+from rtseg_core import THREADS_HELP
 from rtseg_nas.cli._args import (
     BATCH,
     COUNT,
@@ -291,6 +291,7 @@ def search_config(args: argparse.Namespace, space: SearchSpace) -> SearchConfig:
     """The :class:`SearchConfig` the parsed options describe (one sub-config per option group)."""
     from search_spaces import (
         EarlyStopRule,
+        FidelitySchedule,
         ObjectiveOptions,
         ProfilingOptions,
         ProxyTraining,
@@ -299,7 +300,6 @@ def search_config(args: argparse.Namespace, space: SearchSpace) -> SearchConfig:
         StudyOptions,
         WorkerOptions,
     )
-    from search_spaces._fidelity import FidelitySchedule
 
     return SearchConfig(
         study_dir=args.study,

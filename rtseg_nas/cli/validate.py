@@ -84,7 +84,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="where latency is taken: local, ssh://user@host[:port], jetson-nano-estimate or predict:TABLE "
         "(default: the study's --target)",
     )
-    p.add_argument("--threads", type=THREADS, help="ONNX Runtime threads (default: the search's --threads)")
+    p.add_argument(
+        "--threads",
+        type=THREADS,
+        help="ONNX Runtime threads (default: the search's --threads, if this machine has that many cores)",
+    )
     p.add_argument("--rounds", type=COUNT, default=30, help="local alternating timed rounds (default: %(default)s)")
     p.add_argument("--warmup", type=COUNT0, default=5, help="warm-up runs per candidate (default: %(default)s)")
     p.add_argument(
@@ -104,8 +108,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from search_spaces._validate import ValidateConfig
-    from search_spaces._validate_queue import run_validate
+    from validate import ValidateConfig, run_validate
 
     if not getattr(args, "debug", False):
         for name in ("segmentation", "profiling"):

@@ -15,8 +15,8 @@ from compress import FinetuneSpec, PruneSpec, QuantSpec
 from profiling import BenchConfig, ExportConfig
 from rtseg_nas.cli._main import build_parser
 from rtseg_nas.pipeline import DemoConfig
-from search_spaces._validate import ValidateConfig
 from segmentation import TrainConfig
+from validate._config import ValidateConfig
 
 # verb -> argv that satisfies its required options, then (option dest, dataclass, field) to compare
 CASES = {

@@ -4,6 +4,7 @@ and an extracted subnet is an ordinary checkpoint (weights_only, prune, quantize
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from models import load_model
+from rtseg_core import StudyDir, read_supernet_training
 from search_spaces import (
     SandwichConfig,
     SearchSpace,
@@ -62,6 +64,10 @@ def test_a_tiny_supernet_trains_and_its_checkpoint_is_plain_data(trained, space)
     sn = load_supernet(trained.parent)  # the folder works too
     assert sn.space == space and sn.sandwich == SANDWICH and sn.train == TrainConfig(**TRAIN, epochs=2)
     assert all(0.0 <= e["val_dice_smallest"] <= 1.0 for e in sn.history)
+    # Its training record has its own name (metrics.json is the trainer's schema).
+    record = read_supernet_training(trained.parent)
+    assert (trained.parent / "supernet.json").is_file() and not (trained.parent / "metrics.json").exists()
+    assert [e["epoch"] for e in record["epochs"]] == [1, 2] and record["sandwich"] == dataclasses.asdict(SANDWICH)
     with pytest.raises(Exception, match="exists; pass --resume"):
         train_supernet(space, TrainConfig(**TRAIN, epochs=2), trained.parent, sandwich=SANDWICH, progress=False)
     with pytest.raises(Exception, match=r"different training settings than the checkpoint's: \['lr'\]"):
@@ -135,6 +141,8 @@ def test_a_supernet_search_writes_candidates_the_report_reads_and_resumes(traine
     settings = json.loads((study / "study.json").read_text())
     assert settings["strategy"] == "supernet" and settings["evaluation"]["recipe"] == "supernet-inherited"
     assert settings["reference"] is None  # paper is wider than this tiny supernet
+    read = StudyDir(study).read_settings()  # the one reader takes what the one writer wrote
+    assert read.strategy == "supernet" and read.search.bn_batches == 2 and read.search.path == str(trained)
     # Resume: the same command with more trials runs only the missing ones.
     summary = run_supernet_search(SupernetSearchConfig(**{**cfg.__dict__, "trials": 5}))
     assert summary.counts["complete"] == 5 and summary.trials_run == 2
@@ -270,24 +278,33 @@ def _nan_weight(data):
 
 # name: (change, what the error line says)
 CRAFTED = {
-    "epoch_text": (_set(epoch="x"), "epoch: 'x' is not an integer from 0 to 2"),
-    "epoch_float": (_set(epoch=1.5), "epoch: 1.5 is not an integer from 0 to 2"),
-    "no_space": (lambda d: d.pop("space"), "space: missing"),
-    "weights_list": (_set(state_dict=[1, 2]), "state_dict: [1, 2] is not a mapping"),
-    "weight_text": (lambda d: d["state_dict"].update({"enc1.bn.weight": "w"}), "is not a tensor"),
-    "train_unknown": (lambda d: d["train"].update(turbo=True), "train: unknown field(s) ['turbo']"),
-    "train_missing": (lambda d: d["train"].pop("lr"), "train.lr: missing"),
-    "train_bad": (lambda d: d["train"].update(size="big"), "train: --size: must be an integer"),
+    "epoch_text": (_set(epoch="x"), "'epoch' must be an integer in [0, 2], got 'x'"),
+    "epoch_float": (_set(epoch=1.5), "'epoch' must be an integer in [0, 2], got 1.5"),
+    "no_space": (lambda d: d.pop("space"), "missing field 'space'"),
+    "weights_list": (_set(state_dict=[1, 2]), "'state_dict' must be a JSON object, got [1, 2]"),
+    "weight_text": (
+        lambda d: d["state_dict"].update({"enc1.bn.weight": "w"}),
+        "'state_dict' entry 'enc1.bn.weight' must be a tensor, got 'w'",
+    ),
+    "train_unknown": (lambda d: d["train"].update(turbo=True), "unknown field(s) ['turbo'] in 'train'"),
+    "train_missing": (lambda d: d["train"].pop("lr"), "'train.lr' is missing"),
+    "train_bad": (
+        lambda d: d["train"].update(size="big"),
+        "'train': --size: must be an integer from 8 to 4096, got 'big'",
+    ),
     "sandwich_text": (lambda d: d["sandwich"].update(kd_weight="half"), "--kd-weight: must be a number"),
     "sandwich_huge": (lambda d: d["sandwich"].update(random_subnets=10**6), "--random-subnets: must be an integer"),
-    "history_junk": (_set(history=[1, 2]), "history[0]: 1 is not a mapping"),
-    "history_short": (_set(history=[]), "history: [] is not one entry per finished epoch (2)"),
-    "optimizer_list": (_set(optimizer=[1]), "optimizer: [1] is not a mapping"),
-    "config_other": (lambda d: d["config"].update(conv_widths=[8, 16, 24]), "config: "),
+    "history_junk": (_set(history=[1, 2]), "'history[0]' must be a JSON object, got 1"),
+    "history_short": (_set(history=[]), "'history' must hold one entry per finished epoch (2); it holds 0"),
+    "optimizer_list": (_set(optimizer=[1]), "'optimizer' must be a JSON object, got [1]"),
+    "config_other": (
+        lambda d: d["config"].update(conv_widths=[8, 16, 24]),
+        "'config' must be the container of the supernet's space",
+    ),
     "deep_config": (lambda d: d["config"].update(conv_widths=_deep(5000)), "RTSegConfig.conv_widths: needs 3 integers"),
-    "big_int": (_set(epoch=10**500), "epoch: an integer of about 501 digits is not an integer"),
+    "big_int": (_set(epoch=10**500), "'epoch' must be an integer in [0, 2], got an integer of about 501 digits"),
     "huge_int": (_set(epoch=10**5000), "refused: the supernet checkpoint is not plain data (pickle opcode LONG4"),
-    "nan_weight": (_nan_weight, "holds NaN or infinite values"),
+    "nan_weight": (_nan_weight, "'state_dict' tensor 'enc1.conv.weight' holds NaN or infinite values"),
 }
 
 
@@ -341,9 +358,9 @@ def test_crafted_supernets_are_one_error_line_per_field(crafted, tmp_path, capsy
     resumed.mkdir()
     (resumed / "supernet.pt").write_bytes(paths["train_unknown"].read_bytes())
     line = _one_error_line(["supernet", "train", "--out", resumed, *train, "--random-subnets", "1", "--resume"], capsys)
-    assert "train: unknown field(s) ['turbo']" in line
+    assert "unknown field(s) ['turbo'] in 'train'" in line
     line = _one_error_line(["supernet", "search", "--supernet", paths["epoch_text"], "--study", tmp_path / "s"], capsys)
-    assert "epoch: 'x' is not an integer" in line
+    assert "'epoch' must be an integer in [0, 2], got 'x'" in line
 
 
 def test_a_supernet_holding_code_is_refused_without_advice_to_load_it_unsafely(crafted, tmp_path, capsys):

@@ -17,9 +17,9 @@ import pytest
 import torch
 
 from rtseg_core import CandidateRecord, SearchError, atomic_write_json, read_json
-from search_spaces._validate import ValidateConfig
-from search_spaces._validate_queue import run_validate
-from search_spaces._validate_variants import find_variants
+from validate._config import ValidateConfig
+from validate._queue import run_validate
+from validate._variants import find_variants
 
 REPO = Path(__file__).resolve().parents[2]
 OPTIONS = {"epochs": 1, "size": 32, "batch_size": 4, "latency_size": 32, "rounds": 3, "warmup": 1, "top_k": 1,

@@ -1,5 +1,7 @@
 """The models the latency predictor is built from and judged on: search-space samples, presets, pruned members.
 
+A bench about the method, not a pipeline stage (``latency-table build`` and ``bench --latency-predictor``).
+
 Lives in the app because it draws on the search space (``search_spaces``) and on pruning
 (``compress``), both above ``profiling``; ``profiling`` receives plain (name, module) pairs.
 """
@@ -14,13 +16,10 @@ import torch
 
 from compress import PruneSpec, prune_model
 from models import build_model, create_config
-from profiling._predict_bench import PredictorBenchResult, bench_predictor
-from search_spaces._space import SearchSpace, check_config, config_from_params
+from profiling import PredictorBenchResult, bench_predictor
+from search_spaces import SearchSpace, check_config, config_from_params
 
 PRUNE_RATIOS = (0.2, 0.35, 0.5)
-# The conditions of a remeasurement that remeasured.json keeps beside each number (the report states them).
-MEASURED_FIELDS = ("target", "device", "backend", "provider", "precision", "threads", "runs", "height", "width",
-                   "timestamp")  # fmt: skip
 
 
 def sample_configs(space: SearchSpace, n: int, *, seed: int) -> list[Any]:
@@ -107,79 +106,3 @@ def run_predictor_bench(
         remote_backend=remote_backend,
         progress=progress,
     )
-
-
-def remeasure_front(
-    study_dir: str,
-    *,
-    target: str = "local",
-    threads: int | None = 1,
-    runs: int = 30,
-    ssh_options: Any = None,
-    remote_backend: str = "auto",
-) -> list[dict[str, Any]]:
-    """Measure the feasible (Dice, latency) Pareto front of a search that ran on ``--target predict:TABLE``.
-
-    Writes ``STUDY/remeasured.json`` (predicted and measured side by side, with the conditions of
-    both) and returns its rows. Candidates whose latency was not predicted are left out.
-    """
-    import numpy as np
-
-    from models import RTSegConfig
-    from profiling import PREDICT_PREFIX, PREDICTED, profile_model
-    from rtseg_core import ConfigError, read_json
-    from rtseg_core._pareto import nondominated_mask
-    from rtseg_core._study import MEASUREMENT_JSON, TRIALS, StudyDir
-
-    study = StudyDir(study_dir)
-    candidates = study.read_candidates((TRIALS,))
-    folders = {r.name: folder for r, folder in candidates}
-    records = [r for r, _ in candidates]
-    records = [
-        r
-        for r in records
-        if r.latency_kind == PREDICTED and r.feasible and r.dice is not None and r.latency_ms is not None
-    ]
-    if not records:
-        raise ConfigError(
-            f"{study.root}: no feasible candidates with a PREDICTED latency (search with --target predict:TABLE)"
-        )
-    values = np.array([[r.dice, r.latency_ms] for r in records])
-    front = [r for r, keep in zip(records, nondominated_mask(values, ("maximize", "minimize"))) if keep]
-    rows = []
-    for r in sorted(front, key=lambda r: r.latency_ms):
-        cfg = RTSegConfig.from_dict(r.config, source=f"{r.name} config")
-        rep = profile_model(
-            cfg,
-            target=target,
-            size=r.height,
-            backends=("onnxruntime",),
-            threads=threads,
-            runs=runs,
-            count=False,
-            ssh_options=ssh_options,
-            remote_backend=remote_backend,
-            model_name=r.name,
-        )
-        m = rep.latency[0]
-        # The table's key travels with the prediction (measurement.json); the report states it.
-        measurement = folders[r.name] / MEASUREMENT_JSON
-        predicted = (read_json(measurement).get("latency") or {}) if measurement.is_file() else {}
-        predicted_env = predicted.get("environment") or {}
-        rows.append(
-            {
-                "name": r.name,
-                "dice": r.dice,
-                "predicted_ms": r.latency_ms,
-                "predicted_target": r.target,
-                "table": predicted_env.get("table", r.target.removeprefix(PREDICT_PREFIX)),
-                "table_key": predicted_env.get("table_key"),
-                "measured_ms": m.median_ms,
-                "measured_iqr_ms": m.iqr_ms,
-                "error_percent": 100.0 * (r.latency_ms - m.median_ms) / m.median_ms,
-                "measured": {k: getattr(m, k) for k in MEASURED_FIELDS},
-                "load_average_1m": m.environment.get("load_average_1m"),
-            }
-        )
-    study.write_remeasured({"kind": "predicted vs measured, feasible front", "rows": rows})
-    return rows

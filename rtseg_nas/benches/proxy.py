@@ -10,7 +10,7 @@ each one at a full budget (``full_epochs`` over the whole training split, ``lr``
   when it reaches the top rung, else a run of ``max(rungs)`` epochs), which is what the
   multi-fidelity search (``--fidelity``) ranks trials by at each rung;
 - ``params``, ``macs``: the cost counts (more capacity, more Dice?);
-- ``synflow``: the training-free SynFlow score (:mod:`search_spaces._synflow`).
+- ``synflow``: the training-free SynFlow score (:mod:`rtseg_nas.benches.synflow`).
 
 For each proxy: Kendall tau-b and Spearman against the full-budget test Dice, with percentile
 bootstrap 95 % intervals over architectures (:func:`rtseg_core.rank_agreement`), and the
@@ -29,10 +29,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from models._config import RTSegConfig
-from models._presets import PRESETS
+from models import PRESETS, RTSegConfig
 from rtseg_core import ConfigError, atomic_write_json, rank_agreement, read_json
-from search_spaces._space import SearchSpace, summarize_config
+from search_spaces import SearchSpace, summarize_config
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,7 @@ def sample_architectures(space: SearchSpace, n: int, *, seed: int) -> list[tuple
     """``paper`` plus ``n`` distinct architectures drawn uniformly over the space's parameters."""
     import optuna
 
-    from search_spaces._space import suggest_config
+    from search_spaces import suggest_config
 
     sampler = optuna.samplers.RandomSampler(seed=seed)
     study = optuna.create_study(sampler=sampler, directions=["maximize"])
@@ -208,11 +207,10 @@ def _settings(config: ProxyBenchConfig) -> dict[str, Any]:
 
 
 def _measure_arch(name: str, cfg: RTSegConfig, config: ProxyBenchConfig) -> dict[str, Any]:
-    from models._model import build_model, count_parameters
-    from profiling._counts import count_costs
-    from search_spaces._synflow import synflow_score
-    from segmentation._evaluate import evaluate_model
-    from segmentation._train import TrainConfig, train
+    from models import build_model, count_parameters
+    from profiling import count_costs
+    from rtseg_nas.benches.synflow import synflow_score
+    from segmentation import TrainConfig, evaluate_model, train
 
     proxies: dict[str, float | None] = {}
     seconds: dict[str, float] = {}

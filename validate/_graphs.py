@@ -37,8 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models._config import RTSegConfig
-from profiling._records import ESTIMATE_TARGET, LOCAL_OPSET
+from models import RTSegConfig
+from profiling import ESTIMATE_TARGET, LOCAL_OPSET
 from rtseg_core import SuiteError, text_table
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,7 @@ def time_entries(entries: list[TimingEntry], opts: TimingOptions) -> tuple[dict[
     ``median_ms``/``fps`` are None (with ``skipped`` = the reason) where an estimate or a
     prediction cannot answer for a graph.
     """
-    from profiling._backends import target_kind
-    from profiling._counts import count_costs
-    from profiling._latency import torch_threads
+    from profiling import count_costs, target_kind, torch_threads
 
     kind = target_kind(opts.target)
     out: dict[str, dict[str, Any]] = {}
@@ -114,7 +112,7 @@ def time_entries(entries: list[TimingEntry], opts: TimingOptions) -> tuple[dict[
 def _graph(e: TimingEntry, model, opts: TimingOptions, opset: int | None, work: Path, out: dict) -> Path:
     """The ONNX graph of ``e`` at ``opset`` (None: any opset, a rebuilt one at LOCAL_OPSET): its own
     file when it is here at that opset, else rebuilt (module docstring)."""
-    from profiling._export import ExportConfig, export_onnx
+    from profiling import ExportConfig, export_onnx
 
     if e.onnx is not None and e.onnx.is_file() and _fits(e.onnx, opset, opts.size):
         out[e.name]["graph"] = f"its own {e.onnx.name} (the trained weights)"
@@ -143,7 +141,7 @@ def _fits(path: Path, opset: int | None, size: int) -> bool:
     exported at the training size has a fixed, other input) and at ``opset`` (None: any)."""
     import onnx
 
-    from profiling._onnx_input import read_onnx_input
+    from profiling import read_onnx_input
 
     if read_onnx_input(path).shape[2:] != (size, size):
         return False
@@ -162,8 +160,7 @@ def _input(entries: list[TimingEntry], size: int):
 def _local(entries, models, opts: TimingOptions, work: Path, out: dict) -> dict[str, Any]:
     import numpy as np
 
-    from profiling._bench import bench_variants, ort_variant
-    from profiling._env import describe_device, describe_environment
+    from profiling import bench_variants, describe_device, describe_environment, ort_variant
 
     channels, shape = _input(entries, opts.size)
     variants = [
@@ -200,7 +197,7 @@ def _local(entries, models, opts: TimingOptions, work: Path, out: dict) -> dict[
 
 
 def _device(entries, models, opts: TimingOptions, work: Path, out: dict) -> dict[str, Any]:
-    from profiling._backends import LatencyRequest, resolve_backends
+    from profiling import LatencyRequest, resolve_backends
 
     (backend,) = resolve_backends(opts.target)
     channels, shape = _input(entries, opts.size)
@@ -254,7 +251,7 @@ def _device(entries, models, opts: TimingOptions, work: Path, out: dict) -> dict
 
 
 def _estimate(entries, models, opts: TimingOptions, work: Path, out: dict) -> dict[str, Any]:
-    from profiling._backends import LatencyRequest, resolve_backends
+    from profiling import LatencyRequest, resolve_backends
 
     (backend,) = resolve_backends(opts.target)
     channels, shape = _input(entries, opts.size)

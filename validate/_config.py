@@ -1,0 +1,160 @@
+"""Validating a search's answer at a full budget (``python run.py validate --study DIR``).
+
+A search ranks architectures by a *proxy* (a few short epochs, validation split). Validation
+retrains the feasible Pareto front (or its ``top_k`` by proxy Dice), the reference ``paper`` and
+the parents of the study's compressed variants from scratch with one recipe for all
+(:class:`ValidateConfig`: defaults = ``train``'s), evaluates each on the **test** split,
+re-applies each compressed variant's recipe to its validated parent
+(:mod:`validate._variants`), and takes every validated model's latency on the
+study's target in one run (:mod:`validate._graphs`: one alternating ONNX Runtime
+run here, alternating rounds on an SSH device, or the estimate / prediction per candidate), so
+their latencies are comparable even on a busy machine.
+
+Files, per candidate ``STUDY_DIR/validated/<name>/``:
+
+- ``checkpoint.pt``/``metrics.json``: the training, written atomically after every epoch; a
+  killed run continues from the last finished epoch (``train(resume=True)``);
+- ``trained.json`` (:class:`rtseg_core.ValidatedResult`): the test-split evaluation and the proxy
+  numbers it is compared with; a candidate with this file is finished and skipped by later runs;
+- ``reapplied.json`` (:class:`rtseg_core.ReappliedResult`; compressed variants, with their model
+  files): see :mod:`validate._variants`;
+- ``candidate.json``: the validated :class:`CandidateRecord` (``source="validated"``,
+  ``parent`` = the trial's name, ``split="test"``, ``recipe`` = the full budget), written once
+  every candidate is trained and the latency run is done.
+
+and for the stage, ``validated/latency.json`` (:class:`rtseg_core.ValidatedLatency`: the one
+latency run) and ``validated/summary.json`` (:class:`rtseg_core.ValidatedSummary`: the budget,
+the proxy Dice of every validated model and the rank agreement of proxy and full-budget Dice,
+which the report shows as it is). All paths and readers belong to :class:`rtseg_core.StudyDir`.
+
+Several workers (machines) validate one study together through its storage; see
+:mod:`validate._queue`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rtseg_core import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    """One validation run. Training defaults are ``run.py train``'s (30 epochs, 256 px, lr 1e-3,
+    batch 8, the whole training split). ``top_k`` (None: the whole feasible front) picks the
+    front members with the highest proxy Dice; ``paper`` is always validated. ``latency_size``
+    is the deployment input side timed; ``latency_target`` where (None: the study's target;
+    ``local`` allowed as an override); ``threads``/``rounds``/``warmup`` the local ORT bench's,
+    ``device_rounds``/``device_runs`` an SSH device's alternating rounds. ``finetune_epochs``:
+    the fine-tune after re-applying a compressed variant's pruning (None: the variant's own).
+    ``storage``/``study_name`` as the search's (None: ``STUDY_DIR/study.db`` and the name in
+    ``study.json``); the claims live in the study ``<study_name>-validate`` of that storage.
+    """
+
+    study_dir: str | Path
+    top_k: int | None = None
+    epochs: int = 30
+    size: int = 256
+    batch_size: int = 8
+    lr: float = 1e-3
+    seed: int = 0
+    data: str | None = None  # None: the search's --data
+    device: str = "auto"
+    latency_size: int = 256
+    latency_target: str | None = None  # None: the study's --target (study.json)
+    threads: int | None = None  # None: the search's --threads
+    rounds: int = 30
+    warmup: int = 5
+    device_rounds: int = 5
+    device_runs: int = 20
+    ssh_options: Any = None  # profiling.SSHOptions for an ssh:// latency target
+    remote_backend: str = "auto"
+    finetune_epochs: int | None = None  # compressed variants' fine-tune; None: each variant's own
+    storage: str | None = None
+    study_name: str | None = None
+    heartbeat_interval: int = 10
+    grace_period: int | None = None
+    poll_interval: float = 2.0
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
+            raise ConfigError(f"--top-k: must be an integer >= 1, got {self.top_k!r}")
+        names = ("epochs", "size", "batch_size", "latency_size", "rounds", "heartbeat_interval", "device_rounds",
+                 "device_runs")  # fmt: skip
+        for name in names:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {value!r}")
+        if self.finetune_epochs is not None and (not isinstance(self.finetune_epochs, int) or self.finetune_epochs < 0):
+            raise ConfigError(f"--finetune-epochs: must be an integer >= 0, got {self.finetune_epochs!r}")
+        if self.latency_target is not None:
+            from profiling import check_target
+
+            try:
+                check_target(self.latency_target)
+            except ConfigError as exc:  # the profiling message names --target; this option is --latency-target
+                raise ConfigError(str(exc).replace("--target", "--latency-target", 1)) from None
+        if self.grace_period is not None and self.grace_period <= self.heartbeat_interval:
+            raise ConfigError(
+                f"grace_period ({self.grace_period} s) must exceed heartbeat_interval ({self.heartbeat_interval} s)"
+            )
+
+    def budget(self, data: str) -> dict[str, Any]:
+        """The recipe every candidate is trained with (stored with the claims; a resumed run must match).
+
+        A ``finetune_epochs`` override is part of it (a run with another one is refused); the
+        default (each variant's own epochs) adds nothing, so studies validated before stay valid.
+        """
+        extra = {} if self.finetune_epochs is None else {"finetune_epochs": self.finetune_epochs}
+        return extra | {
+            "epochs": self.epochs,
+            "size": self.size,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "seed": self.seed,
+            "data": data,
+            "steps_per_epoch": None,
+            "split": "test",
+        }
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One architecture to validate, as the search recorded it (proxy numbers from the storage)."""
+
+    name: str  # the trial's name: "paper", "trial-7"
+    trial: int
+    config: dict
+    source: str  # "reference" | "trial"
+    proxy_dice: float | None
+    proxy_latency_ms: float | None
+    proxy_values: dict = field(default_factory=dict)  # objective field -> value in the search
+
+    def to_attrs(self) -> dict[str, Any]:
+        return {
+            "candidate": self.name,
+            "trial": self.trial,
+            "config": self.config,
+            "source": self.source,
+            "proxy_dice": self.proxy_dice,
+            "proxy_latency_ms": self.proxy_latency_ms,
+            "proxy_values": self.proxy_values,
+        }
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> Candidate:
+        return cls(
+            name=str(attrs["candidate"]),
+            trial=int(attrs["trial"]),
+            config=dict(attrs["config"]),
+            source=str(attrs["source"]),
+            proxy_dice=attrs.get("proxy_dice"),
+            proxy_latency_ms=attrs.get("proxy_latency_ms"),
+            proxy_values=dict(attrs.get("proxy_values") or {}),
+        )
