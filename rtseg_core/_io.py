@@ -20,7 +20,7 @@ from rtseg_core._leftovers import owner_tag, remove_stale_siblings
 # counts and byte sizes; a file nested 100,000 deep (RecursionError in the parser) or holding a
 # 5,000-digit integer (ValueError in int()) is refused as a ConfigError naming the file.
 MAX_JSON_DEPTH = 100
-MAX_JSON_INT_DIGITS = 30
+MAX_JSON_INT_DIGITS = 100  # far past int64 (19 digits): the typed readers name such a field; this guards int()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
