@@ -589,7 +589,7 @@ class LatencyPredictor:
         if warn_unseen and (~seen).sum() > 0.5 * len(d.kernels):
             log.warning(
                 "%s: %d of %d kernels are not in %s and come from the regressor (another input size or widths far "
-                "from the table's models?); add the model to the table with `run.py latency-table build --arch`",
+                "from the table's models?); add the model to the table with `rtseg-nas latency-table build --arch`",
                 model_name,
                 int((~seen).sum()),
                 len(d.kernels),

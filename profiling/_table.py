@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rtseg_core import ConfigError, Fields, atomic_write_json, brief, read_json
+from rtseg_core import ConfigError, Fields, InputFileError, atomic_write_json, brief, read_json
 
 TABLE_SCHEMA = 1
 TABLE_KIND = "rtseg-nas kernel latency table"
@@ -126,11 +126,22 @@ class LatencyTable:
 
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:
-        """Read and check a table file (module docstring); every problem is one ConfigError naming it."""
-        path = Path(path)
+        """Read and check a table file (module docstring); every problem is one error naming it and the field.
+
+        An :class:`InputFileError`: the run fails on a damaged input file (exit status 1).
+        """
+        try:
+            return cls._read(Path(path))
+        except InputFileError:
+            raise
+        except ConfigError as exc:
+            raise InputFileError(str(exc)) from None
+
+    @classmethod
+    def _read(cls, path: Path) -> LatencyTable:
         data = read_json(path)  # ConfigError naming the file when missing, not JSON or nested absurdly
         if not isinstance(data, dict) or data.get("kind") != TABLE_KIND:
-            raise ConfigError(f"{path}: not a kernel latency table (build one with `run.py latency-table build`)")
+            raise ConfigError(f"{path}: not a kernel latency table (build one with `rtseg-nas latency-table build`)")
         if data.get("schema") != TABLE_SCHEMA:
             raise ConfigError(f"{path}: table schema {brief(data.get('schema'))}; this version reads {TABLE_SCHEMA}")
         f = Fields(data, str(path))
@@ -160,7 +171,7 @@ class LatencyTable:
             raise ConfigError(
                 f"{self.path}: this latency table was built for another target, so it cannot be used {purpose}: "
                 + "; ".join(diff)
-                + " (build a table for this target with `run.py latency-table build`)"
+                + " (build a table for this target with `rtseg-nas latency-table build`)"
             )
 
 

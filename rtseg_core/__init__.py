@@ -24,12 +24,16 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from rtseg_core._device import resolve_device
     from rtseg_core._errors import (
         CompressionError,
+        CompressionOptionError,
         ConfigError,
         DataError,
+        InputFileError,
         OutputError,
         ProfilingError,
         RemoteProfilingError,
         SearchError,
+        SearchOptionError,
+        SettingsMismatchError,
         SuiteError,
     )
     from rtseg_core._fields import Fields, is_finite_number
@@ -45,9 +49,11 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     )
     from rtseg_core._lazy import lazy_exports
     from rtseg_core._leftovers import owner_tag, remove_stale_scratch, remove_stale_siblings, scratch_dir
+    from rtseg_core._numbers import finite_or_none
     from rtseg_core._objectives import (
         CONSTRAINT_KEYS,
         DEFAULT_OBJECTIVES,
+        DEPLOYMENT_SIZE,
         OBJECTIVES,
         Constraints,
         Objective,
@@ -206,20 +212,25 @@ __all__ = [
     "lazy_exports",
     "CONSTRAINT_KEYS",
     "DEFAULT_OBJECTIVES",
+    "DEPLOYMENT_SIZE",
     "OBJECTIVES",
     "CandidateRecord",
     "Constraints",
     "Objective",
     "StudyDir",
     "CompressionError",
+    "CompressionOptionError",
     "ConfigError",
     "DataError",
+    "InputFileError",
     "OutputError",
     "ProfilingError",
     "RankAgreement",
     "Record",
     "RemoteProfilingError",
     "SearchError",
+    "SearchOptionError",
+    "SettingsMismatchError",
     "SuiteError",
     "atomic_save_torch",
     "atomic_write_bytes",
@@ -227,6 +238,7 @@ __all__ = [
     "atomic_write_text",
     "check_objectives",
     "default_objective_pairs",
+    "finite_or_none",
     "is_feasible",
     "parse_objectives",
     "read_candidate",

@@ -13,12 +13,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rtseg_core._errors import ConfigError, OutputError
+from rtseg_core._errors import InputFileError, OutputError
 from rtseg_core._leftovers import owner_tag, remove_stale_siblings
 
 # Bounds of what a JSON file of the suite may hold. Our files nest a few levels and hold seeds,
 # counts and byte sizes; a file nested 100,000 deep (RecursionError in the parser) or holding a
-# 5,000-digit integer (ValueError in int()) is refused as a ConfigError naming the file.
+# 5,000-digit integer (ValueError in int()) is refused as an InputFileError naming the file.
 MAX_JSON_DEPTH = 100
 MAX_JSON_INT_DIGITS = 100  # far past int64 (19 digits): the typed readers name such a field; this guards int()
 
@@ -103,7 +103,7 @@ def atomic_save_torch(obj: Any, path: str | os.PathLike) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file; a missing, malformed or hostile file raises :class:`ConfigError` naming it.
+    """Read a JSON file; a missing, malformed or hostile file raises :class:`InputFileError` (a ConfigError) naming it.
 
     Hostile: nested deeper than :data:`MAX_JSON_DEPTH` or holding an integer of more than
     :data:`MAX_JSON_INT_DIGITS` digits.
@@ -112,11 +112,11 @@ def read_json(path: str | os.PathLike) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
+        raise InputFileError(f"{path}: file not found") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+        raise InputFileError(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(
+        raise InputFileError(
             f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); a JSON file was expected, not a binary file"
         ) from None
     return parse_json(text, source=str(path))
@@ -136,20 +136,22 @@ def parse_json(text: str, *, source: str) -> Any:
     """JSON text from ``source`` (a file, a device's answer) with the bounds of :func:`read_json`."""
     depth = _max_depth(text)
     if depth > MAX_JSON_DEPTH:
-        raise ConfigError(f"{source}: JSON nested {depth} levels deep; the suite's files nest at most {MAX_JSON_DEPTH}")
+        raise InputFileError(
+            f"{source}: JSON nested {depth} levels deep; the suite's files nest at most {MAX_JSON_DEPTH}"
+        )
     try:
         return json.loads(text, parse_int=_parse_int)
     except _IntegerTooLong as exc:
         digits = str(exc).lstrip("-")
         line = text.count("\n", 0, max(text.find(digits), 0)) + 1
-        raise ConfigError(
+        raise InputFileError(
             f"{source}: line {line}: an integer of {len(digits)} digits ({digits[:12]}...); "
             f"the suite's files hold integers of at most {MAX_JSON_INT_DIGITS} digits"
         ) from None
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        raise InputFileError(f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except RecursionError:  # a depth _max_depth did not see (it cannot: kept as the last guard)
-        raise ConfigError(f"{source}: JSON nested too deeply to read") from None
+        raise InputFileError(f"{source}: JSON nested too deeply to read") from None
 
 
 def _max_depth(text: str) -> int:
@@ -184,7 +186,7 @@ def load_torch_data(path: str | os.PathLike, *, what: str = "file") -> Any:
 
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: {what} not found")
+        raise InputFileError(f"{path}: {what} not found")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or unsafe files
@@ -192,25 +194,25 @@ def load_torch_data(path: str | os.PathLike, *, what: str = "file") -> Any:
         operand = re.search(r"Unsupported operand (\d+)", text)
         if operand:  # e.g. LONG4: an integer of more than 255 bytes, which no file of the suite holds
             op = pickletools.code2op.get(chr(int(operand.group(1))))
-            raise ConfigError(
+            raise InputFileError(
                 f"{path}: refused: the {what} is not plain data (pickle opcode {op.name if op else operand.group(1)}, "
                 "which the safe loader does not read) and was not loaded"
             ) from None
         if "weights_only" in text or "Unsupported global" in text:
             found = re.search(r"GLOBAL ([\w.]+)", text)
             held = f" ({found.group(1)})" if found else ""
-            raise ConfigError(
+            raise InputFileError(
                 f"{path}: refused: the {what} holds Python objects{held}, not only tensors and plain data, and "
                 "was not loaded (loading such a file can run code; the suite never writes one)"
             ) from None
-        raise ConfigError(f"{path}: not a loadable {what} ({type(exc).__name__}: {text[:200]})") from None
+        raise InputFileError(f"{path}: not a loadable {what} ({type(exc).__name__}: {text[:200]})") from None
 
 
 def read_json_object(path: str | os.PathLike, what: str) -> dict[str, Any]:
     """:func:`read_json` of a file that must hold one JSON object (``what`` it is, for the error)."""
     data = read_json(path)
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object {what}, got {type(data).__name__}")
+        raise InputFileError(f"{path}: expected a JSON object {what}, got {type(data).__name__}")
     return data
 
 

@@ -102,7 +102,7 @@ def torch_threads(threads: int, *, source: str = "threads") -> Iterator[None]:
     where a count reaches OpenMP. ``source`` names where it came from in the error.
     """
     check_threads(threads, source=source)
-    import torch  # lazy: `run.py --help` should not pay for importing torch
+    import torch  # lazy: `rtseg-nas --help` should not pay for importing torch
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)

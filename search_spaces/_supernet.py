@@ -49,6 +49,7 @@ from models import PRESETS, Checkpoint, ElasticRTSegNet, RTSegConfig, recalibrat
 from rtseg_core import (
     ConfigError,
     Fields,
+    InputFileError,
     atomic_save_torch,
     atomic_write_json,
     brief,
@@ -218,15 +219,20 @@ def load_supernet(path: str | Path) -> Supernet:
     if path.is_dir():
         path = path / "supernet.pt"
     if not path.is_file():
-        raise ConfigError(f"{path}: supernet checkpoint not found (train one with `run.py supernet train`)")
+        raise InputFileError(f"{path}: supernet checkpoint not found (train one with `rtseg-nas supernet train`)")
     data = load_torch_data(path, what="supernet checkpoint")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not an rtseg-nas supernet (no 'format': {FORMAT!r}; a model checkpoint?)")
+        raise InputFileError(f"{path}: not an rtseg-nas supernet (no 'format': {FORMAT!r}; a model checkpoint?)")
     if data.get("version") != VERSION:
-        raise ConfigError(
+        raise InputFileError(
             f"{path}: supernet version {brief(data.get('version'))} is not supported (expected {VERSION})"
         )
-    return _read_supernet(data, path)
+    try:
+        return _read_supernet(data, path)
+    except InputFileError:
+        raise
+    except ConfigError as exc:  # a damaged input file: the run fails on it (exit status 1)
+        raise InputFileError(str(exc)) from None
 
 
 _FIELDS = ("format", "version", "space", "config", "train", "sandwich", "state_dict", "optimizer", "epoch", "history")

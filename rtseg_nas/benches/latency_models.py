@@ -91,7 +91,7 @@ def run_predictor_bench(
     remote_backend: str = "onnxruntime",
     progress: Callable[[str], None] | None = None,
 ) -> PredictorBenchResult:
-    """``run.py bench --latency-predictor``: held-out and training sets drawn with different seeds."""
+    """``rtseg-nas bench --latency-predictor``: held-out and training sets drawn with different seeds."""
     train = training_models(training, seed=seed + 10_000)
     held = heldout_models(heldout, seed=seed)
     return bench_predictor(

@@ -1,5 +1,7 @@
 """Bad inputs through the CLI, one test per class: each ends in one `error:` line naming the file,
-field or option, with a non-zero exit and no traceback. Real files, real checkpoints, real models."""
+field or option, with no traceback and the exit status of its kind: 2 for a usage error (an
+option's value, a config file's fields, an output place), 1 when the run failed on an input
+file (missing, unreadable or damaged) or later. Real files, real checkpoints, real models."""
 
 from __future__ import annotations
 
@@ -24,22 +26,25 @@ def _deep(depth: int) -> list:
     return value
 
 
-def _ends_in_one_error_line(argv: list[str], capsys) -> str:
+USAGE, FAILED = 2, 1  # exit statuses (rtseg_core._errors)
+
+
+def _ends_in_one_error_line(argv: list[str], capsys, status: int = USAGE) -> str:
     try:
         rc = main(argv)
     except SystemExit as exc:  # argparse's own errors
         rc = exc.code
     err = capsys.readouterr().err
-    assert rc == 2, (argv, rc, err[-2000:])
+    assert rc == status, (argv, rc, err[-2000:])
     assert "Traceback" not in err, err
     lines = [ln for ln in err.splitlines() if "error:" in ln]
     assert len(lines) == 1, err
     return lines[0]
 
 
-def _check(cases, capsys):
-    for argv, fragment in cases:
-        line = _ends_in_one_error_line([str(a) for a in argv], capsys)
+def _check(cases, capsys, status: int = USAGE):
+    for argv, fragment, *expected in cases:
+        line = _ends_in_one_error_line([str(a) for a in argv], capsys, expected[0] if expected else status)
         assert fragment in line, (argv, line)
 
 
@@ -109,11 +114,12 @@ def files(tmp_path_factory):
 def test_config_files_that_are_binary_mistyped_or_absurd(files, capsys):
     _check(
         [
-            (["info", "--arch", files / "binary.json"], "binary.json: not UTF-8 text"),
-            (["info", "--arch", files / "latin1.json"], "latin1.json: not UTF-8 text"),
+            (["info", "--arch", files / "binary.json"], "binary.json: not UTF-8 text", FAILED),
+            (["info", "--arch", files / "latin1.json"], "latin1.json: not UTF-8 text", FAILED),
             (["info", "--arch", files / "bool_text.json"], "RTSegConfig.dsconv: must be true or false"),
             (["info", "--arch", files / "huge_width.json"], "RTSegConfig.conv_widths: widths must be from 1 to 4096"),
-            (["profile", "--arch", files / "binary.json", "--no-count"], "binary.json: not UTF-8 text"),
+            (["profile", "--arch", files / "binary.json", "--no-count"], "binary.json: not UTF-8 text", FAILED),
+            (["info", "--arch", files / "missing.json"], "missing.json: file not found", FAILED),
         ],
         capsys,
     )
@@ -122,11 +128,15 @@ def test_config_files_that_are_binary_mistyped_or_absurd(files, capsys):
 def test_config_json_too_deep_too_long_or_too_large_for_memory(files, tmp_path, capsys):
     _check(
         [
-            (["info", "--arch", files / "deep.json"], "deep.json: JSON nested 100000 levels deep"),
-            (["info", "--arch", files / "bigint.json"], "bigint.json: line 1: an integer of 5000 digits"),
+            (["info", "--arch", files / "deep.json"], "deep.json: JSON nested 100000 levels deep", FAILED),
+            (["info", "--arch", files / "bigint.json"], "bigint.json: line 1: an integer of 5000 digits", FAILED),
             (["info", "--arch", files / "huge_model.json"], "RTSegConfig: 70,843,666,459 parameters (283.4 GB"),
-            (["evaluate", "--checkpoint", files / "config_deep.pt"], "RTSegConfig.conv_widths: needs 3 integers"),
-            (["evaluate", "--checkpoint", files / "config_bigint.pt"], "got an integer of about 501 digits"),
+            (
+                ["evaluate", "--checkpoint", files / "config_deep.pt"],
+                "RTSegConfig.conv_widths: needs 3 integers",
+                FAILED,
+            ),
+            (["evaluate", "--checkpoint", files / "config_bigint.pt"], "got an integer of about 501 digits", FAILED),
             (
                 ["train", "--arch", files / "wide.json", "--size", "4096", "--out", tmp_path / "t", "--epochs", "1"],
                 "training this model at 4096x4096, batch 8 needs about",
@@ -170,13 +180,15 @@ def test_crafted_checkpoints_are_named_field_by_field(files, capsys):
                 ("pruning_junk.pt", "pruning history cannot be replayed"),
             ]
         ]  # fmt: skip
-        + [(["quantize", "--checkpoint", files / "train_text.pt", "--out", files / "q"], "meta['train'] must be")],
+        + [(["quantize", "--checkpoint", files / "train_text.pt", "--out", files / "q"], "meta['train'] must be")]
+        + [(["evaluate", "--checkpoint", files / "missing.pt"], "missing.pt: checkpoint not found")],
         capsys,
+        FAILED,  # the run failed on a damaged input file; no option was wrong
     )
 
 
 def test_a_checkpoint_holding_code_is_refused_without_advice_to_load_it_unsafely(files, capsys):
-    line = _ends_in_one_error_line(["evaluate", "--checkpoint", str(files / "code.pt")], capsys)
+    line = _ends_in_one_error_line(["evaluate", "--checkpoint", str(files / "code.pt")], capsys, FAILED)
     assert "refused: the checkpoint holds Python objects (posix.system)" in line
     assert "weights_only" not in line and "False" not in line  # torch's advice to load it anyway
     assert not (files / "code-ran").exists()
@@ -190,6 +202,7 @@ def test_broken_weights_and_non_finite_outputs_are_reported_not_evaluated(files,
             (["evaluate", "--checkpoint", files / "overflow.pt", "--split", "val"], "outputs are not finite"),
         ],
         capsys,
+        FAILED,
     )
 
 
@@ -201,6 +214,7 @@ def test_corrupt_onnx_files(files, capsys):
             (["profile", "--onnx", files / "empty.onnx", "--runs", "1"], "empty.onnx: not a usable ONNX model"),
         ],
         capsys,
+        FAILED,
     )
 
 
@@ -223,7 +237,8 @@ def test_study_folders_and_databases_that_cannot_be_used(files, tmp_path, capsys
     assert main(["search", "--study", str(study), "--trials", "0", "--no-progress"]) == 0
     capsys.readouterr()
     read_only = f"sqlite:///file:{study / 'study.db'}?mode=ro&uri=true"
-    tiny = ["--trials", "1", "--size", "32", "--epochs", "1", "--steps-per-epoch", "1", "--data", "synthetic:16"]
+    tiny = ["--trials", "1", "--size", "32", "--latency-size", "32", "--epochs", "1", "--steps-per-epoch", "1"]
+    tiny += ["--data", "synthetic:16"]
     _check(
         [
             (["search", "--study", files / "a-file", "--trials", "0"], "cannot create the study folder"),
@@ -231,6 +246,7 @@ def test_study_folders_and_databases_that_cannot_be_used(files, tmp_path, capsys
             (["search", "--study", study, "--storage", read_only, *tiny, "--no-progress"], "refused a write"),
         ],
         capsys,
+        FAILED,
     )
 
 
