@@ -310,7 +310,7 @@ CRAFTED = {
     "train_missing": (lambda d: d["train"].pop("lr"), "'train.lr' is missing"),
     "train_bad": (
         lambda d: d["train"].update(size="big"),
-        "'train': --size: must be an integer from 8 to 4096, got 'big'",
+        "'train': --size: must be an integer from 16 to 4096, got 'big'",
     ),
     "sandwich_text": (lambda d: d["sandwich"].update(kd_weight="half"), "--kd-weight: must be a number"),
     "sandwich_huge": (lambda d: d["sandwich"].update(random_subnets=10**6), "--random-subnets: must be an integer"),
@@ -353,12 +353,15 @@ def crafted(trained, tmp_path_factory):
     return folder, paths
 
 
-def _one_error_line(argv, capsys) -> str:
+USAGE, FAILED = 2, 1  # exit statuses: a command line that cannot work; a run that failed on its input
+
+
+def _one_error_line(argv, capsys, status: int = FAILED) -> str:
     from rtseg_nas.cli import main
 
     rc = main([str(a) for a in argv])
     err = capsys.readouterr().err
-    assert rc == 2 and "Traceback" not in err, err
+    assert rc == status and "Traceback" not in err, (rc, err)
     lines = [line for line in err.splitlines() if "error:" in line]
     assert len(lines) == 1, err
     return lines[0]
@@ -410,13 +413,13 @@ def test_only_members_of_the_supernets_space_are_extracted(trained, space, tmp_p
             assert main([str(a) for a in argv]) == 0 and (tmp_path / name / "checkpoint.pt").is_file()
             capsys.readouterr()
             continue
-        line = _one_error_line(argv, capsys)
+        line = _one_error_line(argv, capsys, USAGE)
         assert f"error: {trained}: cannot extract" in line and says in line, line
         assert "trained only the members of its space" in line and not (tmp_path / name).exists()
 
 
 def test_random_subnets_are_bounded_before_any_work(tmp_path, capsys):
     argv = ["supernet", "train", "--out", tmp_path / "o", "--random-subnets", "1000000", "--size", "32"]
-    line = _one_error_line(argv, capsys)
+    line = _one_error_line(argv, capsys, USAGE)
     assert "--random-subnets: must be an integer from 0 to 16" in line and "1000000" in line
     assert not (tmp_path / "o").exists()
