@@ -14,7 +14,6 @@ target is missed, ONNX Runtime's profiler says which ops stay in float and what 
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from compress._pipeline import PruneReport
 from compress._quantize import QuantSpec, compare_onnx
 from compress._spec import PruneSpec
 from profiling import speedup_interval
-from rtseg_core import Record
+from rtseg_core import Record, scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +253,7 @@ def bench_compression(
         inputs = compression_inputs(checkpoint, config.data)
         folder = staged_output(keep_dir, verb="bench", inputs=inputs, overwrite=overwrite, option="--keep")
     else:
-        folder = tempfile.TemporaryDirectory(prefix="rtseg-bench-compress-")
+        folder = scratch_dir("bench-compress")
     with folder as tmp:
         work = Path(tmp)
         artifacts = build_compression_artifacts(

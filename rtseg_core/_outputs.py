@@ -26,11 +26,13 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 from rtseg_core._errors import ConfigError, OutputError
 from rtseg_core._io import atomic_write_json
+from rtseg_core._leftovers import remove_stale_siblings
 from rtseg_core._protected import check_not_protected
 
 log = logging.getLogger(__name__)
@@ -280,6 +282,7 @@ def staged_output(
     inputs = list(inputs)
     out = Path(out)
     check_output_dir(out, verb=verb, inputs=inputs, overwrite=overwrite, option=option)
+    remove_stale_siblings(out)  # staging folders of runs that were killed; only once `out` is accepted
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
@@ -336,7 +339,13 @@ def _remove_listed(folder: Path, listed: list[str]) -> None:
     try:
         folder.rmdir()
     except OSError:
-        log.warning("%s: kept; it holds files the replaced output did not list (added during the run?)", folder)
+        # Visible and outside the leftover pattern (.NAME.old-PID), so no later clean-up removes it.
+        kept = folder.with_name(f"{folder.name.removeprefix('.').partition('.old-')[0]}.kept-{int(time.time())}")
+        try:
+            os.replace(folder, kept)
+        except OSError:
+            kept = folder
+        log.warning("%s: kept; it holds files the replaced output did not list (added during the run?)", kept)
 
 
 def _remove_tree_we_made(tmp: Path) -> None:

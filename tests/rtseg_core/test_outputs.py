@@ -249,3 +249,18 @@ def test_dataset_path_protects_every_spelling_of_a_dataset_folder():
     assert dataset_path("synthetic:300") is None
     assert dataset_path("synthetic") is None
     assert dataset_path(None) is None
+
+
+def test_a_replaced_folder_keeps_what_its_manifest_does_not_list_visible_and_apart(tmp_path):
+    from rtseg_core._leftovers import remove_stale_siblings
+    from rtseg_core._outputs import _remove_listed
+
+    out = _prune_output(tmp_path / "out", {"model.onnx": "old", "sub/prune.json": "{}"})
+    (out / "late.txt").write_text("added after the last check")  # the window between check and swap
+    old = out.rename(tmp_path / ".out.old-1")
+    (tmp_path / "out").mkdir()  # the new output in place
+    _remove_listed(old, ["model.onnx", "sub/prune.json"])
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("out.kept-")]
+    assert len(kept) == 1 and _tree(kept[0]) == {"late.txt": b"added after the last check"}
+    assert remove_stale_siblings(tmp_path / "out") == []  # no leftover clean-up takes it
+    assert kept[0].exists()
