@@ -140,6 +140,8 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from rtseg_core._validated import (
         EvalMetrics,
         ReappliedResult,
+        SeedRun,
+        SeedStats,
         ValidatedLatency,
         ValidatedResult,
         ValidatedSummary,
@@ -174,6 +176,8 @@ __all__ = [
     "ValidatedLatency",
     "ValidatedResult",
     "ValidatedSummary",
+    "SeedRun",
+    "SeedStats",
     "BETTER",
     "COLLAPSE_DICE",
     "INDISTINGUISHABLE",
