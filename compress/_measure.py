@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import torch
 from torch import nn
 
 from profiling import PREDICT_PREFIX
-from rtseg_core import CompressionError, ProfilingError
+from rtseg_core import CompressionError, ProfilingError, scratch_dir
 
 
 def deployable_copy(model: nn.Module) -> nn.Module:
@@ -53,7 +52,7 @@ def measure_latency_ms(model: nn.Module, *, size: int, backend: str, threads: in
     try:
         if backend == "pytorch":
             return measure_pytorch(work, config).median_ms
-        with tempfile.TemporaryDirectory(prefix="rtseg-prune-") as tmp:
+        with scratch_dir("prune") as tmp:
             path = Path(tmp) / "step.onnx"
             export_onnx(work, path, ExportConfig(height=size, width=size, atol=1e-3))
             return measure_onnxruntime(path, config, precision="fp32").median_ms

@@ -13,7 +13,6 @@ pruned and quantized models the same way (:func:`ort_variant`, :func:`pytorch_va
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import torch
 from torch import nn
 
 from profiling._stats import speedup_interval, summarize_times
-from rtseg_core import ProfilingError, Record
+from rtseg_core import ProfilingError, Record, scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +301,7 @@ def run_bench(
             f"{src.name}: bench needs a PyTorch model (preset, config or checkpoint), not an ONNX file"
         )
     channels = src.channels or 1
-    with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
+    with scratch_dir("bench") as tmp:
         exported = export_onnx(
             src.model,
             Path(tmp) / "model.onnx",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from profiling._records import PREDICTED
+from rtseg_core import scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def bench_predictor(
     names = [n for n, _ in training] + [n for n, _ in heldout]
     if len(set(names)) != len(names):
         raise ValueError(f"bench: model names must be unique, got {names}")
-    with tempfile.TemporaryDirectory(prefix="rtseg-predbench-") as tmp:
+    with scratch_dir("predbench") as tmp:
         table_path = Path(table) if table else Path(tmp) / "table.json"
         paths: dict[str, Path] = {}
         modules = dict(list(training) + list(heldout))
