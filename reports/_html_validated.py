@@ -20,7 +20,7 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
         '<p class="note">Retrained from scratch with one recipe for all'
         + (
             f": {esc(b.get('epochs'))} epochs over the whole training split at {esc(b.get('size'))} px, lr "
-            f"{esc(b.get('lr'))}, batch {esc(b.get('batch_size'))}, seed {esc(b.get('seed'))} on {esc(b.get('data'))}"
+            f"{esc(b.get('lr'))}, batch {esc(b.get('batch_size'))}, {_seeds(v, b, esc)} on {esc(b.get('data'))}"
             if b
             else ""
         )
@@ -71,6 +71,13 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
             "Dice; validate more of the front (without --top-k) to measure it.</p>"
         )
     return out
+
+
+def _seeds(v, b: dict, esc) -> str:
+    """``seed 0`` (one run), or ``training seeds 0, 1, 2 on the split of seed 0`` (validate --seeds)."""
+    if len(v.seeds) <= 1:
+        return f"seed {esc(b.get('seed'))}"
+    return f"training seeds {esc(', '.join(map(str, v.seeds)))} on the split and images of seed {esc(b.get('seed'))}"
 
 
 def _paired(v, esc) -> list[str]:

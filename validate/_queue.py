@@ -109,7 +109,8 @@ class ValidateSummary:
 
     def table(self) -> str:
         kind = self.latency_kind.upper()
-        rows = [("name", "parent", "precision", "proxy Dice", "test Dice", f"{kind} ms", "FPS", "params", "feasible")]
+        dice = "test Dice" if len(self.seeds) <= 1 else f"test Dice (mean, {len(self.seeds)} seeds)"
+        rows = [("name", "parent", "precision", "proxy Dice", dice, f"{kind} ms", "FPS", "params", "feasible")]
         for r in sorted(self.records, key=lambda r: -(r.dice or 0.0)):
             rows.append(
                 (
