@@ -17,7 +17,7 @@ is not counted once per kernel. The scales ``s >= 0`` and the constant ``c >= 0`
 non-negative linear fit (scikit-learn) on the table's calibration models, so a prediction is
 never negative, also for a model smaller than every calibration model.
 
-A table is built on one target (:func:`build_table`): the kernels of the given models are
+A table is built on one target (:func:`profiling._table_build.build_table`): the kernels of the given models are
 exported as small ONNX graphs and timed there, locally with ONNX Runtime or on a device over SSH
 through the device profiler (ONNX Runtime, or trtexec in fp32/fp16), in batches; the file is
 rewritten atomically after every batch, so an interrupted build resumes where it stopped. The
@@ -30,8 +30,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from profiling._kernels import Decomposition, KernelGraph, baseline_graph, decompose_onnx
-from profiling._records import LOCAL_OPSET, PREDICT_PREFIX, PREDICTED, REMOTE_OPSET, LatencyRecord
+from profiling._kernels import Decomposition, decompose_onnx
+from profiling._records import PREDICT_PREFIX, PREDICTED, LatencyRecord
 from rtseg_core import ConfigError, ProfilingError, atomic_write_json, read_json
 
 log = logging.getLogger(__name__)
@@ -183,204 +182,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-# -- timers: where kernels are timed ----------------------------------------------------------
-
-
-class LocalTimer:
-    """ONNX Runtime on this machine, every kernel of a batch timed in interleaved rounds."""
-
-    def __init__(self, *, threads: int = 1, rounds: int = 5, runs: int = 5, warmup: int = 2) -> None:
-        if threads < 1 or rounds < 1 or runs < 1 or warmup < 0:
-            raise ConfigError("latency table: threads, rounds and runs must be >= 1 and warm-up >= 0")
-        self.threads, self.rounds, self.runs, self.warmup = threads, rounds, runs, warmup
-        self.target = "local"
-
-    def key(self, *, precision: str, opset: int, batch: int) -> TableKey:
-        import onnx
-        import onnxruntime as ort
-
-        from profiling._env import describe_device
-
-        if precision != "fp32":
-            raise ConfigError(
-                f"--precision {precision}: ONNX Runtime on this CPU runs the kernels in fp32; "
-                "fp16 tables need a TensorRT device (--target ssh://... --remote-backend trtexec)"
-            )
-        return TableKey(
-            target="local",
-            device=describe_device(),
-            runtime="onnxruntime CPUExecutionProvider",
-            precision=precision,
-            threads=self.threads,
-            opset=opset,
-            batch=batch,
-            libraries={"onnxruntime": ort.__version__, "onnx": onnx.__version__, "numpy": np.__version__},
-        )
-
-    def time_graphs(self, graphs: Sequence[KernelGraph]) -> dict[str, dict[str, list[float]]]:
-        """{key: {"wall": ms per run, "cpu": thread CPU ms per run}}.
-
-        With one intra-op thread ONNX Runtime computes in the calling thread, so the thread's
-        CPU time is the kernel's compute without the time other processes held the core.
-        """
-        from profiling._ort import make_session
-
-        rng = np.random.default_rng(0)
-        sessions = []
-        for g in graphs:
-            sess = make_session(g.model, threads=self.threads, providers=["CPUExecutionProvider"])
-            feed = {name: rng.standard_normal(shape).astype(dtype) for name, shape, dtype in g.inputs}
-            for _ in range(self.warmup):
-                sess.run(None, feed)
-            sessions.append((g.key, sess, feed))
-        times: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []} for k, _, _ in sessions}
-        # rounds over the whole batch: a load change on the shared machine hits every kernel alike
-        for _ in range(self.rounds):
-            for key, sess, feed in sessions:
-                sess.run(None, feed)
-                for _ in range(self.runs):
-                    c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
-                    sess.run(None, feed)
-                    t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
-                    times[key]["wall"].append((t1 - t0) / 1e6)
-                    if self.threads == 1:  # the caller's CPU time is all of the work only with one thread
-                        times[key]["cpu"].append((c1 - c0) / 1e6)
-        return times
-
-    def time_models(self, paths: dict[str, Path]) -> dict[str, dict[str, float | None]]:
-        """Whole models in one alternating loop: {name: {"wall": median ms, "cpu": median thread CPU ms}}."""
-        shapes = {_input_shape(p) for p in paths.values()}
-        if len(shapes) != 1:
-            raise ProfilingError(f"latency table: the models to time whole have different input shapes {shapes}")
-        (n, c, h, w) = shapes.pop()
-        got = measure_interleaved(
-            paths, shape=(n, c, h, w), threads=self.threads, rounds=max(5, self.rounds), per_round=self.runs
-        )
-        return {
-            name: {"wall": got["wall"][name], "cpu": got["cpu"][name] if self.threads == 1 else None} for name in paths
-        }
-
-
-class SSHTimer:
-    """The device profiler over SSH: kernels uploaded and timed in batches, one connection per batch."""
-
-    def __init__(
-        self,
-        target: str,
-        options: Any = None,
-        *,
-        backend: str = "onnxruntime",
-        threads: int | None = None,
-        rounds: int = 5,
-        runs: int = 5,
-        warmup: int = 2,
-    ) -> None:
-        from profiling._ssh import SSHOptions, SSHTarget
-
-        if backend not in ("onnxruntime", "trtexec"):
-            raise ConfigError(f"--remote-backend {backend!r}: a latency table needs onnxruntime or trtexec")
-        self.target = SSHTarget.parse(target).url
-        self.options = options or SSHOptions()
-        self.backend, self.threads = backend, threads
-        self.rounds, self.runs, self.warmup = rounds, runs, warmup
-        self._facts: dict[str, Any] | None = None
-
-    def key(self, *, precision: str, opset: int, batch: int) -> TableKey:
-        from profiling._remote import describe_remote_device, probe_remote
-
-        if self._facts is None:
-            self._facts = probe_remote(self.target, self.options)
-        f = self._facts
-        if self.backend == "onnxruntime" and precision != "fp32":
-            raise ConfigError("--precision fp16/int8 for a kernel table needs --remote-backend trtexec")
-        runtime = "onnxruntime CPUExecutionProvider" if self.backend == "onnxruntime" else "tensorrt (trtexec)"
-        libs = {"python": f.get("python"), "onnxruntime": f.get("onnxruntime"), "numpy": f.get("numpy")}
-        if self.backend == "trtexec":
-            libs = {"tensorrt": f.get("tensorrt_header"), "trtexec": f.get("trtexec"), "python": f.get("python")}
-        return TableKey(
-            target=self.target,
-            device=describe_remote_device(f),
-            runtime=runtime,
-            precision=precision,
-            threads=self.threads if self.backend == "onnxruntime" else None,
-            opset=opset,
-            batch=batch,
-            libraries=libs,
-        )
-
-    def time_graphs(self, graphs: Sequence[KernelGraph], *, precision: str = "fp32") -> dict[str, list[float]]:
-        from profiling._remote import time_kernels_remote
-
-        return time_kernels_remote(
-            graphs,
-            self.target,
-            self.options,
-            backend=self.backend,
-            precision=precision,
-            threads=self.threads,
-            rounds=self.rounds,
-            runs=self.runs,
-            warmup=self.warmup,
-        )
-
-    def time_models(self, paths: dict[str, Path], *, precision: str = "fp32") -> dict[str, dict[str, float | None]]:
-        """Whole models on the device, one profile each (the device lock keeps them apart)."""
-        from profiling._remote import profile_remote
-
-        out: dict[str, dict[str, float | None]] = {}
-        for name, path in paths.items():
-            rec = profile_remote(
-                path,
-                self.target,
-                self.options,
-                backend=self.backend,
-                precision=precision,
-                input_shape=_input_shape(path),
-                runs=max(20, self.rounds * self.runs),
-                threads=self.threads,
-                model_name=name,
-            )
-            out[name] = {"wall": rec.median_ms, "cpu": None}
-        return out
-
-
-def _input_shape(onnx_path: Path) -> tuple[int, int, int, int]:
-    from profiling._onnx_input import read_onnx_input
-
-    shape = read_onnx_input(onnx_path).shape
-    if len(shape) != 4 or any(d is None for d in shape):
-        raise ProfilingError(f"{onnx_path}: the predictor needs a static N, C, H, W input, got {shape}")
-    return tuple(int(d) for d in shape)  # type: ignore[return-value]
-
-
-def make_timer(
-    target: str,
-    *,
-    threads: int | None,
-    ssh_options: Any = None,
-    remote_backend: str = "onnxruntime",
-    rounds: int = 5,
-    runs: int = 5,
-):
-    """The timer for ``target``: ``local`` or ``ssh://user@host[:port]``."""
-    if target == "local":
-        return LocalTimer(threads=threads or 1, rounds=rounds, runs=runs)
-    if str(target).startswith("ssh://"):
-        return SSHTimer(target, ssh_options, backend=remote_backend, threads=threads, rounds=rounds, runs=runs)
-    raise ConfigError(f"--target {target!r}: a latency table is built on 'local' or 'ssh://user@host[:port]'")
-
-
-# -- building ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BuildResult:
-    table: LatencyTable
-    models: int
-    kernels_total: int  # distinct kernels of the given models
-    kernels_measured: int  # timed in this run (the rest were in the table already)
-    calibrated: int  # whole models measured in this run
-    seconds: float
+# -- the graph a table decomposes ------------------------------------------------------------
 
 
 def export_for_table(model: Any, path: Path, *, size: int, opset: int, batch: int = 1) -> Path:
@@ -395,112 +197,6 @@ def export_for_table(model: Any, path: Path, *, size: int, opset: int, batch: in
         model_name=path.stem,
     )
     return path
-
-
-def build_table(
-    out: str | Path,
-    models: Sequence[tuple[str, Any]],
-    *,
-    target: str = "local",
-    size: int = 256,
-    precision: str = "fp32",
-    threads: int | None = 1,
-    opset: int | None = None,
-    batch_size: int = 64,
-    calibrate: int = DEFAULT_CALIBRATION,
-    rounds: int = 5,
-    runs: int = 5,
-    ssh_options: Any = None,
-    remote_backend: str = "onnxruntime",
-    timer: Any = None,
-    on_batch: Callable[[int, int], None] | None = None,
-) -> BuildResult:
-    """Time the kernels of ``models`` (name, nn.Module or ONNX path) on ``target`` into the table ``out``.
-
-    Resumes an existing table of the same key (kernels already timed are skipped, whole models
-    already calibrated are not measured again) and refuses one of another key. ``calibrate``: how
-    many of the models (the first ones) are also measured whole for the overhead fit.
-    ``batch_size``: kernels per batch (per SSH connection); the table is saved after each.
-    ``on_batch(done, total)`` reports progress.
-    """
-    started = time.monotonic()
-    out = Path(out)
-    if not models:
-        raise ConfigError("latency table: no models to take kernels from")
-    if batch_size < 1:
-        raise ConfigError(f"--batch-size {batch_size}: need at least 1 kernel per batch")
-    opset = opset or (REMOTE_OPSET if str(target).startswith("ssh://") else LOCAL_OPSET)
-    timer = timer or make_timer(
-        target, threads=threads, ssh_options=ssh_options, remote_backend=remote_backend, rounds=rounds, runs=runs
-    )
-    key = timer.key(precision=precision, opset=opset, batch=1)
-    if out.exists():
-        table = LatencyTable.load(out)
-        table.check_key(key, purpose="to add measurements from this target")
-    else:
-        table = LatencyTable(path=out, key=key, created=_now())
-    timed_kw = {} if isinstance(timer, LocalTimer) else {"precision": precision}
-    measured = calibrated = 0
-    with tempfile.TemporaryDirectory(prefix="rtseg-table-") as tmp:
-        decomps: list[tuple[str, Decomposition, Path]] = []
-        for i, (name, model) in enumerate(models):
-            if isinstance(model, (str, Path)) and str(model).endswith(".onnx"):
-                path = Path(model)
-            else:
-                path = export_for_table(model, Path(tmp) / f"m{i}.onnx", size=size, opset=opset)
-            decomps.append((name, decompose_onnx(path, graphs=True), path))
-        graphs: dict[str, KernelGraph] = {}
-        kernels = {}
-        for _, d, _ in decomps:
-            for k, kern in d.distinct().items():
-                kernels.setdefault(k, kern)
-                graphs.setdefault(k, d.graphs[k])
-        todo = [k for k in kernels if k not in table.kernels]
-        if table.call_ms is None:
-            base = timer.time_graphs([baseline_graph(opset)], **timed_kw)
-            table.call_ms = float(np.median(base["__baseline__"]["wall"]))
-            if base["__baseline__"].get("cpu"):
-                table.call_cpu_ms = float(np.median(base["__baseline__"]["cpu"]))
-            table.save()
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            times = timer.time_graphs([graphs[k] for k in chunk], **timed_kw)
-            for k in chunk:
-                kern = kernels[k]
-                got = times.get(k) or {}
-                values = got.get("wall") or []
-                if not values:
-                    raise ProfilingError(f"{table.key.target}: no times came back for kernel {kern.op} ({k})")
-                table.kernels[k] = KernelEntry(
-                    op=kern.op,
-                    module=kern.module,
-                    signature=kern.signature,
-                    features=kern.features,
-                    median_ms=float(np.median(values)),
-                    runs=len(values),
-                    cpu_ms=float(np.median(got["cpu"])) if got.get("cpu") else None,
-                )
-            measured += len(chunk)
-            table.save()  # resumable: a stopped build keeps every finished batch
-            if on_batch:
-                on_batch(min(start + batch_size, len(todo)), len(todo))
-        done = {c.model for c in table.calibration}
-        todo_models = [(name, d, path) for name, d, path in decomps[: max(0, calibrate)] if name not in done]
-        if todo_models:
-            times = timer.time_models({name: path for name, _, path in todo_models}, **timed_kw)
-            for name, d, _ in todo_models:
-                table.calibration.append(
-                    CalibrationRow(
-                        model=name,
-                        measured_ms=float(times[name]["wall"]),
-                        kernels=[k.key for k in d.kernels],
-                        measured_cpu_ms=times[name].get("cpu"),
-                    )
-                )
-            calibrated = len(todo_models)
-            table.save()
-    table.save()
-    return BuildResult(table, len(models), len(kernels), measured, calibrated, time.monotonic() - started)
 
 
 # -- predicting -----------------------------------------------------------------------------------
@@ -777,51 +473,3 @@ class LatencyPredictor:
             ),
             timestamp=_now(),
         )
-
-
-def measure_interleaved(
-    paths: dict[str, Path], *, shape: tuple[int, ...], threads: int, rounds: int, warmup: int = 2, per_round: int = 3
-) -> dict[str, dict[str, float]]:
-    """Medians of wall and thread CPU time per model, every round running every model (rotated order).
-
-    In each round a model runs once untimed, then ``per_round`` times timed: a deployed model runs
-    frame after frame with its weights and buffers in cache, and a single run right after another
-    model would time a cold cache instead (3x slower for a 32x32 input).
-
-    Returns ``{"wall": {name: ms}, "cpu": {name: ms}, "wall_iqr": {name: ms}}``. Interleaving puts a
-    change of load on the shared machine on every model alike; the thread CPU time (ONNX Runtime
-    computes in the calling thread with one intra-op thread) leaves out the time other processes
-    held the core.
-    """
-    from profiling._ort import make_session, session_input
-
-    names = list(paths)
-    sessions = []
-    for n in names:
-        sess = make_session(paths[n], threads=threads, providers=["CPUExecutionProvider"], spin=False)
-        name, dtype = session_input(sess)
-        x = np.random.default_rng(0).standard_normal(shape).astype(dtype)
-        sessions.append((sess, {name: x}))
-    for _ in range(warmup):
-        for sess, feed in sessions:
-            sess.run(None, feed)
-    wall: list[list[float]] = [[] for _ in names]
-    cpu: list[list[float]] = [[] for _ in names]
-    for r in range(rounds):
-        for k in range(len(names)):
-            i = (r + k) % len(names)
-            sess, feed = sessions[i]
-            sess.run(None, feed)
-            for _ in range(per_round):
-                c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
-                sess.run(None, feed)
-                t1, c1 = time.perf_counter_ns(), time.thread_time_ns()
-                wall[i].append((t1 - t0) / 1e6)
-                cpu[i].append((c1 - c0) / 1e6)
-    out: dict[str, dict[str, float]] = {"wall": {}, "cpu": {}, "wall_iqr": {}}
-    for i, n in enumerate(names):
-        out["wall"][n] = float(np.median(wall[i]))
-        out["cpu"][n] = float(np.median(cpu[i]))
-        q25, q75 = np.percentile(wall[i], [25, 75])
-        out["wall_iqr"][n] = float(q75 - q25)
-    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rtseg_core import Record
+from rtseg_core import ProfilingError, Record
 
 # What a latency number is: timed on the target, a roofline estimate, or a kernel-table prediction.
 MEASURED, ESTIMATED, PREDICTED = "measured", "estimated", "predicted"
@@ -56,6 +56,10 @@ class LatencyRecord(Record):
     power_rail: str | None = None  # which tegrastats rail gave the power, e.g. "POM_5V_IN"
     notes: str = ""
     timestamp: str = ""  # ISO 8601, UTC
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:  # the one label never made up: a record without a known kind is a bug
+            raise ProfilingError(f"{self.model}: latency kind {self.kind!r} is not one of {', '.join(KINDS)}")
 
     @property
     def has_dispersion(self) -> bool:
