@@ -28,6 +28,7 @@ and quantization spec (same operators and shapes, fresh weights), as its record'
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -53,7 +54,7 @@ from rtseg_core import (
 )
 from search_spaces import REFERENCE_ATTR, feasible_front, make_storage, resolve_storage_url, trial_name
 from validate._config import VALIDATED_DIR, Candidate, ValidateConfig, candidate_dir
-from validate._graphs import TimingEntry, TimingOptions, time_entries
+from validate._graphs import LatencyRun, TimedGraph, TimingEntry, time_entries
 from validate._train import train_candidate, validated_record, variant_record
 from validate._variants import REAPPLIED_FILE, VariantPlan, find_variants, reapply_variant
 
@@ -320,12 +321,12 @@ class _Worker:
                     onnx=own if own.is_file() else None,
                 )  # fmt: skip
             )
-        opts = TimingOptions(
-            target=self.latency_target, size=cfg.latency_size, threads=self.threads, rounds=cfg.rounds,
-            warmup=cfg.warmup, device_rounds=cfg.device_rounds, device_runs=cfg.device_runs,
-            ssh_options=self._ssh_options, remote_backend=cfg.remote_backend, data=self.data, seed=cfg.seed,
+        run = LatencyRun(
+            target=self.latency_target, size=cfg.latency_size,
+            timing=dataclasses.replace(cfg.timing, threads=self.threads, seed=cfg.seed),
+            ssh_options=self._ssh_options, remote_backend=cfg.remote_backend, data=self.data,
         )  # fmt: skip
-        latency, conditions = time_entries(entries, opts)
+        latency, conditions = time_entries(entries, run)
         constraints = Constraints.from_dict(self.settings.get("constraints"), source=str(self.study_dir / "study.json"))
         records = []
         dataset = self.data.split(":", 1)[0]
@@ -353,7 +354,7 @@ class _Worker:
         proxy |= {name: v["variant"].get("proxy_dice") for name, v in variants.items()}
         root = self.study_dir / VALIDATED_DIR
         atomic_write_json(root / "latency.json", {k: v for k, v in conditions.items() if k != "table"} | {
-            "candidates": latency})  # fmt: skip
+            "candidates": {name: g.to_dict() for name, g in latency.items()}})  # fmt: skip
         atomic_write_json(
             root / "summary.json",
             {
@@ -376,7 +377,7 @@ class _Worker:
             proxy_dice=proxy,
             not_validated=tuple(p.name for p in self.plans if p.name not in variants),
             latency_target=self.latency_target,
-            latency_kind=str(conditions.get("kind", "measured")),
+            latency_kind=conditions["kind"],
         )
 
     def _write(self, name: str, record: CandidateRecord, results: dict[str, dict]) -> None:
@@ -387,7 +388,7 @@ class _Worker:
                 atomic_write_json(folder / file, result)
         atomic_write_json(folder / "candidate.json", record.to_dict())
 
-    def _feasible(self, lat: dict[str, Any], limits: Constraints) -> tuple[bool, str]:
+    def _feasible(self, lat: TimedGraph, limits: Constraints) -> tuple[bool, str]:
         """``(feasible, note)``: the study's constraints on the validated numbers.
 
         Latency limits are judged only when the latency was taken on the study's own target
@@ -395,7 +396,7 @@ class _Worker:
         note says so. A candidate without a latency (an estimate that cannot answer for it)
         fails a latency limit it cannot be shown to meet.
         """
-        if not limits.params_only().met_by(params=lat["params"], latency_ms=None, fps=None):
+        if not limits.params_only().met_by(params=lat.params, latency_ms=None, fps=None):
             return False, ""
         latency_limits = [k for k in ("max_latency_ms", "min_fps") if getattr(limits, k) is not None]
         if not latency_limits:
@@ -405,9 +406,9 @@ class _Worker:
                 f"; latency limits ({', '.join(latency_limits)}) NOT judged: the latency was taken on "
                 f"{self.latency_target}, the study's limits are for {self.study_target}"
             )
-        if lat.get("median_ms") is None:
+        if lat.median_ms is None:
             return False, f"; infeasible: no latency on {self.latency_target} to judge {', '.join(latency_limits)} by"
-        return limits.met_by(params=lat["params"], latency_ms=lat["median_ms"], fps=lat.get("fps")), ""
+        return limits.met_by(params=lat.params, latency_ms=lat.median_ms, fps=lat.fps), ""
 
 
 def _covers(trial: optuna.trial.FrozenTrial, wanted: set[str]) -> bool:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models import RTSegConfig
 from rtseg_core import CandidateRecord, SearchError, atomic_write_json, read_json
 from validate._config import TRAINED_FILE, Candidate, candidate_dir
+
+if TYPE_CHECKING:
+    from validate._graphs import TimedGraph
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,7 @@ def train_candidate(cand: Candidate, budget: dict[str, Any], study_dir: Path, *,
 
 def validated_record(
     trained: dict[str, Any],
-    latency: dict[str, Any],
+    latency: TimedGraph,
     *,
     dataset: str,
     threads: int,
@@ -89,8 +92,8 @@ def validated_record(
 ) -> CandidateRecord:
     """The validated :class:`CandidateRecord` of one candidate (budget in ``recipe``).
 
-    ``latency``: its row of :func:`~validate._graphs.time_entries` (kind, target,
-    device, backend and how it was obtained travel with the number).
+    ``latency``: its :class:`~validate._graphs.TimedGraph` from :func:`~validate._graphs.time_entries`
+    (kind, target, device, backend and how it was obtained travel with the number).
     """
     cand = Candidate.from_attrs(trained["candidate"])
     b = trained["budget"]
@@ -111,7 +114,7 @@ def validated_record(
 def variant_record(
     result: dict[str, Any],
     parent: dict[str, Any],
-    latency: dict[str, Any],
+    latency: TimedGraph,
     *,
     dataset: str,
     threads: int,
@@ -142,9 +145,9 @@ def variant_record(
     )  # fmt: skip
 
 
-def _record(name, test, latency, *, dataset, threads, size, feasible, parent, trial, recipe, config, notes,
+def _record(name, test, latency: TimedGraph, *, dataset, threads, size, feasible, parent, trial, recipe, config, notes,
             precision="fp32") -> CandidateRecord:  # fmt: skip
-    median = latency.get("median_ms")
+    # kind, target, device and backend are required fields of the timed graph: never made up here
     return CandidateRecord(
         name=name,
         source="validated",
@@ -154,14 +157,14 @@ def _record(name, test, latency, *, dataset, threads, size, feasible, parent, tr
         dice_ps=test["dice_ps"],
         dice_fh=test["dice_fh"],
         delta_aop_deg=test["delta_aop_deg"],
-        params=int(latency["params"]),
-        macs=int(latency["macs"]),
-        latency_ms=float(median) if median is not None else None,
-        fps=float(latency["fps"]) if latency.get("fps") is not None else None,
-        latency_kind=str(latency.get("kind", "measured")),
-        target=str(latency.get("target", "local")),
-        device=str(latency.get("device", "")),
-        backend=str(latency.get("backend", "onnxruntime")),
+        params=latency.params,
+        macs=latency.macs,
+        latency_ms=latency.median_ms,
+        fps=latency.fps,
+        latency_kind=latency.kind,
+        target=latency.target,
+        device=latency.device,
+        backend=latency.backend,
         precision=precision,
         threads=threads,
         height=size,
@@ -175,12 +178,10 @@ def _record(name, test, latency, *, dataset, threads, size, feasible, parent, tr
     )
 
 
-def _latency_note(latency: dict[str, Any], threads: int, size: int) -> str:
-    kind = str(latency.get("kind", "measured")).upper()
-    graph = f"; graph: {latency['graph']}" if latency.get("graph") else ""
+def _latency_note(latency: TimedGraph, threads: int, size: int) -> str:
+    graph = f"; graph: {latency.graph}" if latency.graph else ""
     return (
-        f"{kind} on {latency.get('target', 'local')}: {latency.get('how', '')}, {threads} thread(s), batch 1, "
-        f"{size}x{size}{graph}"
+        f"{latency.kind.upper()} on {latency.target}: {latency.how}, {threads} thread(s), batch 1, {size}x{size}{graph}"
     )
 
 

@@ -54,6 +54,7 @@ from rtseg_nas.cli._args import (
     add_ssh,
     emit,
     ssh_options_from,
+    timing_defaults,
 )
 
 
@@ -85,13 +86,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default: the study's --target)",
     )
     p.add_argument("--threads", type=THREADS, help="ONNX Runtime threads (default: the search's --threads)")
-    p.add_argument("--rounds", type=COUNT, default=30, help="local alternating timed rounds (default: %(default)s)")
-    p.add_argument("--warmup", type=COUNT0, default=5, help="warm-up runs per candidate (default: %(default)s)")
+    timing = timing_defaults()
     p.add_argument(
-        "--device-rounds", type=COUNT, default=5, help="SSH device: alternating rounds (default: %(default)s)"
+        "--rounds", type=COUNT, default=timing.rounds, help="local alternating rounds (default: %(default)s)"
     )
     p.add_argument(
-        "--device-runs", type=COUNT, default=20, help="SSH device: timed runs per candidate and round (default: 20)"
+        "--warmup", type=COUNT0, default=timing.warmup, help="warm-up runs per candidate (default: %(default)s)"
+    )
+    p.add_argument(
+        "--device-rounds", type=COUNT, default=timing.device_rounds, help="SSH device: rounds (default: %(default)s)"
+    )
+    p.add_argument(
+        "--device-runs",
+        type=COUNT,
+        default=timing.device_runs,
+        help="SSH device: timed runs per candidate and round (default: %(default)s)",
     )
     p.add_argument("--storage", metavar="URL", help="the search's storage (default: sqlite:///STUDY_DIR/study.db)")
     p.add_argument("--study-name", help="the search study's name (default: from study.json)")
@@ -104,6 +113,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from profiling import TimingOptions
     from validate import ValidateConfig, run_validate
 
     if not getattr(args, "debug", False):
@@ -114,8 +124,9 @@ def run(args: argparse.Namespace) -> int:
     config = ValidateConfig(
         study_dir=args.study, top_k=args.top_k, epochs=args.epochs, size=args.size, batch_size=args.batch_size,
         lr=args.lr, seed=args.seed, data=args.data, device=args.device, latency_size=args.latency_size,
-        latency_target=args.latency_target, threads=args.threads, rounds=args.rounds, warmup=args.warmup,
-        device_rounds=args.device_rounds, device_runs=args.device_runs, ssh_options=ssh,
+        latency_target=args.latency_target, threads=args.threads, ssh_options=ssh,
+        timing=TimingOptions(rounds=args.rounds, warmup=args.warmup, device_rounds=args.device_rounds,
+                             device_runs=args.device_runs),
         remote_backend=args.remote_backend, finetune_epochs=args.finetune_epochs, storage=args.storage,
         study_name=args.study_name, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
     )  # fmt: skip
