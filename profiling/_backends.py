@@ -84,10 +84,12 @@ class LatencyBackend(Protocol):
     """One source of latency records: a runtime here, a device, an estimate or a prediction.
 
     The contract every caller goes through (``profile_model``, validation, pruning's latency
-    target, the predictor bench); nothing dispatches around it on the target's kind. Methods are
-    called in this order for a request: :meth:`check` (before any work), :meth:`onnx_opset`
-    (the caller exports the model there and fills ``request.onnx_path``), then :meth:`measure`
-    for one model or :meth:`time_many` for several that are compared with each other.
+    target, the predictor bench); nothing dispatches around it on the target's kind. For a
+    request: :meth:`onnx_opset` says which graph the backend needs (the caller exports the model
+    there, or brings its own graph, and fills ``request.onnx_path``), :meth:`check` refuses what
+    the backend cannot answer, then :meth:`measure` times one model or :meth:`time_many` several
+    that are compared with each other. ``profile_model`` checks before exporting, so a refusal
+    costs nothing there.
     """
 
     name: str  # in messages and skipped reasons: "onnxruntime", "pytorch", "ssh", "roofline", "kernel-predictor"
@@ -98,8 +100,9 @@ class LatencyBackend(Protocol):
 
     def check(self, request: LatencyRequest) -> None:
         """Raise a :class:`~rtseg_core.SuiteError` naming the option when this backend cannot answer
-        ``request`` (a precision, thread count or batch it does not cover); return None otherwise.
-        Called before any export or timing, so a refused request costs nothing."""
+        ``request`` (a precision, thread count, batch or opset it does not cover); return None
+        otherwise. A request without ``onnx_path`` but with a model is one the caller will export
+        from the model (in fp32)."""
 
     def onnx_opset(self, request: LatencyRequest) -> int | None:
         """The opset to export the model at before :meth:`measure` / :meth:`time_many`, or None when

@@ -1,9 +1,10 @@
 """Comparable latency: the one timer every comparison of the suite goes through.
 
-``bench``, ``validate``, the kernel table's build and calibration, ``bench --latency-predictor``,
-the speed-ups ``quantize`` and ``prune`` print and the compressed study's latencies all time
-their models here, with one method and one set of defaults (:class:`TimingOptions`), so one
-pair of models gives one ratio whichever verb times it.
+``bench``, ``validate``, the kernel table's build and calibration, ``bench --latency-predictor``
+and the speed-ups ``quantize`` and ``prune`` print all time their models here, with one method
+and one set of defaults (:class:`TimingOptions`), so one pair of models gives one ratio whichever
+verb times it. (A single model's latency, as ``profile``, a search trial or a pruning step takes
+it, is not a comparison: :mod:`profiling._latency` times it alone.)
 
 The method, on this machine (:func:`time_alternating`, :func:`time_graphs`):
 

@@ -160,6 +160,12 @@ def time_entries(entries: list[TimingEntry], run: LatencyRun) -> tuple[dict[str,
                 precision=e.precision, threads=run.timing.threads, seed=run.timing.seed, ssh_options=run.ssh_options,
                 remote_backend=run.remote_backend,
             )  # fmt: skip
+            # the graph first: a quantized variant is its own (re-quantized) graph, not an fp32 export
+            opset = backend.onnx_opset(request)
+            graphs[e.name] = ""  # "" where the backend works on the PyTorch model
+            if opset is not None:
+                path, graphs[e.name] = _graph(e, model, run, opset, backend, Path(tmp))
+                request = request.with_onnx(path)
             try:
                 backend.check(request)
             except SuiteError as exc:
@@ -170,12 +176,6 @@ def time_entries(entries: list[TimingEntry], run: LatencyRun) -> tuple[dict[str,
                     raise
                 skipped[e.name], graphs[e.name] = str(exc), ""
                 continue
-            opset = backend.onnx_opset(request)
-            if opset is not None:
-                path, graphs[e.name] = _graph(e, model, run, opset, backend, Path(tmp))
-                request = request.with_onnx(path)
-            else:
-                graphs[e.name] = ""  # the backend works on the PyTorch model
             requests[e.name] = request
         timed = backend.time_many(requests, run.timing) if requests else {}
     out = {}
@@ -254,6 +254,10 @@ def _conditions(out: dict[str, TimedGraph], backend, run: LatencyRun, kind: str,
             )
     conditions["table"] = text_table(rows)
     return conditions
+
+
+def _f(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 # -- graphs -----------------------------------------------------------------------------------
