@@ -144,7 +144,7 @@ def verbs(out: Path, repeats: int) -> None:
         return timed["paper"].latency.median_ms / timed["pruned"].latency.median_ms
 
     def compress() -> float:
-        return compare_latency(ref, var, options).speedup.ratio
+        return compare_latency(ref, var, options).speedup
 
     def table() -> float:  # the latency table's calibration: its models timed whole
         got = LocalTimer(threads=1).time_models({"paper": ref, "pruned": var})
