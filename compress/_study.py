@@ -210,9 +210,9 @@ def _source_checkpoint(folder: Path) -> Path:
 
 
 def study_limits(study: Path) -> Constraints:
-    """The study's constraints from ``study.json`` (none when the study has no settings file)."""
+    """The study's constraints from ``study.json`` (none, with a warning, when the study has no settings file)."""
     settings = StudyDir(study).read_settings()
-    return Constraints.from_dict(settings.get("constraints"), source=str(StudyDir(study).study_json))
+    return Constraints() if settings is None else settings.constraints
 
 
 def _feasible(parent: CandidateRecord, limits: Constraints, latency: float, params: int) -> bool:

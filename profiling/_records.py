@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# What a latency number is (timed on the target, a roofline estimate, a kernel-table prediction) and the
+# predictor's target prefix (predict:TABLE) live beside the candidate record in rtseg_core, which the
+# reports read without profiling; profiling re-exports them.
+from rtseg_core import ESTIMATED as ESTIMATED
+from rtseg_core import KINDS as KINDS
+from rtseg_core import MEASURED as MEASURED
+from rtseg_core import PREDICT_PREFIX as PREDICT_PREFIX
+from rtseg_core import PREDICTED as PREDICTED
 from rtseg_core import ProfilingError, Record
 
-# What a latency number is: timed on the target, a roofline estimate, or a kernel-table prediction.
-MEASURED, ESTIMATED, PREDICTED = "measured", "estimated", "predicted"
-KINDS = (MEASURED, ESTIMATED, PREDICTED)
-# The target names that are not places to run: defined here once, every package imports them.
+# The target name of the roofline estimate: defined here once, every package imports it.
 ESTIMATE_TARGET = "jetson-nano-estimate"
-PREDICT_PREFIX = "predict:"  # predict:TABLE = the kernel-level predictor built on a target
 LOCAL_OPSET, REMOTE_OPSET = 17, 13  # ONNX opsets exported for: this machine; a device (TensorRT 8.0/8.2 parse 13)
 
 

@@ -36,8 +36,8 @@ from reports._rungs import compute_rungs
 from reports._tables import write_tables
 from reports._validated import choose_for_shipping, compute_validated
 from rtseg_core import (
-    ConfigError,
     StudyDir,
+    StudySettings,
     atomic_write_json,
     atomic_write_text,
     check_output_dir,
@@ -56,15 +56,12 @@ def compute_report(study_dir: str | os.PathLike) -> ReportInfo:
     study = StudyDir(study_dir)
     study_dir = study.root
     settings = load_study_settings(study_dir)
-    objectives = study_objectives(settings, source=str(study.study_json))
-    constraints = study_constraints(settings, source=str(study.study_json))
+    objectives = study_objectives(settings)
+    constraints = study_constraints(settings)
     df = load_candidates(study_dir)
     if df.empty:
         logger.warning("%s: the study has no candidates yet; the report will be empty", study_dir)
-    try:
-        front = pareto_front(df, objectives)
-    except ConfigError as exc:
-        raise ConfigError(f"{study.study_json}: 'objectives': {exc}") from None
+    front = pareto_front(df, objectives)
     history_path = study.history_csv
     history = load_history(study_dir, objectives, candidates=df)
     hv = hypervolume_history(
@@ -75,7 +72,7 @@ def compute_report(study_dir: str | os.PathLike) -> ReportInfo:
     choice, basis = choose_for_shipping(df, validated, constraints, study=str(study_dir))
     return ReportInfo(
         study_dir=study_dir,
-        title=str(settings.get("name") or settings.get("study_name") or study_dir.resolve().name),
+        title=settings.study_name if settings is not None else study_dir.resolve().name,
         settings=settings,
         objectives=objectives,
         constraints=constraints,
@@ -176,8 +173,5 @@ def validated_summary(validated) -> dict[str, Any] | None:
     }
 
 
-def _settings_synthetic(settings: dict[str, Any]) -> bool:
-    data = settings.get("data")
-    if isinstance(data, dict):
-        data = data.get("dataset") or data.get("name") or data.get("kind")
-    return str(data).lower() == "synthetic"
+def _settings_synthetic(settings: StudySettings | None) -> bool:
+    return settings is not None and settings.dataset == "synthetic"

@@ -9,8 +9,9 @@ supernet) find better architectures *after full training* for the compute it spe
   completion times, 1 s resolution), trial CPU seconds (``history.csv`` ``cpu_s``: comparable
   across machine loads, unlike wall seconds; "not recorded" for studies written before it
   existed) and training seconds (``metrics.json`` ``wall_s``); for a
-  supernet study the supernet's own training record (``metrics.json`` beside the ``supernet.pt``
-  that ``study.json`` names). What is missing is said, never guessed;
+  supernet study the supernet's own training record (``supernet.json`` beside the ``supernet.pt``
+  that ``study.json`` names; ``metrics.json`` in a folder written before). What is missing is said,
+  never guessed;
 - the validated candidates (``validated/*/candidate.json``): their feasible front over (Dice max,
   latency_ms min) and its hypervolume under ONE reference point for all studies
   (:func:`reports.default_reference` over every study's validated feasible points);
@@ -40,7 +41,15 @@ from reports._hypervolume import DEFAULT_PAD, default_reference, hypervolume
 from reports._load import read_history_csv
 from reports._pareto import FrontInfo, pareto_front
 from reports._validated import load_validated
-from rtseg_core import ConfigError, StudyDir, read_json, read_training_metrics
+from rtseg_core import (
+    SUPERNET_JSON,
+    ConfigError,
+    StudyDir,
+    StudySettings,
+    SupernetSettings,
+    read_supernet_training,
+    read_training_metrics,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +58,8 @@ DICE_TOLERANCE = 0.005  # 0.5 Dice points, Dice as a fraction
 SPEEDUP = 1.5
 # The latency conditions every validated record of every compared study must share.
 LATENCY_FIELDS = ("target", "height", "width", "threads", "latency_kind")
+# The history.csv columns the search-compute count reads (cpu_s is optional: older studies lack it).
+HISTORY_COLUMNS = ("state", "reason", "datetime_start", "datetime_complete")
 REFERENCE_RULE = (
     f"worst validated feasible value per objective over ALL compared studies + {DEFAULT_PAD:.0%} of its range"
 )
@@ -382,21 +393,13 @@ def _read_study(root: Path, label: str) -> dict[str, Any]:
             f"{root}: no validated candidates (validated/*/candidate.json); run `python run.py validate --study "
             f"{root}` first: --compare compares validated fronts only"
         )
-    summary_path = study.validated_dir / "summary.json"
-    budget = None
-    if summary_path.is_file():
-        budget = (read_json(summary_path) or {}).get("budget")
-    if not isinstance(budget, dict):
-        for name in validated["name"]:
-            trained = study.validated(str(name)) / "trained.json"
-            if trained.is_file():
-                budget = (read_json(trained) or {}).get("budget")
-                break
-    if not isinstance(budget, dict):
+    summary = study.read_validated_summary()
+    if summary is None:
         raise ConfigError(
-            f"{summary_path}: no 'budget' (nor in validated/*/trained.json); the validate budget of {label} is "
-            "unknown, so it cannot be compared"
+            f"{study.validated_summary_json}: not found; the validate budget of {label} is unknown, so it cannot be "
+            f"compared: run `python run.py validate --study {root}` again to finish the validation"
         )
+    budget = summary.budget
     conditions: dict[str, Any] = {}
     for f in LATENCY_FIELDS:
         values = sorted({_plain(v) for v in validated[f]}, key=str)
@@ -436,28 +439,29 @@ def _same_conditions(parts: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[
     return first["budget"], first["conditions"]
 
 
-def strategy(settings: dict[str, Any]) -> str:
+def strategy(settings: StudySettings | None) -> str:
     """The search strategy as ``study.json`` records it."""
-    if settings.get("strategy") == "supernet":
-        return "supernet (one-shot, inherited weights)"
-    proxy = settings.get("proxy_training") or {}
-    if proxy.get("fidelity"):
-        return f"multi-fidelity (rungs {', '.join(map(str, proxy['fidelity']))} epochs, eta {proxy.get('eta')})"
-    if (settings.get("early_stop") or {}).get("enabled"):
-        return f"early-stop (up to {proxy.get('epochs', '?')} epochs)"
-    if not settings:
+    if settings is None:
         return "unknown (no study.json)"
-    return f"fixed-budget ({proxy.get('epochs', '?')} epochs)"
+    if isinstance(settings.search, SupernetSettings):
+        return "supernet (one-shot, inherited weights)"
+    search = settings.search
+    proxy = search.proxy_training
+    if proxy.fidelity:
+        return f"multi-fidelity (rungs {', '.join(map(str, proxy.fidelity))} epochs, eta {proxy.eta})"
+    if search.early_stop:
+        return f"early-stop (up to {proxy.epochs} epochs)"
+    return f"fixed-budget ({proxy.epochs} epochs)"
 
 
-def search_compute(study: StudyDir, settings: dict[str, Any]) -> SearchCompute:
+def search_compute(study: StudyDir, settings: StudySettings | None) -> SearchCompute:
     """The search's compute from ``history.csv``, ``trials/*/metrics.json`` and a supernet's record."""
     missing: list[str] = []
     trials = {"complete": 0, "stopped": 0, "rejected": 0, "failed": 0, "other": 0}
     trial_wall: float | None = None
     trial_cpu: float | None = None
     if study.history_csv.is_file():
-        hist = read_history_csv(study.history_csv, dtype=str, keep_default_na=False)
+        hist = read_history_csv(study.history_csv, required=HISTORY_COLUMNS, dtype=str, keep_default_na=False)
         untimed = no_cpu = 0
         trial_wall = 0.0
         has_cpu = "cpu_s" in hist.columns
@@ -466,13 +470,13 @@ def search_compute(study: StudyDir, settings: dict[str, Any]) -> SearchCompute:
         else:
             missing.append(f"{study.history_csv.name} has no cpu_s column: trial CPU seconds not recorded")
         for r in hist.to_dict("records"):
-            state = str(r.get("state", "")).rsplit(".", 1)[-1].upper()
-            reason = str(r.get("reason", ""))
+            state = str(r["state"]).rsplit(".", 1)[-1].upper()
+            reason = str(r["reason"])
             key = {"COMPLETE": "complete", "FAIL": "failed"}.get(state)
             if state == "PRUNED":
                 key = "rejected" if reason.startswith("rejected") else "stopped"
             trials[key or "other"] += 1
-            start, end = _time(r.get("datetime_start")), _time(r.get("datetime_complete"))
+            start, end = _time(r["datetime_start"]), _time(r["datetime_complete"])
             if start is None or end is None:
                 untimed += 1
             else:
@@ -504,11 +508,11 @@ def search_compute(study: StudyDir, settings: dict[str, Any]) -> SearchCompute:
     if whole_split:
         missing.append("some trials trained on the whole split each epoch: their step count is not recorded")
     supernet = None
-    if settings.get("strategy") == "supernet":
-        supernet, note = _supernet_record(settings)
+    if settings is not None and isinstance(settings.search, SupernetSettings):
+        supernet, note = _supernet_record(settings.search)
         if note:
             missing.append(note)
-        # cpu_s covers the subnets' evaluation only; the supernet's metrics.json has wall seconds.
+        # cpu_s covers the subnets' evaluation only; the supernet's supernet.json has wall seconds.
         missing.append("the supernet's training CPU seconds (only its wall seconds are recorded)")
     return SearchCompute(
         trials=trials,
@@ -523,27 +527,22 @@ def search_compute(study: StudyDir, settings: dict[str, Any]) -> SearchCompute:
     )
 
 
-def _supernet_record(settings: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
-    sn = settings.get("supernet") or {}
-    train = sn.get("train") or {}
-    sandwich = sn.get("sandwich") or {}
+def _supernet_record(sn: SupernetSettings) -> tuple[dict[str, Any] | None, str]:
     rec: dict[str, Any] = {
-        "path": sn.get("path"),
-        "epochs": sn.get("epoch"),
-        "steps_per_epoch": train.get("steps_per_epoch"),
-        "members_per_step": 2 + int(sandwich["random_subnets"]) if "random_subnets" in sandwich else None,
+        "path": sn.path,
+        "epochs": sn.epoch,
+        "steps_per_epoch": sn.steps_per_epoch,
+        "members_per_step": 2 + int(sn.random_subnets) if sn.random_subnets is not None else None,
         "seconds": None,
     }
-    if rec["epochs"] is not None and rec["steps_per_epoch"] is not None:
-        rec["steps_at_most"] = int(rec["epochs"]) * int(rec["steps_per_epoch"])
-    if not sn.get("path"):
-        return rec, "study.json names no supernet: its training compute is unknown"
-    metrics = Path(sn["path"]).parent / "metrics.json"
-    if not metrics.is_file():
-        return rec, f"{metrics} not found: the supernet's training seconds are unknown"
-    data = read_json(metrics)
-    epochs = (data or {}).get("epochs") or []
-    rec["seconds"] = float(sum(float(e.get("seconds") or 0.0) for e in epochs))
+    if sn.steps_per_epoch is not None:
+        rec["steps_at_most"] = sn.epoch * sn.steps_per_epoch
+    folder = Path(sn.path).parent
+    record = read_supernet_training(folder)
+    if record is None:
+        return rec, f"{folder / SUPERNET_JSON} not found: the supernet's training seconds are unknown"
+    epochs = record["epochs"]
+    rec["seconds"] = float(sum(float(e["seconds"]) for e in epochs))
     rec["epochs_in_record"] = len(epochs)
     return rec, ""
 

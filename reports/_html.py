@@ -86,14 +86,19 @@ def render_html(info: ReportInfo, images: Mapping[str, bytes]) -> str:
     parts += _conditions(info)
     parts += _configs(info)
     parts += _environment(info)
-    parts += [
-        "<h2>Study settings</h2>",
-        "<pre>" + esc(json.dumps(info.settings, indent=2, sort_keys=True, default=str)) + "</pre>"
-        if info.settings
-        else '<p class="note">No study.json: default objectives, no constraints.</p>',
-        "</body></html>",
-    ]
+    parts += _settings(info)
+    parts += ["</body></html>"]
     return "\n".join(parts) + "\n"
+
+
+def _settings(info: ReportInfo) -> list[str]:
+    """study.json as written, and any default its reader assumed for a field an older version did not write."""
+    if info.settings is None:
+        return ["<h2>Study settings</h2>", '<p class="note">No study.json: default objectives, no constraints.</p>']
+    note = '<p class="note">Assumed (the file is older than this field): {}</p>'
+    assumed = [note.format(esc(a)) for a in info.settings.assumed]
+    text = json.dumps(info.settings.to_dict(), indent=2, sort_keys=True, default=str)
+    return ["<h2>Study settings</h2>", *assumed, "<pre>" + esc(text) + "</pre>"]
 
 
 def _ship(info: ReportInfo) -> list[str]:

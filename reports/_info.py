@@ -16,6 +16,7 @@ from reports._remeasured import RemeasuredInfo
 from reports._rungs import RungInfo
 from reports._select import ShipChoice
 from reports._validated import ValidatedInfo
+from rtseg_core import StudySettings
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class ReportInfo:
 
     study_dir: Path
     title: str
-    settings: dict[str, Any]  # study.json as read ({} if absent)
+    settings: StudySettings | None  # study.json as read (None if absent)
     objectives: tuple[tuple[str, str], ...]
     constraints: dict[str, float | None]
     candidates: pd.DataFrame  # load_candidates()

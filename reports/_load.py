@@ -20,8 +20,8 @@ import pandas as pd
 from rtseg_core import (
     CandidateRecord,
     ConfigError,
-    Constraints,
     StudyDir,
+    StudySettings,
     check_objectives,
     read_candidate,
     study_objectives,
@@ -84,14 +84,15 @@ def candidates_frame(records: Iterable[CandidateRecord]) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def load_study_settings(study_dir: str | os.PathLike) -> dict[str, Any]:
-    """``study.json`` as a dict; ``{}`` with a warning when the file is missing."""
+def load_study_settings(study_dir: str | os.PathLike) -> StudySettings | None:
+    """``study.json`` (:meth:`rtseg_core.StudyDir.read_settings`); None, with a warning, when the file is missing."""
     return StudyDir.existing(study_dir).read_settings()
 
 
-def study_constraints(settings: dict[str, Any], *, source: str = "study.json") -> dict[str, float | None]:
-    """``min_fps``, ``max_latency_ms`` and ``max_params`` from the settings; ``None`` where unset."""
-    return Constraints.from_dict(settings.get("constraints"), source=source).to_dict()
+def study_constraints(settings: StudySettings | None) -> dict[str, float | None]:
+    """``min_fps``, ``max_latency_ms`` and ``max_params`` from the settings; ``None`` where unset (or no settings)."""
+    keys = ("min_fps", "max_latency_ms", "max_params")
+    return {k: None for k in keys} if settings is None else settings.constraints.to_dict()
 
 
 def load_environment(study_dir: str | os.PathLike) -> dict[str, Any]:
@@ -175,13 +176,25 @@ def load_history(
     return out.sort_values("number", kind="stable").reset_index(drop=True)
 
 
-def read_history_csv(path: Path, **read_csv_options: Any) -> pd.DataFrame:
-    """A study's ``history.csv`` as pandas reads it with ``read_csv_options``; a file that is not CSV
-    is a ConfigError naming it."""
+def read_history_csv(path: Path, *, required: Iterable[str] = (), **read_csv_options: Any) -> pd.DataFrame:
+    """A study's ``history.csv`` as pandas reads it with ``read_csv_options`` (the one reader of that file).
+
+    ``required``: the columns the caller needs; one that is absent is a ConfigError naming the file
+    and the column, as is a file that is not CSV.
+    """
     try:
-        return pd.read_csv(path, **read_csv_options)
+        df = pd.read_csv(path, **read_csv_options)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read as CSV ({exc})") from None
+    return require_columns(df, path, required)
+
+
+def require_columns(df: pd.DataFrame, path: Path, required: Iterable[str]) -> pd.DataFrame:
+    """``df`` (read from ``path``) when it has every ``required`` column, else a ConfigError naming one missing."""
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ConfigError(f"{path}: no column {missing[0]!r} (needed here); found columns {list(df.columns)}")
+    return df
 
 
 def _first_column(df: pd.DataFrame, candidates: Iterable[str]) -> str | None:

@@ -20,11 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rtseg_core import ConfigError, StudyDir, nondominated_mask, read_json
+from rtseg_core import PREDICT_PREFIX, PREDICTED, ConfigError, StudyDir, nondominated_mask, read_json
 
-# profiling.PREDICTED and profiling.PREDICT_PREFIX, spelled out: importing profiling would load torch.
-PREDICTED = "predicted"
-PREDICT_PREFIX = "predict:"
 WITHIN = 10.0  # the accuracy band: |error| <= 10 %
 
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from reports._load import read_history_csv
-from rtseg_core import ConfigError, RankAgreement, StudyDir, rank_agreement
+from reports._load import read_history_csv, require_columns
+from rtseg_core import MULTI_FIDELITY, ConfigError, RankAgreement, StudyDir, StudySettings, rank_agreement
 
 FULL = "full"  # the x position after the last rung: full budget, validated, test split
 MIN_PAIRS = 3  # rank_agreement needs 3 trials with both values
@@ -128,7 +128,7 @@ def parse_rung_dice(text: Any, *, where: str) -> dict[int, float]:
 
 def compute_rungs(
     study_dir: str | os.PathLike,
-    settings: dict[str, Any],
+    settings: StudySettings | None,
     validated: pd.DataFrame | None = None,
     *,
     seed: int = 0,
@@ -144,9 +144,7 @@ def compute_rungs(
     raw = read_history_csv(path, dtype={"rung_dice": str})
     if "rung_dice" not in raw.columns:
         return None
-    for col in ("number", "name"):
-        if col not in raw.columns:
-            raise ConfigError(f"{path}: has 'rung_dice' but no {col!r} column; found {list(raw.columns)}")
+    require_columns(raw, path, ("number", "name"))
     trials: list[dict[str, Any]] = []
     for i, row in raw.iterrows():
         rd = parse_rung_dice(row["rung_dice"], where=f"{path}: row {i + 2} (trial {row['number']})")
@@ -155,9 +153,10 @@ def compute_rungs(
             trials.append({"number": int(row["number"]), "name": str(row["name"]), "state": state, "dice": rd})
     if not trials:
         return None
-    fidelity = (settings.get("proxy_training") or {}).get("fidelity") or []
-    rungs = tuple(sorted({int(r) for r in fidelity} | {e for t in trials for e in t["dice"]}))
-    eta = (settings.get("proxy_training") or {}).get("eta")
+    proxy = settings.search.proxy_training if settings is not None and settings.strategy == MULTI_FIDELITY else None
+    fidelity = proxy.fidelity if proxy is not None else ()
+    rungs = tuple(sorted(set(fidelity) | {e for t in trials for e in t["dice"]}))
+    eta = proxy.eta if proxy is not None else None
 
     rows = []
     for r in rungs:
@@ -198,7 +197,7 @@ def compute_rungs(
     names = {t["number"]: t["name"] for t in trials}
     return RungInfo(
         rungs=rungs,
-        eta=int(eta) if isinstance(eta, int) else None,
+        eta=eta,
         ranks=ranks,
         reached={r: sum(1 for t in trials if r in t["dice"]) for r in rungs},
         next_rung=tuple(next_rung),

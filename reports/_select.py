@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from reports._pareto import objective_values
-from rtseg_core import Constraints
+from rtseg_core import KINDS, MEASURED, Constraints
 
 DICE_TOLERANCE = 0.01  # one Dice point (Dice is stored in [0, 1])
 
@@ -77,11 +77,7 @@ def choose_model(
         fastest = str(eligible["name"].iloc[fi])
         fastest_dice, fastest_fps = float(dice[fi]), float(fps[fi])
         fastest_kind = str(eligible["latency_kind"].iloc[fi])
-        kinds = set(eligible["latency_kind"].iloc[close])
-        if len(kinds) > 1:
-            notes.append("FPS values compared here mix measured and ESTIMATED latencies")
-        elif kinds == {"estimated"}:
-            notes.append("every FPS compared here is ESTIMATED, not measured")
+        notes += _kind_notes(set(map(str, eligible["latency_kind"].iloc[close])))
         targets = set(map(str, eligible["target"].iloc[close]))
         if len(targets) > 1:
             notes.append(f"FPS values come from different targets: {', '.join(sorted(targets))}")
@@ -101,3 +97,14 @@ def choose_model(
         constraints=constraints,
         notes=tuple(notes),
     )
+
+
+def _kind_notes(kinds: set[str]) -> list[str]:
+    """What the FPS values compared are: a note unless every one is MEASURED (ESTIMATED and PREDICTED
+    numbers come from a model of the target, never a timing)."""
+    if kinds == {MEASURED}:
+        return []
+    named = [k.upper() for k in KINDS if k in kinds] + sorted(k for k in kinds if k not in KINDS)
+    if len(named) == 1:
+        return [f"every FPS compared here is {named[0]}, not measured"]
+    return [f"FPS values compared here mix {', '.join(named[:-1])} and {named[-1]} latencies"]

@@ -1,7 +1,9 @@
 """The validated part of a report: candidates retrained at a full budget (``run.py validate``).
 
 Read from ``STUDY_DIR/validated/<name>/candidate.json`` (``source="validated"``, test split) and
-``trained.json`` beside it (the proxy Dice the search gave the same architecture). Kept apart
+the stage's ``validated/summary.json`` (the proxy Dice the search gave each model and the rank
+agreement of proxy and full-budget Dice, as the stage computed it) through
+:class:`rtseg_core.StudyDir`. Kept apart
 from the proxy candidates: their Dice comes from full training on the test split, the proxy
 front's from a few epochs on the validation split, and the two must never share one front.
 
@@ -12,17 +14,15 @@ shows the section only when there is something in it.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from reports._load import candidates_frame
 from reports._pareto import FrontInfo, pareto_front
-from rtseg_core import VALIDATED, ConfigError, RankAgreement, StudyDir, rank_agreement, read_json
+from rtseg_core import VALIDATED, ConfigError, RankAgreement, StudyDir
 
 logger = logging.getLogger(__name__)
 
@@ -69,59 +69,32 @@ def load_validated(study_dir: str | os.PathLike) -> pd.DataFrame:
     return candidates_frame([r for r, _ in found])
 
 
-def compute_validated(
-    study_dir: str | os.PathLike, objectives: tuple[tuple[str, str], ...], *, seed: int = 0
-) -> ValidatedInfo | None:
-    """The validated section's contents, or ``None`` when nothing was validated."""
-    study_dir = Path(study_dir)
-    df = load_validated(study_dir)
+def compute_validated(study_dir: str | os.PathLike, objectives: tuple[tuple[str, str], ...]) -> ValidatedInfo | None:
+    """The validated section's contents, or ``None`` when nothing was validated.
+
+    The budget, the proxy Dice of each validated model and the rank agreement are the stage's own
+    result (``validated/summary.json``), shown as the stage computed them; validated records without
+    that file (a validate run stopped before its end) are an error that says to finish it.
+    """
+    study = StudyDir(study_dir)
+    df = load_validated(study.root)
     if df.empty:
         return None
-    proxy: dict[str, float | None] = {}
-    budget: dict[str, Any] = {}
-    for name in df["name"]:
-        path = study_dir / "validated" / str(name) / "trained.json"
-        trained = read_json(path) if path.is_file() else {}
-        proxy[str(name)] = _num((trained.get("candidate") or {}).get("proxy_dice"))
-        budget = budget or dict(trained.get("budget") or {})
-        reapplied = study_dir / "validated" / str(name) / "reapplied.json"  # a compressed variant
-        if not trained and reapplied.is_file():
-            proxy[str(name)] = _num((read_json(reapplied).get("variant") or {}).get("proxy_dice"))
-    # Rank agreement over architectures only: a variant's "proxy" Dice comes from another recipe.
-    arch = [n == p or not isinstance(p, str) for n, p in zip(df["name"], df["parent"])]
-    pairs = [
-        (proxy[str(n)], d)
-        for n, d, a in zip(df["name"], df["dice"], arch)
-        if a and proxy[str(n)] is not None and _ok(d)
-    ]
-    agreement = None
-    if len(pairs) >= 3:
-        agreement = rank_agreement(
-            [a for a, _ in pairs], [float(b) for _, b in pairs], seed=seed, a_label="proxy val Dice",
-            b_label="full-budget test Dice",
-        )  # fmt: skip
-    latency_path = study_dir / "validated" / "latency.json"
-    latency = read_json(latency_path) if latency_path.is_file() else {}
-    latency.pop("candidates", None)
+    summary = study.read_validated_summary()
+    if summary is None:
+        raise ConfigError(
+            f"{study.validated_summary_json}: not found, but {study.validated_dir} holds validated records; a validate "
+            f"run stopped before its end: run `python run.py validate --study {study.root}` again to finish it"
+        )
+    latency = study.read_validated_latency()
     return ValidatedInfo(
         candidates=df,
         front=pareto_front(df, objectives),
-        proxy_dice=proxy,
-        agreement=agreement,
-        budget=budget,
-        latency=latency,
+        proxy_dice={str(n): summary.proxy_dice.get(str(n)) for n in df["name"]},
+        agreement=summary.agreement,
+        budget=dict(summary.budget),
+        latency={} if latency is None else {"kind": latency.kind, "target": latency.target, **latency.conditions},
     )
-
-
-def _num(value: Any) -> float | None:
-    return float(value) if _ok(value) else None
-
-
-def _ok(value: Any) -> bool:
-    try:
-        return value is not None and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
 
 
 VALIDATED_BASIS = (

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 from rtseg_core._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_exports)
-    from rtseg_core._candidate import CandidateRecord
+    from rtseg_core._candidate import (
+        ESTIMATED,
+        KINDS,
+        MEASURED,
+        PREDICT_PREFIX,
+        PREDICTED,
+        CandidateRecord,
+        candidate_from_dict,
+    )
     from rtseg_core._device import resolve_device
     from rtseg_core._errors import (
         CompressionError,
@@ -24,12 +32,14 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
         SearchError,
         SuiteError,
     )
+    from rtseg_core._fields import Fields
     from rtseg_core._io import (
         atomic_save_torch,
         atomic_write_bytes,
         atomic_write_json,
         atomic_write_text,
         read_json,
+        read_json_object,
     )
     from rtseg_core._lazy import lazy_exports
     from rtseg_core._objectives import (
@@ -52,6 +62,19 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
         read_manifest,
         staged_output,
     )
+    from rtseg_core._paired import (
+        BETTER,
+        COLLAPSE_DICE,
+        INDISTINGUISHABLE,
+        SINGLE_RUN,
+        VERDICTS,
+        WORSE,
+        PairedDifference,
+        SeedSummary,
+        collapsed_classes,
+        paired_difference,
+        seed_summary,
+    )
     from rtseg_core._pareto import (
         as_minimization,
         direction_sign,
@@ -62,23 +85,32 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     )
     from rtseg_core._rank import RankAgreement, kendall_tau, rank_agreement, spearman
     from rtseg_core._records import Record
+    from rtseg_core._settings import (
+        MULTI_FIDELITY,
+        MULTI_TRIAL,
+        STRATEGIES,
+        SUPERNET,
+        MultiTrialSettings,
+        ProxyTrainingSettings,
+        StudySettings,
+        SupernetSettings,
+    )
     from rtseg_core._study import (
         CANDIDATE_JSON,
         CHECKPOINT,
         COMPRESSED,
         CONFIG_JSON,
         MEASUREMENT_JSON,
-        METRICS_JSON,
+        REAPPLIED_JSON,
+        TRAINED_JSON,
         TRIALS,
         VALIDATED,
         StudyDir,
         read_candidate,
-        read_training_metrics,
-        read_validation,
         study_objectives,
         write_candidate,
-        write_training_metrics,
-        write_validation,
+        write_reapplied,
+        write_trained,
     )
     from rtseg_core._text import text_table
     from rtseg_core._threads import (
@@ -89,8 +121,64 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
         torch_threads,
         usable_cores,
     )
+    from rtseg_core._training_files import (
+        METRICS_JSON,
+        SUPERNET_JSON,
+        read_supernet_training,
+        read_training_metrics,
+        read_validation,
+        write_supernet_training,
+        write_training_metrics,
+        write_validation,
+    )
+    from rtseg_core._validated import (
+        EvalMetrics,
+        ReappliedResult,
+        ValidatedLatency,
+        ValidatedResult,
+        ValidatedSummary,
+    )
 
 __all__ = [
+    "ESTIMATED",
+    "KINDS",
+    "MEASURED",
+    "PREDICT_PREFIX",
+    "PREDICTED",
+    "candidate_from_dict",
+    "Fields",
+    "read_json_object",
+    "MULTI_FIDELITY",
+    "MULTI_TRIAL",
+    "STRATEGIES",
+    "SUPERNET",
+    "MultiTrialSettings",
+    "ProxyTrainingSettings",
+    "StudySettings",
+    "SupernetSettings",
+    "REAPPLIED_JSON",
+    "TRAINED_JSON",
+    "SUPERNET_JSON",
+    "write_reapplied",
+    "write_trained",
+    "read_supernet_training",
+    "write_supernet_training",
+    "ReappliedResult",
+    "EvalMetrics",
+    "ValidatedLatency",
+    "ValidatedResult",
+    "ValidatedSummary",
+    "BETTER",
+    "COLLAPSE_DICE",
+    "INDISTINGUISHABLE",
+    "SINGLE_RUN",
+    "VERDICTS",
+    "WORSE",
+    "PairedDifference",
+    "SeedSummary",
+    "collapsed_classes",
+    "paired_difference",
+    "seed_summary",
     "CANDIDATE_JSON",
     "CHECKPOINT",
     "COMPRESSED",

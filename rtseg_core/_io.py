@@ -109,6 +109,14 @@ def read_json(path: str | os.PathLike) -> Any:
         raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
 
 
+def read_json_object(path: str | os.PathLike, what: str) -> dict[str, Any]:
+    """:func:`read_json` of a file that must hold one JSON object (``what`` it is, for the error)."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object {what}, got {type(data).__name__}")
+    return data
+
+
 def _json_default(obj: Any) -> Any:
     # numpy scalars and paths turn up in records; everything else is a bug worth seeing.
     if hasattr(obj, "item") and callable(obj.item):

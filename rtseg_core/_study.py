@@ -3,8 +3,9 @@
 The search, compression, validation and the reports all work in one folder; this module is the
 only place that knows its paths and the shape of its study-level files::
 
-    STUDY_DIR/study.json                 the search settings (objectives as [[field, direction], ...],
-                                         constraints, target, data, sizes, proxy training, space, ...)
+    STUDY_DIR/study.json                 the search settings, a StudySettings (objectives as
+                                         [[field, direction], ...], constraints, target, data, sizes,
+                                         the strategy's part, space, ...)
     STUDY_DIR/study.db                   the Optuna study (SQLite), unless the search used --storage
     STUDY_DIR/history.csv                one row per trial (the search writes it, reports read it)
     STUDY_DIR/environment.json           the host the search ran on
@@ -14,14 +15,19 @@ only place that knows its paths and the shape of its study-level files::
     STUDY_DIR/trials/<n>/                one search trial: config.json, measurement.json, checkpoint.pt,
                                          metrics.json, validation.json, candidate.json
     STUDY_DIR/compressed/<name>/         one compressed variant: model files and candidate.json
-    STUDY_DIR/validated/<name>/          one candidate re-trained in full (the validate verb)
+    STUDY_DIR/validated/<name>/          one candidate re-trained in full (the validate verb): trained.json
+                                         (an architecture) or reapplied.json (a compressed variant),
+                                         candidate.json, the model files
+    STUDY_DIR/validated/latency.json     the validation's one latency run
+    STUDY_DIR/validated/summary.json     the validation's result (budget, proxy Dice, rank agreement)
     STUDY_DIR/report/                    the report's plots, tables and HTML
 
-``metrics.json`` has one schema wherever it is written (a trial folder, ``train --out``): the
-trainer's history, see :func:`write_training_metrics`. A trial's validation metrics go to
-``validation.json`` (:func:`write_validation`), never into ``metrics.json``.
+A trial's ``metrics.json`` and ``validation.json`` (and a supernet's ``supernet.json``) are the files
+of a training, read and written by :mod:`rtseg_core._training_files`.
 
-Every write is atomic; every read error is a :class:`ConfigError` naming the file.
+Every write is atomic; every read error is a :class:`ConfigError` naming the file (and the field:
+the study-level files are read into typed records, :mod:`rtseg_core._settings` and
+:mod:`rtseg_core._validated`, whose readers check types and bounds).
 """
 
 from __future__ import annotations
@@ -29,15 +35,17 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rtseg_core._candidate import CandidateRecord
+from rtseg_core._candidate import CandidateRecord, candidate_from_dict
 from rtseg_core._errors import ConfigError
-from rtseg_core._io import atomic_write_json, read_json
-from rtseg_core._objectives import check_objectives, default_objective_pairs
+from rtseg_core._io import atomic_write_json, read_json, read_json_object
+from rtseg_core._objectives import default_objective_pairs
+from rtseg_core._settings import StudySettings
+from rtseg_core._validated import ReappliedResult, ValidatedLatency, ValidatedResult, ValidatedSummary
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +63,15 @@ REPORT = "report"
 CANDIDATE_JSON = "candidate.json"
 CONFIG_JSON = "config.json"
 MEASUREMENT_JSON = "measurement.json"
-METRICS_JSON = "metrics.json"
-VALIDATION_JSON = "validation.json"
 CHECKPOINT = "checkpoint.pt"
+# Files of the validation stage: per candidate, and for the stage as a whole (under validated/).
+TRAINED_JSON = "trained.json"
+REAPPLIED_JSON = "reapplied.json"
+LATENCY_JSON = "latency.json"
+SUMMARY_JSON = "summary.json"
 
 # The numbers every row of remeasured.json has (milliseconds, median, batch 1).
 REMEASURED_NUMBERS = ("predicted_ms", "measured_ms")
-
-# The keys of metrics.json (written by segmentation.train): the TrainConfig as a dict, one entry per
-# epoch (epoch, loss, val_dice, val_dice_ps, val_dice_fh, lr, seconds, images_per_s), the wall time,
-# the last validation Dice, whether an on_epoch_end callback stopped training, and the device.
-TRAINING_METRICS_KEYS = ("train", "epochs", "wall_s", "val_dice", "stopped_early", "device")
 
 
 @dataclass(frozen=True)
@@ -137,9 +143,31 @@ class StudyDir:
     def validated(self, name: str) -> Path:
         return self.validated_dir / _plain_name(name, VALIDATED)
 
+    def trained_json(self, name: str) -> Path:
+        """``validated/<name>/trained.json``: an architecture's full-budget result (:class:`ValidatedResult`)."""
+        return self.validated(name) / TRAINED_JSON
+
+    def reapplied_json(self, name: str) -> Path:
+        """``validated/<name>/reapplied.json``: a compressed variant re-applied (:class:`ReappliedResult`)."""
+        return self.validated(name) / REAPPLIED_JSON
+
+    @property
+    def validated_latency_json(self) -> Path:
+        return self.validated_dir / LATENCY_JSON
+
+    @property
+    def validated_summary_json(self) -> Path:
+        return self.validated_dir / SUMMARY_JSON
+
     # -- study-level files -----------------------------------------------------------------------
-    def read_settings(self) -> dict[str, Any]:
-        """``study.json`` as a dict; ``{}`` with a warning when the study has none (default objectives, no limits)."""
+    def read_settings(self) -> StudySettings | None:
+        """``study.json`` as a :class:`StudySettings`; None, with a warning, when the study has none.
+
+        A file that is not a search's settings (a wrong type, a missing field, a value out of
+        bounds, an unknown objective) is a :class:`ConfigError` naming the file and the field.
+        Defaults taken for a field an older version did not write are logged and kept in
+        :attr:`StudySettings.assumed`.
+        """
         path = self.study_json
         if not path.exists():
             log.warning(
@@ -148,15 +176,21 @@ class StudyDir:
                 STUDY_JSON,
                 default_objective_pairs(),
             )
-            return {}
-        return _read_object(path, "of search settings")
+            return None
+        settings = StudySettings.from_dict(read_json(path), source=str(path))
+        for note in settings.assumed:
+            log.warning("%s: written by an older version; assumed %s", path, note)
+        return settings
 
-    def write_settings(self, settings: Mapping[str, Any]) -> Path:
-        return atomic_write_json(self.study_json, dict(settings))
+    def write_settings(self, settings: StudySettings) -> Path:
+        """``study.json`` (the one writer; both searches call it)."""
+        if not isinstance(settings, StudySettings):
+            raise TypeError(f"write_settings takes a StudySettings, got {type(settings).__name__}")
+        return atomic_write_json(self.study_json, settings.to_dict())
 
     def read_environment(self) -> dict[str, Any]:
         """``environment.json`` as a dict; ``{}`` when the study has none."""
-        return _read_object(self.environment_json, "describing the host") if self.environment_json.exists() else {}
+        return read_json_object(self.environment_json, "describing the host") if self.environment_json.exists() else {}
 
     def write_environment(self, environment: Mapping[str, Any]) -> Path:
         return atomic_write_json(self.environment_json, dict(environment))
@@ -168,7 +202,7 @@ class StudyDir:
         from full training on the test split, theirs from proxy training on the validation split.
         """
         path = self.reference_json
-        return _read_object(path, "describing the reference model") if path.is_file() else {}
+        return read_json_object(path, "describing the reference model") if path.is_file() else {}
 
     def write_reference(self, reference: Mapping[str, Any]) -> Path:
         return atomic_write_json(self.reference_json, dict(reference))
@@ -183,7 +217,7 @@ class StudyDir:
         path = self.remeasured_json
         if not path.exists():
             return None
-        data = _read_object(path, "of remeasured latencies")
+        data = read_json_object(path, "of remeasured latencies")
         rows = data.get("rows")
         if not isinstance(rows, list):
             raise ConfigError(f"{path}: 'rows' must be a list of remeasured candidates (latency-table remeasure)")
@@ -207,6 +241,32 @@ class StudyDir:
 
     def write_remeasured(self, remeasured: Mapping[str, Any]) -> Path:
         return atomic_write_json(self.remeasured_json, dict(remeasured))
+
+    # -- the validation stage's files ------------------------------------------------------------
+    def read_trained(self, name: str) -> ValidatedResult | None:
+        """``validated/<name>/trained.json``, or None when that candidate has not finished training."""
+        path = self.trained_json(name)
+        return ValidatedResult.from_dict(read_json(path), source=str(path)) if path.is_file() else None
+
+    def read_reapplied(self, name: str) -> ReappliedResult | None:
+        """``validated/<name>/reapplied.json``, or None when that variant has not been re-applied."""
+        path = self.reapplied_json(name)
+        return ReappliedResult.from_dict(read_json(path), source=str(path)) if path.is_file() else None
+
+    def read_validated_latency(self) -> ValidatedLatency | None:
+        path = self.validated_latency_json
+        return ValidatedLatency.from_dict(read_json(path), source=str(path)) if path.is_file() else None
+
+    def write_validated_latency(self, latency: ValidatedLatency) -> Path:
+        return atomic_write_json(self.validated_latency_json, latency.to_dict())
+
+    def read_validated_summary(self) -> ValidatedSummary | None:
+        """``validated/summary.json`` (the stage's result), or None when nothing was validated."""
+        path = self.validated_summary_json
+        return ValidatedSummary.from_dict(read_json(path), source=str(path)) if path.is_file() else None
+
+    def write_validated_summary(self, summary: ValidatedSummary) -> Path:
+        return atomic_write_json(self.validated_summary_json, summary.to_dict())
 
     # -- candidates ------------------------------------------------------------------------------
     def candidate_paths(self, sources: Sequence[str] = (TRIALS, COMPRESSED)) -> list[Path]:
@@ -240,21 +300,9 @@ class StudyDir:
 
 
 def read_candidate(path: str | os.PathLike) -> CandidateRecord:
-    """One ``candidate.json``; errors name the file and what is wrong with it."""
+    """One ``candidate.json``; errors name the file and the field (:func:`rtseg_core.candidate_from_dict`)."""
     path = Path(path)
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"{path}: expected a JSON object written by CandidateRecord.to_dict(), got {type(data).__name__}"
-        )
-    try:
-        return CandidateRecord.from_dict(data)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    except TypeError as exc:  # a required field is missing
-        raise ConfigError(
-            f"{path}: not a complete CandidateRecord ({exc}); rewrite it with CandidateRecord.to_dict()"
-        ) from None
+    return candidate_from_dict(read_json(path), str(path))
 
 
 def write_candidate(folder: str | os.PathLike, record: CandidateRecord) -> Path:
@@ -262,67 +310,19 @@ def write_candidate(folder: str | os.PathLike, record: CandidateRecord) -> Path:
     return atomic_write_json(Path(folder) / CANDIDATE_JSON, record.to_dict())
 
 
-def study_objectives(settings: Mapping[str, Any], *, source: str = STUDY_JSON) -> tuple[tuple[str, str], ...]:
-    """The ``objectives`` of a study as ``((field, direction), ...)``; the default objectives if absent."""
-    raw = settings.get("objectives")
-    if raw is None:
-        return default_objective_pairs()
-    if isinstance(raw, dict):  # {"dice": "maximize", ...} is an easy slip; accept it
-        raw = list(raw.items())
-    try:
-        return check_objectives(raw)
-    except ConfigError as exc:
-        raise ConfigError(f"{source}: 'objectives': {exc}") from None
+def write_trained(folder: str | os.PathLike, result: ValidatedResult) -> Path:
+    """``folder/trained.json`` (atomic; ``folder`` is ``StudyDir.validated(name)``)."""
+    return atomic_write_json(Path(folder) / TRAINED_JSON, result.to_dict())
 
 
-# -- metrics.json and validation.json ------------------------------------------------------------------
-def write_training_metrics(
-    folder: str | os.PathLike,
-    *,
-    train: Mapping[str, Any],
-    epochs: Iterable[Mapping[str, Any]],
-    wall_s: float,
-    val_dice: float | None,
-    stopped_early: bool,
-    device: str,
-) -> Path:
-    """``folder/metrics.json``: the one schema of that file (:data:`TRAINING_METRICS_KEYS`)."""
-    return atomic_write_json(
-        Path(folder) / METRICS_JSON,
-        {"train": dict(train), "epochs": [dict(e) for e in epochs], "wall_s": wall_s, "val_dice": val_dice,
-         "stopped_early": stopped_early, "device": device},
-    )  # fmt: skip
+def write_reapplied(folder: str | os.PathLike, result: ReappliedResult) -> Path:
+    """``folder/reapplied.json`` (atomic; ``folder``: ``StudyDir.validated(name)`` or the staged folder of it)."""
+    return atomic_write_json(Path(folder) / REAPPLIED_JSON, result.to_dict())
 
 
-def read_training_metrics(folder: str | os.PathLike) -> dict[str, Any]:
-    """``folder/metrics.json``; a file without the trainer's keys is a :class:`ConfigError` naming it."""
-    path = Path(folder) / METRICS_JSON
-    data = _read_object(path, "of training metrics")
-    missing = [k for k in TRAINING_METRICS_KEYS if k not in data]
-    if missing:
-        raise ConfigError(f"{path}: not a training-metrics file (missing {missing}); it is written by train")
-    return data
-
-
-def write_validation(folder: str | os.PathLike, *, split: str, size: int, summary: Any) -> Path:
-    """``folder/validation.json``: the evaluation of a trial's checkpoint (``split``, ``size``, ``summary``)."""
-    return atomic_write_json(Path(folder) / VALIDATION_JSON, {"split": split, "size": size, "summary": summary})
-
-
-def read_validation(folder: str | os.PathLike) -> dict[str, Any]:
-    path = Path(folder) / VALIDATION_JSON
-    data = _read_object(path, "of validation metrics")
-    missing = [k for k in ("split", "size", "summary") if k not in data]
-    if missing:
-        raise ConfigError(f"{path}: not a validation file (missing {missing})")
-    return data
-
-
-def _read_object(path: Path, what: str) -> dict[str, Any]:
-    data = read_json(path)
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object {what}, got {type(data).__name__}")
-    return data
+def study_objectives(settings: StudySettings | None) -> tuple[tuple[str, str], ...]:
+    """The objectives of a study as ``((field, direction), ...)``; the default objectives without ``study.json``."""
+    return default_objective_pairs() if settings is None else settings.objectives
 
 
 def _plain_name(name: str, folder: str) -> str:

@@ -152,7 +152,7 @@ def _run_demo(cfg: DemoConfig, *, progress: bool, overwrite: bool) -> DemoResult
     search_settings = {
         k: getattr(cfg, k) for k in ("data", "seed", "trials", "search_size", "search_epochs", "steps_per_epoch")
     }
-    stage("search", search_settings, [study / "study.db"], lambda: _search(cfg, study, progress), owns=study)
+    stage("search", search_settings, [StudyDir(study).db], lambda: _search(cfg, study, progress), owns=study)
     compress_settings = {
         **search_settings,
         **{k: getattr(cfg, k) for k in ("top_k", "prune_macs", "round_to", "finetune_epochs")},
@@ -162,7 +162,7 @@ def _run_demo(cfg: DemoConfig, *, progress: bool, overwrite: bool) -> DemoResult
         **compress_settings,  # the variants it re-applies come from the compress stage
         **{k: getattr(cfg, k) for k in ("validate_top_k", "validate_epochs", "validate_size", "profile_size")},
     }
-    stage("validate", validate_settings, [study / "validated" / "summary.json"], lambda: _validate(cfg, study))
+    stage("validate", validate_settings, [StudyDir(study).validated_summary_json], lambda: _validate(cfg, study))
     stage(
         "reference",
         {**train_settings, **profile_settings},

@@ -27,7 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rtseg_core import DEFAULT_OBJECTIVES, ConfigError, Constraints, Objective, parse_objectives
+from rtseg_core import (
+    DEFAULT_OBJECTIVES,
+    ConfigError,
+    Constraints,
+    MultiTrialSettings,
+    Objective,
+    ProxyTrainingSettings,
+    StudySettings,
+    parse_objectives,
+)
 from search_spaces._early_stop import EarlyStopRule
 
 if TYPE_CHECKING:
@@ -307,42 +316,37 @@ class SearchConfig:
     def resolved_study_name(self) -> str:
         return self.study.study_name or self.resolved_study_dir().name
 
-    def settings(self, storage_url: str) -> dict[str, Any]:
-        """What ``study.json`` records (and what a resumed study is checked against)."""
+    def settings(self, storage_url: str) -> StudySettings:
+        """What ``study.json`` records (and, as a dict, what a resumed study is checked against)."""
         from search_spaces._study import redact_url  # not at the top: see the module docstring
 
-        objectives = self.parsed_objectives()
         t, p, s = self.training, self.profiling, self.strategy
-        return {
-            "objectives": [[o.field, o.direction] for o in objectives],
-            "objective_names": [o.name for o in objectives],
-            "constraints": self.constraints().to_dict(),
-            "target": p.target,
-            "precision": p.precision,
-            "threads": p.threads,
-            "data": t.data,
-            "size": t.size,
-            "latency_size": p.latency_size,
-            "sampler": s.sampler,
-            "population_size": s.population_size,
-            "seed": self.seed,
-            "proxy_training": {
-                "epochs": t.epochs,
-                "steps_per_epoch": t.steps_per_epoch,
-                "batch_size": t.batch_size,
-                "lr": t.lr,
-                "val_batches": t.val_batches,
-                "frames": t.frames,
-                "seed": self.seed,
-                # issue 11: only multi-fidelity studies carry these (older studies' settings stay equal).
-                **({"fidelity": list(t.fidelity), "eta": t.eta} if t.fidelity else {}),
-            },
-            "early_stop": {"enabled": s.early_stop, **dataclasses.asdict(s.early_stop_rule)},
-            "space": s.space.to_dict(),
-            "trials_requested": self.study.trials,
-            # Not a fixed setting: like --trials, a resumed run may raise it (None: no budget).
-            "budget_epochs": self.study.budget_epochs,
-            "storage": redact_url(storage_url),
-            "study_name": self.resolved_study_name(),
-            "reference": s.space.base,
-        }
+        proxy = ProxyTrainingSettings(
+            epochs=t.epochs, steps_per_epoch=t.steps_per_epoch, batch_size=t.batch_size, lr=t.lr,
+            val_batches=t.val_batches, frames=t.frames, seed=self.seed, fidelity=tuple(t.fidelity),
+            eta=t.eta if t.fidelity else None,
+        )  # fmt: skip
+        return StudySettings(
+            objectives=tuple((o.field, o.direction) for o in self.parsed_objectives()),
+            constraints=self.constraints(),
+            target=p.target,
+            precision=p.precision,
+            threads=p.threads,
+            data=t.data,
+            size=t.size,
+            latency_size=p.latency_size,
+            sampler=s.sampler,
+            population_size=s.population_size,
+            seed=self.seed,
+            space=s.space.to_dict(),
+            trials_requested=self.study.trials,
+            storage=redact_url(storage_url),
+            study_name=self.resolved_study_name(),
+            reference=s.space.base,
+            search=MultiTrialSettings(
+                proxy_training=proxy,
+                early_stop=s.early_stop,
+                early_stop_rule=dataclasses.asdict(s.early_stop_rule),
+                budget_epochs=self.study.budget_epochs,
+            ),
+        )

@@ -3,8 +3,9 @@
 Paths and the JSON files go through :class:`rtseg_core.StudyDir`; ``history.csv`` is built here
 because only the search knows Optuna's trials.
 
-- ``study.json``: the settings (objectives as ``[[field, direction], ...]``, constraints, target,
-  data, sizes, sampler, seed, proxy training, early stopping, search space, storage without password).
+- ``study.json``: the settings, a :class:`rtseg_core.StudySettings` (objectives as
+  ``[[field, direction], ...]``, constraints, target, data, sizes, sampler, seed, the strategy's
+  part, search space, storage without password).
 - ``history.csv``: one row per trial in number order: ``number``, ``name``, ``state``,
   ``datetime_start``, ``datetime_complete``, one column per objective (record field names),
   ``feasible``, ``params``, ``latency_ms``, ``epochs_trained``, ``cpu_s`` (CPU seconds of the worker
@@ -22,7 +23,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ import optuna
 from optuna.trial import TrialState
 
 from profiling import describe_environment
-from rtseg_core import StudyDir, atomic_write_text
+from rtseg_core import StudyDir, StudySettings, atomic_write_text
 from search_spaces._study import counts_towards_target, trial_feasible, trial_name
 
 # User attributes copied into history.csv as columns (empty where a trial has none).
@@ -39,7 +39,7 @@ HISTORY_ATTRS = ("params", "latency_ms", "epochs_trained", "cpu_s")
 STALE_REASON = "the worker stopped sending heartbeats (killed or lost) while the trial was at stage {stage!r}"
 
 
-def write_study_json(study_dir: Path, settings: Mapping[str, Any]) -> Path:
+def write_study_json(study_dir: Path, settings: StudySettings) -> Path:
     return StudyDir(study_dir).write_settings(settings)
 
 

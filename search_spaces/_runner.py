@@ -139,7 +139,7 @@ class SearchRunner:
             study_name=cfg.resolved_study_name(),
             directions=self.directions,
             metric_names=self.fields,
-            settings=settings,
+            settings=settings.to_dict(),
             fixed_keys=FIXED_SETTINGS,
             reference_params=self._reference_params,
             reference_name=space.base,
@@ -147,7 +147,7 @@ class SearchRunner:
         if created:
             self._check_fresh_dir()
         study.sampler = self._sampler(len(study.get_trials(deepcopy=False)), shared=shared)
-        write_study_json(self.study_dir, {**settings, "trials_requested": cfg.study.trials})
+        write_study_json(self.study_dir, settings)
         write_environment(self.study_dir, threads=cfg.profiling.threads)
 
         runner = TrialRunner(cfg, self.study_dir, dataset=spec.kind, steps=self.steps)
@@ -158,7 +158,7 @@ class SearchRunner:
         finally:
             # Also when a bug stops the search: history.csv then shows the failed trial and its reason.
             write_history(self.study_dir, study, self.fields)
-        summary = self.summary(study, trials_run=trials_run, wall_s=_elapsed(start), storage=settings["storage"])
+        summary = self.summary(study, trials_run=trials_run, wall_s=_elapsed(start), storage=settings.storage)
         log.debug("search %s: %s", summary.study_name, summary.verdict())
         return summary
 

@@ -26,7 +26,8 @@ from the atomic checkpoint written after every epoch.
 
 Files: ``OUT/supernet.pt`` (plain data, loads with ``torch.load(weights_only=True)``: the space,
 the container config, weights, optimizer and scheduler state, epoch, history) and
-``OUT/metrics.json``.
+``OUT/supernet.json``, its training record (:func:`rtseg_core.write_supernet_training`; not
+``metrics.json``, which is the trainer's schema).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from models import PRESETS, Checkpoint, ElasticRTSegNet, RTSegConfig, recalibrate_batchnorm, save_checkpoint
-from rtseg_core import ConfigError, atomic_save_torch, atomic_write_json, resolve_device
+from rtseg_core import ConfigError, atomic_save_torch, atomic_write_json, resolve_device, write_supernet_training
 from search_spaces._space import SearchSpace, check_config, config_from_params, summarize_config
 from segmentation import (
     DeepSupervisionLoss,
@@ -382,8 +383,8 @@ def train_supernet(
             scheduler=scheduler,
         )
     result.wall_s = time.perf_counter() - t_start
-    atomic_write_json(
-        out_dir / "metrics.json",
+    write_supernet_training(
+        out_dir,
         {
             "train": asdict(train_cfg),
             "sandwich": asdict(sandwich),

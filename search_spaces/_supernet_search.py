@@ -48,7 +48,9 @@ from rtseg_core import (
     Constraints,
     SearchError,
     StudyDir,
+    StudySettings,
     SuiteError,
+    SupernetSettings,
     atomic_write_json,
     is_feasible,
     parse_objectives,
@@ -74,7 +76,6 @@ from segmentation import DataSpec, EvalSummary, MetricAccumulator, load_split
 log = logging.getLogger(__name__)
 
 RECIPE = "supernet-inherited"
-STRATEGY = "supernet"
 FIXED_SETTINGS = (
     "strategy",
     "objectives",
@@ -187,41 +188,37 @@ class _SupernetSearch:
         self._latency_cache: dict[RTSegConfig, Any] = {}
 
     # -- set-up --------------------------------------------------------------------------------
-    def settings(self, url: str) -> dict[str, Any]:
+    def settings(self, url: str) -> StudySettings:
         sn, cfg = self.supernet, self.config
-        return {
-            "strategy": STRATEGY,
-            "objectives": [[o.field, o.direction] for o in self.objectives],
-            "objective_names": [o.name for o in self.objectives],
-            "constraints": self.constraints.to_dict(),
-            "target": cfg.target,
-            "precision": cfg.precision,
-            "threads": cfg.threads,
-            "data": self.train_cfg.data,
-            "size": self.train_cfg.size,
-            "latency_size": self.latency_size,
-            "sampler": cfg.sampler,
-            "population_size": cfg.population_size,
-            "seed": cfg.seed,
-            "supernet": {
-                "path": str(sn.path),
-                "epoch": sn.epoch,
-                "container": summarize_config(sn.net.config),
-                "train": dict(vars(sn.train)),
-                "sandwich": dict(vars(sn.sandwich)),
-            },
-            "evaluation": {
-                "recipe": RECIPE,
-                "bn_batches": cfg.bn_batches,
-                "val_batches": cfg.val_batches,
-                "split": "val",
-            },
-            "space": sn.space.to_dict(),
-            "trials_requested": cfg.trials,
-            "storage": redact_url(url),
-            "study_name": self.study_dir.name,
-            "reference": sn.space.base if self._reference_params is not None else None,
-        }
+        return StudySettings(
+            objectives=tuple((o.field, o.direction) for o in self.objectives),
+            constraints=self.constraints,
+            target=cfg.target,
+            precision=cfg.precision,
+            threads=cfg.threads,
+            data=self.train_cfg.data,
+            size=self.train_cfg.size,
+            latency_size=self.latency_size,
+            sampler=cfg.sampler,
+            population_size=cfg.population_size,
+            seed=cfg.seed,
+            space=sn.space.to_dict(),
+            trials_requested=cfg.trials,
+            storage=redact_url(url),
+            study_name=self.study_dir.name,
+            reference=sn.space.base if self._reference_params is not None else None,
+            search=SupernetSettings(
+                path=str(sn.path),
+                epoch=sn.epoch,
+                container=summarize_config(sn.net.config),
+                train=dict(vars(sn.train)),
+                sandwich=dict(vars(sn.sandwich)),
+                recipe=RECIPE,
+                bn_batches=cfg.bn_batches,
+                val_batches=cfg.val_batches,
+                split="val",
+            ),
+        )
 
     def _reference(self) -> dict[str, Any] | None:
         """The base preset's parameters when the supernet contains it (it is then trial 0)."""
@@ -252,7 +249,7 @@ class _SupernetSearch:
             study_name=self.study_dir.name,
             directions=self.directions,
             metric_names=self.fields,
-            settings=settings,
+            settings=settings.to_dict(),
             fixed_keys=FIXED_SETTINGS,
             reference_params=ref,
             reference_name=self.supernet.space.base,

@@ -14,12 +14,18 @@ Files, per candidate ``STUDY_DIR/validated/<name>/``:
 
 - ``checkpoint.pt``/``metrics.json``: the training, written atomically after every epoch; a
   killed run continues from the last finished epoch (``train(resume=True)``);
-- ``trained.json``: the test-split evaluation and the proxy numbers it is compared with; a
-  candidate with this file is finished and skipped by later runs;
-- ``reapplied.json`` (compressed variants, with their model files): see ``_validate_variants``;
+- ``trained.json`` (:class:`rtseg_core.ValidatedResult`): the test-split evaluation and the proxy
+  numbers it is compared with; a candidate with this file is finished and skipped by later runs;
+- ``reapplied.json`` (:class:`rtseg_core.ReappliedResult`; compressed variants, with their model
+  files): see :mod:`validate._variants`;
 - ``candidate.json``: the validated :class:`CandidateRecord` (``source="validated"``,
   ``parent`` = the trial's name, ``split="test"``, ``recipe`` = the full budget), written once
-  every candidate is trained and the latency run is done. ``validated/latency.json`` holds it.
+  every candidate is trained and the latency run is done.
+
+and for the stage, ``validated/latency.json`` (:class:`rtseg_core.ValidatedLatency`: the one
+latency run) and ``validated/summary.json`` (:class:`rtseg_core.ValidatedSummary`: the budget,
+the proxy Dice of every validated model and the rank agreement of proxy and full-budget Dice,
+which the report shows as it is). All paths and readers belong to :class:`rtseg_core.StudyDir`.
 
 Several workers (machines) validate one study together through its storage; see
 :mod:`validate._queue`.
@@ -33,15 +39,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from profiling import TimingOptions
-from rtseg_core import VALIDATED, ConfigError, StudyDir
+from rtseg_core import ConfigError
 
 if TYPE_CHECKING:
     from profiling import SSHOptions
 
 log = logging.getLogger(__name__)
-
-VALIDATED_DIR = VALIDATED  # the folder name, owned by rtseg_core._study
-TRAINED_FILE = "trained.json"
 
 
 @dataclass(frozen=True)
@@ -157,8 +160,3 @@ class Candidate:
             proxy_latency_ms=attrs.get("proxy_latency_ms"),
             proxy_values=dict(attrs.get("proxy_values") or {}),
         )
-
-
-def candidate_dir(study_dir: Path, name: str) -> Path:
-    """``STUDY_DIR/validated/<name>`` (the study-folder owner refuses names that would leave the folder)."""
-    return StudyDir(study_dir).validated(name)

@@ -46,17 +46,26 @@ from rtseg_core import (
     ConfigError,
     Constraints,
     RankAgreement,
+    ReappliedResult,
     SearchError,
-    atomic_write_json,
+    StudyDir,
+    StudySettings,
+    ValidatedLatency,
+    ValidatedResult,
+    ValidatedSummary,
     rank_agreement,
-    read_json,
+    resolve_threads,
     text_table,
+    usable_cores,
+    write_candidate,
+    write_reapplied,
+    write_trained,
 )
 from search_spaces import REFERENCE_ATTR, feasible_front, make_storage, resolve_storage_url, trial_name
-from validate._config import VALIDATED_DIR, Candidate, ValidateConfig, candidate_dir
+from validate._config import Candidate, ValidateConfig
 from validate._graphs import LatencyRun, TimedGraph, TimingEntry, time_entries
 from validate._train import train_candidate, validated_record, variant_record
-from validate._variants import REAPPLIED_FILE, VariantPlan, find_variants, reapply_variant
+from validate._variants import VariantPlan, find_variants, reapply_variant
 
 log = logging.getLogger(__name__)
 
@@ -148,14 +157,15 @@ class _Worker:
     def __init__(self, config: ValidateConfig) -> None:
         self.config = config
         self.study_dir = Path(config.study_dir).expanduser().resolve()
-        path = self.study_dir / "study.json"
-        if not path.is_file():
-            raise ConfigError(f"{path}: not found; --study must be the folder a search wrote")
-        self.settings = read_json(path)
-        self.data = config.data or str(self.settings.get("data", "synthetic"))
-        self.threads = int(config.threads or self.settings.get("threads") or 1)
+        self.study = StudyDir(self.study_dir)
+        settings = self.study.read_settings()
+        if settings is None:
+            raise ConfigError(f"{self.study.study_json}: not found; --study must be the folder a search wrote")
+        self.settings: StudySettings = settings
+        self.data = config.data or settings.data
+        self.threads = _threads(config.threads, settings, self.study.study_json)
         self.budget = config.budget(self.data)
-        self.study_target = str(self.settings.get("target", "local"))
+        self.study_target = settings.target
         self.latency_target = config.latency_target or self.study_target
         if self.latency_target.startswith("ssh://") and config.ssh_options is None:
             from profiling import SSHOptions
@@ -169,16 +179,15 @@ class _Worker:
         cfg = self.config
         url = resolve_storage_url(cfg.storage, self.study_dir)
         storage = make_storage(url, heartbeat_interval=cfg.heartbeat_interval, grace_period=cfg.grace_period)
-        name = cfg.study_name or self.settings.get("study_name") or self.study_dir.name
+        name = cfg.study_name or self.settings.study_name
         try:
             search = optuna.load_study(study_name=name, storage=storage)
         except KeyError:
             raise SearchError(
                 f"the storage has no search study {name!r}; give the search's --storage and --study-name"
             ) from None
-        objectives = self.settings.get("objectives") or [["dice", "maximize"], ["latency_ms", "minimize"]]
-        fields = [str(f) for f, _ in objectives]
-        directions = [str(d) for _, d in objectives]
+        fields = [f for f, _ in self.settings.objectives]
+        directions = [d for _, d in self.settings.objectives]
         candidates = select_candidates(search, fields, directions, cfg.top_k)
         self.plans = find_variants(self.study_dir)
         candidates += _parents_of(search, fields, self.plans, {c.name for c in candidates})
@@ -268,55 +277,57 @@ class _Worker:
         trial.set_user_attr("stage", "training")
         log.info("validating %s (trial %d of the search) at %s", cand.name, cand.trial, self.budget)
         # trained_now names the work this worker finished now, not results found on disk from an earlier run
-        if not (candidate_dir(self.study_dir, cand.name) / "trained.json").is_file():
+        if not self.study.trained_json(cand.name).is_file():
             self.trained_now.append(cand.name)
         trained = train_candidate(cand, self.budget, self.study_dir, device=self.config.device)
-        trial.set_user_attr("trained", trained)
+        trial.set_user_attr("trained", trained.to_dict())
         done = {}
         for plan in plans:
             trial.set_user_attr("stage", f"re-applying {plan.name}")
-            if not (candidate_dir(self.study_dir, plan.name) / REAPPLIED_FILE).is_file():
+            if not self.study.reapplied_json(plan.name).is_file():
                 self.trained_now.append(plan.name)
             done[plan.name] = reapply_variant(
                 plan, self.budget, self.study_dir, finetune_epochs=self.config.finetune_epochs,
                 device=self.config.device, threads=self.threads,
-            )  # fmt: skip
+            ).to_dict()  # fmt: skip
         trial.set_user_attr(VARIANTS_DONE_ATTR, done)
         trial.set_user_attr("stage", "done")
-        dice = trained["test"]["dice"]
+        dice = trained.test.dice
         return float(dice) if dice is not None else 0.0
 
     @staticmethod
-    def _complete(vstudy: optuna.Study) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    def _complete(vstudy: optuna.Study) -> tuple[dict[str, ValidatedResult], dict[str, ReappliedResult]]:
         """``(trained, variants)``: each candidate's result and each re-applied variant's, over every COMPLETE claim.
 
         The latest claim wins: a parent queued again for new variants may have been retrained on
         another machine, and its variants were re-applied to that training.
         """
-        out: dict[str, dict[str, Any]] = {}
-        variants: dict[str, dict[str, Any]] = {}
+        out: dict[str, ValidatedResult] = {}
+        variants: dict[str, ReappliedResult] = {}
         for t in sorted(vstudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
             name = t.user_attrs.get("candidate")
+            where = f"validation study {vstudy.study_name!r}, claim {t.number}"
             if name and "trained" in t.user_attrs:
-                out[name] = t.user_attrs["trained"]
-            variants.update(t.user_attrs.get(VARIANTS_DONE_ATTR) or {})
+                out[name] = ValidatedResult.from_dict(t.user_attrs["trained"], source=f"{where}: trained")
+            for vname, v in (t.user_attrs.get(VARIANTS_DONE_ATTR) or {}).items():
+                variants[vname] = ReappliedResult.from_dict(v, source=f"{where}: variant {vname}")
         return out, variants
 
     # -- latency and records ------------------------------------------------------------------
     def _finish(self, vstudy: optuna.Study, finished_before: list[str]) -> ValidateSummary:
         cfg = self.config
         trained, variants = self._complete(vstudy)
-        variants = {n: v for n, v in variants.items() if v["variant"]["parent"] in trained}
-        entries = [TimingEntry(name, t["candidate"]["config"]) for name, t in trained.items()]
+        variants = {n: v for n, v in variants.items() if v.parent in trained}
+        entries = [TimingEntry(name, t.config) for name, t in trained.items()]
         for name, v in variants.items():
-            plan = VariantPlan.from_attrs(v["variant"])
-            own = candidate_dir(self.study_dir, name) / "model.onnx"
+            plan = VariantPlan.from_attrs(v.variant)
+            own = self.study.validated(name) / "model.onnx"
             entries.append(
                 TimingEntry(
                     name,
-                    trained[plan.parent]["candidate"]["config"],
+                    trained[plan.parent].config,
                     precision=plan.precision,
-                    history=v.get("pruning_history"),
+                    history=v.pruning_history,
                     quant=plan.quant,
                     onnx=own if own.is_file() else None,
                 )  # fmt: skip
@@ -327,23 +338,22 @@ class _Worker:
             ssh_options=self._ssh_options, remote_backend=cfg.remote_backend, data=self.data,
         )  # fmt: skip
         latency, conditions = time_entries(entries, run)
-        constraints = Constraints.from_dict(self.settings.get("constraints"), source=str(self.study_dir / "study.json"))
+        constraints = self.settings.constraints
         records = []
         dataset = self.data.split(":", 1)[0]
         common = {"dataset": dataset, "threads": self.threads, "size": cfg.latency_size}
         for name, t in trained.items():
             ok, note = self._feasible(latency[name], constraints)
             record = validated_record(t, latency[name], feasible=ok, feasibility_note=note, **common)
-            self._write(name, record, {"trained.json": t})
+            self._write(name, record, t)
             records.append(record)
         for name, v in variants.items():
             ok, note = self._feasible(latency[name], constraints)
-            parent = trained[v["variant"]["parent"]]
-            record = variant_record(v, parent, latency[name], feasible=ok, feasibility_note=note, **common)
-            self._write(name, record, {REAPPLIED_FILE: v})
+            record = variant_record(v, trained[v.parent], latency[name], feasible=ok, feasibility_note=note, **common)
+            self._write(name, record, v)
             records.append(record)
-        proxy = {name: t["candidate"].get("proxy_dice") for name, t in trained.items()}
-        pairs = [(proxy[n], t["test"]["dice"]) for n, t in trained.items()]
+        proxy = {name: t.proxy_dice for name, t in trained.items()}
+        pairs = [(proxy[n], t.test.dice) for n, t in trained.items()]
         pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
         agreement = None
         if len(pairs) >= 3:  # architectures only: a variant's proxy number comes from another recipe
@@ -351,20 +361,20 @@ class _Worker:
                 [a for a, _ in pairs], [b for _, b in pairs], seed=cfg.seed, a_label="proxy val Dice",
                 b_label="full-budget test Dice",
             )  # fmt: skip
-        proxy |= {name: v["variant"].get("proxy_dice") for name, v in variants.items()}
-        root = self.study_dir / VALIDATED_DIR
-        atomic_write_json(root / "latency.json", {k: v for k, v in conditions.items() if k != "table"} | {
-            "candidates": {name: g.to_dict() for name, g in latency.items()}})  # fmt: skip
-        atomic_write_json(
-            root / "summary.json",
-            {
-                "budget": self.budget,
-                "candidates": sorted(trained),
-                "variants": sorted(variants),
-                "latency_target": self.latency_target,
-                "proxy_dice": proxy,
-                "agreement": agreement.to_dict() if agreement else None,
-            },
+        proxy |= {name: v.proxy_dice for name, v in variants.items()}
+        rest = {k: v for k, v in conditions.items() if k not in ("table", "kind", "target")}
+        self.study.write_validated_latency(
+            ValidatedLatency(kind=conditions["kind"], target=conditions["target"], conditions=rest, candidates=latency)
+        )
+        self.study.write_validated_summary(
+            ValidatedSummary(
+                budget=self.budget,
+                candidates=tuple(sorted(trained)),
+                variants=tuple(sorted(variants)),
+                latency_target=self.latency_target,
+                proxy_dice=proxy,
+                agreement=agreement,
+            )
         )
         return ValidateSummary(
             study_dir=self.study_dir,
@@ -380,13 +390,14 @@ class _Worker:
             latency_kind=conditions["kind"],
         )
 
-    def _write(self, name: str, record: CandidateRecord, results: dict[str, dict]) -> None:
-        folder = candidate_dir(self.study_dir, name)
-        folder.mkdir(parents=True, exist_ok=True)
-        for file, result in results.items():
-            if not (folder / file).is_file():  # made on another machine: keep a copy of the result here
-                atomic_write_json(folder / file, result)
-        atomic_write_json(folder / "candidate.json", record.to_dict())
+    def _write(self, name: str, record: CandidateRecord, result: ValidatedResult | ReappliedResult) -> None:
+        folder = self.study.validated(name)
+        # Made on another machine: keep a copy of the result here.
+        if isinstance(result, ValidatedResult) and not self.study.trained_json(name).is_file():
+            write_trained(folder, result)
+        elif isinstance(result, ReappliedResult) and not self.study.reapplied_json(name).is_file():
+            write_reapplied(folder, result)
+        write_candidate(folder, record)
 
     def _feasible(self, lat: TimedGraph, limits: Constraints) -> tuple[bool, str]:
         """``(feasible, note)``: the study's constraints on the validated numbers.
@@ -442,6 +453,24 @@ def _parents_of(search: optuna.Study, fields: list[str], plans: list[VariantPlan
             )  # fmt: skip
         )
     return out
+
+
+def _threads(threads: int | None, settings: StudySettings, path: Path) -> int:
+    """Threads of the latency run and of the variants' ONNX Runtime evaluation: ``--threads``, else the study's.
+
+    The study's ``threads`` may come from another machine (or a hand edit): more than this machine's
+    cores would oversubscribe the timing (and a huge value makes OpenMP allocate per thread), so it
+    is refused here with the option that fixes it.
+    """
+    if threads is not None:
+        return resolve_threads(threads, option="--threads")
+    cores = usable_cores()
+    if settings.threads > cores:
+        raise ConfigError(
+            f"{path}: 'threads' is {settings.threads}, more than the {cores} usable core(s) of this machine; "
+            f"pass --threads N (N <= {cores}) to time the validated candidates here"
+        )
+    return resolve_threads(settings.threads, option=f"{path}: 'threads'")
 
 
 def run_validate(config: ValidateConfig) -> ValidateSummary:

@@ -13,8 +13,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models import RTSegConfig
-from rtseg_core import CandidateRecord, SearchError, atomic_write_json, read_json
-from validate._config import TRAINED_FILE, Candidate, candidate_dir
+from rtseg_core import (
+    CandidateRecord,
+    EvalMetrics,
+    ReappliedResult,
+    SearchError,
+    StudyDir,
+    ValidatedResult,
+    write_trained,
+)
+from validate._config import Candidate
 
 if TYPE_CHECKING:
     from validate._graphs import TimedGraph
@@ -22,7 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def train_candidate(cand: Candidate, budget: dict[str, Any], study_dir: Path, *, device: str) -> dict[str, Any]:
+def train_candidate(cand: Candidate, budget: dict[str, Any], study_dir: Path, *, device: str) -> ValidatedResult:
     """Train ``cand`` from scratch at ``budget`` (resuming its own checkpoint) and evaluate it on the test split.
 
     Returns (and writes atomically as ``trained.json``) the result; an existing ``trained.json``
@@ -32,14 +40,14 @@ def train_candidate(cand: Candidate, budget: dict[str, Any], study_dir: Path, *,
     from models import load_model
     from segmentation import TrainConfig, evaluate_model, train
 
-    work = candidate_dir(study_dir, cand.name)
-    done = work / TRAINED_FILE
-    if done.is_file():
-        result = read_json(done)
-        if result.get("budget") != budget:
+    study = StudyDir(study_dir)
+    work = study.validated(cand.name)
+    result = study.read_trained(cand.name)
+    if result is not None:
+        if result.budget != budget:
             raise SearchError(
-                f"{done}: trained with {result.get('budget')}, this run asks for {budget}; repeat the original "
-                f"options or move {work} away"
+                f"{study.trained_json(cand.name)}: trained with {result.budget}, this run asks for {budget}; repeat "
+                f"the original options or move {work} away"
             )
         return result
     arch = RTSegConfig.from_dict(cand.config, source=f"candidate {cand.name}")
@@ -65,23 +73,24 @@ def train_candidate(cand: Candidate, budget: dict[str, Any], study_dir: Path, *,
         model, budget["data"], split="test", size=budget["size"], seed=budget["seed"], device=device, progress=False
     )
     s = ev.summary
-    out = {
-        "candidate": cand.to_attrs(),
-        "budget": budget,
-        "epochs_trained": len(result.epochs),
-        "test": {
-            "dice": _num(s.mean.dice),
-            "dice_ps": _num(s.ps.dice),
-            "dice_fh": _num(s.fh.dice),
-            "delta_aop_deg": _num(s.mean.delta_aop),
-        },
-        "val_dice_last_epoch": _num(result.epochs[-1].val_dice) if result.epochs else None,
-    }
-    return read_json(atomic_write_json(done, out))
+    out = ValidatedResult(
+        candidate=cand.to_attrs(),
+        budget=budget,
+        epochs_trained=len(result.epochs),
+        test=EvalMetrics(
+            dice=_num(s.mean.dice),
+            dice_ps=_num(s.ps.dice),
+            dice_fh=_num(s.fh.dice),
+            delta_aop_deg=_num(s.mean.delta_aop),
+        ),
+        val_dice_last_epoch=_num(result.epochs[-1].val_dice) if result.epochs else None,
+    )
+    write_trained(work, out)
+    return study.read_trained(cand.name)  # what later runs will read, checked the same way
 
 
 def validated_record(
-    trained: dict[str, Any],
+    trained: ValidatedResult,
     latency: TimedGraph,
     *,
     dataset: str,
@@ -95,8 +104,8 @@ def validated_record(
     ``latency``: its :class:`~validate._graphs.TimedGraph` from :func:`~validate._graphs.time_entries`
     (kind, target, device, backend and how it was obtained travel with the number).
     """
-    cand = Candidate.from_attrs(trained["candidate"])
-    b = trained["budget"]
+    cand = Candidate.from_attrs(trained.candidate)
+    b = trained.budget
     recipe = (
         f"full: {b['epochs']} epochs x whole train split, {b['size']}x{b['size']}, batch {b['batch_size']}, "
         f"lr {b['lr']:g} (AdamW, cosine), seed {b['seed']}, from scratch; test split"
@@ -106,14 +115,14 @@ def validated_record(
         f"{_latency_note(latency, threads, size)}; proxy Dice in the search {_fmt(cand.proxy_dice)}"
     )
     return _record(
-        cand.name, trained["test"], latency, dataset=dataset, threads=threads, size=size, feasible=feasible,
+        cand.name, trained.test.to_dict(), latency, dataset=dataset, threads=threads, size=size, feasible=feasible,
         parent=cand.name, trial=cand.trial, recipe=recipe, config=cand.config, notes=notes + feasibility_note,
     )  # fmt: skip
 
 
 def variant_record(
-    result: dict[str, Any],
-    parent: dict[str, Any],
+    result: ReappliedResult,
+    parent: ValidatedResult,
     latency: TimedGraph,
     *,
     dataset: str,
@@ -125,9 +134,9 @@ def variant_record(
     """The validated record of a compressed variant re-applied to its validated parent ``parent`` (trained.json)."""
     from validate._variants import VariantPlan, variant_recipe
 
-    plan = VariantPlan.from_attrs(result["variant"])
-    cand = Candidate.from_attrs(parent["candidate"])
-    pb = parent["budget"]
+    plan = VariantPlan.from_attrs(result.variant)
+    cand = Candidate.from_attrs(parent.candidate)
+    pb = parent.budget
     recipe = (
         f"{variant_recipe(result)}; parent {cand.name}: full: {pb['epochs']} epochs x whole train split, "
         f"{pb['size']}x{pb['size']}, from scratch; test split"
@@ -139,7 +148,7 @@ def variant_record(
         f"{_fmt(plan.proxy_dice)} on the validation split ({plan.proxy_recipe})"
     )
     return _record(
-        plan.name, result["test"], latency, dataset=dataset, threads=threads, size=size, feasible=feasible,
+        plan.name, result.test.to_dict(), latency, dataset=dataset, threads=threads, size=size, feasible=feasible,
         parent=cand.name, trial=cand.trial, recipe=recipe, config=cand.config, notes=notes + feasibility_note,
         precision=plan.precision,
     )  # fmt: skip

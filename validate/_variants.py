@@ -35,16 +35,17 @@ from rtseg_core import (
     CANDIDATE_JSON,
     CHECKPOINT,
     COMPRESSED,
+    EvalMetrics,
+    ReappliedResult,
     SearchError,
     StudyDir,
-    atomic_write_json,
     read_json,
     staged_output,
+    write_reapplied,
 )
 
 log = logging.getLogger(__name__)
 
-REAPPLIED_FILE = "reapplied.json"
 PRUNE_JSON, QUANTIZE_JSON = "prune.json", "quantize.json"
 
 
@@ -82,14 +83,14 @@ class VariantPlan:
 
 def find_variants(study_dir: str | Path) -> list[VariantPlan]:
     """Every ``compressed/*/`` variant of the study, prerequisites (pruned ``via`` variants) first."""
-    root = StudyDir(study_dir).compressed_dir
+    study = StudyDir(study_dir)
+    root = study.compressed_dir
     plans = []
-    for cand_path in sorted(root.glob(f"*/{CANDIDATE_JSON}")):
-        folder = cand_path.parent
-        record = read_json(cand_path)
-        parent = record.get("parent") if isinstance(record, dict) else None
+    for record, folder in study.read_candidates((COMPRESSED,)):
+        parent = record.parent
         if not parent:
-            raise SearchError(f"{cand_path}: a compressed variant without 'parent'; it cannot be re-applied")
+            where = folder / CANDIDATE_JSON
+            raise SearchError(f"{where}: a compressed variant without 'parent'; it cannot be re-applied")
         prune = _prune_step(folder)
         quant, via = None, None
         qpath = folder / QUANTIZE_JSON
@@ -110,16 +111,16 @@ def find_variants(study_dir: str | Path) -> list[VariantPlan]:
         plans.append(
             VariantPlan(
                 name=folder.name,
-                parent=str(parent),
-                precision=str(record.get("precision", "fp32")),
+                parent=parent,
+                precision=record.precision,
                 prune=prune["spec"] if prune else None,
                 prune_label=prune["label"] if prune else None,
                 finetune_epochs=prune["epochs"] if prune else (quant["qat"] if quant else 0),
                 quant=quant["spec"] if quant else None,
                 quant_label=quant["label"] if quant else None,
                 via=via,
-                proxy_dice=record.get("dice"),
-                proxy_recipe=str(record.get("recipe", "")),
+                proxy_dice=record.dice,
+                proxy_recipe=record.recipe,
             )
         )
     return sorted(plans, key=lambda p: (p.via is not None, p.name))
@@ -162,7 +163,7 @@ def reapply_variant(
     finetune_epochs: int | None,
     device: str,
     threads: int,
-) -> dict[str, Any]:
+) -> ReappliedResult:
     """Re-apply ``plan`` to ``validated/<parent>/checkpoint.pt`` and evaluate it on the test split.
 
     Returns (and writes with the model files, atomically, to ``validated/<variant>/``) the
@@ -175,13 +176,12 @@ def reapply_variant(
     study = StudyDir(study_dir)
     work = study.validated(plan.name)
     vbudget = variant_budget(plan, budget, finetune_epochs)
-    done = work / REAPPLIED_FILE
-    if done.is_file():
-        result = read_json(done)
-        if result.get("budget") != vbudget:
+    result = study.read_reapplied(plan.name)
+    if result is not None:
+        if result.budget != vbudget:
             raise SearchError(
-                f"{done}: re-applied with {_differ(result.get('budget') or {}, vbudget)}; repeat the original "
-                f"--finetune-epochs and training options, or move {work} away"
+                f"{study.reapplied_json(plan.name)}: re-applied with {_differ(result.budget, vbudget)}; repeat the "
+                f"original --finetune-epochs and training options, or move {work} away"
             )
         return result
     parent_ckpt = study.validated(plan.parent) / CHECKPOINT
@@ -193,13 +193,14 @@ def reapply_variant(
     source, logs, steps = parent_ckpt, [], []
     inputs = [parent_ckpt]
     via_ckpt = study.validated(plan.via) / CHECKPOINT if plan.via else None
-    if via_ckpt is not None and _same_pruning(via_ckpt.parent / REAPPLIED_FILE, vbudget):
+    via = study.read_reapplied(plan.via) if plan.via else None
+    if via_ckpt is not None and via is not None and _same_pruning(via.budget, vbudget):
         inputs.append(via_ckpt)
     with staged_output(work, verb="validate", inputs=inputs, option="validated") as tmp:
         if plan.prune is not None:
             if len(inputs) == 2:  # the pruned variant was re-applied already (variants run in order)
                 source = via_ckpt
-                logs = read_json(via_ckpt.parent / REAPPLIED_FILE).get("finetune", [])
+                logs = list(via.finetune)
             else:
                 pruned = tmp / "pruned" if plan.quant is not None else tmp
                 report = prune_checkpoint(
@@ -222,39 +223,36 @@ def reapply_variant(
             ort_predict(onnx_path, threads=threads), data, split="test", size=size, seed=seed, progress=False
         ).summary
         pruning = load_checkpoint(source).pruning or {}
-        result = {
-            "variant": plan.to_attrs(),
-            "budget": vbudget,
-            "steps": steps,
-            "test": {
-                "dice": _num(summary.mean.dice),
-                "dice_ps": _num(summary.ps.dice),
-                "dice_fh": _num(summary.fh.dice),
-                "delta_aop_deg": _num(summary.mean.delta_aop),
-            },
-            "finetune": [{k: e.get(k) for k in ("epoch", "loss", "val_dice")} for e in logs],
-            "pruning_history": pruning.get("history"),
-        }
-        atomic_write_json(tmp / REAPPLIED_FILE, result)
-    log.info("re-applied %s to the validated %s: test Dice %s", plan.name, plan.parent, result["test"]["dice"])
-    return read_json(done)
+        result = ReappliedResult(
+            variant=plan.to_attrs(),
+            budget=vbudget,
+            steps=tuple(steps),
+            test=EvalMetrics(
+                dice=_num(summary.mean.dice),
+                dice_ps=_num(summary.ps.dice),
+                dice_fh=_num(summary.fh.dice),
+                delta_aop_deg=_num(summary.mean.delta_aop),
+            ),
+            finetune=tuple({k: e.get(k) for k in ("epoch", "loss", "val_dice")} for e in logs),
+            pruning_history=pruning.get("history"),
+        )
+        write_reapplied(tmp, result)
+    log.info("re-applied %s to the validated %s: test Dice %s", plan.name, plan.parent, result.test.dice)
+    return study.read_reapplied(plan.name)  # what later runs will read, checked the same way
 
 
-def _same_pruning(reapplied: Path, vbudget: dict[str, Any]) -> bool:
-    """Whether a re-applied pruned variant is the prune step of ``vbudget`` (same parent budget,
-    spec and fine-tune), so a prune-then-quantize variant can quantize its checkpoint."""
-    if not reapplied.is_file():
-        return False
-    before = dict(read_json(reapplied).get("budget") or {})
+def _same_pruning(before: dict[str, Any], vbudget: dict[str, Any]) -> bool:
+    """Whether a re-applied pruned variant (its budget ``before``) is the prune step of ``vbudget`` (same
+    parent budget, spec and fine-tune), so a prune-then-quantize variant can quantize its checkpoint."""
     return {k: v for k, v in before.items() if k != "quantize"} == {k: v for k, v in vbudget.items() if k != "quantize"}
 
 
-def variant_recipe(result: dict[str, Any]) -> str:
+def variant_recipe(result: ReappliedResult) -> str:
     """``re-applied to the validated parent: <prune> + fine-tune N epochs (...), then <quant>``."""
-    b = result["budget"]
+    b = result.budget
     ft = b["finetune"]
     pb = b["parent_budget"]
-    steps = list(result.get("steps") or [])
+    steps = list(result.steps)
     if b.get("prune") is not None and steps:
         steps[0] += (
             f" (AdamW lr {ft['lr']:g} cosine to {ft['min_lr']:g}, batch {ft['batch_size']}, whole train split, "

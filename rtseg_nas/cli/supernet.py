@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     t = sub.add_parser("train", help="train the supernet (sandwich rule, in-place distillation)")
     _add_common(t, default=argparse.SUPPRESS)  # --quiet/--no-progress after the action too
     add_data(t)
-    t.add_argument("--out", required=True, metavar="DIR", help="output folder for supernet.pt and metrics.json")
+    t.add_argument("--out", required=True, metavar="DIR", help="output folder for supernet.pt and supernet.json")
     t.add_argument("--space", metavar="JSON", help="SearchSpace overrides as JSON (default: the search's space)")
     t.add_argument("--size", type=int, default=96, help="image side, px (default: %(default)s)")
     t.add_argument("--epochs", type=int, default=10, help="(default: %(default)s)")

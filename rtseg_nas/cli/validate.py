@@ -85,7 +85,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="where latency is taken: local, ssh://user@host[:port], jetson-nano-estimate or predict:TABLE "
         "(default: the study's --target)",
     )
-    p.add_argument("--threads", type=THREADS, help="ONNX Runtime threads (default: the search's --threads)")
+    p.add_argument(
+        "--threads",
+        type=THREADS,
+        help="ONNX Runtime threads (default: the search's --threads, if this machine has that many cores)",
+    )
     timing = timing_defaults()
     p.add_argument(
         "--rounds", type=COUNT, default=timing.rounds, help="local alternating rounds (default: %(default)s)"

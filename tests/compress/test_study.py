@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -31,10 +32,14 @@ def test_parents_are_the_feasible_front_best_dice_first():
 
 
 def test_study_limits_come_from_study_json_and_name_it(tmp_path):
+    from search_spaces import SearchConfig
+
     assert study_limits(tmp_path) == Constraints()  # no study.json: no limits
-    StudyDir(tmp_path).write_settings({"constraints": {"min_fps": 50, "max_latency_ms": None, "max_params": 2000}})
+    cfg = SearchConfig.from_options(tmp_path, min_fps=50, max_params=2000)
+    StudyDir(tmp_path).write_settings(cfg.settings(f"sqlite:///{tmp_path / 'study.db'}"))  # as the search writes it
     assert study_limits(tmp_path) == Constraints(min_fps=50, max_params=2000)
-    StudyDir(tmp_path).write_settings({"constraints": {"max_params": "2k"}})
+    data = json.loads(StudyDir(tmp_path).study_json.read_text())
+    StudyDir(tmp_path).study_json.write_text(json.dumps({**data, "constraints": {"max_params": "2k"}}))
     with pytest.raises(ConfigError, match=r"study.json: constraints.max_params"):
         study_limits(tmp_path)
 

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from rtseg_core import CandidateRecord, atomic_write_json, atomic_write_text
+from rtseg_core import (
+    CandidateRecord,
+    Constraints,
+    EvalMetrics,
+    MultiTrialSettings,
+    ProxyTrainingSettings,
+    StudyDir,
+    StudySettings,
+    ValidatedLatency,
+    ValidatedResult,
+    ValidatedSummary,
+    atomic_write_json,
+    atomic_write_text,
+    rank_agreement,
+    write_candidate,
+    write_trained,
+)
 
 BASE = CandidateRecord(
     name="paper",
@@ -57,16 +74,81 @@ def write_study(root: Path, records, *, settings=None, history_csv: str | None =
     return root
 
 
-SETTINGS = {
-    "name": "tiny",
-    "objectives": [["dice", "maximize"], ["latency_ms", "minimize"]],
-    "constraints": {"min_fps": 10, "max_latency_ms": None, "max_params": None},
-    "target": "local",
-    "data": {"dataset": "synthetic", "n": 8},
-    "size": [64, 64],
-    "sampler": "nsga2",
-    "seed": 0,
-}
+# study.json as a search writes it (through the one writer's record), for a tiny multi-trial study.
+STUDY_SETTINGS = StudySettings(
+    objectives=(("dice", "maximize"), ("latency_ms", "minimize")),
+    constraints=Constraints(min_fps=10),
+    target="local",
+    precision="fp32",
+    threads=2,
+    data="synthetic:8",
+    size=64,
+    latency_size=None,
+    sampler="nsga2",
+    population_size=16,
+    seed=0,
+    space={"base": "paper", "conv_widths": [[8, 16], [16, 24]]},
+    trials_requested=6,
+    storage="sqlite:///tiny/study.db",
+    study_name="tiny",
+    reference="paper",
+    search=MultiTrialSettings(
+        proxy_training=ProxyTrainingSettings(
+            epochs=2, steps_per_epoch=5, batch_size=4, lr=0.003, val_batches=None, frames="ps+fh", seed=0
+        ),
+        early_stop=False,
+        early_stop_rule={"after_epochs": 2, "margin": 0.1, "cost_tolerance": 0.1},
+        budget_epochs=None,
+    ),
+)
+SETTINGS = STUDY_SETTINGS.to_dict()
+
+
+# The full budget of `validate` (ValidateConfig.budget), as its files record it.
+BUDGET = {"epochs": 30, "size": 256, "batch_size": 8, "lr": 0.001, "seed": 0, "data": "synthetic:400",
+          "steps_per_epoch": None, "split": "test"}  # fmt: skip
+
+
+def write_validated(study: Path, rows: dict, *, budget=BUDGET, threads: int = 1, agreement="stage") -> Path:
+    """``validated/`` as `validate` writes it, through StudyDir's writers: each model's candidate.json and
+    trained.json, the stage's latency.json and summary.json. ``rows``: name -> (proxy Dice or None, test Dice,
+    latency ms, feasible). ``agreement``: "stage" computes it as the stage does; or a RankAgreement / None."""
+    shutil.rmtree(study / "validated", ignore_errors=True)
+    sd = StudyDir(study)
+    for i, (name, (proxy, dice, latency, feasible)) in enumerate(rows.items()):
+        record = cand(name, source="validated", split="test", dice=dice, latency_ms=latency, parent=name, trial=i,
+                      feasible=feasible, threads=threads, height=256, width=256, target="local",
+                      recipe="full: 30 epochs x whole train split")  # fmt: skip
+        write_candidate(sd.validated(name), record)
+        candidate = {"candidate": name, "trial": i, "config": dict(BASE.config), "source": "trial",
+                     "proxy_dice": proxy, "proxy_latency_ms": None, "proxy_values": {}}  # fmt: skip
+        test = EvalMetrics(dice=dice, dice_ps=dice, dice_fh=dice, delta_aop_deg=2.0)
+        write_trained(sd.validated(name), ValidatedResult(candidate, budget, budget["epochs"], test, 0.5))
+    pairs = [(p, d) for p, d, _, _ in rows.values() if p is not None]
+    if agreement == "stage":
+        agreement = None
+        if len(pairs) >= 3:
+            agreement = rank_agreement([p for p, _ in pairs], [d for _, d in pairs], a_label="proxy val Dice",
+                                       b_label="full-budget test Dice")  # fmt: skip
+    sd.write_validated_latency(
+        ValidatedLatency(
+            kind="measured",
+            target="local",
+            conditions={"input": "1x1x256x256", "threads": threads},
+            candidates={n: {"median_ms": lat, "params": BASE.params} for n, (_, _, lat, _) in rows.items()},
+        )  # fmt: skip
+    )
+    sd.write_validated_summary(
+        ValidatedSummary(
+            budget=budget,
+            candidates=tuple(sorted(rows)),
+            variants=(),
+            latency_target="local",
+            proxy_dice={n: p for n, (p, _, _, _) in rows.items()},
+            agreement=agreement,
+        )  # fmt: skip
+    )
+    return study
 
 
 def tiny_records():

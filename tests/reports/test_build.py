@@ -122,5 +122,5 @@ def test_bad_objective_in_study_json_names_it(tmp_path):
     from .conftest import cand
 
     root = write_study(tmp_path / "s", [cand("paper")], settings={**SETTINGS, "objectives": [["accuracy", "maximize"]]})
-    with pytest.raises(ConfigError, match=r"study.json: 'objectives'.*accuracy"):
+    with pytest.raises(ConfigError, match=r"study.json: 'objectives\[0\]' names an unknown objective.*'accuracy'"):
         build_report(root)

@@ -4,6 +4,7 @@ in the layout `validate` writes, a supernet study's layout, the hypervolume chec
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 from datetime import datetime
@@ -13,13 +14,11 @@ import pytest
 from pymoo.indicators.hv import HV
 
 from reports import compare_studies
-from rtseg_core import ConfigError, atomic_write_json, read_json
+from rtseg_core import ConfigError, StudyDir, SupernetSettings, write_supernet_training
 from rtseg_nas.cli._main import main
 
-from .conftest import cand, run_tiny_search
+from .conftest import BUDGET, run_tiny_search, write_validated
 
-BUDGET = {"epochs": 30, "size": 256, "batch_size": 8, "lr": 0.001, "seed": 0, "data": "synthetic:400",
-          "steps_per_epoch": None, "split": "test"}  # fmt: skip
 # name -> (full-budget test Dice, validated latency ms, feasible)
 FIXED = {"paper": (0.930, 30.0, True), "trial-1": (0.927, 19.0, True), "trial-2": (0.940, 35.0, True),
          "trial-3": (0.960, 5.0, False)}  # fmt: skip
@@ -28,17 +27,13 @@ ONESHOT = {"paper": (0.931, 26.0, True), "trial-4": (0.915, 17.0, True)}
 
 
 def validate_by_hand(study, rows, *, threads=1, budget=BUDGET):
-    """validated/<name>/{candidate,trained}.json, validated/summary.json and latency.json as `validate` writes them."""
-    shutil.rmtree(study / "validated", ignore_errors=True)
-    for name, (dice, latency, feasible) in rows.items():
-        record = cand(name, source="validated", split="test", dice=dice, latency_ms=latency, parent=name,
-                      feasible=feasible, threads=threads, height=256, width=256, target="local",
-                      recipe="full: 30 epochs x whole train split")  # fmt: skip
-        atomic_write_json(study / "validated" / name / "candidate.json", record.to_dict())
-        trained = {"candidate": {"candidate": name}, "budget": budget}
-        atomic_write_json(study / "validated" / name / "trained.json", trained)
-    atomic_write_json(study / "validated" / "summary.json", {"budget": budget, "candidates": sorted(rows)})
-    atomic_write_json(study / "validated" / "latency.json", {"input": "1x1x256x256", "threads": threads})
+    """validated/ as `validate` writes it (no proxy Dice: these tests compare fronts, not the proxy)."""
+    write_validated(study, {n: (None, *row) for n, row in rows.items()}, budget=budget, threads=threads)
+
+
+SUPERNET_RECORD = {"train": {"epochs": 2, "steps_per_epoch": 3}, "sandwich": {"random_subnets": 2}, "space": {},
+                   "largest": {}, "smallest": {}, "wall_s_this_run": 3.75, "device": "cpu",
+                   "epochs": [{"epoch": 1, "seconds": 1.5}, {"epoch": 2, "seconds": 2.25}]}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -54,17 +49,18 @@ def studies(mf_search, tmp_path_factory):
         writer = csv.DictWriter(f, fieldnames=[k for k in hist[0] if k != "cpu_s"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(hist)
-    # A supernet study's layout: its study.json names the supernet, whose metrics.json records its training.
+    # A supernet study's layout: its study.json names the supernet, whose supernet.json records its training.
     oneshot = root / "oneshot"
     shutil.copytree(fixed, oneshot)
     for m in oneshot.glob("trials/*/metrics.json"):
         m.unlink()  # subnets are evaluated with inherited weights, never trained
     sn = root / "sn"
-    atomic_write_json(sn / "metrics.json", {"epochs": [{"epoch": 1, "seconds": 1.5}, {"epoch": 2, "seconds": 2.25}]})
-    settings = read_json(oneshot / "study.json")
-    settings.update(strategy="supernet", supernet={"path": str(sn / "supernet.pt"), "epoch": 2,
-                    "train": {"epochs": 2, "steps_per_epoch": 3}, "sandwich": {"random_subnets": 2}})  # fmt: skip
-    atomic_write_json(oneshot / "study.json", settings)
+    write_supernet_training(sn, SUPERNET_RECORD)
+    settings = StudyDir(oneshot).read_settings()
+    part = SupernetSettings(path=str(sn / "supernet.pt"), epoch=2, container="widest", train=SUPERNET_RECORD["train"],
+                            sandwich=SUPERNET_RECORD["sandwich"], recipe="supernet-inherited", bn_batches=4,
+                            val_batches=None)  # fmt: skip
+    StudyDir(oneshot).write_settings(dataclasses.replace(settings, search=part))
     for study, rows in ((fixed, FIXED), (multi, MULTI), (oneshot, ONESHOT)):
         validate_by_hand(study, rows)
     return fixed, multi, oneshot

@@ -9,7 +9,7 @@ import pytest
 from reports import CANDIDATE_COLUMNS, load_candidates, load_history, study_constraints, study_objectives
 from rtseg_core import ConfigError, atomic_write_json
 
-from .conftest import SETTINGS, cand, tiny_records, write_study
+from .conftest import SETTINGS, STUDY_SETTINGS, cand, tiny_records, write_study
 
 
 def test_candidates_one_column_per_field_in_source_order(tiny_study):
@@ -42,14 +42,21 @@ def test_broken_and_duplicate_candidates_name_the_file(tmp_path):
         load_candidates(tmp_path / "nope")
 
 
-def test_settings_helpers():
-    assert study_objectives(SETTINGS) == (("dice", "maximize"), ("latency_ms", "minimize"))
-    assert study_objectives({}) == (("dice", "maximize"), ("latency_ms", "minimize"))
-    assert study_constraints(SETTINGS) == {"min_fps": 10.0, "max_latency_ms": None, "max_params": None}
-    with pytest.raises(ConfigError, match="study.json.*'objectives'.*'best'"):
-        study_objectives({"objectives": [["dice", "best"]]})
-    with pytest.raises(ConfigError, match="max_params"):
-        study_constraints({"constraints": {"max_params": "2M"}})
+def test_settings_helpers(tiny_study):
+    from reports import load_study_settings
+
+    settings = load_study_settings(tiny_study)
+    assert settings == STUDY_SETTINGS
+    assert study_objectives(settings) == (("dice", "maximize"), ("latency_ms", "minimize"))
+    assert study_objectives(None) == (("dice", "maximize"), ("latency_ms", "minimize"))
+    assert study_constraints(settings) == {"min_fps": 10, "max_latency_ms": None, "max_params": None}
+    assert study_constraints(None) == {"min_fps": None, "max_latency_ms": None, "max_params": None}
+    atomic_write_json(tiny_study / "study.json", {**SETTINGS, "objectives": [["dice", "best"]]})
+    with pytest.raises(ConfigError, match=r"study.json: 'objectives\[0\]' direction .*'best'"):
+        load_study_settings(tiny_study)
+    atomic_write_json(tiny_study / "study.json", {**SETTINGS, "constraints": {"max_params": "2M"}})
+    with pytest.raises(ConfigError, match="study.json: constraints.max_params"):
+        load_study_settings(tiny_study)
 
 
 def test_history_from_candidates_when_no_csv(tiny_study):

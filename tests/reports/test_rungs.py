@@ -11,10 +11,10 @@ from scipy import stats
 
 from reports import build_report, compute_report
 from reports._rungs import FULL, parse_rung_dice
-from rtseg_core import ConfigError, atomic_write_json
+from rtseg_core import ConfigError
 
 from .conftest import MF_RUNGS as RUNGS
-from .conftest import cand
+from .conftest import write_validated
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +38,7 @@ def mf_study(mf_search, tmp_path_factory):
 
 def validate_by_hand(study_dir, names_dice):
     """Validated records in the layout `validate` writes (full-budget test Dice chosen here)."""
-    for name, dice in names_dice.items():
-        record = cand(name, source="validated", split="test", dice=dice, latency_ms=20.0, parent=name,
-                      recipe="full: 30 epochs x whole train split", height=256, width=256)  # fmt: skip
-        atomic_write_json(study_dir / "validated" / name / "candidate.json", record.to_dict())
+    write_validated(study_dir, {name: (None, dice, 20.0, True) for name, dice in names_dice.items()})
 
 
 def ordinal_ranks(numbers, values):

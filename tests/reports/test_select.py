@@ -28,7 +28,24 @@ def test_constraints_are_rechecked_and_estimates_flagged():
     )
     c = choose_model(df, {"max_latency_ms": 30.0})
     assert c.best == "b" and c.fastest == "b"
-    assert any("mix measured and ESTIMATED" in n for n in c.notes)
+    assert "FPS values compared here mix MEASURED and ESTIMATED latencies" in c.notes
     c = choose_model(df, {"max_latency_ms": 30.0, "max_params": 2_000_000})
     assert c.best == "c" and c.fastest == "c"
     assert choose_model(df, {"min_fps": 1000}).best is None
+
+
+@pytest.mark.parametrize(
+    ("kinds", "note"),
+    [
+        (("measured", "measured"), None),
+        (("predicted", "predicted"), "every FPS compared here is PREDICTED, not measured"),
+        (("estimated", "estimated"), "every FPS compared here is ESTIMATED, not measured"),
+        (("measured", "predicted"), "FPS values compared here mix MEASURED and PREDICTED latencies"),
+        (("predicted", "estimated"), "FPS values compared here mix ESTIMATED and PREDICTED latencies"),
+    ],
+)
+def test_the_ship_note_names_every_latency_kind(kinds, note):
+    # Two candidates within one Dice point of each other, their latencies of the given kinds.
+    df = candidates_frame([cand("a", trial=1, latency_kind=kinds[0]), cand("b", trial=2, latency_kind=kinds[1])])
+    notes = [n for n in choose_model(df).notes if "FPS" in n]
+    assert notes == ([] if note is None else [note])

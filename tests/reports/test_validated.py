@@ -1,36 +1,25 @@
-"""The report's validated section: shown only when validated records exist; rank agreement; ship basis."""
+"""The report's validated section: shown only when validated records exist; the stage's rank agreement; ship basis."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import pytest
 from scipy import stats
 
 from reports import build_report, compute_report, report_summary
-from rtseg_core import atomic_write_json
+from rtseg_core import ConfigError, StudyDir, rank_agreement
 
-from .conftest import cand
+from .conftest import write_validated
 
-# name -> (proxy Dice in the search, full-budget test Dice, validated latency ms)
+# name -> (proxy Dice in the search, full-budget test Dice, validated latency ms, feasible)
 VALIDATED = {
-    "paper": (0.41, 0.934, 22.0),
-    "trial-1": (0.46, 0.909, 12.0),
-    "trial-4": (0.30, 0.921, 9.0),
-    "trial-2": (0.00, 0.900, 30.0),
+    "paper": (0.41, 0.934, 22.0, True),
+    "trial-1": (0.46, 0.909, 12.0, True),
+    "trial-4": (0.30, 0.921, 9.0, True),
+    "trial-2": (0.00, 0.900, 30.0, True),
 }
-
-
-def write_validated(study, rows=VALIDATED):
-    for name, (proxy, full, latency) in rows.items():
-        record = cand(
-            name, source="validated", split="test", dice=full, latency_ms=latency, parent=name,
-            recipe="full: 30 epochs x whole train split", height=256, width=256,
-        )  # fmt: skip
-        atomic_write_json(study / "validated" / name / "candidate.json", record.to_dict())
-        atomic_write_json(
-            study / "validated" / name / "trained.json",
-            {"candidate": {"candidate": name, "proxy_dice": proxy}, "budget": {"epochs": 30, "size": 256}},
-        )
 
 
 def test_no_validated_records_no_section_and_the_choice_says_proxy_only(tiny_study):
@@ -44,13 +33,16 @@ def test_no_validated_records_no_section_and_the_choice_says_proxy_only(tiny_stu
 
 
 def test_validated_section_front_and_rank_agreement(tiny_study):
-    write_validated(tiny_study)
+    write_validated(tiny_study, VALIDATED)
     info = compute_report(tiny_study)
     v = info.validated
     assert v is not None and set(v.candidates["name"]) == set(VALIDATED)
     # never mixed: the proxy candidates are unchanged, the validated front is computed on its own
     assert "validated" not in set(info.candidates["source"])
     assert set(v.front.front["name"]) == {"paper", "trial-4"}  # trial-4 dominates trial-1, paper trial-2
+    assert v.proxy_dice == {n: VALIDATED[n][0] for n in VALIDATED} and v.budget["epochs"] == 30
+    # The agreement is the stage's, as validated/summary.json holds it (the stage computes it like scipy).
+    assert v.agreement == StudyDir(tiny_study).read_validated_summary().agreement
     proxy = [VALIDATED[n][0] for n in v.candidates["name"]]
     full = [VALIDATED[n][1] for n in v.candidates["name"]]
     assert v.agreement.n == 4
@@ -67,8 +59,46 @@ def test_validated_section_front_and_rank_agreement(tiny_study):
     assert summary["validated"]["proxy_vs_full_dice"]["n"] == 4
 
 
+def test_the_report_shows_the_stages_agreement_not_its_own(tiny_study):
+    # A stage result the report could not recompute from the records (another seed and resample count):
+    # the report shows it as it is, instead of computing a second one.
+    pairs = [(p, d) for p, d, _, _ in VALIDATED.values()]
+    stage = rank_agreement([p for p, _ in pairs], [d for _, d in pairs], n_resamples=300, seed=11)
+    write_validated(tiny_study, VALIDATED, agreement=dataclasses.replace(stage, spearman_low=-0.123))
+    info = compute_report(tiny_study)
+    assert info.validated.agreement.spearman_low == -0.123 and info.validated.agreement.n_resamples == 300
+    assert f"(95 % CI -0.12 to {stage.spearman_high:+.2f})" in build_report(tiny_study).read_text()
+
+
 def test_fewer_than_three_validated_gives_no_agreement(tiny_study):
     write_validated(tiny_study, {k: VALIDATED[k] for k in ("paper", "trial-1")})
     info = compute_report(tiny_study)
     assert info.validated.agreement is None
     assert "at least 3 validated" in build_report(tiny_study).read_text()
+
+
+def test_validated_records_without_the_stages_summary_are_refused(tiny_study):
+    write_validated(tiny_study, VALIDATED)
+    StudyDir(tiny_study).validated_summary_json.unlink()
+    with pytest.raises(ConfigError, match=r"validated/summary.json: not found.*run `python run.py validate"):
+        compute_report(tiny_study)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda d: d["agreement"].update(n="4"), r"'agreement.n' must be an integer >= 3, got '4'"),
+        (lambda d: d["agreement"].update(spearman=3.0), r"'agreement.spearman' must be a coefficient"),
+        (lambda d: d["proxy_dice"].update(paper="high"), r"'proxy_dice.paper' must be a finite number in \[0, 1\]"),
+        (lambda d: d.pop("budget"), r"missing field 'budget'"),
+        (lambda d: d["budget"].update(epochs=-1), r"'budget.epochs' must be an integer >= 1"),
+    ],
+)
+def test_a_hostile_summary_names_the_file_and_field(tiny_study, edit, match):
+    write_validated(tiny_study, VALIDATED)
+    path = StudyDir(tiny_study).validated_summary_json
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=rf"validated/summary.json: {match}"):
+        compute_report(tiny_study)

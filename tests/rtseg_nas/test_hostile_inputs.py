@@ -212,3 +212,55 @@ def test_quantize_op_types_that_quantize_nothing_write_nothing(files, tmp_path, 
     )
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     assert [p.name for p in tmp_path.iterdir()] == []  # no staging folder left either
+
+
+def test_hand_edited_study_files_are_one_error_naming_file_and_field(tmp_path, capsys):
+    import json
+
+    from rtseg_core import CandidateRecord, StudyDir, write_candidate
+
+    study = tmp_path / "study"
+    assert main(["search", "--study", str(study), "--trials", "0", "--no-progress"]) == 0  # a real, empty study
+    capsys.readouterr()
+    sd = StudyDir(study)
+    good = json.loads(sd.study_json.read_text())
+    record = CandidateRecord(
+        name="paper", source="reference", dataset="synthetic", split="val", dice=0.5, dice_ps=0.5, dice_fh=0.5,
+        delta_aop_deg=None, params=1000, macs=10, latency_ms=2.0, fps=500.0, latency_kind="measured",
+        target="local", device="cpu", backend="onnxruntime", precision="fp32", threads=1, height=96, width=96, trial=0,
+    )  # fmt: skip
+    cand = write_candidate(sd.trial_dir(0), record)
+
+    def settings(**changes):
+        sd.study_json.write_text(json.dumps([good] if changes.get("top") else {**good, **changes}))
+
+    def candidate(**changes):
+        cand.write_text(json.dumps({**record.to_dict(), **changes}))
+
+    cases = [
+        (lambda: settings(threads="4"), "study.json: 'threads' must be an integer >= 1, got '4'"),
+        (lambda: settings(objectives="dice"), "study.json: 'objectives' must be a JSON list, got 'dice'"),
+        (lambda: settings(objectives=[["bogus", "maximize"]]), "study.json: 'objectives[0]' names an unknown"),
+        (lambda: settings(top=True), "study.json: expected a JSON object, got [{"),
+    ]
+    for edit, fragment in cases:
+        edit()
+        for verb in ("report", "validate"):
+            line = _ends_in_one_error_line([verb, "--study", str(study)], capsys)
+            assert fragment in line, (verb, line)
+    # More threads than this machine has: the report shows the study, validation refuses to time with them.
+    settings(threads=10**9)
+    line = _ends_in_one_error_line(["validate", "--study", str(study)], capsys)
+    assert "study.json: 'threads' is 1000000000, more than the" in line and "--threads" in line
+    settings()
+    for changes, fragment in [
+        ({"dice": "abc"}, "trials/0/candidate.json: 'dice' must be a finite number in [0, 1], got 'abc'"),
+        ({"latency_ms": float("nan")}, "trials/0/candidate.json: 'latency_ms' must be a positive finite number"),
+        ({"latency_ms": -1}, "trials/0/candidate.json: 'latency_ms' must be a positive finite number, got -1"),
+        ({"params": 1e300}, "trials/0/candidate.json: 'params' must be an integer in [0, 9223372036854775807]"),
+    ]:
+        candidate(**changes)
+        line = _ends_in_one_error_line(["report", "--study", str(study)], capsys)
+        assert fragment in line, line
+    candidate()
+    assert main(["report", "--study", str(study)]) == 0  # the same study, unedited, reports

@@ -228,6 +228,8 @@ def test_search_records_a_failure_goes_on_then_resumes_only_the_missing_trials(t
     assert settings["objectives"] == [["dice", "maximize"], ["latency_ms", "minimize"]]
     assert settings["proxy_training"]["epochs"] == 1 and settings["size"] == 32
     assert settings["target"] == "jetson-nano-estimate" and settings["constraints"]["max_params"] is None
+    read = StudyDir(study_dir).read_settings()  # the one reader takes what the one writer wrote
+    assert read.strategy == "multi-trial" and read.to_dict() == settings and read.assumed == ()
     assert "hostname" in json.loads((study_dir / "environment.json").read_text())
     candidate_before = (study_dir / "trials/0/candidate.json").read_bytes()
     done_before = {t.number: t.datetime_complete for t in trials}

@@ -4,6 +4,7 @@ and an extracted subnet is an ordinary checkpoint (weights_only, prune, quantize
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from models import load_model
+from rtseg_core import StudyDir, read_supernet_training
 from search_spaces import (
     SandwichConfig,
     SearchSpace,
@@ -62,6 +64,10 @@ def test_a_tiny_supernet_trains_and_its_checkpoint_is_plain_data(trained, space)
     sn = load_supernet(trained.parent)  # the folder works too
     assert sn.space == space and sn.sandwich == SANDWICH and sn.train == TrainConfig(**TRAIN, epochs=2)
     assert all(0.0 <= e["val_dice_smallest"] <= 1.0 for e in sn.history)
+    # Its training record has its own name (metrics.json is the trainer's schema).
+    record = read_supernet_training(trained.parent)
+    assert (trained.parent / "supernet.json").is_file() and not (trained.parent / "metrics.json").exists()
+    assert [e["epoch"] for e in record["epochs"]] == [1, 2] and record["sandwich"] == dataclasses.asdict(SANDWICH)
     with pytest.raises(Exception, match="exists; pass --resume"):
         train_supernet(space, TrainConfig(**TRAIN, epochs=2), trained.parent, sandwich=SANDWICH, progress=False)
     with pytest.raises(Exception, match=r"different training settings than the checkpoint's: \['lr'\]"):
@@ -135,6 +141,8 @@ def test_a_supernet_search_writes_candidates_the_report_reads_and_resumes(traine
     settings = json.loads((study / "study.json").read_text())
     assert settings["strategy"] == "supernet" and settings["evaluation"]["recipe"] == "supernet-inherited"
     assert settings["reference"] is None  # paper is wider than this tiny supernet
+    read = StudyDir(study).read_settings()  # the one reader takes what the one writer wrote
+    assert read.strategy == "supernet" and read.search.bn_batches == 2 and read.search.path == str(trained)
     # Resume: the same command with more trials runs only the missing ones.
     summary = run_supernet_search(SupernetSearchConfig(**{**cfg.__dict__, "trials": 5}))
     assert summary.counts["complete"] == 5 and summary.trials_run == 2
