@@ -92,14 +92,14 @@ class LocalTimer:
         CPU time is the kernel's compute without the time other processes held the core.
         """
         from profiling._ort import make_session
-        from profiling._timing import time_alternating
+        from profiling._timing import session_runner, time_alternating
 
         rng = np.random.default_rng(0)
         runners: dict[str, Callable[[], Any]] = {}
         for g in graphs:
             sess = make_session(g.model, threads=self.threads, providers=["CPUExecutionProvider"])
             feed = {name: rng.standard_normal(shape).astype(dtype) for name, shape, dtype in g.inputs}
-            runners[g.key] = _bind(sess, feed)
+            runners[g.key] = session_runner(sess, feed)
         # one alternating loop over the whole batch: a load change on the shared machine hits every kernel alike
         options = TimingOptions(rounds=self.rounds, runs=self.runs, warmup=self.warmup, threads=self.threads)
         samples = time_alternating(runners, options)
@@ -117,13 +117,6 @@ class LocalTimer:
             raise ProfilingError(f"latency table: the models to time whole have different input shapes {shapes}")
         got = time_graphs(paths, self.timing)
         return {name: {"wall": t.record.median_ms, "cpu": t.samples.cpu_median_ms} for name, t in got.items()}
-
-
-def _bind(session, feed: dict) -> Callable[[], Any]:
-    def run() -> Any:
-        return session.run(None, feed)
-
-    return run
 
 
 class SSHTimer:

@@ -30,16 +30,32 @@ round medians. Estimates and predictions time nothing; their backends answer per
 
 Why one untimed run and then several timed ones, and not one timed run per visit: a deployed
 model runs frame after frame with its weights in cache; a single run right after another model
-times a cold cache instead. Measured with ``scripts/measure_timing.py`` (ONNX Runtime FP32,
-CPUExecutionProvider, 1 thread, OMP_NUM_THREADS=1, 30 rounds, warm-up 5, on the AMD EPYC of our
-2-core machines, load average 1.3-2.0 from other jobs; medians in ms, ratio = larger / smaller)::
+times a cold cache instead, and that costs a small model relatively more, so it changes ratios.
+Measured on our 2-core AMD EPYC (1 thread, ONNX Runtime 1.32 FP32 CPUExecutionProvider, 30
+rounds, warm-up 5; medians of 3 repeats, the methods themselves alternating; load average
+1.0-1.9 with this job)::
 
-    pair                                       cold: 1 timed run    warm: 1 untimed + 3 timed
-                                               per visit             per visit
-    narrow (8-16-32 / 32-48) vs paper, 96 px   see METHOD_TABLE below
-    paper vs paper pruned to 50 % MACs, 256 px
+    OMP_NUM_THREADS=1 python scripts/measure_timing.py OUT method 3
 
-METHOD_TABLE
+    pair (reference / variant)                 per visit          ref ms  var ms  ratio  ratio (thread CPU)
+    paper / a narrow member, 96 px             cold: 1 timed       3.65    0.955   3.79   3.81
+                                               1 untimed + 1       3.65    0.869   4.29   4.20
+                                               1 untimed + 3       3.66    0.834   4.38   4.21
+                                               1 untimed + 5       3.76    0.855   4.28   4.24
+    paper / paper pruned to 50 % MACs, 256 px  cold: 1 timed      23.27   13.72    1.716  1.720
+                                               1 untimed + 1      22.14   12.46    1.770  1.764
+                                               1 untimed + 3      22.59   12.76    1.770  1.774
+                                               1 untimed + 5      22.49   12.53    1.779  1.777
+
+(the narrow member: conv widths 8-16-32, token widths 32-48, one encoder block.) Timed cold, the
+small model is 10-15 % slower and the small pair's ratio 12 % lower (3 % for the
+large pair); one, three or five timed runs after the untimed one agree within 2.5 % (small) and
+0.5 % (large), so the default is three (90 timed runs per model at 30 rounds). Under a load
+average of 4-7 from other jobs on the two cores, wall medians doubled for the 96 px `paper`
+while its thread CPU time stayed at 4.3-4.5 ms: the records keep both clocks for that reason.
+With these defaults one pair gives one ratio through every entry point (``OUT verbs 5``, same
+machine, load 1.3-1.8): bench 1.769x, validate 1.772x, the quantize/prune speed-up 1.768x, the
+latency table's calibration 1.774x for `paper` / `paper` pruned to 50 % MACs at 256 px.
 """
 
 from __future__ import annotations
@@ -277,7 +293,7 @@ def time_graphs(
         input_name, dtype = session_input(session)
         shapes[name] = _feed_shape(path, session.get_inputs()[0].shape, shape)
         x = np.random.default_rng(options.seed).standard_normal(shapes[name]).astype(dtype)
-        runners[name] = _bind(session, {input_name: x})
+        runners[name] = session_runner(session, {input_name: x})
     samples = time_alternating(runners, options)
     env = describe_environment(threads=options.threads)
     device = describe_device()
@@ -334,7 +350,9 @@ def _feed_shape(path: Path, declared: list, given: tuple[int, int, int, int] | N
     return tuple(out)
 
 
-def _bind(session, feed: dict) -> Runner:
+def session_runner(session, feed: dict) -> Runner:
+    """One ``session.run`` of an ONNX Runtime session on a fixed feed, as the timer calls it."""
+
     def run() -> Any:
         return session.run(None, feed)
 
