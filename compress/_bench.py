@@ -1,4 +1,4 @@
-"""Compression variants for ``python run.py bench --compression``: INT8 vs FP32, pruned vs unpruned.
+"""Compression variants for ``rtseg-nas bench --compression``: INT8 vs FP32, pruned vs unpruned.
 
 From one trained checkpoint, in one run:
 

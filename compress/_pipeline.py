@@ -1,9 +1,9 @@
-"""``python run.py prune``: checkpoint in, pruned + fine-tuned + exported + evaluated checkpoint out.
+"""``rtseg-nas prune``: checkpoint in, pruned + fine-tuned + exported + evaluated checkpoint out.
 
 Output folder (written to a temporary sibling and renamed at the end, so a failure leaves nothing)::
 
     OUT/checkpoint.pt   config + pruning {"history", "spec"} + weights (loads with weights_only=True;
-                        ``python run.py evaluate --checkpoint OUT/checkpoint.pt`` works)
+                        ``rtseg-nas evaluate --checkpoint OUT/checkpoint.pt`` works)
     OUT/model.onnx      the pruned model, BN folded, parity-checked against PyTorch
     OUT/prune.json      the spec, what pruning did, fine-tuning log, Dice before/after, ONNX parity
 """
@@ -205,9 +205,9 @@ def prune_checkpoint(
         )
         atomic_write_json(tmp / "prune.json", report.to_dict())
     log.info(
-        "pruned %s -> %s: %d -> %d params, %.3f -> %.3f GMACs",
+        "pruned %s%s: %d -> %d params, %.3f -> %.3f GMACs",
         checkpoint,
-        out_dir,
+        f" -> {out_dir}" if stage else "",  # unstaged: out_dir is the caller's temporary folder
         result.params_before,
         result.params_after,
         result.macs_before / 1e9,

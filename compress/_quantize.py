@@ -1,4 +1,4 @@
-"""``python run.py quantize``: INT8 / FP16 ONNX models and DSConv low-bit fine-tuning, each evaluated.
+"""``rtseg-nas quantize``: INT8 / FP16 ONNX models and DSConv low-bit fine-tuning, each evaluated.
 
 Formats (:class:`QuantFormat`):
 
@@ -41,7 +41,15 @@ from torch import nn
 
 from compress._files import output_dir
 from profiling import TimingOptions
-from rtseg_core import CompressionError, ProfilingError, Record, atomic_write_json, check_output_dir, dataset_path
+from rtseg_core import (
+    CompressionError,
+    CompressionOptionError,
+    ProfilingError,
+    Record,
+    atomic_write_json,
+    check_output_dir,
+    dataset_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +80,7 @@ NANO_GPU_INT8 = (
 )
 FP16_DEVICE_NOTE = (
     "FP16 ONNX with FP32 inputs/outputs for TensorRT (trtexec --fp16) on the device; the latency measured "
-    "here is ONNX Runtime on this CPU, not the device's: time model.onnx there (run.py profile --onnx ... )"
+    "here is ONNX Runtime on this CPU, not the device's: time model.onnx there (rtseg-nas profile --onnx ... )"
 )
 CONVINTEGER_NOTE = (
     "dynamic INT8 runs convolutions as ConvInteger, which ONNX Runtime executes far slower than FP32 "
@@ -113,7 +121,7 @@ class QuantSpec(Record):
             object.__setattr__(self, "format", self.format.value)
 
         def fail(name: str, rule: str) -> NoReturn:
-            raise CompressionError(f"QuantSpec.{name}: {rule}, got {getattr(self, name)!r}")
+            raise CompressionOptionError(f"QuantSpec.{name}: {rule}, got {getattr(self, name)!r}")
 
         if self.format not in FORMATS:
             fail("format", f"must be one of {', '.join(FORMATS)}")
@@ -130,7 +138,7 @@ class QuantSpec(Record):
         if not isinstance(self.dsconv_bits, int) or not 2 <= self.dsconv_bits <= 8:
             fail("dsconv_bits", "must be an integer from 2 to 8")
         if self.format.startswith("int8") and self.target == "jetson-nano-gpu":
-            raise CompressionError(f"QuantSpec.target: {NANO_GPU_INT8}")
+            raise CompressionOptionError(f"QuantSpec.target: {NANO_GPU_INT8}")
 
     @property
     def export_opset(self) -> int:
@@ -391,7 +399,8 @@ def _require_quantized(path: Path, op_types: list[str] | None) -> None:
     if not found:
         path.unlink(missing_ok=True)
         which = f"--op-types {','.join(op_types)}" if op_types else "ONNX Runtime's default operator set"
-        raise CompressionError(
+        error = CompressionOptionError if op_types else CompressionError  # the option's choice, or a failure
+        raise error(
             f"INT8 quantization produced no quantized operator with {which}: the result would be the float model "
             "labelled INT8, so nothing is written; list ops ONNX Runtime quantizes (Conv, MatMul, Gemm, ...)"
         )
@@ -404,7 +413,7 @@ def _op_types(fp32: Path, spec: QuantSpec) -> list[str] | None:
         present = set(op_counts(fp32))
         missing = [op for op in op_types if op not in present]
         if missing:
-            raise CompressionError(
+            raise CompressionOptionError(
                 f"--op-types: {', '.join(missing)} match(es) no operator of {fp32.name} (its operators: "
                 f"{', '.join(sorted(present))}); names are ONNX op types and case-sensitive, e.g. Conv,MatMul"
             )
@@ -574,7 +583,7 @@ def quantize_checkpoint(
     data, size, seed = _data_defaults(ckpt, data, size, seed)
     with output_dir(out_dir, verb="quantize", inputs=inputs, stage=stage, overwrite=overwrite) as tmp:
         fp32 = tmp / "model_fp32.onnx"
-        _export(model, fp32, size=size, opset=spec.export_opset)
+        export_graph(model, fp32, size=size, opset=spec.export_opset)
         extra: dict[str, Any] = {}
         if spec.info.convert is None:  # made from the weights, not from an ONNX graph
             qmodel, logs, ckpt_path = _dsconv(
@@ -589,7 +598,7 @@ def quantize_checkpoint(
                 progress=progress,
                 parent=str(checkpoint),
             )
-            _export(qmodel, tmp / "model.onnx", size=size, opset=spec.export_opset)
+            export_graph(qmodel, tmp / "model.onnx", size=size, opset=spec.export_opset)
             extra = {"checkpoint": ckpt_path.name, "finetune": logs}
             notes = (
                 f"DSConv {spec.dsconv_bits}-bit VQK/KDS on the encoder convs, "
@@ -666,7 +675,7 @@ def quantize_onnx(
     return report
 
 
-def _export(model: nn.Module, path: Path, *, size: int, opset: int) -> None:
+def export_graph(model: nn.Module, path: Path, *, size: int, opset: int) -> None:
     from profiling import ExportConfig, export_onnx
 
     try:

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
-from rtseg_core import CompressionError, Record
+from rtseg_core import CompressionOptionError, Record
 
 LATENCY_BACKENDS = ("onnxruntime", "pytorch")
 
@@ -59,11 +59,11 @@ class PruneSpec(Record):
 
     def _validate(self) -> None:
         def fail(name: str, rule: str) -> NoReturn:
-            raise CompressionError(f"PruneSpec.{name}: {rule}, got {getattr(self, name)!r}")
+            raise CompressionOptionError(f"PruneSpec.{name}: {rule}, got {getattr(self, name)!r}")
 
         targets = [n for n in ("ratio", "target_macs", "target_latency_ms") if getattr(self, n) is not None]
         if len(targets) != 1:
-            raise CompressionError(
+            raise CompressionOptionError(
                 f"PruneSpec: give exactly one target (ratio, target_macs or target_latency_ms), got {targets or 'none'}"
             )
         for name in ("ratio", "target_macs"):

@@ -8,17 +8,25 @@ latency_ms min) is the suite's one non-dominated sort (:mod:`rtseg_core._pareto`
 (``source="compressed"``, ``parent=<parent name>``, ``recipe``), measured the same way for
 every variant: Dice on the parent's split with ONNX Runtime on the exported graph, latency with
 ONNX Runtime on this machine (batch 1, the parent's thread count).
+
+Two sizes: ``model.onnx`` is exported at the size the parent was TRAINED at, and Dice is
+measured on it at that size; latency, MACs and the record's height/width are at the size the
+search TIMED its trials at (``--latency-size``, the parent record's height), so a variant is
+compared with its parent at one size. When the two differ, the timed graph is exported again at
+the latency size from the same weights (and, for INT8/FP16, converted again with the same
+QuantSpec, calibrated at that size) and kept beside ``model.onnx`` as ``model_<N>px.onnx``.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from pathlib import Path
 
 from compress._measure import count_macs
 from compress._pipeline import load_for_compression, prune_checkpoint
-from compress._quantize import QuantSpec, latency_ms, ort_predict, quantize_checkpoint
+from compress._quantize import QuantSpec, convert, export_graph, latency_ms, ort_predict, quantize_checkpoint
 from compress._spec import PruneSpec
 from models import count_parameters
 from profiling import describe_device
@@ -29,6 +37,7 @@ from rtseg_core import (
     CompressionError,
     ConfigError,
     Constraints,
+    InputFileError,
     StudyDir,
     pareto_indices,
     read_json,
@@ -86,15 +95,15 @@ def compress_study(
     output of the same verb, or with ``overwrite``.
     """
     if not Path(study_dir).is_dir():
-        raise ConfigError(f"--study {study_dir}: not a folder")
+        raise InputFileError(f"--study {study_dir}: not a folder")
     study = StudyDir(study_dir)
     if prune is None and quantize is None:
-        raise CompressionError("--study: give a pruning target and/or --format to quantize")
+        raise ConfigError("--study: give a pruning target and/or --format to quantize")
     if top_k < 1:
-        raise CompressionError(f"--top-k: must be >= 1, got {top_k}")
+        raise ConfigError(f"--top-k: must be >= 1, got {top_k}")
     trials = read_trials(study.root)
     if not trials:
-        raise ConfigError(f"{study.trials_dir}: no */candidate.json; run a search first")
+        raise InputFileError(f"{study.trials_dir}: no */candidate.json; run a search first")
     folders = {r.name: folder for r, folder in trials}
     parents = pareto_parents([r for r, _ in trials], top_k)
     limits = study_limits(study.root)
@@ -114,7 +123,7 @@ def compress_study(
                     ckpt, prune, tmp, data=data, finetune_spec=finetune_spec, stage=False, progress=progress
                 )
                 recipe = report.recipe
-                record = _measure(tmp, name, parent, recipe, report.data, "fp32", runs=runs, limits=limits)
+                record = _measure(tmp, name, parent, recipe, report.data, None, runs=runs, limits=limits)
                 write_candidate(tmp, record)
             written.append(record)
             source = final / CHECKPOINT
@@ -134,7 +143,7 @@ def compress_study(
                     progress=progress,
                 )
                 full = f"{recipe} -> {qreport.recipe}" if recipe else qreport.recipe
-                record = _measure(tmp, name, parent, full, qreport.data, quantize.precision, runs=runs, limits=limits)
+                record = _measure(tmp, name, parent, full, qreport.data, quantize, runs=runs, limits=limits)
                 write_candidate(tmp, record)
             written.append(record)
         log.info("compressed %s: %s", parent.name, ", ".join(r.name for r in written[first:]))
@@ -147,38 +156,47 @@ def _measure(
     parent: CandidateRecord,
     recipe: str,
     data: str,
-    precision: str,
+    quant: QuantSpec | None,
     *,
     runs: int,
     limits: Constraints,
 ) -> CandidateRecord:
-    """The candidate row of one variant: Dice/AoP (ORT on model.onnx), params/MACs, ORT latency."""
+    """The candidate row of one variant: Dice/AoP (ORT on model.onnx at the training size),
+    params/MACs and ORT latency at the parent's latency size (module docstring)."""
     onnx_path = folder / "model.onnx"
     ckpt_path = folder / CHECKPOINT
     if not ckpt_path.is_file():  # an INT8/FP16 variant keeps its source's weights and architecture
         ckpt_path = _source_checkpoint(folder)
     model, ckpt = load_for_compression(ckpt_path)
-    size = parent.height
+    trained = load_train_config(ckpt.meta, source=str(ckpt_path))
+    threads = parent.threads or 1
     summary = evaluate(
-        ort_predict(onnx_path, threads=parent.threads or 1),
+        ort_predict(onnx_path, threads=threads),
         data,
         split=parent.split,
-        size=size,
-        seed=load_train_config(ckpt.meta, source=str(ckpt_path)).seed,
+        size=trained.size,
+        seed=trained.seed,
         progress=False,
     ).summary
-    threads = parent.threads or 1
-    lat = latency_ms(onnx_path, threads=threads, runs=runs, precision=precision)
+    size = parent.height or trained.size
+    timed = onnx_path
+    if size != trained.size:
+        timed = _timing_graph(folder, model, quant, size=size, data=data, seed=trained.seed)
+    precision = quant.precision if quant is not None else "fp32"
+    lat = latency_ms(timed, threads=threads, runs=runs, precision=precision)
     feasible = _feasible(parent, limits, lat, count_parameters(model))
+    sizes = (
+        f"Dice at the training size {trained.size}x{trained.size} on {onnx_path.name}"
+        if timed == onnx_path
+        else f"Dice at the training size {trained.size}x{trained.size} on {onnx_path.name}, latency and MACs at "
+        f"the search's latency size {size}x{size} on {timed.name} (the same weights exported at that size)"
+    )
     return CandidateRecord(
         name=name,
         source="compressed",
         dataset=parent.dataset,
         split=parent.split,
-        dice=summary.mean.dice,
-        dice_ps=summary.ps.dice,
-        dice_fh=summary.fh.dice,
-        delta_aop_deg=summary.mean.delta_aop,
+        **summary.headline().to_dict(),
         params=count_parameters(model),
         macs=count_macs(model, size),
         latency_ms=lat,
@@ -190,18 +208,34 @@ def _measure(
         precision=precision,
         threads=threads,
         height=size,
-        width=parent.width,
+        width=parent.width or size,
         feasible=feasible,
         parent=parent.name,
         trial=parent.trial,
         recipe=recipe,
         config=ckpt.config.to_dict(),
         notes=(
-            f"Dice: ONNX Runtime on {onnx_path.name}, {parent.split} split; latency: ONNX Runtime CPU, batch 1, "
-            f"{threads} thread(s), median of {runs} runs on this machine"
+            f"Dice: ONNX Runtime, {parent.split} split; latency: ONNX Runtime CPU, batch 1, "
+            f"{threads} thread(s), median of {runs} runs on this machine; {sizes}"
             + ("" if parent.target == "local" else f" (the parent's latency was measured on {parent.target})")
         ),
     )
+
+
+def _timing_graph(folder: Path, model, quant: QuantSpec | None, *, size: int, data: str, seed: int) -> Path:
+    """``folder/model_<size>px.onnx``: the variant's graph at the latency ``size``. An FP32 or
+    DSConv variant is its model exported at that size; an INT8/FP16 one is its source model
+    exported at that size and converted with the same ``quant`` (calibrated at that size)."""
+    out = folder / f"model_{size}px.onnx"
+    opset = quant.export_opset if quant is not None else 17
+    if quant is None or quant.info.convert is None:
+        export_graph(model, out, size=size, opset=opset)
+        return out
+    with tempfile.TemporaryDirectory(prefix="rtseg-timed-") as scratch:
+        fp32 = Path(scratch) / "model_fp32.onnx"
+        export_graph(model, fp32, size=size, opset=opset)
+        convert(fp32, out, quant, data=data, size=size, seed=seed, work=Path(scratch))
+    return out
 
 
 def _source_checkpoint(folder: Path) -> Path:

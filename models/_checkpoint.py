@@ -25,7 +25,7 @@ from torch import nn
 from models._config import RTSegConfig
 from models._model import build_model
 from models._prune_graph import replay_pruning
-from rtseg_core import ConfigError, atomic_save_torch
+from rtseg_core import ConfigError, InputFileError, atomic_save_torch
 
 FORMAT = "rtseg-nas/checkpoint"
 VERSION = 1
@@ -63,18 +63,24 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
 def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: checkpoint not found")
+        raise InputFileError(f"{path}: checkpoint not found")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise ConfigError(_load_error(path, exc)) from None
+        raise InputFileError(_load_error(path, exc)) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not an rtseg-nas checkpoint (no 'format': {FORMAT!r})")
+        raise InputFileError(f"{path}: not an rtseg-nas checkpoint (no 'format': {FORMAT!r})")
     if data.get("version") != VERSION:
-        raise ConfigError(f"{path}: checkpoint version {data.get('version')} is not supported (expected {VERSION})")
+        raise InputFileError(f"{path}: checkpoint version {data.get('version')} is not supported (expected {VERSION})")
     _check_fields(path, data)
+    try:
+        config = RTSegConfig.from_dict(data["config"], source=f"{path}: config")
+    except InputFileError:
+        raise
+    except ConfigError as exc:  # the stored config is damaged: a bad input file, not a bad option
+        raise InputFileError(str(exc)) from None
     return Checkpoint(
-        config=RTSegConfig.from_dict(data["config"], source=f"{path}: config"),
+        config=config,
         state_dict=data["state_dict"],
         pruning=data.get("pruning"),
         optimizer=data.get("optimizer"),
@@ -105,7 +111,7 @@ def _check_fields(path: Path, data: dict[str, Any]) -> None:
     def fail(field: str, rule: str) -> None:
         value = data.get(field, "<missing>")
         shown = type(value).__name__ if not isinstance(value, (str, int, float, type(None))) else repr(value)
-        raise ConfigError(f"{path}: checkpoint field {field!r} {rule} (got {shown[:80]})")
+        raise InputFileError(f"{path}: checkpoint field {field!r} {rule} (got {shown[:80]})")
 
     for key in ("config", "state_dict"):
         if key not in data:
@@ -136,7 +142,7 @@ def _check_fields(path: Path, data: dict[str, Any]) -> None:
             )
         )
         if not ok:
-            raise ConfigError(
+            raise InputFileError(
                 f"{path}: checkpoint field meta['train'] must be {{'data': str, 'size': int, 'seed': int}}, "
                 f"got {str(train)[:120]}"
             )
@@ -150,7 +156,7 @@ def model_from_checkpoint(ckpt: Checkpoint, *, source: str = "checkpoint") -> nn
         if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not torch.isfinite(tensor).all()
     ]
     if bad:
-        raise ConfigError(
+        raise InputFileError(
             f"{source}: {len(bad)} weight tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}"
             f"{', ...' if len(bad) > 3 else ''}); the checkpoint is broken (a diverged run?) and is not used"
         )
@@ -158,10 +164,12 @@ def model_from_checkpoint(ckpt: Checkpoint, *, source: str = "checkpoint") -> nn
     if ckpt.pruning:
         try:
             model = replay_pruning(model, ckpt.pruning)
-        except ConfigError:
+        except InputFileError:
             raise
+        except ConfigError as exc:  # the stored history is damaged: a bad input file
+            raise InputFileError(f"{source}: {exc}") from None
         except Exception as exc:  # a crafted history: unknown modules, indices out of range...
-            raise ConfigError(
+            raise InputFileError(
                 f"{source}: the pruning history cannot be replayed ({type(exc).__name__}: {str(exc)[:200]})"
             ) from None
     try:
@@ -169,7 +177,7 @@ def model_from_checkpoint(ckpt: Checkpoint, *, source: str = "checkpoint") -> nn
     except (RuntimeError, TypeError, ValueError) as exc:
         first = str(exc).strip().splitlines()
         detail = "; ".join(line.strip() for line in first[:4])
-        raise ConfigError(f"{source}: the weights do not match the config ({detail[:600]})") from None
+        raise InputFileError(f"{source}: the weights do not match the config ({detail[:600]})") from None
     return model
 
 

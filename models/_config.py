@@ -33,7 +33,7 @@ class RTSegConfig:
     """RTSeg-Net family member. Defaults are the released network (the ``paper`` preset).
 
     Stage layout is fixed (3 conv stages, 2 token stages, mirrored decoder); what varies is
-    described per field. See ``shared/docs/rtsegnet-architecture.md`` for the blocks.
+    described per field. See ``docs/architecture.md`` for the blocks.
     """
 
     in_channels: int = 1

@@ -1,6 +1,6 @@
 """Cost and latency of RTSeg-Net family models: counts, ONNX export, local timing, Jetson profiling and estimates.
 
-- :func:`profile_model` is the one-call API (``python run.py profile``): counts plus latency here,
+- :func:`profile_model` is the one-call API (``rtseg-nas profile``): counts plus latency here,
   on a device over SSH, or as a labelled Jetson Nano estimate.
 - :func:`count_costs` gives parameters (true and the paper's thop convention), MACs (fvcore,
   thop with and without a DSConv rule) and peak activation memory as a :class:`CostRecord`.
@@ -73,7 +73,7 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from profiling._onnx_input import OnnxInputInfo, read_onnx_input
     from profiling._ort import make_session, session_input
     from profiling._predict_bench import PREDICTOR_BENCH_ROUNDS, PredictorBenchResult, bench_predictor
-    from profiling._predictor import LatencyPredictor, LatencyTable, TableKey
+    from profiling._predictor import MIN_CALIBRATION, LatencyPredictor, LatencyTable, TableKey
     from profiling._profile import ProfileReport, profile_model
     from profiling._records import (
         ESTIMATE_TARGET,
@@ -103,6 +103,7 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from profiling._trace import ForwardTrace, TracedOp, trace_forward
 
 __all__ = [
+    "MIN_CALIBRATION",
     "LOCAL_OPSET",
     "export_model",
     "session_input",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from rtseg_core import ConfigError
+from rtseg_core import ConfigError, InputFileError
 
 # Operators that mark a model as already quantized (ONNX Runtime INT8 runs these).
 QUANT_OPS = frozenset(
@@ -60,11 +60,11 @@ def read_onnx_input(path: str | Path) -> OnnxInputInfo:
 
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: ONNX file not found")
+        raise InputFileError(f"{path}: ONNX file not found")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, ValueError, ... for a bad file
-        raise ConfigError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
+        raise InputFileError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
     for init in model.graph.initializer:
         if init.data_location == onnx.TensorProto.EXTERNAL:
             raise ConfigError(

@@ -150,7 +150,7 @@ class LatencyTable:
         path = Path(path)
         data = read_json(path)  # ConfigError naming the file when missing or not JSON
         if not isinstance(data, dict) or data.get("kind") != "rtseg-nas kernel latency table":
-            raise ConfigError(f"{path}: not a kernel latency table (build one with `run.py latency-table build`)")
+            raise ConfigError(f"{path}: not a kernel latency table (build one with `rtseg-nas latency-table build`)")
         if data.get("schema") != TABLE_SCHEMA:
             raise ConfigError(f"{path}: table schema {data.get('schema')!r}; this version reads {TABLE_SCHEMA}")
         try:
@@ -174,7 +174,7 @@ class LatencyTable:
             raise ConfigError(
                 f"{self.path}: this latency table was built for another target, so it cannot be used {purpose}: "
                 + "; ".join(diff)
-                + " (build a table for this target with `run.py latency-table build`)"
+                + " (build a table for this target with `rtseg-nas latency-table build`)"
             )
 
 
@@ -408,7 +408,7 @@ class LatencyPredictor:
         if warn_unseen and (~seen).sum() > 0.5 * len(d.kernels):
             log.warning(
                 "%s: %d of %d kernels are not in %s and come from the regressor (another input size or widths far "
-                "from the table's models?); add the model to the table with `run.py latency-table build --arch`",
+                "from the table's models?); add the model to the table with `rtseg-nas latency-table build --arch`",
                 model_name,
                 int((~seen).sum()),
                 len(d.kernels),

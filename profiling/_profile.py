@@ -126,7 +126,7 @@ class ProfileReport:
                     r.backend,
                     r.provider,
                     r.precision,
-                    "-" if r.threads is None else str(r.threads),
+                    _threads_cell(r),
                     r.device,
                     r.kind,
                     f"{r.median_ms:.2f}",
@@ -154,9 +154,30 @@ class ProfileReport:
                 )
             for r in (r for r in self.latency if not r.has_dispersion):
                 lines.append(f"  note: {r.notes}")
+            for cell, why in _THREADS_WHY.items():
+                if any(_threads_cell(r) == cell for r in self.latency):
+                    lines.append(f"  thr {cell}: {why}")
         for s in self.skipped:
             lines.append(f"skipped: {s}")
         return "\n".join(lines)
+
+
+_THREADS_WHY = {
+    "n/a (trtexec)": "TensorRT runs the graph on the device's GPU; CPU intra-op threads do not apply",
+    "ORT default": "no --threads given, so ONNX Runtime chose its intra-op thread count on the device (one per "
+    "physical core); give --threads N to fix and record it",
+}
+
+
+def _threads_cell(r: LatencyRecord) -> str:
+    """The threads a row ran with, or why there is no number (explained under the table)."""
+    if r.threads is not None:
+        return str(r.threads)
+    if r.backend == "tensorrt":
+        return "n/a (trtexec)"
+    if r.backend == "onnxruntime" and r.kind == "measured":
+        return "ORT default"
+    return "-"
 
 
 def profile_model(

@@ -294,7 +294,7 @@ def probe_remote(target: SSHTarget | str, options: SSHOptions | None = None) -> 
     with RemoteShell.connect(target, options) as shell:
         result = _run_device_script(shell, _base_params(options, probe_only=True), None)
     if not result.get("ok"):
-        raise _remote_error(target, options, result.get("error") or {})
+        raise _remote_error(shell.target, options, result.get("error") or {})
     facts = dict(result.get("facts") or {})
     facts["description"] = describe_remote_device(facts)
     return facts
@@ -382,6 +382,7 @@ def profile_remote(
     params["warmup_ms"] = TRT_DEFAULT_WARMUP_MS if warmup is None else int(warmup)
     with RemoteShell.connect(target, options) as shell:
         result = _run_device_script(shell, params, onnx_path)
+    target = shell.target  # the user and port really used (an ssh_config alias's Port, not 22)
     if not result.get("ok"):
         raise _remote_error(target, options, result.get("error") or {})
     used = result.get("backend")

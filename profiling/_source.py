@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from rtseg_core import ConfigError
+from rtseg_core import ConfigError, InputFileError
 
 
 @dataclass
@@ -34,11 +34,11 @@ def check_onnx_readable(path: Path) -> None:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # DecodeError, ValueError, OSError... for a damaged file
-        raise ConfigError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {str(exc)[:200]})") from None
+        raise InputFileError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {str(exc)[:200]})") from None
     initializers = {i.name for i in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     if not model.graph.node or not inputs or not model.graph.output:
-        raise ConfigError(
+        raise InputFileError(
             f"{path}: not a usable ONNX model ({len(model.graph.node)} nodes, {len(inputs)} inputs, "
             f"{len(model.graph.output)} outputs); an empty or truncated file?"
         )
@@ -72,7 +72,7 @@ def load_source(source, *, seed: int = 0, name: str | None = None) -> ModelSourc
     path = Path(text)
     if text.lower().endswith(".onnx"):
         if not path.is_file():
-            raise ConfigError(f"{path}: ONNX file not found")
+            raise InputFileError(f"{path}: ONNX file not found")
         check_onnx_readable(path)
         return ModelSource(name or path.name, "onnx", None, onnx_path=path)
     if text in PRESETS or text.lower().endswith(".json"):

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import re
+import shlex
 import socket
 import stat
 import threading
@@ -26,11 +27,12 @@ from urllib.parse import urlsplit
 
 import paramiko
 
-from rtseg_core import ConfigError, RemoteProfilingError, atomic_write_text
+from rtseg_core import ConfigError, InputFileError, RemoteProfilingError, atomic_write_text
 
 log = logging.getLogger(__name__)
 
 MAX_TIMEOUT_S = 7 * 86400.0  # finite: an infinite timeout is the hang these options exist to prevent
+DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"  # SSHOptions' default; an ssh_config's UserKnownHostsFile replaces it
 _USER = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
 _HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
 
@@ -102,13 +104,16 @@ class SSHOptions:
     """How to reach and use the device.
 
     ``key_filename``: private key (``None``: the default keys in ~/.ssh and an SSH agent).
-    ``known_hosts``: the file host keys are checked against and new ones are added to.
+    ``known_hosts``: the file host keys are checked against and new ones are added to (left at
+    its default, a host's ``UserKnownHostsFile`` in the ssh_config applies instead, as in ``ssh``).
     ``accept_new_host_key``: trust a host that is not in ``known_hosts`` yet and add it (never a
-    changed key: a mismatch is always refused). Timeouts in seconds: ``connect_timeout`` for TCP,
-    the SSH banner, key exchange, authentication and opening a channel; ``command_timeout`` for the
-    whole on-device measurement (a TensorRT engine build on a Nano takes minutes); ``stall_timeout``
-    for an upload that makes no progress. ``ssh_config``: the OpenSSH client config to honour
-    (``Host`` aliases, ``HostName``, ``User``, ``Port``, ``IdentityFile``, ``ProxyJump``); ``None``
+    changed key: a mismatch is always refused); ``StrictHostKeyChecking accept-new`` in the
+    ssh_config does the same for its hosts, and ``StrictHostKeyChecking no`` is refused.
+    Timeouts in seconds: ``connect_timeout`` for TCP, the SSH banner, key exchange, authentication
+    and opening a channel; ``command_timeout`` for the whole on-device measurement (a TensorRT
+    engine build on a Nano takes minutes); ``stall_timeout`` for an upload that makes no progress.
+    ``ssh_config``: the OpenSSH client config to honour (``Host`` aliases, ``HostName``, ``User``,
+    ``Port``, ``IdentityFile``, ``ProxyJump``, ``UserKnownHostsFile``, ``StrictHostKeyChecking``); ``None``
     = ``$RTSEG_SSH_CONFIG`` or ``~/.ssh/config`` when present. ``remote_python`` is the device's
     interpreter (Python >= 3.6); ``remote_tmpdir`` where ``mktemp -d`` makes the work directory
     (``None``: ``$TMPDIR`` or /tmp); ``trtexec_path`` / ``tegrastats_path`` override the search on
@@ -116,7 +121,7 @@ class SSHOptions:
     """
 
     key_filename: str | None = None
-    known_hosts: str = "~/.ssh/known_hosts"
+    known_hosts: str = DEFAULT_KNOWN_HOSTS
     accept_new_host_key: bool = False
     connect_timeout: float = 10.0
     command_timeout: float = 600.0
@@ -192,6 +197,14 @@ class Hop:
     port: int
     user: str
     key_files: tuple[str, ...] | None  # None: the default keys in ~/.ssh and the SSH agent
+    # host keys are checked against these files (all read; a new key goes to the first) ...
+    known_hosts: tuple[Path, ...] = (Path(os.path.expanduser(DEFAULT_KNOWN_HOSTS)),)
+    accept_new: bool = False  # ... and an unknown one is refused unless this (never a changed one)
+
+    @property
+    def known_hosts_file(self) -> Path:
+        """Where a new host key is recorded, and the file messages name."""
+        return self.known_hosts[0]
 
     @property
     def known_hosts_name(self) -> str:
@@ -233,9 +246,9 @@ def _read_ssh_config(options: SSHOptions) -> paramiko.SSHConfig | None:
     try:
         return paramiko.SSHConfig.from_path(str(path))
     except FileNotFoundError:
-        raise ConfigError(f"ssh config {path}: file not found (--ssh-config / RTSEG_SSH_CONFIG)") from None
+        raise InputFileError(f"ssh config {path}: file not found (--ssh-config / RTSEG_SSH_CONFIG)") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"ssh config {path}: cannot read it ({exc})") from None
+        raise InputFileError(f"ssh config {path}: cannot read it ({exc})") from None
     except Exception as exc:  # paramiko.ssh_exception.ConfigParseError and friends
         raise ConfigError(f"ssh config {path}: {type(exc).__name__}: {exc}") from None
 
@@ -276,16 +289,63 @@ def _hop(target: SSHTarget, options: SSHOptions, config, *, key_override: str | 
         for key in keys:
             path = Path(os.path.expanduser(key))
             if not path.is_file():
-                raise ConfigError(f"SSH key {path}: file not found; give the private key for {target.host}")
+                raise InputFileError(f"SSH key {path}: file not found; give the private key for {target.host}")
             expanded.append(str(path))
         keys = tuple(expanded)
+    host = found.get("hostname", target.host)
+    user = target.user or found.get("user") or getpass.getuser()
     return Hop(
         name=target.host,
-        host=found.get("hostname", target.host),
+        host=host,
         port=port,
-        user=target.user or found.get("user") or getpass.getuser(),
+        user=user,
         key_files=keys,
+        known_hosts=_known_hosts_files(found, options, target.host, user),
+        accept_new=_accept_new(found, options, target.host),
     )
+
+
+def _known_hosts_files(found: dict, options: SSHOptions, name: str, user: str) -> tuple[Path, ...]:
+    """``--known-hosts`` when given, else the host's ``UserKnownHostsFile`` (``~``, ``%d``, ``%u``, ``%h``
+    and ``%%`` expanded, as ``ssh`` does), else the default ~/.ssh/known_hosts."""
+    if options.known_hosts != DEFAULT_KNOWN_HOSTS or not found.get("userknownhostsfile"):
+        return (options.known_hosts_path,)
+    where = f"ssh config {options.ssh_config_path}: UserKnownHostsFile of {name}"
+    try:
+        names = shlex.split(found["userknownhostsfile"])
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if not names or any(n.lower() == "none" for n in names):
+        raise ConfigError(
+            f"{where} is 'none': host keys are always checked here, against a file; name one, or leave the line out "
+            "for ~/.ssh/known_hosts"
+        )
+    tokens = {"%d": os.path.expanduser("~"), "%u": user, "%h": name, "%%": "%"}
+    files = []
+    for text in names:
+        unknown = [t for t in re.findall(r"%.", text) if t not in tokens]
+        if unknown:
+            raise ConfigError(f"{where}: {text!r} uses {', '.join(unknown)}, which is not supported (%d, %u, %h, ~)")
+        files.append(Path(os.path.expanduser(re.sub(r"%.", lambda m: tokens[m.group(0)], text))))
+    return tuple(files)
+
+
+def _accept_new(found: dict, options: SSHOptions, name: str) -> bool:
+    """Whether an unknown host key may be added: ``--accept-new-host-key``, or ``StrictHostKeyChecking
+    accept-new`` for this host. ``no``/``off`` (accept any key, a changed one too) is refused, never
+    ignored; ``yes`` and ``ask`` (there is no one to ask) refuse an unknown key."""
+    value = str(found.get("stricthostkeychecking", "")).strip().lower()
+    if value in ("no", "off"):
+        raise ConfigError(
+            f"ssh config {options.ssh_config_path}: StrictHostKeyChecking {value} for {name} would accept any host "
+            "key, a changed one too; host keys are always checked here. Use StrictHostKeyChecking accept-new (adds "
+            "an unknown key, refuses a changed one) or --accept-new-host-key"
+        )
+    if value not in ("", "yes", "ask", "accept-new"):
+        raise ConfigError(
+            f"ssh config {options.ssh_config_path}: StrictHostKeyChecking {value!r} for {name}: use yes or accept-new"
+        )
+    return options.accept_new_host_key or value == "accept-new"
 
 
 class _KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
@@ -300,18 +360,20 @@ class _KnownHostsPolicy(paramiko.MissingHostKeyPolicy):
         self.revoked = revoked
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        path = self.options.known_hosts_path
+        path = self.hop.known_hosts_file
         fingerprint = host_key_fingerprint(key)
         if key.get_base64() in self.revoked:
             raise RemoteProfilingError(
                 f"{self.hop}: the host key {key.get_name()} {fingerprint} is marked @revoked in {path}; "
                 "refusing to use this host (nothing was sent to it and nothing was written)"
             )
-        if not self.options.accept_new_host_key:
+        if not self.hop.accept_new:
+            files = ", ".join(map(str, self.hop.known_hosts))
             raise RemoteProfilingError(
-                f"{self.hop}: unknown host key ({key.get_name()} {fingerprint}); {hostname} is not in {path}. "
+                f"{self.hop}: unknown host key ({key.get_name()} {fingerprint}); {hostname} is not in {files}. "
                 f"Check the fingerprint on the device (ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub), then rerun "
-                f"with --accept-new-host-key (accept_new_host_key=True) to trust it and add it to {path}"
+                f"with --accept-new-host-key (accept_new_host_key=True, or StrictHostKeyChecking accept-new in the "
+                f"ssh config) to trust it and add it to {path}"
             )
         line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
         # write through a symlink (dotfile managers link ~/.ssh/known_hosts) and keep the file's mode
@@ -446,7 +508,9 @@ class RemoteShell:
                 client.close()
             raise
         log.info("connected to %s%s", route[-1], f" via {', '.join(map(str, route[:-1]))}" if len(route) > 1 else "")
-        return cls(target, options, clients[-1], clients[:-1])
+        # records and messages name the user and port really used (an alias's Port, not 22)
+        resolved = SSHTarget(user=route[-1].user, host=target.host, port=route[-1].port)
+        return cls(resolved, options, clients[-1], clients[:-1])
 
     def __enter__(self) -> RemoteShell:
         return self
@@ -586,7 +650,9 @@ class RemoteShell:
 def _connect_hop(hop: Hop, options: SSHOptions, sock, via: str) -> paramiko.SSHClient:
     """One authenticated SSH connection to ``hop`` (over ``sock``, a tunnel, when it is behind a jump host)."""
     client = paramiko.SSHClient()
-    revoked = _load_known_hosts(client.get_host_keys(), options.known_hosts_path, hop)
+    revoked: set[str] = set()
+    for path in hop.known_hosts:
+        revoked |= _load_known_hosts(client.get_host_keys(), path, hop)
     client.set_missing_host_key_policy(_KnownHostsPolicy(hop, options, revoked))
     timeout = options.connect_timeout
     if sock is None:
@@ -642,7 +708,7 @@ def _connect_hop(hop: Hop, options: SSHOptions, sock, via: str) -> paramiko.SSHC
         client.close()
         raise RemoteProfilingError(
             f"{hop}{via}: the host key {server_key.get_name()} {host_key_fingerprint(server_key)} is marked "
-            f"@revoked in {options.known_hosts_path}; refusing to use this host"
+            f"@revoked in {hop.known_hosts_file}; refusing to use this host"
         )
     if transport is not None:
         transport.set_keepalive(30)  # engine builds run for minutes without output
@@ -674,11 +740,11 @@ def _connect_error_text(target: Hop, options: SSHOptions, exc: BaseException) ->
     if isinstance(exc, paramiko.BadHostKeyException):
         return RemoteProfilingError(
             f"{target}: HOST KEY MISMATCH: the server offered {exc.key.get_name()} {host_key_fingerprint(exc.key)} "
-            f"but {options.known_hosts_path} has {host_key_fingerprint(exc.expected_key)} "
+            f"but {', '.join(map(str, target.known_hosts))} has {host_key_fingerprint(exc.expected_key)} "
             f"for {target.known_hosts_name}. "
             "Someone may be intercepting the connection, or the device was reinstalled; if you know it was "
             f"reinstalled, remove the old entry (ssh-keygen -R '{target.known_hosts_name}' "
-            f"-f {options.known_hosts_path}) and connect again"
+            f"-f {target.known_hosts_file}) and connect again"
         )
     if isinstance(exc, paramiko.PasswordRequiredException):
         return RemoteProfilingError(

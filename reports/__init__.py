@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
         Band,
         PublishedPoint,
         ScatterInfo,
+        ValidatedMarks,
         dice_fps_info,
         dice_macs_info,
         dice_params_info,
@@ -47,7 +48,10 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from reports._plots import figure_bytes, plot_hypervolume_history, plot_scatter, save_figure
     from reports._rungs import RungComparison, RungInfo, compute_rungs
     from reports._select import ShipChoice, choose_model, meets_constraints
+    from reports._ship import LatencyConditions, LatencyPair, ShipInfo, VersusPaper, latency_pairs, ship_info
     from reports._tables import candidates_table, display_table, to_markdown, write_tables
+    from reports._units import dice_difference
+    from reports._unlisted import UnlistedTrial, UnlistedTrials, unlisted_trials
 
 __all__ = [
     "CANDIDATE_COLUMNS",
@@ -59,6 +63,8 @@ __all__ = [
     "CompareInfo",
     "FrontInfo",
     "HypervolumeHistory",
+    "LatencyConditions",
+    "LatencyPair",
     "PaperCheck",
     "PublishedPoint",
     "ReportInfo",
@@ -67,7 +73,12 @@ __all__ = [
     "ScatterInfo",
     "SearchCompute",
     "ShipChoice",
+    "ShipInfo",
     "StudyComparison",
+    "UnlistedTrial",
+    "UnlistedTrials",
+    "ValidatedMarks",
+    "VersusPaper",
     "attainment_line",
     "build_comparison",
     "build_report",
@@ -79,6 +90,7 @@ __all__ = [
     "compute_report",
     "compute_rungs",
     "default_reference",
+    "dice_difference",
     "dice_fps_info",
     "dice_macs_info",
     "dice_params_info",
@@ -88,6 +100,7 @@ __all__ = [
     "hypervolume",
     "hypervolume_history",
     "is_jetson_target",
+    "latency_pairs",
     "load_candidates",
     "load_environment",
     "load_history",
@@ -103,9 +116,11 @@ __all__ = [
     "render_html",
     "report_summary",
     "save_figure",
+    "ship_info",
     "study_constraints",
     "study_objectives",
     "to_markdown",
+    "unlisted_trials",
     "write_tables",
 ]
 

@@ -28,12 +28,14 @@ from reports._load import (
     study_objectives,
 )
 from reports._pareto import pareto_front
-from reports._plot_info import dice_fps_info, dice_macs_info, dice_params_info
+from reports._plot_info import ValidatedMarks, dice_fps_info, dice_macs_info, dice_params_info
 from reports._plot_rungs import plot_rungs
 from reports._plots import plot_hypervolume_history, plot_remeasured, plot_scatter, save_figure
 from reports._remeasured import remeasured_info
 from reports._rungs import compute_rungs
+from reports._ship import ShipInfo, latency_pairs, ship_info
 from reports._tables import write_tables
+from reports._unlisted import unlisted_trials
 from reports._validated import choose_for_shipping, compute_validated
 from rtseg_core import (
     StudyDir,
@@ -70,6 +72,8 @@ def compute_report(study_dir: str | os.PathLike) -> ReportInfo:
     # issue 11: validated candidates (full budget, test split) are shown apart and preferred for shipping.
     validated = compute_validated(study_dir, objectives)
     choice, basis = choose_for_shipping(df, validated, constraints, study=str(study_dir))
+    ship = ship_info(study_dir, choice, basis, df, validated)
+    marks = _marks(ship, validated)
     return ReportInfo(
         study_dir=study_dir,
         title=settings.study_name if settings is not None else study_dir.resolve().name,
@@ -78,7 +82,7 @@ def compute_report(study_dir: str | os.PathLike) -> ReportInfo:
         constraints=constraints,
         candidates=df,
         front=front,
-        plots=(dice_fps_info(df), dice_macs_info(df), dice_params_info(df)),
+        plots=(dice_fps_info(df, marks), dice_macs_info(df, marks), dice_params_info(df, marks)),
         hypervolume=hv,
         choice=choice,
         environment=load_environment(study_dir),
@@ -88,7 +92,23 @@ def compute_report(study_dir: str | os.PathLike) -> ReportInfo:
         ship_basis=basis,
         remeasured=remeasured_info(study_dir, df),
         rungs=compute_rungs(study_dir, settings, validated.candidates if validated is not None else None),
+        ship=ship,
+        latency_pairs=latency_pairs(df, validated),
+        unlisted=unlisted_trials(study_dir, df),
     )
+
+
+def _marks(ship: ShipInfo, validated) -> ValidatedMarks:
+    """What the figures mark: the pick (with its own numbers) and the validated front."""
+    text = ""
+    if ship.pick is not None:
+        numbers = [f"Dice {ship.dice:.4f}" if ship.dice is not None else "no Dice"]
+        if ship.latency_ms is not None:
+            numbers.append(f"{ship.latency_ms:.2f} ms")
+        where = "validated, test split:" if ship.basis == "validated" else "PROXY-ONLY:"
+        text = f"SHIP {ship.pick}\n{where}\n{', '.join(numbers)}"
+    front = tuple(validated.front.front_names) if validated is not None else ()
+    return ValidatedMarks(front=front, pick=ship.pick, pick_text=text, basis=ship.basis)
 
 
 def build_report(
@@ -138,6 +158,7 @@ def report_summary(info: ReportInfo) -> dict[str, Any]:
         "dominated": list(info.front.dominated_names),
         "infeasible": list(info.front.infeasible_names),
         "ship": {
+            **(info.ship.to_dict() if info.ship is not None else {}),
             "best": c.best,
             "best_dice": c.best_dice,
             "fastest_within_tolerance": c.fastest,
@@ -148,6 +169,8 @@ def report_summary(info: ReportInfo) -> dict[str, Any]:
             "basis": info.ship_basis,
         },
         "validated": validated_summary(info.validated),
+        "latency_pairs": [p.text() for p in info.latency_pairs],
+        "unlisted_trials": info.unlisted.to_dict() if info.unlisted is not None else None,
         "hypervolume": {
             "final": info.hypervolume.values[-1] if info.hypervolume.values else None,
             "reference": list(info.hypervolume.reference),

@@ -38,8 +38,9 @@ import numpy as np
 import pandas as pd
 
 from reports._hypervolume import DEFAULT_PAD, default_reference, hypervolume
-from reports._load import read_history_csv
+from reports._load import read_history_csv, study_constraints
 from reports._pareto import FrontInfo, pareto_front
+from reports._units import dice_difference, dice_points
 from reports._validated import load_validated
 from rtseg_core import (
     SUPERNET_JSON,
@@ -47,6 +48,7 @@ from rtseg_core import (
     StudyDir,
     StudySettings,
     SupernetSettings,
+    finite_or_none,
     read_supernet_training,
     read_training_metrics,
 )
@@ -156,6 +158,10 @@ class StudyComparison:
     budget: dict[str, Any]
     conditions: dict[str, Any]  # LATENCY_FIELDS -> value
     device: str
+    constraints: dict[str, float | None] = field(default_factory=dict)  # the search's, from study.json
+
+    def constraints_text(self) -> str:
+        return describe_constraints(self.constraints)
 
     @property
     def n_validated(self) -> int:
@@ -218,6 +224,7 @@ class CompareInfo:
                     "closest_by_dice": (k.closest_by_dice or {}).get("name"),
                     "closest_by_speed": (k.closest_by_speed or {}).get("name"),
                     "device": s.device,
+                    "constraints": s.constraints_text(),
                 }
             )
         out = pd.DataFrame(rows)
@@ -246,8 +253,8 @@ class CompareInfo:
                     "validated": [
                         {
                             "name": str(r.name),
-                            "dice": _num(r.dice),
-                            "latency_ms": _num(r.latency_ms),
+                            "dice": finite_or_none(r.dice),
+                            "latency_ms": finite_or_none(r.latency_ms),
                             "feasible": bool(r.feasible),
                         }
                         for r in s.validated.itertuples(index=False)
@@ -257,6 +264,7 @@ class CompareInfo:
                     "best": s.best,
                     "paper_check": s.check.to_dict(),
                     "device": s.device,
+                    "constraints": dict(s.constraints),
                 }
                 for s in self.studies
             ],
@@ -302,6 +310,7 @@ def compare_studies(study_dirs: list[str | os.PathLike]) -> CompareInfo:
                 budget=p["budget"],
                 conditions=p["conditions"],
                 device=p["device"],
+                constraints=p["constraints"],
             )
         )
     devices = tuple(sorted({s.device for s in studies}))
@@ -312,6 +321,13 @@ def compare_studies(study_dirs: list[str | os.PathLike]) -> CompareInfo:
     ]
     if len(devices) > 1:
         notes.append(f"The studies were validated on different devices ({'; '.join(devices)}).")
+    if len({s.constraints_text() for s in studies}) > 1:
+        notes.append(
+            "The studies were searched under DIFFERENT constraints ("
+            + "; ".join(f"{s.label}: {s.constraints_text()}" for s in studies)
+            + "): each search kept and rejected candidates by its own limits, so their fronts answer different "
+            "questions; the validated feasibility below is judged by each study's own limits."
+        )
     trained = {s.label: s.compute.steps for s in studies if s.compute.supernet is None and s.compute.steps}
     if len(trained) > 1 and max(trained.values()) > 1.1 * min(trained.values()):
         notes.append(
@@ -357,22 +373,22 @@ def paper_check(validated: pd.DataFrame) -> PaperCheck:
     by_speed = max(accurate, key=lambda o: (o["speedup"], o["name"]), default=None)
     if passing:
         msg = "meets it: " + ", ".join(
-            f"{o['name']} (Dice {o['dice_delta'] * 100:+.2f} points, {o['speedup']:.2f}x faster)" for o in passing
+            f"{o['name']} ({dice_difference(o['dice_delta'])}, {o['speedup']:.2f}x faster)" for o in passing
         )
     elif not others:
         msg = "none: no feasible validated candidate besides paper"
     else:
         a = (
-            f"closest by Dice among the >= {SPEEDUP}x faster: {by_dice['name']} ({by_dice['dice_delta'] * 100:+.2f} "
-            f"points, {by_dice['speedup']:.2f}x)"
+            f"closest by Dice among the >= {SPEEDUP}x faster: {by_dice['name']} "
+            f"({dice_difference(by_dice['dice_delta'])}, {by_dice['speedup']:.2f}x)"
             if by_dice
             else f"none is >= {SPEEDUP}x faster (fastest: " + _short(max(others, key=lambda o: o["speedup"])) + ")"
         )
         b = (
-            f"closest by speed within {DICE_TOLERANCE * 100:g} points: {by_speed['name']} "
-            f"({by_speed['speedup']:.2f}x, {by_speed['dice_delta'] * 100:+.2f} points)"
+            f"closest by speed within {dice_points(DICE_TOLERANCE):g} Dice points: {by_speed['name']} "
+            f"({by_speed['speedup']:.2f}x, {dice_difference(by_speed['dice_delta'])})"
             if by_speed
-            else f"none is within {DICE_TOLERANCE * 100:g} Dice points (best: "
+            else f"none is within {dice_points(DICE_TOLERANCE):g} Dice points (best: "
             + _short(max(others, key=lambda o: o["dice"]))
             + ")"
         )
@@ -381,7 +397,7 @@ def paper_check(validated: pd.DataFrame) -> PaperCheck:
 
 
 def _short(o: dict[str, Any]) -> str:
-    return f"{o['name']}, {o['dice_delta'] * 100:+.2f} points, {o['speedup']:.2f}x"
+    return f"{o['name']}, {dice_difference(o['dice_delta'])}, {o['speedup']:.2f}x"
 
 
 def _read_study(root: Path, label: str) -> dict[str, Any]:
@@ -419,6 +435,7 @@ def _read_study(root: Path, label: str) -> dict[str, Any]:
         "budget": dict(budget),
         "conditions": conditions,
         "device": "; ".join(devices),
+        "constraints": study_constraints(settings),
     }
 
 
@@ -481,7 +498,7 @@ def search_compute(study: StudyDir, settings: StudySettings | None) -> SearchCom
                 untimed += 1
             else:
                 trial_wall += (end - start).total_seconds()
-            cpu = _num(r.get("cpu_s")) if has_cpu else None
+            cpu = finite_or_none(r.get("cpu_s")) if has_cpu else None
             if cpu is None:
                 no_cpu += has_cpu
             else:
@@ -548,6 +565,11 @@ def _supernet_record(sn: SupernetSettings) -> tuple[dict[str, Any] | None, str]:
 
 
 # -- helpers -----------------------------------------------------------------------------------------
+def describe_constraints(constraints: dict[str, float | None]) -> str:
+    """``min_fps = 10, max_params = 2e+06`` or ``none``."""
+    return ", ".join(f"{k} = {v:g}" for k, v in sorted(constraints.items()) if v is not None) or "none"
+
+
 def _points(df: pd.DataFrame) -> np.ndarray:
     rows = df[df["feasible"].astype(bool)]
     pts = rows[["dice", "latency_ms"]].to_numpy(dtype=float)
@@ -582,11 +604,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.integer):
         return int(value)
     return value
-
-
-def _num(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None

@@ -14,6 +14,7 @@ import pandas as pd
 
 from reports._html_remeasured import PREDICTED_LEGEND, remeasured_section
 from reports._html_rungs import rungs_section
+from reports._html_ship import ship_section
 from reports._html_validated import validated_section
 from reports._hypervolume import DEFAULT_PAD
 from reports._info import ReportInfo
@@ -27,6 +28,15 @@ MEASURED_LEGEND = (
 ESTIMATED_LEGEND = (
     "latency computed from a model of the target (e.g. a roofline from MACs and memory "
     "traffic), never timed; do not compare it with measurements as if it were one."
+)
+SEARCH_LATENCY = (
+    "Latencies in this table come from the search: each trial was timed on its own while it ran (compressed "
+    "variants when compress made them), so two rows were timed at different moments under different machine "
+    "load. Validated candidates were timed again in one run: see the validated section."
+)
+REFERENCE_LATENCY = (
+    "These latencies come from this model's own profile run, another run than the search's and validate's "
+    "(another moment, another machine load): they are not compared with the milliseconds in the other tables."
 )
 SYNTHETIC_BANNER = (
     "Accuracy on synthetic data: Dice values here come from the built-in transperineal phantom, not from "
@@ -47,6 +57,8 @@ th{background:#f2f2f2}tr.front td{background:#eef4ff}tr.infeasible td{color:#888
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.85em;color:#555}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:.8em}.note{color:#555;font-size:.9em}
 .wide{overflow-x:auto}.ship{background:#eef7ee;border:1px solid #7fb77f;padding:.6em 1em}
+.pick{font-size:1.15em}.facts{font-size:.9em;background:#fff}.facts th{width:15em;white-space:nowrap}
+.facts pre{margin:.2em 0;white-space:pre-wrap;word-break:break-all}.warn{color:#a00}
 """
 
 
@@ -76,7 +88,7 @@ def render_html(info: ReportInfo, images: Mapping[str, bytes]) -> str:
     ]
     if info.synthetic:
         parts.append(f'<div class="banner" id="synthetic-banner">{esc(SYNTHETIC_BANNER)}</div>')
-    parts += _ship(info)
+    parts += ship_section(info, esc) if info.ship is not None else []
     parts += validated_section(info, esc)  # issue 11: empty unless run.py validate wrote records
     parts += rungs_section(info.rungs, esc, images.get("rungs"))  # issue 11: multi-fidelity studies only
     parts += _reference(info)
@@ -99,34 +111,6 @@ def _settings(info: ReportInfo) -> list[str]:
     assumed = [note.format(esc(a)) for a in info.settings.assumed]
     text = json.dumps(info.settings.to_dict(), indent=2, sort_keys=True, default=str)
     return ["<h2>Study settings</h2>", *assumed, "<pre>" + esc(text) + "</pre>"]
-
-
-def _ship(info: ReportInfo) -> list[str]:
-    c = info.choice
-    basis = "validated at the full budget" if info.ship_basis == "validated" else "PROXY-ONLY (not validated)"
-    out = ["<h2>Which model to ship</h2>", '<div class="ship">', f'<p id="ship-basis"><b>Basis: {esc(basis)}</b></p>']
-    cons = ", ".join(f"{k} = {v:g}" for k, v in info.constraints.items() if v is not None) or "none"
-    if c.best is None:
-        out.append(f"<p>No candidate is feasible and meets the constraints ({esc(cons)}).</p>")
-    else:
-        out.append("<ul>")
-        out.append(
-            f"<li>Best feasible by Dice: <b>{esc(c.best)}</b> (Dice {c.best_dice:.4f}).</li>"
-            if c.best_dice is not None
-            else ""
-        )
-        if c.fastest is not None:
-            kind = "ESTIMATED" if c.fastest_latency_kind == "estimated" else c.fastest_latency_kind
-            out.append(
-                f"<li>Fastest feasible within {c.tolerance:g} Dice of the best: <b>{esc(c.fastest)}</b> "
-                f"({c.fastest_fps:.2f} FPS, {esc(kind)}; Dice {c.fastest_dice:.4f}).</li>"
-            )
-        out.append("</ul>")
-        out.append(f'<p class="note">Constraints: {esc(cons)}; {len(c.eligible)} candidate(s) eligible.</p>')
-    for note in c.notes:
-        out.append(f'<p class="note">Note: {esc(note)}.</p>')
-    out.append("</div>")
-    return out
 
 
 _REFERENCE_COLUMNS = {
@@ -188,7 +172,7 @@ def _reference(info: ReportInfo) -> list[str]:
             else ""
         )
         out.append(
-            f'<p class="note">Latency, batch 1. {esc(counts)}</p>'
+            f'<p class="note">Latency, batch 1. {esc(counts)} {esc(REFERENCE_LATENCY)}</p>'
             f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
         )
     return out
@@ -239,7 +223,10 @@ def _figures(info: ReportInfo, images: Mapping[str, bytes]) -> list[str]:
 
 def _front(info: ReportInfo) -> list[str]:
     objs = ", ".join(f"{n} ({d})" for n, d in info.objectives)
-    out = [f"<h2>Proxy Pareto front ({esc(objs)}; search: short training, validation split)</h2>"]
+    out = [
+        f"<h2>Proxy Pareto front ({esc(objs)}; search: short training, validation split)</h2>",
+        f'<p class="note">{esc(SEARCH_LATENCY)}</p>',
+    ]
     if info.front.front.empty:
         return [*out, '<p class="note">No feasible candidate has every objective value.</p>']
     return [*out, _table(display_table(info.front.front), kinds=list(info.front.front["latency_kind"]))]
@@ -254,6 +241,9 @@ def _conditions(info: ReportInfo) -> list[str]:
         + (f'<br><span class="kind predicted">PREDICTED</span> {esc(PREDICTED_LEGEND)}' if info.remeasured else "")
         + "</p>",
     ]
+    out.append(f'<p class="note">{esc(SEARCH_LATENCY)}</p>')
+    if info.unlisted is not None and info.unlisted.trials:
+        out += _unlisted(info)
     if df.empty:
         return [*out, '<p class="note">No candidates.</p>']
     status = _status(info)
@@ -261,6 +251,21 @@ def _conditions(info: ReportInfo) -> list[str]:
     table.insert(1, "status", [status.get(i, "") for i in df.index])
     out.append(_table(table, kinds=list(df["latency_kind"]), row_classes=[status.get(i, "") for i in df.index]))
     return out
+
+
+def _unlisted(info: ReportInfo) -> list[str]:
+    u = info.unlisted
+    rows = "".join(
+        f'<tr class="infeasible"><td>{t.number}</td><td>{esc(t.name)}</td><td>{esc(t.outcome)}</td>'
+        f"<td>{esc(t.reason or '-')}</td></tr>"
+        for t in u.trials
+    )
+    return [
+        f'<p class="note" id="unlisted"><b>{esc(u.note())}</b></p>',
+        '<details id="unlisted-trials"><summary>Trials without a candidate row</summary><div class="wide"><table>'
+        f"<thead><tr><th>trial</th><th>name</th><th>outcome</th><th>reason</th></tr></thead><tbody>{rows}</tbody>"
+        "</table></div></details>",
+    ]
 
 
 def _configs(info: ReportInfo) -> list[str]:

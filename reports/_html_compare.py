@@ -7,6 +7,7 @@ from typing import Any
 
 from reports._compare import DICE_TOLERANCE, REFERENCE_RULE, SPEEDUP, CompareInfo
 from reports._html import _CSS, SYNTHETIC_BANNER, esc, png_data_uri
+from reports._units import DICE_POINT, dice_points
 
 
 def render_compare_html(info: CompareInfo, png: bytes) -> str:
@@ -48,6 +49,7 @@ def render_compare_html(info: CompareInfo, png: bytes) -> str:
     )
     rows = [
         ("strategy", lambda s: esc(s.strategy)),
+        ("search constraints (study.json)", lambda s: esc(s.constraints_text())),
         ("search compute (as recorded)", lambda s: esc(s.compute.describe())),
         ("not recorded", lambda s: esc("; ".join(s.compute.missing) or "-")),
         ("validated", lambda s: f"{s.n_validated} ({len(s.points())} feasible)"),
@@ -56,7 +58,7 @@ def render_compare_html(info: CompareInfo, png: bytes) -> str:
         ("best validated (Dice, latency)", lambda s: _best(s.best)),
         ("own paper (Dice, latency)", lambda s: _paper(s.check.paper)),
         (
-            f"within {DICE_TOLERANCE * 100:g} Dice points of paper at >= {SPEEDUP:g}x lower latency",
+            f"within {dice_points(DICE_TOLERANCE):g} Dice points of paper at >= {SPEEDUP:g}x lower latency",
             lambda s: esc(s.check.message),
         ),
         ("validated on", lambda s: esc(s.device)),
@@ -72,7 +74,9 @@ def render_compare_html(info: CompareInfo, png: bytes) -> str:
     parts.append(
         f'<p class="note">The check: a validated candidate (feasible, not paper) whose test Dice is at least paper\'s '
         f"- {DICE_TOLERANCE} and whose latency is at most paper's / {SPEEDUP:g}, both against the paper of the same "
-        "study (trained and timed in the same validate run). Files: compare.csv, compare.json.</p>"
+        "study (trained and timed in the same validate run). Dice is a fraction in [0, 1]; one Dice point is "
+        f"{DICE_POINT:g} of it, and each difference is written in points with the fraction beside it. "
+        "Files: compare.csv, compare.json.</p>"
     )
     parts += [
         "<h2>Comparison record</h2>",

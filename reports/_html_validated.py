@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from reports._info import ReportInfo
+from reports._ship import TWO_RUNS
+from rtseg_core import finite_or_none
 
 
 def validated_section(info: ReportInfo, esc) -> list[str]:
@@ -35,7 +36,8 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
         "These rows are never mixed with the proxy front below.</p>",
     ]
     rows = v.comparison()
-    head = "".join(f"<th>{esc(c)}</th>" for c in rows.columns)
+    header = {"latency ms": "latency ms (validate's run)"}  # the search's own numbers are in the tables below
+    head = "".join(f"<th>{esc(header.get(c, c))}</th>" for c in rows.columns)
     body = []
     for r in rows.itertuples(index=False):
         cells = [
@@ -44,14 +46,15 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
             _dice(r[2]),
             _int(r[3]),
             _int(r[4]),
-            f"{r[5]:.2f}" if _ok(r[5]) else "-",
-            f"{int(r[6]):,}" if _ok(r[6]) else "-",
+            f"{r[5]:.2f}" if finite_or_none(r[5]) is not None else "-",
+            f"{int(r[6]):,}" if finite_or_none(r[6]) is not None else "-",
             "yes" if r[7] else "",
             esc(r[8]),
             esc(r[9]),
         ]
         body.append(f'<tr class="{"front" if r[7] else ""}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append(f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+    out += _two_latencies(info, esc)
     a = v.agreement
     if a is not None:
         out.append(
@@ -69,6 +72,17 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
     return out
 
 
+def _two_latencies(info: ReportInfo, esc) -> list[str]:
+    """Models timed by the search and again by validate: which run each number comes from, and why they differ."""
+    if not info.latency_pairs:
+        return []
+    items = "".join(f"<li>{esc(p.text())}</li>" for p in info.latency_pairs)
+    return [
+        f'<div class="note" id="two-latencies"><p><b>{len(info.latency_pairs)} model(s) have two latencies in this '
+        f"report.</b> {esc(TWO_RUNS)}</p><ul>{items}</ul></div>"
+    ]
+
+
 def _latency_basis(latency: dict, esc) -> str:
     """How the section's latencies were obtained (validated/latency.json): MEASURED, ESTIMATED or PREDICTED."""
     kind = str(latency.get("kind", "measured"))
@@ -80,21 +94,14 @@ def _latency_basis(latency: dict, esc) -> str:
     return f"; latency {label} for every candidate in one alternating ONNX Runtime run"
 
 
-def _ok(value: Any) -> bool:
-    try:
-        return value is not None and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def _dice(value: Any) -> str:
     # Dice is a fraction on every surface of the suite (CSV, database, dashboard, HTML, terminal)
-    return f"{float(value):.4f}" if _ok(value) else "-"
+    return f"{float(value):.4f}" if finite_or_none(value) is not None else "-"
 
 
 def _int(value: Any) -> str:
-    return str(int(value)) if _ok(value) else "-"
+    return str(int(value)) if finite_or_none(value) is not None else "-"
 
 
 def _f2(value: float) -> str:
-    return f"{value:+.2f}" if _ok(value) else "n/a"
+    return f"{value:+.2f}" if finite_or_none(value) is not None else "n/a"

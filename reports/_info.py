@@ -15,6 +15,8 @@ from reports._plot_info import ScatterInfo
 from reports._remeasured import RemeasuredInfo
 from reports._rungs import RungInfo
 from reports._select import ShipChoice
+from reports._ship import LatencyPair, ShipInfo
+from reports._unlisted import UnlistedTrials
 from reports._validated import ValidatedInfo
 from rtseg_core import StudySettings
 
@@ -40,6 +42,9 @@ class ReportInfo:
     validated: ValidatedInfo | None = None  # issue 11: run.py validate's records, shown apart; None if none
     ship_basis: str = "proxy"  # "validated" when the choice comes from validated candidates
     rungs: RungInfo | None = None  # issue 11: rank at each multi-fidelity rung; None without per-rung Dice
+    ship: ShipInfo | None = None  # issue 21: the pick said in full (conditions, vs paper, file, export command)
+    latency_pairs: tuple[LatencyPair, ...] = ()  # models timed both by the search and by validate's run
+    unlisted: UnlistedTrials | None = None  # search trials without a candidate row (early-stopped, rejected, ...)
 
     @property
     def plot_keys(self) -> tuple[str, ...]:

@@ -2,12 +2,14 @@
 
 Every plot is described by a :class:`ScatterInfo` (front, dominated and infeasible rows, the
 front's staircase, real-time bands, the paper's published point if it is comparable, arrows from
-parents to compressed variants, labels). :mod:`reports._plots` only draws it, and tests assert on
-it rather than on pixels.
+parents to compressed variants, the validated pick and front marked at their search positions, the
+axis limits, where each label, the legend and the "better" arrow go). :mod:`reports._plots` only
+draws it, and tests assert on it rather than on pixels.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +17,22 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from reports._labels import (
+    ARROW_PT,
+    LEGEND_PLACES,
+    MARKER_PT,
+    Box,
+    Frame,
+    Label,
+    Wanted,
+    emptiest_place,
+    legend_size,
+    line_boxes,
+    marker_boxes,
+    padded_limits,
+    place_labels,
+    text_box,
+)
 from reports._pareto import FrontInfo, attainment_line, objective_values, pareto_front
 
 logger = logging.getLogger(__name__)
@@ -78,6 +96,18 @@ class AxisSpec:
 
 
 @dataclass(frozen=True)
+class ValidatedMarks:
+    """What to mark on the (proxy) figures: the ship pick and the validated front, found by name
+    among the plotted search candidates and marked at their SEARCH position (the axes are the
+    search's numbers); the pick's label carries its validated numbers."""
+
+    front: tuple[str, ...]  # the validated front's names (() when nothing was validated)
+    pick: str | None  # the report's ship pick
+    pick_text: str  # the pick's label, e.g. "SHIP trial-11\nvalidated: Dice 0.9074 (test), 21.10 ms"
+    basis: str = "validated"  # "validated" or "proxy" (then the pick comes from the search itself)
+
+
+@dataclass(frozen=True)
 class ScatterInfo:
     """Everything one objective-pair plot shows. Coordinates are ``column * factor`` (Dice as stored: a fraction)."""
 
@@ -96,6 +126,18 @@ class ScatterInfo:
     estimated: tuple[str, ...]  # plotted candidates whose latency is an estimate
     better: tuple[str, str]  # corner where better points lie: ("right"|"left", "top"|"bottom")
     note: str  # shown instead of data when nothing can be plotted; "" otherwise
+    references_infeasible: tuple[str, ...] = ()  # reference stars that break a constraint (drawn hollow, crossed)
+    marks: ValidatedMarks | None = None
+    marked_front: tuple[str, ...] = ()  # validated-front names with a point on this plot
+    pick: str | None = None  # the ship pick, when it has a point on this plot
+    pick_note: str = ""  # why the pick is not marked here ("" when it is, or when there is no pick)
+    xlim: tuple[float, float] | None = None  # plotted units; None: an empty figure
+    ylim: tuple[float, float] | None = None
+    labels: tuple[Label, ...] = ()  # every point label with its place
+    legend: tuple[tuple[str, str], ...] = ()  # (style key, text), in drawing order
+    legend_corner: str = "upper left"
+    better_arrow: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)  # tail x, y, head x, y (axes fraction)
+    better_corner: str = ""
 
     @property
     def plotted_names(self) -> tuple[str, ...]:
@@ -136,8 +178,11 @@ MACS_AXIS = AxisSpec("macs", "minimize", 1e-9, "GMACs per forward pass (counted,
 PARAMS_AXIS = AxisSpec("params", "minimize", 1e-6, "parameters (millions)", log=False)
 
 
-def scatter_info(df: pd.DataFrame, *, key: str, x: AxisSpec, y: AxisSpec = DICE_AXIS) -> ScatterInfo:
-    """Describe the plot of ``y`` against ``x`` for the candidate table ``df`` (not modified)."""
+def scatter_info(
+    df: pd.DataFrame, *, key: str, x: AxisSpec, y: AxisSpec = DICE_AXIS, marks: ValidatedMarks | None = None
+) -> ScatterInfo:
+    """Describe the plot of ``y`` against ``x`` for the candidate table ``df`` (not modified);
+    ``marks``: the ship pick and the validated front to mark among the plotted candidates."""
     front = pareto_front(df, [(y.column, y.direction), (x.column, x.direction)])
     vals = objective_values(df, [x.column, y.column]) if len(df) else np.zeros((0, 2))
     plotted = df[np.isfinite(vals).all(axis=1)] if len(df) else df
@@ -169,7 +214,8 @@ def scatter_info(df: pd.DataFrame, *, key: str, x: AxisSpec, y: AxisSpec = DICE_
             bands = REALTIME_BANDS
         published, reason = published_point_for(plotted)
 
-    return ScatterInfo(
+    refs = plotted[plotted["source"] == "reference"]
+    info = ScatterInfo(
         key=key,
         x=x,
         y=y,
@@ -181,25 +227,151 @@ def scatter_info(df: pd.DataFrame, *, key: str, x: AxisSpec, y: AxisSpec = DICE_
         published=published,
         published_reason=reason,
         arrows=_arrows(plotted, coords),
-        references=tuple(str(n) for n in plotted.loc[plotted["source"] == "reference", "name"]),
+        references=tuple(str(n) for n in refs["name"]),
         estimated=tuple(str(n) for n in plotted.loc[plotted["latency_kind"] == "estimated", "name"])
         if x.column == "fps"
         else (),
         better=("right" if x.direction == "maximize" else "left", "top" if y.direction == "maximize" else "bottom"),
         note=note,
+        references_infeasible=tuple(str(n) for n in refs.loc[~refs["feasible"].astype(bool), "name"]),
+        marks=marks,
+    )
+    if note:
+        return info
+    return _laid_out(info, coords)
+
+
+# Half the side of the box a large marker takes, in points (the ring around the pick, a validated
+# ring, a star); labels keep out of them.
+PICK_PT, RING_PT, STAR_PT = 12.0, 8.0, 9.0
+
+
+def _laid_out(info: ScatterInfo, coords: dict[str, tuple[float, float]]) -> ScatterInfo:
+    """``info`` with the validated marks found, the axis limits, the legend, the arrow and the labels placed."""
+    marks = info.marks
+    marked_front: tuple[str, ...] = ()
+    pick, pick_note = None, ""
+    if marks is not None:
+        marked_front = tuple(n for n in marks.front if n in coords)
+        if marks.pick is not None and marks.pick in coords:
+            pick = marks.pick
+        elif marks.pick is not None:
+            pick_note = f"the ship pick {marks.pick} has no point on this plot (no {info.x.column} value in the search)"
+
+    points = list(coords.values())
+    p = info.published
+    extra = [(p.fps, p.dice)] if p is not None else []
+    xlim = padded_limits([v for v, _ in points + extra], log=info.x.log)
+    ylim = padded_limits([v for _, v in points + extra])
+    if info.bands:  # like the paper's figure: from 0 FPS to beyond the last band's start
+        top = max(b.high or b.low for b in info.bands) * 1.25
+        xlim = (0.0, max(xlim[1], top, p.fps * 1.15 if p is not None else 0.0))
+    frame = Frame(xlim, ylim, log_x=info.x.log)
+
+    legend = _legend(info, marked_front, pick)
+    corner, legend_box = emptiest_place(legend_size([t for _, t in legend]), frame, points + extra)
+    arrow_places = [p for p in LEGEND_PLACES if p != corner]
+    arrow_corner, arrow_box = emptiest_place(ARROW_PT, frame, points + extra, arrow_places, avoid=[legend_box])
+    big = {n: RING_PT for n in marked_front} | {n: STAR_PT for n in info.references}
+    if pick is not None:
+        big[pick] = PICK_PT
+    obstacles: list[Box] = [legend_box, arrow_box, *marker_boxes(frame, points + extra)]
+    obstacles += [b for n, c in big.items() for b in marker_boxes(frame, [coords[n]], half=c)]
+    lines = line_boxes(frame, info.front_line)  # the front's staircase and the parent -> variant arrows
+    for arrow in info.arrows:
+        lines += line_boxes(frame, [arrow.start, arrow.end])
+    for band in info.bands:  # the band names sit at 30 % of the height
+        right = xlim[1] if band.high is None else band.high
+        bx, _ = frame.to_pt((band.low + right) / 2, ylim[0])
+        obstacles.append(text_box(band.label, 11, bx, 0.3 * frame.size[1], "center", "bottom"))
+
+    wanted = []
+    if pick is not None:
+        wanted.append(Wanted(pick, marks.pick_text, coords[pick], "pick", 8.0, PICK_PT))
+    if p is not None:
+        wanted.append(Wanted(p.label, p.label, (p.fps, p.dice), "published", 8.0))
+    labelled = {pick}
+    for name in info.front.front_names:
+        if name not in labelled:
+            wanted.append(Wanted(name, name, coords[name], "front", clearance=big.get(name, MARKER_PT)))
+            labelled.add(name)
+    for name in marked_front:
+        if name not in labelled:
+            wanted.append(Wanted(name, name, coords[name], "validated", clearance=big.get(name, MARKER_PT)))
+            labelled.add(name)
+    for name in info.references_infeasible:
+        if name not in labelled:
+            wanted.append(Wanted(name, f"{name} (INFEASIBLE)", coords[name], "reference", clearance=STAR_PT))
+            labelled.add(name)
+    for arrow in info.arrows:
+        if arrow.child not in labelled:
+            wanted.append(Wanted(arrow.child, arrow.child, arrow.end, "variant"))
+            labelled.add(arrow.child)
+    labels = place_labels(wanted, frame, obstacles, lines)
+    return dataclasses.replace(
+        info,
+        marked_front=marked_front,
+        pick=pick,
+        pick_note=pick_note,
+        xlim=xlim,
+        ylim=ylim,
+        labels=labels,
+        legend=legend,
+        legend_corner=corner,
+        better_arrow=_arrow_in(arrow_box, frame, info.better),
+        better_corner=arrow_corner,
     )
 
 
-def dice_fps_info(df: pd.DataFrame) -> ScatterInfo:
-    return scatter_info(df, key="dice_fps", x=fps_axis(df[df["fps"].notna()]))
+def _legend(info: ScatterInfo, marked_front: tuple[str, ...], pick: str | None) -> tuple[tuple[str, str], ...]:
+    out = []
+    if len(info.front.dominated):
+        out.append(("dominated", "dominated (feasible)"))
+    if len(info.plotted_infeasible):
+        out.append(("infeasible", "infeasible (breaks a constraint)"))
+    if len(info.front.front):
+        out.append(("front", "Pareto front of the search (proxy Dice)"))
+    if info.estimated:
+        out.append(("estimated", "latency ESTIMATED (triangles)"))
+    if info.arrows:
+        out.append(("arrow", "compressed: parent -> variant"))
+    if set(info.references) - set(info.references_infeasible):
+        out.append(("reference", "paper preset (measured here)"))
+    if info.references_infeasible:
+        out.append(("reference_infeasible", "paper preset, INFEASIBLE: breaks a constraint"))
+    if info.published is not None:
+        out.append(("published", f"{info.published.label}, not ours"))
+    if set(marked_front) - {pick}:  # the pick's own ring is drawn instead of its validated-front ring
+        out.append(("validated_front", "validated front (full training, test split), ringed at search position"))
+    if pick is not None:
+        basis = "validated" if info.marks.basis == "validated" else "PROXY-ONLY, not validated"
+        out.append(("pick", f"ship pick ({basis}), at its search position"))
+    return tuple(out)
 
 
-def dice_macs_info(df: pd.DataFrame) -> ScatterInfo:
-    return scatter_info(df, key="dice_macs", x=MACS_AXIS)
+def _arrow_in(box: Box, frame: Frame, better: tuple[str, str]) -> tuple[float, float, float, float]:
+    """Tail and head (axes fractions) of an arrow inside ``box``, pointing where better points lie;
+    its word goes in the other half of the box (:func:`better_word_at`)."""
+    w, h = frame.size
+    mid = (box.x0 + box.x1) / 2
+    # the arrow takes the half of the box it points into; the word the other half
+    left, right = ((mid + 2) / w, (box.x1 - 6) / w) if better[0] == "right" else ((box.x0 + 6) / w, (mid - 2) / w)
+    low, high = (box.y0 + 6) / h, (box.y1 - 6) / h
+    tail_x, head_x = (left, right) if better[0] == "right" else (right, left)
+    tail_y, head_y = (low, high) if better[1] == "top" else (high, low)
+    return tail_x, tail_y, head_x, head_y
 
 
-def dice_params_info(df: pd.DataFrame) -> ScatterInfo:
-    return scatter_info(df, key="dice_params", x=PARAMS_AXIS)
+def dice_fps_info(df: pd.DataFrame, marks: ValidatedMarks | None = None) -> ScatterInfo:
+    return scatter_info(df, key="dice_fps", x=fps_axis(df[df["fps"].notna()]), marks=marks)
+
+
+def dice_macs_info(df: pd.DataFrame, marks: ValidatedMarks | None = None) -> ScatterInfo:
+    return scatter_info(df, key="dice_macs", x=MACS_AXIS, marks=marks)
+
+
+def dice_params_info(df: pd.DataFrame, marks: ValidatedMarks | None = None) -> ScatterInfo:
+    return scatter_info(df, key="dice_params", x=PARAMS_AXIS, marks=marks)
 
 
 def published_point_for(rows: pd.DataFrame) -> tuple[PublishedPoint | None, str]:

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -28,6 +29,8 @@ REFERENCE_COLOR = "#e00000"
 PUBLISHED_COLOR = "#000000"
 ARROW_COLOR = "#e07b00"
 BAND_COLOR = "#b8322a"
+VALIDATED_COLOR = "#2a9d3c"
+PICK_COLOR = "#006400"
 FIGSIZE = (8.0, 6.0)
 
 
@@ -47,9 +50,9 @@ def plot_scatter(info: ScatterInfo, *, ax: Axes | None = None) -> Figure:
         _draw_bands(ax, info)
         return fig
 
-    ax.margins(x=0.08, y=0.08)  # room for the point labels at the edges
+    ax.set_xlim(*info.xlim)  # the info placed the labels, the legend and the arrow for these limits
+    ax.set_ylim(*info.ylim)
     scale = np.array([info.x.factor, info.y.factor])
-    handles = []
     estimated = set(info.estimated)
 
     def xy(df):
@@ -62,26 +65,16 @@ def plot_scatter(info: ScatterInfo, *, ax: Axes | None = None) -> Figure:
     dom = info.front.dominated
     if len(dom):
         _scatter(ax, xy(dom), markers(dom), dict(color=DOMINATED_COLOR, s=30, zorder=3))
-        handles.append(Line2D([], [], ls="", marker="o", color=DOMINATED_COLOR, label="dominated (feasible)"))
     inf = info.plotted_infeasible
     if len(inf):
         pts = xy(inf)
         ax.scatter(pts[:, 0], pts[:, 1], marker="x", color=INFEASIBLE_COLOR, s=35, zorder=3, linewidths=1.2)
-        handles.append(
-            Line2D([], [], ls="", marker="x", color=INFEASIBLE_COLOR, label="infeasible (breaks a constraint)")
-        )
     front = info.front.front
     if len(front):
         line = np.array(info.front_line)
         ax.plot(line[:, 0], line[:, 1], color=FRONT_COLOR, lw=1.5, zorder=4)
         _scatter(ax, xy(front), markers(front), dict(color=FRONT_COLOR, s=42, zorder=5))
-        handles.append(Line2D([], [], marker="o", color=FRONT_COLOR, label="Pareto front (feasible)"))
-        for name, (px, py) in zip(front["name"], xy(front)):
-            ax.annotate(str(name), (px, py), xytext=(5, 4), textcoords="offset points", fontsize=7, color=FRONT_COLOR)
-    if estimated:
-        handles.append(Line2D([], [], ls="", marker="^", color="#555555", label="latency ESTIMATED (triangles)"))
 
-    front_names = set(info.front.front_names)
     for arrow in info.arrows:
         ax.annotate(
             "",
@@ -90,36 +83,80 @@ def plot_scatter(info: ScatterInfo, *, ax: Axes | None = None) -> Figure:
             arrowprops=dict(arrowstyle="->", color=ARROW_COLOR, lw=1.2, shrinkA=4, shrinkB=4),
             zorder=6,
         )
-        if arrow.child not in front_names:  # front points are labelled already
-            ax.annotate(
-                arrow.child, arrow.end, xytext=(5, -9), textcoords="offset points", fontsize=7, color=ARROW_COLOR
-            )
-    if info.arrows:
-        handles.append(Line2D([], [], color=ARROW_COLOR, label="compressed: parent -> variant"))
 
-    all_rows = [d for d in (front, dom, inf) if len(d)]
-    for df in all_rows:
-        refs = df[df["name"].isin(info.references)]
-        if len(refs):
-            pts = xy(refs)
+    rows = [d for d in (front, dom, inf) if len(d)]
+    plotted = pd.concat(rows) if rows else front
+    at = dict(zip(plotted["name"], map(tuple, xy(plotted)))) if len(plotted) else {}
+    for names, hollow in ((set(info.references) - set(info.references_infeasible), False),
+                          (set(info.references_infeasible), True)):  # fmt: skip
+        pts = np.array([at[n] for n in sorted(names) if n in at])
+        if not len(pts):
+            continue
+        if hollow:  # an infeasible paper: an empty star, crossed
+            ax.scatter(pts[:, 0], pts[:, 1], marker="*", s=300, facecolors="white", edgecolors=REFERENCE_COLOR,
+                       linewidths=1.4, zorder=7)  # fmt: skip
+            ax.scatter(pts[:, 0], pts[:, 1], marker="x", s=60, color=REFERENCE_COLOR, linewidths=1.6, zorder=8)
+        else:
             ax.scatter(pts[:, 0], pts[:, 1], marker="*", s=260, color=REFERENCE_COLOR, zorder=7, edgecolors="white")
-    if info.references:
-        handles.append(
-            Line2D([], [], ls="", marker="*", ms=13, color=REFERENCE_COLOR, label="paper preset (measured here)")
-        )
+
+    ringed = [at[n] for n in info.marked_front if n in at and n != info.pick]
+    if ringed:
+        pts = np.array(ringed)
+        ax.scatter(pts[:, 0], pts[:, 1], marker="o", s=170, facecolors="none", edgecolors=VALIDATED_COLOR,
+                   linewidths=1.6, zorder=8)  # fmt: skip
+    if info.pick is not None:
+        px, py = at[info.pick]
+        ax.scatter([px], [py], marker="o", s=420, facecolors="none", edgecolors=PICK_COLOR, linewidths=2.6, zorder=9)
 
     if info.published is not None:
         p = info.published
         ax.scatter([p.fps], [p.dice], marker="*", s=260, facecolors="none", edgecolors=PUBLISHED_COLOR, zorder=7)
-        ax.annotate(p.label, (p.fps, p.dice), xytext=(7, 6), textcoords="offset points", fontsize=8)
-        handles.append(
-            Line2D([], [], ls="", marker="*", ms=13, mfc="none", color=PUBLISHED_COLOR, label=f"{p.label}, not ours")
-        )
 
+    for label in info.labels:
+        _draw_label(ax, label)
     _draw_bands(ax, info)
     _better(ax, info)
-    ax.legend(handles=handles, fontsize=7, loc="best")
+    ax.legend(handles=[_handle(key, text) for key, text in info.legend], fontsize=7, loc=info.legend_corner)
     return fig
+
+
+def _handle(key: str, text: str) -> Line2D:
+    styles = {
+        "dominated": dict(ls="", marker="o", color=DOMINATED_COLOR),
+        "infeasible": dict(ls="", marker="x", color=INFEASIBLE_COLOR),
+        "front": dict(marker="o", color=FRONT_COLOR),
+        "estimated": dict(ls="", marker="^", color="#555555"),
+        "arrow": dict(color=ARROW_COLOR),
+        "reference": dict(ls="", marker="*", ms=13, color=REFERENCE_COLOR),
+        "reference_infeasible": dict(ls="", marker="*", ms=13, mfc="white", mec=REFERENCE_COLOR),
+        "published": dict(ls="", marker="*", ms=13, mfc="none", color=PUBLISHED_COLOR),
+        "validated_front": dict(ls="", marker="o", ms=12, mfc="none", mec=VALIDATED_COLOR, mew=1.6),
+        "pick": dict(ls="", marker="o", ms=15, mfc="none", mec=PICK_COLOR, mew=2.4),
+    }
+    return Line2D([], [], label=text, **styles[key])
+
+
+LABEL_COLORS = {"front": FRONT_COLOR, "variant": ARROW_COLOR, "validated": VALIDATED_COLOR, "pick": PICK_COLOR,
+                "published": PUBLISHED_COLOR, "reference": REFERENCE_COLOR}  # fmt: skip
+
+
+def _draw_label(ax: Axes, label) -> None:
+    color = LABEL_COLORS[label.role]
+    arrow = dict(arrowstyle="-", color=color, lw=0.6, shrinkA=0, shrinkB=4) if label.leader else None
+    ax.annotate(
+        label.text,
+        label.xy,
+        xytext=label.offset,
+        textcoords="offset points",
+        ha=label.ha,
+        va=label.va,
+        fontsize=label.fontsize,
+        color=color,
+        fontweight="bold" if label.role == "pick" else "normal",
+        arrowprops=arrow,
+        bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.75),  # a line it crosses stays faint
+        zorder=10,
+    )
 
 
 def plot_hypervolume_history(history: HypervolumeHistory, *, ax: Axes | None = None) -> Figure:
@@ -218,11 +255,9 @@ def _draw_bands(ax: Axes, info: ScatterInfo) -> None:
     if not info.bands:
         return
     lo, hi = ax.get_xlim()
-    top = max(b.high or b.low for b in info.bands) * 1.25
-    hi = max(hi, top)
-    if info.published is not None:
-        hi = max(hi, info.published.fps * 1.15)
-    ax.set_xlim(0.0, hi)
+    if info.xlim is None:  # an empty figure: the bands alone
+        hi = max(b.high or b.low for b in info.bands) * 1.25
+        ax.set_xlim(0.0, hi)
     # Like the paper: the first band fades in, the last is solid behind a red line at its start.
     n = len(info.bands)
     for i, band in enumerate(info.bands):
@@ -248,20 +283,16 @@ def _draw_bands(ax: Axes, info: ScatterInfo) -> None:
 
 
 def _better(ax: Axes, info: ScatterInfo) -> None:
-    hx, vy = info.better
-    x = 0.98 if hx == "right" else 0.02
-    y = 0.97 if vy == "top" else 0.03
-    dx = 0.05 if hx == "right" else -0.05
-    dy = 0.05 if vy == "top" else -0.05
+    """The arrow towards better values, in the corner the info chose away from the data; its word beside its tail."""
+    tx, ty, hx, hy = info.better_arrow
     ax.annotate(
-        "better",
-        xy=(x, y),
-        xytext=(x - 2 * dx, y - 2 * dy),
+        "",
+        xy=(hx, hy),
+        xytext=(tx, ty),
         xycoords="axes fraction",
-        ha="center",
-        va="center",
-        fontsize=9,
-        fontweight="bold",
-        color=REFERENCE_COLOR,
         arrowprops=dict(arrowstyle="->", color=ARROW_COLOR, lw=1.5),
+        zorder=9,
     )
+    right = hx > tx  # the word sits on the side the arrow comes from
+    ax.text(tx + (-0.008 if right else 0.008), ty, "better", transform=ax.transAxes, ha="right" if right else "left",
+            va="center", fontsize=9, fontweight="bold", color=REFERENCE_COLOR, zorder=9)  # fmt: skip

@@ -26,7 +26,15 @@ from typing import Any
 import pandas as pd
 
 from reports._load import read_history_csv, require_columns
-from rtseg_core import MULTI_FIDELITY, ConfigError, RankAgreement, StudyDir, StudySettings, rank_agreement
+from rtseg_core import (
+    MULTI_FIDELITY,
+    ConfigError,
+    RankAgreement,
+    StudyDir,
+    StudySettings,
+    finite_or_none,
+    rank_agreement,
+)
 
 FULL = "full"  # the x position after the last rung: full budget, validated, test split
 MIN_PAIRS = 3  # rank_agreement needs 3 trials with both values
@@ -48,12 +56,12 @@ class RungComparison:
             "against": self.against,
             "n": self.n,
             "status": "ok" if a is not None else f"too few (n = {self.n} < {MIN_PAIRS})",
-            "kendall_tau": _num(a.kendall_tau) if a else None,
-            "kendall_low": _num(a.kendall_low) if a else None,
-            "kendall_high": _num(a.kendall_high) if a else None,
-            "spearman": _num(a.spearman) if a else None,
-            "spearman_low": _num(a.spearman_low) if a else None,
-            "spearman_high": _num(a.spearman_high) if a else None,
+            "kendall_tau": finite_or_none(a.kendall_tau) if a else None,
+            "kendall_low": finite_or_none(a.kendall_low) if a else None,
+            "kendall_high": finite_or_none(a.kendall_high) if a else None,
+            "spearman": finite_or_none(a.spearman) if a else None,
+            "spearman_low": finite_or_none(a.spearman_low) if a else None,
+            "spearman_high": finite_or_none(a.spearman_high) if a else None,
         }
 
 
@@ -170,7 +178,7 @@ def compute_rungs(
         by_name = {t["name"]: t for t in trials}
         for v in validated.itertuples(index=False):
             t = by_name.get(str(v.name))
-            if t is not None and _ok(v.dice):
+            if t is not None and finite_or_none(v.dice) is not None:
                 full[t["number"]] = float(v.dice)
     if full:
         at = sorted((t for t in trials if t["number"] in full), key=lambda t: (-full[t["number"]], t["number"]))
@@ -217,14 +225,3 @@ def _compare(rung: int, against: str, pairs: list[tuple[float, float]], seed: in
     if len(pairs) >= MIN_PAIRS:
         agreement = rank_agreement([p[0] for p in pairs], [p[1] for p in pairs], seed=seed, a_label=a, b_label=b)
     return RungComparison(rung=rung, against=against, n=len(pairs), agreement=agreement)
-
-
-def _ok(value: Any) -> bool:
-    try:
-        return value is not None and math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _num(value: float) -> float | None:
-    return float(value) if _ok(value) else None

@@ -24,12 +24,16 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from rtseg_core._device import resolve_device
     from rtseg_core._errors import (
         CompressionError,
+        CompressionOptionError,
         ConfigError,
         DataError,
+        InputFileError,
         OutputError,
         ProfilingError,
         RemoteProfilingError,
         SearchError,
+        SearchOptionError,
+        SettingsMismatchError,
         SuiteError,
     )
     from rtseg_core._fields import Fields
@@ -42,9 +46,11 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
         read_json_object,
     )
     from rtseg_core._lazy import lazy_exports
+    from rtseg_core._numbers import finite_or_none
     from rtseg_core._objectives import (
         CONSTRAINT_KEYS,
         DEFAULT_OBJECTIVES,
+        DEPLOYMENT_SIZE,
         OBJECTIVES,
         Constraints,
         Objective,
@@ -202,20 +208,25 @@ __all__ = [
     "lazy_exports",
     "CONSTRAINT_KEYS",
     "DEFAULT_OBJECTIVES",
+    "DEPLOYMENT_SIZE",
     "OBJECTIVES",
     "CandidateRecord",
     "Constraints",
     "Objective",
     "StudyDir",
     "CompressionError",
+    "CompressionOptionError",
     "ConfigError",
     "DataError",
+    "InputFileError",
     "OutputError",
     "ProfilingError",
     "RankAgreement",
     "Record",
     "RemoteProfilingError",
     "SearchError",
+    "SearchOptionError",
+    "SettingsMismatchError",
     "SuiteError",
     "atomic_save_torch",
     "atomic_write_bytes",
@@ -223,6 +234,7 @@ __all__ = [
     "atomic_write_text",
     "check_objectives",
     "default_objective_pairs",
+    "finite_or_none",
     "is_feasible",
     "parse_objectives",
     "read_candidate",

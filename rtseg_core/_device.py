@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when present, else the CPU; ``cpu``/``cuda``/``cuda:N`` are taken as given."""
-    import torch  # lazy: `run.py --help` should not pay for importing torch
+    import torch  # lazy: `rtseg-nas --help` should not pay for importing torch
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

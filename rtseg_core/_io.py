@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from rtseg_core._errors import ConfigError, OutputError
+from rtseg_core._errors import InputFileError, OutputError
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -91,29 +91,29 @@ def atomic_save_torch(obj: Any, path: str | os.PathLike) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file; a missing or malformed file raises :class:`ConfigError` naming it."""
+    """Read a JSON file; a missing or malformed file raises :class:`InputFileError` (a ConfigError) naming it."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
+        raise InputFileError(f"{path}: file not found") from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+        raise InputFileError(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(
+        raise InputFileError(
             f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); a JSON file was expected, not a binary file"
         ) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        raise InputFileError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
 
 
 def read_json_object(path: str | os.PathLike, what: str) -> dict[str, Any]:
     """:func:`read_json` of a file that must hold one JSON object (``what`` it is, for the error)."""
     data = read_json(path)
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object {what}, got {type(data).__name__}")
+        raise InputFileError(f"{path}: expected a JSON object {what}, got {type(data).__name__}")
     return data
 
 

@@ -34,6 +34,10 @@ from typing import Any
 
 from rtseg_core._errors import ConfigError
 
+#: The input side (px) RTSeg-Net is deployed at (the paper's 256x256 on the Jetson Nano): the size a
+#: latency limit such as ``--min-fps 24`` is judged at by default, in ``search`` and ``validate`` alike.
+DEPLOYMENT_SIZE = 256
+
 DIRECTIONS = ("minimize", "maximize")
 
 

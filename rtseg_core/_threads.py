@@ -83,7 +83,7 @@ def configure_process(environ: MutableMapping[str, str] | None = None) -> None:
 @contextlib.contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
     """``torch.set_num_threads`` for the block, the previous value restored afterwards."""
-    import torch  # lazy: `run.py --help` should not pay for importing torch
+    import torch  # lazy: `rtseg-nas --help` should not pay for importing torch
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)

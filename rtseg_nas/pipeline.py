@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rtseg_core import (
+    DEPLOYMENT_SIZE,
     METRICS_JSON,
     StudyDir,
     atomic_write_json,
@@ -64,7 +65,7 @@ class DemoConfig:
     validate_epochs: int = 12
     validate_size: int = 96
     # 4. profiling of the trained paper network
-    profile_size: int = 256
+    profile_size: int = DEPLOYMENT_SIZE
     profile_runs: int = 30
     threads: int = 1  # threads of the timed inference (ONNX Runtime and PyTorch)
     # PyTorch threads for training, search and fine-tuning; None: the suite's policy
@@ -152,7 +153,7 @@ def _run_demo(cfg: DemoConfig, *, progress: bool, overwrite: bool) -> DemoResult
     search_settings = {
         k: getattr(cfg, k) for k in ("data", "seed", "trials", "search_size", "search_epochs", "steps_per_epoch")
     }
-    stage("search", search_settings, [StudyDir(study).db], lambda: _search(cfg, study, progress), owns=study)
+    stage("search", search_settings, [StudyDir(study).db], lambda: _quietly(_search, cfg, study, progress), owns=study)
     compress_settings = {
         **search_settings,
         **{k: getattr(cfg, k) for k in ("top_k", "prune_macs", "round_to", "finetune_epochs")},
@@ -162,7 +163,9 @@ def _run_demo(cfg: DemoConfig, *, progress: bool, overwrite: bool) -> DemoResult
         **compress_settings,  # the variants it re-applies come from the compress stage
         **{k: getattr(cfg, k) for k in ("validate_top_k", "validate_epochs", "validate_size", "profile_size")},
     }
-    stage("validate", validate_settings, [StudyDir(study).validated_summary_json], lambda: _validate(cfg, study))
+    stage(
+        "validate", validate_settings, [StudyDir(study).validated_summary_json], lambda: _quietly(_validate, cfg, study)
+    )
     stage(
         "reference",
         {**train_settings, **profile_settings},
@@ -175,6 +178,21 @@ def _run_demo(cfg: DemoConfig, *, progress: bool, overwrite: bool) -> DemoResult
     report = build_report(study)
     timings["report"] = {"seconds": time.perf_counter() - start, "skipped": False}
     return DemoResult(out_dir=out, report=report, stages=timings, wall_s=time.perf_counter() - t0)
+
+
+def _quietly(step: Callable[..., None], *args: Any) -> None:
+    """Run ``step`` without the per-epoch and per-split lines of its many short trainings (as the
+    search and validate verbs do), unless --debug asked for everything."""
+    logger = logging.getLogger("segmentation")
+    if logger.getEffectiveLevel() <= logging.DEBUG:
+        step(*args)
+        return
+    before = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        step(*args)
+    finally:
+        logger.setLevel(before)
 
 
 def _train_paper(cfg: DemoConfig, paper: Path, progress: bool) -> None:
@@ -217,7 +235,10 @@ def _search(cfg: DemoConfig, study: Path, progress: bool) -> None:
             training=ProxyTraining(
                 data=cfg.data, size=cfg.search_size, epochs=cfg.search_epochs, steps_per_epoch=cfg.steps_per_epoch
             ),
-            profiling=ProfilingOptions(threads=cfg.threads),
+            # Timed at the proxy size, as before the search's default became the deployment size: the demo
+            # sets no latency limit, validate re-times its answer at profile_size, and timing 12 trials at
+            # 256 px would add about 30 s to a demo that must stay within 15 minutes.
+            profiling=ProfilingOptions(threads=cfg.threads, latency_size=cfg.search_size),
             workers=WorkerOptions(progress=progress),
         )
     )

@@ -4,10 +4,12 @@ The family itself lives in :mod:`models`; this package sits above :mod:`segmenta
 :mod:`profiling` and drives them: each trial is profiled, proxy-trained and evaluated.
 
 Modules, bottom to top: ``_space`` (the space), ``_early_stop`` (the rule), ``_study`` (Optuna
-storage and stored trials), ``_config`` (:class:`SearchConfig` and its parts), ``_results``
-(:class:`SearchSummary`), ``_files`` (history.csv and the study files), ``_trial`` (one trial),
-``_runner`` (:func:`run_search`). Objectives, constraints and feasibility are the suite's, from
-:mod:`rtseg_core`.
+storage and stored trials), ``_config`` and ``_supernet_config`` (:class:`SearchConfig`,
+:class:`SupernetSearchConfig` and their parts), ``_results`` (:class:`SearchSummary`), ``_files``
+(history.csv and the study files), ``_driver`` (:class:`StudyDriver`, the one search loop),
+``_trial`` (one trial of the multi-trial search), ``_runner`` (:func:`run_search`),
+``_supernet_search`` (:func:`run_supernet_search`, the one-shot search). Objectives, constraints
+and feasibility are the suite's, from :mod:`rtseg_core`.
 
 The names below are loaded on first use (PEP 562): ``rtseg-nas search --help`` takes its
 defaults from :mod:`search_spaces._config`, which is light, and must not pay for torch, Optuna
@@ -24,6 +26,7 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
     from rtseg_core import OBJECTIVES, Constraints, Objective, parse_objectives
     from search_spaces._config import (
         SAMPLERS,
+        STORED,
         ObjectiveOptions,
         ProfilingOptions,
         ProxyTraining,
@@ -32,10 +35,12 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
         StudyOptions,
         WorkerOptions,
     )
+    from search_spaces._driver import StudyDriver
     from search_spaces._early_stop import EarlyStopRule, Reference, StopDecision, should_stop
     from search_spaces._fidelity import FidelitySchedule
-    from search_spaces._results import FrontMember, SearchSummary
-    from search_spaces._runner import quiet_optuna, run_search
+    from search_spaces._optuna_setup import quiet_optuna
+    from search_spaces._results import FrontMember, SearchSummary, SupernetSearchSummary
+    from search_spaces._runner import run_search
     from search_spaces._space import (
         SearchSpace,
         check_config,
@@ -56,7 +61,8 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
         smallest_config,
         train_supernet,
     )
-    from search_spaces._supernet_search import SupernetSearchConfig, SupernetSearchSummary, run_supernet_search
+    from search_spaces._supernet_config import SubnetEvaluation, SubnetSampling, SupernetSearchConfig
+    from search_spaces._supernet_search import run_supernet_search
     from search_spaces._trial import TrialSteps
 
 
@@ -72,6 +78,7 @@ __all__ = [
     "trial_name",
     "OBJECTIVES",
     "SAMPLERS",
+    "STORED",
     "Constraints",
     "EarlyStopRule",
     "FrontMember",
@@ -84,6 +91,9 @@ __all__ = [
     "SearchSpace",
     "SearchSummary",
     "SandwichConfig",
+    "StudyDriver",
+    "SubnetEvaluation",
+    "SubnetSampling",
     "Supernet",
     "SupernetSearchConfig",
     "SupernetSearchSummary",

@@ -23,29 +23,38 @@ URL redaction) are imported inside the functions that use them, for that reason 
 from __future__ import annotations
 
 import dataclasses
+import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rtseg_core import (
     DEFAULT_OBJECTIVES,
+    DEPLOYMENT_SIZE,
+    MULTI_TRIAL,
+    SUPERNET,
     ConfigError,
     Constraints,
     MultiTrialSettings,
     Objective,
     ProxyTrainingSettings,
+    SearchError,
     StudySettings,
     parse_objectives,
 )
 from search_spaces._early_stop import EarlyStopRule
 
 if TYPE_CHECKING:
-    from profiling import SSHOptions
+    from collections.abc import Callable
+
+    from profiling import CostRecord, LatencyRecord, ProfileReport, SSHOptions
     from search_spaces._space import SearchSpace
     from segmentation import TrainConfig
 
 SAMPLERS = ("nsga2", "tpe", "random")
-# Settings that change what a trial's numbers mean: a resumed study must keep them.
+# Settings that change what a trial's numbers mean: a resumed study must keep them. These are both
+# strategies'; each adds its own tail (FIXED_TAIL), e.g. the proxy training or the supernet.
 FIXED_SETTINGS = (
     "objectives",
     "constraints",
@@ -55,9 +64,28 @@ FIXED_SETTINGS = (
     "target",
     "precision",
     "threads",
-    "proxy_training",
     "space",
 )
+FIXED_TAIL = {
+    MULTI_TRIAL: ("proxy_training",),  # multi-fidelity too: its rungs are in proxy_training
+    SUPERNET: ("strategy", "supernet", "evaluation"),
+}
+
+
+def fixed_settings(strategy: str) -> tuple[str, ...]:
+    """The settings a resumed study of ``strategy`` (``MULTI_TRIAL`` or ``SUPERNET``) must keep."""
+    return (*FIXED_SETTINGS, *FIXED_TAIL[strategy])
+
+
+class _Stored(enum.Enum):
+    STORED = "stored"
+
+    def __repr__(self) -> str:
+        return "STORED"
+
+
+STORED = _Stored.STORED
+"""``StudyOptions.budget_epochs``'s default: the budget the study was stored with (none for a new study)."""
 
 
 @dataclass(frozen=True)
@@ -65,30 +93,31 @@ class StudyOptions:
     """``trials``: the number of finished trials (COMPLETE or early-stopped) the study should hold
     when this run ends; ``storage``: an SQLAlchemy URL (None: ``STUDY_DIR/study.db``;
     ``postgresql://`` is rewritten to psycopg 3); ``study_name`` (None: the study folder's name);
-    ``budget_epochs`` (None, or 0 as on the command line: no budget): no new trial is proposed once
-    the study's trials (every run and worker) have trained this many epochs; ``trials`` then is an
-    upper bound."""
+    ``budget_epochs``: no new trial is proposed once the study's trials (every run and worker) have
+    trained this many epochs, and ``trials`` then is an upper bound. None: no budget;
+    :data:`STORED` (the default): the budget stored with the study, which a resumed run keeps
+    unless it gives another (the log says which it uses), and none for a new study."""
 
     trials: int = 20
     storage: str | None = None
     study_name: str | None = None
-    budget_epochs: int | None = None
+    budget_epochs: int | None | _Stored = STORED
 
     def __post_init__(self) -> None:
         if isinstance(self.trials, bool) or not isinstance(self.trials, int) or self.trials < 0:
             raise ConfigError(f"--trials: must be an integer >= 0, got {self.trials!r}")
         b = self.budget_epochs
-        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 0):
-            raise ConfigError(f"--budget-epochs: must be an integer >= 0 (0 = no budget), got {b!r}")
-        if b == 0:
-            object.__setattr__(self, "budget_epochs", None)
+        if b is not None and b is not STORED and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
+            raise ConfigError(
+                f"--budget-epochs: must be an integer >= 1, None for no budget, or STORED for the study's, got {b!r}"
+            )
 
 
 @dataclass(frozen=True)
 class ObjectiveOptions:
     """``names`` from ``dice``, ``delta_aop``, ``latency``, ``params``, ``macs`` (record field names
-    are accepted too); ``min_fps``, ``max_latency_ms``, ``max_params`` (None, or <= 0 as on the
-    command line: no limit)."""
+    are accepted too); ``min_fps``, ``max_latency_ms``, ``max_params``: a positive limit, or None for
+    none (the command line's 0 means None there; here 0 is an error, not "no limit")."""
 
     names: tuple[str, ...] = DEFAULT_OBJECTIVES
     min_fps: float | None = None
@@ -100,11 +129,6 @@ class ObjectiveOptions:
             object.__setattr__(self, "names", tuple(o.strip() for o in self.names.split(",") if o.strip()))
         else:
             object.__setattr__(self, "names", tuple(self.names))
-        # Command-line limits of 0 or less mean "no limit".
-        for name in ("min_fps", "max_latency_ms", "max_params"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                object.__setattr__(self, name, None)
         self.parsed()
         self.constraints()
 
@@ -173,11 +197,13 @@ class ProxyTraining:
 class ProfilingOptions:
     """``target``: ``local`` (ONNX Runtime on this CPU, measured), ``ssh://user@host[:port]``
     (measured on the device with ``ssh_options``/``remote_backend``) or ``jetson-nano-estimate``
-    (roofline estimate, labelled estimated); ``latency_size`` (None: the training size) is the input
-    side timed; ``threads``, ``latency_warmup``, ``latency_runs``, ``precision``."""
+    (roofline estimate, labelled estimated); ``latency_size`` is the input side timed, by default
+    the deployment size (``rtseg_core.DEPLOYMENT_SIZE``, where ``validate`` times too) so that a
+    latency limit means the same in both; None: the training size; ``threads``, ``latency_warmup``,
+    ``latency_runs``, ``precision``."""
 
     target: str = "local"
-    latency_size: int | None = None
+    latency_size: int | None = DEPLOYMENT_SIZE
     threads: int = 1
     latency_warmup: int = 5
     latency_runs: int = 20
@@ -193,6 +219,37 @@ class ProfilingOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {value!r}")
+
+    def measure(
+        self, model: Any, *, seed: int, model_name: str, profile: Callable[..., ProfileReport] | None = None
+    ) -> tuple[LatencyRecord, CostRecord]:
+        """Profile ``model`` as these options say (the latency, and the costs counted at ``latency_size``).
+
+        The one call of :func:`profiling.profile_model` for a search; ``profile`` replaces it (a test's
+        wrapper, :class:`search_spaces.TrialSteps`). Raises :class:`SearchError` naming ``model_name``
+        when profiling gave no latency or no costs, and whatever profiling raises.
+        """
+        if self.latency_size is None:
+            raise ConfigError("latency_size: unset; the search config sets it to the training size")
+        if profile is None:
+            from profiling import profile_model as profile  # not at the top: see the module docstring
+        report = profile(
+            model,
+            target=self.target,
+            size=self.latency_size,
+            backends=("onnxruntime",),
+            threads=self.threads,
+            warmup=self.latency_warmup,
+            runs=self.latency_runs,
+            precision=self.precision,
+            ssh_options=self.ssh_options,
+            remote_backend=self.remote_backend,
+            seed=seed,
+            model_name=model_name,
+        )
+        if not report.latency or report.cost is None:
+            raise SearchError(f"{model_name}: profiling gave no latency or cost ({'; '.join(report.skipped)})")
+        return report.latency[0], report.cost
 
 
 def _default_space() -> SearchSpace:
@@ -213,10 +270,15 @@ class StrategyOptions:
     early_stop_rule: EarlyStopRule = field(default_factory=EarlyStopRule)
 
     def __post_init__(self) -> None:
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"--sampler: must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        if self.population_size < 2:
-            raise ConfigError(f"--population-size: NSGA-II needs at least 2, got {self.population_size}")
+        check_sampler(self.sampler, self.population_size)
+
+
+def check_sampler(sampler: str, population_size: int) -> None:
+    """Both strategies' sampler options: one of :data:`SAMPLERS`, and an NSGA-II population of 2 or more."""
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"--sampler: must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    if isinstance(population_size, bool) or not isinstance(population_size, int) or population_size < 2:
+        raise ConfigError(f"--population-size: NSGA-II needs an integer >= 2, got {population_size!r}")
 
 
 @dataclass(frozen=True)
@@ -224,7 +286,8 @@ class WorkerOptions:
     """``heartbeat_interval``/``grace_period`` (seconds; a trial whose worker has been silent for the
     grace period, default twice the interval, is marked FAIL), ``max_consecutive_failures``,
     ``max_consecutive_rejections``, ``poll_interval`` (seconds between looks at a study other
-    workers are finishing), ``progress`` (a live progress bar)."""
+    workers are finishing), ``progress``: a live progress bar (for a terminal); without it, one log
+    line per finished trial."""
 
     heartbeat_interval: int = 10
     grace_period: int | None = None
@@ -234,7 +297,7 @@ class WorkerOptions:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("heartbeat_interval", "max_consecutive_failures"):
+        for name in ("heartbeat_interval", "max_consecutive_failures", "max_consecutive_rejections"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {value!r}")
@@ -245,7 +308,38 @@ class WorkerOptions:
             )
 
 
-# Flat option name -> (SearchConfig attribute, field of that sub-config), for from_options().
+def parts_from_options(
+    owner: str,
+    parts: Mapping[str, type],
+    options: Mapping[str, Any],
+    *,
+    defaults: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The sub-configs of ``owner`` (``parts``: attribute -> class) from flat options, each routed to
+    the part with a field of that name (``objectives=`` is :class:`ObjectiveOptions`' ``names``);
+    ``defaults``: per-part field values that differ from the part class's own defaults. Unknown
+    names raise TypeError (a typo in a script is a bug)."""
+    routes = {f.name: (part, f.name) for part, cls in parts.items() for f in dataclasses.fields(cls)}
+    if "objectives" in parts:
+        routes.pop("names")
+        routes["objectives"] = ("objectives", "names")
+    unknown = sorted(set(options) - set(routes))
+    if unknown:
+        raise TypeError(f"{owner}.from_options: unknown option(s) {unknown}; known: {sorted(routes)}")
+    kwargs: dict[str, dict[str, Any]] = {name: dict((defaults or {}).get(name, {})) for name in parts}
+    for key, value in options.items():
+        part, name = routes[key]
+        kwargs[part][name] = value
+    return {name: parts[name](**kwargs[name]) for name in parts}
+
+
+def check_parts(config: Any, parts: Mapping[str, type]) -> None:
+    for name, cls in parts.items():
+        value = getattr(config, name)
+        if not isinstance(value, cls):
+            raise TypeError(f"{type(config).__name__}.{name} must be a {cls.__name__}, got {type(value).__name__}")
+
+
 _PARTS: dict[str, type] = {
     "study": StudyOptions,
     "objectives": ObjectiveOptions,
@@ -253,11 +347,6 @@ _PARTS: dict[str, type] = {
     "profiling": ProfilingOptions,
     "strategy": StrategyOptions,
     "workers": WorkerOptions,
-}
-_ALIASES = {"objectives": ("objectives", "names")}
-_ROUTES: dict[str, tuple[str, str]] = {
-    **{f.name: (part, f.name) for part, cls in _PARTS.items() for f in dataclasses.fields(cls) if f.name != "names"},
-    **_ALIASES,
 }
 
 
@@ -275,11 +364,7 @@ class SearchConfig:
     workers: WorkerOptions = field(default_factory=WorkerOptions)
 
     def __post_init__(self) -> None:
-        for name, cls in _PARTS.items():
-            if not isinstance(getattr(self, name), cls):
-                raise TypeError(
-                    f"SearchConfig.{name} must be a {cls.__name__}, got {type(getattr(self, name)).__name__}"
-                )
+        check_parts(self, _PARTS)
         if self.profiling.latency_size is None:
             object.__setattr__(self, "profiling", dataclasses.replace(self.profiling, latency_size=self.training.size))
 
@@ -288,14 +373,7 @@ class SearchConfig:
         """A config from flat options, each routed to its sub-config: ``trials=``, ``objectives=``
         (the names), ``size=``, ``target=``, ``sampler=``, ``heartbeat_interval=`` ... Unknown names
         raise TypeError (a typo in a script is a bug)."""
-        unknown = sorted(set(options) - set(_ROUTES))
-        if unknown:
-            raise TypeError(f"SearchConfig.from_options: unknown option(s) {unknown}; known: {sorted(_ROUTES)}")
-        parts: dict[str, dict[str, Any]] = {name: {} for name in _PARTS}
-        for key, value in options.items():
-            part, name = _ROUTES[key]
-            parts[part][name] = value
-        return cls(study_dir=study_dir, seed=seed, **{name: _PARTS[name](**kw) for name, kw in parts.items()})
+        return cls(study_dir=study_dir, seed=seed, **parts_from_options("SearchConfig", _PARTS, options))
 
     # -- derived -------------------------------------------------------------------------------
     def parsed_objectives(self) -> tuple[Objective, ...]:
@@ -347,6 +425,7 @@ class SearchConfig:
                 proxy_training=proxy,
                 early_stop=s.early_stop,
                 early_stop_rule=dataclasses.asdict(s.early_stop_rule),
-                budget_epochs=self.study.budget_epochs,
+                # The stored one (STORED) is the driver's to read; a new study has none.
+                budget_epochs=None if self.study.budget_epochs is STORED else self.study.budget_epochs,
             ),
         )

@@ -27,7 +27,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from rtseg_core import SearchError, is_feasible, pareto_indices
+from rtseg_core import SearchError, SearchOptionError, SettingsMismatchError, is_feasible, pareto_indices
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,12 @@ def resolve_storage_url(storage: str | None, study_dir: str | Path) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     if url.startswith("postgresql+psycopg2://"):
-        raise SearchError(
+        raise SearchOptionError(
             f"--storage {redact_url(url)}: the psycopg2 driver is not installed; use postgresql:// "
             "(psycopg 3 is used) or postgresql+psycopg://"
         )
     if "://" not in url:
-        raise SearchError(
+        raise SearchOptionError(
             f"--storage {url!r}: not a database URL; give e.g. sqlite:///path/study.db or "
             "postgresql://user@host:5432/dbname (or leave it out for STUDY_DIR/study.db)"
         )
@@ -68,10 +68,10 @@ def _refuse_transient(url: str) -> None:
 
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy.exc.ArgumentError for a malformed URL
-        raise SearchError(f"--storage {url!r}: not a valid database URL ({exc})") from None
+        raise SearchOptionError(f"--storage {url!r}: not a valid database URL ({exc})") from None
     database = parsed.database or ""
     if database in ("", ":memory:") or database.startswith("file::memory:") or parsed.query.get("mode") == "memory":
-        raise SearchError(
+        raise SearchOptionError(
             f"--storage {url!r}: an in-memory SQLite database is lost when the search ends and cannot be resumed; "
             "give a file (sqlite:///path/study.db) or leave --storage out for STUDY_DIR/study.db"
         )
@@ -186,7 +186,7 @@ def open_study(
     differ = [k for k in fixed_keys if _normal(stored.get(k)) != _normal(settings.get(k))]
     if differ:
         details = "; ".join(f"{k}: study has {stored.get(k)!r}, this run {settings.get(k)!r}" for k in differ)
-        raise SearchError(
+        raise SettingsMismatchError(
             f"study {study_name!r} was started with other settings ({details}). Trials run with different "
             "settings are not comparable: repeat the original options, or start a new --study"
         )

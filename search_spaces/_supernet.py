@@ -46,7 +46,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from models import PRESETS, Checkpoint, ElasticRTSegNet, RTSegConfig, recalibrate_batchnorm, save_checkpoint
-from rtseg_core import ConfigError, atomic_save_torch, atomic_write_json, resolve_device, write_supernet_training
+from rtseg_core import (
+    ConfigError,
+    InputFileError,
+    atomic_save_torch,
+    atomic_write_json,
+    resolve_device,
+    write_supernet_training,
+)
 from search_spaces._space import SearchSpace, check_config, config_from_params, summarize_config
 from segmentation import (
     DeepSupervisionLoss,
@@ -197,7 +204,7 @@ def load_supernet(path: str | Path) -> Supernet:
     if path.is_dir():
         path = path / "supernet.pt"
     if not path.is_file():
-        raise ConfigError(f"{path}: supernet checkpoint not found (train one with `run.py supernet train`)")
+        raise InputFileError(f"{path}: supernet checkpoint not found (train one with `rtseg-nas supernet train`)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or unsafe files

@@ -1,13 +1,14 @@
 """One-shot search: NSGA-II over the subnets of a trained supernet, each evaluated with inherited weights.
 
 The second search strategy beside the multi-trial one (:mod:`search_spaces._runner`), with the
-same space, objectives, constraints, study folder and candidate records, so ``run.py report``
-reads it unchanged. Per trial (one subnet):
+same loop (:class:`search_spaces._driver.StudyDriver`: sampler, streaks, progress, resume), space,
+objectives, constraints, study folder and candidate records, so ``run.py report`` reads it
+unchanged. Per trial (one subnet), :class:`SubnetEvaluator`:
 
 1. Optuna draws an architecture (:func:`suggest_config`, the space the supernet was trained on);
    impossible ones and those over ``max_params`` are rejected (PRUNED, ``rejected``) as in the
-   multi-trial search; the space's base preset (``paper``) is enqueued first when the supernet
-   contains it (user attribute ``reference``).
+   multi-trial search, and the rejection-aware NSGA-II learns from them; the space's base preset
+   (``paper``) is enqueued first when the supernet contains it (user attribute ``reference``).
 2. The subnet is extracted (``build_model(cfg)`` with the sliced weights copied in) and profiled on
    the study's ``target`` (local ONNX Runtime measured, an SSH device, or the roofline estimate),
    once per architecture; a cost-constraint violation rejects it before evaluation.
@@ -23,29 +24,22 @@ Resume: run the same command again (``STUDY/study.db``); ``trials`` counts evalu
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
+import dataclasses
 import logging
 import math
-import time
-import warnings
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import optuna
 import torch
-from optuna.trial import TrialState
 from torch.utils.data import DataLoader
 
 from models import PRESETS, RTSegConfig, count_parameters, recalibrate_batchnorm
-from profiling import profile_model
 from rtseg_core import (
     CONFIG_JSON,
-    DEFAULT_OBJECTIVES,
+    SUPERNET,
     CandidateRecord,
     ConfigError,
-    Constraints,
+    DataError,
     SearchError,
     StudyDir,
     StudySettings,
@@ -53,179 +47,101 @@ from rtseg_core import (
     SupernetSettings,
     atomic_write_json,
     is_feasible,
-    parse_objectives,
     violations,
     write_candidate,
     write_validation,
 )
-from search_spaces._files import write_environment, write_history, write_study_json
+from search_spaces._config import fixed_settings
+from search_spaces._driver import StudyDriver
+from search_spaces._outcomes import reject
+from search_spaces._results import SupernetSearchSummary, summarize_study
 from search_spaces._space import reference_params, suggest_config, summarize_config
-from search_spaces._study import (
-    REFERENCE_ATTR,
-    feasible_front,
-    make_storage,
-    open_study,
-    redact_url,
-    resolve_storage_url,
-    trial_name,
-)
-from search_spaces._supernet import Supernet, calibration_batches, load_supernet
-from search_spaces._trial import DELTA_AOP_UNDEFINED, cpu_seconds, latency_fields
+from search_spaces._study import REFERENCE_ATTR, redact_url
+from search_spaces._supernet import Supernet, calibration_batches, load_supernet, smallest_config
+from search_spaces._supernet_config import SupernetSearchConfig
+from search_spaces._trial import check_params_limit, latency_fields, objective_values
 from segmentation import DataSpec, EvalSummary, MetricAccumulator, load_split
 
 log = logging.getLogger(__name__)
 
 RECIPE = "supernet-inherited"
-FIXED_SETTINGS = (
-    "strategy",
-    "objectives",
-    "constraints",
-    "data",
-    "size",
-    "latency_size",
-    "target",
-    "precision",
-    "threads",
-    "supernet",
-    "space",
-)
-SAMPLERS = ("nsga2", "random")
 # What one subnet may raise and leave the search running (FAIL with the reason).
 CATCH: tuple[type[BaseException], ...] = (SuiteError, RuntimeError, MemoryError, ValueError, ArithmeticError, OSError)
-
-
-@dataclass(frozen=True)
-class SupernetSearchConfig:
-    """One supernet search. ``data``/``size`` default to the supernet's training data and size."""
-
-    study_dir: str | Path
-    supernet: str | Path
-    trials: int = 200
-    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
-    min_fps: float | None = None
-    max_latency_ms: float | None = None
-    max_params: int | None = None
-    target: str = "local"
-    threads: int = 1
-    latency_size: int | None = None
-    latency_warmup: int = 3
-    latency_runs: int = 10
-    precision: str = "fp32"
-    remote_backend: str = "auto"
-    ssh_options: Any = None
-    sampler: str = "nsga2"
-    population_size: int = 16
-    seed: int = 0
-    data: str | None = None
-    size: int | None = None
-    bn_batches: int = 4
-    val_batches: int | None = None
-    max_consecutive_failures: int = 5
-    max_consecutive_rejections: int = 200
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        if isinstance(self.objectives, str):
-            object.__setattr__(self, "objectives", tuple(o.strip() for o in self.objectives.split(",") if o.strip()))
-        for name in ("min_fps", "max_latency_ms", "max_params"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                object.__setattr__(self, name, None)
-        if not isinstance(self.trials, int) or self.trials < 0:
-            raise ConfigError(f"--trials: must be an integer >= 0, got {self.trials!r}")
-        if self.sampler not in SAMPLERS:
-            raise ConfigError(f"--sampler: must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        if self.population_size < 2:
-            raise ConfigError(f"--population-size: NSGA-II needs at least 2, got {self.population_size}")
-        for name in ("bn_batches", "threads", "latency_runs"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {getattr(self, name)!r}")
-        parse_objectives(self.objectives)
-        self.constraints()
-
-    def constraints(self) -> Constraints:
-        return Constraints(min_fps=self.min_fps, max_latency_ms=self.max_latency_ms, max_params=self.max_params)
-
-
-@dataclass(frozen=True)
-class SupernetSearchSummary:
-    study_dir: Path
-    trials_run: int
-    counts: dict[str, int]
-    front: tuple[dict[str, Any], ...]  # feasible Pareto front: name, trial, summary, objective values
-    wall_s: float
-    subnets_per_minute: float  # evaluated (COMPLETE) subnets of this run per minute of wall time
+# history.csv re-reads every trial: after each of hundreds of seconds-long subnets it would cost more than they do.
+HISTORY_EVERY = 25
 
 
 def run_supernet_search(config: SupernetSearchConfig) -> SupernetSearchSummary:
     """Run (or resume) the one-shot search described by ``config`` (module docstring)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        previous = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        try:
-            return _SupernetSearch(config).run()
-        finally:
-            optuna.logging.set_verbosity(previous)
+    evaluator = SubnetEvaluator(config)
+    objectives = config.parsed_objectives()
+    study_dir = config.resolved_study_dir()
+    driver = StudyDriver(
+        study_dir,
+        study_name=config.resolved_study_name(),
+        study=config.study,
+        workers=config.workers,
+        sampler=config.sampling.sampler,
+        population_size=config.sampling.population_size,
+        seed=config.seed,
+        fields=[o.field for o in objectives],
+        directions=[o.direction for o in objectives],
+        threads=config.profiling.threads,
+        unit="subnet",
+        history_every=HISTORY_EVERY,
+    )
+    params = evaluator.reference_params()
+    reference = None if params is None else (evaluator.supernet.space.base, params)
+    result = driver.run(
+        evaluator, settings=evaluator.settings, fixed_keys=fixed_settings(SUPERNET), reference=reference
+    )
+    summary = summarize_study(
+        result.study,
+        driver.fields,
+        driver.directions,
+        study_dir=study_dir,
+        storage=result.storage,
+        constraints=config.constraints().to_dict(),
+        trials_requested=config.study.trials,
+        trials_run=result.trials_run,
+        wall_s=result.wall_s,
+    )
+    minutes = result.wall_s / 60
+    evaluated = evaluator.evaluated
+    return SupernetSearchSummary(
+        **{f.name: getattr(summary, f.name) for f in dataclasses.fields(summary)},
+        subnets_per_minute=evaluated / minutes if minutes > 0 else math.nan,
+    )
 
 
-class _SupernetSearch:
+class SubnetEvaluator:
+    """The objective of the one-shot search: one subnet extracted, profiled, BatchNorm-recalibrated
+    and evaluated (module docstring). ``evaluated`` counts the subnets this run completed."""
+
+    catch = CATCH
+
     def __init__(self, config: SupernetSearchConfig) -> None:
         self.config = config
-        self.study_dir = Path(config.study_dir).expanduser().resolve()
+        self.study_dir = config.resolved_study_dir()
         self.supernet: Supernet = load_supernet(config.supernet)
-        sn = self.supernet
-        self.train_cfg = sn.train
-        if config.data is not None or config.size is not None:
-            from dataclasses import replace
-
-            self.train_cfg = replace(sn.train, data=config.data or sn.train.data, size=config.size or sn.train.size)
-        self.objectives = parse_objectives(config.objectives)
+        sn, ev = self.supernet, config.evaluation
+        self.train_cfg = dataclasses.replace(sn.train, data=ev.data or sn.train.data, size=ev.size or sn.train.size)
+        self.dataset = DataSpec.parse(self.train_cfg.data).kind
+        self.objectives = config.parsed_objectives()
         self.fields = [o.field for o in self.objectives]
-        self.directions = [o.direction for o in self.objectives]
         self.constraints = config.constraints()
-        self.latency_size = config.latency_size or self.train_cfg.size
+        latency_size = config.profiling.latency_size or self.train_cfg.size
+        self.profiling = dataclasses.replace(config.profiling, latency_size=latency_size)
         self._latency_cache: dict[RTSegConfig, Any] = {}
+        self._reference: dict[str, Any] | None = None
+        self.evaluated = 0
 
     # -- set-up --------------------------------------------------------------------------------
-    def settings(self, url: str) -> StudySettings:
-        sn, cfg = self.supernet, self.config
-        return StudySettings(
-            objectives=tuple((o.field, o.direction) for o in self.objectives),
-            constraints=self.constraints,
-            target=cfg.target,
-            precision=cfg.precision,
-            threads=cfg.threads,
-            data=self.train_cfg.data,
-            size=self.train_cfg.size,
-            latency_size=self.latency_size,
-            sampler=cfg.sampler,
-            population_size=cfg.population_size,
-            seed=cfg.seed,
-            space=sn.space.to_dict(),
-            trials_requested=cfg.trials,
-            storage=redact_url(url),
-            study_name=self.study_dir.name,
-            reference=sn.space.base if self._reference_params is not None else None,
-            search=SupernetSettings(
-                path=str(sn.path),
-                epoch=sn.epoch,
-                container=summarize_config(sn.net.config),
-                train=dict(vars(sn.train)),
-                sandwich=dict(vars(sn.sandwich)),
-                recipe=RECIPE,
-                bn_batches=cfg.bn_batches,
-                val_batches=cfg.val_batches,
-                split="val",
-            ),
-        )
-
-    def _reference(self) -> dict[str, Any] | None:
+    def reference_params(self) -> dict[str, Any] | None:
         """The base preset's parameters when the supernet contains it (it is then trial 0)."""
         base = PRESETS[self.supernet.space.base]
         try:
             self.supernet.net.check_member(base)
-            return reference_params(self.supernet.space)
         except ConfigError as exc:
             log.warning(
                 "the reference %r is not a subnet of this supernet (%s); no reference trial",
@@ -233,125 +149,75 @@ class _SupernetSearch:
                 exc,
             )
             return None
+        self._reference = reference_params(self.supernet.space)
+        return self._reference
 
-    def run(self) -> SupernetSearchSummary:
-        cfg = self.config
-        start = time.perf_counter()
-        spec = DataSpec.parse(self.train_cfg.data)
-        self.dataset = spec.kind
-        self.study_dir.mkdir(parents=True, exist_ok=True)
-        url = resolve_storage_url(None, self.study_dir)
-        storage = make_storage(url, heartbeat_interval=60, grace_period=None)
-        self._reference_params = ref = self._reference()
-        settings = self.settings(url)
-        study, _created = open_study(
-            storage,
-            study_name=self.study_dir.name,
-            directions=self.directions,
-            metric_names=self.fields,
-            settings=settings.to_dict(),
-            fixed_keys=FIXED_SETTINGS,
-            reference_params=ref,
-            reference_name=self.supernet.space.base,
-        )
-        # Reseeded with the study's size, so a resumed search does not re-propose the first run's subnets.
-        text = f"supernet:{cfg.seed}:{len(study.get_trials(deepcopy=False))}"
-        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")
-        study.sampler = (
-            optuna.samplers.NSGAIISampler(population_size=cfg.population_size, seed=seed)
-            if cfg.sampler == "nsga2"
-            else optuna.samplers.RandomSampler(seed=seed)
-        )
-        write_study_json(self.study_dir, settings)
-        write_environment(self.study_dir, threads=cfg.threads)
-        self._prepare_data()
-        done_before = self._complete(study)
-        run = failures = rejections = 0
-        with contextlib.ExitStack() as stack:
-            bar = None
-            if cfg.progress:
-                from tqdm.auto import tqdm
-
-                bar = stack.enter_context(
-                    tqdm(total=cfg.trials, initial=min(done_before, cfg.trials), desc="supernet search", unit="subnet")
-                )
-            while self._complete(study) < cfg.trials:
-                # A subnet left RUNNING by a killed run becomes FAIL once its heartbeat is stale.
-                optuna.storages.fail_stale_trials(study)
-                self._last = None
-                study.optimize(self._objective, n_trials=1, catch=CATCH, callbacks=[self._after])
-                run += 1
-                last = self._last
-                if last is None:
-                    continue
-                if last.state == TrialState.FAIL:
-                    failures += 1
-                    if failures >= cfg.max_consecutive_failures:
-                        raise SearchError(
-                            f"{failures} subnets in a row failed; the last (trial {last.number}) with: "
-                            f"{last.user_attrs.get('fail_reason', 'unknown reason')}"
-                        )
-                elif last.state == TrialState.PRUNED:
-                    rejections += 1
-                    if rejections >= cfg.max_consecutive_rejections:
-                        raise SearchError(
-                            f"{rejections} subnets in a row were rejected; the last: "
-                            f"{last.user_attrs.get('rejected')}. Loosen the constraints"
-                        )
-                else:
-                    failures = rejections = 0
-                    if bar is not None:
-                        bar.update(1)
-                if run % 25 == 0:
-                    write_history(self.study_dir, study, self.fields)
-        write_history(self.study_dir, study, self.fields)
-        wall = time.perf_counter() - start
-        evaluated = self._complete(study) - done_before
-        return SupernetSearchSummary(
-            study_dir=self.study_dir,
-            trials_run=run,
-            counts=self._counts(study),
-            front=tuple(self._front(study)),
-            wall_s=round(wall, 3),
-            subnets_per_minute=evaluated / (wall / 60) if wall > 0 else float("nan"),
+    def settings(self, url: str) -> StudySettings:
+        """What ``study.json`` records (and, as a dict, what a resumed study is checked against)."""
+        sn, cfg = self.supernet, self.config
+        return StudySettings(
+            objectives=tuple((o.field, o.direction) for o in self.objectives),
+            constraints=self.constraints,
+            target=self.profiling.target,
+            precision=self.profiling.precision,
+            threads=self.profiling.threads,
+            data=self.train_cfg.data,
+            size=self.train_cfg.size,
+            latency_size=self.profiling.latency_size,
+            sampler=cfg.sampling.sampler,
+            population_size=cfg.sampling.population_size,
+            seed=cfg.seed,
+            space=sn.space.to_dict(),
+            trials_requested=cfg.study.trials,
+            storage=redact_url(url),
+            study_name=cfg.resolved_study_name(),
+            reference=sn.space.base if self._reference is not None else None,
+            search=SupernetSettings(
+                path=str(sn.path),
+                epoch=sn.epoch,
+                container=summarize_config(sn.net.config),
+                train=dict(vars(sn.train)),
+                sandwich=dict(vars(sn.sandwich)),
+                recipe=RECIPE,
+                bn_batches=cfg.evaluation.bn_batches,
+                val_batches=cfg.evaluation.val_batches,
+                split="val",
+            ),
         )
 
-    def _prepare_data(self) -> None:
-        """The fixed calibration batches and the validation batches, built once for every subnet."""
+    def check(self) -> None:
+        """The data every subnet uses, built once (a bad size or data set fails here), and the
+        smallest subnet under ``max_params`` and through BatchNorm recalibration and evaluation."""
         tc = self.train_cfg
-        self.bn_images = calibration_batches(tc, self.config.bn_batches)
+        self.bn_images = calibration_batches(tc, self.config.evaluation.bn_batches)
         val = load_split(tc.data, "val", size=tc.size, seed=tc.seed, augment=False, frames=tc.frames)
         self.val_batches = []
         for i, batch in enumerate(DataLoader(val, batch_size=max(tc.batch_size, 16), shuffle=False)):
-            if self.config.val_batches is not None and i >= self.config.val_batches:
+            if self.config.evaluation.val_batches is not None and i >= self.config.evaluation.val_batches:
                 break
             self.val_batches.append((batch["image"], batch["mask"], list(batch["id"])))
+        if not self.val_batches or not self.bn_images:
+            raise DataError(f"--data {tc.data}: the validation or training split is empty at size {tc.size}")
+        smallest = smallest_config(self.supernet.space)
+        model = self.supernet.net.extract(smallest)
+        check_params_limit(smallest, count_parameters(model), self.constraints.max_params)
+        try:
+            self._inherited_metrics(model, self.bn_images[:1], self.val_batches[:1])
+        except (RuntimeError, ValueError) as exc:
+            raise ConfigError(
+                f"size {tc.size}, batch {tc.batch_size}: the smallest subnet ({summarize_config(smallest)}) cannot be "
+                f"recalibrated and evaluated ({type(exc).__name__}: {str(exc).strip()[:300]}), so no subnet could"
+            ) from None
 
     # -- one subnet ----------------------------------------------------------------------------
-    def _objective(self, trial: optuna.Trial) -> tuple[float, ...]:
-        started = time.perf_counter()
-        cpu_started = time.process_time()
-        trial.set_user_attr("stage", "starting")
-        try:
-            return self._evaluate(trial)
-        except optuna.TrialPruned:
-            raise
-        except CATCH as exc:
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {str(exc).strip()[:800]}")
-            log.warning("subnet trial %d failed while %s: %s", trial.number, trial.user_attrs.get("stage"), exc)
-            raise
-        finally:
-            trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
-            trial.set_user_attr("cpu_s", cpu_seconds(cpu_started))  # this subnet: BN recalibration, eval, profiling
-
-    def _evaluate(self, trial: optuna.Trial) -> tuple[float, ...]:
-        cfg, sn = self.config, self.supernet
+    def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
+        sn = self.supernet
         is_reference = bool(trial.user_attrs.get(REFERENCE_ATTR))
         trial.set_user_attr("stage", "sampling")
         try:
             arch = suggest_config(trial, sn.space, check=not is_reference)
         except SuiteError as exc:
-            self._reject(trial, str(exc))
+            reject(trial, str(exc))
         if is_reference:
             arch = PRESETS[sn.space.base]
         trial.set_user_attr("config", arch.to_dict())
@@ -364,57 +230,37 @@ class _SupernetSearch:
         over = self.constraints.params_violation(params)
         if over is not None and over > 0 and not is_reference:
             trial.set_constraint("max_params", over)
-            self._reject(trial, f"{params:,} parameters > --max-params {self.constraints.max_params:,}")
+            reject(trial, f"{params:,} parameters > --max-params {self.constraints.max_params:,}")
 
         trial.set_user_attr("stage", "profiling")
-        report = self._latency_cache.get(arch)
-        if report is None:
-            report = profile_model(
-                model,
-                target=cfg.target,
-                size=self.latency_size,
-                backends=("onnxruntime",),
-                threads=cfg.threads,
-                warmup=cfg.latency_warmup,
-                runs=cfg.latency_runs,
-                precision=cfg.precision,
-                ssh_options=cfg.ssh_options,
-                remote_backend=cfg.remote_backend,
-                seed=cfg.seed,
-                model_name=f"trial-{trial.number}",
+        if arch not in self._latency_cache:
+            self._latency_cache[arch] = self.profiling.measure(
+                model, seed=self.config.seed, model_name=f"trial-{trial.number}"
             )
-            if not report.latency or report.cost is None:
-                raise SearchError(
-                    f"trial {trial.number}: profiling gave no latency or cost ({'; '.join(report.skipped)})"
-                )
-            self._latency_cache[arch] = report
-        lat, cost = report.latency[0], report.cost
+        lat, cost = self._latency_cache[arch]
         for key, value in (("macs", cost.macs_fvcore), ("latency_ms", lat.median_ms), ("fps", lat.fps)):
             trial.set_user_attr(key, value)
         constraint_values = self.constraints.values(params=params, latency_ms=lat.median_ms, fps=lat.fps)
         for key, value in constraint_values.items():
             trial.set_constraint(key, value)
         if not is_feasible(constraint_values) and not is_reference:
-            self._reject(
+            reject(
                 trial,
                 f"violates {', '.join(violations(constraint_values))} "
                 f"(params {params:,}, latency {lat.median_ms:.3g} ms)",
             )
 
         trial.set_user_attr("stage", "evaluating")
-        summary = self._inherited_metrics(model)
-        dice = _num(summary.mean.dice)
-        if dice is None:
+        summary = self._inherited_metrics(model, self.bn_images, self.val_batches)
+        headline = summary.headline()
+        if headline.dice is None:
             raise SearchError(f"trial {trial.number}: the validation split gave no Dice (no images?)")
         record = CandidateRecord(
             name=f"{sn.space.base}" if is_reference else f"trial-{trial.number}",
             source="reference" if is_reference else "trial",
             dataset=self.dataset,
             split="val",
-            dice=dice,
-            dice_ps=_num(summary.ps.dice),
-            dice_fh=_num(summary.fh.dice),
-            delta_aop_deg=_num(summary.mean.delta_aop),
+            **headline.to_dict(),
             params=int(params),
             macs=None if cost.macs_fvcore is None else int(cost.macs_fvcore),
             **latency_fields(lat),
@@ -426,23 +272,21 @@ class _SupernetSearch:
         )
         write_validation(trial_dir, split="val", size=self.train_cfg.size, summary=summary)
         write_candidate(trial_dir, record)
-        for key in ("dice", "dice_ps", "dice_fh", "delta_aop_deg"):
-            trial.set_user_attr(key, getattr(record, key))
+        for key, value in headline.to_dict().items():
+            trial.set_user_attr(key, value)
         trial.set_user_attr("feasible", record.feasible)
         trial.set_user_attr("stage", "done")
-        values = []
-        for f in self.fields:
-            value = getattr(record, f)
-            values.append(float(DELTA_AOP_UNDEFINED if value is None else value))
-        return tuple(values)
+        values = objective_values(trial, record, self.fields)
+        self.evaluated += 1
+        return values
 
     @torch.no_grad()
-    def _inherited_metrics(self, model: torch.nn.Module) -> EvalSummary:
+    def _inherited_metrics(self, model: torch.nn.Module, bn_images: list, val_batches: list) -> EvalSummary:
         """Recalibrate BatchNorm on the fixed batches, then the metrics of ``evaluate_model`` on val."""
-        recalibrate_batchnorm(model, self.bn_images)
+        recalibrate_batchnorm(model, bn_images)
         model.eval()
         acc = MetricAccumulator()
-        for images, masks, ids in self.val_batches:
+        for images, masks, ids in val_batches:
             acc.update(model(images).argmax(1), masks, ids)
         return acc.summary()
 
@@ -451,47 +295,7 @@ class _SupernetSearch:
         return (
             f"Dice: inherited supernet weights ({sn.path.name} epoch {sn.epoch}, sandwich rule; "
             f"{sn.train.steps_per_epoch or 'all'} steps/epoch, batch {sn.train.batch_size}), no training, "
-            f"BatchNorm recalibrated on {self.config.bn_batches} training batches; {self.train_cfg.data} val split, "
-            f"{self.train_cfg.size}x{self.train_cfg.size}; latency: {lat.kind}, {lat.backend} {lat.precision}, "
-            f"{lat.height}x{lat.width}"
+            f"BatchNorm recalibrated on {self.config.evaluation.bn_batches} training batches; "
+            f"{self.train_cfg.data} val split, {self.train_cfg.size}x{self.train_cfg.size}; "
+            f"latency: {lat.kind}, {lat.backend} {lat.precision}, {lat.height}x{lat.width}"
         )
-
-    def _reject(self, trial: optuna.Trial, reason: str) -> None:
-        trial.set_user_attr("rejected", reason)
-        trial.set_user_attr("stage", "rejected")
-        raise optuna.TrialPruned(f"rejected: {reason}")
-
-    def _after(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self._last = trial
-
-    # -- summaries -----------------------------------------------------------------------------
-    @staticmethod
-    def _complete(study: optuna.Study) -> int:
-        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-
-    @staticmethod
-    def _counts(study: optuna.Study) -> dict[str, int]:
-        counts = {"complete": 0, "rejected": 0, "failed": 0}
-        for t in study.get_trials(deepcopy=False):
-            key = {TrialState.COMPLETE: "complete", TrialState.PRUNED: "rejected", TrialState.FAIL: "failed"}.get(
-                t.state
-            )
-            if key:
-                counts[key] += 1
-        return counts
-
-    def _front(self, study: optuna.Study) -> list[dict[str, Any]]:
-        out = [
-            {"trial": t.number, "name": trial_name(t), "summary": t.user_attrs.get("summary", ""),
-             **dict(zip(self.fields, t.values)), "params": t.user_attrs.get("params")}
-            for t in feasible_front(study, self.fields, self.directions)
-        ]  # fmt: skip
-        cost = next((f for f in self.fields if f != "dice"), self.fields[0])
-        return sorted(out, key=lambda m: (m[cost], m["trial"]))
-
-
-def _num(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None

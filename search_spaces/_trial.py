@@ -21,7 +21,8 @@ Outcomes (Optuna state, user attributes):
 Anything else a trial raises (``TypeError``, ``AttributeError``, a plain ``ValueError``,
 ``OSError`` or ``RuntimeError``) is a bug in the suite or a broken machine, not a property of the
 architecture: Optuna marks the trial FAIL and the exception stops the search with its traceback,
-instead of being recorded and skipped trial after trial.
+instead of being recorded and skipped trial after trial. The loop around a trial (streaks, the
+surplus check, ``stage``/``seconds``/``cpu_s``/``fail_reason``) is :mod:`search_spaces._driver`'s.
 
 Per-trial files in ``trials/<n>/`` (names from :mod:`rtseg_core._study`): ``config.json``,
 ``measurement.json`` (the LatencyRecord and the CostRecord), ``checkpoint.pt`` and
@@ -36,8 +37,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,30 +44,31 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import TrialState
 
-from models import PRESETS, build_model, count_parameters, load_model
+from models import PRESETS, RTSegConfig, build_model, count_parameters, load_model
 from profiling import LatencyRecord, ProfileReport, profile_model
 from rtseg_core import (
     CHECKPOINT,
     CONFIG_JSON,
     MEASUREMENT_JSON,
     CandidateRecord,
+    ConfigError,
     SearchError,
     StudyDir,
     SuiteError,
     atomic_write_json,
     is_feasible,
+    resolve_device,
     violations,
     write_candidate,
     write_validation,
 )
 from search_spaces._config import SearchConfig
-from search_spaces._dashboard import publish_outcome
 from search_spaces._early_stop import Reference, should_stop
+from search_spaces._outcomes import reject
 from search_spaces._space import suggest_config, summarize_config
-from search_spaces._study import REFERENCE_ATTR, counts_towards_target, feasible_front, trial_name
-from segmentation import EpochLog, EvalResult, StopTraining, TrainResult, evaluate_model, train
+from search_spaces._study import REFERENCE_ATTR, feasible_front, trial_name
+from segmentation import EpochLog, EvalResult, StopTraining, TrainResult, evaluate_model, load_split, train
 
 log = logging.getLogger(__name__)
 
@@ -109,18 +109,61 @@ def latency_fields(lat: LatencyRecord) -> dict[str, Any]:
     }
 
 
-class Surplus(SearchError):
-    """This worker's new trial is not needed: others already finished or run the requested number."""
+def objective_values(trial: optuna.Trial, record: CandidateRecord, fields: list[str]) -> tuple[float, ...]:
+    """The objective values of a recorded candidate in the study's order (both strategies).
+
+    An undefined |dAoP| (no image with both angles) becomes :data:`DELTA_AOP_UNDEFINED`, noted in
+    the user attribute ``objective_note``: Optuna refuses NaN and None.
+    """
+    values = []
+    for field in fields:
+        value = getattr(record, field)
+        if field == "delta_aop_deg" and value is None:
+            note = f"delta_aop undefined on every val image: set to {DELTA_AOP_UNDEFINED}"
+            trial.set_user_attr("objective_note", note)
+            value = DELTA_AOP_UNDEFINED
+        values.append(float(value))
+    return tuple(values)
+
+
+def check_trainable(model: torch.nn.Module, *, batch: int, size: int, channels: int, what: str, options: str) -> None:
+    """One training-mode forward pass of ``model`` on a ``batch`` x ``channels`` x ``size``² batch of zeros.
+
+    What no config check sees but every trial would hit, e.g. BatchNorm on the 1x1 deepest map of a
+    one-image batch. ``what`` names the model and ``options`` the options to change, in the error.
+    """
+    model.train()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(batch, channels, size, size))
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(
+            f"{options}: a training step of {what} fails ({type(exc).__name__}: {str(exc).strip()[:300]}), "
+            "so every trial would fail; change one of them"
+        ) from None
+
+
+def check_params_limit(smallest: RTSegConfig, params: int, limit: int | None) -> None:
+    """Every architecture over ``--max-params`` (its smallest one, with ``params``, is): an error, not a search
+    that rejects every trial it draws."""
+    if limit is not None and params > limit:
+        raise SearchError(
+            f"--max-params {limit:,}: even the smallest architecture of the search space has {params:,} "
+            f"parameters ({smallest.conv_widths + smallest.token_widths}); raise the limit or narrow the widths"
+        )
 
 
 class TrialRunner:
-    """The objective function of a search (one instance per worker process).
+    """The objective of the multi-trial search (one instance per worker process), run by
+    :class:`search_spaces._driver.StudyDriver`.
 
-    ``__call__(trial)`` returns the objective values in the order of the config's objectives, or
-    raises ``optuna.TrialPruned`` (early stop, rejection), one of :data:`CATCH` (FAIL, the search
-    goes on) or anything else (a bug: FAIL, and the search stops). Before re-raising it stores
-    ``user_attrs["fail_reason"]``; ``user_attrs["stage"]`` says where it happened.
+    ``check()`` finds before the study exists what would make every trial fail; ``__call__(trial)``
+    returns the objective values in the order of the config's objectives, or raises
+    ``optuna.TrialPruned`` (early stop, rejection), one of :data:`CATCH` (FAIL, the search goes on)
+    or anything else (a bug: FAIL, and the search stops). ``user_attrs["stage"]`` says where.
     """
+
+    catch = CATCH
 
     def __init__(self, config: SearchConfig, study_dir: Path, *, dataset: str, steps: TrialSteps | None = None) -> None:
         self.config = config
@@ -134,59 +177,36 @@ class TrialRunner:
         self.directions = [o.direction for o in self.objectives]
         self.cost_fields = [o.field for o in self.objectives if o.cost]
 
-    # -- entry point -------------------------------------------------------------------------
+    def check(self) -> None:
+        """What would make every trial fail, as one error before the study is opened (no trial runs):
+        the device, both data splits at ``--size``, every architecture over ``--max-params``, and a
+        training step of the space's smallest architecture at ``--size`` and ``--batch-size``."""
+        cfg, t = self.config, self.config.training
+        resolve_device(t.device)
+        splits = [load_split(t.data, split, size=t.size, seed=cfg.seed, frames=t.frames) for split in ("train", "val")]
+        smallest = cfg.strategy.space.smallest_config()
+        model = build_model(smallest)
+        check_params_limit(smallest, count_parameters(model), self.constraints.max_params)
+        # The loader drops a last partial batch when the split holds more than one batch.
+        batch = min(t.batch_size, len(splits[0]))
+        what = f"the smallest architecture of the search space ({summarize_config(smallest)})"
+        check_trainable(
+            model, batch=batch, size=t.size, channels=splits[0].in_channels, what=what,
+            options=f"--size {t.size}, --batch-size {t.batch_size}",
+        )  # fmt: skip
+
+    # -- one trial ---------------------------------------------------------------------------
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
-        started = time.perf_counter()
-        cpu_started = time.process_time()
-        trial.set_user_attr("stage", "starting")
-        try:
-            self._check_surplus(trial)
-            return self._run(trial)
-        except optuna.TrialPruned:
-            raise
-        except Exception as exc:
-            reason = f"{type(exc).__name__}: {str(exc).strip()[:800]}"
-            trial.set_user_attr("fail_reason", reason)
-            if isinstance(exc, CATCH) and not isinstance(exc, Surplus):
-                log.warning("trial %d failed while %s: %s", trial.number, trial.user_attrs.get("stage"), reason)
-            raise
-        finally:
-            trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
-            trial.set_user_attr("cpu_s", cpu_seconds(cpu_started))
-            publish_outcome(trial, sys.exc_info()[1])  # outcome + constraints optuna-dashboard reads
-
-    # -- the steps ---------------------------------------------------------------------------
-    def _check_surplus(self, trial: optuna.Trial) -> None:
-        """Exactly N results across workers: a trial goes ahead only if fewer than N finished or
-        lower-numbered running trials exist (trial numbers order simultaneous asks)."""
-        ahead = 0
-        for t in trial.study.get_trials(deepcopy=False):
-            if t.number == trial.number:
-                continue
-            if counts_towards_target(t) or (t.state == TrialState.RUNNING and t.number < trial.number):
-                ahead += 1
-        requested = self.config.study.trials
-        if ahead >= requested:
-            raise Surplus(
-                f"not run: {ahead} trials had finished or were running when this worker asked for trial "
-                f"{trial.number}, and {requested} were requested (a race between workers)"
-            )
-
-    def _run(self, trial: optuna.Trial) -> tuple[float, ...]:
         cfg = self.config
         space = cfg.strategy.space
         prof = cfg.profiling
         proxy = cfg.training
         is_reference = bool(trial.user_attrs.get(REFERENCE_ATTR))
-        if is_reference and self._reference_taken(trial):
-            # Two workers re-queued a failed reference at once: the later copy is an ordinary trial.
-            trial.set_user_attr(REFERENCE_ATTR, "")
-            is_reference = False
         trial.set_user_attr("stage", "sampling")
         try:
             arch = suggest_config(trial, space, check=not is_reference)
         except SuiteError as exc:  # an impossible combination: nothing to train
-            self._reject(trial, str(exc))
+            reject(trial, str(exc))
         if is_reference:
             # The reference is the preset itself, even where a custom space fixes a field elsewhere.
             arch = PRESETS[space.base]
@@ -201,28 +221,11 @@ class TrialRunner:
         over = self.constraints.params_violation(params)
         if over is not None and over > 0 and not is_reference:
             trial.set_constraint("max_params", over)
-            self._reject(trial, f"{params:,} parameters > --max-params {self.constraints.max_params:,}")
+            reject(trial, f"{params:,} parameters > --max-params {self.constraints.max_params:,}")
 
         # Profile first: costs depend on the architecture only.
         trial.set_user_attr("stage", "profiling")
-        report = self.steps.profile(
-            model,
-            target=prof.target,
-            size=prof.latency_size,
-            backends=("onnxruntime",),
-            threads=prof.threads,
-            warmup=prof.latency_warmup,
-            runs=prof.latency_runs,
-            precision=prof.precision,
-            ssh_options=prof.ssh_options,
-            remote_backend=prof.remote_backend,
-            seed=cfg.seed,
-            model_name=trial_name(trial),
-        )
-        if not report.latency or report.cost is None:
-            raise SearchError(f"trial {trial.number}: profiling gave no latency or cost ({'; '.join(report.skipped)})")
-        lat = report.latency[0]
-        cost = report.cost
+        lat, cost = prof.measure(model, seed=cfg.seed, model_name=trial_name(trial), profile=self.steps.profile)
         atomic_write_json(trial_dir / MEASUREMENT_JSON, {"latency": lat.to_dict(), "costs": cost.to_dict()})
         measured = {"params": cost.params, "macs": cost.macs_fvcore, "latency_ms": lat.median_ms, "fps": lat.fps}
         for key, value in measured.items():
@@ -232,7 +235,7 @@ class TrialRunner:
         for key, value in constraint_values.items():
             trial.set_constraint(key, value)
         if not is_feasible(constraint_values) and not is_reference:
-            self._reject(
+            reject(
                 trial,
                 f"violates {', '.join(violations(constraint_values))} before training "
                 f"(params {cost.params:,}, latency {lat.median_ms:.3g} ms = {lat.fps:.3g} fps; limits: "
@@ -271,11 +274,8 @@ class TrialRunner:
         )
         summary = ev.summary
         write_validation(trial_dir, split="val", size=proxy.size, summary=summary.to_dict())
-        dice = _num(summary.mean.dice)
-        dice_ps = _num(summary.ps.dice)
-        dice_fh = _num(summary.fh.dice)
-        delta_aop = _num(summary.mean.delta_aop)
-        if dice is None:
+        headline = summary.headline()
+        if headline.dice is None:
             raise SearchError(f"trial {trial.number}: the validation split gave no Dice (no images?)")
         feasible = is_feasible(constraint_values)
         record = CandidateRecord(
@@ -283,10 +283,7 @@ class TrialRunner:
             source="reference" if is_reference else "trial",
             dataset=self.dataset,
             split="val",
-            dice=dice,
-            dice_ps=dice_ps,
-            dice_fh=dice_fh,
-            delta_aop_deg=delta_aop,
+            **headline.to_dict(),
             params=int(cost.params),
             macs=int(cost.macs_fvcore),
             **latency_fields(lat),
@@ -296,36 +293,13 @@ class TrialRunner:
             notes=self._notes(lat),
         )
         write_candidate(trial_dir, record)
-        for key, value in (("dice", dice), ("dice_ps", dice_ps), ("dice_fh", dice_fh), ("delta_aop_deg", delta_aop)):
+        for key, value in headline.to_dict().items():
             trial.set_user_attr(key, value)
         trial.set_user_attr("feasible", feasible)
         trial.set_user_attr("stage", "done")
-        values = []
-        for field in self.fields:
-            value = getattr(record, field)
-            if field == "delta_aop_deg" and value is None:
-                trial.set_user_attr(
-                    "objective_note", f"delta_aop undefined on every val image: set to {DELTA_AOP_UNDEFINED}"
-                )
-                value = DELTA_AOP_UNDEFINED
-            values.append(float(value))
-        return tuple(values)
+        return objective_values(trial, record, self.fields)
 
     # -- helpers -----------------------------------------------------------------------------
-    @staticmethod
-    def _reference_taken(trial: optuna.Trial) -> bool:
-        for t in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
-            if t.number != trial.number and t.user_attrs.get(REFERENCE_ATTR):
-                if t.state == TrialState.COMPLETE or t.number < trial.number:
-                    return True
-        return False
-
-    def _reject(self, trial: optuna.Trial, reason: str) -> None:
-        trial.set_user_attr("rejected", reason)
-        trial.set_user_attr("stage", "rejected")
-        log.info("trial %d rejected before training: %s", trial.number, reason)
-        raise optuna.TrialPruned(f"rejected: {reason}")
-
     def _epoch_callback(
         self,
         trial: optuna.Trial,
@@ -387,17 +361,3 @@ class TrialRunner:
             f"latency: {lat.kind}, {lat.backend} {lat.precision}, {lat.height}x{lat.width}",
         ]
         return "; ".join(parts)
-
-
-def cpu_seconds(since: float) -> float:
-    """CPU seconds of this whole process (every thread: torch, ONNX Runtime) since ``since``
-    (a ``time.process_time()``). Comparable across machine loads where wall seconds are not; it
-    does not include a remote device's time (``ssh://`` targets) or other processes."""
-    return round(time.process_time() - since, 3)
-
-
-def _num(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None

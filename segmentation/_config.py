@@ -9,6 +9,10 @@ from typing import Any
 
 from rtseg_core import ConfigError
 
+# The smallest image side the data sets load (a phantom needs room for its two structures). Here, not in
+# the data module, so that a training config refuses a smaller size when it is built, before any run.
+MIN_SIZE = 16
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -36,7 +40,8 @@ class TrainConfig:
         def option(name: str) -> str:
             return "--" + name.replace("_", "-")
 
-        for name, low, high in (("size", 8, 4096), ("epochs", 1, 10**6), ("batch_size", 1, 4096), ("workers", 0, 256)):
+        bounds = (("size", MIN_SIZE, 4096), ("epochs", 1, 10**6), ("batch_size", 1, 4096), ("workers", 0, 256))
+        for name, low, high in bounds:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ConfigError(f"{option(name)}: must be an integer from {low} to {high}, got {value!r}")

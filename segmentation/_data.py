@@ -347,8 +347,23 @@ def load_split(
                 f"(frame labels in its {len(chosen)} video(s): {counts}); try --frames all"
             )
     dataset = SegmentationDataset(source, spec=spec, split=split, size=size, augment=augment, seed=seed)
-    log.debug("%s %s: %d images in %d groups", spec, split, len(dataset), len(set(dataset.groups)))
+    log.info("%s", _split_line(spec, split, dataset, source))
     return dataset
+
+
+def _split_line(spec: DataSpec, split: str, dataset: SegmentationDataset, source) -> str:
+    """What a split holds, for the log; for JNU-IFM also the frames ``--frames`` left out, per label."""
+    groups = len(set(dataset.groups))
+    if spec.kind != JNU_IFM:
+        n = len(dataset)
+        return f"{spec} {split}: {n} image{'s' if n != 1 else ''}" + (f" in {groups} groups" if groups != n else "")
+    info = source.index.describe(source.group_set)
+    every, kept = info["frame_labels"], info["frame_labels_selected"]
+    left = ", ".join(f"{name} {every[name] - kept[name]}" for name in every if every[name] - kept[name])
+    return (
+        f"{spec} {split}: {len(dataset)} frames from {groups} video(s); --frames {info['frames']} kept "
+        f"{len(dataset)} of {info['frames_total']} frames" + (f" (left out: {left})" if left else "")
+    )
 
 
 def _choose(

@@ -25,6 +25,13 @@ from segmentation._metrics import EvalSummary, MetricAccumulator, format_table
 log = logging.getLogger(__name__)
 
 
+class NonFiniteOutputs(ConfigError):
+    """The model's outputs are NaN or infinite: the run failed on a broken model (exit 1), not on an
+    option; still a ConfigError for the code that catches a bad model that way."""
+
+    exit_code = 1
+
+
 Predict = Callable[[torch.Tensor], "torch.Tensor | np.ndarray"]
 
 
@@ -87,7 +94,7 @@ def evaluate(
         if not torch.isfinite(logits).all():
             # argmax of NaN logits is class 0 everywhere: a "Dice" computed from it would be a lie
             bad = [str(i) for i, row in zip(batch["id"], logits) if not torch.isfinite(row).all()]
-            raise ConfigError(
+            raise NonFiniteOutputs(
                 f"the model's outputs are not finite (NaN or inf) on {len(bad)} image(s) of the {split} split "
                 f"({', '.join(bad[:3])}); the model is broken (diverged weights?) and is not evaluated"
             )

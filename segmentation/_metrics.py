@@ -29,7 +29,9 @@ silently skips or explodes on an image::
 "diagonal" is a penalty: the image diagonal ``sqrt((H*row_mm)**2 + (W*col_mm)**2)`` (pixels
 when no spacing is given), larger than any distance measurable inside the image. Counts of
 images with an empty ground truth or prediction are reported next to every mean
-(``n_empty_true``, ``n_empty_pred``) so the penalty's share can be judged.
+(``n_empty_true``, ``n_empty_pred``), and so is the count of images whose ASD/HD95 IS that
+penalty (``n_diagonal``); the terminal table marks such means with ``*`` and says how many, so a
+penalty never reads as a measured distance.
 
 The AoP columns use :func:`segmentation._aop.angle_of_progression`; ``delta_aop`` is the
 absolute difference ``|aop_pred - aop_true|`` in degrees, ``None`` when either angle cannot be
@@ -46,7 +48,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from rtseg_core import DataError
+from rtseg_core import DataError, finite_or_none
 from segmentation._aop import angle_of_progression
 from segmentation._data import CLASS_NAMES
 
@@ -204,6 +206,9 @@ class ClassMetrics:
     n: int
     n_empty_true: int  # images whose ground truth has none of this structure
     n_empty_pred: int  # images whose prediction has none of it
+    # images whose ASD/HD95 are the image diagonal (exactly one of prediction and ground truth empty:
+    # no surface to measure, a penalty); None in summaries written before it was counted
+    n_diagonal: int | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +222,21 @@ class MeanMetrics:
     delta_aop: float | None
     n_aop: int
     n: int
+
+
+@dataclass(frozen=True)
+class HeadlineMetrics:
+    """The four numbers a model is ranked and recorded by (the :class:`rtseg_core.CandidateRecord`
+    fields of the same names): mean foreground Dice, Dice of PS and FH, and mean |dAoP| in degrees.
+    Each is a finite float or None (no image, or no image with both angles, for ``delta_aop_deg``)."""
+
+    dice: float | None
+    dice_ps: float | None
+    dice_fh: float | None
+    delta_aop_deg: float | None
+
+    def to_dict(self) -> dict[str, float | None]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -236,6 +256,15 @@ class EvalSummary:
     def dice(self) -> float | None:
         """Mean foreground Dice (PS and FH), the number every stage ranks models by."""
         return self.mean.dice
+
+    def headline(self) -> HeadlineMetrics:
+        """Dice (mean, PS, FH) and |dAoP|, as every record of a model carries them."""
+        return HeadlineMetrics(
+            dice=finite_or_none(self.mean.dice),
+            dice_ps=finite_or_none(self.ps.dice),
+            dice_fh=finite_or_none(self.fh.dice),
+            delta_aop_deg=finite_or_none(self.mean.delta_aop),
+        )
 
     def by_class(self) -> dict[str, ClassMetrics]:
         return {"PS": self.ps, "FH": self.fh}
@@ -398,6 +427,7 @@ class MetricAccumulator:
                 n=len(self._rows),
                 n_empty_true=sum(et[name] for et, _ in self._empty),
                 n_empty_pred=sum(ep[name] for _, ep in self._empty),
+                n_diagonal=sum(et[name] != ep[name] for et, ep in self._empty),
             )
         means: dict[str, float | None] = {}
         for m in METRIC_NAMES:
@@ -413,10 +443,14 @@ def format_table(summary: EvalSummary, *, distance_unit: str = "px") -> str:
 
     Rows PS, FH, mean; columns Dice and Jaccard (fractions in [0, 1], as in every file), ASD and HD95
     (``distance_unit``), |dAoP| (degrees, mean row only, with its count) and n. Missing values print as ``-``.
+    An ASD/HD95 mean that includes the image-diagonal penalty (``n_diagonal``) is marked ``*`` and a
+    footnote says for how many images.
     """
 
-    def fmt(value: Any, digits: int = 2) -> str:
-        return "-" if value is None else f"{value:.{digits}f}"
+    def fmt(value: Any, digits: int = 2, mark: bool = False) -> str:
+        return "-" if value is None else f"{value:.{digits}f}" + ("*" if mark else "")
+
+    diagonal = {key: c.n_diagonal or 0 for key, c in summary.by_class().items()}
 
     header = (
         f"{'class':<6}{'dice':>9}{'jaccard':>11}{'ASD ' + distance_unit:>10}"
@@ -425,6 +459,7 @@ def format_table(summary: EvalSummary, *, distance_unit: str = "px") -> str:
     lines = [header, "-" * len(header)]
     for key, entry in (*summary.by_class().items(), ("mean", summary.mean)):
         entry = asdict(entry)
+        mark = bool(diagonal.get(key) if key != "mean" else any(diagonal.values()))
         if key == "mean":
             aop = entry.get("delta_aop")
             aop_text = "-" if aop is None else f"{aop:.2f} ({entry.get('n_aop', 0)})"
@@ -432,6 +467,12 @@ def format_table(summary: EvalSummary, *, distance_unit: str = "px") -> str:
             aop_text = ""
         lines.append(
             f"{key:<6}{fmt(entry.get('dice'), digits=4):>9}{fmt(entry.get('jaccard'), digits=4):>11}"
-            f"{fmt(entry.get('asd')):>10}{fmt(entry.get('hd95')):>10}{aop_text:>12}{entry.get('n', 0):>6}"
+            f"{fmt(entry.get('asd'), mark=mark):>10}{fmt(entry.get('hd95'), mark=mark):>10}{aop_text:>12}"
+            f"{entry.get('n', 0):>6}"
         )
+    if any(diagonal.values()):
+        n = summary.mean.n
+        counts = " and ".join(f"{v} of {n} {k}" for k, v in diagonal.items() if v)
+        lines.append(f"* the image diagonal stands in for ASD and HD95 in {counts} image(s) (n_diagonal):")
+        lines.append("  an empty prediction or ground truth has no surface to measure; a penalty, not a distance")
     return "\n".join(lines)

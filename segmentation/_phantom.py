@@ -30,8 +30,8 @@ import cv2
 import numpy as np
 
 from rtseg_core import ConfigError
+from segmentation._config import MIN_SIZE
 
-MIN_SIZE = 16
 _MAX_LAYOUT_TRIES = 200
 
 

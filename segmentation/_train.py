@@ -198,12 +198,13 @@ def train(
             val_dice_fh=dice["FH"], lr=optimizer.param_groups[0]["lr"], seconds=seconds, images_per_s=seen / seconds,
         )  # fmt: skip
         result.epochs.append(entry)
-        # One line per epoch for a standalone run; a search trial keeps quiet unless --debug.
-        log.log(
-            logging.INFO if progress else logging.DEBUG,
-            "epoch %d/%d  loss %.4f  val Dice %.4f (PS %.4f, FH %.4f)  %.1f img/s",
+        # One line per epoch, bar or no bar: a run under nohup or in CI must not be silent for an hour.
+        # Callers that run many short trainings (search trials, validate) quieten the "segmentation"
+        # logger instead (their CLI does, unless --debug).
+        log.info(
+            "epoch %d/%d  loss %.4f  val Dice %.4f (PS %.4f, FH %.4f)  %.1f s (%.1f img/s)",
             entry.epoch, cfg.epochs, entry.loss, entry.val_dice, entry.val_dice_ps, entry.val_dice_fh,
-            entry.images_per_s,
+            entry.seconds, entry.images_per_s,
         )  # fmt: skip
         if ckpt_path is not None:
             _save(model, optimizer, scheduler, arch, cfg, result, ckpt_path, pruning)

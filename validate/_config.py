@@ -1,4 +1,4 @@
-"""Validating a search's answer at a full budget (``python run.py validate --study DIR``).
+"""Validating a search's answer at a full budget (``rtseg-nas validate --study DIR``).
 
 A search ranks architectures by a *proxy* (a few short epochs, validation split). Validation
 retrains the feasible Pareto front (or its ``top_k`` by proxy Dice), the reference ``paper`` and
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from profiling import TimingOptions
-from rtseg_core import ConfigError
+from rtseg_core import DEPLOYMENT_SIZE, ConfigError
 
 if TYPE_CHECKING:
     from profiling import SSHOptions
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ValidateConfig:
-    """One validation run. Training defaults are ``run.py train``'s (30 epochs, 256 px, lr 1e-3,
+    """One validation run. Training defaults are ``rtseg-nas train``'s (30 epochs, 256 px, lr 1e-3,
     batch 8, the whole training split). ``top_k`` (None: the whole feasible front) picks the
     front members with the highest proxy Dice; ``paper`` is always validated. ``latency_size``
     is the deployment input side timed; ``latency_target`` where (None: the study's target;
@@ -71,7 +71,7 @@ class ValidateConfig:
     seed: int = 0
     data: str | None = None  # None: the search's --data
     device: str = "auto"
-    latency_size: int = 256
+    latency_size: int = DEPLOYMENT_SIZE
     latency_target: str | None = None  # None: the study's --target (study.json)
     threads: int | None = None  # None: the search's --threads
     timing: TimingOptions = TimingOptions()  # profiling owns these defaults
@@ -124,6 +124,25 @@ class ValidateConfig:
             "steps_per_epoch": None,
             "split": "test",
         }
+
+
+def budget_differences(before: dict[str, Any], now: dict[str, Any]) -> str:
+    """``epochs: 12 before, 30 in this run; size: ...``: only what differs, for a refusal."""
+    keys = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
+    return "; ".join(f"{k}: {before.get(k)!r} before, {now.get(k)!r} in this run" for k in keys) or "another budget"
+
+
+def describe_budget(budget: dict[str, Any]) -> str:
+    """``30 epochs x 256 px, batch 8, lr 0.001, seed 0, on synthetic:400, test split`` (a log line,
+    not a Python dict)."""
+    b = budget
+    parts = [f"{b['epochs']} epoch(s) x {b['size']} px", f"batch {b['batch_size']}", f"lr {b['lr']:g}"]
+    parts += [f"seed {b['seed']}", f"on {b['data']}", f"{b.get('split', 'test')} split"]
+    if b.get("steps_per_epoch"):
+        parts.append(f"{b['steps_per_epoch']} steps per epoch")
+    if b.get("finetune_epochs") is not None:
+        parts.append(f"{b['finetune_epochs']} fine-tune epoch(s) for re-applied variants")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -45,9 +45,11 @@ from rtseg_core import (
     CandidateRecord,
     ConfigError,
     Constraints,
+    InputFileError,
     RankAgreement,
     ReappliedResult,
     SearchError,
+    SettingsMismatchError,
     StudyDir,
     StudySettings,
     ValidatedLatency,
@@ -62,7 +64,12 @@ from rtseg_core import (
     write_trained,
 )
 from search_spaces import REFERENCE_ATTR, feasible_front, make_storage, resolve_storage_url, trial_name
-from validate._config import Candidate, ValidateConfig
+from validate._config import (
+    Candidate,
+    ValidateConfig,
+    budget_differences,
+    describe_budget,
+)
 from validate._graphs import LatencyRun, TimedGraph, TimingEntry, time_entries
 from validate._train import train_candidate, validated_record, variant_record
 from validate._variants import VariantPlan, find_variants, reapply_variant
@@ -160,7 +167,7 @@ class _Worker:
         self.study = StudyDir(self.study_dir)
         settings = self.study.read_settings()
         if settings is None:
-            raise ConfigError(f"{self.study.study_json}: not found; --study must be the folder a search wrote")
+            raise InputFileError(f"{self.study.study_json}: not found; --study must be the folder a search wrote")
         self.settings: StudySettings = settings
         self.data = config.data or settings.data
         self.threads = _threads(config.threads, settings, self.study.study_json)
@@ -214,8 +221,9 @@ class _Worker:
                 break
             time.sleep(0.1)
         if stored != self.budget:
-            raise SearchError(
-                f"validation study {name!r} was started with the budget {stored}, this run asks for {self.budget}; "
+            raise SettingsMismatchError(
+                f"validation study {name!r} was started with another budget "
+                f"({budget_differences(stored or {}, self.budget)}); "
                 "repeat the original --epochs/--size/--lr/--batch-size/--seed/--data/--finetune-epochs (validated "
                 "candidates must be comparable)"
             )
@@ -275,7 +283,7 @@ class _Worker:
                     trial.set_user_attr("duplicate", True)
                     raise optuna.TrialPruned(f"{cand.name} is already claimed by trial {t.number}")
         trial.set_user_attr("stage", "training")
-        log.info("validating %s (trial %d of the search) at %s", cand.name, cand.trial, self.budget)
+        log.info("validating %s (trial %d of the search): %s", cand.name, cand.trial, describe_budget(self.budget))
         # trained_now names the work this worker finished now, not results found on disk from an earlier run
         if not self.study.trained_json(cand.name).is_file():
             self.trained_now.append(cand.name)

@@ -17,12 +17,12 @@ from rtseg_core import (
     CandidateRecord,
     EvalMetrics,
     ReappliedResult,
-    SearchError,
+    SettingsMismatchError,
     StudyDir,
     ValidatedResult,
     write_trained,
 )
-from validate._config import Candidate
+from validate._config import Candidate, budget_differences
 
 if TYPE_CHECKING:
     from validate._graphs import TimedGraph
@@ -45,9 +45,9 @@ def train_candidate(cand: Candidate, budget: dict[str, Any], study_dir: Path, *,
     result = study.read_trained(cand.name)
     if result is not None:
         if result.budget != budget:
-            raise SearchError(
-                f"{study.trained_json(cand.name)}: trained with {result.budget}, this run asks for {budget}; repeat "
-                f"the original options or move {work} away"
+            raise SettingsMismatchError(
+                f"{study.trained_json(cand.name)}: trained with another budget "
+                f"({budget_differences(result.budget, budget)}); repeat the original options or move {work} away"
             )
         return result
     arch = RTSegConfig.from_dict(cand.config, source=f"candidate {cand.name}")
@@ -62,7 +62,7 @@ def train_candidate(cand: Candidate, budget: dict[str, Any], study_dir: Path, *,
         before = (load_checkpoint(ckpt).meta or {}).get("train", {})
         differ = [k for k in ("data", "size", "epochs", "batch_size", "lr", "seed") if before.get(k) != getattr(tc, k)]
         if differ:
-            raise SearchError(
+            raise SettingsMismatchError(
                 f"{ckpt}: a training with other settings ({', '.join(f'{k}={before.get(k)!r}' for k in differ)}) "
                 f"is in progress there; repeat its options or move {work} away"
             )

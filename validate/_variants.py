@@ -38,11 +38,13 @@ from rtseg_core import (
     EvalMetrics,
     ReappliedResult,
     SearchError,
+    SettingsMismatchError,
     StudyDir,
     read_json,
     staged_output,
     write_reapplied,
 )
+from validate._config import budget_differences
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +181,9 @@ def reapply_variant(
     result = study.read_reapplied(plan.name)
     if result is not None:
         if result.budget != vbudget:
-            raise SearchError(
-                f"{study.reapplied_json(plan.name)}: re-applied with {_differ(result.budget, vbudget)}; repeat the "
+            raise SettingsMismatchError(
+                f"{study.reapplied_json(plan.name)}: re-applied with another budget "
+                f"({budget_differences(result.budget, vbudget)}); repeat the "
                 f"original --finetune-epochs and training options, or move {work} away"
             )
         return result
@@ -237,7 +240,9 @@ def reapply_variant(
             pruning_history=pruning.get("history"),
         )
         write_reapplied(tmp, result)
-    log.info("re-applied %s to the validated %s: test Dice %s", plan.name, plan.parent, result.test.dice)
+    dice = result.test.dice
+    shown = "n/a (not finite)" if dice is None else f"{dice:.4f}"
+    log.info("re-applied %s to the validated %s: test Dice %s", plan.name, plan.parent, shown)
     return study.read_reapplied(plan.name)  # what later runs will read, checked the same way
 
 
@@ -259,11 +264,6 @@ def variant_recipe(result: ReappliedResult) -> str:
             f"{pb['size']}x{pb['size']})"
         )
     return "re-applied to the validated parent: " + ", then ".join(steps)
-
-
-def _differ(before: dict, now: dict) -> str:
-    keys = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
-    return "; ".join(f"{k}={before.get(k)!r}, this run {now.get(k)!r}" for k in keys) or "another budget"
 
 
 def _num(value: Any) -> float | None:

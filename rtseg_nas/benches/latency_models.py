@@ -93,7 +93,7 @@ def run_predictor_bench(
     remote_backend: str = "onnxruntime",
     progress: Callable[[str], None] | None = None,
 ) -> PredictorBenchResult:
-    """``run.py bench --latency-predictor``: held-out and training sets drawn with different seeds.
+    """``rtseg-nas bench --latency-predictor``: held-out and training sets drawn with different seeds.
 
     ``timing``: how every model is measured (None: ``profiling.bench_predictor``'s default)."""
     train = training_models(training, seed=seed + 10_000)

@@ -1,4 +1,4 @@
-"""How good are the search's proxies? (``python run.py bench --proxy``)
+"""How good are the search's proxies? (``rtseg-nas bench --proxy``)
 
 For ``n_archs`` architectures drawn at random from the search space, plus ``paper``, this trains
 each one at a full budget (``full_epochs`` over the whole training split, ``lr`` 1e-3, as

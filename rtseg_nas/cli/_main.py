@@ -7,7 +7,7 @@ import os
 import sys
 
 # verb -> (module under cli/, one-line help). Modules are imported only when their verb runs,
-# so `run.py info` does not pay for onnxruntime or optuna.
+# so `rtseg-nas info` does not pay for onnxruntime or optuna.
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("rtseg_nas.cli.info", "print a model config and its parameter count"),
     "train": ("rtseg_nas.cli.train", "train a model on a dataset (synthetic by default)"),
@@ -24,9 +24,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("rtseg_nas.cli.demo", "the whole pipeline on synthetic data, ending with a report"),
     "latency-table": (
         "rtseg_nas.cli.latency_table",
-        "build, show or check a kernel latency table (--target predict:TABLE)",
+        "build or show a kernel latency table (--target predict:TABLE); remeasure a predicted front",
     ),
 }
+
+
+EXIT_STATUS = """exit status:
+  0    done
+  1    the run failed: an input file missing, unreadable or damaged (checkpoint, ONNX, data, study),
+       a data error, the device unreachable or refusing the connection, a runtime failure
+  2    usage error: an unknown verb or option, an option's value or combination, a config file's
+       fields, an output folder that needs --overwrite or cannot be written
+  130  interrupted (Ctrl-C); 141: the reader of the output left (`| head`)"""
 
 
 def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -35,9 +44,9 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
     parser = argparse.ArgumentParser(
         prog=prog,
         description="rtseg-nas: architecture search, compression and profiling for RTSeg-Net.",
-        epilog=f"Run '{prog} <verb> --help' for the options of each verb.",
+        epilog=f"Run '{prog} <verb> --help' for the options of each verb.\n\n{EXIT_STATUS}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"rtseg-nas {_version()}")
     _add_common(parser, default=False)
     sub = parser.add_subparsers(dest="verb", metavar="<verb>")
     subparsers = {}
@@ -60,6 +69,7 @@ def build_parser(only: str | None = None) -> tuple[argparse.ArgumentParser, dict
 def _add_common(p: argparse.ArgumentParser, *, default) -> None:
     """The options every verb has. On a verb they default to SUPPRESS so that a value given
     before the verb (``rtseg-nas --quiet train``) is not reset by the verb's own default."""
+    p.add_argument("--version", action="version", version=f"rtseg-nas {_version()}")
     p.add_argument("--debug", action="store_true", default=default, help="show tracebacks and debug logs")
     p.add_argument("--quiet", "-q", action="store_true", default=default, help="only warnings, errors and the results")
     p.add_argument(
@@ -118,10 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)
-        print(f"(run '{_prog()} {args.verb} --help' for usage, or add --debug for a traceback)", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        code = exc.exit_code  # 2: a usage error, 1: the run failed (rtseg_core._errors)
+        usage = f"run '{_prog()} {args.verb} --help' for usage, or " if code == 2 else ""
+        print(f"({usage}add --debug for a traceback)", file=sys.stderr)
+        return code
+    except KeyboardInterrupt as exc:
+        # One line, no traceback; a verb that can resume says how in the interrupt's message (the search).
+        print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `rtseg-nas ... | head`: the reader left; no traceback for that
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -18,10 +18,10 @@ alternating loop); MAPE, share within +-10 % and Spearman beside the roofline + 
 estimator and a FLOPs-only linear fit, all fitted on --training-models other samples.
 
 Examples:
-  python run.py bench
-  python run.py bench --latency-predictor --models 30 --json predictor-bench.json
-  python run.py bench --size 128 --threads 2 --rounds 50 --json bench.json
-  python run.py bench --checkpoint runs/paper/checkpoint.pt --compression --finetune-epochs 3
+  rtseg-nas bench
+  rtseg-nas bench --latency-predictor --models 30 --json predictor-bench.json
+  rtseg-nas bench --size 128 --threads 2 --rounds 50 --json bench.json
+  rtseg-nas bench --checkpoint runs/paper/checkpoint.pt --compression --finetune-epochs 3
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ of segmentation.image_metrics (never a NaN inside a mean). Writes a JSON summary
 CSV beside it, and prints a table.
 
 Example:
-  python run.py evaluate --checkpoint runs/paper128/checkpoint.pt --split test
+  rtseg-nas evaluate --checkpoint runs/paper128/checkpoint.pt --split test
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ The file is written only if onnx.checker accepts it and ONNX Runtime's output ma
 within --atol on a random input. Use --opset 13 for TensorRT 8.0/8.2 on a Jetson Nano.
 
 Examples:
-  python run.py export --arch paper --out paper.onnx
-  python run.py export --checkpoint runs/best.pt --out best.onnx --opset 13
-  python run.py export --arch paper --out paper_dyn.onnx --dynamic batch
+  rtseg-nas export --arch paper --out paper.onnx
+  rtseg-nas export --checkpoint runs/best.pt --out best.onnx --opset 13
+  rtseg-nas export --arch paper --out paper_dyn.onnx --dynamic batch
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Print an RTSeg-Net family member's configuration and its true parameter count.
 
 Examples:
-  python run.py info --arch paper
-  python run.py info --arch unext --json
-  python run.py info --arch my_variant.json
+  rtseg-nas info --arch paper
+  rtseg-nas info --arch unext --json
+  rtseg-nas info --arch my_variant.json
 """
 
 from __future__ import annotations

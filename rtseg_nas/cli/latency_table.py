@@ -20,16 +20,16 @@ fields that differ. Predictions from it are labelled PREDICTED: `profile`, `sear
 take `--target predict:TABLE` (prune: `--latency-target`).
 
 Examples:
-  python run.py latency-table build --target local --threads 1 --out tables/cpu-1t.json
-  python run.py latency-table build --target ssh://nano@192.168.1.20 --key ~/.ssh/id_ed25519 \\
+  rtseg-nas latency-table build --target local --threads 1 --out tables/cpu-1t.json
+  rtseg-nas latency-table build --target ssh://nano@192.168.1.20 --key ~/.ssh/id_ed25519 \\
       --remote-backend trtexec --precision fp16 --out tables/nano-fp16.json
-  python run.py latency-table show tables/cpu-1t.json
-  python run.py profile --arch paper --target predict:tables/cpu-1t.json
-  python run.py latency-table remeasure --study runs/s1   # a predict:TABLE search's front, measured
+  rtseg-nas latency-table show tables/cpu-1t.json
+  rtseg-nas profile --arch paper --target predict:tables/cpu-1t.json
+  rtseg-nas latency-table remeasure --study runs/s1   # a predict:TABLE search's front, measured
 
 `remeasure` measures the feasible (Dice, latency) front of a search run with --target predict:TABLE
 on --target (local by default) and writes STUDY/remeasured.json, predicted beside measured; the
-study's report (`run.py report --study DIR`) then shows them side by side, with the table's key.
+study's report (`rtseg-nas report --study DIR`) then shows them side by side, with the table's key.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rtseg_nas.cli._args import add_seed, add_ssh, ssh_options_from
+from rtseg_nas.cli._args import BATCH, COUNT, COUNT0, OPSET, SIZE, THREADS, add_seed, add_ssh, int_in, ssh_options_from
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -47,24 +47,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", metavar="DIR", help="with remeasure: the study folder of a predict:TABLE search")
     p.add_argument("--target", default="local", help="local or ssh://user@host[:port] (default: %(default)s)")
     p.add_argument(
-        "--threads", type=int, default=None, help="intra-op threads (default: 1 locally, the runtime's remotely)"
+        "--threads", type=THREADS, default=None, help="intra-op threads (default: 1 locally, the runtime's remotely)"
     )
     p.add_argument("--precision", choices=("fp32", "fp16"), default="fp32", help="(default: %(default)s)")
-    p.add_argument("--size", type=int, default=256, help="input height and width (default: %(default)s)")
-    p.add_argument("--models", type=int, default=10, help="search-space samples to take kernels from (default: 10)")
+    p.add_argument("--size", type=SIZE, default=256, help="input height and width (default: %(default)s)")
+    p.add_argument("--models", type=COUNT0, default=10, help="search-space samples to take kernels from (default: 10)")
     p.add_argument("--arch", action="append", default=[], help="also this preset or config JSON (repeatable)")
     p.add_argument(
         "--space",
         metavar="JSON",
         help="sample from this search space (as `search --space`; default: the default space)",
     )
-    p.add_argument("--calibrate", type=int, default=6, help="models also timed whole (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=64, help="kernels per batch / SSH run (default: %(default)s)")
     p.add_argument(
-        "--rounds", type=int, default=5, help="alternating rounds per batch of kernels (default: %(default)s)"
+        "--calibrate",
+        type=int_in(0, 10_000),
+        default=6,
+        help="models also timed whole, for the per-model overhead fit; predictions need at least 3 "
+        "(default: %(default)s)",
     )
-    p.add_argument("--runs", type=int, default=5, help="timed runs per kernel and round (default: %(default)s)")
-    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: 17 locally, 13 over SSH)")
+    p.add_argument("--batch-size", type=BATCH, default=64, help="kernels per batch / SSH run (default: %(default)s)")
+    p.add_argument(
+        "--rounds", type=COUNT, default=5, help="alternating rounds per batch of kernels (default: %(default)s)"
+    )
+    p.add_argument("--runs", type=COUNT, default=5, help="timed runs per kernel and round (default: %(default)s)")
+    p.add_argument("--opset", type=OPSET, default=None, help="ONNX opset (default: 17 locally, 13 over SSH)")
     add_seed(p)
     add_ssh(p)
 
@@ -84,6 +90,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.out:
         raise ConfigError("latency-table build: --out TABLE is required")
     remote_backend = _table_backend(args)  # before building any model: a refusal costs nothing
+    from profiling import MIN_CALIBRATION
+
+    if args.calibrate < MIN_CALIBRATION:
+        raise ConfigError(
+            f"--calibrate {args.calibrate}: a table needs at least {MIN_CALIBRATION} models timed whole for the "
+            f"per-model overhead fit, else `--target predict:TABLE` refuses it; give --calibrate {MIN_CALIBRATION} "
+            "or more"
+        )
     from models import build_model, create_config
     from profiling import build_table
     from rtseg_nas.benches.latency_models import training_models
@@ -95,6 +109,12 @@ def run(args: argparse.Namespace) -> int:
 
     space = SearchSpace.from_dict(read_json(args.space), source=args.space) if args.space else SearchSpace()
     models += training_models(args.models, seed=args.seed + 10_000, space=space) if args.models > 0 else []
+    if len(models) < MIN_CALIBRATION:  # only these can be timed whole, whatever --calibrate says
+        raise ConfigError(
+            f"--models {args.models}: {len(models)} model(s) in all (paper, --arch, --models), and the overhead "
+            f"fit needs {MIN_CALIBRATION} timed whole; give --models {MIN_CALIBRATION - len(models) + args.models} "
+            "or more"
+        )
     result = build_table(
         args.out,
         models,

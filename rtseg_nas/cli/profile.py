@@ -7,11 +7,11 @@ labelled roofline estimate for the Jetson Nano (--target jetson-nano-estimate), 
 from a kernel latency table built on a target (--target predict:TABLE, labelled predicted).
 
 Examples:
-  python run.py profile --arch paper --size 256
-  python run.py profile --checkpoint runs/best.pt --threads 2 --json profile.json
-  python run.py profile --onnx model_int8.onnx --backend onnxruntime
-  python run.py profile --arch paper --target jetson-nano-estimate --precision fp16
-  python run.py profile --arch paper --target ssh://nano@192.168.1.20 --key ~/.ssh/id_ed25519 --remote-backend trtexec
+  rtseg-nas profile --arch paper --size 256
+  rtseg-nas profile --checkpoint runs/best.pt --threads 2 --json profile.json
+  rtseg-nas profile --onnx model_int8.onnx --backend onnxruntime
+  rtseg-nas profile --arch paper --target jetson-nano-estimate --precision fp16
+  rtseg-nas profile --arch paper --target ssh://nano@192.168.1.20 --key ~/.ssh/id_ed25519 --remote-backend trtexec
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--target",
         default="local",
         help="local, ssh://user@host[:port], jetson-nano-estimate or predict:TABLE (kernel-level predictor on a "
-        "table built by `run.py latency-table build`) (default: %(default)s)",
+        "table built by `rtseg-nas latency-table build`) (default: %(default)s)",
     )
     p.add_argument(
         "--backend",

@@ -5,18 +5,22 @@ Exactly one target: --ratio (fraction of channels removed from every prunable la
 measured on this machine, ONNX Runtime by default). Targets other than --ratio are reached by
 pruning in --step-ratio increments up to --max-ratio; a target still unmet there is an error.
 The result is a real, smaller model: OUT/checkpoint.pt (config + pruning history replayed on a
-fresh build, weights; `run.py evaluate --checkpoint OUT/checkpoint.pt` works), OUT/model.onnx and
+fresh build, weights; `rtseg-nas evaluate --checkpoint OUT/checkpoint.pt` works), OUT/model.onnx and
 OUT/prune.json. With --study DIR the top-k feasible Pareto trials of a search are pruned into
-DIR/compressed/<trial>.<tag>/ with a candidate.json each.
+DIR/compressed/<trial>.<tag>/ with a candidate.json each; --then-int8 also quantizes each pruned
+variant (ONNX Runtime static INT8, quantize's defaults) into DIR/compressed/<trial>.<tag>_int8/,
+whose quantize.json names the pruned variant it came from, so `validate` re-applies the chain
+(prune, fine-tune, INT8) to the fully trained parent.
 
 Importance criteria: l1, l2, group-norm, bn-scale, fpgm, taylor (needs data), random, and
 NNI 3.0's masks as scores (nni-l1, nni-fpgm, nni-taylor; needs `pip install nni==3.0`).
 
 Examples:
-  python run.py prune --checkpoint runs/paper/checkpoint.pt --ratio 0.3 --out runs/paper.p30
-  python run.py prune --checkpoint runs/paper/checkpoint.pt --target-macs 0.5 --round-to 8 \\
+  rtseg-nas prune --checkpoint runs/paper/checkpoint.pt --ratio 0.3 --out runs/paper.p30
+  rtseg-nas prune --checkpoint runs/paper/checkpoint.pt --target-macs 0.5 --round-to 8 \\
       --importance taylor --finetune-epochs 5 --out runs/paper.pm50
-  python run.py prune --study runs/study1 --top-k 3 --ratio 0.3 --finetune-epochs 3
+  rtseg-nas prune --study runs/study1 --top-k 3 --ratio 0.3 --finetune-epochs 3
+  rtseg-nas prune --study runs/study1 --top-k 1 --target-macs 0.5 --finetune-epochs 3 --then-int8
 """
 
 from __future__ import annotations
@@ -57,6 +61,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="replace --out even if it holds files this verb did not write (never a folder holding an input)",
     )
     p.add_argument("--top-k", type=COUNT, default=3, help="with --study: how many front members (default: 3)")
+    p.add_argument(
+        "--then-int8",
+        action="store_true",
+        help="with --study: also quantize each pruned variant to ONNX Runtime static INT8 (a second variant, "
+        "<trial>.<tag>_int8, recorded as a prune-then-INT8 chain that validate re-applies)",
+    )
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--ratio", type=FRACTION_OPEN, help="channel ratio to remove, in (0, 1)")
     target.add_argument("--target-macs", type=FRACTION_OPEN, metavar="FRACTION", help="reach this fraction of the MACs")
@@ -103,10 +113,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from compress import FinetuneSpec, PruneSpec, compress_study, prune_checkpoint
+    from compress import FinetuneSpec, PruneSpec, QuantSpec, compress_study, prune_checkpoint
     from profiling import TimingOptions
     from rtseg_core import ConfigError
 
+    if args.then_int8 and not args.study:
+        raise ConfigError(
+            "--then-int8: only with --study; for one checkpoint run `rtseg-nas quantize --checkpoint "
+            "OUT/checkpoint.pt --out DIR` on the pruned output"
+        )
     spec = PruneSpec(
         ratio=args.ratio,
         target_macs=args.target_macs,
@@ -137,13 +152,17 @@ def run(args: argparse.Namespace) -> int:
             args.study,
             top_k=args.top_k,
             prune=spec,
+            quantize=QuantSpec(format="int8-static") if args.then_int8 else None,
             finetune_spec=ft,
             data=args.data,
             progress=args.progress,
             overwrite=args.overwrite,
         )
         for r in records:
-            print(f"{r.name}: Dice {r.dice:.4f}, {r.params} params, {r.latency_ms:.2f} ms ({r.recipe})")
+            print(
+                f"{r.name}: Dice {r.dice:.4f}, {r.params:,} params, {r.latency_ms:.2f} ms at {r.height}x{r.width} "
+                f"{r.precision} ({r.recipe})"
+            )
         return 0
     if not args.out:
         raise ConfigError("--out: required with --checkpoint (the folder for checkpoint.pt, model.onnx, prune.json)")

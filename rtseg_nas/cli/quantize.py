@@ -10,13 +10,14 @@ Runtime, or FP16).
 
 Every result is evaluated on the validation split with ONNX Runtime beside the FP32 model (Dice
 change, latency, speed-up). Writes OUT/model.onnx, OUT/model_fp32.onnx, OUT/quantize.json
-(and OUT/checkpoint.pt for dsconv). With --study DIR the top-k Pareto trials are quantized.
+(and OUT/checkpoint.pt for dsconv). With --study DIR the top-k Pareto trials are quantized; to
+quantize pruned variants of a study, prune with `prune --study DIR ... --then-int8`.
 
 Examples:
-  python run.py quantize --checkpoint runs/paper/checkpoint.pt --out runs/paper.int8
-  python run.py quantize --checkpoint runs/paper/checkpoint.pt --format fp16 --for jetson-nano-gpu --out runs/p.fp16
-  python run.py quantize --checkpoint runs/paper/checkpoint.pt --format dsconv --bits 4 --epochs 3 --out runs/p.ds4
-  python run.py quantize --onnx model.onnx --data synthetic --out runs/m.int8
+  rtseg-nas quantize --checkpoint runs/paper/checkpoint.pt --out runs/paper.int8
+  rtseg-nas quantize --checkpoint runs/paper/checkpoint.pt --format fp16 --for jetson-nano-gpu --out runs/p.fp16
+  rtseg-nas quantize --checkpoint runs/paper/checkpoint.pt --format dsconv --bits 4 --epochs 3 --out runs/p.ds4
+  rtseg-nas quantize --onnx model.onnx --data synthetic --out runs/m.int8
 """
 
 from __future__ import annotations
@@ -118,7 +119,10 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
         )
         for r in records:
-            print(f"{r.name}: Dice {r.dice:.4f}, {r.latency_ms:.2f} ms, {r.precision} ({r.recipe})")
+            print(
+                f"{r.name}: Dice {r.dice:.4f}, {r.latency_ms:.2f} ms at {r.height}x{r.width}, "
+                f"{r.precision} ({r.recipe})"
+            )
         return 0
     if not args.out:
         raise ConfigError("--out: required with --checkpoint/--onnx (the folder for model.onnx and quantize.json)")

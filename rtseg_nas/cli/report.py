@@ -13,8 +13,8 @@ own paper and whether a candidate is within 0.5 Dice points of it at >= 1.5x low
 Writes OUT/compare.csv, compare.json, compare.png/.svg and compare.html.
 
 Examples:
-  python run.py report --study runs/demo/study
-  python run.py report --compare runs/fixed runs/multi runs/oneshot --out runs/compare
+  rtseg-nas report --study runs/demo/study
+  rtseg-nas report --compare runs/fixed runs/multi runs/oneshot --out runs/compare
 """
 
 from __future__ import annotations
@@ -59,10 +59,19 @@ def run(args: argparse.Namespace) -> int:
             return 0
     ship = summary["ship"]
     print(f"front: {', '.join(summary['front']) or '(empty)'}")
-    if ship["best"]:
-        print(f"best feasible Dice: {ship['best']} ({ship['best_dice']:.4f})")
-    if ship["fastest_within_tolerance"]:
-        print(f"fastest within {ship['tolerance_dice']:g} Dice of it: {ship['fastest_within_tolerance']}")
+    if ship.get("pick"):
+        basis = "validated" if ship["basis"] == "validated" else "PROXY-ONLY, not validated"
+        fps = f"{ship['fps']:.1f} FPS" if ship.get("fps") is not None else "FPS not recorded"
+        ms = f"{ship['latency_ms']:.2f} ms ({fps})" if ship.get("latency_ms") is not None else "no latency"
+        dice = f"Dice {ship['dice']:.4f}" if ship.get("dice") is not None else "no Dice"
+        print(f"ship ({basis}): {ship['pick']}, {ms}, {dice}; {ship['conditions']['text']}")
+        print(f"  vs paper: {(ship['vs_paper'] or {}).get('text') or ship['vs_paper_missing']}")
+        print(f"  {ship['runs']}")
+        print(f"  file: {ship['file']} (in the study{'' if ship['file_found'] else ', NOT FOUND'})")
+        if ship["export_command"]:
+            print(f"  export for a Jetson Nano: {ship['export_command']}")
+    else:
+        print("ship: no candidate is feasible and meets the constraints")
     print(f"report: {path}")
     return 0
 

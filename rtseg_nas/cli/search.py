@@ -16,7 +16,7 @@ each earlier rung, continues only if it is in the top 1/--eta of the trials that
 by non-dominated sorting on (Dice at the rung, cost); the others stop there with the reason.
 
 Every Dice printed here is a proxy number (short training, validation split): run
-`python run.py validate --study DIR` to retrain the front at a full budget on the test split.
+`rtseg-nas validate --study DIR` to retrain the front at a full budget on the test split.
 
 Files in STUDY_DIR: study.db (the Optuna study, unless --storage), study.json (settings),
 history.csv (one row per trial), environment.json, and trials/<n>/ with config.json,
@@ -26,7 +26,9 @@ metrics) and candidate.json (what `report` reads).
 Resume: run the same command again; --trials N means N finished trials in total, so only the missing
 ones run. --budget-epochs N likewise counts every epoch the study's trials trained (earlier runs and
 other workers included): no trial is proposed once they reach N, so a resumed search with the same
-budget runs nothing new, and --trials is then an upper bound. Every trial records its CPU seconds
+budget runs nothing new, and --trials is then an upper bound; a resumed search without
+--budget-epochs keeps the study's budget. Ctrl-C stops a search (the trial it interrupted is
+recorded as failed); running the same command again resumes it. Every trial records its CPU seconds
 (cpu_s in history.csv), which `report --compare` sums. A worker killed mid-trial leaves a RUNNING
 trial that the next run marks FAIL once its heartbeat is older than the grace period. Several
 workers (machines) share one study through a database server: create it once with --trials 0, then
@@ -34,12 +36,12 @@ start each worker with the same --storage postgresql://user@host/db and --study-
 opens in optuna-dashboard as is.
 
 Examples (CPU-sized):
-  python run.py search --data synthetic --study runs/nas --trials 20 --size 64 --epochs 2
-  python run.py search --data synthetic --study runs/nas --trials 30      # resume, 10 more
-  python run.py search --data synthetic --study runs/mf --fidelity 1,3,9 --trials 500 --budget-epochs 120
-  python run.py search --data jnu-ifm:/data/JNU-IFM --study runs/nas-jnu --trials 50 \\
+  rtseg-nas search --data synthetic --study runs/nas --trials 20 --size 64 --epochs 2
+  rtseg-nas search --data synthetic --study runs/nas --trials 30      # resume, 10 more
+  rtseg-nas search --data synthetic --study runs/mf --fidelity 1,3,9 --trials 500 --budget-epochs 120
+  rtseg-nas search --data jnu-ifm:/data/JNU-IFM --study runs/nas-jnu --trials 50 \\
       --target jetson-nano-estimate --objectives dice,latency --min-fps 24
-  python run.py search --study runs/shared --storage postgresql://nas@db-host/nas --trials 100
+  rtseg-nas search --study runs/shared --storage postgresql://nas@db-host/nas --trials 100
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from rtseg_core import THREADS_HELP
+from rtseg_core import DEPLOYMENT_SIZE, THREADS_HELP
 from rtseg_nas.cli._args import (
     BATCH,
     COUNT,
@@ -67,6 +69,8 @@ from rtseg_nas.cli._args import (
 
 if TYPE_CHECKING:
     from search_spaces import SearchConfig, SearchSpace
+
+log = logging.getLogger(__name__)
 
 _OBJECTIVES_HELP = (
     "comma list of objectives from dice (max), delta_aop (min, degrees), latency (min, ms), params (min), "
@@ -102,12 +106,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--budget-epochs",
         type=COUNT0,
-        default=0,
+        default=StudyOptions.budget_epochs,
         metavar="N",
         help="compute budget: propose no new trial once the study's trials (all runs and workers) have trained N "
         "epochs in total; early-stopped and multi-fidelity trials count the epochs they trained. Trials already "
         "running finish their epochs as usual, so the budget may be exceeded by at most the trials in flight "
-        "(one worker: the last trial). --trials stays an upper bound. 0 = no budget (default)",
+        "(one worker: the last trial). --trials stays an upper bound. 0 = no budget. Left out: a resumed study "
+        "keeps the budget it was run with (the log says so), a new one has none",
     )
     p.add_argument(
         "--storage",
@@ -121,7 +126,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=ProfilingOptions.target,
         help="where latency comes from: local (ONNX Runtime on this CPU, measured), ssh://user@host[:port] "
         "(measured on the device), jetson-nano-estimate (roofline estimate) or predict:TABLE (the kernel-level "
-        "predictor on a table from `run.py latency-table build`, labelled predicted) (default: %(default)s)",
+        "predictor on a table from `rtseg-nas latency-table build`, labelled predicted) (default: %(default)s)",
     )
     p.add_argument("--objectives", default=",".join(ObjectiveOptions.names), help=_OBJECTIVES_HELP)
     p.add_argument("--min-fps", type=NONNEGATIVE, default=0, help="constraint: frames/s >= this (0 = none)")
@@ -170,7 +175,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     train.add_argument("--train-threads", type=THREADS, metavar="N", help=THREADS_HELP)
 
     prof = p.add_argument_group("profiling")
-    prof.add_argument("--latency-size", type=SIZE, help="input side timed, px (default: --size)")
+    prof.add_argument(
+        "--latency-size",
+        type=SIZE,
+        default=ProfilingOptions.latency_size,
+        help="input side timed, px: the deployment size, where validate times too, so --min-fps and "
+        "--max-latency-ms mean the same in both (default: %(default)s; --size is only the training size)",
+    )
     prof.add_argument(
         "--threads",
         type=THREADS,
@@ -262,6 +273,11 @@ def run(args: argparse.Namespace) -> int:
         print(space.describe())
         return 0
     config = search_config(args, space)
+    size, lat = config.training.size, config.profiling.latency_size
+    log.info(
+        "latency timed at %dx%d px (--latency-size)%s; proxy training at %dx%d px (--size)",
+        lat, lat, ", the deployment size" if lat == DEPLOYMENT_SIZE else "", size, size,
+    )  # fmt: skip
     if not getattr(args, "debug", False):
         # Data-loading and profiling lines of every trial would bury the progress display.
         for name in ("segmentation", "profiling"):
@@ -276,12 +292,13 @@ def run(args: argparse.Namespace) -> int:
     if summary.budget_epochs is not None:
         print(summary.budget_line())
     constraints = ", ".join(f"{k}={v:g}" for k, v in summary.constraints.items() if v is not None) or "none"
-    print(f"feasible Pareto front (constraints: {constraints}):")
+    lat = config.profiling.latency_size
+    print(f"feasible Pareto front (constraints: {constraints}; latency at {lat}x{lat} px):")
     print(summary.table())
     print(summary.verdict())
     print(
         "these are proxy numbers (short training, validation split); check them at a full budget on the test "
-        f"split with: python run.py validate --study {summary.study_dir}"
+        f"split with: rtseg-nas validate --study {summary.study_dir}"
     )
     print(f"files: {summary.study_dir}")
     return 0
@@ -308,13 +325,14 @@ def search_config(args: argparse.Namespace, space: SearchSpace) -> SearchConfig:
             trials=args.trials,
             storage=args.storage,
             study_name=args.study_name,
-            budget_epochs=args.budget_epochs or None,
+            budget_epochs=None if args.budget_epochs == 0 else args.budget_epochs,
         ),
+        # The options' documented 0 = none; the library takes None for that and refuses 0.
         objectives=ObjectiveOptions(
             names=args.objectives,
-            min_fps=args.min_fps,
-            max_latency_ms=args.max_latency_ms,
-            max_params=args.max_params,
+            min_fps=args.min_fps or None,
+            max_latency_ms=args.max_latency_ms or None,
+            max_params=args.max_params or None,
         ),
         training=ProxyTraining(
             data=args.data,

@@ -16,17 +16,30 @@ with inherited weights instead of being trained one by one.
            that `train --arch OUT/config.json --out OUT --resume` fine-tunes.
 
 Examples (CPU-sized, synthetic data):
-  python run.py supernet train --out runs/supernet --size 64 --epochs 4 --steps-per-epoch 30
-  python run.py supernet search --supernet runs/supernet --study runs/oneshot --trials 300
-  python run.py supernet extract --supernet runs/supernet --arch paper --out runs/paper-from-supernet
-  python run.py report --study runs/oneshot
+  rtseg-nas supernet train --out runs/supernet --size 64 --epochs 4 --steps-per-epoch 30
+  rtseg-nas supernet search --supernet runs/supernet --study runs/oneshot --trials 300
+  rtseg-nas supernet extract --supernet runs/supernet --arch paper --out runs/paper-from-supernet
+  rtseg-nas report --study runs/oneshot
 """
 
 from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import add_arch, add_data, add_device, add_seed, add_ssh, ssh_options_from
+from rtseg_nas.cli._args import (
+    COUNT,
+    COUNT0,
+    NONNEGATIVE,
+    SIZE,
+    THREADS,
+    add_arch,
+    add_data,
+    add_device,
+    add_seed,
+    add_ssh,
+    int_in,
+    ssh_options_from,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,24 +67,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     s = sub.add_parser("search", help="NSGA-II over subnets with inherited weights")
     _add_common(s, default=argparse.SUPPRESS)
-    s.add_argument("--supernet", required=True, metavar="CKPT", help="supernet.pt (or its folder)")
-    s.add_argument("--study", required=True, metavar="DIR", help="study folder (created; reused to resume)")
-    s.add_argument("--trials", type=int, default=200, help="evaluated subnets in total (default: %(default)s)")
-    s.add_argument("--target", default="local", help="local, ssh://user@host[:port] or jetson-nano-estimate")
-    s.add_argument("--objectives", default="dice,latency", help="as in `search` (default: %(default)s)")
-    s.add_argument("--min-fps", type=float, default=0, help="constraint: frames/s >= this (0 = none)")
-    s.add_argument("--max-latency-ms", type=float, default=0, help="constraint: latency <= this, ms (0 = none)")
-    s.add_argument("--max-params", type=int, default=0, help="constraint: parameters <= this (0 = none)")
-    s.add_argument("--sampler", choices=("nsga2", "random"), default="nsga2", help="(default: %(default)s)")
-    s.add_argument("--population-size", type=int, default=16, help="NSGA-II population (default: %(default)s)")
-    s.add_argument("--bn-batches", type=int, default=4, help="BN recalibration batches per subnet")
-    s.add_argument("--val-batches", type=int, default=0, help="cap on validation batches, 0 = all")
-    s.add_argument("--latency-size", type=int, help="input side timed, px (default: the supernet's size)")
-    s.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default: 1)")
-    s.add_argument("--latency-runs", type=int, default=10, help="timed runs per architecture (default: 10)")
-    s.add_argument("--latency-warmup", type=int, default=3, help="warm-up runs per architecture (default: 3)")
-    add_seed(s)
-    add_ssh(s)
+    _add_search(s)
 
     e = sub.add_parser("extract", help="one subnet as an ordinary checkpoint")
     _add_common(e, default=argparse.SUPPRESS)
@@ -82,6 +78,75 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--out", required=True, metavar="DIR", help="folder for checkpoint.pt and config.json")
     e.add_argument("--bn-batches", type=int, help="BN recalibration batches (default: the supernet's)")
     e.add_argument("--overwrite", action="store_true", help="replace an OUT that holds files extract did not write")
+
+
+def _add_search(s: argparse.ArgumentParser) -> None:
+    # Defaults from the config dataclasses (SupernetSearchConfig.default: this strategy's where they differ
+    # from the multi-trial search's). search_spaces' config modules import no torch or Optuna: --help stays fast.
+    from search_spaces import SAMPLERS, SupernetSearchConfig
+
+    def default(part: str, name: str):
+        return SupernetSearchConfig.default(part, name)
+
+    s.add_argument("--supernet", required=True, metavar="CKPT", help="supernet.pt (or its folder)")
+    s.add_argument("--study", required=True, metavar="DIR", help="study folder (created; reused to resume)")
+    s.add_argument(
+        "--trials",
+        type=COUNT0,
+        default=default("study", "trials"),
+        help="evaluated subnets in total (default: %(default)s)",
+    )
+    s.add_argument(
+        "--target",
+        default=default("profiling", "target"),
+        help="local, ssh://user@host[:port] or jetson-nano-estimate (default: %(default)s)",
+    )
+    objectives = ",".join(default("objectives", "names"))
+    s.add_argument("--objectives", default=objectives, help="as in `search` (default: %(default)s)")
+    s.add_argument("--min-fps", type=NONNEGATIVE, default=0, help="constraint: frames/s >= this (0 = none)")
+    s.add_argument("--max-latency-ms", type=NONNEGATIVE, default=0, help="constraint: latency <= this, ms (0 = none)")
+    s.add_argument("--max-params", type=int_in(0, 10**10), default=0, help="constraint: parameters <= this (0 = none)")
+    s.add_argument("--sampler", choices=SAMPLERS, default=default("sampling", "sampler"), help="(default: %(default)s)")
+    s.add_argument(
+        "--population-size",
+        type=int_in(2, 10000),
+        default=default("sampling", "population_size"),
+        help="NSGA-II population (default: %(default)s)",
+    )
+    s.add_argument(
+        "--bn-batches",
+        type=COUNT,
+        default=default("evaluation", "bn_batches"),
+        help="BN recalibration batches per subnet (default: %(default)s)",
+    )
+    s.add_argument("--val-batches", type=COUNT0, default=0, help="cap on validation batches, 0 = all")
+    s.add_argument(
+        "--latency-size",
+        type=SIZE,
+        default=default("profiling", "latency_size"),
+        help="input side timed and judged by --max-latency-ms/--min-fps, px: the deployment size "
+        "(default: %(default)s, as search and validate)",
+    )
+    s.add_argument(
+        "--threads",
+        type=THREADS,
+        default=default("profiling", "threads"),
+        help="ONNX Runtime intra-op threads (default: %(default)s)",
+    )
+    s.add_argument(
+        "--latency-runs",
+        type=COUNT,
+        default=default("profiling", "latency_runs"),
+        help="timed runs per architecture (default: %(default)s)",
+    )
+    s.add_argument(
+        "--latency-warmup",
+        type=COUNT0,
+        default=default("profiling", "latency_warmup"),
+        help="warm-up runs per architecture (default: %(default)s)",
+    )
+    add_seed(s)
+    add_ssh(s)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -118,42 +183,58 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from search_spaces import SupernetSearchConfig, run_supernet_search
+    from search_spaces import run_supernet_search
 
-    cfg = SupernetSearchConfig(
-        study_dir=args.study,
-        supernet=args.supernet,
-        trials=args.trials,
-        objectives=args.objectives,
-        min_fps=args.min_fps,
-        max_latency_ms=args.max_latency_ms,
-        max_params=args.max_params,
-        target=args.target,
-        threads=args.threads,
-        latency_size=args.latency_size,
-        latency_warmup=args.latency_warmup,
-        latency_runs=args.latency_runs,
-        ssh_options=ssh_options_from(args),
-        remote_backend=args.remote_backend,
-        sampler=args.sampler,
-        population_size=args.population_size,
-        seed=args.seed,
-        bn_batches=args.bn_batches,
-        val_batches=args.val_batches or None,
-        progress=args.progress,
-    )
-    summary = run_supernet_search(cfg)
+    summary = run_supernet_search(supernet_search_config(args))
+    c = summary.counts
     print(
-        f"{summary.counts['complete']} subnets evaluated ({summary.counts['rejected']} rejected, "
-        f"{summary.counts['failed']} failed); this run {summary.wall_s:.0f} s, "
-        f"{summary.subnets_per_minute:.1f} subnets/min"
+        f"{c['complete']} subnets evaluated ({c['rejected']} rejected, {c['failed']} failed); this run "
+        f"{summary.trials_run} in {summary.wall_s:.0f} s, {summary.subnets_per_minute:.1f} subnets/min"
     )
     print("feasible front (inherited weights, BN recalibrated, val split):")
-    for m in summary.front:
-        values = ", ".join(f"{k} {v:.4g}" for k, v in m.items() if k not in ("trial", "name", "summary", "params"))
-        print(f"  {m['name']:<10} {m['summary']:<36} {values}, params {m['params']:,}")
-    print(f"study: {summary.study_dir}  (report: python run.py report --study {summary.study_dir})")
+    print(summary.table())
+    print(f"study: {summary.study_dir}  (report: rtseg-nas report --study {summary.study_dir})")
     return 0
+
+
+def supernet_search_config(args: argparse.Namespace):
+    """The :class:`SupernetSearchConfig` the parsed ``supernet search`` options describe."""
+    from search_spaces import (
+        ObjectiveOptions,
+        ProfilingOptions,
+        StudyOptions,
+        SubnetEvaluation,
+        SubnetSampling,
+        SupernetSearchConfig,
+        WorkerOptions,
+    )
+
+    return SupernetSearchConfig(
+        study_dir=args.study,
+        supernet=args.supernet,
+        seed=args.seed,
+        study=StudyOptions(trials=args.trials),
+        # The options' documented 0 = none (all); the library takes None for that and refuses 0.
+        objectives=ObjectiveOptions(
+            names=args.objectives,
+            min_fps=args.min_fps or None,
+            max_latency_ms=args.max_latency_ms or None,
+            max_params=args.max_params or None,
+        ),
+        evaluation=SubnetEvaluation(bn_batches=args.bn_batches, val_batches=args.val_batches or None),
+        profiling=ProfilingOptions(
+            target=args.target,
+            threads=args.threads,
+            latency_size=args.latency_size,
+            latency_warmup=args.latency_warmup,
+            latency_runs=args.latency_runs,
+            ssh_options=ssh_options_from(args),
+            remote_backend=args.remote_backend,
+        ),
+        sampling=SubnetSampling(sampler=args.sampler, population_size=args.population_size),
+        # main() decides it (terminal, --no-progress, --quiet); parsed without main: the default
+        workers=WorkerOptions(progress=getattr(args, "progress", WorkerOptions.progress)),
+    )
 
 
 def _extract(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ torch.load(weights_only=True)) after every epoch and OUT/metrics.json at the end
 continues a stopped run from its last finished epoch.
 
 Example (CPU-sized):
-  python run.py train --data synthetic --size 128 --epochs 20 --out runs/paper128
+  rtseg-nas train --data synthetic --size 128 --epochs 20 --out runs/paper128
 """
 
 from __future__ import annotations

@@ -32,15 +32,16 @@ from its config, pruning history and quantization spec (same graph, fresh weight
 says so).
 
 Examples (CPU-sized):
-  python run.py validate --study runs/nas --epochs 20 --size 96 --top-k 3
-  python run.py validate --study runs/shared --storage postgresql://nas@db-host/nas --study-name nas
-  python run.py validate --study runs/jetson --latency-target ssh://nvidia@jetson --known-hosts hosts
+  rtseg-nas validate --study runs/nas --epochs 20 --size 96 --top-k 3
+  rtseg-nas validate --study runs/shared --storage postgresql://nas@db-host/nas --study-name nas
+  rtseg-nas validate --study runs/jetson --latency-target ssh://nvidia@jetson --known-hosts hosts
 """
 
 from __future__ import annotations
 
 import argparse
 
+from rtseg_core import DEPLOYMENT_SIZE
 from rtseg_nas.cli._args import (
     BATCH,
     COUNT,
@@ -78,7 +79,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=COUNT0,
         help="fine-tune epochs after re-applying a compressed variant's pruning (default: the variant's own)",
     )
-    p.add_argument("--latency-size", type=SIZE, default=256, help="deployment input side timed (default: 256)")
+    p.add_argument(
+        "--latency-size", type=SIZE, default=DEPLOYMENT_SIZE, help="deployment input side timed (default: %(default)s)"
+    )
     p.add_argument(
         "--latency-target",
         metavar="TARGET",

@@ -9,7 +9,7 @@ import pytest
 
 from compress import pareto_parents
 from compress._study import _feasible, study_limits
-from rtseg_core import CandidateRecord, ConfigError, Constraints, StudyDir
+from rtseg_core import CandidateRecord, ConfigError, Constraints, StudyDir, read_candidate, write_candidate
 
 PARENT = CandidateRecord(
     name="trial-1", source="trial", dataset="synthetic", split="val", dice=0.8, dice_ps=0.8, dice_fh=0.8,
@@ -59,3 +59,47 @@ def test_study_limits_come_from_study_json_and_name_it(tmp_path):
 def test_variant_feasibility(parent, latency, params, feasible):
     limits = Constraints(min_fps=50, max_params=2000)
     assert _feasible(parent, limits, latency, params) is feasible
+
+
+def test_a_study_timed_at_another_size_prunes_then_int8_from_the_cli(tmp_path, tools, capsys):
+    """A search trained at 32 px and timed at 48 px (``--size 32 --latency-size 48``): Dice is measured
+    at 32 px on model.onnx, latency at 48 px on a 48 px graph, and ``--then-int8`` records the chain
+    the way validate re-applies it (quantize.json names the pruned variant's checkpoint)."""
+    import onnx
+
+    from rtseg_nas.cli import main
+    from validate import find_variants
+
+    study = StudyDir(tmp_path / "study")
+    trial = study.trial_dir(1)
+    trial.mkdir(parents=True)
+    model = tools.random_model(tools.small_config())
+    tools.write_checkpoint(trial / "checkpoint.pt", model, size=32)
+    from models import count_parameters
+
+    parent = replace(PARENT, params=count_parameters(model), height=48, width=48, latency_ms=5.0)
+    write_candidate(trial, parent)
+    argv = ["prune", "--study", str(study.root), "--top-k", "1", "--ratio", "0.5", "--round-to", "8", "--then-int8"]
+    assert main([*argv, "--no-progress"]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "trial-1.p50: Dice" in out and "trial-1.p50_int8: Dice" in out and "at 48x48 int8" in out
+    for name, precision in (("trial-1.p50", "fp32"), ("trial-1.p50_int8", "int8")):
+        folder = study.compressed(name)
+        record = read_candidate(folder / "candidate.json")
+        assert (record.height, record.width, record.precision) == (48, 48, precision)
+        assert record.dice is not None and record.latency_ms > 0 and "training size 32x32" in record.notes
+        for graph, side in (("model.onnx", 32), ("model_48px.onnx", 48)):
+            dims = onnx.load(str(folder / graph)).graph.input[0].type.tensor_type.shape.dim
+            assert [d.dim_value for d in dims][2:] == [side, side], (name, graph)
+    chain = {p.name: p for p in find_variants(study.root)}
+    assert chain["trial-1.p50_int8"].via == "trial-1.p50" and chain["trial-1.p50_int8"].prune is not None
+    assert chain["trial-1.p50_int8"].quant["format"] == "int8-static"
+
+
+def test_then_int8_needs_a_study(tmp_path, small_checkpoint, capsys):
+    from rtseg_nas.cli import main
+
+    argv = ["prune", "--checkpoint", str(small_checkpoint), "--ratio", "0.5", "--out", str(tmp_path / "o")]
+    assert main([*argv, "--then-int8"]) == 2
+    assert "--then-int8: only with --study" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -14,7 +14,7 @@ from models import (
     shift_tokens,
 )
 
-# Per-stage counts of the released network with a 1-channel input (architecture page).
+# Per-stage counts of the released network with a 1-channel input (docs/architecture.md states them too).
 PAPER_STAGES = {
     "enc1": 176, "enc2": 4672, "enc3": 37120, "tok4": 238560, "tok5": 504576,
     "up1": 369120, "fuse1": 257126, "dtok1": 53760, "up2": 184704, "fuse2": 164742, "dtok2": 34816,
@@ -129,3 +129,17 @@ def test_bits_none_is_a_plain_conv():
     conv = model.enc2.conv
     x = torch.randn(1, 16, 9, 9)
     torch.testing.assert_close(conv(x), torch.nn.functional.conv2d(x, conv.weight, None, 1, 1))
+
+
+def test_the_architecture_page_states_the_built_counts():
+    """docs/architecture.md's per-stage table and total are the counts of the `paper` build."""
+    import re
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| (\w+) \|.*\| ([\d,]+) \|$", page, flags=re.MULTILINE))
+    stated = {name: int(count.replace(",", "")) for name, count in rows.items()}
+    model = build_model(PRESETS["paper"])
+    assert stated == {name: count_parameters(getattr(model, name)) for name in stated}
+    assert set(stated) == set(PAPER_STAGES)
+    assert f"**{count_parameters(model):,}**" in page

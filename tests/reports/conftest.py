@@ -200,7 +200,7 @@ def tiny_study(tmp_path: Path) -> Path:
 # -- real tiny searches (issue 11's report pieces): the tiny space and proxy of tests/search_spaces -------------
 SEARCH_SPACE = {"conv_widths": [[8, 16], [16, 24], [24, 32]], "token_widths": [[32, 48], [48, 64]],
                 "enc_depths": [0, 1], "dec_depths": [0, 1], "mlp_ratio": [1, 2], "shift_size": [3, 5]}  # fmt: skip
-SEARCH_PROXY = {"data": "synthetic:24", "size": 32, "steps_per_epoch": 1, "batch_size": 4,
+SEARCH_PROXY = {"data": "synthetic:24", "size": 32, "latency_size": 32, "steps_per_epoch": 1, "batch_size": 4,
                 "target": "jetson-nano-estimate", "sampler": "random", "seed": 0, "early_stop": False,
                 "heartbeat_interval": 1, "progress": False}  # fmt: skip
 MF_RUNGS = (1, 2, 3)

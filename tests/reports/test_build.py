@@ -61,8 +61,10 @@ def test_report_of_the_tiny_study(tiny_study):
     assert 'id="synthetic-banner"' in html and "Accuracy on synthetic data" in text
     assert 'class="kind measured">MEASURED' in html and 'class="kind estimated">ESTIMATED' in html
     assert "ESTIMATED latency computed from a model" in text
-    # Ship summary: best Dice among eligible, fastest within one point.
-    assert "Best feasible by Dice: paper" in text and "within 0.01 Dice of the best: paper.int8" in text
+    # Ship summary: the fastest eligible within one point of the best Dice (paper), said against paper.
+    assert "Ship paper.int8: 28.00 ms per frame (35.7 FPS), Dice 0.8950" in text
+    assert "within 1 Dice point (0.01) of the highest Dice; the highest Dice, paper (0.9000), is slower" in text
+    assert "1.79x faster than paper (28.00 ms vs paper's 50.00 ms)" in text
     # Config collapsibles, environment, settings; study text escaped.
     assert html.count("<details>") == 7
     assert "<script>" not in html and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html

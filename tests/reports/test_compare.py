@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 from pymoo.indicators.hv import HV
 
-from reports import compare_studies
-from rtseg_core import ConfigError, StudyDir, SupernetSettings, write_supernet_training
+from reports import candidates_frame, compare_studies, dice_difference, paper_check
+from rtseg_core import ConfigError, Constraints, StudyDir, SupernetSettings, write_supernet_training
 from rtseg_nas.cli._main import main
 
-from .conftest import BUDGET, run_tiny_search, write_validated
+from .conftest import BUDGET, cand, run_tiny_search, write_validated
 
 # name -> (full-budget test Dice, validated latency ms, feasible)
 FIXED = {"paper": (0.930, 30.0, True), "trial-1": (0.927, 19.0, True), "trial-2": (0.940, 35.0, True),
@@ -140,7 +140,11 @@ def test_compare_writes_hypervolume_under_one_reference_and_the_paper_check(stud
     assert "supernet's training CPU seconds" in rows["oneshot"]["compute_missing"]
     assert 'id="fig-compare"' in html and 'id="latency-note"' in html and "own paper" in html
     assert "did not spend the same compute (training steps, at most: fixed 6, multi " in html
-    assert "trial-1 (Dice -0.30 points, 1.58x faster)" in html and "none is within 0.5 Dice points" in html
+    assert "trial-1 (-0.30 Dice points (-0.0030), 1.58x faster)" in html and "none is within 0.5 Dice points" in html
+    assert "one Dice point is 0.01 of it" in html
+    # Searched under the same constraints (none): said in a row, no warning.
+    assert "<th>search constraints (study.json)</th><td>none</td><td>none</td><td>none</td>" in html
+    assert "DIFFERENT constraints" not in html and rows["fixed"]["constraints"] == "none"
     data = json.loads((out / "compare.json").read_text())
     assert data["reference_point"]["rule"].startswith("worst validated feasible value") and len(data["studies"]) == 3
 
@@ -167,3 +171,31 @@ def test_compare_refuses_different_budgets_conditions_and_unvalidated_studies(st
     assert "no validated candidates" in capsys.readouterr().err and not out.exists()
     assert main(["report", "--compare", str(fixed)]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_compare_states_different_search_constraints(studies, tmp_path):
+    fixed, multi, _ = studies
+    other = tmp_path / "other"
+    shutil.copytree(multi, other)
+    settings = StudyDir(other).read_settings()
+    StudyDir(other).write_settings(dataclasses.replace(settings, constraints=Constraints(min_fps=30, max_params=2e6)))
+    info = compare_studies([fixed, other])
+    assert [s.constraints_text() for s in info.studies] == ["none", "max_params = 2e+06, min_fps = 30"]
+    warning = [n for n in info.notes if "DIFFERENT constraints" in n]
+    assert warning == [
+        "The studies were searched under DIFFERENT constraints (fixed: none; other: max_params = 2e+06, min_fps = 30): "
+        "each search kept and rejected candidates by its own limits, so their fronts answer different questions; the "
+        "validated feasibility below is judged by each study's own limits."
+    ]
+    assert info.to_dict()["studies"][1]["constraints"]["min_fps"] == 30
+
+
+def test_a_large_dice_difference_reads_large():
+    # 0.1122 as a fraction is 11.22 points: written with both, never as a small-looking "+0.11"
+    assert dice_difference(0.1122) == "+11.22 Dice points (+0.1122)"
+    assert dice_difference(-0.003) == "-0.30 Dice points (-0.0030)"
+    rows = {"paper": (0.80, 30.0, True), "trial-1": (0.9122, 15.0, True)}
+    df = candidates_frame([cand(n, source="validated", split="test", dice=d, latency_ms=lat, feasible=ok)
+                           for n, (d, lat, ok) in rows.items()])  # fmt: skip
+    check = paper_check(df)
+    assert check.message == "meets it: trial-1 (+11.22 Dice points (+0.1122), 2.00x faster)"

@@ -6,6 +6,7 @@ import pytest
 from reports import (
     PAPER_PUBLISHED,
     REALTIME_BANDS,
+    ValidatedMarks,
     candidates_frame,
     dice_fps_info,
     dice_macs_info,
@@ -13,6 +14,7 @@ from reports import (
     figure_bytes,
     plot_scatter,
 )
+from reports._labels import MARKER_PT, Box, Frame
 
 from .conftest import cand, tiny_records
 
@@ -129,3 +131,82 @@ def test_empty_input_warns_and_still_draws(caplog):
     assert any("empty figure" in r.message for r in caplog.records)
     assert np.asarray(info.front_line).size == 0
     assert figure_bytes(plot_scatter(info), "png")[:4] == b"\x89PNG"
+
+
+# -- issue 21: the pick and the validated front marked; an infeasible paper marked; text that does not overprint --
+def _boxes_overlap(a, b):
+    return a.overlap(b) > 0.0
+
+
+def test_validated_pick_and_front_are_marked_at_their_search_position():
+    marks = ValidatedMarks(front=("trial-1", "trial-2", "gone"), pick="trial-2", pick_text="SHIP trial-2\nvalidated")
+    info = dice_fps_info(candidates_frame(tiny_records()), marks)
+    assert info.pick == "trial-2" and info.marked_front == ("trial-1", "trial-2")  # "gone" has no point here
+    pick = [label for label in info.labels if label.role == "pick"]
+    assert len(pick) == 1 and pick[0].xy == pytest.approx((1000 / 55, 0.85)) and pick[0].text == marks.pick_text
+    keys = [k for k, _ in info.legend]
+    assert keys[-2:] == ["validated_front", "pick"]
+    # trial-2 is dominated: labelled as the pick only, not again as a validated front member
+    assert [label.name for label in info.labels].count("trial-2") == 1
+    missing = dice_fps_info(candidates_frame(tiny_records()), ValidatedMarks((), "trial-5", "SHIP trial-5"))
+    assert missing.pick is None and "trial-5 has no point on this plot" in missing.pick_note
+    alone = dice_fps_info(candidates_frame(tiny_records()), ValidatedMarks(("trial-2",), "trial-2", "SHIP"))
+    assert [k for k, _ in alone.legend][-1] == "pick" and "validated_front" not in dict(alone.legend)
+    proxy = dice_fps_info(candidates_frame(tiny_records()), ValidatedMarks((), "trial-1", "x", basis="proxy"))
+    assert ("pick", "ship pick (PROXY-ONLY, not validated), at its search position") in proxy.legend
+
+
+def test_an_infeasible_paper_is_marked_infeasible():
+    records = [cand("paper", feasible=False), *tiny_records()[1:]]
+    info = dice_fps_info(candidates_frame(records))
+    assert info.references == ("paper",) and info.references_infeasible == ("paper",)
+    assert ("reference_infeasible", "paper preset, INFEASIBLE: breaks a constraint") in info.legend
+    assert "reference" not in [k for k, _ in info.legend]
+    assert any(label.text == "paper (INFEASIBLE)" for label in info.labels)
+    feasible = dice_fps_info(candidates_frame(tiny_records()))
+    assert feasible.references_infeasible == () and ("reference", "paper preset (measured here)") in feasible.legend
+
+
+def test_labels_of_a_crowded_front_do_not_overprint_each_other_or_the_markers():
+    # Eight front points close together, as a converged search gives: one label each, no two boxes overlapping.
+    rows = [cand(f"trial-{i}", source="trial", trial=i, dice=0.80 + 0.004 * i, latency_ms=10.0 + 0.6 * i)
+            for i in range(1, 9)]  # fmt: skip
+    info = dice_fps_info(candidates_frame([cand("paper", dice=0.95, latency_ms=60.0), *rows]))
+    frame = Frame(info.xlim, info.ylim, log_x=info.x.log)
+    boxes = [label.box(frame) for label in info.labels]
+    assert len(boxes) == len(info.front.front_names) == 9
+    assert not any(_boxes_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    points = [frame.to_pt(r.fps, r.dice) for r in info.front.front.itertuples()]
+    markers = [Box(x - MARKER_PT, y - MARKER_PT, x + MARKER_PT, y + MARKER_PT) for x, y in points]
+    assert not any(_boxes_overlap(b, m) for b in boxes for m in markers)
+    assert not any(label.crowded for label in info.labels)
+    w, h = frame.size
+    assert all(b.x0 >= 0 and b.y0 >= 0 and b.x1 <= w and b.y1 <= h for b in boxes)
+
+
+def test_the_better_arrow_and_the_legend_keep_off_the_best_points():
+    # Every point in the upper right (high Dice, high FPS): that is where "better" points, not where it goes.
+    rows = [cand(f"trial-{i}", source="trial", trial=i, dice=0.90 + 0.002 * i, latency_ms=10.0 - 0.5 * i)
+            for i in range(1, 6)]  # fmt: skip
+    info = dice_fps_info(candidates_frame([cand("paper", dice=0.60, latency_ms=60.0), *rows]))
+    assert info.better == ("right", "top") and info.better_corner != "upper right"
+    assert info.legend_corner != info.better_corner and info.legend_corner != "upper right"
+    tx, ty, hx, hy = info.better_arrow
+    assert hx > tx and hy > ty  # it still points towards higher FPS and higher Dice
+    frame = Frame(info.xlim, info.ylim)
+    arrow = Box(tx * frame.size[0], ty * frame.size[1], hx * frame.size[0], hy * frame.size[1])
+    for r in info.front.front.itertuples():
+        x, y = frame.to_pt(r.fps, r.dice)
+        assert not arrow.contains(x, y)
+    # The limits hold every point; a cost plot points left (fewer MACs) and up.
+    assert info.xlim[0] < min(info.front.front["fps"]) and info.xlim[1] > max(info.front.front["fps"])
+    macs = dice_macs_info(candidates_frame(tiny_records()))
+    tx, ty, hx, hy = macs.better_arrow
+    assert hx < tx and hy > ty
+
+
+def test_limits_hold_every_point_and_stay_non_negative():
+    info = dice_fps_info(candidates_frame([cand("paper", latency_ms=50.0), cand("t", trial=1, latency_ms=1.0)]))
+    assert info.xlim[0] == 0.0 and info.xlim[1] > 1000.0  # 20 and 1000 FPS, no negative FPS shown
+    zero = dice_fps_info(candidates_frame([cand("paper"), cand("t", trial=1, dice=0.0, latency_ms=1.0)]))
+    assert zero.ylim[0] < 0.0 < 0.9 < zero.ylim[1]  # a Dice of 0 keeps room below it

@@ -47,8 +47,9 @@ def test_dice_is_a_fraction_on_every_report_surface(tiny_study):
     out = tiny_study / "report"
     html = path.read_text(encoding="utf-8")
     ship = html[html.index("Which model to ship") :]
-    assert re.search(r"Best feasible by Dice: <b>paper</b> \(Dice 0\.\d{4}\)", ship)
-    assert "within 0.01 Dice of the best" in ship and " %" not in ship.split("</div>")[0]
+    assert re.search(r"Ship <b>paper.int8</b>: <b>28.00 ms</b> per frame \(35.7 FPS\), Dice 0\.\d{4} ", ship)
+    assert "within 1 Dice point (0.01) of the highest Dice" in ship and " %" not in ship.split("</div>")[0]
+    assert "-0.50 Dice points (-0.0050) vs paper (Dice 0.8950 vs 0.9000)" in ship
     assert "<td>0.9342</td>" in html and "93.42" not in html  # the reference's mean Dice, as in its JSON
     # CSV and Markdown: unit-bearing names, Dice as stored.
     with open(out / "front.csv", newline="") as fh:
@@ -70,3 +71,5 @@ def test_the_estimated_reference_row_shows_no_spread(tiny_study):
     # columns after runtime: provider, precision, threads, device, input, latency, median, p90, IQR, FPS
     assert cells["onnxruntime"][-3:-1] == ["23.9", "0.8"]
     assert cells["roofline"][-4] == "25" and cells["roofline"][-3:-1] == ["-", "-"]
+    # a third latency of paper (its own profile run): said to come from another run, not compared
+    assert "this model&#x27;s own profile run, another run than the search&#x27;s and validate&#x27;s" in html

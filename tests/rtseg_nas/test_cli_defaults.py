@@ -2,7 +2,9 @@
 
 ``train`` reads TrainConfig directly (it imports no torch). The compression and profiling verbs
 keep literal defaults so that ``--help`` imports nothing heavy (test_cli_rules.py); this test is
-what keeps those literals equal to the dataclasses'.
+what keeps those literals equal to the dataclasses'. ``supernet search`` builds a whole config from
+its options: with every option left out it must equal the config's defaults (``search``'s is in
+test_search_cli.py).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import pytest
 
 from compress import FinetuneSpec, PruneSpec, QuantSpec
 from profiling import BenchConfig, ExportConfig, TimingOptions
+from rtseg_core import DEPLOYMENT_SIZE
 from rtseg_nas.cli._main import build_parser
 from rtseg_nas.pipeline import DemoConfig
+from search_spaces import ProfilingOptions
 from segmentation import TrainConfig
 from validate._config import ValidateConfig
 
@@ -47,6 +51,8 @@ CASES = {
         "top_k", "epochs", "size", "batch_size", "lr", "seed", "data", "device", "latency_size", "latency_target",
         "threads", "remote_backend", "finetune_epochs", "heartbeat_interval", "grace_period", "storage",
         "study_name")] + [(d, TimingOptions, d) for d in ("rounds", "warmup", "device_rounds", "device_runs")]),
+    "search": (["--study", "s"], [(d, ProfilingOptions, d) for d in (
+        "target", "latency_size", "threads", "latency_runs", "latency_warmup")]),
     "demo": ([], [(d, DemoConfig, d) for d in (
         "data", "seed", "size", "epochs", "trials", "search_size", "search_epochs", "top_k", "prune_macs",
         "profile_size", "threads", "train_threads")]),
@@ -67,3 +73,25 @@ def test_cli_defaults_are_the_config_dataclasses_defaults(verb):
     wrong = {dest: (getattr(args, dest), _default(cls, name)) for dest, cls, name in fields
              if getattr(args, dest) != _default(cls, name)}  # fmt: skip
     assert wrong == {}, f"{verb}: CLI default != dataclass default: {wrong}"
+
+
+def test_search_and_validate_time_at_the_one_deployment_size():
+    """``--min-fps 24`` means the same in search and validate: both time at DEPLOYMENT_SIZE unless told."""
+    for verb, argv in (("search", ["--study", "s", "--size", "96"]), ("validate", ["--study", "s"])):
+        parser, subparsers = build_parser(verb)
+        assert parser.parse_args([verb, *argv]).latency_size == DEPLOYMENT_SIZE == 256, verb
+        assert "default: 256" in " ".join(subparsers[verb].format_help().split()), verb
+    assert DemoConfig().profile_size == DEPLOYMENT_SIZE
+
+
+def test_supernet_search_without_options_builds_the_default_supernet_search_config():
+    from rtseg_nas.cli.supernet import supernet_search_config
+    from search_spaces import SupernetSearchConfig
+
+    parser, _ = build_parser("supernet")
+    args = parser.parse_args(["supernet", "search", "--supernet", "S", "--study", "D"])
+    default = SupernetSearchConfig(study_dir="D", supernet="S")
+    assert supernet_search_config(args) == default
+    # This strategy's own defaults reach the CLI (a subnet is cheap: more of them, fewer timed runs each).
+    assert (args.trials, args.population_size, args.latency_runs, args.latency_warmup) == (200, 16, 10, 3)
+    assert default.study.trials == 200 and default.sampling.population_size == 16

@@ -69,7 +69,21 @@ def test_every_json_option_means_the_same():
         with_json.append(verb)
         assert action.nargs == "?" and action.const == "-", verb  # bare --json = '-' = stdout
         assert "'-'" in action.help and "stdout" in action.help, verb
-    assert {"info", "export", "evaluate", "profile", "bench", "prune", "quantize", "report"} <= set(with_json)
+    # the README's list; train, search, supernet, demo and latency-table write their own files instead
+    assert sorted(with_json) == sorted(
+        ["info", "export", "evaluate", "profile", "bench", "prune", "quantize", "report", "validate"]
+    )
+
+
+@pytest.mark.parametrize("verb", sorted(COMMANDS))
+def test_every_verb_answers_version(verb, capsys):
+    from rtseg_nas import __version__
+
+    parser, _ = build_parser(verb)
+    argv = [verb, "train", "--version"] if verb == "supernet" else [verb, "--version"]
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(argv)
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"rtseg-nas {__version__}"
 
 
 def test_json_dash_prints_only_json_and_a_path_writes_a_file(tmp_path):
@@ -98,6 +112,27 @@ def test_evaluate_json_dash_prints_the_summary_and_still_writes_the_files(tmp_pa
     assert summary["split"] == "test" and 0.0 <= summary["mean"]["dice"] <= 1.0
     assert json.loads((out_dir / "evaluation_test.json").read_text()) == summary
     assert (out_dir / "evaluation_test.csv").is_file()
+
+
+def test_train_without_a_terminal_logs_each_epoch_and_its_splits(tmp_path):
+    """Under nohup or CI (no terminal, so no bar) a run is not silent until "done": one line per
+    epoch and one per split, at the default log level."""
+    run = [sys.executable, str(ROOT / "run.py"), "train", "--data", "synthetic:12", "--size", "32", "--epochs", "2"]
+    out = subprocess.run(
+        [*run, "--batch-size", "4", "--out", str(tmp_path / "t")], capture_output=True, text=True, timeout=300,
+        env=_env(),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = out.stderr.splitlines()
+    epochs = [ln for ln in lines if ln.startswith("epoch ")]
+    assert [ln.split()[1] for ln in epochs] == ["1/2", "2/2"], out.stderr
+    assert all("loss " in ln and "val Dice " in ln and " s (" in ln for ln in epochs), epochs
+    assert "synthetic:12 train: 9 images" in lines and "synthetic:12 val: 1 image" in lines, out.stderr
+    quiet = subprocess.run(
+        [*run, "-q", "--batch-size", "4", "--out", str(tmp_path / "q")], capture_output=True, text=True, timeout=300,
+        env=_env(),
+    )  # fmt: skip
+    assert quiet.returncode == 0 and "epoch " not in quiet.stderr, quiet.stderr
 
 
 @pytest.mark.parametrize("argv", [["-q", "info"], ["info", "-q"], ["--quiet", "info", "--no-progress"]])
@@ -142,3 +177,63 @@ def test_the_installed_console_command():
     assert json.loads(info.stdout)["params"] == 1_906_507
     usage = subprocess.run([exe, "nosuchverb"], capture_output=True, text=True, timeout=60, env=_env(), cwd=ROOT)
     assert usage.returncode == 2 and usage.stderr.startswith("usage: rtseg-nas")
+
+
+def test_exit_status_2_for_usage_errors_and_1_for_failed_runs(tmp_path, capsys):
+    """The epilog of `rtseg-nas --help`: 2 = the command line cannot work as given, 1 = the run
+    failed (a missing input, the data, the device)."""
+    import socket
+
+    from rtseg_nas.cli import main
+
+    with socket.socket() as s:  # a loopback port nobody listens on: the connection is refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    cases = [
+        (["profile", "--size", "0"], 2, "argument --size"),  # argparse
+        (["prune", "--checkpoint", "c.pt", "--ratio", "0.3"], 2, "--out: required"),  # option combination
+        (["profile", "--arch", "papr", "--no-count"], 2, "Did you mean 'paper'"),  # option value
+        (["evaluate", "--checkpoint", str(tmp_path / "none.pt")], 1, "none.pt: checkpoint not found"),
+        (["evaluate", "--checkpoint", str(tmp_path / "none.pt"), "--data", "psfhs:/nonexistent"], 1, "not found"),
+        (["train", "--out", str(tmp_path / "t"), "--data", f"jnu-ifm:{tmp_path / 'nodata'}"], 1, "does not exist"),
+        (
+            ["profile", "--arch", "paper", "--size", "32", "--no-count", "--target", f"ssh://u@127.0.0.1:{port}",
+             "--known-hosts", str(known), "--connect-timeout", "5"],
+            1, "refused",
+        ),
+    ]  # fmt: skip
+    for argv, status, fragment in cases:
+        try:
+            rc = main(argv)
+        except SystemExit as exc:  # argparse exits by itself
+            rc = exc.code
+        err = capsys.readouterr().err
+        assert rc == status and fragment in err and "Traceback" not in err, (argv, rc, err[-1500:])
+    parser, _ = build_parser()
+    epilog = parser.format_help()
+    assert "exit status:" in epilog and "2    usage error" in epilog and "1    the run failed" in epilog
+
+
+def test_printed_hints_name_the_installed_command():
+    """Hints a user copies must work outside the checkout: `rtseg-nas <verb>`, never `python run.py <verb>`
+    (the report's pages are checked by the reports tests)."""
+    packages = [
+        "compress",
+        "models",
+        "profiling",
+        "rtseg_core",
+        "rtseg_nas",
+        "search_spaces",
+        "segmentation",
+        "validate",
+    ]
+    stale = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for package in packages
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "run.py " in line and "same entry" not in line and path.name != "_supernet_search.py"
+    ]
+    assert stale == [], stale

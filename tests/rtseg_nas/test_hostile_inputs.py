@@ -1,5 +1,7 @@
 """Bad inputs through the CLI, one test per class: each ends in one `error:` line naming the file,
-field or option, with a non-zero exit and no traceback. Real files, real checkpoints, real models."""
+field or option, with no traceback and the exit status of its kind: 2 for a usage error (an
+option's value, a config file's fields, an output place), 1 when the run failed on an input
+file (missing, unreadable or damaged) or later. Real files, real checkpoints, real models."""
 
 from __future__ import annotations
 
@@ -15,22 +17,25 @@ SMALL = {"conv_widths": (8, 16, 32), "token_widths": (32, 48)}
 META = {"train": {"data": "synthetic:24", "size": 32, "seed": 0}}
 
 
-def _ends_in_one_error_line(argv: list[str], capsys) -> str:
+USAGE, FAILED = 2, 1  # exit statuses (rtseg_core._errors)
+
+
+def _ends_in_one_error_line(argv: list[str], capsys, status: int = USAGE) -> str:
     try:
         rc = main(argv)
     except SystemExit as exc:  # argparse's own errors
         rc = exc.code
     err = capsys.readouterr().err
-    assert rc == 2, (argv, rc, err[-2000:])
+    assert rc == status, (argv, rc, err[-2000:])
     assert "Traceback" not in err, err
     lines = [ln for ln in err.splitlines() if "error:" in ln]
     assert len(lines) == 1, err
     return lines[0]
 
 
-def _check(cases, capsys):
-    for argv, fragment in cases:
-        line = _ends_in_one_error_line([str(a) for a in argv], capsys)
+def _check(cases, capsys, status: int = USAGE):
+    for argv, fragment, *expected in cases:
+        line = _ends_in_one_error_line([str(a) for a in argv], capsys, expected[0] if expected else status)
         assert fragment in line, (argv, line)
 
 
@@ -88,11 +93,12 @@ def files(tmp_path_factory):
 def test_config_files_that_are_binary_mistyped_or_absurd(files, capsys):
     _check(
         [
-            (["info", "--arch", files / "binary.json"], "binary.json: not UTF-8 text"),
-            (["info", "--arch", files / "latin1.json"], "latin1.json: not UTF-8 text"),
+            (["info", "--arch", files / "binary.json"], "binary.json: not UTF-8 text", FAILED),
+            (["info", "--arch", files / "latin1.json"], "latin1.json: not UTF-8 text", FAILED),
             (["info", "--arch", files / "bool_text.json"], "RTSegConfig.dsconv: must be true or false"),
             (["info", "--arch", files / "huge_width.json"], "RTSegConfig.conv_widths: widths must be from 1 to 4096"),
-            (["profile", "--arch", files / "binary.json", "--no-count"], "binary.json: not UTF-8 text"),
+            (["profile", "--arch", files / "binary.json", "--no-count"], "binary.json: not UTF-8 text", FAILED),
+            (["info", "--arch", files / "missing.json"], "missing.json: file not found", FAILED),
         ],
         capsys,
     )
@@ -113,13 +119,15 @@ def test_crafted_checkpoints_are_named_field_by_field(files, capsys):
                 ("pruning_junk.pt", "pruning history cannot be replayed"),
             ]
         ]  # fmt: skip
-        + [(["quantize", "--checkpoint", files / "train_text.pt", "--out", files / "q"], "meta['train'] must be")],
+        + [(["quantize", "--checkpoint", files / "train_text.pt", "--out", files / "q"], "meta['train'] must be")]
+        + [(["evaluate", "--checkpoint", files / "missing.pt"], "missing.pt: checkpoint not found")],
         capsys,
+        FAILED,  # the run failed on a damaged input file; no option was wrong
     )
 
 
 def test_a_checkpoint_holding_code_is_refused_with_torchs_warning(files, capsys):
-    line = _ends_in_one_error_line(["evaluate", "--checkpoint", str(files / "code.pt")], capsys)
+    line = _ends_in_one_error_line(["evaluate", "--checkpoint", str(files / "code.pt")], capsys, FAILED)
     assert "refused" in line and "arbitrary code execution" in line and "trusted source" in line
     assert not (files / "code-ran").exists()
 
@@ -132,6 +140,7 @@ def test_broken_weights_and_non_finite_outputs_are_reported_not_evaluated(files,
             (["evaluate", "--checkpoint", files / "overflow.pt", "--split", "val"], "outputs are not finite"),
         ],
         capsys,
+        FAILED,
     )
 
 
@@ -143,6 +152,7 @@ def test_corrupt_onnx_files(files, capsys):
             (["profile", "--onnx", files / "empty.onnx", "--runs", "1"], "empty.onnx: not a usable ONNX model"),
         ],
         capsys,
+        FAILED,
     )
 
 
@@ -165,7 +175,8 @@ def test_study_folders_and_databases_that_cannot_be_used(files, tmp_path, capsys
     assert main(["search", "--study", str(study), "--trials", "0", "--no-progress"]) == 0
     capsys.readouterr()
     read_only = f"sqlite:///file:{study / 'study.db'}?mode=ro&uri=true"
-    tiny = ["--trials", "1", "--size", "32", "--epochs", "1", "--steps-per-epoch", "1", "--data", "synthetic:16"]
+    tiny = ["--trials", "1", "--size", "32", "--latency-size", "32", "--epochs", "1", "--steps-per-epoch", "1"]
+    tiny += ["--data", "synthetic:16"]
     _check(
         [
             (["search", "--study", files / "a-file", "--trials", "0"], "cannot create the study folder"),
@@ -173,6 +184,7 @@ def test_study_folders_and_databases_that_cannot_be_used(files, tmp_path, capsys
             (["search", "--study", study, "--storage", read_only, *tiny, "--no-progress"], "refused a write"),
         ],
         capsys,
+        FAILED,
     )
 
 

@@ -32,6 +32,20 @@ def test_latency_table_build_resume_show_and_refuse(cpu_table, capsys):
     assert rc != 0 and "threads: table 1 vs 2" in err
 
 
+def test_a_table_that_predict_would_refuse_is_not_built(tmp_path, capsys):
+    """--calibrate below the overhead fit's minimum (or too few models to time whole) is refused before
+    any timing, in one error line naming the option and the minimum."""
+    table = tmp_path / "t.json"
+    for argv, message in (
+        (["--calibrate", "1"], "--calibrate 1: a table needs at least 3 models timed whole"),
+        (["--models", "0"], "--models 0: 1 model(s) in all"),
+    ):
+        assert main(["latency-table", "build", "--out", str(table), "--size", "32", *argv]) == 2
+        errors = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]
+        assert len(errors) == 1 and errors[0].startswith(f"error: {message}"), errors
+        assert not table.exists()
+
+
 def test_profile_with_a_predict_target(cpu_table, tmp_path):
     out = tmp_path / "pred.json"
     argv = ["profile", "--arch", "paper", "--size", "32", "--no-count", "--target", f"predict:{cpu_table}"]
@@ -44,7 +58,7 @@ def test_profile_with_a_predict_target(cpu_table, tmp_path):
 def test_search_checks_a_predict_table_before_any_trial(tmp_path, capsys):
     missing = tmp_path / "none.json"
     argv = ["search", "--study", str(tmp_path / "s"), "--trials", "1", "--target", f"predict:{missing}"]
-    assert main(argv) == 2
+    assert main(argv) == 1  # a missing input file: the run failed (2 is for a wrong option)
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(missing) in err and "not found" in err
     assert not (tmp_path / "s" / "trials").exists()

@@ -39,7 +39,7 @@ def predicted_study(tmp_path_factory):
     argv = [
         "search", "--data", "synthetic:16", "--study", str(study), "--trials", "2", "--size", "32", "--epochs", "1",
         "--steps-per-epoch", "1", "--batch-size", "4", "--space", str(space), "--target", f"predict:{table}",
-    ]  # fmt: skip
+    "--latency-size", "32", ]  # fmt: skip
     assert main(argv) == 0
     return study, table
 
@@ -111,7 +111,7 @@ def test_a_measured_study_has_no_predicted_section(tmp_path):
     argv = [
         "search", "--data", "synthetic:16", "--study", str(study), "--trials", "1", "--size", "32", "--epochs", "1",
         "--steps-per-epoch", "1", "--batch-size", "4", "--space", str(space), "--latency-runs", "2",
-        "--latency-warmup", "1",
+        "--latency-size", "32", "--latency-warmup", "1",
     ]  # fmt: skip
     assert main(argv) == 0
     assert main(["report", "--study", str(study)]) == 0

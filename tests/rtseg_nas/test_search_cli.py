@@ -60,10 +60,11 @@ def test_cli_defaults_are_the_config_defaults():
     assert (config.study.trials, config.objectives.min_fps, config.strategy.early_stop) == (3, 24.0, False)
 
 
-def test_the_search_parser_is_built_without_torch_or_optuna():
-    # `search --help` reads the defaults from search_spaces._config, which must stay light.
+@pytest.mark.parametrize("verb", ["search", "supernet"])
+def test_the_search_parser_is_built_without_torch_or_optuna(verb):
+    # `search --help` reads the defaults from search_spaces._config (`supernet` from _supernet_config), kept light.
     code = (
-        "import sys; from rtseg_nas.cli._main import build_parser; build_parser('search'); "
+        f"import sys; from rtseg_nas.cli._main import build_parser; build_parser({verb!r}); "
         "print(sorted(m for m in ('torch', 'optuna', 'onnxruntime', 'segmentation', 'profiling') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
@@ -100,7 +101,7 @@ def test_a_cli_search_measures_locally_and_prints_the_front(tmp_path, capsys, mo
     argv = [
         "search", "--data", "synthetic:24", "--study", str(study), "--trials", "1", "--size", "32", "--epochs", "1",
         "--steps-per-epoch", "1", "--batch-size", "4", "--latency-runs", "3", "--latency-warmup", "1",
-        "--space", str(space),
+        "--latency-size", "32", "--space", str(space),
     ]  # fmt: skip
     assert main(argv) == 0
     captured = capsys.readouterr()

@@ -33,6 +33,7 @@ TINY_SPACE = {
 TINY_SEARCH = {
     "data": "synthetic:24",
     "size": 32,
+    "latency_size": 32,  # the deployment size (256) would only slow the tests
     "epochs": 1,
     "steps_per_epoch": 1,
     "batch_size": 4,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import subprocess
 
 import optuna
@@ -13,7 +14,7 @@ import pytest
 
 from rtseg_core import ConfigError
 from rtseg_nas.cli._main import main
-from search_spaces import SearchConfig
+from search_spaces import STORED, SearchConfig
 
 from .conftest import TINY_SPACE
 
@@ -37,7 +38,7 @@ def test_the_search_stops_at_the_epoch_budget_counting_stopped_trials_and_resume
         "search", "--data", "synthetic:24", "--study", str(study), "--trials", "50", "--size", "32",
         "--steps-per-epoch", "1", "--batch-size", "4", "--target", "jetson-nano-estimate", "--sampler", "random",
         "--no-early-stop", "--fidelity", "1,2", "--eta", "2", "--train-threads", "1", "--heartbeat-interval", "1",
-        "--space", str(space), "--budget-epochs", str(BUDGET),
+        "--latency-size", "32", "--space", str(space), "--budget-epochs", str(BUDGET),
     ]  # fmt: skip
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -69,12 +70,13 @@ def test_the_search_stops_at_the_epoch_budget_counting_stopped_trials_and_resume
     assert epochs([r for r in more if r["epochs_trained"]][:-1]) < BUDGET + 2
 
 
-def test_the_budget_is_checked_and_zero_means_none(tmp_path):
-    with pytest.raises(ConfigError, match="--budget-epochs"):
-        SearchConfig.from_options(tmp_path, budget_epochs=-1)
-    assert SearchConfig.from_options(tmp_path, budget_epochs=0).study.budget_epochs is None
-    config = SearchConfig.from_options(tmp_path, budget_epochs=12)
-    assert config.study.budget_epochs == 12 and config.settings("sqlite://")["budget_epochs"] == 12
+def test_the_budget_is_checked_and_left_out_means_the_stored_one(tmp_path):
+    for bad in (-1, 0, 2.5):  # 0 is the command line's "none"; the library takes None for that
+        with pytest.raises(ConfigError, match="--budget-epochs"):
+            SearchConfig.from_options(tmp_path, budget_epochs=bad)
+    assert SearchConfig.from_options(tmp_path).study.budget_epochs is STORED
+    assert SearchConfig.from_options(tmp_path, budget_epochs=None).study.budget_epochs is None
+    assert SearchConfig.from_options(tmp_path, budget_epochs=12).study.budget_epochs == 12
 
 
 def test_two_workers_on_one_postgres_study_share_the_budget(tmp_path, postgres_url, tiny_space_file, tiny_search):
@@ -107,3 +109,22 @@ def test_two_workers_on_one_postgres_study_share_the_budget(tmp_path, postgres_u
     # One-epoch trials: at most one in flight per worker when the count was below the budget.
     assert budget <= spent <= budget + 1
     assert all(t.user_attrs["cpu_s"] > 0 for t in trials if t.user_attrs.get("epochs_trained"))
+
+
+def test_a_resumed_search_keeps_the_stored_budget_unless_it_gives_another(tmp_path, tiny_search, caplog):
+    from search_spaces import run_search
+
+    study = tmp_path / "kept"
+    first = run_search(tiny_search(study, trials=20, budget_epochs=2))  # one epoch per trial
+    assert first.epochs_trained == 2 and first.budget_reached and first.trials_run == 2
+    with caplog.at_level(logging.INFO, logger="search_spaces"):
+        again = run_search(tiny_search(study, trials=20))  # no budget given (the CLI without --budget-epochs)
+    assert again.trials_run == 0 and again.budget_epochs == 2
+    assert "keeping the study's epoch budget of 2 epochs" in caplog.text
+    assert json.loads((study / "study.json").read_text())["budget_epochs"] == 2
+    raised = run_search(tiny_search(study, trials=20, budget_epochs=3))
+    assert raised.trials_run == 1 and raised.epochs_trained == 3
+    assert run_search(tiny_search(study, trials=20)).budget_epochs == 3  # the one given last is kept now
+    removed = run_search(tiny_search(study, trials=4, budget_epochs=None))  # --budget-epochs 0
+    assert removed.budget_epochs is None and removed.finished == 4 and removed.trials_run == 1
+    assert run_search(tiny_search(study, trials=4)).budget_epochs is None

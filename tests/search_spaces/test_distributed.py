@@ -31,7 +31,7 @@ def search_command(study_dir: Path, space_file: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "run.py", "search", "--data", "synthetic:24", "--study", str(study_dir), "--size", "32",
         "--batch-size", "4", "--target", "jetson-nano-estimate", "--sampler", "random", "--seed", "0",
-        "--no-early-stop", "--space", str(space_file), "--no-progress", *extra,
+        "--latency-size", "32", "--no-early-stop", "--space", str(space_file), "--no-progress", *extra,
     ]  # fmt: skip
 
 
@@ -156,3 +156,44 @@ def test_a_worker_killed_before_its_first_heartbeat_blocks_nothing_and_the_refer
     assert trials[1].user_attrs["reference"] == "paper" and summary.reference.trial == 1
     with open(study_dir / "history.csv", newline="") as fh:
         assert "before the trial started" in list(csv.DictReader(fh))[0]["reason"]
+
+
+def test_ctrl_c_ends_a_search_with_one_line_that_says_how_to_resume(tmp_path, tiny_space_file):
+    study_dir = tmp_path / "ctrl-c"
+    cmd = search_command(study_dir, tiny_space_file, "--trials", "2", "--epochs", str(EPOCHS), "--steps-per-epoch", "1",
+                         "--heartbeat-interval", "1")  # fmt: skip
+    # SIGINT as a terminal sends it; a worker started from a background job would inherit it ignored.
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=worker_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    url = f"sqlite:///{study_dir / 'study.db'}"
+    sent = False
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            if not (study_dir / "study.db").exists():
+                continue
+            try:
+                trials = optuna.load_study(study_name="ctrl-c", storage=url).get_trials(deepcopy=False)
+            except Exception:  # the worker is still creating the tables or the study
+                continue
+            if trials and trials[0].state == TrialState.RUNNING and trials[0].user_attrs.get("epochs_trained"):
+                proc.send_signal(signal.SIGINT)  # mid-training, EPOCHS - 1 epochs to go
+                sent = True
+                break
+    finally:
+        if not sent and proc.poll() is None:
+            proc.kill()
+        out, err = (b.decode(errors="replace") for b in proc.communicate(timeout=60))
+    assert sent, f"never saw trial 0 training; worker output:\n{out[-2000:]}{err[-3000:]}"
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-3000:]
+    (line,) = [x for x in err.splitlines() if "interrupted" in x]
+    assert line == (
+        f"interrupted: trial 0 was running and is recorded as failed; the study's 0 finished trials are kept in "
+        f"{study_dir}: run the same command again to resume"
+    )
+    (trial,) = optuna.load_study(study_name="ctrl-c", storage=url).trials
+    assert trial.state == TrialState.FAIL and trial.user_attrs["fail_reason"] == "interrupted (Ctrl-C) while training"

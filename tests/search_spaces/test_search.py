@@ -17,7 +17,15 @@ import optuna
 import pytest
 
 from models import PRESETS
-from rtseg_core import CandidateRecord, ConfigError, SearchError, StudyDir, read_training_metrics, read_validation
+from rtseg_core import (
+    DEPLOYMENT_SIZE,
+    CandidateRecord,
+    ConfigError,
+    SearchError,
+    StudyDir,
+    read_training_metrics,
+    read_validation,
+)
 from search_spaces import (
     EarlyStopRule,
     ProxyTraining,
@@ -30,7 +38,7 @@ from search_spaces import (
     run_search,
     should_stop,
 )
-from search_spaces._runner import summarize_study
+from search_spaces._results import summarize_study
 from search_spaces._study import redact_url, resolve_storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -97,9 +105,11 @@ def test_rule_settings_are_checked(kwargs):
 
 
 # -- objectives, constraints, the feasible front ----------------------------------------------------
-def test_zero_limits_mean_none(tiny_search):
-    config = tiny_search(Path("unused"), min_fps=0, max_latency_ms=-1, max_params=0)
-    assert not config.constraints().active
+def test_no_limit_is_none_and_a_zero_limit_is_refused(tiny_search):
+    assert not tiny_search(Path("unused")).constraints().active
+    for option, value in (("min_fps", 0), ("max_latency_ms", -1), ("max_params", 0)):
+        with pytest.raises(ConfigError, match=f"--{option.replace('_', '-')}: must be a positive number, got {value}"):
+            tiny_search(Path("unused"), **{option: value})
 
 
 def test_config_parts_and_flat_options_agree(tiny_space):
@@ -112,7 +122,9 @@ def test_config_parts_and_flat_options_agree(tiny_space):
         strategy=StrategyOptions(sampler="random", space=tiny_space),
     )
     assert flat == parts
-    assert flat.profiling.latency_size == 48  # None: the training size
+    # Timed at the deployment size by default, where validate times too; None: at the training size.
+    assert flat.profiling.latency_size == DEPLOYMENT_SIZE == 256
+    assert SearchConfig.from_options("s", size=48, latency_size=None).profiling.latency_size == 48
     assert flat.settings("sqlite:///x") == parts.settings("sqlite:///x")
     with pytest.raises(TypeError, match="unknown option.*'trails'"):
         SearchConfig.from_options("s", trails=3)
@@ -299,6 +311,26 @@ def test_seed_makes_a_study_reproducible(tmp_path, tiny_search):
     assert [t.params for t in a] == [t.params for t in b]
     assert a[1].user_attrs["val_dice_history"] == b[1].user_attrs["val_dice_history"]  # same data, same training
     assert a[1].params != c[1].params  # another seed draws another architecture
+
+
+def test_what_would_fail_every_trial_is_one_error_before_the_study(tmp_path, tiny_search, tiny_space_file, capsys):
+    from rtseg_nas.cli._main import main
+
+    # Smaller than the data sets load: refused when the config is built.
+    with pytest.raises(ConfigError, match="--size: must be an integer from 16 to 4096, got 8"):
+        tiny_search(tmp_path / "s8", size=8)
+    study_dir = tmp_path / "cli"
+    argv = ["search", "--data", "synthetic:24", "--study", str(study_dir), "--size", "8", "--target",
+            "jetson-nano-estimate", "--space", str(tiny_space_file), "--no-progress"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err and "Trial" not in err
+    assert not study_dir.exists()
+    # One image per batch: BatchNorm of the deepest (1x1) map cannot train, in every architecture.
+    study_dir = tmp_path / "batch1"
+    with pytest.raises(ConfigError, match=r"--size 32, --batch-size 1: a training step of the smallest architecture"):
+        run_search(tiny_search(study_dir, batch_size=1))
+    assert not (study_dir / "study.db").exists()  # no study, so no trial in it
 
 
 def test_a_bug_inside_a_trial_stops_the_search_instead_of_being_recorded(tmp_path, tiny_search):

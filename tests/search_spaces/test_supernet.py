@@ -7,6 +7,7 @@ import csv
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from tests.search_spaces.conftest import TINY_SPACE
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = {"data": "synthetic:24", "size": 32, "batch_size": 4, "steps_per_epoch": 2, "seed": 0, "device": "cpu"}
 SANDWICH = SandwichConfig(random_subnets=1, bn_batches=2)
+ESTIMATE = "jetson-nano-estimate"
 
 
 @pytest.fixture(scope="module")
@@ -127,16 +129,8 @@ def test_a_supernet_search_writes_candidates_the_report_reads_and_resumes(traine
     from reports._plot_info import conditions_subtitle
 
     study = tmp_path / "oneshot"
-    cfg = SupernetSearchConfig(
-        study_dir=study,
-        supernet=trained,
-        trials=3,
-        target="jetson-nano-estimate",
-        population_size=2,
-        bn_batches=2,
-        progress=False,
-    )
-    summary = run_supernet_search(cfg)
+    options = {"target": "jetson-nano-estimate", "population_size": 2, "bn_batches": 2, "progress": False}
+    summary = run_supernet_search(SupernetSearchConfig.from_options(study, trained, trials=3, **options))
     assert summary.counts["complete"] == 3 and summary.front
     settings = json.loads((study / "study.json").read_text())
     assert settings["strategy"] == "supernet" and settings["evaluation"]["recipe"] == "supernet-inherited"
@@ -144,7 +138,7 @@ def test_a_supernet_search_writes_candidates_the_report_reads_and_resumes(traine
     read = StudyDir(study).read_settings()  # the one reader takes what the one writer wrote
     assert read.strategy == "supernet" and read.search.bn_batches == 2 and read.search.path == str(trained)
     # Resume: the same command with more trials runs only the missing ones.
-    summary = run_supernet_search(SupernetSearchConfig(**{**cfg.__dict__, "trials": 5}))
+    summary = run_supernet_search(SupernetSearchConfig.from_options(study, trained, trials=5, **options))
     assert summary.counts["complete"] == 5 and summary.trials_run == 2
     report = compute_report(study)
     df = report.candidates
@@ -164,18 +158,53 @@ def test_a_changed_supernet_is_not_mixed_into_an_existing_study(trained, tmp_pat
     from rtseg_core import SuiteError
 
     study = tmp_path / "s"
-    cfg = SupernetSearchConfig(
-        study_dir=study,
-        supernet=trained,
-        trials=1,
-        target="jetson-nano-estimate",
-        population_size=2,
-        bn_batches=2,
-        progress=False,
-    )
-    run_supernet_search(cfg)
+    options = {"population_size": 2, "bn_batches": 2, "progress": False}
+    run_supernet_search(SupernetSearchConfig.from_options(study, trained, trials=1, target=ESTIMATE, **options))
     with pytest.raises(SuiteError, match="target"):
-        run_supernet_search(SupernetSearchConfig(**{**cfg.__dict__, "trials": 2, "target": "local"}))
+        run_supernet_search(SupernetSearchConfig.from_options(study, trained, trials=2, target="local", **options))
+
+
+def test_the_supernet_search_teaches_rejected_subnets_to_nsga2_as_the_multi_trial_search_does(
+    trained, space, tmp_path, capsys
+):
+    import optuna
+
+    from models import count_parameters
+    from rtseg_nas.cli import main
+    from search_spaces import params_from_config
+    from search_spaces._dashboard import RejectionAwareNSGAIISampler, is_rejected
+
+    sn = load_supernet(trained)
+    small, big = (count_parameters(sn.net.extract(c(space))) for c in (smallest_config, largest_config))
+    limit = (small + big) // 2
+    study_dir = tmp_path / "rejecting"
+    options = {"target": ESTIMATE, "population_size": 2, "bn_batches": 2, "progress": False, "max_params": limit}
+    run_supernet_search(SupernetSearchConfig.from_options(study_dir, trained, trials=0, **options))  # the study only
+    url = f"sqlite:///{study_dir / 'study.db'}"
+    container = params_from_config(largest_config(space), space)
+    for _ in range(2):  # over the limit: rejected before evaluation
+        optuna.load_study(study_name="rejecting", storage=url).enqueue_trial(container)
+    argv = ["supernet", "search", "--supernet", str(trained), "--study", str(study_dir), "--trials", "4",
+            "--target", ESTIMATE, "--population-size", "2", "--bn-batches", "2",
+            "--max-params", str(limit)]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^4 subnets evaluated \([2-9]\d* rejected, 0 failed\)", out, re.M)
+    assert "beats ref" in out  # the front's table
+
+    trials = optuna.load_study(study_name="rejecting", storage=url).trials
+    rejected = [t for t in trials if is_rejected(t)]
+    assert rejected[:2] == trials[:2] and all(t.constraints["max_params"] > 0 for t in rejected)
+    # Rejected subnets fill their NSGA-II generation as infeasible members (population 2); Optuna's own
+    # NSGA-II would leave them out, and a generation holding one would have 3 members.
+    key = RejectionAwareNSGAIISampler(population_size=2)._get_generation_key()
+    generations: dict[int, list] = {}
+    for t in trials:
+        if key in t.system_attrs:  # the enqueued ones were not sampled
+            generations.setdefault(t.system_attrs[key], []).append(t)
+    last = max(generations)
+    assert any(is_rejected(t) for g, members in generations.items() if g < last for t in members)
+    assert all(len(members) == 2 for g, members in generations.items() if g < last)
 
 
 def test_an_extracted_subnet_is_an_ordinary_checkpoint_that_prunes_and_quantizes(trained, space, tmp_path):
@@ -206,17 +235,8 @@ def test_the_supernet_verb_extracts_a_search_trial(trained, tmp_path, capsys):
     from rtseg_nas.cli import main
 
     study = tmp_path / "study"
-    run_supernet_search(
-        SupernetSearchConfig(
-            study_dir=study,
-            supernet=trained,
-            trials=1,
-            target="jetson-nano-estimate",
-            population_size=2,
-            bn_batches=2,
-            progress=False,
-        )
-    )
+    options = {"target": ESTIMATE, "population_size": 2, "bn_batches": 2, "progress": False}
+    run_supernet_search(SupernetSearchConfig.from_options(study, trained, trials=1, **options))
     out = tmp_path / "x"
     assert (
         main(

@@ -110,3 +110,14 @@ def test_two_workers_validate_one_study_each_candidate_once(tmp_path, tiny_searc
     assert records == expected
     for out, _ in outs:  # every worker times and reports all candidates, whoever trained them
         assert all(n in out for n in expected)
+
+
+def test_the_budget_is_logged_as_a_sentence_not_a_dict():
+    from validate import ValidateConfig
+    from validate._config import describe_budget
+
+    text = describe_budget(ValidateConfig(study_dir="s", finetune_epochs=2).budget("synthetic:400"))
+    assert text == (
+        "30 epoch(s) x 256 px, batch 8, lr 0.001, seed 0, on synthetic:400, test split, "
+        "2 fine-tune epoch(s) for re-applied variants"
+    )

@@ -221,3 +221,16 @@ def test_load_split_errors(tmp_path, writers):
     writers.jnu_video(tmp_path, "20190916T104520", [3, 3])
     with pytest.raises(DataError, match=r"no frames selected by --frames 'ps\+fh'.*'none': 2.*try --frames all"):
         load_split(f"jnu-ifm:{tmp_path}", "all")
+
+
+def test_a_jnu_split_logs_the_frames_its_selection_left_out(jnu_root, caplog):
+    """`--frames ps+fh` drops frames: the log says how many, per label, at the default level (INFO)."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="segmentation"):
+        ds = load_split(f"jnu-ifm:{jnu_root}", "all", size=32, seed=0)
+    assert len(ds) == 4  # the four ps+fh frames of the eight
+    line = next(r.getMessage() for r in caplog.records if "--frames" in r.getMessage())
+    assert line.endswith(
+        "all: 4 frames from 2 video(s); --frames ps+fh kept 4 of 8 frames (left out: none 2, ps-only 1, fh-only 1)"
+    ), line

@@ -192,18 +192,30 @@ def test_accumulator_rows_and_summary():
     assert summary.dice == s["mean"]["dice"] and summary.fh.hd95 == s["FH"]["hd95"]
     assert set(s) == {"PS", "FH", "mean"}
     for name in ("PS", "FH"):
-        assert set(s[name]) == {"dice", "jaccard", "asd", "hd95", "n", "n_empty_true", "n_empty_pred"}
+        assert set(s[name]) == {"dice", "jaccard", "asd", "hd95", "n", "n_empty_true", "n_empty_pred", "n_diagonal"}
         assert s[name]["n"] == 4
         for metric in ("dice", "jaccard", "asd", "hd95"):
             assert s[name][metric] == pytest.approx(np.mean([r[f"{name}_{metric}"] for r in rows]))
     assert (s["PS"]["n_empty_true"], s["PS"]["n_empty_pred"]) == (2, 1)
     assert (s["FH"]["n_empty_true"], s["FH"]["n_empty_pred"]) == (0, 1)
+    # the diagonal penalty stands in for ASD/HD95 where exactly one side is empty, not where both are
+    for name in ("PS", "FH"):
+        one_sided = sum(
+            r[f"{name}_dice"] == 0.0 and r[f"{name}_hd95"] == pytest.approx(math.hypot(64, 64)) for r in rows
+        )
+        assert s[name]["n_diagonal"] == one_sided
+    assert (s["PS"]["n_diagonal"], s["FH"]["n_diagonal"]) == (1, 1)
     for metric in ("dice", "jaccard", "asd", "hd95"):
         assert s["mean"][metric] == pytest.approx((s["PS"][metric] + s["FH"][metric]) / 2)
     assert s["mean"]["n_aop"] == 1  # only image "a" has both angles
     assert s["mean"]["delta_aop"] == pytest.approx(rows[0]["delta_aop"])
     flat = [v for entry in s.values() for v in entry.values() if v is not None]
     assert all(math.isfinite(v) for v in flat)
+    # The four numbers every record of a model carries (CandidateRecord's field names), from one place.
+    assert summary.headline().to_dict() == {
+        "dice": s["mean"]["dice"], "dice_ps": s["PS"]["dice"], "dice_fh": s["FH"]["dice"],
+        "delta_aop_deg": s["mean"]["delta_aop"],
+    }  # fmt: skip
 
 
 def test_accumulator_accepts_logits_and_label_channels():
@@ -251,6 +263,7 @@ def test_empty_accumulator_summary_and_reset():
     s = acc.summary()
     assert s.ps.dice is None and s.ps.n == 0
     assert s.mean.delta_aop is None and s.mean.n_aop == 0
+    assert set(s.headline().to_dict().values()) == {None}  # no image: no number, never NaN
     pred, target = _batch()
     acc.update(pred, target)
     acc.reset()
@@ -265,12 +278,17 @@ def test_format_table_lists_every_row():
     text = format_table(s, distance_unit=acc.distance_unit)
     lines = text.splitlines()
     assert "dice" in lines[0] and "%" not in lines[0] and "HD95 px" in lines[0] and "|dAoP|" in lines[0]
-    assert [line.split()[0] for line in lines[2:]] == ["PS", "FH", "mean"]
+    assert [line.split()[0] for line in lines[2:5]] == ["PS", "FH", "mean"]
     assert f"{s.fh.dice:.4f}" in lines[3]  # a fraction, as in the JSON and CSV
     assert f"{s.mean.delta_aop:.2f} (1)" in lines[4]
-    assert len({len(line) for line in lines}) == 1  # fixed width
+    assert len({len(line) for line in lines[:5]}) == 1  # fixed width
+    # one image per class had an empty side: its ASD/HD95 is the diagonal penalty, and the table says so
+    assert all(
+        f"{getattr(c, m):.2f}*" in line for c, line in ((s.ps, lines[2]), (s.fh, lines[3])) for m in ("asd", "hd95")
+    )
+    assert lines[5].startswith("* the image diagonal stands in for ASD and HD95 in 1 of 4 PS and 1 of 4 FH image(s)")
     empty = format_table(MetricAccumulator().summary())
-    assert empty.splitlines()[2].split()[1] == "-"
+    assert empty.splitlines()[2].split()[1] == "-" and "*" not in empty
 
 
 def test_summary_from_a_malformed_dict_names_the_source():
