@@ -14,7 +14,6 @@ target is missed, ONNX Runtime's profiler says which ops stay in float and what 
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from compress._pipeline import PruneReport
 from compress._quantize import QuantSpec, compare_onnx
 from compress._spec import PruneSpec
 from profiling import speedup_interval
-from rtseg_core import Record
+from rtseg_core import Record, remove_stale_siblings, scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -250,11 +249,12 @@ def bench_compression(
     from rtseg_core import dataset_path, staged_output
 
     if keep_dir:
+        remove_stale_siblings(keep_dir)  # staging folders of runs that were killed
         folder = staged_output(
             keep_dir, verb="bench", inputs=[checkpoint, dataset_path(config.data)], overwrite=overwrite, option="--keep"
         )
     else:
-        folder = tempfile.TemporaryDirectory(prefix="rtseg-bench-compress-")
+        folder = scratch_dir("bench-compress")
     with folder as tmp:
         work = Path(tmp)
         artifacts = build_compression_artifacts(

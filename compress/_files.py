@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rtseg_core import staged_output
+from rtseg_core import remove_stale_siblings, staged_output
 
 
 @contextlib.contextmanager
@@ -26,6 +26,7 @@ def output_dir(
     """:func:`~rtseg_core._outputs.staged_output` when ``stage`` (the default); else ``out_dir``
     itself, which the caller has staged already."""
     if stage:
+        remove_stale_siblings(out_dir)  # staging folders of runs that were killed
         with staged_output(out_dir, verb=verb, inputs=inputs, overwrite=overwrite) as tmp:
             yield tmp
     else:

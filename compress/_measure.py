@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,7 @@ import torch
 from torch import nn
 
 from profiling import PREDICT_PREFIX, TimingOptions
-from rtseg_core import CompressionError, Record, SuiteError
+from rtseg_core import CompressionError, Record, SuiteError, scratch_dir
 
 
 def deployable_copy(model: nn.Module) -> nn.Module:
@@ -57,7 +56,7 @@ def measure_latency_ms(model: nn.Module, *, size: int, backend: str, threads: in
         )  # fmt: skip
         chosen.check(request)
         opset = chosen.onnx_opset(request)
-        with tempfile.TemporaryDirectory(prefix="rtseg-prune-") as tmp:
+        with scratch_dir("prune") as tmp:
             if opset is not None:
                 path = Path(tmp) / "step.onnx"
                 export_onnx(work, path, ExportConfig(opset=opset, height=size, width=size, atol=1e-3))

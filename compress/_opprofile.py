@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rtseg_core import CompressionError
+from rtseg_core import CompressionError, check_threads, scratch_dir
 
 INT8_OPS = {
     "QLinearConv",
@@ -68,13 +67,14 @@ def profile_graph(
     import onnxruntime as ort
 
     path = Path(onnx_path)
+    check_threads(threads, source="onnxruntime intra-op threads")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
-    with tempfile.TemporaryDirectory(prefix="rtseg-ortprof-") as tmp:
+    with scratch_dir("ortprof") as tmp:
         opts.enable_profiling = True
         opts.profile_file_prefix = os.path.join(tmp, "ort")
         try:

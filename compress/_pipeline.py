@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ from compress._finetune import FinetuneSpec, calibration_batches, finetune
 from compress._measure import LatencyComparison, compare_latency
 from compress._prune import prune_model
 from compress._spec import PruneResult, PruneSpec
-from rtseg_core import CompressionError, Record, atomic_write_json, check_output_dir, dataset_path
+from rtseg_core import CompressionError, Record, atomic_write_json, check_output_dir, dataset_path, scratch_dir
 
 if TYPE_CHECKING:
     from profiling import TimingOptions
@@ -181,7 +180,7 @@ def prune_checkpoint(
         if export:
             onnx_diff = _export(model, tmp / "model.onnx", size=size, opset=opset)
         if unpruned is not None and timing is not None:
-            with tempfile.TemporaryDirectory(prefix="rtseg-prune-") as scratch:
+            with scratch_dir("prune") as scratch:
                 reference = Path(scratch) / "unpruned.onnx"
                 _export(unpruned, reference, size=size, opset=opset)
                 latency = compare_latency(reference, tmp / "model.onnx", timing)

@@ -28,7 +28,6 @@ import enum
 import io
 import logging
 import shutil
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from rtseg_core import (
     atomic_write_json,
     check_output_dir,
     dataset_path,
+    scratch_dir,
 )
 
 log = logging.getLogger(__name__)
@@ -606,7 +606,7 @@ def quantize_checkpoint(
                 + "frozen into float convs (no quantizer ops in the graph)"
             )
         else:
-            with tempfile.TemporaryDirectory(prefix="rtseg-quant-") as scratch:
+            with scratch_dir("quant") as scratch:
                 notes = convert(fp32, tmp / "model.onnx", spec, data=data, size=size, seed=seed, work=Path(scratch))
         report = _finish(
             tmp,
@@ -656,7 +656,7 @@ def quantize_onnx(
     with output_dir(out_dir, verb="quantize", inputs=inputs, overwrite=overwrite) as tmp:
         fp32 = tmp / "model_fp32.onnx"
         shutil.copyfile(src, fp32)
-        with tempfile.TemporaryDirectory(prefix="rtseg-quant-") as scratch:
+        with scratch_dir("quant") as scratch:
             notes = convert(fp32, tmp / "model.onnx", spec, data=data, size=size, seed=seed, work=Path(scratch))
         report = _finish(
             tmp,

@@ -41,6 +41,7 @@ from rtseg_core import (
     StudyDir,
     pareto_indices,
     read_json,
+    remove_stale_siblings,
     staged_output,
     write_candidate,
 )
@@ -118,6 +119,7 @@ def compress_study(
         if prune is not None:
             name = f"{parent.name}.{prune_tag(prune)}"
             final = study.compressed(name)
+            remove_stale_siblings(final)  # staging folders of runs that were killed
             with staged_output(final, verb="prune", inputs=[ckpt], overwrite=overwrite, option="--study") as tmp:
                 report = prune_checkpoint(
                     ckpt, prune, tmp, data=data, finetune_spec=finetune_spec, stage=False, progress=progress
@@ -130,6 +132,7 @@ def compress_study(
         if quantize is not None:
             name = f"{parent.name}.{prune_tag(prune) + '_' if prune else ''}{quantize.tag()}"
             final = study.compressed(name)
+            remove_stale_siblings(final)  # staging folders of runs that were killed
             with staged_output(final, verb="quantize", inputs=[source], overwrite=overwrite, option="--study") as tmp:
                 qreport = quantize_checkpoint(
                     source,

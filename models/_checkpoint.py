@@ -14,7 +14,6 @@ weights are loaded strictly: a config that does not match its weights is an erro
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from torch import nn
 from models._config import RTSegConfig
 from models._model import build_model
 from models._prune_graph import replay_pruning
-from rtseg_core import ConfigError, InputFileError, atomic_save_torch
+from rtseg_core import ConfigError, InputFileError, atomic_save_torch, brief, load_torch_data
 
 FORMAT = "rtseg-nas/checkpoint"
 VERSION = 1
@@ -62,16 +61,13 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path) -> Path:
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: checkpoint not found")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise InputFileError(_load_error(path, exc)) from None
+    data = load_torch_data(path, what="checkpoint")  # refuses pickled code; never advises loading it unsafely
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise InputFileError(f"{path}: not an rtseg-nas checkpoint (no 'format': {FORMAT!r})")
     if data.get("version") != VERSION:
-        raise InputFileError(f"{path}: checkpoint version {data.get('version')} is not supported (expected {VERSION})")
+        raise InputFileError(
+            f"{path}: checkpoint version {brief(data.get('version'))} is not supported (expected {VERSION})"
+        )
     _check_fields(path, data)
     try:
         config = RTSegConfig.from_dict(data["config"], source=f"{path}: config")
@@ -90,28 +86,13 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     )
 
 
-def _load_error(path: Path, exc: Exception) -> str:
-    text = str(exc)
-    if "weights_only" in text.lower() or "unsupported global" in text.lower():
-        # Refused for holding code: keep torch's own words on what loading it unsafely would do.
-        sentences = [x.strip() for x in re.split(r"(?<=\.)\s+|\n+", text) if x.strip()]
-        why = next((x for x in sentences if "unsupported" in x.lower()), "")
-        warning = " ".join(x for x in sentences if "arbitrary code" in x or "trusted source" in x)
-        return (
-            f"{path}: refused: it holds Python objects, not only tensors and plain data, so it was not loaded "
-            f"(weights_only=True){': ' + why.rstrip('.') if why else ''}. Torch warns: "
-            f"{warning or 'loading it with weights_only=False can result in arbitrary code execution.'}"
-        )
-    return f"{path}: not a loadable checkpoint ({type(exc).__name__}: {text[:200]})"
-
-
 def _check_fields(path: Path, data: dict[str, Any]) -> None:
     """Every field of a crafted or damaged checkpoint, checked before anything uses it."""
 
     def fail(field: str, rule: str) -> None:
         value = data.get(field, "<missing>")
-        shown = type(value).__name__ if not isinstance(value, (str, int, float, type(None))) else repr(value)
-        raise InputFileError(f"{path}: checkpoint field {field!r} {rule} (got {shown[:80]})")
+        shown = type(value).__name__ if not isinstance(value, (str, int, float, type(None))) else brief(value)
+        raise InputFileError(f"{path}: checkpoint field {field!r} {rule} (got {shown})")
 
     for key in ("config", "state_dict"):
         if key not in data:
@@ -144,7 +125,7 @@ def _check_fields(path: Path, data: dict[str, Any]) -> None:
         if not ok:
             raise InputFileError(
                 f"{path}: checkpoint field meta['train'] must be {{'data': str, 'size': int, 'seed': int}}, "
-                f"got {str(train)[:120]}"
+                f"got {brief(train, limit=120)}"
             )
 
 

@@ -73,7 +73,7 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from profiling._onnx_input import OnnxInputInfo, read_onnx_input
     from profiling._ort import make_session, session_input
     from profiling._predict_bench import PREDICTOR_BENCH_ROUNDS, PredictorBenchResult, bench_predictor
-    from profiling._predictor import MIN_CALIBRATION, LatencyPredictor, LatencyTable, TableKey
+    from profiling._predictor import MIN_CALIBRATION, LatencyPredictor
     from profiling._profile import ProfileReport, profile_model
     from profiling._records import (
         ESTIMATE_TARGET,
@@ -89,6 +89,7 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from profiling._source import ModelSource, load_source
     from profiling._ssh import SSHOptions, SSHTarget
     from profiling._stats import speedup_interval, summarize_times
+    from profiling._table import LatencyTable, TableKey
     from profiling._table_build import LocalTimer, SSHTimer, build_table
     from profiling._timing import (
         Samples,

@@ -417,7 +417,7 @@ def check_target(target: str) -> str:
     """
     kind = target_kind(target)
     if kind == "predict":
-        from profiling._predictor import LatencyTable
+        from profiling._table import LatencyTable
 
         LatencyTable.load(str(target)[len(PREDICT_PREFIX) :])
     return kind

@@ -15,7 +15,6 @@ pruned and quantized models the same way (:func:`ort_variant`, :func:`pytorch_va
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from torch import nn
 
 from profiling._stats import speedup_interval, summarize_times
 from profiling._timing import DEFAULT_TIMING, TimingOptions, time_alternating
-from rtseg_core import ProfilingError, Record
+from rtseg_core import ProfilingError, Record, scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +293,7 @@ def run_bench(
             f"{src.name}: bench needs a PyTorch model (preset, config or checkpoint), not an ONNX file"
         )
     channels = src.channels or 1
-    with tempfile.TemporaryDirectory(prefix="rtseg-bench-") as tmp:
+    with scratch_dir("bench") as tmp:
         exported = export_onnx(
             src.model,
             Path(tmp) / "model.onnx",

@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rtseg_core import ProfilingError
+from rtseg_core import ProfilingError, scratch_dir
 
 # element-wise operators that fuse into the kernel producing their input
 ELEMENTWISE = frozenset(
@@ -119,7 +118,7 @@ def canonical_model(onnx_path: str | Path):
     import onnxruntime as ort
 
     onnx_path = Path(onnx_path)
-    with tempfile.TemporaryDirectory(prefix="rtseg-kernels-") as tmp:
+    with scratch_dir("kernels") as tmp:
         out = Path(tmp) / "basic.onnx"
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC

@@ -25,7 +25,7 @@ from torch import nn
 from profiling._env import describe_device, describe_environment
 from profiling._records import LatencyRecord
 from profiling._stats import summarize_times
-from rtseg_core import ProfilingError, resolve_device, torch_threads
+from rtseg_core import ProfilingError, check_threads, resolve_device, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class LatencyConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
                 raise ProfilingError(f"LatencyConfig.{name}: must be an integer >= {low}, got {value!r}")
+        check_threads(self.threads, source="LatencyConfig.threads (--threads)")  # local runs: this machine's cores
 
 
 def time_calls(

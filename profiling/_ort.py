@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rtseg_core import ProfilingError
+from rtseg_core import ProfilingError, check_threads
 
 
 def ort_providers(*, use_gpu: bool = True) -> list[str]:
@@ -36,8 +36,7 @@ def make_session(
     """
     import onnxruntime as ort
 
-    if threads < 1:
-        raise ProfilingError(f"onnxruntime: threads must be >= 1, got {threads}")
+    check_threads(threads, source="onnxruntime intra-op threads")  # every local session: the last check
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1

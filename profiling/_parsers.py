@@ -6,13 +6,12 @@ the tools' own: milliseconds for trtexec, milliwatts for tegrastats rails.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rtseg_core import ProfilingError
+from rtseg_core import ConfigError, ProfilingError, parse_json
 
 # --------------------------------------------------------------------------------------------
 # trtexec console output
@@ -273,9 +272,9 @@ def parse_trtexec_times(
     """
     if isinstance(source, str):
         try:
-            entries = json.loads(source)
-        except json.JSONDecodeError as exc:
-            raise ProfilingError(f"trtexec --exportTimes: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+            entries = parse_json(source, source="trtexec --exportTimes")  # depth and integer bounds
+        except ConfigError as exc:
+            raise ProfilingError(str(exc)) from None
     else:
         entries = list(source)
     if not isinstance(entries, list):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import numpy as np
 
 from profiling._records import PREDICTED
 from profiling._timing import TimingOptions
+from rtseg_core import scratch_dir
 
 if TYPE_CHECKING:
     from profiling._ssh import SSHOptions
@@ -155,8 +155,9 @@ def bench_predictor(
     from profiling._env import describe_device, describe_environment
     from profiling._estimate import CalibratedEstimator, estimate_roofline
     from profiling._kernels import decompose_onnx
-    from profiling._predictor import CalibrationRow, LatencyPredictor, export_for_table
+    from profiling._predictor import LatencyPredictor, export_for_table
     from profiling._records import LOCAL_OPSET, REMOTE_OPSET
+    from profiling._table import CalibrationRow
     from profiling._table_build import SSHTimer, build_table
     from profiling._timing import time_graphs
 
@@ -174,7 +175,7 @@ def bench_predictor(
     names = [n for n, _ in training] + [n for n, _ in heldout]
     if len(set(names)) != len(names):
         raise ValueError(f"bench: model names must be unique, got {names}")
-    with tempfile.TemporaryDirectory(prefix="rtseg-predbench-") as tmp:
+    with scratch_dir("predbench") as tmp:
         table_path = Path(table) if table else Path(tmp) / "table.json"
         paths: dict[str, Path] = {}
         modules = dict(list(training) + list(heldout))

@@ -17,7 +17,7 @@ is not counted once per kernel. The scales ``s >= 0`` and the constant ``c >= 0`
 non-negative linear fit (scikit-learn) on the table's calibration models, so a prediction is
 never negative, also for a model smaller than every calibration model.
 
-A table is built on one target (:func:`profiling._table_build.build_table`): the kernels of the given models are
+A table is built on one target (:func:`build_table`): the kernels of the given models are
 exported as small ONNX graphs and timed there, locally with ONNX Runtime or on a device over SSH
 through the device profiler (ONNX Runtime, or trtexec in fp32/fp16), in batches; the file is
 rewritten atomically after every batch, so an interrupted build resumes where it stopped. The
@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +38,11 @@ import numpy as np
 
 from profiling._kernels import Decomposition, decompose_onnx
 from profiling._records import PREDICT_PREFIX, PREDICTED, LatencyRecord
-from rtseg_core import ConfigError, ProfilingError, atomic_write_json, read_json
+from profiling._table import MAX_TIME_MS, KernelEntry, LatencyTable, now_iso
+from rtseg_core import ConfigError, ProfilingError, scratch_dir
 
 log = logging.getLogger(__name__)
 
-TABLE_SCHEMA = 1
 MIN_CALIBRATION = 3  # models measured whole: three parameters of the simplest overhead fit
 DEFAULT_CALIBRATION = 10
 # kernel families scaled separately once enough whole models are measured: timed alone, a Conv or a
@@ -52,134 +50,6 @@ DEFAULT_CALIBRATION = 10
 FAMILIES = ("Conv", "Resize", "Gemm")
 _FEATURES = ("flops", "in_bytes", "out_bytes", "param_bytes")
 _COUNTS = ("nodes", "inputs", "outputs", "kernel_hw", "stride")
-
-
-@dataclass(frozen=True)
-class TableKey:
-    """What a table's numbers are valid for; two tables with different keys are not comparable."""
-
-    target: str  # "local" or "ssh://user@host:port"
-    device: str
-    runtime: str  # "onnxruntime CPUExecutionProvider", "tensorrt 8.0.1", ...
-    precision: str
-    threads: int | None
-    opset: int
-    batch: int
-    libraries: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TableKey:
-        return cls(**data)
-
-    def differences(self, other: TableKey) -> list[str]:
-        """'field: this vs other' for every field (and library version) that differs."""
-        out = []
-        for name in ("target", "device", "runtime", "precision", "threads", "opset", "batch"):
-            a, b = getattr(self, name), getattr(other, name)
-            if a != b:
-                out.append(f"{name}: table {a!r} vs {b!r}")
-        for lib in sorted(set(self.libraries) | set(other.libraries)):
-            a, b = self.libraries.get(lib), other.libraries.get(lib)
-            if a != b:
-                out.append(f"{lib}: table {a!r} vs {b!r}")
-        return out
-
-    def describe(self) -> str:
-        libs = ", ".join(f"{k} {v}" for k, v in sorted(self.libraries.items()) if v)
-        thr = "runtime default" if self.threads is None else str(self.threads)
-        return (
-            f"{self.device}; {self.runtime} {self.precision}, threads {thr}, batch {self.batch}, "
-            f"opset {self.opset} ({libs})"
-        )
-
-
-@dataclass
-class KernelEntry:
-    op: str
-    module: str
-    signature: str
-    features: dict[str, float]
-    median_ms: float
-    runs: int
-    cpu_ms: float | None = None  # median thread CPU time (local tables): robust to a loaded machine
-
-
-@dataclass
-class CalibrationRow:
-    """A whole model measured on the target, with its kernels (keys, in order) for the overhead fit."""
-
-    model: str
-    measured_ms: float
-    kernels: list[str]
-    measured_cpu_ms: float | None = None
-
-
-@dataclass
-class LatencyTable:
-    path: Path
-    key: TableKey
-    kernels: dict[str, KernelEntry] = field(default_factory=dict)
-    call_ms: float | None = None  # median of the empty graph: the per-call cost in each kernel timing
-    call_cpu_ms: float | None = None
-    calibration: list[CalibrationRow] = field(default_factory=list)
-    created: str = ""
-    updated: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": TABLE_SCHEMA,
-            "kind": "rtseg-nas kernel latency table",
-            "key": self.key.to_dict(),
-            "call_ms": self.call_ms,
-            "call_cpu_ms": self.call_cpu_ms,
-            "kernels": {k: asdict(v) for k, v in self.kernels.items()},
-            "calibration": [asdict(c) for c in self.calibration],
-            "created": self.created,
-            "updated": self.updated,
-        }
-
-    def save(self) -> None:
-        self.updated = _now()
-        atomic_write_json(self.path, self.to_dict())
-
-    @classmethod
-    def load(cls, path: str | Path) -> LatencyTable:
-        path = Path(path)
-        data = read_json(path)  # ConfigError naming the file when missing or not JSON
-        if not isinstance(data, dict) or data.get("kind") != "rtseg-nas kernel latency table":
-            raise ConfigError(f"{path}: not a kernel latency table (build one with `rtseg-nas latency-table build`)")
-        if data.get("schema") != TABLE_SCHEMA:
-            raise ConfigError(f"{path}: table schema {data.get('schema')!r}; this version reads {TABLE_SCHEMA}")
-        try:
-            return cls(
-                path=path,
-                key=TableKey.from_dict(data["key"]),
-                kernels={k: KernelEntry(**v) for k, v in data["kernels"].items()},
-                call_ms=data.get("call_ms"),
-                call_cpu_ms=data.get("call_cpu_ms"),
-                calibration=[CalibrationRow(**c) for c in data.get("calibration", [])],
-                created=data.get("created", ""),
-                updated=data.get("updated", ""),
-            )
-        except (KeyError, TypeError) as exc:
-            raise ConfigError(f"{path}: malformed latency table ({type(exc).__name__}: {exc})") from None
-
-    def check_key(self, expected: TableKey, *, purpose: str) -> None:
-        """Refuse the table when its key is not ``expected``, naming every difference."""
-        diff = self.key.differences(expected)
-        if diff:
-            raise ConfigError(
-                f"{self.path}: this latency table was built for another target, so it cannot be used {purpose}: "
-                + "; ".join(diff)
-                + " (build a table for this target with `rtseg-nas latency-table build`)"
-            )
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 # -- the graph a table decomposes ------------------------------------------------------------
@@ -405,6 +275,13 @@ class LatencyPredictor:
         for k, v in zip(d.kernels, ms):
             by_op[k.op] = by_op.get(k.op, 0.0) + float(v)
         total = float(np.dot(coef, self._model_features([k.op for k in d.kernels], ms)) + intercept)
+        if not (math.isfinite(total) and 0.0 < total < MAX_TIME_MS):
+            # every table time is checked on load; this guards the fit (a latency constraint must
+            # never see a prediction of 0 ms or 1e298 ms as feasible)
+            raise ProfilingError(
+                f"{self.table.path}: predicted {total:g} ms for {model_name}, not a plausible latency "
+                f"(0 < ms < {MAX_TIME_MS:g}); the table's times or its calibration models are off: rebuild it"
+            )
         if warn_unseen and (~seen).sum() > 0.5 * len(d.kernels):
             log.warning(
                 "%s: %d of %d kernels are not in %s and come from the regressor (another input size or widths far "
@@ -423,7 +300,7 @@ class LatencyPredictor:
         return self.to_record(pred, d.input_shape)
 
     def predict_model(self, model: Any, *, size: int = 256, model_name: str = "model") -> LatencyRecord:
-        with tempfile.TemporaryDirectory(prefix="rtseg-predict-") as tmp:
+        with scratch_dir("predict") as tmp:
             path = export_for_table(model, Path(tmp) / "model.onnx", size=size, opset=self.table.key.opset)
             return self.predict_onnx(path, model_name=model_name)
 
@@ -471,5 +348,5 @@ class LatencyPredictor:
                 )
                 + f"table {self.table.path} built on {k.target}: {k.describe()}"
             ),
-            timestamp=_now(),
+            timestamp=now_iso(),
         )

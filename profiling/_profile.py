@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from profiling._backends import LOCAL_RUNTIMES, LatencyRequest, resolve_backends
+from profiling._backends import LOCAL_RUNTIMES, LatencyRequest, resolve_backends, target_kind
 from profiling._counts import CostRecord, count_costs
 from profiling._export import ExportConfig, ExportResult, export_onnx
 from profiling._onnx_input import onnx_image_size, read_onnx_input
 from profiling._records import LatencyRecord
 from profiling._source import ModelSource, load_source
-from rtseg_core import ConfigError
+from rtseg_core import ConfigError, check_threads, scratch_dir
 
 if TYPE_CHECKING:
     from profiling._ssh import SSHOptions
@@ -227,6 +226,8 @@ def profile_model(
     ):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
             raise ConfigError(f"{option}: must be an integer from {low} to {high}, got {value!r}")
+    if threads is not None and target_kind(target) == "local":  # on a device, its cores are not ours to count
+        check_threads(threads, source="--threads")
     src: ModelSource = load_source(source, seed=seed, name=model_name)
     skipped: list[str] = []
     if src.onnx_path is not None:
@@ -237,6 +238,11 @@ def profile_model(
         width = width or height
         channels = src.channels
         precision = precision or "fp32"
+        from models import RTSegConfig
+
+        arch = getattr(src.model, "config", None)
+        if isinstance(arch, RTSegConfig):  # before an export or a forward pass at this size allocates it
+            arch.check_memory(size=max(height, width), batch=batch)
     cost = None
     if count and src.model is not None:
         from rtseg_core import resolve_device
@@ -276,7 +282,7 @@ def profile_model(
         backend.check(request)
     records: list[LatencyRecord] = []
     export: ExportResult | None = None
-    with tempfile.TemporaryDirectory(prefix="rtseg-profile-") as tmp:
+    with scratch_dir("profile") as tmp:
         exported: dict[int, Path] = {}
         for backend in chosen:
             wanted = backend.onnx_opset(request)

@@ -35,7 +35,7 @@ from profiling._parsers import (
 from profiling._records import LatencyRecord
 from profiling._ssh import RemoteShell, SSHOptions, SSHTarget
 from profiling._stats import summarize_times
-from rtseg_core import ConfigError, ProfilingError, RemoteProfilingError
+from rtseg_core import ConfigError, ProfilingError, RemoteProfilingError, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def _remote_error(target: SSHTarget, options: SSHOptions, error: Mapping[str, An
         return RemoteProfilingError(
             f"{target}: no inference runtime on the device: {message}. Install TensorRT (trtexec) or onnxruntime"
         )
-    if code in ("int8-not-applicable", "device-busy", "lock-failed"):
+    if code in ("int8-not-applicable", "device-busy", "lock-failed", "threads"):
         return RemoteProfilingError(f"{target}: {message}")
     detail = f"\n{error['traceback']}" if error.get("traceback") else ""
     return RemoteProfilingError(f"{target}: device-side profiling failed [{code}]: {message}{detail}")
@@ -207,8 +207,9 @@ def _run_device_script(
                 "takes minutes)"
             )
         try:
-            result = json.loads(res.stdout.strip().splitlines()[-1]) if res.stdout.strip() else None
-        except json.JSONDecodeError:
+            answer = res.stdout.strip().splitlines()[-1] if res.stdout.strip() else None
+            result = parse_json(answer, source=f"{target}: the device's answer") if answer else None
+        except ConfigError:  # not JSON, or nested or numbered beyond what the device script prints
             result = None
         if not isinstance(result, dict) and res.returncode == -1:
             raise RemoteProfilingError(
@@ -237,7 +238,12 @@ def _run_device_script(
 _STALE_CLEANUP = """
 import os, shutil, sys, time
 parent = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] else os.environ.get("TMPDIR") or "/tmp"
-for name in os.listdir(parent):
+try:
+    names = os.listdir(parent)
+except OSError as exc:
+    sys.stderr.write("{}: {}\\n".format(parent, exc.strerror or exc))
+    sys.exit(3)
+for name in names:
     path = os.path.join(parent, name)
     if not name.startswith("rtseg-profile.") or os.path.islink(path) or not os.path.isdir(path):
         continue
@@ -266,8 +272,15 @@ for name in os.listdir(parent):
 
 def _remove_stale_workdirs(shell: RemoteShell, python: str, parent: str | None) -> None:
     res = shell.run(f"{python} -c {shlex.quote(_STALE_CLEANUP)} {shlex.quote(parent or '')}", timeout=60)
+    last = (res.stderr.strip().splitlines() or [""])[-1][:300]
+    if res.returncode == 3:  # the parent folder cannot be listed: nothing can be made in it either
+        where = f"--remote-tmpdir {parent}" if parent else "the device's TMPDIR"
+        raise RemoteProfilingError(
+            f"{shell.target}: {where}: not a folder the device's user can use ({last}); give an existing, "
+            "writable folder on the device"
+        )
     if res.returncode != 0:
-        log.warning("%s: stale work directories not checked: %s", shell.target, res.stderr.strip()[-500:])
+        log.warning("%s: stale work directories not checked (exit %d: %s)", shell.target, res.returncode, last)
     for path in res.stdout.split():
         log.info("%s: removed the stale work directory %s (its connection had dropped)", shell.target, path)
 

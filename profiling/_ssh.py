@@ -244,13 +244,46 @@ def _read_ssh_config(options: SSHOptions) -> paramiko.SSHConfig | None:
     if path is None:
         return None
     try:
-        return paramiko.SSHConfig.from_path(str(path))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputFileError(f"ssh config {path}: file not found (--ssh-config / RTSEG_SSH_CONFIG)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"ssh config {path}: cannot read it ({exc})") from None
+    _refuse_match_exec(path, text)  # before paramiko: its lookup runs every `Match exec` command
+    try:
+        return paramiko.SSHConfig.from_text(text)
     except Exception as exc:  # paramiko.ssh_exception.ConfigParseError and friends
         raise ConfigError(f"ssh config {path}: {type(exc).__name__}: {exc}") from None
+
+
+_KEYWORD = re.compile(r"(\w+)(?:\s*=\s*|\s+)(.+)")  # how paramiko (and OpenSSH) split a line into keyword, value
+_MATCH_NO_ARGUMENT = ("all", "canonical", "final")
+
+
+def _refuse_match_exec(path: Path, text: str) -> None:
+    """Refuse a ``Match exec`` line: paramiko's ``SSHConfig.lookup`` runs its command in a local shell
+    for every host looked up, a plain ``ssh://user@host:port`` target included (the reason
+    ``ProxyCommand`` is refused too). Found by reading the lines as paramiko does, never by running them.
+    """
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        m = _KEYWORD.match(line)
+        if not m or line.startswith("#") or m.group(1).lower() != "match":
+            continue
+        try:
+            tokens = shlex.split(m.group(2))
+        except ValueError:
+            tokens = m.group(2).split()
+        while tokens:
+            criterion = tokens.pop(0).lstrip("!").lower()
+            if criterion == "exec":
+                raise ConfigError(
+                    f"ssh config {path}, line {number}: `Match exec` is not supported (it would run a local "
+                    f"shell command, {' '.join(tokens[:1])[:60]!r}, for every host looked up); remove it, or "
+                    "give --ssh-config a file without it"
+                )
+            if criterion not in _MATCH_NO_ARGUMENT and tokens:
+                tokens.pop(0)
 
 
 def _lookup(config: paramiko.SSHConfig | None, host: str) -> dict:

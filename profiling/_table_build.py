@@ -14,7 +14,6 @@ loop locally, with the build's own ``rounds``/``runs``/``warmup`` (many small gr
 from __future__ import annotations
 
 import logging
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,18 +23,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from profiling._kernels import Decomposition, KernelGraph, baseline_graph, decompose_onnx
-from profiling._predictor import (
-    DEFAULT_CALIBRATION,
-    CalibrationRow,
-    KernelEntry,
-    LatencyTable,
-    TableKey,
-    _now,
-    export_for_table,
-)
+from profiling._predictor import DEFAULT_CALIBRATION, export_for_table
 from profiling._records import LOCAL_OPSET, REMOTE_OPSET
+from profiling._table import CalibrationRow, KernelEntry, LatencyTable, TableKey, now_iso
 from profiling._timing import TimingOptions
-from rtseg_core import ConfigError, ProfilingError
+from rtseg_core import ConfigError, ProfilingError, check_threads, scratch_dir
 
 if TYPE_CHECKING:
     from profiling._ssh import SSHOptions
@@ -222,7 +214,9 @@ def make_timer(
 ) -> LocalTimer | SSHTimer:
     """The timer for ``target``: ``local`` or ``ssh://user@host[:port]`` (``timing``: whole models)."""
     if target == "local":
-        return LocalTimer(threads=threads or 1, rounds=rounds, runs=runs, timing=timing)
+        return LocalTimer(
+            threads=check_threads(threads or 1, source="--threads"), rounds=rounds, runs=runs, timing=timing
+        )
     if str(target).startswith("ssh://"):
         return SSHTimer(
             target, ssh_options, backend=remote_backend, threads=threads, rounds=rounds, runs=runs, timing=timing
@@ -292,10 +286,10 @@ def build_table(
         table = LatencyTable.load(out)
         table.check_key(key, purpose="to add measurements from this target")
     else:
-        table = LatencyTable(path=out, key=key, created=_now())
+        table = LatencyTable(path=out, key=key, created=now_iso())
     timed_kw = {} if isinstance(timer, LocalTimer) else {"precision": precision}
     measured = calibrated = 0
-    with tempfile.TemporaryDirectory(prefix="rtseg-table-") as tmp:
+    with scratch_dir("table") as tmp:
         decomps: list[tuple[str, Decomposition, Path]] = []
         for i, (name, model) in enumerate(models):
             if isinstance(model, (str, Path)) and str(model).endswith(".onnx"):

@@ -16,7 +16,7 @@ from reports._compare import CompareInfo, compare_studies
 from reports._html_compare import render_compare_html
 from reports._plot_compare import plot_compare
 from reports._plots import save_figure
-from rtseg_core import atomic_write_json, atomic_write_text, staged_output
+from rtseg_core import atomic_write_json, atomic_write_text, remove_stale_siblings, staged_output
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +29,7 @@ def build_comparison(
     """Compare the studies' validated fronts and write the files; returns (``OUT/compare.html``, the info)."""
     info = compare_studies(list(study_dirs))  # refusals (budgets, conditions) before any folder is touched
     out = Path(out_dir)
+    remove_stale_siblings(out)  # staging folders of runs that were killed
     with staged_output(out, verb=VERB, inputs=list(study_dirs), overwrite=overwrite) as tmp:
         png = save_figure(plot_compare(info), tmp, "compare")["png"]
         atomic_write_text(tmp / "compare.csv", info.table().to_csv(index=False))

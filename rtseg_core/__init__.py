@@ -36,16 +36,19 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
         SettingsMismatchError,
         SuiteError,
     )
-    from rtseg_core._fields import Fields
+    from rtseg_core._fields import Fields, is_finite_number
     from rtseg_core._io import (
         atomic_save_torch,
         atomic_write_bytes,
         atomic_write_json,
         atomic_write_text,
+        load_torch_data,
+        parse_json,
         read_json,
         read_json_object,
     )
     from rtseg_core._lazy import lazy_exports
+    from rtseg_core._leftovers import owner_tag, remove_stale_scratch, remove_stale_siblings, scratch_dir
     from rtseg_core._numbers import finite_or_none
     from rtseg_core._objectives import (
         CONSTRAINT_KEYS,
@@ -118,9 +121,10 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
         write_reapplied,
         write_trained,
     )
-    from rtseg_core._text import text_table
+    from rtseg_core._text import brief, text_table
     from rtseg_core._threads import (
         THREADS_HELP,
+        check_threads,
         configure_process,
         default_threads,
         resolve_threads,
@@ -257,6 +261,15 @@ __all__ = [
     "resolve_threads",
     "torch_threads",
     "usable_cores",
+    "brief",
+    "check_threads",
+    "is_finite_number",
+    "load_torch_data",
+    "owner_tag",
+    "parse_json",
+    "remove_stale_scratch",
+    "remove_stale_siblings",
+    "scratch_dir",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

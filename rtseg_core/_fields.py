@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from rtseg_core._errors import ConfigError
+from rtseg_core._text import brief
 
 INT64_MAX = 2**63 - 1  # counts (params, MACs) become int64 columns in pandas; above this they overflow
 _MISSING = object()
@@ -80,7 +81,7 @@ class Fields:
         if value is None and optional:
             return None
         rule = _number_rule(minimum, maximum, positive)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if not is_finite_number(value):
             raise self.error(key, f"must be {rule}", value)
         low_bad = (minimum is not None and value < minimum) or (positive and value <= 0)
         if low_bad or (maximum is not None and value > maximum):
@@ -146,7 +147,16 @@ def _number_rule(minimum: float | None, maximum: float | None, positive: bool) -
     return "a finite number" if maximum is None else f"a finite number <= {maximum:g}"
 
 
+def is_finite_number(value: Any) -> bool:
+    """An int or float (not a bool) that is finite; never raises (``math.isfinite(10**400)`` does)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, int):
+        return value.bit_length() <= 1023  # what a float can hold
+    return math.isfinite(value)
+
+
 def _show(value: Any) -> str:
-    """The value as the error shows it: its repr, cut short (a hand-edited file may hold a huge list)."""
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    """The value as the error shows it, cut short: :func:`brief`, since ``repr`` itself fails on a
+    list nested 100,000 deep (RecursionError) or an integer of 5,000 digits (ValueError)."""
+    return brief(value)

@@ -1,9 +1,12 @@
-"""Atomic file writes: a crash leaves either the old file or the new one, never half of one."""
+"""Atomic file writes (a crash leaves either the old file or the new one, never half of one) and the
+suite's one reader of JSON files, bounded against hostile input."""
 
 from __future__ import annotations
 
 import json
 import os
+import pickletools
+import re
 import stat
 import tempfile
 import threading
@@ -11,6 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from rtseg_core._errors import InputFileError, OutputError
+from rtseg_core._leftovers import owner_tag, remove_stale_siblings
+
+# Bounds of what a JSON file of the suite may hold. Our files nest a few levels and hold seeds,
+# counts and byte sizes; a file nested 100,000 deep (RecursionError in the parser) or holding a
+# 5,000-digit integer (ValueError in int()) is refused as an InputFileError naming the file.
+MAX_JSON_DEPTH = 100
+MAX_JSON_INT_DIGITS = 100  # far past int64 (19 digits): the typed readers name such a field; this guards int()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -20,7 +30,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         raise OutputError(f"{path}: is a folder; give a file path to write")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        remove_stale_siblings(path)  # temp files of earlier writes that were killed midway
+        # the writer's PID@HOST in the name: a later run can prove the file stale once we are gone
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{owner_tag()}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write here ({_reason(exc, path)})") from None
     try:
@@ -91,7 +103,11 @@ def atomic_save_torch(obj: Any, path: str | os.PathLike) -> Path:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Read a JSON file; a missing or malformed file raises :class:`InputFileError` (a ConfigError) naming it."""
+    """Read a JSON file; a missing, malformed or hostile file raises :class:`InputFileError` (a ConfigError) naming it.
+
+    Hostile: nested deeper than :data:`MAX_JSON_DEPTH` or holding an integer of more than
+    :data:`MAX_JSON_INT_DIGITS` digits.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -103,10 +119,93 @@ def read_json(path: str | os.PathLike) -> Any:
         raise InputFileError(
             f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); a JSON file was expected, not a binary file"
         ) from None
+    return parse_json(text, source=str(path))
+
+
+class _IntegerTooLong(ValueError):
+    pass
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_INT_DIGITS:
+        raise _IntegerTooLong(text)
+    return int(text)
+
+
+def parse_json(text: str, *, source: str) -> Any:
+    """JSON text from ``source`` (a file, a device's answer) with the bounds of :func:`read_json`."""
+    depth = _max_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise InputFileError(
+            f"{source}: JSON nested {depth} levels deep; the suite's files nest at most {MAX_JSON_DEPTH}"
+        )
     try:
-        return json.loads(text)
+        return json.loads(text, parse_int=_parse_int)
+    except _IntegerTooLong as exc:
+        digits = str(exc).lstrip("-")
+        line = text.count("\n", 0, max(text.find(digits), 0)) + 1
+        raise InputFileError(
+            f"{source}: line {line}: an integer of {len(digits)} digits ({digits[:12]}...); "
+            f"the suite's files hold integers of at most {MAX_JSON_INT_DIGITS} digits"
+        ) from None
     except json.JSONDecodeError as exc:
-        raise InputFileError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        raise InputFileError(f"{source}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:  # a depth _max_depth did not see (it cannot: kept as the last guard)
+        raise InputFileError(f"{source}: JSON nested too deeply to read") from None
+
+
+def _max_depth(text: str) -> int:
+    """How deep arrays and objects nest in ``text``, brackets inside strings not counted.
+
+    Strings are removed by one regular expression (C speed), so only the brackets are walked in Python.
+    """
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return 0  # cannot nest deeper than the number of openings
+    depth = deepest = 0
+    for ch in _BRACKETS.findall(_STRINGS.sub("", text)):
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def load_torch_data(path: str | os.PathLike, *, what: str = "file") -> Any:
+    """``torch.load(weights_only=True)`` of plain data (tensors, dicts, lists, numbers, text).
+
+    A file that holds Python objects (a pickled module, a payload that would run code) is refused
+    with our own message: torch's advises loading it again with ``weights_only=False``, which is
+    exactly what must not be done with a file of unknown origin.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: {what} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or unsafe files
+        text = str(exc)
+        operand = re.search(r"Unsupported operand (\d+)", text)
+        if operand:  # e.g. LONG4: an integer of more than 255 bytes, which no file of the suite holds
+            op = pickletools.code2op.get(chr(int(operand.group(1))))
+            raise InputFileError(
+                f"{path}: refused: the {what} is not plain data (pickle opcode {op.name if op else operand.group(1)}, "
+                "which the safe loader does not read) and was not loaded"
+            ) from None
+        if "weights_only" in text or "Unsupported global" in text:
+            found = re.search(r"GLOBAL ([\w.]+)", text)
+            held = f" ({found.group(1)})" if found else ""
+            raise InputFileError(
+                f"{path}: refused: the {what} holds Python objects{held}, not only tensors and plain data, and "
+                "was not loaded (loading such a file can run code; the suite never writes one)"
+            ) from None
+        raise InputFileError(f"{path}: not a loadable {what} ({type(exc).__name__}: {text[:200]})") from None
 
 
 def read_json_object(path: str | os.PathLike, what: str) -> dict[str, Any]:

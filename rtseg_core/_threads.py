@@ -19,6 +19,11 @@ The command-line entry point applies it to the whole process before PyTorch star
 (:func:`configure_process`), with ``OMP_WAIT_POLICY=PASSIVE`` so that threads that do wait sleep
 instead of spinning; library code only sets threads for a block and restores them
 (:func:`torch_threads`).
+
+Whatever the source (``--threads``, ``OMP_NUM_THREADS``, a setting read from a study), a count
+above the cores this process may run on is an error naming the source (:func:`check_threads`):
+more threads than cores only oversubscribe, and a count of 100,000 made OpenMP reserve 216 GB
+for thread stacks before failing.
 """
 
 from __future__ import annotations
@@ -49,24 +54,33 @@ def default_threads(environ: MutableMapping[str, str] | None = None, cores: int 
     env = os.environ if environ is None else environ
     raw = env.get("OMP_NUM_THREADS", "").strip()
     if raw:
-        try:
-            value = int(raw)
-        except ValueError:
-            value = 0
+        value = int(raw) if raw.isdigit() and len(raw) < 10 else 0
         if value < 1:
-            raise ConfigError(f"OMP_NUM_THREADS={raw!r}: must be an integer >= 1 (or unset)")
-        return value
+            raise ConfigError(f"OMP_NUM_THREADS={raw[:20]!r}: must be an integer >= 1 (or unset)")
+        return check_threads(value, source=f"OMP_NUM_THREADS={value}", cores=cores)
     cores = usable_cores() if cores is None else cores
     return max(1, min(MAX_DEFAULT_THREADS, cores // 2))
 
 
+def check_threads(threads: object, *, source: str, cores: int | None = None) -> int:
+    """``threads`` if it is an integer from 1 to the usable cores, else a ConfigError naming ``source``."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        shown = repr(threads) if isinstance(threads, (int, float, str, type(None))) else type(threads).__name__
+        raise ConfigError(f"{source}: must be an integer >= 1, got {shown[:40]}")
+    cores = usable_cores() if cores is None else cores
+    if threads > cores:
+        raise ConfigError(
+            f"{source}: {threads} threads, but this process may run on {cores} core(s); give at most {cores} "
+            "(more threads than cores only oversubscribe them)"
+        )
+    return threads
+
+
 def resolve_threads(threads: int | None, *, option: str = "--threads") -> int:
-    """``threads`` when given (checked: an integer >= 1), else :func:`default_threads`."""
+    """``threads`` when given (checked by :func:`check_threads`), else :func:`default_threads`."""
     if threads is None:
         return default_threads()
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"{option}: must be an integer >= 1, got {threads!r}")
-    return threads
+    return check_threads(threads, source=option)
 
 
 def configure_process(environ: MutableMapping[str, str] | None = None) -> None:
@@ -81,8 +95,13 @@ def configure_process(environ: MutableMapping[str, str] | None = None) -> None:
 
 
 @contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """``torch.set_num_threads`` for the block, the previous value restored afterwards."""
+def torch_threads(threads: int, *, source: str = "threads") -> Iterator[None]:
+    """``torch.set_num_threads`` for the block, the previous value restored afterwards.
+
+    ``threads`` is checked (:func:`check_threads`) here too, whatever checked it before: this is
+    where a count reaches OpenMP. ``source`` names where it came from in the error.
+    """
+    check_threads(threads, source=source)
     import torch  # lazy: `rtseg-nas --help` should not pay for importing torch
 
     previous = torch.get_num_threads()

@@ -41,6 +41,7 @@ from rtseg_core import (
     ProxyTrainingSettings,
     SearchError,
     StudySettings,
+    check_threads,
     parse_objectives,
 )
 from search_spaces._early_stop import EarlyStopRule
@@ -166,8 +167,8 @@ class ProxyTraining:
             object.__setattr__(self, "epochs", self.fidelity_schedule().epochs)
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
             raise ConfigError(f"--epochs: must be an integer >= 1, got {self.epochs!r}")
-        if self.train_threads is not None and (not isinstance(self.train_threads, int) or self.train_threads < 1):
-            raise ConfigError(f"--train-threads: must be an integer >= 1, got {self.train_threads!r}")
+        if self.train_threads is not None:
+            check_threads(self.train_threads, source="--train-threads")
         self.train_config(seed=0)  # validates size, epochs, batch size, lr
 
     def fidelity_schedule(self):
@@ -219,6 +220,8 @@ class ProfilingOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"--{name.replace('_', '-')}: must be an integer >= 1, got {value!r}")
+        if self.target == "local":  # a device's threads are the device's business
+            check_threads(self.threads, source="--threads")
 
     def measure(
         self, model: Any, *, seed: int, model_name: str, profile: Callable[..., ProfileReport] | None = None

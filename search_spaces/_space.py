@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from models import PRESETS, RTSegConfig
-from rtseg_core import ConfigError
+from rtseg_core import ConfigError, brief
 
 if TYPE_CHECKING:
     import optuna
@@ -93,7 +93,7 @@ class SearchSpace:
 
     def _validate(self) -> None:
         def fail(field: str, rule: str) -> NoReturn:
-            raise ConfigError(f"SearchSpace.{field}: {rule}, got {getattr(self, field)!r}")
+            raise ConfigError(f"SearchSpace.{field}: {rule}, got {brief(getattr(self, field))}")
 
         if self.base not in PRESETS:
             fail("base", f"must be a preset ({', '.join(sorted(PRESETS))})")
@@ -216,6 +216,41 @@ class SearchSpace:
         return config_from_params(params, self) == cfg and all(
             _in_spec(params[name], spec) for name, spec in self.parameters().items()
         )
+
+    def member_error(self, cfg: RTSegConfig) -> str | None:
+        """Why ``cfg`` is not an architecture of this space (one line naming the field), or ``None``.
+
+        A supernet trained only the members of its space: a width off the grid or a shift size it
+        never drew would run on weights that never learned it.
+        """
+        try:
+            params_from_config(cfg, self)  # every field the space does not search is the base preset's
+        except ConfigError as exc:
+            return str(exc)
+        for (field, i), (low, high) in zip(_WIDTHS, self.width_ranges()):
+            width = getattr(cfg, field)[i]
+            if not low <= width <= high or (width - low) % self.width_step:
+                return (
+                    f"RTSegConfig.{field}[{i}]: {width} is not a width of the space "
+                    f"({low} to {high} in steps of {self.width_step})"
+                )
+        for field in ("enc_depths", "dec_depths"):
+            low, high = getattr(self, field)
+            for i, depth in enumerate(getattr(cfg, field)):
+                if not low <= depth <= high:
+                    return f"RTSegConfig.{field}[{i}]: {depth} is outside the space's {low} to {high}"
+        low, high = self.mlp_ratio
+        if not float(cfg.mlp_ratio).is_integer() or not low <= cfg.mlp_ratio <= high:
+            return f"RTSegConfig.mlp_ratio: {cfg.mlp_ratio} is not an integer from {low} to {high}"
+        for field in ("shift_size", "dsconv_bits"):
+            if getattr(cfg, field) not in getattr(self, field):
+                return (
+                    f"RTSegConfig.{field}: {getattr(cfg, field)} is not one of the space's {list(getattr(self, field))}"
+                )
+        reason = check_config(cfg, self)
+        if reason is None and not self.contains(cfg):  # a last guard: every check above passed
+            reason = "not reachable from the space's parameters"
+        return reason
 
     def smallest_config(self) -> RTSegConfig:
         """The config with every range at its low end (fewest parameters): a lower bound for ``--max-params``."""

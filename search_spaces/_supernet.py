@@ -48,9 +48,13 @@ from torch.utils.data import DataLoader
 from models import PRESETS, Checkpoint, ElasticRTSegNet, RTSegConfig, recalibrate_batchnorm, save_checkpoint
 from rtseg_core import (
     ConfigError,
+    Fields,
     InputFileError,
     atomic_save_torch,
     atomic_write_json,
+    brief,
+    is_finite_number,
+    load_torch_data,
     resolve_device,
     write_supernet_training,
 )
@@ -59,6 +63,7 @@ from segmentation import (
     DeepSupervisionLoss,
     TrainConfig,
     TrainingDiverged,
+    check_training_memory,
     cosine_lr,  # the cosine schedule of `train`, shared rather than copied
     load_split,
     seed_everything,
@@ -69,6 +74,9 @@ log = logging.getLogger(__name__)
 
 FORMAT = "rtseg-nas/supernet"
 VERSION = 1
+# Members drawn at random per step: every one is a forward and backward pass more per step; the
+# sandwich rule's papers draw 2 to 4. A million was accepted and would never finish a step.
+MAX_RANDOM_SUBNETS = 16
 
 
 @dataclass(frozen=True)
@@ -81,14 +89,20 @@ class SandwichConfig:
     bn_batches: int = 4  # batches that recalibrate BatchNorm of the smallest before its per-epoch val Dice
 
     def __post_init__(self) -> None:
-        if not isinstance(self.random_subnets, int) or self.random_subnets < 0:
-            raise ConfigError(f"--random-subnets: must be an integer >= 0, got {self.random_subnets!r}")
-        if not 0.0 <= self.kd_weight <= 1.0:
-            raise ConfigError(f"--kd-weight: must be in [0, 1], got {self.kd_weight}")
-        if not self.kd_temperature > 0:
-            raise ConfigError(f"--kd-temperature: must be > 0, got {self.kd_temperature}")
-        if not isinstance(self.bn_batches, int) or self.bn_batches < 1:
-            raise ConfigError(f"--bn-batches: must be an integer >= 1, got {self.bn_batches!r}")
+        def integer(value: Any, low: int, high: int) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+        if not integer(self.random_subnets, 0, MAX_RANDOM_SUBNETS):
+            raise ConfigError(
+                f"--random-subnets: must be an integer from 0 to {MAX_RANDOM_SUBNETS} (each is one more forward and "
+                f"backward pass per step), got {brief(self.random_subnets)}"
+            )
+        if not is_finite_number(self.kd_weight) or not 0.0 <= self.kd_weight <= 1.0:
+            raise ConfigError(f"--kd-weight: must be a number in [0, 1], got {brief(self.kd_weight)}")
+        if not is_finite_number(self.kd_temperature) or not 0 < self.kd_temperature <= 100:
+            raise ConfigError(f"--kd-temperature: must be a number in (0, 100], got {brief(self.kd_temperature)}")
+        if not integer(self.bn_batches, 1, 10_000):
+            raise ConfigError(f"--bn-batches: must be an integer from 1 to 10000, got {brief(self.bn_batches)}")
 
 
 @dataclass
@@ -122,6 +136,7 @@ class Supernet:
     epoch: int
     history: list[dict[str, Any]]
     path: Path | None = None
+    optimizer: dict[str, Any] | None = None  # {"optimizer": ..., "scheduler": ...} state for --resume
 
 
 # -- the space's extremes and random members -----------------------------------------------------
@@ -199,35 +214,106 @@ def save_supernet(
 
 
 def load_supernet(path: str | Path) -> Supernet:
-    """Load ``supernet.pt`` (``weights_only=True``); errors name the file."""
+    """Load ``supernet.pt`` (``weights_only=True``), every field checked; errors name the file and field."""
     path = Path(path).expanduser().resolve()  # absolute: a study records which supernet it searched
     if path.is_dir():
         path = path / "supernet.pt"
     if not path.is_file():
         raise InputFileError(f"{path}: supernet checkpoint not found (train one with `rtseg-nas supernet train`)")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        raise ConfigError(f"{path}: not a loadable supernet ({type(exc).__name__}: {str(exc)[:200]})") from None
+    data = load_torch_data(path, what="supernet checkpoint")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ConfigError(f"{path}: not an rtseg-nas supernet (no 'format': {FORMAT!r}; a model checkpoint?)")
+        raise InputFileError(f"{path}: not an rtseg-nas supernet (no 'format': {FORMAT!r}; a model checkpoint?)")
     if data.get("version") != VERSION:
-        raise ConfigError(f"{path}: supernet version {data.get('version')} is not supported (expected {VERSION})")
-    space = SearchSpace.from_dict(data["space"], source=f"{path}: space")
-    net = ElasticRTSegNet(RTSegConfig.from_dict(data["config"], source=f"{path}: config"))
+        raise InputFileError(
+            f"{path}: supernet version {brief(data.get('version'))} is not supported (expected {VERSION})"
+        )
     try:
-        net.net.load_state_dict(data["state_dict"], strict=True)
-    except RuntimeError as exc:
-        raise ConfigError(f"{path}: the weights do not match the supernet's config ({str(exc)[:300]})") from None
+        return _read_supernet(data, path)
+    except InputFileError:
+        raise
+    except ConfigError as exc:  # a damaged input file: the run fails on it (exit status 1)
+        raise InputFileError(str(exc)) from None
+
+
+_FIELDS = ("format", "version", "space", "config", "train", "sandwich", "state_dict", "optimizer", "epoch", "history")
+
+
+def _read_supernet(data: dict[str, Any], path: Path) -> Supernet:
+    """The typed reader behind :func:`load_supernet` (a crafted file gets one error line, never a traceback)."""
+    f = Fields(data, str(path))
+    f.unknown(_FIELDS)
+    space = SearchSpace.from_dict(f.dict("space"), source=f"{path}: space")
+    config = RTSegConfig.from_dict(f.dict("config"), source=f"{path}: config")
+    container = largest_config(space)
+    if config != container:
+        rule = f"must be the container of the supernet's space ({summarize_config(container)})"
+        raise f.error("config", rule, summarize_config(config))
+    train = _settings(f.object("train"), TrainConfig)
+    sandwich = _settings(f.object("sandwich"), SandwichConfig)
+    epoch = f.int("epoch", minimum=0, maximum=train.epochs)
+    state = _weights(f.object("state_dict"))
+    optimizer = None
+    saved = f.object("optimizer", optional=True)
+    if saved is not None:
+        saved.unknown(("optimizer", "scheduler"))
+        optimizer = {"optimizer": saved.dict("optimizer"), "scheduler": saved.dict("scheduler")}
+    entries = f.list("history", optional=True) or []
+    history = [_epoch_entry(Fields(e, str(path), f"history[{i}].")) for i, e in enumerate(entries)]
+    if len(history) != epoch:
+        raise f.error("history", f"must hold one entry per finished epoch ({epoch}); it holds {len(history)}")
+    net = ElasticRTSegNet(config)
+    try:
+        net.net.load_state_dict(state, strict=True)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        detail = "; ".join(line.strip() for line in str(exc).strip().splitlines()[:3])
+        raise ConfigError(f"{path}: 'state_dict' does not match the supernet's config ({detail[:300]})") from None
     return Supernet(
         net=net.eval(),
         space=space,
-        train=TrainConfig(**data["train"]),
-        sandwich=SandwichConfig(**data["sandwich"]),
-        epoch=int(data["epoch"]),
-        history=list(data.get("history") or []),
+        train=train,
+        sandwich=sandwich,
+        epoch=epoch,
+        history=history,
         path=path,
+        optimizer=optimizer,
     )
+
+
+def _settings(f: Fields, cls):
+    """``cls(**fields)`` for a frozen settings dataclass; unknown, missing and bad fields name the file and field."""
+    names = [x.name for x in fields(cls)]
+    f.unknown(names)
+    for name in names:  # save_supernet writes every field: none may fall back to a default
+        if name not in f:
+            raise f.error(name, "is missing")
+    try:
+        return cls(**dict(f.data))
+    except ConfigError as exc:
+        raise ConfigError(f"{f.source}: '{f.prefix.rstrip('.')}': {exc}") from None
+
+
+def _weights(f: Fields) -> dict[str, torch.Tensor]:
+    """The state dict: tensors by name, none of them holding NaN or infinity (named when one does)."""
+    state = {}
+    for name, tensor in f.data.items():
+        if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
+            raise ConfigError(f"{f.source}: 'state_dict' entry {brief(name)} must be a tensor, got {brief(tensor)}")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ConfigError(
+                f"{f.source}: 'state_dict' tensor {name!r} holds NaN or infinite values; the supernet is broken "
+                "(a diverged run?) and none of its members can be used"
+            )
+        state[name] = tensor
+    return state
+
+
+def _epoch_entry(f: Fields) -> dict[str, Any]:
+    names = [x.name for x in fields(SupernetEpoch)]
+    f.unknown(names)
+    entry: dict[str, Any] = {"epoch": f.int("epoch", minimum=1, maximum=10**6)}
+    for name in names[1:]:
+        entry[name] = f.number(name, minimum=-1e30, maximum=1e30)
+    return entry
 
 
 # -- training --------------------------------------------------------------------------------------
@@ -258,6 +344,7 @@ def train_supernet(
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "supernet.pt"
     device = resolve_device(train_cfg.device)
+    check_training_memory(largest_config(space), train_cfg, device)  # the container trains every step
     seed_everything(train_cfg.seed)
     if ckpt_path.is_file() and not resume:
         raise ConfigError(f"{ckpt_path}: exists; pass --resume to continue it or choose another --out")
@@ -307,10 +394,15 @@ def train_supernet(
                 differ = [f.name for f in fields(mine) if getattr(mine, f.name) != getattr(theirs, f.name)]
                 raise ConfigError(f"{ckpt_path}: --resume with different {name} than the checkpoint's: {differ}")
         net.net.load_state_dict(prev.net.net.state_dict())
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)["optimizer"] or {}
-        if state:
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
+        if prev.optimizer:
+            try:
+                optimizer.load_state_dict(prev.optimizer["optimizer"])
+                scheduler.load_state_dict(prev.optimizer["scheduler"])
+            except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                raise ConfigError(
+                    f"{ckpt_path}: optimizer: the saved optimizer state does not fit this supernet "
+                    f"({type(exc).__name__}: {str(exc)[:200]})"
+                ) from None
         result.epochs = [SupernetEpoch(**e) for e in prev.history]
         start_epoch = prev.epoch
         log.info("resuming %s from epoch %d/%d", ckpt_path, start_epoch, train_cfg.epochs)
@@ -445,6 +537,12 @@ def extract_subnet(supernet: Supernet, cfg: RTSegConfig, out_dir: str | Path, *,
         supernet.net.check_member(cfg)
     except ConfigError as exc:
         raise ConfigError(f"{supernet.path}: cannot extract {summarize_config(cfg)}: {exc}") from None
+    reason = supernet.space.member_error(cfg)
+    if reason is not None:  # inside the container, but never drawn in training: untrained weights
+        raise ConfigError(
+            f"{supernet.path}: cannot extract {summarize_config(cfg)}: {reason}; the supernet trained only "
+            "the members of its space"
+        )
     model = supernet.net.extract(cfg)
     n = bn_batches or supernet.sandwich.bn_batches
     recalibrate_batchnorm(model, calibration_batches(supernet.train, n))

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from rtseg_core import ConfigError
+from rtseg_core import ConfigError, is_finite_number
 
 # The smallest image side the data sets load (a phantom needs room for its two structures). Here, not in
 # the data module, so that a training config refuses a smaller size when it is built, before any run.
@@ -40,6 +40,9 @@ class TrainConfig:
         def option(name: str) -> str:
             return "--" + name.replace("_", "-")
 
+        for name in ("data", "device", "frames", "optimizer"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{option(name)}: must be text, got {type(getattr(self, name)).__name__}")
         bounds = (("size", MIN_SIZE, 4096), ("epochs", 1, 10**6), ("batch_size", 1, 4096), ("workers", 0, 256))
         for name, low, high in bounds:
             value = getattr(self, name)
@@ -47,7 +50,7 @@ class TrainConfig:
                 raise ConfigError(f"{option(name)}: must be an integer from {low} to {high}, got {value!r}")
         for name in ("steps_per_epoch", "val_batches"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ConfigError(f"{option(name)}: must be an integer >= 1 (or unset), got {value!r}")
         if self.optimizer not in ("adam", "adamw"):
             raise ConfigError(f"--optimizer: must be adam or adamw, got {self.optimizer!r}")
@@ -58,8 +61,7 @@ class TrainConfig:
             ("aux_weight", 0.0, 1000.0, False),
         ):
             value = getattr(self, name)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            if not ok or not (low < value if low_open else low <= value) or not value <= high:
+            if not is_finite_number(value) or not (low < value if low_open else low <= value) or not value <= high:
                 span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
                 raise ConfigError(f"{option(name)}: must be a finite number in {span}, got {value!r}")
 

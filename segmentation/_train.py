@@ -73,6 +73,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def check_training_memory(arch: RTSegConfig, cfg: TrainConfig, device: torch.device) -> None:
+    """Refuse, before data or weights are loaded, a model that cannot train at ``cfg``'s size and batch."""
+    limit, where = None, ""
+    if device.type == "cuda":
+        limit = torch.cuda.get_device_properties(device).total_memory
+        where = f"{device} has"
+    arch.check_memory(size=cfg.size, batch=cfg.batch_size, training=True, limit_bytes=limit, where=where)
+
+
 def train(
     arch: RTSegConfig,
     cfg: TrainConfig,
@@ -97,6 +106,8 @@ def train(
     ``pruning`` history then goes into the checkpoint) in place instead of a fresh build.
     ``out_dir=None`` writes nothing (fine-tuning inside a larger step).
     """
+    device = resolve_device(cfg.device)
+    check_training_memory(arch, cfg, device)  # before any folder, data or weight
     out_dir = Path(out_dir) if out_dir is not None else None
     ckpt_path = out_dir / "checkpoint.pt" if out_dir is not None else None
     if out_dir is not None and not resume and not overwrite and ckpt_path.is_file():
@@ -110,7 +121,6 @@ def train(
         except OSError as exc:
             where = f": {exc.filename}" if exc.filename else ""
             raise OutputError(f"--out {out_dir}: cannot create the output folder ({exc.strerror}{where})") from None
-    device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
 
     train_ds = load_split(cfg.data, "train", size=cfg.size, seed=cfg.seed, frames=cfg.frames)

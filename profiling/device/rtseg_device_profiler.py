@@ -31,6 +31,7 @@ search workers that share a device queue instead of timing on top of each other.
 get the lock within ``lock_timeout_s`` fails with code "device-busy", naming the host and holder.
 """
 
+import collections
 import errno
 import fcntl
 import json
@@ -49,6 +50,20 @@ PATH_PARAMS = ("model", "times_file", "workdir", "trtexec_path", "tegrastats_pat
 TRTEXEC_DEFAULT = "/usr/src/tensorrt/bin/trtexec"
 LOCK_DEFAULT = "/tmp/rtseg-device-profiler.lock"
 LOCK_TIMEOUT_DEFAULT = 600.0
+
+# trtexec's output is streamed, never held whole (--verbose on a big model prints hundreds of MB;
+# holding it took 1.2 GB for 512 MB of output): the first OUTPUT_HEAD_BYTES, the last
+# OUTPUT_TAIL_BYTES, and in between only the lines the host parses (profiling/_parsers.py), up to
+# OUTPUT_KEPT_BYTES. Lines are read at most OUTPUT_LINE_BYTES at a time (a line without newlines
+# cannot grow without bound either).
+OUTPUT_HEAD_BYTES = 64 * 1024
+OUTPUT_TAIL_BYTES = 400 * 1024
+OUTPUT_KEPT_BYTES = 1024 * 1024
+OUTPUT_LINE_BYTES = 64 * 1024
+PARSED_LINE = re.compile(
+    r"&&&&|TensorRT version|Selected Device|Compute Capability|Average on \d+ runs|Warmup completed|"
+    r"Timing trace has|[Tt]hroughput:|Latency|GPU Compute|Enqueue Time|percentile|(?:min|max|mean|median)[:=]"
+)
 
 # Compute capability by SoC (from /proc/device-tree/compatible), for the INT8 decision.
 SOC_COMPUTE_CAPABILITY = {
@@ -95,9 +110,18 @@ class DeviceError(Exception):
 
 
 def read_text(path, limit=65536):
+    """At most ``limit`` bytes of a file as text, read in pieces: ``fh.read(limit)`` would allocate all
+    of ``limit`` up front (64 MB for every trtexec times file, on a 4 GB Nano)."""
     try:
         with open(path, "rb") as fh:
-            return fh.read(limit).decode("utf-8", "replace")
+            chunks, size = [], 0
+            while size < limit:
+                chunk = fh.read(min(1024 * 1024, limit - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            return b"".join(chunks).decode("utf-8", "replace")
     except (IOError, OSError):
         return None
 
@@ -159,6 +183,54 @@ def exit_on_hangup(workdir):
     thread = threading.Thread(target=watch)
     thread.daemon = True
     thread.start()
+
+
+def device_threads(params):
+    """The intra-op thread count asked for, at most this device's CPUs (more only oversubscribe them)."""
+    threads = int(params["threads"])
+    cpus = os.cpu_count() or 1
+    if not 1 <= threads <= cpus:
+        raise DeviceError("threads", "--threads {}: this device has {} CPU(s); give 1 to {}".format(threads, cpus, cpus))
+    return threads
+
+
+class BoundedOutput(object):
+    """A tool's output kept within fixed bounds (see OUTPUT_HEAD_BYTES): head, parsed lines, tail."""
+
+    def __init__(self):
+        self.head, self.head_bytes = [], 0
+        self.tail, self.tail_bytes = collections.deque(), 0
+        self.kept, self.kept_bytes = [], 0
+        self.dropped_lines, self.dropped_bytes = 0, 0
+
+    def add(self, line):
+        if self.head_bytes < OUTPUT_HEAD_BYTES:
+            self.head.append(line)
+            self.head_bytes += len(line)
+            return
+        self.tail.append(line)
+        self.tail_bytes += len(line)
+        while self.tail_bytes > OUTPUT_TAIL_BYTES and len(self.tail) > 1:
+            old = self.tail.popleft()
+            self.tail_bytes -= len(old)
+            if self.kept_bytes < OUTPUT_KEPT_BYTES and PARSED_LINE.search(old):
+                self.kept.append(old)
+                self.kept_bytes += len(old)
+            else:
+                self.dropped_lines += 1
+                self.dropped_bytes += len(old)
+
+    def last_lines(self, n):
+        return (self.head + self.kept + list(self.tail))[-n:]
+
+    def text(self):
+        note = []
+        if self.dropped_lines:
+            note = [
+                "[rtseg device profiler: {} lines ({} bytes) of this output left out; kept: its start, the lines "
+                "with results, its end]\n".format(self.dropped_lines, self.dropped_bytes)
+            ]
+        return "".join(self.head + note + self.kept + list(self.tail))
 
 
 def which(name, fallback=None):
@@ -536,7 +608,7 @@ def run_onnxruntime(params, facts, sampler):
 
     so = ort.SessionOptions()
     if params.get("threads"):
-        so.intra_op_num_threads = int(params["threads"])
+        so.intra_op_num_threads = device_threads(params)
         so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     provider = "CPUExecutionProvider"
@@ -654,14 +726,14 @@ def run_trtexec(params, facts, sampler, precision):
         stdin=subprocess.DEVNULL,
     )
     CHILDREN.append(proc)
-    lines = []
+    output = BoundedOutput()
     marks = {"start": None, "end": None}
 
     def reader():
-        for raw in iter(proc.stdout.readline, b""):
+        for raw in iter(lambda: proc.stdout.readline(OUTPUT_LINE_BYTES), b""):
             line = raw.decode("utf-8", "replace")
             now = time.time()
-            lines.append(line)
+            output.add(line)
             # the engine build takes minutes on a Nano: power is sampled from here on only
             if marks["start"] is None and "Starting inference" in line:
                 marks["start"] = now
@@ -685,12 +757,11 @@ def run_trtexec(params, facts, sampler, precision):
     thread.join(timeout=10)
     end = marks["end"] or time.time()
     sampler.stop()
-    output = "".join(lines)
     times_json = read_text(params["times_file"], 64 * 1024 * 1024)
     if proc.returncode != 0:
         raise DeviceError(
             "trtexec-failed",
-            "trtexec exited with code {}; last lines:\n{}".format(proc.returncode, "".join(lines[-25:])),
+            "trtexec exited with code {}; last lines:\n{}".format(proc.returncode, "".join(output.last_lines(25))),
         )
     return {
         "backend": "tensorrt",
@@ -699,7 +770,7 @@ def run_trtexec(params, facts, sampler, precision):
             "path": tool,
             "argv": argv,
             "returncode": proc.returncode,
-            "output": output[-400000:],
+            "output": output.text(),
             "times_json": times_json,
             "flags_dropped": dropped,
         },
@@ -725,7 +796,7 @@ def run_kernel_batch(params, facts, backend, precision):
 
         so = ort.SessionOptions()
         if params.get("threads"):
-            so.intra_op_num_threads = int(params["threads"])
+            so.intra_op_num_threads = device_threads(params)
             so.inter_op_num_threads = 1
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         rng = np.random.RandomState(0)

@@ -241,7 +241,7 @@ def _extract(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from models import RTSegConfig, create_config
-    from rtseg_core import read_json, staged_output
+    from rtseg_core import read_json, remove_stale_siblings, staged_output
     from search_spaces import extract_subnet, load_supernet, summarize_config
 
     supernet = load_supernet(args.supernet)
@@ -251,6 +251,7 @@ def _extract(args: argparse.Namespace) -> int:
     else:
         cfg = create_config(args.arch)
     # OUT is written whole or not at all, and never over files extract did not write (a fine-tuned run).
+    remove_stale_siblings(args.out)  # staging folders of extractions that were killed
     with staged_output(args.out, verb="supernet extract", inputs=[supernet.path], overwrite=args.overwrite) as tmp:
         extract_subnet(supernet, cfg, tmp, bn_batches=args.bn_batches)
     out = Path(args.out)

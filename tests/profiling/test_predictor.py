@@ -16,8 +16,9 @@ from models import build_model, create_config
 from profiling import TimingOptions, profile_model
 from profiling._backends import check_target, resolve_backends
 from profiling._kernels import decompose_onnx
-from profiling._predictor import LatencyPredictor, LatencyTable, export_for_table
+from profiling._predictor import LatencyPredictor, export_for_table
 from profiling._records import PREDICTED
+from profiling._table import LatencyTable
 from profiling._table_build import LocalTimer, build_table
 from rtseg_core import ConfigError
 
@@ -257,3 +258,75 @@ def test_the_predictor_is_loaded_once_per_version_of_the_table(table_path, tmp_p
     assert first._predictor() is not predictor
     with pytest.raises(ConfigError, match="file not found"):
         resolve_backends(f"predict:{tmp_path / 'gone.json'}")[0]._predictor()
+
+
+def _kernel(field, value):
+    def change(data):
+        data["kernels"][next(iter(data["kernels"]))][field] = value
+
+    return change
+
+
+def _set(*path, value):
+    def change(data):
+        target = data
+        for name in path[:-1]:
+            target = target[name]
+        target[path[-1]] = value
+
+    return change
+
+
+TIME = "must be a positive finite number <= 60000"
+# (case, change, the error after "TABLE: "; {k} is the first kernel's key)
+HOSTILE_TABLES = [
+    ("negative", _kernel("median_ms", -3.1), f"'kernels['{{k}}'].median_ms' {TIME}, got -3.1"),
+    ("zero", _kernel("median_ms", 0.0), f"'kernels['{{k}}'].median_ms' {TIME}, got 0.0"),
+    ("huge", _kernel("median_ms", 1e300), f"'kernels['{{k}}'].median_ms' {TIME}, got 1e+300"),
+    ("nan", _kernel("cpu_ms", float("nan")), f"'kernels['{{k}}'].cpu_ms' {TIME}, got nan"),
+    ("inf", _kernel("median_ms", float("inf")), f"'kernels['{{k}}'].median_ms' {TIME}, got inf"),
+    ("text", _kernel("median_ms", "fast"), f"'kernels['{{k}}'].median_ms' {TIME}, got 'fast'"),
+    ("runs", _kernel("runs", 2.5), "'kernels['{k}'].runs' must be an integer in [1, 10000000], got 2.5"),
+    ("features", _kernel("features", {"flops": -1}), "'kernels['{k}'].features.flops' must be a finite number in"),
+    ("no runs", lambda d: d["kernels"][next(iter(d["kernels"]))].pop("runs"), "missing field 'kernels['{k}'].runs'"),
+    ("kernels list", _set("kernels", value=[]), "'kernels' must be a JSON object, got []"),
+    ("call", _set("call_ms", value=-1), f"'call_ms' {TIME}, got -1"),
+    ("threads", _set("key", "threads", value="one"), "'key.threads' must be an integer in [1, 4096], got 'one'"),
+    ("calibration", _set("calibration", 0, "measured_ms", value=0), f"'calibration[0].measured_ms' {TIME}, got 0"),
+    ("unknown kernel", _set("calibration", 0, "kernels", 0, value="nope"), "'calibration[0].kernels[0]' must be a"),
+    ("unknown field", _set("speedup", value=2), "unknown field(s) ['speedup'] in the file"),
+]
+
+
+@pytest.mark.parametrize(("change", "says"), [c[1:] for c in HOSTILE_TABLES], ids=[c[0] for c in HOSTILE_TABLES])
+def test_a_hostile_table_is_one_error_naming_its_field(table_path, tmp_path, change, says):
+    data = json.loads(table_path.read_text())
+    first = next(iter(data["kernels"]))
+    change(data)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))  # NaN and Infinity as Python's json writes them
+    with pytest.raises(ConfigError) as info:
+        LatencyTable.load(bad)
+    assert str(info.value).startswith(f"{bad}: {says.format(k=first)}"), str(info.value)
+
+
+def test_a_hostile_table_is_refused_before_a_search_or_a_profile_uses_it(table_path, tmp_path, capsys):
+    from rtseg_nas.cli import main
+
+    data = json.loads(table_path.read_text())
+    for entry in data["kernels"].values():
+        entry["median_ms"] = entry["cpu_ms"] = -entry["median_ms"]  # predicted -50 ms, "feasible" before
+    bad = tmp_path / "negative.json"
+    bad.write_text(json.dumps(data))
+    arch = tmp_path / "a.json"
+    arch.write_text(json.dumps(CONFIGS["a"]))
+    for argv in (
+        ["latency-table", "show", str(bad)],
+        ["profile", "--arch", str(arch), "--size", str(SIZE), "--no-count", "--target", f"predict:{bad}"],
+        ["search", "--study", str(tmp_path / "s"), "--target", f"predict:{bad}", "--max-latency-ms", "5"],
+    ):
+        assert main(argv) == 1  # the run failed on a damaged input file
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and err.count("error:") == 1, err
+        assert f"error: {bad}: 'kernels[" in err and TIME in err
+    assert not (tmp_path / "s").exists()  # refused before the study folder was made

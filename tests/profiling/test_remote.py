@@ -627,3 +627,51 @@ def test_known_hosts_with_markers_hashes_and_unknown_types(sshd, tmp_path):
     known.write_text(known.read_text() + f"@revoked * {kind} {blob}\n", encoding="utf-8")
     with pytest.raises(RemoteProfilingError, match="@revoked"):
         _echo(sshd.url, sshd.options(tmp_path, known_hosts=str(known)))
+
+
+TRTEXEC_VERBOSE = '''\
+#!{python}
+"""Stand-in for a trtexec --verbose run: 30 MB of log lines and one 4 MB line between its header and summary."""
+import json, sys
+args = sys.argv[1:]
+if args == ["--help"]:
+    print("--workspace=N\\n--useSpinWait\\n--noDataTransfers\\n--exportTimes=<file>")
+    sys.exit(0)
+opts = dict(a.partition("=")[::2] for a in args)
+out = sys.stdout
+out.write("&&&& RUNNING TensorRT.trtexec [TensorRT v8001] # trtexec\\n")
+out.write("[11/20/2023-10:00:00] [I] Selected Device: NVIDIA Tegra X1\\n")
+noise = "[11/20/2023-10:00:01] [V] [TRT] Tactic: 0x%016x Time: 0.123456 (layer /enc1/conv/Conv + Relu fused)\\n"
+for i in range(300000):
+    out.write(noise % i)
+    if i == 150000:
+        out.write("[11/20/2023-10:00:05] [I] Average on 10 runs - GPU latency: 21.5 ms - Host latency: 21.7 ms\\n")
+out.write("x" * 4000000 + "\\n")
+out.write("[11/20/2023-10:00:06] [I] Latency: min = 20 ms, max = 23 ms, mean = 21 ms, median = 21 ms, "
+          "percentile(99%) = 23 ms\\n")
+out.write("&&&& PASSED TensorRT.trtexec [TensorRT v8001] # trtexec\\n")
+json.dump([{{"latencyMs": 21.0, "computeMs": 21.0}}], open(opts["--exportTimes"], "w"))
+'''
+
+
+def test_trtexec_output_is_streamed_within_bounds_keeping_what_is_parsed(tmp_path):
+    """512 MB of trtexec output took 1.2 GB on the device; the script now holds a bounded head, tail and results."""
+    import tracemalloc
+
+    from profiling._parsers import parse_trtexec_output
+
+    dev = _device_module()
+    trtexec = _standin(tmp_path / "trtexec", TRTEXEC_VERBOSE.format(python=sys.executable))
+    params = {"model": str(tmp_path / "m.onnx"), "times_file": str(tmp_path / "t.json"), "warmup_ms": 10, "runs": 10}
+    tracemalloc.start()
+    try:
+        result = dev.run_trtexec(params, {"trtexec": str(trtexec)}, dev.TegrastatsSampler(None, 100), "fp32")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    output = result["trtexec"]["output"]
+    assert len(output) < 2_000_000 and peak < 8_000_000, (len(output), peak)  # of 34 MB printed
+    assert "lines (" in output and "of this output left out" in output
+    summary = parse_trtexec_output(output)
+    assert summary.tensorrt_version == "8.0.1" and summary.passed and summary.device_name == "NVIDIA Tegra X1"
+    assert summary.latency.median == 21.0 and [a.gpu_ms for a in summary.averages] == [21.5]

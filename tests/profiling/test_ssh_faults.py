@@ -410,3 +410,53 @@ def test_profile_through_a_jump_host_named_only_in_an_ssh_config(sshd, sshd_gate
     known.write_text(f"{sshd_gateway.host_key_line}\n")
     with pytest.raises(RemoteProfilingError, match=rf"unknown host key.*\[127\.0\.0\.1\]:{sshd.port} is not in"):
         RemoteShell.connect(SSHTarget.parse("ssh://nano"), opts)
+
+
+# ---------------------------------------------------------------------------------------------
+# hostile ssh_config and remote folders; paramiko's own logs
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line", ['Match host * exec "touch {marker}"', "Match !exec 'touch {marker}'", "match=exec 'touch {marker}'"]
+)
+def test_a_match_exec_line_is_refused_without_running_it(sshd, tmp_path, capsys, line):
+    marker = tmp_path / "MARKER"
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host lab-gw\n  HostName 127.0.0.1\n\n{line.format(marker=marker)}\n  User nobody\n")
+    known = sshd.known_hosts(tmp_path)
+    argv = ["profile", "--target", sshd.url, "--ssh-config", str(config), "--known-hosts", str(known)]
+    assert main([*argv, "--size", "32", "--no-count", "--remote-python", sys.executable]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.count("error:") == 1, err
+    assert f"error: ssh config {config}, line 4: `Match exec` is not supported" in err
+    assert not marker.exists()
+    # the file is a real trap: paramiko's own lookup of the plain target runs the command
+    lookup = "import paramiko, sys; paramiko.SSHConfig.from_path(sys.argv[1]).lookup('127.0.0.1')"
+    subprocess.run([sys.executable, "-c", lookup, str(config)], stdin=subprocess.DEVNULL, check=True)
+    assert marker.exists()
+
+
+def test_paramiko_logs_stay_off_the_terminal_unless_debug(tmp_path, capsys):
+    silent = socket.create_server(("127.0.0.1", 0))  # accepts TCP, never sends an SSH banner
+    try:
+        port = silent.getsockname()[1]
+        argv = ["profile", "--target", f"ssh://me@127.0.0.1:{port}", "--ssh-config", os.devnull, "--size", "32"]
+        known = tmp_path / "known_hosts"
+        assert main([*argv, "--known-hosts", str(known), "--no-count", "--connect-timeout", "1"]) == 1  # failed
+    finally:
+        silent.close()
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and f"me@127.0.0.1:{port}: no SSH banner within 1 s" in err, err
+    assert "Traceback" not in err and "Exception (client)" not in err and "paramiko" not in err, err
+
+
+def test_a_remote_tmpdir_that_is_not_a_folder_is_one_error_line(sshd, tiny_onnx, tmp_path, capsys):
+    missing = tmp_path / "no-such-folder"
+    opts = sshd.options(tmp_path, remote_tmpdir=str(missing))
+    with pytest.raises(RemoteProfilingError) as info:
+        profile_remote(tiny_onnx, sshd.url, opts, backend="onnxruntime", input_shape=SHAPE, runs=2)
+    message = str(info.value)
+    assert f"--remote-tmpdir {missing}: not a folder the device's user can use" in message
+    assert "No such file or directory" in message and "Traceback" not in message
+    assert not missing.exists()

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rtseg_core import ConfigError, configure_process, default_threads, resolve_threads, torch_threads
+from rtseg_core import (
+    ConfigError,
+    check_threads,
+    configure_process,
+    default_threads,
+    resolve_threads,
+    torch_threads,
+    usable_cores,
+)
 
 
 @pytest.mark.parametrize(("cores", "expected"), [(1, 1), (2, 1), (3, 1), (4, 2), (8, 4), (64, 4)])
@@ -26,7 +34,7 @@ def test_a_malformed_omp_num_threads_is_an_error_naming_it(raw):
 
 
 def test_an_explicit_thread_count_is_checked_and_kept():
-    assert resolve_threads(3) == 3
+    assert resolve_threads(usable_cores()) == usable_cores()
     with pytest.raises(ConfigError, match="--train-threads: must be an integer >= 1"):
         resolve_threads(0, option="--train-threads")
 
@@ -43,8 +51,28 @@ def test_configure_process_fills_only_what_the_user_left_unset():
 
 def test_torch_threads_restores_the_previous_count_even_after_an_error():
     before = torch.get_num_threads()
+    other = 1 if before != 1 else usable_cores()  # on one core there is no other count to set
     with pytest.raises(RuntimeError):
-        with torch_threads(before + 1):
-            assert torch.get_num_threads() == before + 1
+        with torch_threads(other):
+            assert torch.get_num_threads() == other
             raise RuntimeError("boom")
     assert torch.get_num_threads() == before
+
+
+def test_threads_above_the_cores_are_an_error_naming_their_source_whatever_it_is():
+    """A count of 100,000 (from study.json, --threads or OMP_NUM_THREADS) made OpenMP reserve 216 GB."""
+    cores = usable_cores()
+    with pytest.raises(ConfigError, match=rf"^--train-threads: {cores + 1} threads, but this process may run on"):
+        resolve_threads(cores + 1, option="--train-threads")
+    with pytest.raises(
+        ConfigError, match=r"^OMP_NUM_THREADS=100000: 100000 threads, .* on 8 core\(s\); give at most 8"
+    ):
+        default_threads({"OMP_NUM_THREADS": "100000"}, cores=8)
+    with pytest.raises(ConfigError, match=r"^OMP_NUM_THREADS='9999999999999'"):
+        default_threads({"OMP_NUM_THREADS": "9" * 13}, cores=8)
+    before = torch.get_num_threads()
+    with pytest.raises(ConfigError, match=r"^study.json: threads: 100000 threads"):
+        with torch_threads(100_000, source="study.json: threads"):
+            pass
+    assert torch.get_num_threads() == before  # refused before OpenMP saw the count
+    assert check_threads(cores, source="x") == cores

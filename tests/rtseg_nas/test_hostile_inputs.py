@@ -5,7 +5,9 @@ file (missing, unreadable or damaged) or later. Real files, real checkpoints, re
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 
 import pytest
 import torch
@@ -15,6 +17,13 @@ from rtseg_nas.cli import main
 
 SMALL = {"conv_widths": (8, 16, 32), "token_widths": (32, 48)}
 META = {"train": {"data": "synthetic:24", "size": 32, "seed": 0}}
+
+
+def _deep(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 USAGE, FAILED = 2, 1  # exit statuses (rtseg_core._errors)
@@ -74,6 +83,18 @@ def files(tmp_path_factory):
     big = {k: v * 1e12 if v.is_floating_point() else v for k, v in sd.items()}
     save_checkpoint(Checkpoint(config=cfg, state_dict=big, meta=META), d / "overflow.pt")
 
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)  # torch.save pickles the 5,000-deep list recursively
+    try:
+        crafted("config_deep.pt", config={**cfg.to_dict(), "conv_widths": _deep(5000)})
+    finally:
+        sys.setrecursionlimit(limit)
+    crafted("config_bigint.pt", config={**cfg.to_dict(), "mlp_ratio": 10**500})
+    (d / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (d / "bigint.json").write_text('{"conv_widths": [8, 16, ' + "9" * 5000 + "]}")
+    huge = {"conv_widths": [4096] * 3, "token_widths": [4096] * 2, "enc_depths": [32, 32], "dec_depths": [32, 32]}
+    (d / "huge_model.json").write_text(json.dumps({**huge, "mlp_ratio": 16}))
+    (d / "wide.json").write_text('{"conv_widths": [1024, 1024, 1024], "token_widths": [1024, 1024]}')
     (d / "binary.json").write_bytes(bytes(range(256)))
     (d / "latin1.json").write_bytes('{"activation": "relu", "note": "é"}'.encode("latin-1"))
     (d / "bool_text.json").write_text('{"dsconv": "false"}')
@@ -104,6 +125,46 @@ def test_config_files_that_are_binary_mistyped_or_absurd(files, capsys):
     )
 
 
+def test_config_json_too_deep_too_long_or_too_large_for_memory(files, tmp_path, capsys):
+    _check(
+        [
+            (["info", "--arch", files / "deep.json"], "deep.json: JSON nested 100000 levels deep", FAILED),
+            (["info", "--arch", files / "bigint.json"], "bigint.json: line 1: an integer of 5000 digits", FAILED),
+            (["info", "--arch", files / "huge_model.json"], "RTSegConfig: 70,843,666,459 parameters (283.4 GB"),
+            (
+                ["evaluate", "--checkpoint", files / "config_deep.pt"],
+                "RTSegConfig.conv_widths: needs 3 integers",
+                FAILED,
+            ),
+            (["evaluate", "--checkpoint", files / "config_bigint.pt"], "got an integer of about 501 digits", FAILED),
+            (
+                ["train", "--arch", files / "wide.json", "--size", "4096", "--out", tmp_path / "t", "--epochs", "1"],
+                "training this model at 4096x4096, batch 8 needs about",
+            ),
+            (["profile", "--arch", files / "wide.json", "--size", "4096", "--no-count"], "GiB of activations"),
+        ],
+        capsys,
+    )
+    assert not (tmp_path / "t").exists()  # refused before the output folder was made
+
+
+def test_thread_counts_above_the_cores_from_any_source(monkeypatch, tmp_path, capsys):
+    from rtseg_core import usable_cores
+
+    over = str(usable_cores() + 1)
+    _check(
+        [
+            (["profile", "--threads", over, "--size", "32", "--no-count"], f"--threads: {over} threads, but this"),
+            (["train", "--threads", over, "--out", tmp_path / "t"], f"--threads: {over} threads, but this"),
+            (["search", "--study", tmp_path / "s", "--threads", over], f"--threads: {over} threads, but this"),
+        ],
+        capsys,
+    )
+    monkeypatch.setenv("OMP_NUM_THREADS", "100000")
+    _check([(["info"], "OMP_NUM_THREADS=100000: 100000 threads, but this process may run on")], capsys)
+    assert not (tmp_path / "t").exists() and not (tmp_path / "s").exists()
+
+
 def test_crafted_checkpoints_are_named_field_by_field(files, capsys):
     _check(
         [
@@ -126,9 +187,10 @@ def test_crafted_checkpoints_are_named_field_by_field(files, capsys):
     )
 
 
-def test_a_checkpoint_holding_code_is_refused_with_torchs_warning(files, capsys):
+def test_a_checkpoint_holding_code_is_refused_without_advice_to_load_it_unsafely(files, capsys):
     line = _ends_in_one_error_line(["evaluate", "--checkpoint", str(files / "code.pt")], capsys, FAILED)
-    assert "refused" in line and "arbitrary code execution" in line and "trusted source" in line
+    assert "refused: the checkpoint holds Python objects (posix.system)" in line
+    assert "weights_only" not in line and "False" not in line  # torch's advice to load it anyway
     assert not (files / "code-ran").exists()
 
 

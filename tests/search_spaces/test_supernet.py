@@ -277,3 +277,149 @@ def test_the_common_options_work_before_or_after_the_action(argv):
     parser, _ = build_parser("supernet")
     args = parser.parse_args([*argv, "--supernet", "S", "--study", "D"])
     assert args.quiet and args.action == "search" and not show_progress(args)
+
+
+def _crafted(trained: Path, folder: Path, name: str, change) -> Path:
+    """A copy of the trained supernet.pt with ``change(data)`` applied, saved as ``folder/name``."""
+    data = torch.load(trained, map_location="cpu", weights_only=True)
+    change(data)
+    torch.save(data, folder / name)
+    return folder / name
+
+
+def _set(**fields):
+    return lambda data: data.update(fields)
+
+
+def _nan_weight(data):
+    name = next(k for k, v in data["state_dict"].items() if v.is_floating_point())
+    data["state_dict"][name] = torch.full_like(data["state_dict"][name], float("nan"))
+
+
+# name: (change, what the error line says)
+CRAFTED = {
+    "epoch_text": (_set(epoch="x"), "'epoch' must be an integer in [0, 2], got 'x'"),
+    "epoch_float": (_set(epoch=1.5), "'epoch' must be an integer in [0, 2], got 1.5"),
+    "no_space": (lambda d: d.pop("space"), "missing field 'space'"),
+    "weights_list": (_set(state_dict=[1, 2]), "'state_dict' must be a JSON object, got [1, 2]"),
+    "weight_text": (
+        lambda d: d["state_dict"].update({"enc1.bn.weight": "w"}),
+        "'state_dict' entry 'enc1.bn.weight' must be a tensor, got 'w'",
+    ),
+    "train_unknown": (lambda d: d["train"].update(turbo=True), "unknown field(s) ['turbo'] in 'train'"),
+    "train_missing": (lambda d: d["train"].pop("lr"), "'train.lr' is missing"),
+    "train_bad": (
+        lambda d: d["train"].update(size="big"),
+        "'train': --size: must be an integer from 16 to 4096, got 'big'",
+    ),
+    "sandwich_text": (lambda d: d["sandwich"].update(kd_weight="half"), "--kd-weight: must be a number"),
+    "sandwich_huge": (lambda d: d["sandwich"].update(random_subnets=10**6), "--random-subnets: must be an integer"),
+    "history_junk": (_set(history=[1, 2]), "'history[0]' must be a JSON object, got 1"),
+    "history_short": (_set(history=[]), "'history' must hold one entry per finished epoch (2); it holds 0"),
+    "optimizer_list": (_set(optimizer=[1]), "'optimizer' must be a JSON object, got [1]"),
+    "config_other": (
+        lambda d: d["config"].update(conv_widths=[8, 16, 24]),
+        "'config' must be the container of the supernet's space",
+    ),
+    "deep_config": (lambda d: d["config"].update(conv_widths=_deep(5000)), "RTSegConfig.conv_widths: needs 3 integers"),
+    "big_int": (_set(epoch=10**500), "'epoch' must be an integer in [0, 2], got an integer of about 501 digits"),
+    "huge_int": (_set(epoch=10**5000), "refused: the supernet checkpoint is not plain data (pickle opcode LONG4"),
+    "nan_weight": (_nan_weight, "'state_dict' tensor 'enc1.conv.weight' holds NaN or infinite values"),
+}
+
+
+def _deep(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def crafted(trained, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("crafted")
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)  # torch.save pickles the 5,000-deep list recursively
+    try:
+        paths = {name: _crafted(trained, folder, f"{name}.pt", change) for name, (change, _) in CRAFTED.items()}
+    finally:
+        sys.setrecursionlimit(limit)
+
+    class Code:
+        def __reduce__(self):
+            return (os.system, (f"touch {folder / 'code-ran'}",))
+
+    paths["code"] = _crafted(trained, folder, "code.pt", _set(history=Code()))
+    return folder, paths
+
+
+USAGE, FAILED = 2, 1  # exit statuses: a command line that cannot work; a run that failed on its input
+
+
+def _one_error_line(argv, capsys, status: int = FAILED) -> str:
+    from rtseg_nas.cli import main
+
+    rc = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert rc == status and "Traceback" not in err, (rc, err)
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_crafted_supernets_are_one_error_line_per_field(crafted, tmp_path, capsys):
+    folder, paths = crafted
+    for name, (_, says) in CRAFTED.items():
+        line = _one_error_line(
+            ["supernet", "extract", "--supernet", paths[name], "--arch", "x", "--out", tmp_path], capsys
+        )
+        assert line.startswith(f"error: {paths[name]}: ") and says in line, (name, line)
+    assert list(tmp_path.iterdir()) == []
+    # the same reader for --resume and search
+    train = ["--data", "synthetic:24", "--size", "32", "--batch-size", "4", "--steps-per-epoch", "2", "--epochs", "3"]
+    resumed = tmp_path / "resume"
+    resumed.mkdir()
+    (resumed / "supernet.pt").write_bytes(paths["train_unknown"].read_bytes())
+    line = _one_error_line(["supernet", "train", "--out", resumed, *train, "--random-subnets", "1", "--resume"], capsys)
+    assert "unknown field(s) ['turbo'] in 'train'" in line
+    line = _one_error_line(["supernet", "search", "--supernet", paths["epoch_text"], "--study", tmp_path / "s"], capsys)
+    assert "'epoch' must be an integer in [0, 2], got 'x'" in line
+
+
+def test_a_supernet_holding_code_is_refused_without_advice_to_load_it_unsafely(crafted, tmp_path, capsys):
+    folder, paths = crafted
+    line = _one_error_line(
+        ["supernet", "extract", "--supernet", paths["code"], "--arch", "x", "--out", tmp_path], capsys
+    )
+    assert "refused: the supernet checkpoint holds Python objects (posix.system)" in line
+    assert "weights_only" not in line and "False" not in line, line
+    assert not (folder / "code-ran").exists()
+
+
+def test_only_members_of_the_supernets_space_are_extracted(trained, space, tmp_path, capsys):
+    base = largest_config(space)
+    for name, cfg, says in [
+        ("shift9", base.replace(shift_size=9), "shift_size: 9 is not one of the space's [3, 5]"),
+        ("offgrid", base.replace(conv_widths=(12, 16, 24)), "conv_widths[0]: 12 is not a width of the space (8 to 16"),
+        ("narrowing", base.replace(conv_widths=(16, 16, 24), token_widths=(32, 48)), None),
+        ("depth", base.replace(enc_depths=(0, 0), dec_depths=(1, 0)), None),
+    ]:
+        arch = tmp_path / f"{name}.json"
+        arch.write_text(json.dumps(cfg.to_dict()))
+        argv = ["supernet", "extract", "--supernet", trained, "--arch", arch, "--out", tmp_path / name]
+        if says is None:  # members of the space extract
+            from rtseg_nas.cli import main
+
+            assert main([str(a) for a in argv]) == 0 and (tmp_path / name / "checkpoint.pt").is_file()
+            capsys.readouterr()
+            continue
+        line = _one_error_line(argv, capsys, USAGE)
+        assert f"error: {trained}: cannot extract" in line and says in line, line
+        assert "trained only the members of its space" in line and not (tmp_path / name).exists()
+
+
+def test_random_subnets_are_bounded_before_any_work(tmp_path, capsys):
+    argv = ["supernet", "train", "--out", tmp_path / "o", "--random-subnets", "1000000", "--size", "32"]
+    line = _one_error_line(argv, capsys, USAGE)
+    assert "--random-subnets: must be an integer from 0 to 16" in line and "1000000" in line
+    assert not (tmp_path / "o").exists()
