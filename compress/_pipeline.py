@@ -82,7 +82,8 @@ def _data_defaults(ckpt, data: str | None, size: int | None, seed: int | None) -
     from segmentation import load_train_config
 
     trained = load_train_config(ckpt.meta)
-    return data or trained.data, int(size or trained.size), int(trained.seed if seed is None else seed)
+    data_seed = trained.seed if trained.data_seed is None else trained.data_seed  # the split it was trained on
+    return data or trained.data, int(size or trained.size), int(data_seed if seed is None else seed)
 
 
 def mean_dice(model: nn.Module, data: str, *, split: str, size: int, seed: int) -> float | None:

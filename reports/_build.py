@@ -193,6 +193,8 @@ def validated_summary(validated) -> dict[str, Any] | None:
         "front": [str(n) for n in validated.front.front["name"]],
         "budget": validated.budget,
         "proxy_vs_full_dice": validated.agreement.to_dict() if validated.agreement else None,
+        "seeds": list(validated.seeds),
+        "paired": validated.paired().to_dict(orient="records"),
     }
 
 

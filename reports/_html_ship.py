@@ -36,7 +36,7 @@ def ship_section(info: ReportInfo, esc) -> list[str]:
         )
     else:
         rows.append(("against paper", esc(s.versus_paper_missing) + "."))
-    rows.append(("runs", f"<b>single run</b>: {esc(s.runs)}."))
+    rows.append(("runs", f"<b>{esc(s.runs_label)}</b>: {esc(s.runs)}."))
     best = f"; the highest Dice, {esc(s.best)} ({s.best_dice:.4f}), is slower" if s.best else ""
     rows.append(
         (

@@ -20,7 +20,7 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
         '<p class="note">Retrained from scratch with one recipe for all'
         + (
             f": {esc(b.get('epochs'))} epochs over the whole training split at {esc(b.get('size'))} px, lr "
-            f"{esc(b.get('lr'))}, batch {esc(b.get('batch_size'))}, seed {esc(b.get('seed'))} on {esc(b.get('data'))}"
+            f"{esc(b.get('lr'))}, batch {esc(b.get('batch_size'))}, {_seeds(v, b, esc)} on {esc(b.get('data'))}"
             if b
             else ""
         )
@@ -54,6 +54,7 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
         ]
         body.append(f'<tr class="{"front" if r[7] else ""}">' + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     out.append(f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>')
+    out += _paired(v, esc)
     out += _two_latencies(info, esc)
     a = v.agreement
     if a is not None:
@@ -70,6 +71,53 @@ def validated_section(info: ReportInfo, esc) -> list[str]:
             "Dice; validate more of the front (without --top-k) to measure it.</p>"
         )
     return out
+
+
+def _seeds(v, b: dict, esc) -> str:
+    """``seed 0`` (one run), or ``training seeds 0, 1, 2 on the split of seed 0`` (validate --seeds)."""
+    if len(v.seeds) <= 1:
+        return f"seed {esc(b.get('seed'))}"
+    return f"training seeds {esc(', '.join(map(str, v.seeds)))} on the split and images of seed {esc(b.get('seed'))}"
+
+
+def _paired(v, esc) -> list[str]:
+    """The paired table: each model over its training seeds and its per-seed difference with paper."""
+    rows = v.paired()
+    if rows.empty:
+        return []
+    n = len(v.seeds)
+    head = ["candidate", "n seeds", "mean Dice [95 % interval]", "&Delta; Dice vs paper, points [95 % interval]",
+            "verdict", "collapsed seeds"]  # fmt: skip
+    body = []
+    for r in rows.itertuples(index=False):
+        mean = _dice(r[2]) + (f" [{_dice(r[3])}, {_dice(r[4])}]" if finite_or_none(r[3]) is not None else "")
+        if r[0] == "paper":
+            delta = "(reference)"
+        elif finite_or_none(r[5]) is None:
+            delta = "-"
+        else:
+            delta = f"{100 * r[5]:+.2f}" + (
+                f" [{100 * r[6]:+.2f}, {100 * r[7]:+.2f}]" if finite_or_none(r[6]) is not None else ""
+            )
+        collapsed = ", ".join(map(str, r[9]))
+        flag = f'<b class="warn">{esc(collapsed)}</b>' if collapsed else ""
+        cells = [esc(r[0]), str(r[1]), mean, delta, esc(r[8]), flag]
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    what = (
+        f"{n} training seeds ({esc(', '.join(map(str, v.seeds)))}), every model on the same split, so seed s of a "
+        "model and of paper is a pair; the difference's 95 % t-interval is over the per-seed differences. "
+        "&lsquo;better&rsquo; / &lsquo;worse&rsquo; only when the whole interval is above / below 0; a difference "
+        "inside the noise is &lsquo;indistinguishable&rsquo;, never a win"
+        if n > 1
+        else "one training seed: every difference with paper is a <b>single run</b> (no interval, no verdict); "
+        "run validate with --seeds 3 or more to measure the seed noise"
+    )
+    return [
+        f'<p class="note" id="paired"><b>Paired with paper over training seeds</b>: {what}. A collapsed run (a '
+        "class never learned: per-class Dice &lt; 0.05) is kept in the mean and flagged with its seed.</p>",
+        '<div class="wide"><table><thead><tr>' + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"
+        + "".join(body) + "</tbody></table></div>",
+    ]  # fmt: skip
 
 
 def _two_latencies(info: ReportInfo, esc) -> list[str]:

@@ -127,7 +127,7 @@ class ShipInfo:
     conditions: LatencyConditions | None
     versus_paper: VersusPaper | None  # None when the pick is paper or the table has no paper
     versus_paper_missing: str  # why there is no comparison ("" when there is one)
-    runs: str  # how many runs stand behind the numbers: today always one ("single run"), said with what it means
+    runs: str  # how many runs stand behind the numbers, said with what it means
     file: Path | None  # relative to the study folder
     file_found: bool
     export_command: str | None  # None: the file is an ONNX graph already (export applies to checkpoints)
@@ -140,6 +140,7 @@ class ShipInfo:
     n_eligible: int
     n_pool: int
     notes: tuple[str, ...]
+    runs_label: str = "single run"  # "single run", or "N paired seeds" (validate --seeds)
 
     def to_dict(self) -> dict[str, Any]:
         vp = self.versus_paper
@@ -164,7 +165,7 @@ class ShipInfo:
                 "text": f"{vp.speed_text()}; {vp.dice_text()}",
             },
             "vs_paper_missing": self.versus_paper_missing,
-            "runs": f"single run: {self.runs}" if self.runs else "",
+            "runs": f"{self.runs_label}: {self.runs}" if self.runs else "",
             "file": None if self.file is None else str(self.file),
             "file_found": self.file_found,
             "export_command": self.export_command,
@@ -216,7 +217,8 @@ def ship_info(
         conditions=cond,
         versus_paper=versus,
         versus_paper_missing=missing,
-        runs=_runs(basis, validated),
+        runs=_runs(basis, validated, pick),
+        runs_label=_runs_label(basis, validated),
         file=rel,
         file_found=found,
         export_command=command,
@@ -344,7 +346,35 @@ def _versus_paper(row, pool: pd.DataFrame, cond: LatencyConditions, basis: str, 
     return versus, ""
 
 
-def _runs(basis: str, validated: ValidatedInfo | None) -> str:
+def _runs_label(basis: str, validated: ValidatedInfo | None) -> str:
+    if basis == "validated" and validated is not None and validated.several_seeds():
+        return f"{len(validated.seeds)} paired seeds"
+    return "single run"
+
+
+def _runs(basis: str, validated: ValidatedInfo | None, pick: str) -> str:
+    if basis == "validated" and validated is not None and validated.several_seeds():
+        seeds = ", ".join(map(str, validated.seeds))
+        m = validated.models.get(pick)
+        text = (
+            f"each model was trained with seeds {seeds} (the same split for every seed, so seed s of two models is "
+            "a paired comparison); Dice is the mean over the seeds, latency one run on the first seed's graph"
+        )
+        if pick == PAPER:
+            return text
+        if m is None or m.vs_paper is None:
+            return text + "; no paired comparison with paper (paper not validated with these seeds)"
+        vp = m.vs_paper
+        verdict = {"better": "better than paper", "worse": "worse than paper"}.get(
+            vp.verdict, "not distinguishable from paper: the difference is inside the seed noise, not a win"
+        )
+        collapsed = (
+            f"; collapsed run(s) (a class never learned, kept in the mean): seed(s) "
+            f"{', '.join(map(str, m.collapsed_seeds))}"
+            if m.collapsed_seeds
+            else ""
+        )
+        return f"{text}; Dice vs paper per seed: {vp.describe()}, so {verdict}{collapsed}"
     if basis == "validated":
         seed = (validated.budget or {}).get("seed") if validated is not None else None
         return (

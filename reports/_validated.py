@@ -22,7 +22,7 @@ import pandas as pd
 
 from reports._load import candidates_frame
 from reports._pareto import FrontInfo, pareto_front
-from rtseg_core import VALIDATED, ConfigError, RankAgreement, StudyDir
+from rtseg_core import VALIDATED, ConfigError, RankAgreement, SeedStats, StudyDir
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,31 @@ class ValidatedInfo:
     agreement: RankAgreement | None  # proxy Dice vs full-budget test Dice; None with fewer than 3 pairs
     budget: dict[str, Any] = field(default_factory=dict)
     latency: dict[str, Any] = field(default_factory=dict)  # validated/latency.json (conditions of the one run)
+    seeds: tuple[int, ...] = ()  # the training seeds (validate --seeds)
+    models: dict[str, SeedStats] = field(default_factory=dict)  # name -> per seed, over seeds, paired vs paper
+
+    def paired(self) -> pd.DataFrame:
+        """One row per validated model: seeds, mean Dice and its 95 % interval, the paired difference with paper.
+
+        As the stage computed them (``validated/summary.json``); empty for a summary written before
+        ``validate --seeds``. Differences are Dice fractions (the page prints points).
+        """
+        cols = ["name", "n seeds", "mean Dice", "Dice low", "Dice high", "vs paper", "vs paper low",
+                "vs paper high", "verdict", "collapsed seeds"]  # fmt: skip
+        rows = []
+        for name in sorted(self.models, key=lambda n: (n != "paper", n)):
+            m = self.models[name]
+            d, vp = m.dice, m.vs_paper
+            rows.append([
+                name, len(m.runs), None if d is None else d.mean, None if d is None else d.low,
+                None if d is None else d.high, None if vp is None else vp.mean, None if vp is None else vp.low,
+                None if vp is None else vp.high, "reference" if name == "paper" else (vp.verdict if vp else "-"),
+                list(m.collapsed_seeds),
+            ])  # fmt: skip
+        return pd.DataFrame(rows, columns=cols)
+
+    def several_seeds(self) -> bool:
+        return len(self.seeds) > 1
 
     def comparison(self) -> pd.DataFrame:
         """One row per validated candidate: proxy Dice, test Dice, their rank under each, latency, front membership."""
@@ -94,6 +119,8 @@ def compute_validated(study_dir: str | os.PathLike, objectives: tuple[tuple[str,
         agreement=summary.agreement,
         budget=dict(summary.budget),
         latency={} if latency is None else {"kind": latency.kind, "target": latency.target, **latency.conditions},
+        seeds=summary.train_seeds,
+        models=dict(summary.models),
     )
 
 

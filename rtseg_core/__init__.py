@@ -144,6 +144,8 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from rtseg_core._validated import (
         EvalMetrics,
         ReappliedResult,
+        SeedRun,
+        SeedStats,
         ValidatedLatency,
         ValidatedResult,
         ValidatedSummary,
@@ -178,6 +180,8 @@ __all__ = [
     "ValidatedLatency",
     "ValidatedResult",
     "ValidatedSummary",
+    "SeedRun",
+    "SeedStats",
     "BETTER",
     "COLLAPSE_DICE",
     "INDISTINGUISHABLE",

@@ -54,6 +54,14 @@ class CandidateRecord(Record):
     recipe: str = ""  # compression recipe, e.g. "prune-l1-0.5+ft2", "ort-int8-qdq-minmax"
     config: dict = field(default_factory=dict)  # the RTSegConfig as a dict
     notes: str = ""
+    # Validated over several training seeds (validate --seeds): ``dice`` is then the mean over ``seeds``,
+    # dice_std / dice_low / dice_high its sample standard deviation and 95 % t-interval (None for one seed),
+    # collapsed_seeds the seeds whose run never learned a class (included in the mean, flagged).
+    seeds: list = field(default_factory=list)
+    dice_std: float | None = None
+    dice_low: float | None = None
+    dice_high: float | None = None
+    collapsed_seeds: list = field(default_factory=list)
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(CandidateRecord))
@@ -105,4 +113,16 @@ def candidate_from_dict(data: Any, source: str) -> CandidateRecord:
         recipe=f.str("recipe") if "recipe" in f else "",
         config=f.dict("config") if "config" in f else {},
         notes=f.str("notes") if "notes" in f else "",
+        seeds=_seeds(f, "seeds"),
+        dice_std=f.number("dice_std", minimum=0.0, optional=True),
+        dice_low=f.number("dice_low", optional=True),
+        dice_high=f.number("dice_high", optional=True),
+        collapsed_seeds=_seeds(f, "collapsed_seeds"),
     )
+
+
+def _seeds(f: Fields, key: str) -> list[int]:
+    values = f.list(key, optional=True) or []
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+        raise f.error(key, "must be a list of seeds (integers >= 0)", values)
+    return list(values)

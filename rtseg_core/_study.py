@@ -18,6 +18,9 @@ only place that knows its paths and the shape of its study-level files::
     STUDY_DIR/validated/<name>/          one candidate re-trained in full (the validate verb): trained.json
                                          (an architecture) or reapplied.json (a compressed variant),
                                          candidate.json, the model files
+    STUDY_DIR/validated/seed-<s>/<name>/ the same for another training seed s (validate --seeds; the first
+                                         seed stays in validated/<name>/); beside, not inside, <name>/
+                                         because a re-applied variant's folder is replaced as a whole
     STUDY_DIR/validated/latency.json     the validation's one latency run
     STUDY_DIR/validated/summary.json     the validation's result (budget, proxy Dice, rank agreement)
     STUDY_DIR/report/                    the report's plots, tables and HTML
@@ -35,6 +38,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +73,8 @@ TRAINED_JSON = "trained.json"
 REAPPLIED_JSON = "reapplied.json"
 LATENCY_JSON = "latency.json"
 SUMMARY_JSON = "summary.json"
+SEED_PREFIX = "seed-"  # validated/seed-<s>/: the runs of training seed s other than validate's first
+_SEED_FOLDER = re.compile(r"seed-[0-9]+")
 
 # The numbers every row of remeasured.json has (milliseconds, median, batch 1).
 REMEASURED_NUMBERS = ("predicted_ms", "measured_ms")
@@ -140,16 +146,20 @@ class StudyDir:
     def compressed(self, name: str) -> Path:
         return self.compressed_dir / _plain_name(name, COMPRESSED)
 
-    def validated(self, name: str) -> Path:
-        return self.validated_dir / _plain_name(name, VALIDATED)
+    def validated(self, name: str, seed: int | None = None) -> Path:
+        """``validated/<name>/`` (``seed`` None: validate's first seed), or ``validated/seed-<seed>/<name>/``."""
+        if _SEED_FOLDER.fullmatch(name):
+            raise ConfigError(f"{name!r}: not usable as a candidate name under {VALIDATED}/ (kept for seed folders)")
+        folder = self.validated_dir if seed is None else self.validated_dir / f"{SEED_PREFIX}{int(seed)}"
+        return folder / _plain_name(name, VALIDATED)
 
-    def trained_json(self, name: str) -> Path:
-        """``validated/<name>/trained.json``: an architecture's full-budget result (:class:`ValidatedResult`)."""
-        return self.validated(name) / TRAINED_JSON
+    def trained_json(self, name: str, seed: int | None = None) -> Path:
+        """``trained.json`` of ``validated(name, seed)``: an architecture's full-budget :class:`ValidatedResult`."""
+        return self.validated(name, seed) / TRAINED_JSON
 
-    def reapplied_json(self, name: str) -> Path:
-        """``validated/<name>/reapplied.json``: a compressed variant re-applied (:class:`ReappliedResult`)."""
-        return self.validated(name) / REAPPLIED_JSON
+    def reapplied_json(self, name: str, seed: int | None = None) -> Path:
+        """``reapplied.json`` of ``validated(name, seed)``: a re-applied variant's :class:`ReappliedResult`."""
+        return self.validated(name, seed) / REAPPLIED_JSON
 
     @property
     def validated_latency_json(self) -> Path:
@@ -243,14 +253,14 @@ class StudyDir:
         return atomic_write_json(self.remeasured_json, dict(remeasured))
 
     # -- the validation stage's files ------------------------------------------------------------
-    def read_trained(self, name: str) -> ValidatedResult | None:
-        """``validated/<name>/trained.json``, or None when that candidate has not finished training."""
-        path = self.trained_json(name)
+    def read_trained(self, name: str, seed: int | None = None) -> ValidatedResult | None:
+        """``trained.json`` of ``validated(name, seed)``, or None when that training has not finished."""
+        path = self.trained_json(name, seed)
         return ValidatedResult.from_dict(read_json(path), source=str(path)) if path.is_file() else None
 
-    def read_reapplied(self, name: str) -> ReappliedResult | None:
-        """``validated/<name>/reapplied.json``, or None when that variant has not been re-applied."""
-        path = self.reapplied_json(name)
+    def read_reapplied(self, name: str, seed: int | None = None) -> ReappliedResult | None:
+        """``reapplied.json`` of ``validated(name, seed)``, or None when that variant has not been re-applied."""
+        path = self.reapplied_json(name, seed)
         return ReappliedResult.from_dict(read_json(path), source=str(path)) if path.is_file() else None
 
     def read_validated_latency(self) -> ValidatedLatency | None:

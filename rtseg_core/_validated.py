@@ -12,8 +12,16 @@ file                                   record                what it holds
 ``validated/latency.json``             ValidatedLatency      the one latency run over every validated
                                                              model: its conditions, one row per model
 ``validated/summary.json``             ValidatedSummary      the stage's result: budget, names, proxy
-                                                             Dice per model, the rank agreement
+                                                             Dice per model, the rank agreement, the
+                                                             training seeds and per model its
+                                                             per-seed metrics, Dice over the seeds and
+                                                             the paired difference with paper
+                                                             (:class:`SeedStats`)
 =====================================  ====================  ==========================================
+
+With several training seeds (``validate --seeds``), the first seed's ``trained.json`` /
+``reapplied.json`` live in ``validated/<name>/`` and another seed's in ``validated/seed-<s>/<name>/``
+(:meth:`rtseg_core.StudyDir.validated`); each holds its training ``seed``.
 
 The validation stage writes them and :class:`rtseg_core.StudyDir` reads them; the report reads the
 stage's own rank agreement from ``summary.json`` instead of computing it again. The same records
@@ -26,12 +34,13 @@ details) stay plain JSON objects here; the fields the suite reads from them are 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rtseg_core._candidate import KINDS
 from rtseg_core._errors import ConfigError
 from rtseg_core._fields import Fields
+from rtseg_core._paired import PairedDifference, SeedSummary
 
 if TYPE_CHECKING:
     from rtseg_core._rank import RankAgreement  # numpy: loaded only when a summary holds an agreement
@@ -69,10 +78,15 @@ class ValidatedResult:
     epochs_trained: int
     test: EvalMetrics
     val_dice_last_epoch: float | None
+    seed: int | None = None  # the training seed; None (written before validate --seeds): the budget's seed
 
     @property
     def name(self) -> str:
         return self.candidate["candidate"]
+
+    @property
+    def train_seed(self) -> int:
+        return int(self.budget["seed"]) if self.seed is None else self.seed
 
     @property
     def proxy_dice(self) -> float | None:
@@ -84,7 +98,8 @@ class ValidatedResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"candidate": dict(self.candidate), "budget": dict(self.budget), "epochs_trained": self.epochs_trained,
-                "test": self.test.to_dict(), "val_dice_last_epoch": self.val_dice_last_epoch}  # fmt: skip
+                "test": self.test.to_dict(), "val_dice_last_epoch": self.val_dice_last_epoch,
+                "seed": self.seed}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str) -> ValidatedResult:
@@ -102,6 +117,7 @@ class ValidatedResult:
             epochs_trained=f.int("epochs_trained", minimum=0),
             test=EvalMetrics.read(f.object("test")),
             val_dice_last_epoch=f.number("val_dice_last_epoch", minimum=0.0, maximum=1.0, optional=True),
+            seed=f.int("seed", minimum=0, optional=True),
         )
 
 
@@ -115,10 +131,15 @@ class ReappliedResult:
     test: EvalMetrics
     finetune: tuple[dict, ...]  # the fine-tune's epochs: epoch, loss, val_dice
     pruning_history: list | None  # replays the pruning on a fresh build (another machine times that graph)
+    seed: int | None = None  # the parent's training seed; None (written before validate --seeds): the budget's
 
     @property
     def name(self) -> str:
         return self.variant["name"]
+
+    @property
+    def train_seed(self) -> int:
+        return int(self.budget["parent_budget"]["seed"]) if self.seed is None else self.seed
 
     @property
     def parent(self) -> str:
@@ -131,7 +152,7 @@ class ReappliedResult:
     def to_dict(self) -> dict[str, Any]:
         return {"variant": dict(self.variant), "budget": dict(self.budget), "steps": list(self.steps),
                 "test": self.test.to_dict(), "finetune": [dict(e) for e in self.finetune],
-                "pruning_history": self.pruning_history}  # fmt: skip
+                "pruning_history": self.pruning_history, "seed": self.seed}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str) -> ReappliedResult:
@@ -156,6 +177,7 @@ class ReappliedResult:
             test=EvalMetrics.read(f.object("test")),
             finetune=tuple(finetune),
             pruning_history=f.list("pruning_history", optional=True),
+            seed=f.int("seed", minimum=0, optional=True),
         )
 
 
@@ -187,6 +209,80 @@ class ValidatedLatency:
 
 
 @dataclass(frozen=True)
+class SeedRun:
+    """One training seed of one validated model: its test metrics and the classes it never learned."""
+
+    seed: int
+    test: EvalMetrics
+    collapsed: tuple[str, ...] = ()  # classes whose Dice stayed below rtseg_core.COLLAPSE_DICE ("ps", "fh")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seed": self.seed, "test": self.test.to_dict(), "collapsed": list(self.collapsed)}
+
+    @classmethod
+    def read(cls, f: Fields) -> SeedRun:
+        collapsed = f.list("collapsed")
+        if not all(isinstance(c, str) for c in collapsed):
+            raise f.error("collapsed", "must be a list of class names", collapsed)
+        return cls(seed=f.int("seed", minimum=0), test=EvalMetrics.read(f.object("test")), collapsed=tuple(collapsed))
+
+
+@dataclass(frozen=True)
+class SeedStats:
+    """One validated model over its training seeds (``summary.json``'s ``models``).
+
+    ``dice``: mean, standard deviation and 95 % t-interval of the test Dice over the seeds with a
+    finite Dice (collapsed runs included, and flagged in ``runs``); ``vs_paper``: the per-seed
+    difference with ``paper`` over the common seeds and its verdict (None for paper itself or
+    without paper). Both come from rtseg_core.seed_summary / paired_difference.
+    """
+
+    runs: tuple[SeedRun, ...]
+    dice: SeedSummary | None
+    vs_paper: PairedDifference | None
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(r.seed for r in self.runs)
+
+    @property
+    def collapsed_seeds(self) -> tuple[int, ...]:
+        return tuple(r.seed for r in self.runs if r.collapsed)
+
+    def per_seed_dice(self) -> dict[int, float | None]:
+        return {r.seed: r.test.dice for r in self.runs}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": [r.to_dict() for r in self.runs],
+                "dice": None if self.dice is None else self.dice.to_dict(),
+                "vs_paper": None if self.vs_paper is None else self.vs_paper.to_dict()}  # fmt: skip
+
+    @classmethod
+    def read(cls, f: Fields) -> SeedStats:
+        runs = f.list("runs")
+        if not all(isinstance(r, dict) for r in runs):
+            raise f.error("runs", "must be a list of per-seed objects", runs)
+        dice, vs = f.object("dice", optional=True), f.object("vs_paper", optional=True)
+        return cls(
+            runs=tuple(SeedRun.read(Fields(r, f.source, f"{f.prefix}runs[{i}].")) for i, r in enumerate(runs)),
+            dice=None if dice is None else _record(SeedSummary, dice),
+            vs_paper=None if vs is None else _record(PairedDifference, vs),
+        )
+
+
+def _record(cls, f: Fields):
+    """A stored SeedSummary / PairedDifference: its numbers checked, its lists back to tuples."""
+    for key in ("mean", "std", "low", "high", "confidence"):
+        if key in f:
+            f.number(key, optional=True)
+    data = {k: tuple(v) if isinstance(v, list) else v for k, v in f.data.items()}
+    try:
+        return cls.from_dict(data)
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"{f.source}: '{f.prefix.rstrip('.')}': {exc}") from None
+
+
+@dataclass(frozen=True)
 class ValidatedSummary:
     """``validated/summary.json``: what the validation stage found, as a whole."""
 
@@ -196,11 +292,18 @@ class ValidatedSummary:
     latency_target: str
     proxy_dice: dict  # name -> the Dice the search (or compress, for a variant) gave it, or None
     agreement: RankAgreement | None  # proxy Dice vs full-budget test Dice over the architectures (n >= 3)
+    seeds: tuple[int, ...] = ()  # the training seeds (written before validate --seeds: the budget's seed)
+    models: dict = field(default_factory=dict)  # name -> SeedStats (empty in files written before --seeds)
+
+    @property
+    def train_seeds(self) -> tuple[int, ...]:
+        return self.seeds or (int(self.budget["seed"]),)
 
     def to_dict(self) -> dict[str, Any]:
         return {"budget": dict(self.budget), "candidates": list(self.candidates), "variants": list(self.variants),
                 "latency_target": self.latency_target, "proxy_dice": dict(self.proxy_dice),
-                "agreement": self.agreement.to_dict() if self.agreement else None}  # fmt: skip
+                "agreement": self.agreement.to_dict() if self.agreement else None, "seeds": list(self.seeds),
+                "models": {n: m.to_dict() for n, m in self.models.items()}}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str) -> ValidatedSummary:
@@ -209,6 +312,7 @@ class ValidatedSummary:
         for name in proxy.data:
             proxy.number(name, minimum=0.0, maximum=1.0, optional=True)
         agreement = f.object("agreement", optional=True)
+        models = f.object("models", optional=True)
         return cls(
             budget=read_budget(f.object("budget")),
             candidates=_names(f, "candidates"),
@@ -216,6 +320,8 @@ class ValidatedSummary:
             latency_target=f.str("latency_target", empty=False),
             proxy_dice=dict(proxy.data),
             agreement=None if agreement is None else _agreement(agreement),
+            seeds=tuple(_seed_list(f, "seeds")),
+            models={n: SeedStats.read(models.object(n)) for n in models.data} if models is not None else {},
         )
 
 
@@ -227,6 +333,13 @@ def read_budget(f: Fields) -> dict:
     f.int("seed")
     f.str("data", empty=False)
     return dict(f.data)
+
+
+def _seed_list(f: Fields, key: str) -> list[int]:
+    values = f.list(key, optional=True) or []
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+        raise f.error(key, "must be a list of seeds (integers >= 0)", values)
+    return values
 
 
 def _names(f: Fields, key: str) -> tuple[str, ...]:

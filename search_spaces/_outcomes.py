@@ -4,14 +4,20 @@ and the stop rule on consecutive failures and rejections (:class:`Streaks`)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from torch import nn
 
-from rtseg_core import SearchError
+from models import PRESETS, RTSegConfig, count_parameters
+from rtseg_core import CONFIG_JSON, Constraints, SearchError, StudyDir, SuiteError, atomic_write_json
 from search_spaces._config import WorkerOptions
+from search_spaces._space import SearchSpace, suggest_config, summarize_config
+from search_spaces._study import REFERENCE_ATTR
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +34,49 @@ def reject(trial: optuna.Trial, reason: str) -> NoReturn:
     trial.set_user_attr("stage", "rejected")
     log.debug("trial %d rejected: %s", trial.number, reason)
     raise optuna.TrialPruned(f"rejected: {reason}")
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """An architecture a trial will evaluate: its config, the built model, its parameter count."""
+
+    arch: RTSegConfig
+    model: nn.Module
+    params: int
+    is_reference: bool
+
+
+def admit(
+    trial: optuna.Trial,
+    space: SearchSpace,
+    constraints: Constraints,
+    study: StudyDir,
+    build: Callable[[RTSegConfig], nn.Module],
+) -> Admitted:
+    """The first steps every objective of the driver takes: draw the architecture (the reference is
+    the preset itself, even where a custom space fixes a field elsewhere), record it in the trial and
+    its folder, build it with ``build`` (a fresh model, or a subnet of the supernet) and reject it
+    before any evaluation when it is impossible or over the parameter limit (the reference is
+    never rejected: it is the yardstick)."""
+    is_reference = bool(trial.user_attrs.get(REFERENCE_ATTR))
+    trial.set_user_attr("stage", "sampling")
+    try:
+        arch = suggest_config(trial, space, check=not is_reference)
+    except SuiteError as exc:  # an impossible combination: nothing to evaluate
+        reject(trial, str(exc))
+    if is_reference:
+        arch = PRESETS[space.base]
+    trial.set_user_attr("config", arch.to_dict())
+    trial.set_user_attr("summary", summarize_config(arch))
+    atomic_write_json(study.trial_dir(trial.number) / CONFIG_JSON, arch.to_dict())
+    model = build(arch)
+    params = count_parameters(model)
+    trial.set_user_attr("params", params)
+    over = constraints.params_violation(params)
+    if over is not None and over > 0 and not is_reference:
+        trial.set_constraint("max_params", over)
+        reject(trial, f"{params:,} parameters > --max-params {constraints.max_params:,}")
+    return Admitted(arch, model, params, is_reference)
 
 
 def is_surplus(trial: FrozenTrial) -> bool:

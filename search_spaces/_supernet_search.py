@@ -35,7 +35,6 @@ from torch.utils.data import DataLoader
 
 from models import PRESETS, RTSegConfig, count_parameters, recalibrate_batchnorm
 from rtseg_core import (
-    CONFIG_JSON,
     SUPERNET,
     CandidateRecord,
     ConfigError,
@@ -45,7 +44,6 @@ from rtseg_core import (
     StudySettings,
     SuiteError,
     SupernetSettings,
-    atomic_write_json,
     is_feasible,
     violations,
     write_candidate,
@@ -53,10 +51,10 @@ from rtseg_core import (
 )
 from search_spaces._config import fixed_settings
 from search_spaces._driver import StudyDriver
-from search_spaces._outcomes import reject
+from search_spaces._outcomes import admit, reject
 from search_spaces._results import SupernetSearchSummary, summarize_study
-from search_spaces._space import reference_params, suggest_config, summarize_config
-from search_spaces._study import REFERENCE_ATTR, redact_url
+from search_spaces._space import reference_params, summarize_config
+from search_spaces._study import redact_url
 from search_spaces._supernet import Supernet, calibration_batches, load_supernet, smallest_config
 from search_spaces._supernet_config import SupernetSearchConfig
 from search_spaces._trial import check_params_limit, latency_fields, objective_values
@@ -212,25 +210,10 @@ class SubnetEvaluator:
     # -- one subnet ----------------------------------------------------------------------------
     def __call__(self, trial: optuna.Trial) -> tuple[float, ...]:
         sn = self.supernet
-        is_reference = bool(trial.user_attrs.get(REFERENCE_ATTR))
-        trial.set_user_attr("stage", "sampling")
-        try:
-            arch = suggest_config(trial, sn.space, check=not is_reference)
-        except SuiteError as exc:
-            reject(trial, str(exc))
-        if is_reference:
-            arch = PRESETS[sn.space.base]
-        trial.set_user_attr("config", arch.to_dict())
-        trial.set_user_attr("summary", summarize_config(arch))
-        trial_dir = StudyDir(self.study_dir).trial_dir(trial.number)
-        atomic_write_json(trial_dir / CONFIG_JSON, arch.to_dict())
-        model = sn.net.extract(arch)
-        params = count_parameters(model)
-        trial.set_user_attr("params", params)
-        over = self.constraints.params_violation(params)
-        if over is not None and over > 0 and not is_reference:
-            trial.set_constraint("max_params", over)
-            reject(trial, f"{params:,} parameters > --max-params {self.constraints.max_params:,}")
+        study = StudyDir(self.study_dir)
+        admitted = admit(trial, sn.space, self.constraints, study, sn.net.extract)
+        arch, model, is_reference = admitted.arch, admitted.model, admitted.is_reference
+        params, trial_dir = admitted.params, study.trial_dir(trial.number)
 
         trial.set_user_attr("stage", "profiling")
         if arch not in self._latency_cache:

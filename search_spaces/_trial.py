@@ -45,11 +45,10 @@ from typing import Any
 import optuna
 import torch
 
-from models import PRESETS, RTSegConfig, build_model, count_parameters, load_model
+from models import RTSegConfig, build_model, count_parameters, load_model
 from profiling import LatencyRecord, ProfileReport, profile_model
 from rtseg_core import (
     CHECKPOINT,
-    CONFIG_JSON,
     MEASUREMENT_JSON,
     CandidateRecord,
     ConfigError,
@@ -65,9 +64,9 @@ from rtseg_core import (
 )
 from search_spaces._config import SearchConfig
 from search_spaces._early_stop import Reference, should_stop
-from search_spaces._outcomes import reject
-from search_spaces._space import suggest_config, summarize_config
-from search_spaces._study import REFERENCE_ATTR, feasible_front, trial_name
+from search_spaces._outcomes import admit, reject
+from search_spaces._space import summarize_config
+from search_spaces._study import feasible_front, trial_name
 from segmentation import EpochLog, EvalResult, StopTraining, TrainResult, evaluate_model, load_split, train
 
 log = logging.getLogger(__name__)
@@ -201,27 +200,9 @@ class TrialRunner:
         space = cfg.strategy.space
         prof = cfg.profiling
         proxy = cfg.training
-        is_reference = bool(trial.user_attrs.get(REFERENCE_ATTR))
-        trial.set_user_attr("stage", "sampling")
-        try:
-            arch = suggest_config(trial, space, check=not is_reference)
-        except SuiteError as exc:  # an impossible combination: nothing to train
-            reject(trial, str(exc))
-        if is_reference:
-            # The reference is the preset itself, even where a custom space fixes a field elsewhere.
-            arch = PRESETS[space.base]
-        trial.set_user_attr("config", arch.to_dict())
-        trial.set_user_attr("summary", summarize_config(arch))
+        admitted = admit(trial, space, self.constraints, self.study, build_model)
+        arch, model, is_reference = admitted.arch, admitted.model, admitted.is_reference
         trial_dir = self.study.trial_dir(trial.number)
-        atomic_write_json(trial_dir / CONFIG_JSON, arch.to_dict())
-
-        model = build_model(arch)
-        params = count_parameters(model)
-        trial.set_user_attr("params", params)
-        over = self.constraints.params_violation(params)
-        if over is not None and over > 0 and not is_reference:
-            trial.set_constraint("max_params", over)
-            reject(trial, f"{params:,} parameters > --max-params {self.constraints.max_params:,}")
 
         # Profile first: costs depend on the architecture only.
         trial.set_user_attr("stage", "profiling")

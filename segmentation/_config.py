@@ -27,7 +27,8 @@ class TrainConfig:
     weight_decay: float = 1e-4
     optimizer: str = "adamw"  # "adam" | "adamw"
     aux_weight: float = 1.0
-    seed: int = 0
+    seed: int = 0  # weights' initialization and the order of the batches
+    data_seed: int | None = None  # the split, the synthetic images and their augmentation; None: ``seed``
     device: str = "auto"
     workers: int = 0
     steps_per_epoch: int | None = None  # cap for proxy training in a search; None = the whole split
@@ -48,6 +49,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
                 raise ConfigError(f"{option(name)}: must be an integer from {low} to {high}, got {value!r}")
+        if self.data_seed is not None and (
+            not isinstance(self.data_seed, int) or isinstance(self.data_seed, bool) or self.data_seed < 0
+        ):
+            raise ConfigError(f"data_seed: must be an integer >= 0 (or unset), got {self.data_seed!r}")
         for name in ("steps_per_epoch", "val_batches"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):

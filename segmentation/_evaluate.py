@@ -138,7 +138,7 @@ def evaluate_checkpoint(
     seed: int | None = None,
     **kwargs,
 ) -> EvalResult:
-    """Evaluate a checkpoint; data, size and seed default to those it was trained with."""
+    """Evaluate a checkpoint; data, size and seed default to those it was trained with (its data seed)."""
     model, ckpt = load_model(checkpoint)
     trained = load_train_config(ckpt.meta, source=str(checkpoint))
     return evaluate_model(
@@ -146,6 +146,6 @@ def evaluate_checkpoint(
         data or trained.data,
         split=split,
         size=size or trained.size,
-        seed=trained.seed if seed is None else seed,
+        seed=(trained.seed if trained.data_seed is None else trained.data_seed) if seed is None else seed,
         **kwargs,
     )

@@ -123,8 +123,10 @@ def train(
             raise OutputError(f"--out {out_dir}: cannot create the output folder ({exc.strerror}{where})") from None
     seed_everything(cfg.seed)
 
-    train_ds = load_split(cfg.data, "train", size=cfg.size, seed=cfg.seed, frames=cfg.frames)
-    val_ds = load_split(cfg.data, "val", size=cfg.size, seed=cfg.seed, frames=cfg.frames)
+    # A separate data seed keeps the split and the images fixed while the training seed varies (validate --seeds).
+    data_seed = cfg.seed if cfg.data_seed is None else cfg.data_seed
+    train_ds = load_split(cfg.data, "train", size=cfg.size, seed=data_seed, frames=cfg.frames)
+    val_ds = load_split(cfg.data, "val", size=cfg.size, seed=data_seed, frames=cfg.frames)
     if arch.in_channels != train_ds.in_channels or arch.num_classes != train_ds.num_classes:
         raise ConfigError(
             f"--arch: the model takes {arch.in_channels} channel(s) and predicts {arch.num_classes} classes, "

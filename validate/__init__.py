@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from rtseg_core import lazy_exports
 
 if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_exports)
-    from validate._config import Candidate, ValidateConfig
+    from validate._config import Candidate, ValidateConfig, parse_seeds
     from validate._graphs import LatencyRun, TimedGraph, TimingEntry, time_entries
     from validate._queue import ValidateSummary, run_validate, select_candidates
     from validate._remeasure import remeasure_front
@@ -36,6 +36,7 @@ __all__ = [
     "ValidateSummary",
     "VariantPlan",
     "find_variants",
+    "parse_seeds",
     "remeasure_front",
     "run_validate",
     "select_candidates",

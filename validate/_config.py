@@ -68,7 +68,8 @@ class ValidateConfig:
     size: int = 256
     batch_size: int = 8
     lr: float = 1e-3
-    seed: int = 0
+    seed: int = 0  # the data seed (split, synthetic images, augmentation) and the first training seed
+    seeds: tuple[int, ...] = ()  # the training seeds (validate --seeds); (): (seed,), one run as before
     data: str | None = None  # None: the search's --data
     device: str = "auto"
     latency_size: int = DEPLOYMENT_SIZE
@@ -86,6 +87,11 @@ class ValidateConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
+        seeds = tuple(self.seeds)
+        bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or s < 0]
+        if bad or len(set(seeds)) != len(seeds):
+            raise ConfigError(f"--seeds: must be distinct integers >= 0, got {list(seeds)!r}")
+        object.__setattr__(self, "seeds", seeds)
         if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
             raise ConfigError(f"--top-k: must be an integer >= 1, got {self.top_k!r}")
         names = ("epochs", "size", "batch_size", "latency_size", "heartbeat_interval")
@@ -107,8 +113,17 @@ class ValidateConfig:
                 f"grace_period ({self.grace_period} s) must exceed heartbeat_interval ({self.heartbeat_interval} s)"
             )
 
+    @property
+    def train_seeds(self) -> tuple[int, ...]:
+        """The training seeds, first one first: ``--seeds``, else ``(seed,)``."""
+        return self.seeds or (self.seed,)
+
     def budget(self, data: str) -> dict[str, Any]:
         """The recipe every candidate is trained with (stored with the claims; a resumed run must match).
+
+        The training seeds are not part of it: each claim carries its own seed, so a later run with
+        more seeds reuses the finished ones; ``seed`` here is the data seed (split and images), the
+        same for every training seed so that seed s of two candidates is a paired comparison.
 
         A ``finetune_epochs`` override is part of it (a run with another one is refused); the
         default (each variant's own epochs) adds nothing, so studies validated before stay valid.
@@ -124,6 +139,30 @@ class ValidateConfig:
             "steps_per_epoch": None,
             "split": "test",
         }
+
+
+def parse_seeds(text: str, first: int) -> tuple[int, ...]:
+    """``--seeds``: ``K`` (an integer: the K seeds ``first .. first+K-1``) or a list ``0,1,2``."""
+    text = text.strip()
+    try:
+        if "," not in text:
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            return tuple(range(first, first + count))
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"--seeds: expected a count K >= 1 or a list of seeds like 0,1,2, got {text!r}") from None
+
+
+def seed_slot(budget: dict[str, Any], seed: int) -> int | None:
+    """The folder key of training seed ``seed`` (StudyDir.validated): None for the budget's seed, as before."""
+    return None if int(seed) == int(budget["seed"]) else int(seed)
+
+
+def seed_label(name: str, budget: dict[str, Any], seed: int) -> str:
+    """``trial-3`` for the budget's seed, ``trial-3 (seed 1)`` for another (logs and the trained-now lists)."""
+    return name if seed_slot(budget, seed) is None else f"{name} (seed {seed})"
 
 
 def budget_differences(before: dict[str, Any], now: dict[str, Any]) -> str:

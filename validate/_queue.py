@@ -34,7 +34,7 @@ import os
 import socket
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +69,11 @@ from validate._config import (
     ValidateConfig,
     budget_differences,
     describe_budget,
+    seed_label,
+    seed_slot,
 )
 from validate._graphs import LatencyRun, TimedGraph, TimingEntry, time_entries
+from validate._seeds import PAPER, model_stats, paired_menu, seed_runs
 from validate._train import train_candidate, validated_record, variant_record
 from validate._variants import VariantPlan, find_variants, reapply_variant
 
@@ -79,6 +82,7 @@ log = logging.getLogger(__name__)
 SUFFIX = "-validate"
 BUDGET_ATTR = "rtseg_validate_budget"
 VARIANTS_ATTR, VARIANTS_DONE_ATTR = "variants", "variants_done"  # a claim's plans / re-applied results
+SEED_ATTR = "seed"  # a claim's training seed (claims made before --seeds have none: the budget's seed)
 
 
 @dataclass(frozen=True)
@@ -96,10 +100,18 @@ class ValidateSummary:
     not_validated: tuple[str, ...] = ()  # compressed variants found but not re-applied (see the queue docstring)
     latency_target: str = "local"
     latency_kind: str = "measured"  # of this run's latencies: measured | estimated | predicted
+    seeds: tuple[int, ...] = ()  # the training seeds of this run
+    models: dict = field(default_factory=dict)  # name -> rtseg_core.SeedStats (per seed, over seeds, vs paper)
+    latency_rows: dict = field(default_factory=dict)  # name -> its row of the one latency run
+
+    def paired(self) -> str:
+        """The short menu: each validated model relative to paper (speed, paired Dice difference, verdict)."""
+        return paired_menu(self.models, self.latency_rows, self.latency_kind)
 
     def table(self) -> str:
         kind = self.latency_kind.upper()
-        rows = [("name", "parent", "precision", "proxy Dice", "test Dice", f"{kind} ms", "FPS", "params", "feasible")]
+        dice = "test Dice" if len(self.seeds) <= 1 else f"test Dice (mean, {len(self.seeds)} seeds)"
+        rows = [("name", "parent", "precision", "proxy Dice", dice, f"{kind} ms", "FPS", "params", "feasible")]
         for r in sorted(self.records, key=lambda r: -(r.dice or 0.0)):
             rows.append(
                 (
@@ -180,6 +192,7 @@ class _Worker:
             self._ssh_options = SSHOptions()
         else:
             self._ssh_options = config.ssh_options
+        self.seeds = config.train_seeds
         self.trained_now: list[str] = []
 
     def run(self) -> ValidateSummary:
@@ -201,7 +214,13 @@ class _Worker:
         if not candidates:
             raise SearchError(f"study {name!r}: no feasible completed trial and no reference to validate")
         vstudy = self._open(storage, name + SUFFIX)
-        finished_before = sorted(set().union(*self._complete(vstudy)))
+        trained, variants = self._complete(vstudy)
+        finished_before = sorted(
+            seed_label(n, self.budget, s) for done in (trained, variants) for n, runs in done.items() for s in runs
+        )
+        reused = sorted(f"{n}: seed {s}" for n, runs in trained.items() for s in runs if s in self.seeds)
+        if reused and len(self.seeds) > 1:
+            log.info("reusing %d finished (candidate, seed) training(s): %s", len(reused), "; ".join(reused))
         self._loop(vstudy, candidates)
         return self._finish(vstudy, finished_before)
 
@@ -238,15 +257,16 @@ class _Worker:
             optuna.storages.fail_stale_trials(vstudy)
             trials = vstudy.get_trials(deepcopy=False)
             alive = {
-                t.user_attrs.get("candidate")
+                (t.user_attrs.get("candidate"), self._seed_of(t))
                 for t in trials
                 if t.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
                 and _covers(t, {p["name"] for p in self._plans_of(t.user_attrs.get("candidate"))})
             }
-            for cand in candidates:
-                if cand.name not in alive:
-                    attrs = cand.to_attrs() | {VARIANTS_ATTR: self._plans_of(cand.name)}
-                    vstudy.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
+            for seed in self.seeds:  # seed by seed: the first seed of every candidate comes first
+                for cand in candidates:
+                    if (cand.name, seed) not in alive:
+                        attrs = cand.to_attrs() | {SEED_ATTR: seed, VARIANTS_ATTR: self._plans_of(cand.name)}
+                        vstudy.enqueue_trial({}, user_attrs=attrs, skip_if_exists=False)
             trials = vstudy.get_trials(deepcopy=False)
             if not any(t.state == TrialState.WAITING for t in trials):
                 if any(t.state == TrialState.RUNNING for t in trials):
@@ -263,6 +283,9 @@ class _Worker:
                 # trained.json (or checkpoint) here makes the retry cheap.
                 log.warning("this worker's claim was freed by another worker (%s); raise --grace-period", exc)
 
+    def _seed_of(self, trial: optuna.trial.FrozenTrial) -> int:
+        return int(trial.user_attrs.get(SEED_ATTR, self.budget["seed"]))
+
     def _objective(self, trial: optuna.Trial) -> float:
         attrs = trial.user_attrs
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
@@ -271,6 +294,8 @@ class _Worker:
             trial.set_user_attr("surplus", True)
             raise optuna.TrialPruned("no candidate left to claim (another worker took the last one)")
         cand = Candidate.from_attrs(attrs)
+        seed = int(attrs.get(SEED_ATTR, self.budget["seed"]))
+        slot = seed_slot(self.budget, seed)
         plans = [VariantPlan.from_attrs(a) for a in attrs.get(VARIANTS_ATTR) or []]
         # Two workers may queue one candidate at once. Its owner is its lowest-numbered claim that is
         # waiting, running or complete (and covers the same variants); any other claim stops here, so no
@@ -278,58 +303,75 @@ class _Worker:
         alive = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
         for t in trial.study.get_trials(deepcopy=False, states=alive):
             covers = _covers(t, {p.name for p in plans})
-            if t.number != trial.number and t.user_attrs.get("candidate") == cand.name and covers:
+            same = t.user_attrs.get("candidate") == cand.name and self._seed_of(t) == seed
+            if t.number != trial.number and same and covers:
                 if t.state == TrialState.COMPLETE or t.number < trial.number:
                     trial.set_user_attr("duplicate", True)
-                    raise optuna.TrialPruned(f"{cand.name} is already claimed by trial {t.number}")
+                    raise optuna.TrialPruned(f"{cand.name} (seed {seed}) is already claimed by trial {t.number}")
         trial.set_user_attr("stage", "training")
-        log.info("validating %s (trial %d of the search): %s", cand.name, cand.trial, describe_budget(self.budget))
+        log.info("validating %s (trial %d of the search), training seed %d: %s", cand.name, cand.trial, seed,
+                 describe_budget(self.budget))  # fmt: skip
         # trained_now names the work this worker finished now, not results found on disk from an earlier run
-        if not self.study.trained_json(cand.name).is_file():
-            self.trained_now.append(cand.name)
-        trained = train_candidate(cand, self.budget, self.study_dir, device=self.config.device)
+        if not self.study.trained_json(cand.name, slot).is_file():
+            self.trained_now.append(seed_label(cand.name, self.budget, seed))
+        trained = train_candidate(cand, self.budget, self.study_dir, device=self.config.device, seed=seed)
         trial.set_user_attr("trained", trained.to_dict())
         done = {}
         for plan in plans:
             trial.set_user_attr("stage", f"re-applying {plan.name}")
-            if not self.study.reapplied_json(plan.name).is_file():
-                self.trained_now.append(plan.name)
+            if not self.study.reapplied_json(plan.name, slot).is_file():
+                self.trained_now.append(seed_label(plan.name, self.budget, seed))
             done[plan.name] = reapply_variant(
                 plan, self.budget, self.study_dir, finetune_epochs=self.config.finetune_epochs,
-                device=self.config.device, threads=self.threads,
+                device=self.config.device, threads=self.threads, seed=seed,
             ).to_dict()  # fmt: skip
         trial.set_user_attr(VARIANTS_DONE_ATTR, done)
         trial.set_user_attr("stage", "done")
         dice = trained.test.dice
         return float(dice) if dice is not None else 0.0
 
-    @staticmethod
-    def _complete(vstudy: optuna.Study) -> tuple[dict[str, ValidatedResult], dict[str, ReappliedResult]]:
-        """``(trained, variants)``: each candidate's result and each re-applied variant's, over every COMPLETE claim.
+    def _complete(
+        self, vstudy: optuna.Study
+    ) -> tuple[dict[str, dict[int, ValidatedResult]], dict[str, dict[int, ReappliedResult]]]:
+        """``(trained, variants)``: name -> training seed -> result, over every COMPLETE claim.
 
         The latest claim wins: a parent queued again for new variants may have been retrained on
         another machine, and its variants were re-applied to that training.
         """
-        out: dict[str, ValidatedResult] = {}
-        variants: dict[str, ReappliedResult] = {}
+        out: dict[str, dict[int, ValidatedResult]] = {}
+        variants: dict[str, dict[int, ReappliedResult]] = {}
         for t in sorted(vstudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
             name = t.user_attrs.get("candidate")
+            seed = self._seed_of(t)
             where = f"validation study {vstudy.study_name!r}, claim {t.number}"
             if name and "trained" in t.user_attrs:
-                out[name] = ValidatedResult.from_dict(t.user_attrs["trained"], source=f"{where}: trained")
+                result = ValidatedResult.from_dict(t.user_attrs["trained"], source=f"{where}: trained")
+                out.setdefault(name, {})[seed] = result
             for vname, v in (t.user_attrs.get(VARIANTS_DONE_ATTR) or {}).items():
-                variants[vname] = ReappliedResult.from_dict(v, source=f"{where}: variant {vname}")
+                variants.setdefault(vname, {})[seed] = ReappliedResult.from_dict(v, source=f"{where}: variant {vname}")
         return out, variants
 
     # -- latency and records ------------------------------------------------------------------
     def _finish(self, vstudy: optuna.Study, finished_before: list[str]) -> ValidateSummary:
         cfg = self.config
-        trained, variants = self._complete(vstudy)
-        variants = {n: v for n, v in variants.items() if v.parent in trained}
+        all_trained, all_variants = self._complete(vstudy)
+        # This run's seeds only; a model is validated once its first seed is (the others join as they finish).
+        first = self.seeds[0]
+        runs = {n: {s: r for s, r in by.items() if s in self.seeds} for n, by in all_trained.items()}
+        runs = {n: by for n, by in runs.items() if first in by}
+        vruns = {n: {s: r for s, r in by.items() if s in self.seeds and s in runs.get(r.parent, {})}
+                 for n, by in all_variants.items()}  # fmt: skip
+        vruns = {n: by for n, by in vruns.items() if first in by}
+        left_out = sorted(f"{n}: seed {s}" for done in (all_trained, all_variants) for n, by in done.items()
+                          for s in by if s not in self.seeds)  # fmt: skip
+        if left_out:
+            log.info("finished trainings of other seeds, not in this run's --seeds: %s", "; ".join(left_out))
+        trained = {n: by[first] for n, by in runs.items()}  # the first seed: its graph is timed
+        variants = {n: by[first] for n, by in vruns.items()}
         entries = [TimingEntry(name, t.config) for name, t in trained.items()]
         for name, v in variants.items():
             plan = VariantPlan.from_attrs(v.variant)
-            own = self.study.validated(name) / "model.onnx"
+            own = self.study.validated(name, seed_slot(self.budget, first)) / "model.onnx"
             entries.append(
                 TimingEntry(
                     name,
@@ -346,22 +388,30 @@ class _Worker:
             ssh_options=self._ssh_options, remote_backend=cfg.remote_backend, data=self.data,
         )  # fmt: skip
         latency, conditions = time_entries(entries, run)
+        per_seed = {n: seed_runs(by) for n, by in runs.items()} | {n: seed_runs(by) for n, by in vruns.items()}
+        paper = per_seed.get(PAPER)
+        models = {n: model_stats(r, paper if n != PAPER else None, what=n) for n, r in per_seed.items()}
         constraints = self.settings.constraints
         records = []
         dataset = self.data.split(":", 1)[0]
         common = {"dataset": dataset, "threads": self.threads, "size": cfg.latency_size}
         for name, t in trained.items():
             ok, note = self._feasible(latency[name], constraints)
-            record = validated_record(t, latency[name], feasible=ok, feasibility_note=note, **common)
-            self._write(name, record, t)
+            record = validated_record(
+                t, latency[name], feasible=ok, feasibility_note=note, stats=models[name], **common
+            )  # fmt: skip
+            self._write(name, record, runs[name])
             records.append(record)
         for name, v in variants.items():
             ok, note = self._feasible(latency[name], constraints)
-            record = variant_record(v, trained[v.parent], latency[name], feasible=ok, feasibility_note=note, **common)
-            self._write(name, record, v)
+            record = variant_record(
+                v, trained[v.parent], latency[name], feasible=ok, feasibility_note=note, stats=models[name], **common
+            )  # fmt: skip
+            self._write(name, record, vruns[name])
             records.append(record)
         proxy = {name: t.proxy_dice for name, t in trained.items()}
-        pairs = [(proxy[n], t.test.dice) for n, t in trained.items()]
+        mean_dice = {n: (models[n].dice.mean if models[n].dice is not None else None) for n in trained}
+        pairs = [(proxy[n], mean_dice[n]) for n in trained]
         pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
         agreement = None
         if len(pairs) >= 3:  # architectures only: a variant's proxy number comes from another recipe
@@ -382,6 +432,8 @@ class _Worker:
                 latency_target=self.latency_target,
                 proxy_dice=proxy,
                 agreement=agreement,
+                seeds=self.seeds,
+                models=models,
             )
         )
         return ValidateSummary(
@@ -396,16 +448,23 @@ class _Worker:
             not_validated=tuple(p.name for p in self.plans if p.name not in variants),
             latency_target=self.latency_target,
             latency_kind=conditions["kind"],
+            seeds=self.seeds,
+            models=models,
+            latency_rows={n: g.to_dict() for n, g in latency.items()},
         )
 
-    def _write(self, name: str, record: CandidateRecord, result: ValidatedResult | ReappliedResult) -> None:
-        folder = self.study.validated(name)
-        # Made on another machine: keep a copy of the result here.
-        if isinstance(result, ValidatedResult) and not self.study.trained_json(name).is_file():
-            write_trained(folder, result)
-        elif isinstance(result, ReappliedResult) and not self.study.reapplied_json(name).is_file():
-            write_reapplied(folder, result)
-        write_candidate(folder, record)
+    def _write(
+        self, name: str, record: CandidateRecord, results: dict[int, ValidatedResult] | dict[int, ReappliedResult]
+    ) -> None:
+        for seed, result in results.items():
+            slot = seed_slot(self.budget, seed)
+            folder = self.study.validated(name, slot)
+            # Made on another machine: keep a copy of the result here.
+            if isinstance(result, ValidatedResult) and not self.study.trained_json(name, slot).is_file():
+                write_trained(folder, result)
+            elif isinstance(result, ReappliedResult) and not self.study.reapplied_json(name, slot).is_file():
+                write_reapplied(folder, result)
+        write_candidate(self.study.validated(name), record)
 
     def _feasible(self, lat: TimedGraph, limits: Constraints) -> tuple[bool, str]:
         """``(feasible, note)``: the study's constraints on the validated numbers.

@@ -17,12 +17,14 @@ from rtseg_core import (
     CandidateRecord,
     EvalMetrics,
     ReappliedResult,
+    SeedStats,
     SettingsMismatchError,
     StudyDir,
     ValidatedResult,
     write_trained,
 )
-from validate._config import Candidate, budget_differences
+from validate._config import Candidate, budget_differences, seed_slot
+from validate._seeds import describe_seeds, mean_metrics, record_fields
 
 if TYPE_CHECKING:
     from validate._graphs import TimedGraph
@@ -30,43 +32,51 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def train_candidate(cand: Candidate, budget: dict[str, Any], study_dir: Path, *, device: str) -> ValidatedResult:
-    """Train ``cand`` from scratch at ``budget`` (resuming its own checkpoint) and evaluate it on the test split.
+def train_candidate(
+    cand: Candidate, budget: dict[str, Any], study_dir: Path, *, device: str, seed: int | None = None
+) -> ValidatedResult:
+    """Train ``cand`` from scratch at ``budget`` with training seed ``seed`` (None: the budget's) and test it.
 
-    Returns (and writes atomically as ``trained.json``) the result; an existing ``trained.json``
-    with the same budget is returned as is (finished candidates are skipped). A folder trained
-    with another budget is refused, never silently mixed.
+    Returns (and writes atomically as ``trained.json`` in ``StudyDir.validated(name, slot)``) the
+    result; an existing ``trained.json`` with the same budget is returned as is (finished
+    candidates are skipped). A folder trained with another budget is refused, never silently
+    mixed. The split and the data come from the budget's seed whatever the training seed, so
+    seed s of every candidate is trained and tested on the same images (a paired comparison).
     """
     from models import load_model
     from segmentation import TrainConfig, evaluate_model, train
 
+    seed = int(budget["seed"]) if seed is None else int(seed)
+    slot = seed_slot(budget, seed)
     study = StudyDir(study_dir)
-    work = study.validated(cand.name)
-    result = study.read_trained(cand.name)
+    work = study.validated(cand.name, slot)
+    result = study.read_trained(cand.name, slot)
     if result is not None:
-        if result.budget != budget:
+        if result.budget != budget or result.train_seed != seed:
             raise SettingsMismatchError(
-                f"{study.trained_json(cand.name)}: trained with another budget "
-                f"({budget_differences(result.budget, budget)}); repeat the original options or move {work} away"
+                f"{study.trained_json(cand.name, slot)}: trained with another budget "
+                f"({budget_differences(result.budget | {'seed': result.train_seed}, budget | {'seed': seed})}); "
+                f"repeat the original options or move {work} away"
             )
         return result
     arch = RTSegConfig.from_dict(cand.config, source=f"candidate {cand.name}")
     ckpt = work / "checkpoint.pt"
     tc = TrainConfig(
         data=budget["data"], size=budget["size"], epochs=budget["epochs"], batch_size=budget["batch_size"],
-        lr=budget["lr"], seed=budget["seed"], device=device,
+        lr=budget["lr"], seed=seed, data_seed=None if slot is None else int(budget["seed"]), device=device,
     )  # fmt: skip
     if ckpt.is_file():
         from models import load_checkpoint
 
         before = (load_checkpoint(ckpt).meta or {}).get("train", {})
-        differ = [k for k in ("data", "size", "epochs", "batch_size", "lr", "seed") if before.get(k) != getattr(tc, k)]
+        keys = ("data", "size", "epochs", "batch_size", "lr", "seed", "data_seed")
+        differ = [k for k in keys if before.get(k) != getattr(tc, k)]
         if differ:
             raise SettingsMismatchError(
                 f"{ckpt}: a training with other settings ({', '.join(f'{k}={before.get(k)!r}' for k in differ)}) "
                 f"is in progress there; repeat its options or move {work} away"
             )
-        log.info("%s: resuming the full-budget training from %s", cand.name, ckpt)
+        log.info("%s (seed %d): resuming the full-budget training from %s", cand.name, seed, ckpt)
     result = train(arch, tc, work, resume=True, progress=False)
     model, _ = load_model(ckpt)
     ev = evaluate_model(
@@ -84,9 +94,10 @@ def train_candidate(cand: Candidate, budget: dict[str, Any], study_dir: Path, *,
             delta_aop_deg=_num(s.mean.delta_aop),
         ),
         val_dice_last_epoch=_num(result.epochs[-1].val_dice) if result.epochs else None,
+        seed=seed,
     )
     write_trained(work, out)
-    return study.read_trained(cand.name)  # what later runs will read, checked the same way
+    return study.read_trained(cand.name, slot)  # what later runs will read, checked the same way
 
 
 def validated_record(
@@ -98,25 +109,29 @@ def validated_record(
     size: int,
     feasible: bool,
     feasibility_note: str = "",
+    stats: SeedStats | None = None,
 ) -> CandidateRecord:
     """The validated :class:`CandidateRecord` of one candidate (budget in ``recipe``).
 
     ``latency``: its :class:`~validate._graphs.TimedGraph` from :func:`~validate._graphs.time_entries`
-    (kind, target, device, backend and how it was obtained travel with the number).
+    (kind, target, device, backend and how it was obtained travel with the number). ``stats``: the
+    candidate over its training seeds; its Dice is then the mean over them (``trained``: the first seed's run).
     """
     cand = Candidate.from_attrs(trained.candidate)
     b = trained.budget
     recipe = (
         f"full: {b['epochs']} epochs x whole train split, {b['size']}x{b['size']}, batch {b['batch_size']}, "
-        f"lr {b['lr']:g} (AdamW, cosine), seed {b['seed']}, from scratch; test split"
+        f"lr {b['lr']:g} (AdamW, cosine), {_seeds_text(stats, trained.train_seed, b)}, from scratch; test split"
     )
     notes = (
-        f"validated: retrained from scratch at the full budget, Dice on the test split of {b['data']}; latency "
-        f"{_latency_note(latency, threads, size)}; proxy Dice in the search {_fmt(cand.proxy_dice)}"
+        f"validated: retrained from scratch at the full budget, Dice on the test split of {b['data']}"
+        f"{_seeds_note(stats)}; latency {_latency_note(latency, threads, size)}; proxy Dice in the search "
+        f"{_fmt(cand.proxy_dice)}"
     )
     return _record(
-        cand.name, trained.test.to_dict(), latency, dataset=dataset, threads=threads, size=size, feasible=feasible,
+        cand.name, _test(trained, stats), latency, dataset=dataset, threads=threads, size=size, feasible=feasible,
         parent=cand.name, trial=cand.trial, recipe=recipe, config=cand.config, notes=notes + feasibility_note,
+        extra=record_fields(stats) if stats is not None else {},
     )  # fmt: skip
 
 
@@ -130,8 +145,12 @@ def variant_record(
     size: int,
     feasible: bool,
     feasibility_note: str = "",
+    stats: SeedStats | None = None,
 ) -> CandidateRecord:
-    """The validated record of a compressed variant re-applied to its validated parent ``parent`` (trained.json)."""
+    """The validated record of a compressed variant re-applied to its validated parent ``parent`` (trained.json).
+
+    ``stats``: the variant over its parent's training seeds (Dice = the mean), as in :func:`validated_record`.
+    """
     from validate._variants import VariantPlan, variant_recipe
 
     plan = VariantPlan.from_attrs(result.variant)
@@ -139,23 +158,46 @@ def variant_record(
     pb = parent.budget
     recipe = (
         f"{variant_recipe(result)}; parent {cand.name}: full: {pb['epochs']} epochs x whole train split, "
-        f"{pb['size']}x{pb['size']}, from scratch; test split"
+        f"{pb['size']}x{pb['size']}, {_seeds_text(stats, result.train_seed, pb)}, from scratch; test split"
     )
     notes = (
         f"validated compressed variant: its recipe re-applied to {cand.name} after that parent's full-budget "
-        f"training, Dice with ONNX Runtime on its exported graph on the test split of {pb['data']}; latency "
+        f"training, Dice with ONNX Runtime on its exported graph on the test split of {pb['data']}"
+        f"{_seeds_note(stats)}; latency "
         f"{_latency_note(latency, threads, size)}; in compress, on the proxy-trained parent: Dice "
         f"{_fmt(plan.proxy_dice)} on the validation split ({plan.proxy_recipe})"
     )
     return _record(
-        plan.name, result.test.to_dict(), latency, dataset=dataset, threads=threads, size=size, feasible=feasible,
+        plan.name, _test(result, stats), latency, dataset=dataset, threads=threads, size=size, feasible=feasible,
         parent=cand.name, trial=cand.trial, recipe=recipe, config=cand.config, notes=notes + feasibility_note,
-        precision=plan.precision,
+        precision=plan.precision, extra=record_fields(stats) if stats is not None else {},
     )  # fmt: skip
 
 
+def _test(result: ValidatedResult | ReappliedResult, stats: SeedStats | None) -> dict[str, Any]:
+    """The record's test metrics: the mean over the seeds (``stats``), else the one run's."""
+    return (result.test if stats is None else mean_metrics(stats.runs)).to_dict()
+
+
+def _seeds_text(stats: SeedStats | None, seed: int, budget: dict[str, Any]) -> str:
+    """``seed 0`` (one run, as before) or ``seeds 0, 1, 2 (split and data of seed 0)``."""
+    seeds = stats.seeds if stats is not None else (seed,)
+    if len(seeds) == 1 and seeds[0] == budget["seed"]:
+        return f"seed {seeds[0]}"
+    return f"seed(s) {', '.join(map(str, seeds))} (split and data of seed {budget['seed']})"
+
+
+def _seeds_note(stats: SeedStats | None) -> str:
+    if stats is None or len(stats.runs) < 2 and not stats.collapsed_seeds:
+        return ""
+    return (
+        f"; {describe_seeds(stats)}; latency from the first seed's graph only (one run per model; the seed "
+        "changes the weights, not the graph)"
+    )
+
+
 def _record(name, test, latency: TimedGraph, *, dataset, threads, size, feasible, parent, trial, recipe, config, notes,
-            precision="fp32") -> CandidateRecord:  # fmt: skip
+            precision="fp32", extra=None) -> CandidateRecord:  # fmt: skip
     # kind, target, device and backend are required fields of the timed graph: never made up here
     return CandidateRecord(
         name=name,
@@ -184,6 +226,7 @@ def _record(name, test, latency: TimedGraph, *, dataset, threads, size, feasible
         recipe=recipe,
         config=config,
         notes=notes,
+        **(extra or {}),
     )
 
 

@@ -44,7 +44,7 @@ from rtseg_core import (
     staged_output,
     write_reapplied,
 )
-from validate._config import budget_differences
+from validate._config import budget_differences, seed_slot
 
 log = logging.getLogger(__name__)
 
@@ -165,29 +165,34 @@ def reapply_variant(
     finetune_epochs: int | None,
     device: str,
     threads: int,
+    seed: int | None = None,
 ) -> ReappliedResult:
-    """Re-apply ``plan`` to ``validated/<parent>/checkpoint.pt`` and evaluate it on the test split.
+    """Re-apply ``plan`` to the parent's training of seed ``seed`` (None: the budget's) and test it.
 
-    Returns (and writes with the model files, atomically, to ``validated/<variant>/``) the
-    result; an existing result with the same budget is returned as is.
+    Reads ``StudyDir.validated(parent, slot)/checkpoint.pt`` and returns (and writes with the
+    model files, atomically, to ``StudyDir.validated(variant, slot)``) the result; an existing
+    result with the same budget is returned as is. The fine-tune and the calibration use the
+    budget's data seed whatever the training seed (the same images for every seed).
     """
     from compress import FinetuneSpec, PruneSpec, QuantSpec, ort_predict, prune_checkpoint, quantize_checkpoint
     from models import load_checkpoint
     from segmentation import evaluate
 
+    seed = int(budget["seed"]) if seed is None else int(seed)
+    slot = seed_slot(budget, seed)
     study = StudyDir(study_dir)
-    work = study.validated(plan.name)
+    work = study.validated(plan.name, slot)
     vbudget = variant_budget(plan, budget, finetune_epochs)
-    result = study.read_reapplied(plan.name)
+    result = study.read_reapplied(plan.name, slot)
     if result is not None:
-        if result.budget != vbudget:
+        if result.budget != vbudget or result.train_seed != seed:
             raise SettingsMismatchError(
-                f"{study.reapplied_json(plan.name)}: re-applied with another budget "
+                f"{study.reapplied_json(plan.name, slot)}: re-applied with another budget "
                 f"({budget_differences(result.budget, vbudget)}); repeat the "
                 f"original --finetune-epochs and training options, or move {work} away"
             )
         return result
-    parent_ckpt = study.validated(plan.parent) / CHECKPOINT
+    parent_ckpt = study.validated(plan.parent, slot) / CHECKPOINT
     if not parent_ckpt.is_file():
         raise SearchError(f"{parent_ckpt}: the validated parent of {plan.name} is missing")
     epochs = vbudget["finetune_epochs"]
@@ -195,8 +200,8 @@ def reapply_variant(
     ft = FinetuneSpec(epochs=epochs, device=device)
     source, logs, steps = parent_ckpt, [], []
     inputs = [parent_ckpt]
-    via_ckpt = study.validated(plan.via) / CHECKPOINT if plan.via else None
-    via = study.read_reapplied(plan.via) if plan.via else None
+    via_ckpt = study.validated(plan.via, slot) / CHECKPOINT if plan.via else None
+    via = study.read_reapplied(plan.via, slot) if plan.via else None
     if via_ckpt is not None and via is not None and _same_pruning(via.budget, vbudget):
         inputs.append(via_ckpt)
     with staged_output(work, verb="validate", inputs=inputs, option="validated") as tmp:
@@ -238,12 +243,13 @@ def reapply_variant(
             ),
             finetune=tuple({k: e.get(k) for k in ("epoch", "loss", "val_dice")} for e in logs),
             pruning_history=pruning.get("history"),
+            seed=seed,
         )
         write_reapplied(tmp, result)
     dice = result.test.dice
     shown = "n/a (not finite)" if dice is None else f"{dice:.4f}"
-    log.info("re-applied %s to the validated %s: test Dice %s", plan.name, plan.parent, shown)
-    return study.read_reapplied(plan.name)  # what later runs will read, checked the same way
+    log.info("re-applied %s to the validated %s (seed %d): test Dice %s", plan.name, plan.parent, seed, shown)
+    return study.read_reapplied(plan.name, slot)  # what later runs will read, checked the same way
 
 
 def _same_pruning(before: dict[str, Any], vbudget: dict[str, Any]) -> bool:

@@ -23,6 +23,17 @@ It prints the validated table and the rank agreement between proxy Dice and full
 STUDY_DIR/validated/<name>/candidate.json (source "validated"), which `report` shows apart from
 the proxy front.
 
+Seeds: --seeds K (the K training seeds --seed .. --seed+K-1) or --seeds 0,1,2 trains every
+candidate, paper and each re-applied variant once per seed, all on the split and images of --seed
+(so seed s of two models is a paired comparison); each (candidate, seed) is one claim. Records
+keep every seed's test metrics; a record's Dice is the mean over the seeds, with its 95 %
+t-interval, and each model is compared with paper seed by seed (mean difference, 95 % interval,
+verdict better / indistinguishable / worse; one seed: "single run", no verdict). A run that never
+learned a class (per-class Dice < 0.05) is flagged as collapsed with its seed and kept in the
+mean. Latency stays one run per model, on the first seed's graph. A later run with more seeds
+reuses the finished ones. The first seed's files stay in validated/<name>/, another seed's go to
+validated/seed-<s>/<name>/.
+
 Resumable: run the same command again; finished candidates and variants are skipped and a killed
 training continues from its last epoch; another --finetune-epochs (like another training budget)
 is refused. Several workers (machines) share the work through the search's --storage: each
@@ -72,6 +83,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=BATCH, default=8, help="(default: %(default)s)")
     p.add_argument("--lr", type=LEARNING_RATE, default=1e-3, help="peak learning rate (default: %(default)s)")
     add_seed(p)
+    p.add_argument(
+        "--seeds",
+        metavar="K|S,S,..",
+        help="training seeds: a count K (seeds --seed .. --seed+K-1) or a list like 0,1,2; the split and the data "
+        "stay those of --seed (default: 1 seed, --seed)",
+    )
     p.add_argument("--data", help="dataset (default: the search's --data)")
     add_device(p)
     p.add_argument(
@@ -121,16 +138,17 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from profiling import TimingOptions
-    from validate import ValidateConfig, run_validate
+    from validate import ValidateConfig, parse_seeds, run_validate
 
     if not getattr(args, "debug", False):
         for name in ("segmentation", "profiling"):
             logging.getLogger(name).setLevel(logging.WARNING)
     # SSH options for an ssh:// latency target, whether given here or stored as the study's target.
     ssh = ssh_options_from(argparse.Namespace(**{**vars(args), "target": "ssh://"}))
+    seeds = parse_seeds(args.seeds, args.seed) if args.seeds else ()
     config = ValidateConfig(
         study_dir=args.study, top_k=args.top_k, epochs=args.epochs, size=args.size, batch_size=args.batch_size,
-        lr=args.lr, seed=args.seed, data=args.data, device=args.device, latency_size=args.latency_size,
+        lr=args.lr, seed=args.seed, seeds=seeds, data=args.data, device=args.device, latency_size=args.latency_size,
         latency_target=args.latency_target, threads=args.threads, ssh_options=ssh,
         timing=TimingOptions(rounds=args.rounds, warmup=args.warmup, device_rounds=args.device_rounds,
                              device_runs=args.device_runs),
@@ -148,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         "not_validated": list(summary.not_validated),
         "latency_target": summary.latency_target,
         "latency_kind": summary.latency_kind,
+        "seeds": list(summary.seeds),
+        "models": {n: m.to_dict() for n, m in summary.models.items()},
     }
     emit(args.json, payload, lambda: _show(summary), what="validation")
     return 0
@@ -168,6 +188,7 @@ def _show(summary) -> None:
     else:
         print("proxy vs full-budget Dice: fewer than 3 validated candidates, no rank agreement")
     print(summary.verdict())
+    print(summary.paired())
     if summary.not_validated:
         print(
             f"not validated: compressed variants {', '.join(summary.not_validated)} (their parent's claim holds no "

@@ -102,3 +102,53 @@ def test_a_hostile_summary_names_the_file_and_field(tiny_study, edit, match):
     path.write_text(json.dumps(data))
     with pytest.raises(ConfigError, match=rf"validated/summary.json: {match}"):
         compute_report(tiny_study)
+
+
+def test_paired_table_and_ship_verdict_over_several_seeds(tiny_study):
+    from rtseg_core import EvalMetrics, SeedRun, SeedStats, paired_difference, seed_summary
+
+    write_validated(tiny_study, VALIDATED)
+    per_seed = {  # name -> seed -> test Dice; trial-4's seed 2 never learned FH (collapsed)
+        "paper": {0: 0.930, 1: 0.934, 2: 0.938},
+        "trial-1": {0: 0.905, 1: 0.909, 2: 0.913},
+        "trial-4": {0: 0.925, 1: 0.921, 2: 0.917},
+        "trial-2": {0: 0.900, 1: 0.901, 2: 0.899},
+    }
+
+    def stats(name):
+        runs = tuple(
+            SeedRun(s, EvalMetrics(d, d, 0.01 if (name, s) == ("trial-4", 2) else d, 1.0),
+                    ("fh",) if (name, s) == ("trial-4", 2) else ())
+            for s, d in per_seed[name].items()
+        )  # fmt: skip
+        versus = None if name == "paper" else paired_difference(per_seed[name], per_seed["paper"])
+        return SeedStats(runs, seed_summary(per_seed[name]), versus)
+
+    sd = StudyDir(tiny_study)
+    summary = sd.read_validated_summary()
+    sd.write_validated_summary(dataclasses.replace(summary, seeds=(0, 1, 2), models={n: stats(n) for n in per_seed}))
+    info = compute_report(tiny_study)
+    rows = info.validated.paired().set_index("name")
+    assert list(rows.index) == ["paper", "trial-1", "trial-2", "trial-4"]
+    for name in ("trial-1", "trial-2", "trial-4"):
+        expected = paired_difference(per_seed[name], per_seed["paper"])
+        assert rows.loc[name, "verdict"] == expected.verdict
+        assert (rows.loc[name, "vs paper low"], rows.loc[name, "vs paper high"]) == (expected.low, expected.high)
+    assert rows.loc["trial-1", "verdict"] == "worse" and rows.loc["trial-4", "collapsed seeds"] == [2]
+    assert rows.loc["paper", "n seeds"] == 3 and rows.loc["paper", "mean Dice"] == pytest.approx(0.934)
+    html = build_report(tiny_study).read_text()
+    section = html[html.index('id="paired"') :]
+    assert "3 training seeds (0, 1, 2)" in section and "<td>worse</td>" in section
+    assert '<b class="warn">2</b>' in section  # trial-4's collapsed seed
+    # the pick is paper (best validated Dice): the ship section says how many paired seeds stand behind it
+    assert info.ship.runs_label == "3 paired seeds" and "seeds 0, 1, 2" in info.ship.runs
+    assert "<b>3 paired seeds</b>" in html and "single run" not in html.split('id="ship"')[-1].split("</table>")[0]
+    out = report_summary(info)["validated"]
+    assert out["seeds"] == [0, 1, 2] and {r["name"]: r["verdict"] for r in out["paired"]}["trial-1"] == "worse"
+
+
+def test_one_seed_summary_says_single_run(tiny_study):
+    write_validated(tiny_study, VALIDATED)
+    info = compute_report(tiny_study)
+    assert info.validated.seeds == (0,) and info.validated.paired().empty  # written before --seeds: no models
+    assert info.ship.runs_label == "single run" and report_summary(info)["ship"]["runs"].startswith("single run: ")

@@ -133,3 +133,17 @@ def test_mismatched_weights_are_a_clear_error(tmp_path):
     torch.save(raw, tmp_path / "bad.pt")
     with pytest.raises(ConfigError, match="bad.pt: the weights do not match the config"):
         load_model(tmp_path / "bad.pt")
+
+
+def test_a_data_seed_fixes_the_split_while_the_training_seed_varies(tmp_path):
+    """validate --seeds: seed s of two candidates is paired only if every seed sees the same images."""
+    a = train(TINY, tiny_train_config(epochs=1, seed=5, data_seed=3), tmp_path / "a", progress=False)
+    b = train(TINY, tiny_train_config(epochs=1, seed=3), tmp_path / "b", progress=False)
+    train(TINY, tiny_train_config(epochs=1, seed=5), tmp_path / "c", progress=False)
+    assert a.epochs[0].loss != b.epochs[0].loss  # another initialization and batch order
+    # the default evaluation split of a checkpoint is its data seed's: the same images as seed 3's
+    ids = {p: [r["id"] for r in evaluate_checkpoint(tmp_path / p / "checkpoint.pt", split="test").rows]
+           for p in ("a", "b", "c")}  # fmt: skip
+    assert ids["a"] == ids["b"] != ids["c"]
+    with pytest.raises(ConfigError, match="data_seed"):
+        tiny_train_config(data_seed=-1)
