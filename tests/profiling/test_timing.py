@@ -159,3 +159,23 @@ def test_a_dynamic_input_needs_a_shape(tmp_path):
         time_graphs({"dyn": path}, TimingOptions(rounds=1, warmup=0, runs=1))
     got = time_graphs({"dyn": path}, TimingOptions(rounds=1, warmup=0, runs=1), shape=(1, 1, SIZE, SIZE))
     assert got["dyn"].record.height == SIZE
+
+
+def test_pytorch_eager_models_go_through_the_same_loop():
+    (backend,) = resolve_backends("local", ("pytorch",))
+    models = {}
+    for name in ("narrow", "wide"):
+        torch.manual_seed(0)
+        models[name] = build_model(create_config("paper", **MEMBERS[name])).eval()
+    requests = {
+        n: LatencyRequest(name=n, target="local", model=m, height=SIZE, width=SIZE, device="cpu")
+        for n, m in models.items()
+    }
+    before = torch.get_num_threads()
+    got = backend.time_many(requests, TimingOptions(rounds=2, warmup=1, runs=2))
+    assert torch.get_num_threads() == before
+    for name, timed in got.items():
+        rec = timed.record
+        assert (rec.model, rec.kind, rec.backend, rec.provider) == (name, MEASURED, "pytorch", "eager (cpu)")
+        assert (rec.runs, rec.warmup, rec.threads) == (4, 1, 1) and timed.samples.rounds == 2
+        assert "2 rounds in an order rotated per round" in rec.notes
