@@ -4,7 +4,9 @@ Pruning: a :class:`PruneSpec` goes in, a :class:`PruneResult` comes out (:func:`
 :func:`prune_checkpoint` adds fine-tuning, ONNX export and evaluation and writes a checkpoint
 whose ``pruning`` entry :func:`replay_pruning` re-applies to a fresh build. Quantization:
 :class:`QuantSpec` -> :func:`quantize_checkpoint` / :func:`quantize_onnx` -> :class:`QuantReport`.
-:func:`compress_study` does either for the best trials of a search.
+:func:`compress_study` does either for the best trials of a search. The speed-ups that pruning and
+quantization report come from :func:`compare_latency`: both graphs in one alternating loop of
+the suite's one timer (``profiling.time_graphs``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from compress._bench import Comparison, CompressionBenchConfig, bench_compression, format_comparisons
     from compress._finetune import FinetuneSpec, calibration_batches, finetune
     from compress._importance import IMPORTANCES, ImportanceOption, Scorer, get_importance, list_importances
+    from compress._measure import LatencyComparison, compare_latency
     from compress._opprofile import OpTime, profile_ops, summarize_ops
     from compress._pipeline import PruneReport, load_for_compression, prune_checkpoint
     from compress._prune import prune_model
@@ -44,6 +47,8 @@ __all__ = [
     "TARGETS",
     "FinetuneSpec",
     "ImportanceOption",
+    "LatencyComparison",
+    "compare_latency",
     "OpTime",
     "PruneReport",
     "PruneResult",

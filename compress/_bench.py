@@ -261,8 +261,8 @@ def bench_compression(
             work,
             config,
             size=bench_config.size,
-            threads=bench_config.threads,
-            progress=bench_config.progress,
+            threads=bench_config.timing.threads,
+            progress=bench_config.timing.progress,
         )
         result = run_bench(str(checkpoint), bench_config, extra_variants=artifacts.variants)
         comparisons = compare_variants(result, artifacts, config)

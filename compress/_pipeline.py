@@ -10,19 +10,24 @@ Output folder (written to a temporary sibling and renamed at the end, so a failu
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from compress._files import output_dir
 from compress._finetune import FinetuneSpec, calibration_batches, finetune
+from compress._measure import LatencyComparison, compare_latency
 from compress._prune import prune_model
 from compress._spec import PruneResult, PruneSpec
-from rtseg_core import CompressionError, Record, atomic_write_json, check_output_dir, dataset_path
+from rtseg_core import CompressionError, Record, atomic_write_json, check_output_dir, dataset_path, scratch_dir
+
+if TYPE_CHECKING:
+    from profiling import TimingOptions
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +50,21 @@ class PruneReport(Record):
     finetune: list[dict] = field(default_factory=list)
     onnx_max_abs_diff: float | None = None  # ONNX Runtime vs PyTorch on the exported graph
     notes: str = ""
+    # the unpruned and the pruned graph timed against each other (compress.compare_latency), when asked
+    latency: LatencyComparison | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "result": self.result.to_dict()}
+        latency = self.latency.to_dict() if self.latency is not None else None
+        return {**super().to_dict(), "result": self.result.to_dict(), "latency": latency}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PruneReport:
-        """Read ``prune.json`` back (its ``result`` becomes a :class:`PruneResult` again)."""
+        """Read ``prune.json`` back (its ``result`` and ``latency`` become records again)."""
         data = dict(data)
         if isinstance(data.get("result"), dict):
             data["result"] = PruneResult.from_dict(data["result"])
+        if isinstance(data.get("latency"), dict):
+            data["latency"] = LatencyComparison.from_dict(data["latency"])
         return super().from_dict(data)
 
 
@@ -111,6 +121,7 @@ def prune_checkpoint(
     overwrite: bool = False,
     stage: bool = True,
     progress: bool = True,
+    timing: TimingOptions | None = None,
 ) -> PruneReport:
     """Prune a checkpoint with ``spec``, fine-tune, export, evaluate; write ``out_dir`` (see module docstring).
 
@@ -118,6 +129,8 @@ def prune_checkpoint(
     the fine-tuning between increments; ``None`` = no fine-tuning. ``data``/``size``/``seed`` default
     to those the checkpoint was trained with; ``split`` is where Dice is measured. With
     ``stage=False`` the files go straight into ``out_dir`` (for callers that stage a larger folder).
+    ``timing``: also time the unpruned and the pruned graph against each other with ONNX Runtime
+    here (one alternating loop, ``report.latency``); None: no timing (needs ``export``).
     """
     from models import Checkpoint, save_checkpoint
 
@@ -134,6 +147,9 @@ def prune_checkpoint(
     )
     if spec.size is None:
         spec = dataclasses.replace(spec, size=size)
+    if timing is not None and not export:
+        raise CompressionError("prune: timing the pruned graph needs its ONNX export (export=True)")
+    unpruned = copy.deepcopy(model) if timing is not None else None
     per_step = None
     if spec.finetune_epochs_per_step and finetune_spec is not None:
 
@@ -176,9 +192,14 @@ def prune_checkpoint(
             ),
             tmp / "checkpoint.pt",
         )
-        onnx_diff = None
+        onnx_diff = latency = None
         if export:
             onnx_diff = _export(model, tmp / "model.onnx", size=size, opset=opset)
+        if unpruned is not None and timing is not None:
+            with scratch_dir("prune") as scratch:
+                reference = Path(scratch) / "unpruned.onnx"
+                _export(unpruned, reference, size=size, opset=opset)
+                latency = compare_latency(reference, tmp / "model.onnx", timing)
         report = PruneReport(
             checkpoint="checkpoint.pt",
             onnx="model.onnx" if export else None,
@@ -193,7 +214,9 @@ def prune_checkpoint(
             dice_after=dice_after,
             finetune=logs,
             onnx_max_abs_diff=onnx_diff,
-            notes="Dice: mean of PS and FH per-image Dice (segmentation.evaluate_model), PyTorch eval on the CPU",
+            notes="Dice: mean of PS and FH per-image Dice (segmentation.evaluate_model), PyTorch eval on the CPU"
+            + (f"; latency: unpruned vs pruned ONNX graph, ONNX Runtime CPU, {latency.method}" if latency else ""),
+            latency=latency,
         )
         atomic_write_json(tmp / "prune.json", report.to_dict())
     log.info(

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from compress._files import output_dir
+from profiling import TimingOptions
 from rtseg_core import (
     CompressionError,
     CompressionOptionError,
@@ -178,9 +179,9 @@ class QuantReport(Record):
     dice_fp32: float | None
     dice_quant: float | None
     dice_change: float | None  # dice_quant - dice_fp32
-    latency_fp32_ms: float | None
+    latency_fp32_ms: float | None  # medians of one alternating loop of both graphs (profiling.time_graphs)
     latency_quant_ms: float | None
-    speedup: float | None  # latency_fp32_ms / latency_quant_ms
+    speedup: float | None  # latency_fp32_ms / latency_quant_ms, same loop
     threads: int
     max_abs_diff: float | None  # quantized vs FP32 logits (ONNX Runtime) over the evaluated images
     pixel_agreement: float | None  # share of pixels whose argmax class agrees with FP32
@@ -188,6 +189,8 @@ class QuantReport(Record):
     checkpoint: str | None = None  # dsconv: the frozen checkpoint
     finetune: list[dict] = field(default_factory=list)
     notes: str = ""
+    speedup_ci95_low: float | None = None  # percentile bootstrap over the paired alternating rounds
+    speedup_ci95_high: float | None = None
 
 
 # -- calibration -------------------------------------------------------------------------------
@@ -558,7 +561,7 @@ def quantize_checkpoint(
     split: str = "val",
     measure: bool = True,
     threads: int = 1,
-    runs: int = 50,
+    rounds: int | None = None,
     overwrite: bool = False,
     stage: bool = True,
     progress: bool = True,
@@ -568,6 +571,8 @@ def quantize_checkpoint(
     ``data``/``size``/``seed`` default to those the checkpoint was trained with. For ``dsconv``,
     ``finetune_spec`` (:class:`~compress._finetune.FinetuneSpec`) sets the quantization-aware
     fine-tuning; ``None`` or 0 epochs freezes the quantized weights without it (post-training).
+    ``measure``: time the FP32 and the quantized graph against each other with ONNX Runtime here
+    (``threads``; ``rounds`` alternating rounds, None = ``profiling.TimingOptions``' default).
     """
     from compress._pipeline import _data_defaults, compression_inputs, load_for_compression
 
@@ -614,7 +619,7 @@ def quantize_checkpoint(
             evaluate=evaluate,
             measure=measure,
             threads=threads,
-            runs=runs,
+            rounds=rounds,
             notes=notes,
             **extra,
         )
@@ -632,7 +637,7 @@ def quantize_onnx(
     split: str = "val",
     measure: bool = True,
     threads: int = 1,
-    runs: int = 50,
+    rounds: int | None = None,
     overwrite: bool = False,
 ) -> QuantReport:
     """Quantize an existing FP32 ONNX file (batch-1 or dynamic, square input). No ``dsconv`` (needs weights)."""
@@ -664,7 +669,7 @@ def quantize_onnx(
             evaluate=evaluate,
             measure=measure,
             threads=threads,
-            runs=runs,
+            rounds=rounds,
             notes=notes,
         )
     return report
@@ -746,16 +751,20 @@ def _finish(
     evaluate: bool,
     measure: bool,
     threads: int,
-    runs: int,
+    rounds: int | None,
     notes: str,
     checkpoint: str | None = None,
     finetune: list | None = None,
 ) -> QuantReport:
+    from compress._measure import compare_latency
+
     quant, fp32 = tmp / "model.onnx", tmp / "model_fp32.onnx"
     check_onnx_file(quant)
     cmp = compare_onnx(fp32, quant, data=data, split=split, size=size, seed=seed, threads=threads) if evaluate else {}
-    lat32 = latency_ms(fp32, threads=threads, runs=runs, precision="fp32") if measure else None
-    latq = latency_ms(quant, threads=threads, runs=runs, precision=spec.precision) if measure else None
+    lat = None
+    if measure:  # both graphs in one alternating loop: a load change lands on both, not on the one timed last
+        timing = TimingOptions(threads=threads) if rounds is None else TimingOptions(threads=threads, rounds=rounds)
+        lat = compare_latency(fp32, quant, timing, shape=(1, _input_info(fp32)[1][1] or 1, size, size))
     d32, dq = cmp.get("dice_fp32"), cmp.get("dice_quant")
     report = QuantReport(
         onnx="model.onnx",
@@ -770,9 +779,11 @@ def _finish(
         dice_fp32=d32,
         dice_quant=dq,
         dice_change=dq - d32 if d32 is not None and dq is not None else None,
-        latency_fp32_ms=lat32,
-        latency_quant_ms=latq,
-        speedup=lat32 / latq if lat32 and latq else None,
+        latency_fp32_ms=lat.reference_ms if lat else None,
+        latency_quant_ms=lat.variant_ms if lat else None,
+        speedup=lat.speedup if lat else None,
+        speedup_ci95_low=lat.speedup_ci95_low if lat else None,
+        speedup_ci95_high=lat.speedup_ci95_high if lat else None,
         threads=threads,
         max_abs_diff=cmp.get("max_abs_diff"),
         pixel_agreement=cmp.get("pixel_agreement"),
@@ -781,8 +792,8 @@ def _finish(
         finetune=finetune or [],
         notes="; ".join(
             n
-            for n in (notes, f"latency: ONNX Runtime CPU, batch 1, {threads} thread(s), median of {runs} runs")
-            if n and (measure or not n.startswith("latency"))
+            for n in (notes, f"latency: ONNX Runtime CPU, batch 1, {threads} thread(s), {lat.method}" if lat else "")
+            if n
         ),
     )
     atomic_write_json(tmp / "quantize.json", report.to_dict())

@@ -7,7 +7,10 @@
 - :func:`export_onnx` writes a parity-checked ONNX file (DSConv frozen, BN folded).
 - :func:`measure_onnxruntime` / :func:`measure_pytorch` time locally; :func:`profile_remote`
   times on an SSH device; :func:`estimate_latency` and :class:`CalibratedEstimator` estimate.
-- :func:`bench_variants` / :func:`run_bench` compare variants in one alternating loop.
+- :func:`time_graphs` / :func:`time_alternating` (:class:`TimingOptions`) are the one timer of every
+  comparison: rotated alternating rounds, medians and paired-round speed-up intervals
+  (:func:`speedup`); :func:`time_on_device` the same over SSH. :func:`bench_variants` /
+  :func:`run_bench` compare runtimes with it.
 - ``--target`` picks backends from one table (:data:`TARGETS`, :func:`resolve_backends`): local
   ONNX Runtime / PyTorch, an SSH device, the roofline estimate, or ``predict:TABLE``, the
   kernel-level predictor (:func:`build_table`, :class:`LatencyPredictor`, :func:`bench_predictor`).
@@ -21,7 +24,15 @@ from typing import TYPE_CHECKING
 from rtseg_core import lazy_exports
 
 if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_exports)
-    from profiling._backends import TARGETS, LatencyBackend, LatencyRequest, check_target, resolve_backends, target_kind
+    from profiling._backends import (
+        TARGETS,
+        LatencyBackend,
+        LatencyRequest,
+        check_target,
+        load_predictor,
+        resolve_backends,
+        target_kind,
+    )
     from profiling._bench import (
         BenchConfig,
         BenchResult,
@@ -61,12 +72,13 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from profiling._latency import LatencyConfig, measure_onnxruntime, measure_pytorch, time_calls, torch_threads
     from profiling._onnx_input import OnnxInputInfo, read_onnx_input
     from profiling._ort import make_session, session_input
-    from profiling._predict_bench import PredictorBenchResult, bench_predictor
-    from profiling._predictor import MIN_CALIBRATION, LatencyPredictor, LatencyTable, TableKey, build_table
+    from profiling._predict_bench import PREDICTOR_BENCH_ROUNDS, PredictorBenchResult, bench_predictor
+    from profiling._predictor import MIN_CALIBRATION, LatencyPredictor
     from profiling._profile import ProfileReport, profile_model
     from profiling._records import (
         ESTIMATE_TARGET,
         ESTIMATED,
+        KINDS,
         LOCAL_OPSET,
         MEASURED,
         PREDICT_PREFIX,
@@ -77,6 +89,18 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from profiling._source import ModelSource, load_source
     from profiling._ssh import SSHOptions, SSHTarget
     from profiling._stats import speedup_interval, summarize_times
+    from profiling._table import LatencyTable, TableKey
+    from profiling._table_build import LocalTimer, SSHTimer, build_table
+    from profiling._timing import (
+        Samples,
+        Speedup,
+        TimedResult,
+        TimingOptions,
+        speedup,
+        time_alternating,
+        time_graphs,
+        time_on_device,
+    )
     from profiling._trace import ForwardTrace, TracedOp, trace_forward
 
 __all__ = [
@@ -86,6 +110,7 @@ __all__ = [
     "session_input",
     "target_kind",
     "ESTIMATED",
+    "KINDS",
     "ESTIMATE_TARGET",
     "MEASURED",
     "PREDICTED",
@@ -153,6 +178,18 @@ __all__ = [
     "time_calls",
     "torch_threads",
     "trace_forward",
+    "Samples",
+    "Speedup",
+    "TimedResult",
+    "TimingOptions",
+    "speedup",
+    "time_alternating",
+    "time_graphs",
+    "time_on_device",
+    "LocalTimer",
+    "SSHTimer",
+    "load_predictor",
+    "PREDICTOR_BENCH_ROUNDS",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

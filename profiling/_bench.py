@@ -1,9 +1,11 @@
 """Side-by-side benchmarks: several variants of one model timed in one alternating loop.
 
 Timing variants one after the other lets a change in machine load (another process, thermal
-throttling, turbo) land on one of them only. Here every round runs each variant once, in an
-order rotated from round to round, so slow periods hit all variants alike; the medians over
-rounds are compared. Warm-up runs each variant ``warmup`` times first, also alternating.
+throttling, turbo) land on one of them only. The variants go through the suite's one timer
+(:func:`profiling._timing.time_alternating`: warm-up, then rounds in an order rotated per
+round, each an untimed run and several timed runs per variant), so slow periods hit all
+variants alike; medians are compared, and every speed-up has a bootstrap interval over the
+paired rounds.
 
 A :class:`Variant` is a name and a callable ``run(x)`` taking the shared input (a numpy array):
 the runtime comparison here adds PyTorch eager and ONNX Runtime FP32; compression adds its
@@ -13,7 +15,6 @@ pruned and quantized models the same way (:func:`ort_variant`, :func:`pytorch_va
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from profiling._stats import speedup_interval, summarize_times
+from profiling._timing import DEFAULT_TIMING, TimingOptions, time_alternating
 from rtseg_core import ProfilingError, Record, scratch_dir
 
 log = logging.getLogger(__name__)
@@ -47,21 +49,17 @@ class Variant:
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """Settings of a runtime benchmark: input ``batch x C x size x size``, ``threads`` for every
-    runtime, ``rounds`` timed rounds (one run of each variant per round) after ``warmup`` runs
-    of each. ``opset`` of the exported ONNX model."""
+    """Settings of a runtime benchmark: input ``batch x C x size x size``, ``opset`` of the exported
+    ONNX model, and how the variants are timed (``timing``: rounds, warm-up, runs per round,
+    threads of every runtime, input seed; :class:`~profiling._timing.TimingOptions` owns the defaults)."""
 
     size: int = 256
     batch: int = 1
-    threads: int = 1
-    rounds: int = 30
-    warmup: int = 5
-    seed: int = 0
     opset: int = 17
-    progress: bool = False
+    timing: TimingOptions = DEFAULT_TIMING
 
     def __post_init__(self) -> None:
-        for name, low in (("size", 1), ("batch", 1), ("threads", 1), ("rounds", 1), ("warmup", 0)):
+        for name, low in (("size", 1), ("batch", 1)):
             value = getattr(self, name)
             if not isinstance(value, int) or value < low:
                 raise ProfilingError(f"BenchConfig.{name}: must be an integer >= {low}, got {value!r}")
@@ -69,7 +67,10 @@ class BenchConfig:
 
 @dataclass(frozen=True)
 class VariantResult(Record):
-    """The times of one variant (ms per forward pass of one batch) and their summary."""
+    """The times of one variant (ms per forward pass of one batch) and their summary.
+
+    ``times_ms[round]`` holds the round's timed runs; ``runs`` counts them all.
+    """
 
     name: str
     backend: str
@@ -110,7 +111,7 @@ class BenchResult:
         base = self.get(self.baseline).times_ms
         out: dict[str, tuple[float, float] | None] = {}
         for v in self.variants:
-            paired = bool(base) and len(v.times_ms) == len(base)
+            paired = bool(base) and np.shape(v.times_ms) == np.shape(base)
             out[v.name] = speedup_interval(base, v.times_ms) if paired else None
         return out
 
@@ -151,7 +152,7 @@ class BenchResult:
 
     def format_table(self) -> str:
         c = self.conditions
-        head = ", ".join(f"{k} {c[k]}" for k in ("model", "input", "threads", "rounds", "warmup", "device") if k in c)
+        head = ", ".join(f"{k} {c[k]}" for k in ("model", "input", "threads", "device") if k in c)
         header = ("variant", "backend", "prec", "median ms", "p90 ms", "IQR ms", "FPS", "speed-up", "95 % CI")
         sp = self.speedups()
         ci = self.speedup_intervals()
@@ -173,8 +174,8 @@ class BenchResult:
         fmt = "  ".join(f"{{:<{w}}}" if i < 3 else f"{{:>{w}}}" for i, w in enumerate(widths))
         lines = [f"bench: {head}", fmt.format(*header), *(fmt.format(*r) for r in rows)]
         lines.append(
-            f"(speed-up = median of {self.baseline} / median of the variant; alternating rounds; 95 % CI: "
-            "percentile bootstrap over the paired rounds)"
+            f"(speed-up = median of {self.baseline} / median of the variant; {c.get('method', 'alternating rounds')}; "
+            "95 % CI: percentile bootstrap over the paired rounds)"
         )
         lines += self.comparisons()
         return "\n".join(lines)
@@ -183,19 +184,16 @@ class BenchResult:
 def bench_variants(
     variants: Sequence[Variant],
     x: np.ndarray,
+    options: TimingOptions = DEFAULT_TIMING,
     *,
-    rounds: int,
-    warmup: int,
     baseline: str | None = None,
     conditions: dict | None = None,
-    progress: bool = False,
 ) -> BenchResult:
-    """Time ``variants`` on the shared input ``x`` in alternating rounds (see the module docstring).
+    """Time ``variants`` on the shared input ``x`` with the one alternating timer (module docstring).
 
-    ``baseline`` (default: the first variant) is what the speed-ups compare against.
+    ``baseline`` (default: the first variant) is what the speed-ups compare against. Threads are
+    the variants' own (sessions built with ``options.threads``; PyTorch's set by the caller).
     """
-    from tqdm.auto import tqdm
-
     if not variants:
         raise ProfilingError("bench: no variants to time")
     names = [v.name for v in variants]
@@ -204,25 +202,17 @@ def bench_variants(
     baseline = baseline or names[0]
     if baseline not in names:
         raise ProfilingError(f"bench: baseline {baseline!r} is not a variant ({', '.join(names)})")
-    if rounds < 1 or warmup < 0:
-        raise ProfilingError(f"bench: rounds must be >= 1 and warmup >= 0, got {rounds} and {warmup}")
-    n = len(variants)
-    log.info("bench: %d variant(s), %d warm-up run(s) each, then %d alternating round(s)", n, warmup, rounds)
-    for _ in range(warmup):
-        for v in variants:
-            v.run(x)
+
+    def runner(v: Variant) -> Callable[[], Any]:
+        def run() -> Any:
+            out = v.run(x)
             if v.sync:
                 v.sync()
-    times: list[list[float]] = [[] for _ in variants]
-    for r in tqdm(range(rounds), desc="bench rounds", unit="round", disable=not progress, leave=False):
-        for k in range(n):
-            i = (r + k) % n  # rotate the order so no variant always runs first (or right after another)
-            v = variants[i]
-            start = time.perf_counter_ns()
-            v.run(x)
-            if v.sync:
-                v.sync()
-            times[i].append((time.perf_counter_ns() - start) / 1e6)
+            return out
+
+        return run
+
+    samples = time_alternating({v.name: runner(v) for v in variants}, options)
     batch = int(x.shape[0]) if x.ndim else 1
     results = tuple(
         VariantResult(
@@ -230,13 +220,14 @@ def bench_variants(
             backend=v.backend,
             precision=v.precision,
             description=v.description,
-            runs=len(t),
-            times_ms=[round(ms, 4) for ms in t],
-            **summarize_times(t, batch=batch),
+            runs=len(samples[v.name].times()),
+            times_ms=[[round(ms, 4) for ms in row] for row in samples[v.name].wall_ms],
+            **summarize_times(samples[v.name].times(), batch=batch),
         )
-        for v, t in zip(variants, times)
+        for v in variants
     )
-    return BenchResult(variants=results, baseline=baseline, conditions=dict(conditions or {}))
+    conditions = {**(conditions or {}), "method": options.describe()}
+    return BenchResult(variants=results, baseline=baseline, conditions=conditions)
 
 
 def ort_variant(
@@ -295,7 +286,8 @@ def run_bench(
     from profiling._latency import torch_threads
     from profiling._source import load_source
 
-    src = load_source(source, seed=config.seed, name=model_name)
+    timing = config.timing
+    src = load_source(source, seed=timing.seed, name=model_name)
     if src.model is None:
         raise ProfilingError(
             f"{src.name}: bench needs a PyTorch model (preset, config or checkpoint), not an ONNX file"
@@ -312,33 +304,26 @@ def run_bench(
         )
         variants = [
             pytorch_variant(src.model, "PyTorch eager"),
-            ort_variant("ORT FP32", exported.path, threads=config.threads),
+            ort_variant("ORT FP32", exported.path, threads=timing.threads),
         ]
         extra = extra_variants(src, Path(tmp)) if callable(extra_variants) else extra_variants
         variants += list(extra)
-        x = np.random.default_rng(config.seed).standard_normal((config.batch, channels, config.size, config.size))
+        x = np.random.default_rng(timing.seed).standard_normal((config.batch, channels, config.size, config.size))
         x = x.astype(np.float32)
         conditions = {
             "model": src.name,
             "input": f"{config.batch}x{channels}x{config.size}x{config.size}",
-            "threads": config.threads,
-            "rounds": config.rounds,
-            "warmup": config.warmup,
+            "threads": timing.threads,
+            "rounds": timing.rounds,
+            "runs_per_round": timing.runs,
+            "warmup": timing.warmup,
             "device": describe_device(),
             "opset": config.opset,
-            "ort_intra_op_spinning": "n/a (1 thread)" if config.threads == 1 else "off",
-            "environment": describe_environment(threads=config.threads),
+            "ort_intra_op_spinning": "n/a (1 thread)" if timing.threads == 1 else "off",
+            "environment": describe_environment(threads=timing.threads),
         }
-        with torch_threads(config.threads):
-            result = bench_variants(
-                variants,
-                x,
-                rounds=config.rounds,
-                warmup=config.warmup,
-                baseline="PyTorch eager",
-                conditions=conditions,
-                progress=config.progress,
-            )
+        with torch_threads(timing.threads):
+            result = bench_variants(variants, x, timing, baseline="PyTorch eager", conditions=conditions)
     for line in result.comparisons():
         log.debug("%s", line)
     return result

@@ -212,6 +212,43 @@ def measure_pytorch(
     The model is copied, put in eval mode and its DSConv layers frozen (the deployed weights);
     BatchNorm is not folded (eager as users run it). ``precision``: ``fp32``, or ``fp16`` on CUDA.
     """
+    forward, eager = eager_runner(model, config, precision=precision, model_name=model_name)
+    log.debug(
+        "timing pytorch eager (%s): %d warm-up + %d runs at %s, %d thread(s)",
+        eager.device,
+        config.warmup,
+        config.runs,
+        f"{config.batch}x{eager.channels}x{config.height}x{config.width}",
+        config.threads,
+    )
+    try:
+        with torch_threads(config.threads):
+            times = time_calls(
+                forward, warmup=config.warmup, runs=config.runs, progress=config.progress, desc=f"pytorch {model_name}"
+            )
+    except RuntimeError as exc:
+        raise ProfilingError(f"{model_name}: PyTorch forward failed on {eager.device} ({str(exc)[:300]})") from None
+    return eager_record(eager, config, times, model_name=model_name, target=target, how=f"warm-up {config.warmup} runs")
+
+
+@dataclass(frozen=True)
+class EagerModel:
+    """What an eager runner runs: the device, input channels and precision (for its record)."""
+
+    device: torch.device
+    channels: int
+    precision: str
+    synchronized: bool
+
+
+def eager_runner(
+    model: nn.Module, config: LatencyConfig, *, precision: str = "fp32", model_name: str = "model"
+) -> tuple[Callable[[], None], EagerModel]:
+    """One forward pass of a frozen eval copy of ``model`` on a fixed N(0, 1) batch, as a callable.
+
+    The call runs under ``torch.inference_mode`` and ends with ``cuda.synchronize`` on a GPU;
+    threads are the caller's (``torch_threads``).
+    """
     from models import freeze_dsconv
 
     if precision not in ("fp32", "fp16"):
@@ -227,31 +264,21 @@ def measure_pytorch(
     work = work.to(dtype)
     gen = torch.Generator().manual_seed(config.seed)
     x = torch.randn(config.batch, channels, config.height, config.width, generator=gen).to(device=device, dtype=dtype)
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
+    cuda = device.type == "cuda"
 
     def forward() -> None:
-        work(x)
+        with torch.inference_mode():
+            work(x)
+        if cuda:
+            torch.cuda.synchronize(device)
 
-    log.debug(
-        "timing pytorch eager (%s): %d warm-up + %d runs at %s, %d thread(s)",
-        device,
-        config.warmup,
-        config.runs,
-        "x".join(map(str, x.shape)),
-        config.threads,
-    )
-    try:
-        with torch_threads(config.threads), torch.inference_mode():
-            times = time_calls(
-                forward,
-                warmup=config.warmup,
-                runs=config.runs,
-                sync=sync,
-                progress=config.progress,
-                desc=f"pytorch {model_name}",
-            )
-    except RuntimeError as exc:
-        raise ProfilingError(f"{model_name}: PyTorch forward failed on {device} ({str(exc)[:300]})") from None
+    return forward, EagerModel(device, int(channels), precision, cuda)
+
+
+def eager_record(
+    eager: EagerModel, config: LatencyConfig, times: list[float], *, model_name: str, target: str, how: str
+) -> LatencyRecord:
+    """The MEASURED record of an eager model's timed runs (``how``: the warm-up and loop, for the notes)."""
     stats = summarize_times(times, batch=config.batch)
     env = describe_environment(threads=config.threads)
     return LatencyRecord(
@@ -259,23 +286,23 @@ def measure_pytorch(
         target=target,
         kind="measured",
         backend="pytorch",
-        provider=f"eager ({device.type})",
-        precision=precision,
-        device=describe_device(gpu=device.type == "cuda"),
+        provider=f"eager ({eager.device.type})",
+        precision=eager.precision,
+        device=describe_device(gpu=eager.device.type == "cuda"),
         batch=config.batch,
-        channels=channels,
+        channels=eager.channels,
         height=config.height,
         width=config.width,
         threads=config.threads,
         warmup=config.warmup,
-        runs=config.runs,
+        runs=len(times),
         host=env["hostname"],
         environment=env,
         notes=(
             f"PyTorch {torch.__version__} eager, inference_mode, set_num_threads({config.threads}); DSConv frozen, "
             "BN not folded; one model(x) per timed run"
-            + (" followed by cuda.synchronize" if sync else "")
-            + f"; warm-up {config.warmup} runs"
+            + (" followed by cuda.synchronize" if eager.synchronized else "")
+            + f"; {how}"
         ),
         timestamp=_now(),
         **stats,

@@ -2,8 +2,9 @@
 
 The caller gives *training* models (their kernels fill the table; the overhead and both baselines
 are fitted on their measured latencies) and *held-out* models (never used for any fit). Every
-model, training and held-out, is measured in one alternating loop (:func:`bench_variants`), so a
-change of load on the shared machine hits all alike; medians are compared. Three predictors:
+model, training and held-out, is measured in one alternating loop (the suite's one timer,
+:func:`profiling._timing.time_graphs`), so a change of load on the shared machine hits all alike;
+medians are compared. Three predictors:
 
 - ``kernel predictor``: the kernel table (held-out kernels the table lacks come from its
   regressor), overhead fitted on the training models' measurements of this run;
@@ -23,14 +24,20 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from profiling._records import PREDICTED
+from profiling._timing import TimingOptions
 from rtseg_core import scratch_dir
 
+if TYPE_CHECKING:
+    from profiling._ssh import SSHOptions
+
 log = logging.getLogger(__name__)
+
+PREDICTOR_BENCH_ROUNDS = 10  # alternating rounds of this bench unless told: it times 30-odd models at 256 px
 
 
 @dataclass(frozen=True)
@@ -127,37 +134,35 @@ def bench_predictor(
     *,
     table: str | Path | None = None,
     size: int = 256,
-    threads: int = 1,
-    rounds: int = 10,
-    warmup: int = 2,
-    per_round: int = 3,
+    timing: TimingOptions | None = None,
     opset: int | None = None,
     target: str = "local",
-    ssh_options: Any = None,
+    ssh_options: SSHOptions | None = None,
     remote_backend: str = "onnxruntime",
     progress: Callable[[str], None] | None = None,
 ) -> PredictorBenchResult:
     """Measure and predict ``heldout`` (name, nn.Module) after fitting on ``training`` (see the module doc).
 
     ``table``: where the kernel table is kept (built/resumed there; a temporary file by default).
-    ``target``: ``local`` (this CPU, all models in one alternating loop, wall and thread CPU time) or
-    ``ssh://user@host[:port]`` (the device profiler: kernels in batches, whole models one after
-    another under the device lock; wall-clock latency only).
+    ``timing``: how every model is measured (default: :data:`PREDICTOR_BENCH_ROUNDS` rounds of the suite's
+    timer; its ``threads`` are the table's and the predictor's). ``target``: ``local`` (this CPU,
+    all models in one alternating loop, wall and thread CPU time) or ``ssh://user@host[:port]``
+    (the device profiler: kernels in batches, whole models in ``timing.device_rounds`` rotated
+    rounds; wall-clock latency only).
     """
     from sklearn.linear_model import LinearRegression
 
     from profiling._env import describe_device, describe_environment
     from profiling._estimate import CalibratedEstimator, estimate_roofline
     from profiling._kernels import decompose_onnx
-    from profiling._predictor import (
-        CalibrationRow,
-        LatencyPredictor,
-        SSHTimer,
-        build_table,
-        export_for_table,
-        measure_interleaved,
-    )
+    from profiling._predictor import LatencyPredictor, export_for_table
     from profiling._records import LOCAL_OPSET, REMOTE_OPSET
+    from profiling._table import CalibrationRow
+    from profiling._table_build import SSHTimer, build_table
+    from profiling._timing import time_graphs
+
+    timing = timing or TimingOptions(rounds=PREDICTOR_BENCH_ROUNDS)
+    threads = timing.threads
 
     remote = str(target).startswith("ssh://")
     opset = opset or (REMOTE_OPSET if remote else LOCAL_OPSET)
@@ -191,9 +196,7 @@ def bench_predictor(
         )
         say(f"table: {built.kernels_measured} kernels timed ({built.seconds:.0f} s)")
         if remote:
-            timer = SSHTimer(
-                target, ssh_options, backend=remote_backend, threads=threads, rounds=rounds, runs=per_round
-            )
+            timer = SSHTimer(target, ssh_options, backend=remote_backend, threads=threads, timing=timing)
             whole = timer.time_models({n: paths[n] for n in names})
             measured = {
                 "wall": {n: float(whole[n]["wall"]) for n in names},
@@ -201,14 +204,13 @@ def bench_predictor(
                 "wall_iqr": {n: float("nan") for n in names},
             }
         else:
-            measured = measure_interleaved(
-                {n: paths[n] for n in names},
-                shape=(1, 1, size, size),
-                threads=threads,
-                rounds=rounds,
-                warmup=warmup,
-                per_round=per_round,
-            )
+            timed = time_graphs({n: paths[n] for n in names}, timing)
+            measured = {
+                "wall": {n: t.record.median_ms for n, t in timed.items()},
+                "cpu": {n: t.samples.cpu_median_ms for n, t in timed.items() if t.samples.cpu_median_ms is not None},
+                "wall_iqr": {n: t.record.iqr_ms for n, t in timed.items()},
+            }
+        rounds = timing.device_rounds if remote else timing.rounds
         say(f"measured {len(names)} models x {rounds} alternating rounds ({time.monotonic() - started:.0f} s)")
         table_keys = set(LatencyPredictor.load(table_path).table.kernels)
         held_kernels = [k.key for n in held_names for k in decomps[n].kernels]
@@ -267,7 +269,8 @@ def bench_predictor(
             "threads": threads,
             "size": size,
             "rounds": rounds,
-            "per_round": per_round,
+            "per_round": timing.device_runs if remote else timing.runs,
+            "method": timing.describe_device() if remote else timing.describe(),
             "training_models": len(train_names),
             "heldout_models": len(held_names),
             "table_kernels": len(table_keys),

@@ -6,15 +6,18 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from profiling._backends import LOCAL_RUNTIMES, LatencyRequest, OnnxRuntimeLocal, resolve_backends, target_kind
+from profiling._backends import LOCAL_RUNTIMES, LatencyRequest, resolve_backends, target_kind
 from profiling._counts import CostRecord, count_costs
 from profiling._export import ExportConfig, ExportResult, export_onnx
 from profiling._onnx_input import onnx_image_size, read_onnx_input
 from profiling._records import LatencyRecord
 from profiling._source import ModelSource, load_source
 from rtseg_core import ConfigError, check_threads, scratch_dir
+
+if TYPE_CHECKING:
+    from profiling._ssh import SSHOptions
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +191,7 @@ def profile_model(
     warmup: int | None = None,
     runs: int | None = None,
     precision: str | None = None,
-    ssh_options: Any = None,
+    ssh_options: SSHOptions | None = None,
     remote_backend: str = "auto",
     opset: int | None = None,
     count: bool = True,
@@ -275,9 +278,8 @@ def profile_model(
         remote_backend=remote_backend,
         opset_given=opset,
     )
-    for backend in chosen:
-        if isinstance(backend, OnnxRuntimeLocal):
-            backend.check(request)
+    for backend in chosen:  # every refusal before any export or timing
+        backend.check(request)
     records: list[LatencyRecord] = []
     export: ExportResult | None = None
     with scratch_dir("profile") as tmp:

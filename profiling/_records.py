@@ -12,7 +12,7 @@ from rtseg_core import KINDS as KINDS
 from rtseg_core import MEASURED as MEASURED
 from rtseg_core import PREDICT_PREFIX as PREDICT_PREFIX
 from rtseg_core import PREDICTED as PREDICTED
-from rtseg_core import Record
+from rtseg_core import ProfilingError, Record
 
 # The target name of the roofline estimate: defined here once, every package imports it.
 ESTIMATE_TARGET = "jetson-nano-estimate"
@@ -60,6 +60,10 @@ class LatencyRecord(Record):
     power_rail: str | None = None  # which tegrastats rail gave the power, e.g. "POM_5V_IN"
     notes: str = ""
     timestamp: str = ""  # ISO 8601, UTC
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:  # the one label never made up: a record without a known kind is a bug
+            raise ProfilingError(f"{self.model}: latency kind {self.kind!r} is not one of {', '.join(KINDS)}")
 
     @property
     def has_dispersion(self) -> bool:

@@ -45,8 +45,8 @@ def summarize_times(times_ms: Sequence[float], *, batch: int = 1) -> dict[str, f
 
 
 def speedup_interval(
-    baseline_ms: Sequence[float],
-    variant_ms: Sequence[float],
+    baseline_ms: Sequence[float] | Sequence[Sequence[float]],
+    variant_ms: Sequence[float] | Sequence[Sequence[float]],
     *,
     confidence: float = 0.95,
     resamples: int = 2000,
@@ -54,24 +54,29 @@ def speedup_interval(
 ) -> tuple[float, float]:
     """Percentile-bootstrap interval of ``median(baseline) / median(variant)`` over paired rounds.
 
-    Round ``i`` of both lists must come from the same alternating round (as ``bench`` records
-    them), so rounds, not single runs, are resampled: a load spike that slows one round slows both
-    members of the pair, and the interval keeps that pairing. Deterministic for a given ``seed``.
+    Entry ``i`` of both lists must come from the same alternating round (as
+    :func:`profiling._timing.time_alternating` records them): one time per round, or a row of the
+    round's timed runs. Rounds, not single runs, are resampled: a load spike that slows one round
+    slows both members of the pair, and the interval keeps that pairing. Deterministic for a given
+    ``seed``.
     """
     base = np.asarray(baseline_ms, dtype=np.float64)
     var = np.asarray(variant_ms, dtype=np.float64)
-    if base.shape != var.shape or base.ndim != 1 or base.size == 0:
+    if base.shape != var.shape or base.ndim not in (1, 2) or base.size == 0:
         raise ProfilingError(
-            f"speedup_interval: needs two equally long, non-empty lists of paired rounds, got {base.shape} and "
+            f"speedup_interval: needs two equally shaped, non-empty lists of paired rounds, got {base.shape} and "
             f"{var.shape}"
         )
     if not 0.0 < confidence < 1.0 or resamples < 1:
         raise ProfilingError(
             f"speedup_interval: needs confidence in (0, 1) and resamples >= 1, got {confidence} and {resamples}"
         )
+    if base.ndim == 1:  # one time per round
+        base, var = base[:, None], var[:, None]
+    rounds = base.shape[0]
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, base.size, size=(resamples, base.size))
-    ratios = np.median(base[idx], axis=1) / np.median(var[idx], axis=1)
+    idx = rng.integers(0, rounds, size=(resamples, rounds))
+    ratios = np.median(base[idx].reshape(resamples, -1), axis=1) / np.median(var[idx].reshape(resamples, -1), axis=1)
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.percentile(ratios, [tail, 100.0 - tail])
     return float(low), float(high)

@@ -1,6 +1,6 @@
 """The kernel latency table's file: what it holds and its one typed reader.
 
-A table (JSON, written by :func:`profiling._predictor.build_table`)::
+A table (JSON, written by :func:`profiling._table_build.build_table`)::
 
     {"schema": 1, "kind": "rtseg-nas kernel latency table",
      "key": {target, device, runtime, precision, threads, opset, batch, libraries},

@@ -260,6 +260,7 @@ def _compress(cfg: DemoConfig, study: Path, progress: bool) -> None:
 
 
 def _validate(cfg: DemoConfig, study: Path) -> None:
+    from profiling import TimingOptions
     from validate import ValidateConfig, run_validate
 
     summary = run_validate(
@@ -273,7 +274,7 @@ def _validate(cfg: DemoConfig, study: Path) -> None:
             data=cfg.data,
             latency_size=cfg.profile_size,
             threads=cfg.threads,
-            rounds=cfg.profile_runs,
+            timing=TimingOptions(rounds=cfg.profile_runs),
         )
     )
     log.info("validated at the full budget:\n%s\n%s", summary.table(), summary.verdict())

@@ -21,12 +21,17 @@ from rtseg_core import lazy_exports
 
 if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_exports)
     from validate._config import Candidate, ValidateConfig, parse_seeds
+    from validate._graphs import LatencyRun, TimedGraph, TimingEntry, time_entries
     from validate._queue import ValidateSummary, run_validate, select_candidates
     from validate._remeasure import remeasure_front
     from validate._variants import VariantPlan, find_variants
 
 __all__ = [
     "Candidate",
+    "LatencyRun",
+    "TimedGraph",
+    "TimingEntry",
+    "time_entries",
     "ValidateConfig",
     "ValidateSummary",
     "VariantPlan",

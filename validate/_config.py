@@ -36,9 +36,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from profiling import TimingOptions
 from rtseg_core import DEPLOYMENT_SIZE, ConfigError
+
+if TYPE_CHECKING:
+    from profiling import SSHOptions
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +53,10 @@ class ValidateConfig:
     batch 8, the whole training split). ``top_k`` (None: the whole feasible front) picks the
     front members with the highest proxy Dice; ``paper`` is always validated. ``latency_size``
     is the deployment input side timed; ``latency_target`` where (None: the study's target;
-    ``local`` allowed as an override); ``threads``/``rounds``/``warmup`` the local ORT bench's,
-    ``device_rounds``/``device_runs`` an SSH device's alternating rounds. ``finetune_epochs``:
+    ``local`` allowed as an override); ``threads`` ONNX Runtime's (None: the search's);
+    ``timing`` how the candidates are timed against each other (``profiling.TimingOptions``: rounds,
+    warm-up and runs here, rounds and runs on an SSH device; its ``threads`` and ``seed`` are replaced
+    by this config's). ``finetune_epochs``:
     the fine-tune after re-applying a compressed variant's pruning (None: the variant's own).
     ``storage``/``study_name`` as the search's (None: ``STUDY_DIR/study.db`` and the name in
     ``study.json``); the claims live in the study ``<study_name>-validate`` of that storage.
@@ -69,11 +75,8 @@ class ValidateConfig:
     latency_size: int = DEPLOYMENT_SIZE
     latency_target: str | None = None  # None: the study's --target (study.json)
     threads: int | None = None  # None: the search's --threads
-    rounds: int = 30
-    warmup: int = 5
-    device_rounds: int = 5
-    device_runs: int = 20
-    ssh_options: Any = None  # profiling.SSHOptions for an ssh:// latency target
+    timing: TimingOptions = TimingOptions()  # profiling owns these defaults
+    ssh_options: SSHOptions | None = None  # for an ssh:// latency target
     remote_backend: str = "auto"
     finetune_epochs: int | None = None  # compressed variants' fine-tune; None: each variant's own
     storage: str | None = None
@@ -91,8 +94,7 @@ class ValidateConfig:
         object.__setattr__(self, "seeds", seeds)
         if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
             raise ConfigError(f"--top-k: must be an integer >= 1, got {self.top_k!r}")
-        names = ("epochs", "size", "batch_size", "latency_size", "rounds", "heartbeat_interval", "device_rounds",
-                 "device_runs")  # fmt: skip
+        names = ("epochs", "size", "batch_size", "latency_size", "heartbeat_interval")
         for name in names:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

@@ -1,24 +1,25 @@
 """Latency of every validated candidate on one target, comparable across candidates.
 
-:func:`time_entries` dispatches on the target's kind (the profiling backend table,
-:mod:`profiling._backends`):
+:func:`time_entries` builds the graph of every candidate and hands them all to the target's
+backend from the profiling backend table (``profiling.resolve_backends``), which times them
+against each other with the suite's one timer (``LatencyBackend.time_many``,
+:mod:`profiling._timing`):
 
-- ``local``: ONNX Runtime CPU here, every graph in ONE alternating run
-  (``profiling.bench_variants``: warm-up, then ``rounds`` rounds of one run per graph, medians);
-- ``ssh://...``: the device through the SSH backend (``profile_remote``). A device is reached
-  one graph per command, so the alternation is by rounds: each of ``device_rounds`` rounds times
-  every graph once (``device_runs`` timed runs after the device script's warm-up), the order
-  rotated by one graph per round so no graph always runs first or last; a graph's latency is
-  the median of its per-round medians, so a drift of the device (heat, clocks, other users)
-  during the run spreads over all graphs instead of landing on whichever ran last;
+- ``local``: ONNX Runtime CPU here, every graph in ONE alternating loop (warm-up, then rounds in an
+  order rotated per round, each one untimed and several timed runs per graph; medians);
+- ``ssh://...``: the device through the SSH backend, in ``device_rounds`` rounds of one remote
+  call per graph (``device_runs`` timed runs after the device's warm-up), the order rotated per
+  round; a graph's latency is the median of its round medians, so a drift of the device (heat,
+  clocks, other users) spreads over all graphs instead of landing on whichever ran last;
 - ``jetson-nano-estimate`` / ``predict:TABLE``: the roofline estimate / the kernel-level
   prediction per graph, labelled ESTIMATED / PREDICTED, never called measured. A quantized graph
   the estimate or the table cannot answer (INT8 on the Nano roofline, an FP32 table) gets no
-  latency and the reason, instead of a made-up number; an FP32 graph it cannot answer is an error.
+  latency and the reason (``LatencyBackend.check``), instead of a made-up number; an FP32 graph
+  it cannot answer is an error.
 
 What is timed (:class:`TimingEntry`). An architecture is a fresh build: weights do not change a
 dense network's time. A compressed variant is its own ``validated/<variant>/model.onnx`` when
-that file is on this machine, was exported at the latency size and has the opset the backend
+that file is on this machine, was exported at the latency size and has an opset the backend
 runs; otherwise (re-applied by another worker, trained at another size than the deployment
 size, or a device that needs opset 13) the graph is REBUILT here from the config plus the
 pruning history (``models.replay_pruning`` on a fresh build) and re-quantized with the stored
@@ -31,15 +32,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import statistics
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models import RTSegConfig
-from profiling import ESTIMATE_TARGET, LOCAL_OPSET
-from rtseg_core import SuiteError, text_table
+from profiling import LOCAL_OPSET, MEASURED, LatencyRecord, TimingOptions
+from rtseg_core import ConfigError, Record, SuiteError, text_table
+
+if TYPE_CHECKING:
+    from profiling import LatencyBackend, SSHOptions, TimedResult
 
 log = logging.getLogger(__name__)
 
@@ -67,73 +70,224 @@ class TimingEntry:
 
 
 @dataclass(frozen=True)
-class TimingOptions:
-    """How :func:`time_entries` times: the target and its knobs (the validate verb's options)."""
+class LatencyRun:
+    """Where and how :func:`time_entries` takes latency: the target, the deployment size and the
+    timing (``profiling.TimingOptions``: rounds, runs, warm-up, device rounds, threads, seed).
+    ``data`` calibrates a quantized variant rebuilt here."""
 
-    target: str = "local"
-    size: int = 256
-    threads: int = 1
-    rounds: int = 30
-    warmup: int = 5
-    device_rounds: int = 5
-    device_runs: int = 20
-    ssh_options: Any = None
+    target: str
+    size: int
+    timing: TimingOptions
+    ssh_options: SSHOptions | None = None
     remote_backend: str = "auto"
     data: str = "synthetic"
-    seed: int = 0
 
 
-def time_entries(entries: list[TimingEntry], opts: TimingOptions) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """``({name: {params, macs, median_ms, fps, kind, backend, device, graph, ...}}, conditions)``.
+@dataclass(frozen=True)
+class TimedGraph(Record):
+    """One candidate's latency on the run's target and what was timed.
 
-    ``median_ms``/``fps`` are None (with ``skipped`` = the reason) where an estimate or a
-    prediction cannot answer for a graph.
+    ``latency`` is the backend's record (its ``kind`` says MEASURED, ESTIMATED or PREDICTED); it is
+    None only where an estimate or a prediction cannot answer for a quantized graph, and then
+    ``skipped`` says why. ``kind``/``target``/``backend``/``device`` are the run's, present either
+    way; ``round_medians_ms``: a device's per-round medians.
     """
-    from profiling import count_costs, target_kind, torch_threads
 
-    kind = target_kind(opts.target)
-    out: dict[str, dict[str, Any]] = {}
-    models = {}
-    with torch_threads(opts.threads):
+    name: str
+    params: int
+    macs: int
+    precision: str
+    graph: str  # which graph was timed: its own file, or rebuilt here (and how); "" where no graph was needed
+    kind: str
+    target: str
+    backend: str
+    device: str
+    how: str
+    latency: LatencyRecord | None
+    skipped: str = ""
+    round_medians_ms: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from profiling import KINDS
+
+        if self.kind not in KINDS:
+            raise ConfigError(f"{self.name}: latency kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.latency is None and not self.skipped:
+            raise ConfigError(f"{self.name}: no latency and no reason why")
+
+    @property
+    def median_ms(self) -> float | None:
+        return None if self.latency is None else self.latency.median_ms
+
+    @property
+    def fps(self) -> float | None:
+        return None if self.latency is None else self.latency.fps
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat, as ``validated/latency.json`` keeps it: the record's numbers beside what was timed."""
+        out = {k: v for k, v in super().to_dict().items() if k not in ("latency", "schema")}
+        lat = self.latency
+        out.update(
+            median_ms=self.median_ms,
+            fps=self.fps,
+            p90_ms=None if lat is None else lat.p90_ms,
+            iqr_ms=None if lat is None else lat.iqr_ms,
+            runs=None if lat is None else lat.runs,
+            warmup=None if lat is None else lat.warmup,
+            threads=None if lat is None else lat.threads,
+        )
+        return out
+
+
+def time_entries(entries: list[TimingEntry], run: LatencyRun) -> tuple[dict[str, TimedGraph], dict[str, Any]]:
+    """``({name: TimedGraph}, conditions)``: every entry's latency from one comparable run on ``run.target``."""
+    from profiling import LatencyRequest, count_costs, resolve_backends, torch_threads
+
+    (backend,) = resolve_backends(run.target, ("onnxruntime",))
+    kind = backend.kind
+    channels, shape = _input(entries, run.size)
+    costs: dict[str, tuple[int, int]] = {}
+    requests: dict[str, LatencyRequest] = {}
+    graphs: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+    with torch_threads(run.timing.threads), tempfile.TemporaryDirectory(prefix="rtseg-validate-") as tmp:
         for e in entries:
             model = e.build()
-            cost = count_costs(model, height=opts.size, width=opts.size, model_name=e.name)
-            out[e.name] = {"params": int(cost.params), "macs": int(cost.macs_fvcore), "precision": e.precision}
-            models[e.name] = model
-        with tempfile.TemporaryDirectory(prefix="rtseg-validate-") as tmp:
-            timer = {"local": _local, "ssh": _device}.get(kind, _estimate)
-            conditions = timer(entries, models, opts, Path(tmp), out)
-    return out, conditions
+            cost = count_costs(model, height=run.size, width=run.size, model_name=e.name)
+            costs[e.name] = (int(cost.params), int(cost.macs_fvcore))
+            request = LatencyRequest(
+                name=e.name, target=run.target, model=model, channels=channels, height=run.size, width=run.size,
+                precision=e.precision, threads=run.timing.threads, seed=run.timing.seed, ssh_options=run.ssh_options,
+                remote_backend=run.remote_backend,
+            )  # fmt: skip
+            # the graph first: a quantized variant is its own (re-quantized) graph, not an fp32 export
+            opset = backend.onnx_opset(request)
+            graphs[e.name] = ""  # "" where the backend works on the PyTorch model
+            if opset is not None:
+                path, graphs[e.name] = _graph(e, model, run, opset, backend, Path(tmp))
+                request = request.with_onnx(path)
+            try:
+                backend.check(request)
+            except SuiteError as exc:
+                # A precision the estimate or the table does not cover (INT8 on the Nano roofline, an FP32
+                # table) leaves that graph without a number; an FP32 graph it cannot answer is a broken
+                # setup and stops here: the trained results are kept, rerun with a fixed target.
+                if e.precision == "fp32":
+                    raise
+                skipped[e.name], graphs[e.name] = str(exc), ""
+                continue
+            requests[e.name] = request
+        timed = backend.time_many(requests, run.timing) if requests else {}
+    out = {}
+    for e in entries:
+        params, macs = costs[e.name]
+        t = timed.get(e.name)
+        rec = t.record if t is not None else None
+        out[e.name] = TimedGraph(
+            name=e.name, params=params, macs=macs, precision=e.precision, graph=graphs[e.name], kind=kind,
+            target=run.target, backend=rec.backend if rec else backend.name, device=rec.device if rec else run.target,
+            how=_how(rec, backend, run, e.precision) if rec else f"none ({skipped[e.name]})", latency=rec,
+            skipped=skipped.get(e.name, ""), round_medians_ms=_round_medians(t, run.target),
+        )  # fmt: skip
+    return out, _conditions(out, backend, run, kind, shape)
+
+
+def _round_medians(t: TimedResult | None, target: str) -> list:
+    # a device's rounds are one remote call each: their medians show the device's drift
+    if t is None or t.samples is None or not target.startswith("ssh://"):
+        return []
+    return t.samples.round_medians()
+
+
+def _how(rec: LatencyRecord, backend: LatencyBackend, run: LatencyRun, precision: str) -> str:
+    t = run.timing
+    if rec.kind != MEASURED:
+        return f"{rec.backend} for {rec.device}, {precision.upper()}, not a measurement"
+    if run.target.startswith("ssh://"):
+        return (
+            f"{rec.backend} on {rec.device} over SSH, {precision.upper()}, median of {t.device_rounds} round medians "
+            f"({t.device_runs} timed runs each), rounds alternating over every validated candidate"
+        )
+    return f"ONNX Runtime CPU {precision.upper()}, median of one alternating loop over every validated candidate"
+
+
+def _conditions(out: dict[str, TimedGraph], backend, run: LatencyRun, kind: str, shape: str) -> dict[str, Any]:
+    t = run.timing
+    records = [g.latency for g in out.values() if g.latency is not None]
+    device = records[0].device if records else run.target
+    conditions: dict[str, Any] = {
+        "kind": kind,
+        "target": run.target,
+        "input": shape,
+        "threads": t.threads,
+        "device": device,
+    }
+    if kind != MEASURED:
+        label = kind.upper()
+        rows = [("name", f"{label} ms", "FPS", "")]
+        for g in out.values():
+            if g.latency is None:
+                rows.append((g.name, "-", "-", f"not answered: {g.skipped}"[:120]))
+            else:
+                rows.append((g.name, f"{g.latency.median_ms:.3f}", f"{g.latency.fps:.1f}", ""))
+        conditions["runtime"] = f"{label}: {backend.name} per candidate (no timing run)"
+    elif run.target.startswith("ssh://"):
+        conditions.update(rounds=t.device_rounds, runs_per_round=t.device_runs, warmup=t.warmup)
+        conditions["runtime"] = f"{run.remote_backend} on the device over SSH; {t.describe_device()}"
+        rows = [("name", "median ms", "min..max of round medians", "FPS")]
+        for g in out.values():
+            meds = g.round_medians_ms
+            rows.append((g.name, f"{g.median_ms:.3f}", f"{min(meds):.3f}..{max(meds):.3f}", f"{g.fps:.1f}"))
+    else:
+        from profiling import describe_environment
+
+        conditions.update(rounds=t.rounds, runs_per_round=t.runs, warmup=t.warmup)
+        conditions["runtime"] = (
+            f"ONNX Runtime CPUExecutionProvider, one alternating loop over every candidate: {t.describe()}"
+        )
+        conditions["environment"] = describe_environment(threads=t.threads)
+        rows = [("name", "prec", "median ms", "p90 ms", "IQR ms", "FPS")]
+        for g in out.values():
+            r = g.latency
+            rows.append(
+                (g.name, g.precision, f"{r.median_ms:.2f}", f"{r.p90_ms:.2f}", f"{r.iqr_ms:.2f}", f"{r.fps:.1f}")
+            )
+    conditions["table"] = text_table(rows)
+    return conditions
+
+
+def _f(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 # -- graphs -----------------------------------------------------------------------------------
 
 
-def _graph(e: TimingEntry, model, opts: TimingOptions, opset: int | None, work: Path, out: dict) -> Path:
-    """The ONNX graph of ``e`` at ``opset`` (None: any opset, a rebuilt one at LOCAL_OPSET): its own
-    file when it is here at that opset, else rebuilt (module docstring)."""
+def _graph(e: TimingEntry, model, run: LatencyRun, opset: int, backend: LatencyBackend, work: Path) -> tuple[Path, str]:
+    """``(path, which graph)``: the ONNX graph of ``e`` for ``backend``: its own file when it is here
+    at the latency size and at ``opset`` (any opset where the backend runs any), else rebuilt at
+    ``opset`` (module docstring)."""
     from profiling import ExportConfig, export_onnx
 
-    if e.onnx is not None and e.onnx.is_file() and _fits(e.onnx, opset, opts.size):
-        out[e.name]["graph"] = f"its own {e.onnx.name} (the trained weights)"
-        return e.onnx
+    if e.onnx is not None and e.onnx.is_file() and _fits(e.onnx, None if backend.runs_any_opset else opset, run.size):
+        return e.onnx, f"its own {e.onnx.name} (the trained weights)"
     opset = opset or LOCAL_OPSET
     folder = work / f"g{len(list(work.iterdir()))}"
     folder.mkdir()
     fp32 = folder / "model_fp32.onnx"
-    export_onnx(model, fp32, ExportConfig(opset=opset, height=opts.size, width=opts.size, atol=1e-3), model_name=e.name)
+    export_onnx(model, fp32, ExportConfig(opset=opset, height=run.size, width=run.size, atol=1e-3), model_name=e.name)
     rebuilt = "rebuilt here from its config" + (" + pruning history" if e.history else "")
     if e.quant is None or e.quant.get("format") == "dsconv":
         # DSConv is frozen into float convs: its graph is the float graph of the same widths.
         variant = e.quant is not None or e.history is not None
-        out[e.name]["graph"] = f"{rebuilt}, fresh weights (opset {opset})" if variant else "fresh build"
-        return fp32
+        return fp32, f"{rebuilt}, fresh weights (opset {opset})" if variant else "fresh build"
     from compress import QuantSpec, quantize_onnx
 
     spec = dataclasses.replace(QuantSpec.from_dict(e.quant), opset=opset)
-    quantize_onnx(fp32, spec, folder / "q", data=opts.data, seed=opts.seed, evaluate=False, measure=False)
-    out[e.name]["graph"] = f"{rebuilt}, fresh weights, re-quantized with its stored {spec.label()} spec (opset {opset})"
-    return folder / "q" / "model.onnx"
+    quantize_onnx(fp32, spec, folder / "q", data=run.data, seed=run.timing.seed, evaluate=False, measure=False)
+    return folder / "q" / "model.onnx", (
+        f"{rebuilt}, fresh weights, re-quantized with its stored {spec.label()} spec (opset {opset})"
+    )
 
 
 def _fits(path: Path, opset: int | None, size: int) -> bool:
@@ -152,152 +306,3 @@ def _fits(path: Path, opset: int | None, size: int) -> bool:
 def _input(entries: list[TimingEntry], size: int):
     channels = RTSegConfig.from_dict(entries[0].config).in_channels if entries else 1
     return channels, f"1x{channels}x{size}x{size}"
-
-
-# -- timers -----------------------------------------------------------------------------------
-
-
-def _local(entries, models, opts: TimingOptions, work: Path, out: dict) -> dict[str, Any]:
-    import numpy as np
-
-    from profiling import bench_variants, describe_device, describe_environment, ort_variant
-
-    channels, shape = _input(entries, opts.size)
-    variants = [
-        ort_variant(e.name, _graph(e, models[e.name], opts, None, work, out), threads=opts.threads,
-                    precision=e.precision)
-        for e in entries
-    ]  # fmt: skip
-    x = np.random.default_rng(opts.seed).standard_normal((1, channels, opts.size, opts.size)).astype(np.float32)
-    device = describe_device()
-    conditions = {
-        "kind": "measured",
-        "target": "local",
-        "input": shape,
-        "threads": opts.threads,
-        "rounds": opts.rounds,
-        "warmup": opts.warmup,
-        "device": device,
-        "runtime": "ONNX Runtime CPUExecutionProvider, one alternating run over every candidate",
-        "environment": describe_environment(threads=opts.threads),
-    }
-    names = [e.name for e in entries]
-    baseline = "paper" if "paper" in names else None
-    result = bench_variants(
-        variants, x, rounds=opts.rounds, warmup=opts.warmup, baseline=baseline, conditions=conditions
-    )
-    for v in result.variants:
-        out[v.name].update(
-            median_ms=v.median_ms, p90_ms=v.p90_ms, iqr_ms=v.iqr_ms, fps=v.fps, runs=v.runs, kind="measured",
-            backend="onnxruntime", device=device, target="local",
-            how=f"ONNX Runtime CPU {out[v.name]['precision'].upper()}, median of one alternating run over every "
-            "validated candidate",
-        )  # fmt: skip
-    return {**conditions, "table": result.format_table()}
-
-
-def _device(entries, models, opts: TimingOptions, work: Path, out: dict) -> dict[str, Any]:
-    from profiling import LatencyRequest, resolve_backends
-
-    (backend,) = resolve_backends(opts.target)
-    channels, shape = _input(entries, opts.size)
-    graphs = {}
-    for e in entries:
-        request = LatencyRequest(name=e.name, target=opts.target, model=models[e.name])
-        graphs[e.name] = _graph(e, models[e.name], opts, backend.onnx_opset(request), work, out)
-    per_round: dict[str, list[float]] = {e.name: [] for e in entries}
-    last = {}
-    n = len(entries)
-    for r in range(opts.device_rounds):
-        for e in entries[r % n :] + entries[: r % n]:  # rotated: each graph takes each position in turn
-            request = LatencyRequest(
-                name=e.name, target=opts.target, onnx_path=graphs[e.name], channels=channels, height=opts.size,
-                width=opts.size, precision=e.precision, threads=opts.threads, warmup=opts.warmup,
-                runs=opts.device_runs, seed=opts.seed, ssh_options=opts.ssh_options,
-                remote_backend=opts.remote_backend,
-            )  # fmt: skip
-            (record,), _ = backend.measure(request)
-            per_round[e.name].append(record.median_ms)
-            last[e.name] = record
-        log.info("device round %d/%d done", r + 1, opts.device_rounds)
-    rows = [("name", "median ms", "min..max of round medians", "FPS")]
-    for e in entries:
-        meds = per_round[e.name]
-        med = statistics.median(meds)
-        rec = last[e.name]
-        out[e.name].update(
-            median_ms=med, p90_ms=None, iqr_ms=_iqr(meds), fps=1000.0 / med, runs=opts.device_runs * len(meds),
-            round_medians_ms=meds, kind="measured", backend=rec.backend, device=rec.device, target=opts.target,
-            how=f"{rec.backend} on {rec.device} over SSH, {e.precision.upper()}, median of {len(meds)} round "
-            f"medians ({opts.device_runs} timed runs each), rounds alternating over every validated candidate",
-        )  # fmt: skip
-        rows.append((e.name, f"{med:.3f}", f"{min(meds):.3f}..{max(meds):.3f}", f"{1000.0 / med:.1f}"))
-    device = next(iter(last.values())).device if last else opts.target
-    return {
-        "kind": "measured",
-        "target": opts.target,
-        "input": shape,
-        "threads": opts.threads,
-        "rounds": opts.device_rounds,
-        "runs_per_round": opts.device_runs,
-        "warmup": opts.warmup,
-        "device": device,
-        "runtime": (
-            f"{opts.remote_backend} on the device over SSH; {opts.device_rounds} rounds, each timing every candidate "
-            "once in an order rotated by one per round; a candidate's latency is the median of its round medians"
-        ),
-        "table": text_table(rows),
-    }
-
-
-def _estimate(entries, models, opts: TimingOptions, work: Path, out: dict) -> dict[str, Any]:
-    from profiling import LatencyRequest, resolve_backends
-
-    (backend,) = resolve_backends(opts.target)
-    channels, shape = _input(entries, opts.size)
-    label = "ESTIMATED" if opts.target == ESTIMATE_TARGET else "PREDICTED"
-    rows = [("name", f"{label} ms", "FPS", "")]
-    device = opts.target
-    for e in entries:
-        request = LatencyRequest(
-            name=e.name, target=opts.target, model=models[e.name], channels=channels, height=opts.size,
-            width=opts.size, precision=e.precision, threads=opts.threads, seed=opts.seed,
-        )  # fmt: skip
-        opset = backend.onnx_opset(request)
-        try:
-            if opset is not None:
-                request = request.with_onnx(_graph(e, models[e.name], opts, opset, work, out))
-            (record,), _ = backend.measure(request)
-        except SuiteError as exc:
-            # A precision the estimate or the table does not cover (INT8 on the Nano roofline, an FP32
-            # table) leaves that graph without a number; anything else (a table that cannot predict at
-            # all) is a broken setup and stops here: the trained results are kept, rerun with a fixed target.
-            if e.precision == "fp32":
-                raise
-            out[e.name].update(median_ms=None, fps=None, kind=label.lower(), backend=backend.name, skipped=str(exc),
-                               target=opts.target, device=device, how=f"none ({exc})")  # fmt: skip
-            rows.append((e.name, "-", "-", f"not answered: {exc}"[:120]))
-            continue
-        device = record.device
-        out[e.name].update(
-            median_ms=record.median_ms, p90_ms=None, iqr_ms=None, fps=record.fps, runs=None, kind=record.kind,
-            backend=record.backend, device=record.device, target=opts.target,
-            how=f"{record.backend} for {record.device}, {e.precision.upper()}, not a measurement",
-        )  # fmt: skip
-        rows.append((e.name, f"{record.median_ms:.3f}", f"{record.fps:.1f}", ""))
-    return {
-        "kind": label.lower(),
-        "target": opts.target,
-        "input": shape,
-        "threads": opts.threads,
-        "device": device,
-        "runtime": f"{label}: {backend.name} per candidate (no timing run)",
-        "table": text_table(rows),
-    }
-
-
-def _iqr(values: list[float]) -> float | None:
-    if len(values) < 2:
-        return None
-    q = statistics.quantiles(values, n=4, method="inclusive")
-    return q[2] - q[0]

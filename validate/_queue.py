@@ -28,6 +28,7 @@ and quantization spec (same operators and shapes, fresh weights), as its record'
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -71,7 +72,7 @@ from validate._config import (
     seed_label,
     seed_slot,
 )
-from validate._graphs import TimingEntry, TimingOptions, time_entries
+from validate._graphs import LatencyRun, TimedGraph, TimingEntry, time_entries
 from validate._seeds import PAPER, model_stats, paired_menu, seed_runs
 from validate._train import train_candidate, validated_record, variant_record
 from validate._variants import VariantPlan, find_variants, reapply_variant
@@ -381,12 +382,12 @@ class _Worker:
                     onnx=own if own.is_file() else None,
                 )  # fmt: skip
             )
-        opts = TimingOptions(
-            target=self.latency_target, size=cfg.latency_size, threads=self.threads, rounds=cfg.rounds,
-            warmup=cfg.warmup, device_rounds=cfg.device_rounds, device_runs=cfg.device_runs,
-            ssh_options=self._ssh_options, remote_backend=cfg.remote_backend, data=self.data, seed=cfg.seed,
+        run = LatencyRun(
+            target=self.latency_target, size=cfg.latency_size,
+            timing=dataclasses.replace(cfg.timing, threads=self.threads, seed=cfg.seed),
+            ssh_options=self._ssh_options, remote_backend=cfg.remote_backend, data=self.data,
         )  # fmt: skip
-        latency, conditions = time_entries(entries, opts)
+        latency, conditions = time_entries(entries, run)
         per_seed = {n: seed_runs(by) for n, by in runs.items()} | {n: seed_runs(by) for n, by in vruns.items()}
         paper = per_seed.get(PAPER)
         models = {n: model_stats(r, paper if n != PAPER else None, what=n) for n, r in per_seed.items()}
@@ -446,10 +447,10 @@ class _Worker:
             proxy_dice=proxy,
             not_validated=tuple(p.name for p in self.plans if p.name not in variants),
             latency_target=self.latency_target,
-            latency_kind=str(conditions.get("kind", "measured")),
+            latency_kind=conditions["kind"],
             seeds=self.seeds,
             models=models,
-            latency_rows={n: _row(r) for n, r in latency.items()},
+            latency_rows={n: g.to_dict() for n, g in latency.items()},
         )
 
     def _write(
@@ -465,7 +466,7 @@ class _Worker:
                 write_reapplied(folder, result)
         write_candidate(self.study.validated(name), record)
 
-    def _feasible(self, lat: dict[str, Any], limits: Constraints) -> tuple[bool, str]:
+    def _feasible(self, lat: TimedGraph, limits: Constraints) -> tuple[bool, str]:
         """``(feasible, note)``: the study's constraints on the validated numbers.
 
         Latency limits are judged only when the latency was taken on the study's own target
@@ -473,7 +474,7 @@ class _Worker:
         note says so. A candidate without a latency (an estimate that cannot answer for it)
         fails a latency limit it cannot be shown to meet.
         """
-        if not limits.params_only().met_by(params=lat["params"], latency_ms=None, fps=None):
+        if not limits.params_only().met_by(params=lat.params, latency_ms=None, fps=None):
             return False, ""
         latency_limits = [k for k in ("max_latency_ms", "min_fps") if getattr(limits, k) is not None]
         if not latency_limits:
@@ -483,14 +484,9 @@ class _Worker:
                 f"; latency limits ({', '.join(latency_limits)}) NOT judged: the latency was taken on "
                 f"{self.latency_target}, the study's limits are for {self.study_target}"
             )
-        if lat.get("median_ms") is None:
+        if lat.median_ms is None:
             return False, f"; infeasible: no latency on {self.latency_target} to judge {', '.join(latency_limits)} by"
-        return limits.met_by(params=lat["params"], latency_ms=lat["median_ms"], fps=lat.get("fps")), ""
-
-
-def _row(row: Any) -> dict[str, Any]:
-    """A latency row as a plain dict (the timing may answer records with ``to_dict``)."""
-    return row.to_dict() if hasattr(row, "to_dict") else dict(row)
+        return limits.met_by(params=lat.params, latency_ms=lat.median_ms, fps=lat.fps), ""
 
 
 def _covers(trial: optuna.trial.FrozenTrial, wanted: set[str]) -> bool:

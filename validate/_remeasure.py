@@ -7,7 +7,10 @@ real target and written to ``STUDY/remeasured.json``, predicted and measured sid
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from profiling import SSHOptions
 
 # The conditions of a remeasurement that remeasured.json keeps beside each number (the report states them).
 MEASURED_FIELDS = ("target", "device", "backend", "provider", "precision", "threads", "runs", "height", "width",
@@ -20,7 +23,7 @@ def remeasure_front(
     target: str = "local",
     threads: int | None = 1,
     runs: int = 30,
-    ssh_options: Any = None,
+    ssh_options: SSHOptions | None = None,
     remote_backend: str = "auto",
 ) -> list[dict[str, Any]]:
     """Measure the feasible (Dice, latency) Pareto front of a search that ran on ``--target predict:TABLE``.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models import RTSegConfig
 from rtseg_core import (
@@ -25,6 +25,9 @@ from rtseg_core import (
 )
 from validate._config import Candidate, budget_differences, seed_slot
 from validate._seeds import describe_seeds, mean_metrics, record_fields
+
+if TYPE_CHECKING:
+    from validate._graphs import TimedGraph
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +102,7 @@ def train_candidate(
 
 def validated_record(
     trained: ValidatedResult,
-    latency: dict[str, Any],
+    latency: TimedGraph,
     *,
     dataset: str,
     threads: int,
@@ -110,9 +113,9 @@ def validated_record(
 ) -> CandidateRecord:
     """The validated :class:`CandidateRecord` of one candidate (budget in ``recipe``).
 
-    ``latency``: its row of :func:`~validate._graphs.time_entries` (kind, target,
-    device, backend and how it was obtained travel with the number). ``stats``: the candidate
-    over its training seeds; its Dice is then the mean over them (``trained``: the first seed's run).
+    ``latency``: its :class:`~validate._graphs.TimedGraph` from :func:`~validate._graphs.time_entries`
+    (kind, target, device, backend and how it was obtained travel with the number). ``stats``: the
+    candidate over its training seeds; its Dice is then the mean over them (``trained``: the first seed's run).
     """
     cand = Candidate.from_attrs(trained.candidate)
     b = trained.budget
@@ -135,7 +138,7 @@ def validated_record(
 def variant_record(
     result: ReappliedResult,
     parent: ValidatedResult,
-    latency: dict[str, Any],
+    latency: TimedGraph,
     *,
     dataset: str,
     threads: int,
@@ -193,9 +196,9 @@ def _seeds_note(stats: SeedStats | None) -> str:
     )
 
 
-def _record(name, test, latency, *, dataset, threads, size, feasible, parent, trial, recipe, config, notes,
+def _record(name, test, latency: TimedGraph, *, dataset, threads, size, feasible, parent, trial, recipe, config, notes,
             precision="fp32", extra=None) -> CandidateRecord:  # fmt: skip
-    median = latency.get("median_ms")
+    # kind, target, device and backend are required fields of the timed graph: never made up here
     return CandidateRecord(
         name=name,
         source="validated",
@@ -205,14 +208,14 @@ def _record(name, test, latency, *, dataset, threads, size, feasible, parent, tr
         dice_ps=test["dice_ps"],
         dice_fh=test["dice_fh"],
         delta_aop_deg=test["delta_aop_deg"],
-        params=int(latency["params"]),
-        macs=int(latency["macs"]),
-        latency_ms=float(median) if median is not None else None,
-        fps=float(latency["fps"]) if latency.get("fps") is not None else None,
-        latency_kind=str(latency.get("kind", "measured")),
-        target=str(latency.get("target", "local")),
-        device=str(latency.get("device", "")),
-        backend=str(latency.get("backend", "onnxruntime")),
+        params=latency.params,
+        macs=latency.macs,
+        latency_ms=latency.median_ms,
+        fps=latency.fps,
+        latency_kind=latency.kind,
+        target=latency.target,
+        device=latency.device,
+        backend=latency.backend,
         precision=precision,
         threads=threads,
         height=size,
@@ -227,12 +230,10 @@ def _record(name, test, latency, *, dataset, threads, size, feasible, parent, tr
     )
 
 
-def _latency_note(latency: dict[str, Any], threads: int, size: int) -> str:
-    kind = str(latency.get("kind", "measured")).upper()
-    graph = f"; graph: {latency['graph']}" if latency.get("graph") else ""
+def _latency_note(latency: TimedGraph, threads: int, size: int) -> str:
+    graph = f"; graph: {latency.graph}" if latency.graph else ""
     return (
-        f"{kind} on {latency.get('target', 'local')}: {latency.get('how', '')}, {threads} thread(s), batch 1, "
-        f"{size}x{size}{graph}"
+        f"{latency.kind.upper()} on {latency.target}: {latency.how}, {threads} thread(s), batch 1, {size}x{size}{graph}"
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -18,6 +18,9 @@ from compress import PruneSpec, prune_model
 from models import build_model, create_config
 from profiling import PredictorBenchResult, bench_predictor
 from search_spaces import SearchSpace, check_config, config_from_params
+
+if TYPE_CHECKING:
+    from profiling import SSHOptions, TimingOptions
 
 PRUNE_RATIOS = (0.2, 0.35, 0.5)
 
@@ -83,15 +86,16 @@ def run_predictor_bench(
     training: int = 10,
     seed: int = 0,
     size: int = 256,
-    threads: int = 1,
-    rounds: int = 10,
+    timing: TimingOptions | None = None,
     table: str | None = None,
     target: str = "local",
-    ssh_options: Any = None,
+    ssh_options: SSHOptions | None = None,
     remote_backend: str = "onnxruntime",
     progress: Callable[[str], None] | None = None,
 ) -> PredictorBenchResult:
-    """``rtseg-nas bench --latency-predictor``: held-out and training sets drawn with different seeds."""
+    """``rtseg-nas bench --latency-predictor``: held-out and training sets drawn with different seeds.
+
+    ``timing``: how every model is measured (None: ``profiling.bench_predictor``'s default)."""
     train = training_models(training, seed=seed + 10_000)
     held = heldout_models(heldout, seed=seed)
     return bench_predictor(
@@ -99,8 +103,7 @@ def run_predictor_bench(
         held,
         table=table,
         size=size,
-        threads=threads,
-        rounds=rounds,
+        timing=timing,
         target=target,
         ssh_options=ssh_options,
         remote_backend=remote_backend,

@@ -6,6 +6,10 @@ import argparse
 import json
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from profiling import SSHOptions, TimingOptions
 
 # -- numeric option types ---------------------------------------------------------------------
 # Every numeric option goes through one of these, so 0, negatives, NaN, infinity and absurd sizes
@@ -261,7 +265,14 @@ def add_ssh(p: argparse.ArgumentParser) -> None:
     )
 
 
-def ssh_options_from(args: argparse.Namespace):
+def timing_defaults() -> TimingOptions:
+    """``profiling.TimingOptions()``: the one owner of the timing defaults (importing it loads no torch)."""
+    from profiling import TimingOptions
+
+    return TimingOptions()
+
+
+def ssh_options_from(args: argparse.Namespace) -> SSHOptions | None:
     """``profiling.SSHOptions`` from :func:`add_ssh`'s options, or None when the target is not SSH."""
     if not str(getattr(args, "target", "")).startswith("ssh://"):
         return None

@@ -1,8 +1,9 @@
 """Compare runtimes of one model in one run: ONNX Runtime FP32 vs PyTorch eager, alternating rounds.
 
-Every round runs each variant once (order rotated per round) after a warm-up, so load changes
-hit all variants alike; medians are compared, and the speed-up is PyTorch's median divided by
-the variant's.
+Every variant goes through the suite's one timer (profiling/_timing.py): a warm-up, then rounds
+in an order rotated per round, each one untimed and --runs timed runs per variant, so load changes
+hit all variants alike; medians are compared, and the speed-up is PyTorch's median divided by the
+variant's.
 
 With --compression (and a trained --checkpoint) it also builds a static INT8 model and a model
 pruned to --prune-macs of its MACs and fine-tuned, times both beside ORT FP32 in the same loop,
@@ -46,6 +47,7 @@ from rtseg_nas.cli._args import (
     model_source,
     overwrite_help,
     ssh_options_from,
+    timing_defaults,
 )
 
 
@@ -53,9 +55,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_source(p, onnx=False)
     p.add_argument("--size", type=SIZE, default=256, help="input height and width (default: %(default)s)")
     p.add_argument("--batch", type=BATCH, default=1, help="batch size (default: %(default)s)")
-    p.add_argument("--threads", type=THREADS, default=1, help="threads of every runtime (default: %(default)s)")
-    p.add_argument("--rounds", type=COUNT, default=30, help="timed rounds (default: %(default)s)")
-    p.add_argument("--warmup", type=COUNT0, default=5, help="warm-up runs of each variant (default: %(default)s)")
+    from profiling import PREDICTOR_BENCH_ROUNDS  # light: no torch or onnxruntime
+
+    timing = timing_defaults()
+    p.add_argument("--threads", type=THREADS, default=timing.threads, help="threads of every runtime (default: 1)")
+    p.add_argument(
+        "--rounds",
+        type=COUNT,
+        default=None,
+        help=f"alternating rounds (default: {timing.rounds}; {PREDICTOR_BENCH_ROUNDS} with --latency-predictor)",
+    )
+    p.add_argument(
+        "--runs", type=COUNT, default=timing.runs, help="timed runs per variant and round (default: %(default)s)"
+    )
+    p.add_argument(
+        "--warmup", type=COUNT0, default=timing.warmup, help="warm-up runs of each variant (default: %(default)s)"
+    )
     p.add_argument("--opset", type=OPSET, default=17, help="ONNX opset of the exported model (default: %(default)s)")
     add_seed(p)
     add_json_out(p, "the benchmark")
@@ -94,6 +109,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--proxy-full-epochs", type=COUNT, default=12, help="full budget in epochs (default: 12)")
 
 
+def _timing(args: argparse.Namespace, default_rounds: int | None = None):
+    """The timing options of this run: every option as given; ``--rounds`` left out = ``default_rounds``
+    (None: the suite's default)."""
+    import dataclasses
+
+    from profiling import TimingOptions
+
+    options = TimingOptions(threads=args.threads, warmup=args.warmup, runs=args.runs, seed=args.seed,
+                            progress=args.progress)  # fmt: skip
+    rounds = args.rounds if args.rounds is not None else default_rounds
+    return options if rounds is None else dataclasses.replace(options, rounds=rounds)
+
+
 def run(args: argparse.Namespace) -> int:
     from profiling import BenchConfig, run_bench
 
@@ -103,16 +131,7 @@ def run(args: argparse.Namespace) -> int:
     if args.proxy:
         reads.append("proxy_data")
     check_file_outputs(args, {"--json": args.json, "--table": args.table}, *reads)
-    config = BenchConfig(
-        size=args.size,
-        batch=args.batch,
-        threads=args.threads,
-        rounds=args.rounds,
-        warmup=args.warmup,
-        seed=args.seed,
-        opset=args.opset,
-        progress=args.progress,
-    )
+    config = BenchConfig(size=args.size, batch=args.batch, opset=args.opset, timing=_timing(args))
     if args.proxy:
         return _run_proxy(args)
     if args.latency_predictor:
@@ -164,6 +183,7 @@ def _run_proxy(args: argparse.Namespace) -> int:
 def _run_latency_predictor(args: argparse.Namespace) -> int:
     import sys
 
+    from profiling import PREDICTOR_BENCH_ROUNDS
     from rtseg_core import ConfigError
     from rtseg_nas.benches.latency_models import run_predictor_bench
 
@@ -174,8 +194,7 @@ def _run_latency_predictor(args: argparse.Namespace) -> int:
         training=args.training_models,
         seed=args.seed,
         size=args.size,
-        threads=args.threads,
-        rounds=args.rounds if args.rounds != 30 else 10,  # x 3 runs per round
+        timing=_timing(args, PREDICTOR_BENCH_ROUNDS),  # 30-odd models at 256 px: fewer rounds unless told
         table=args.table,
         target=args.target,
         ssh_options=ssh_options_from(args),

@@ -6,8 +6,12 @@ pad/split/slice/concat shift, the EFF gate, resize, heads, ...), writes each dis
 a small ONNX graph and times it on --target: this machine with ONNX Runtime (--threads), or a
 device over SSH through the device profiler (ONNX Runtime, or trtexec in fp32/fp16), --batch-size
 kernels per connection. The first --calibrate models are also timed whole, for the per-model
-overhead. The models: `paper`, --models samples of the search space (--space, as the search will
-use it; --seed) and one pruned `paper`, plus every --arch given.
+overhead, with the suite's one timer and its defaults (profiling/_timing.py: here one alternating
+loop; on a device rotated rounds of one remote call per model). --remote-backend auto builds an
+fp16 table with trtexec and an fp32 one with ONNX Runtime; an explicit onnxruntime with
+--precision fp16 is refused (ONNX Runtime kernel tables are fp32), never replaced. The models:
+`paper`, --models samples of the search space (--space, as the search will use it; --seed) and
+one pruned `paper`, plus every --arch given.
 
 The table (JSON) is keyed by target, device, runtime, precision, threads, opset, batch and library
 versions; it is saved after every batch, so running the same command again resumes an interrupted
@@ -75,8 +79,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     p.add_argument("--batch-size", type=BATCH, default=64, help="kernels per batch / SSH run (default: %(default)s)")
-    p.add_argument("--rounds", type=COUNT, default=5, help="interleaved rounds per batch (default: %(default)s)")
-    p.add_argument("--runs", type=COUNT, default=5, help="timed runs per kernel per round (default: %(default)s)")
+    p.add_argument(
+        "--rounds", type=COUNT, default=5, help="alternating rounds per batch of kernels (default: %(default)s)"
+    )
+    p.add_argument("--runs", type=COUNT, default=5, help="timed runs per kernel and round (default: %(default)s)")
     p.add_argument("--opset", type=OPSET, default=None, help="ONNX opset (default: 17 locally, 13 over SSH)")
     add_seed(p)
     add_ssh(p)
@@ -96,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         return _remeasure(args)
     if not args.out:
         raise ConfigError("latency-table build: --out TABLE is required")
+    remote_backend = _table_backend(args)  # before building any model: a refusal costs nothing
     from profiling import MIN_CALIBRATION
 
     if args.calibrate < MIN_CALIBRATION:
@@ -122,9 +129,6 @@ def run(args: argparse.Namespace) -> int:
             f"fit needs {MIN_CALIBRATION} timed whole; give --models {MIN_CALIBRATION - len(models) + args.models} "
             "or more"
         )
-    remote_backend = args.remote_backend if args.remote_backend != "auto" else "onnxruntime"
-    if str(args.target).startswith("ssh://") and args.precision == "fp16":
-        remote_backend = "trtexec"
     result = build_table(
         args.out,
         models,
@@ -150,6 +154,22 @@ def run(args: argparse.Namespace) -> int:
     )
     print(_describe(result.table))
     return 0
+
+
+def _table_backend(args: argparse.Namespace) -> str:
+    """The device runtime of an SSH table: --remote-backend as given; ``auto`` = trtexec for fp16 (ONNX
+    Runtime tables are fp32), onnxruntime for fp32. An explicit choice that cannot build the table is
+    refused before any work, never replaced."""
+    from rtseg_core import ConfigError
+
+    if args.remote_backend == "auto":
+        return "trtexec" if args.precision == "fp16" else "onnxruntime"
+    if str(args.target).startswith("ssh://") and args.remote_backend == "onnxruntime" and args.precision != "fp32":
+        raise ConfigError(
+            f"--remote-backend onnxruntime with --precision {args.precision}: ONNX Runtime kernel tables are fp32; "
+            "use --remote-backend trtexec (or auto) for fp16"
+        )
+    return args.remote_backend
 
 
 def _describe(table) -> str:

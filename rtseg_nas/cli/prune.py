@@ -43,6 +43,7 @@ from rtseg_nas.cli._args import (
     emit,
     int_in,
     overwrite_help,
+    timing_defaults,
 )
 from rtseg_nas.cli._choices import IMPORTANCES
 
@@ -92,7 +93,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="where --target-latency-ms is judged: local (measured with --latency-backend) or predict:TABLE "
         "(the kernel-level predictor on a table built on the device, e.g. a Jetson) (default: %(default)s)",
     )
-    p.add_argument("--threads", type=THREADS, default=1, help="threads for latency targets (default: 1)")
+    p.add_argument("--threads", type=THREADS, default=1, help="threads for latency and its targets (default: 1)")
+    p.add_argument(
+        "--rounds",
+        type=COUNT,
+        default=timing_defaults().rounds,
+        help="alternating rounds timing the unpruned vs the pruned graph (default: %(default)s)",
+    )
+    p.add_argument("--no-latency", action="store_true", help="skip timing the unpruned vs the pruned graph")
     p.add_argument("--finetune-epochs", type=COUNT0, default=0, help="fine-tuning epochs after pruning (default: 0)")
     p.add_argument("--finetune-per-step", type=COUNT0, default=0, help="epochs between increments (iterative)")
     p.add_argument("--lr", type=LEARNING_RATE, default=3e-4, help="fine-tuning learning rate (default: 3e-4)")
@@ -108,6 +116,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from compress import FinetuneSpec, PruneSpec, QuantSpec, compress_study, prune_checkpoint
+    from profiling import TimingOptions
     from rtseg_core import ConfigError
 
     if args.then_int8 and not args.study:
@@ -171,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         opset=args.opset,
         progress=args.progress,
         overwrite=args.overwrite,
+        timing=None if args.no_latency else TimingOptions(threads=args.threads, rounds=args.rounds),
     )
 
     def show() -> None:
@@ -181,7 +191,12 @@ def run(args: argparse.Namespace) -> int:
             f"{r.increments} increment(s), last ratio {r.ratio:.3f}"
         )
         if r.latency_after_ms is not None:
-            print(f"latency {r.latency_before_ms:.2f} -> {r.latency_after_ms:.2f} ms ({spec.latency_backend})")
+            print(
+                f"latency target steps ({spec.latency_backend}, one model at a time): {r.latency_before_ms:.2f} -> "
+                f"{r.latency_after_ms:.2f} ms"
+            )
+        if report.latency is not None:
+            print(f"latency: {report.latency.describe('unpruned', 'pruned')}")
         if report.dice_before is not None:
             print(
                 f"Dice ({report.split}): {report.dice_before:.4f} unpruned, {report.dice_pruned:.4f} pruned, "

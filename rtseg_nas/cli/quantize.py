@@ -39,6 +39,7 @@ from rtseg_nas.cli._args import (
     float_in,
     int_in,
     overwrite_help,
+    timing_defaults,
 )
 from rtseg_nas.cli._choices import CALIBRATIONS, QUANT_FORMATS, QUANT_TARGETS
 
@@ -80,7 +81,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="dataset (default: the checkpoint's; required with --onnx)")
     p.add_argument("--size", type=SIZE, default=None, help="input size (default: the training size)")
     p.add_argument("--threads", type=THREADS, default=1, help="ONNX Runtime threads for latency (default: 1)")
-    p.add_argument("--runs", type=COUNT, default=50, help="timed runs per model (default: 50)")
+    p.add_argument(
+        "--rounds",
+        type=COUNT,
+        default=timing_defaults().rounds,
+        help="alternating rounds timing FP32 vs the quantized graph (default: %(default)s)",
+    )
     p.add_argument("--no-eval", action="store_true", help="skip Dice evaluation")
     p.add_argument("--no-latency", action="store_true", help="skip latency measurement")
     add_device(p)
@@ -128,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         "evaluate": not args.no_eval,
         "measure": not args.no_latency,
         "threads": args.threads,
-        "runs": args.runs,
+        "rounds": args.rounds,
     }
     if args.onnx:
         report = quantize_onnx(args.onnx, spec, args.out, data=args.data, **common)
@@ -154,8 +160,9 @@ def run(args: argparse.Namespace) -> int:
             )
         if report.latency_fp32_ms is not None:
             print(
-                f"latency (ORT CPU, batch 1, {report.threads} thread(s)): FP32 {report.latency_fp32_ms:.2f} ms, "
-                f"quantized {report.latency_quant_ms:.2f} ms ({report.speedup:.2f}x)"
+                f"latency (ORT CPU, batch 1, {report.threads} thread(s), one alternating loop): FP32 "
+                f"{report.latency_fp32_ms:.2f} ms, quantized {report.latency_quant_ms:.2f} ms ({report.speedup:.2f}x, "
+                f"95 % CI {report.speedup_ci95_low:.2f}-{report.speedup_ci95_high:.2f}x)"
             )
         print(f"notes: {report.notes}")
 

@@ -68,6 +68,7 @@ from rtseg_nas.cli._args import (
     check_file_outputs,
     emit,
     ssh_options_from,
+    timing_defaults,
 )
 
 
@@ -111,13 +112,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=THREADS,
         help="ONNX Runtime threads (default: the search's --threads, if this machine has that many cores)",
     )
-    p.add_argument("--rounds", type=COUNT, default=30, help="local alternating timed rounds (default: %(default)s)")
-    p.add_argument("--warmup", type=COUNT0, default=5, help="warm-up runs per candidate (default: %(default)s)")
+    timing = timing_defaults()
     p.add_argument(
-        "--device-rounds", type=COUNT, default=5, help="SSH device: alternating rounds (default: %(default)s)"
+        "--rounds", type=COUNT, default=timing.rounds, help="local alternating rounds (default: %(default)s)"
     )
     p.add_argument(
-        "--device-runs", type=COUNT, default=20, help="SSH device: timed runs per candidate and round (default: 20)"
+        "--warmup", type=COUNT0, default=timing.warmup, help="warm-up runs per candidate (default: %(default)s)"
+    )
+    p.add_argument(
+        "--device-rounds", type=COUNT, default=timing.device_rounds, help="SSH device: rounds (default: %(default)s)"
+    )
+    p.add_argument(
+        "--device-runs",
+        type=COUNT,
+        default=timing.device_runs,
+        help="SSH device: timed runs per candidate and round (default: %(default)s)",
     )
     p.add_argument("--storage", metavar="URL", help="the search's storage (default: sqlite:///STUDY_DIR/study.db)")
     p.add_argument("--study-name", help="the search study's name (default: from study.json)")
@@ -130,6 +139,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
+    from profiling import TimingOptions
     from validate import ValidateConfig, parse_seeds, run_validate
 
     check_file_outputs(args, {"--json": args.json}, "study", "data", "latency_target", *SSH_FILES)
@@ -142,8 +152,9 @@ def run(args: argparse.Namespace) -> int:
     config = ValidateConfig(
         study_dir=args.study, top_k=args.top_k, epochs=args.epochs, size=args.size, batch_size=args.batch_size,
         lr=args.lr, seed=args.seed, seeds=seeds, data=args.data, device=args.device, latency_size=args.latency_size,
-        latency_target=args.latency_target, threads=args.threads, rounds=args.rounds, warmup=args.warmup,
-        device_rounds=args.device_rounds, device_runs=args.device_runs, ssh_options=ssh,
+        latency_target=args.latency_target, threads=args.threads, ssh_options=ssh,
+        timing=TimingOptions(rounds=args.rounds, warmup=args.warmup, device_rounds=args.device_rounds,
+                             device_runs=args.device_runs),
         remote_backend=args.remote_backend, finetune_epochs=args.finetune_epochs, storage=args.storage,
         study_name=args.study_name, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
     )  # fmt: skip

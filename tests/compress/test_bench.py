@@ -13,7 +13,7 @@ import pytest
 
 from compress import CompressionBenchConfig, FinetuneSpec, PruneSpec, QuantSpec, format_comparisons
 from compress._bench import FP32_NAME, INT8_NAME, PRUNED_NAME, build_compression_artifacts, compare_variants
-from profiling import BenchConfig, run_bench, speedup_interval
+from profiling import BenchConfig, TimingOptions, run_bench, speedup_interval
 
 SIZE = 32
 
@@ -31,7 +31,7 @@ def bench(small_checkpoint, tmp_path_factory):
     artifacts = build_compression_artifacts(small_checkpoint, work, config, size=SIZE, threads=1, progress=False)
     result = run_bench(
         str(small_checkpoint),
-        BenchConfig(size=SIZE, rounds=3, warmup=1),
+        BenchConfig(size=SIZE, timing=TimingOptions(rounds=3, warmup=1, runs=2)),
         extra_variants=artifacts.variants,
     )
     return config, artifacts, result
@@ -60,7 +60,8 @@ def test_both_variants_are_scored_against_the_same_fp32_dice(bench):
 def test_every_variant_ran_in_the_one_alternating_loop(bench):
     _, _, result = bench
     assert [v.name for v in result.variants] == ["PyTorch eager", FP32_NAME, INT8_NAME, PRUNED_NAME]
-    assert all(v.runs == 3 and len(v.times_ms) == 3 for v in result.variants)
+    # 3 rounds of 2 timed runs each (after an untimed one), kept per round so speed-ups pair whole rounds
+    assert all(v.runs == 6 and [len(row) for row in v.times_ms] == [2, 2, 2] for v in result.variants)
     assert {v.name: v.precision for v in result.variants}[INT8_NAME] == "int8"
 
 

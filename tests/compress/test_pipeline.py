@@ -23,11 +23,12 @@ def pruned_by_cli(small_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "pruned"
     argv = ["prune", "--checkpoint", str(small_checkpoint), "--ratio", "0.5", "--round-to", "8",
             "--finetune-epochs", "1", "--steps-per-epoch", "1", "--batch-size", "4", "--device", "cpu",
-            "--out", str(out)]  # fmt: skip
-    stderr = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(stderr):
+            "--rounds", "3", "--out", str(out)]  # fmt: skip
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         rc = main(argv)
     assert rc == 0, stderr.getvalue()
+    (out.parent / "stdout.txt").write_text(stdout.getvalue())  # beside the output folder, not in it
     return out
 
 
@@ -42,6 +43,17 @@ def test_prune_report_reads_back_with_a_typed_result(pruned_by_cli):
     assert report.recipe == "prune-l1-r0.5-x8+ft1" and report.onnx_max_abs_diff < 1e-4
     assert report.result.params_after < report.result.params_before
     assert PruneReport.from_dict(report.to_dict()) == report
+
+
+def test_prune_prints_the_speed_up_of_one_alternating_loop(pruned_by_cli):
+    report = PruneReport.from_dict(json.loads((pruned_by_cli / "prune.json").read_text()))
+    lat = report.latency
+    assert lat is not None and lat.rounds == 3 and lat.threads == 1
+    assert lat.speedup == pytest.approx(lat.reference_ms / lat.variant_ms)
+    assert lat.speedup_ci95_low <= lat.speedup_ci95_high and "rotated per round" in lat.method
+    printed = (pruned_by_cli.parent / "stdout.txt").read_text()
+    assert f"latency: unpruned {lat.reference_ms:.2f} ms, pruned {lat.variant_ms:.2f} ms: {lat.speedup:.2f}x" in printed
+    assert "3 paired alternating rounds" in printed
 
 
 def test_dice_before_and_after_are_those_evaluate_measures(small_checkpoint, pruned_by_cli):

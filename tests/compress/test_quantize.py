@@ -34,7 +34,7 @@ def _run(path, x: np.ndarray) -> np.ndarray:
 )
 def test_quantized_models_run_in_onnxruntime_close_to_fp32(small_checkpoint, tmp_path, spec, ops, tolerance):
     out = tmp_path / "q"
-    report = quantize_checkpoint(small_checkpoint, spec, out, runs=3, progress=False)
+    report = quantize_checkpoint(small_checkpoint, spec, out, rounds=3, progress=False)
     assert sorted(p.name for p in out.iterdir()) == [
         ".rtseg-output.json",
         "model.onnx",
@@ -50,6 +50,9 @@ def test_quantized_models_run_in_onnxruntime_close_to_fp32(small_checkpoint, tmp
     assert np.abs(got - ref).max() <= tolerance * np.abs(ref).max()
     assert report.dice_fp32 is not None and report.dice_quant is not None and report.pixel_agreement > 0.9
     assert report.latency_fp32_ms > 0 and report.latency_quant_ms > 0 and report.speedup > 0
+    # both graphs in one alternating loop: the printed ratio is the ratio of its medians, with its interval
+    assert report.speedup == pytest.approx(report.latency_fp32_ms / report.latency_quant_ms)
+    assert report.speedup_ci95_low <= report.speedup_ci95_high and "3 rounds in an order rotated" in report.notes
     if spec.format == "int8-dynamic":
         assert "ConvInteger" in report.notes
 

@@ -13,11 +13,13 @@ import pytest
 import torch
 
 from models import build_model, create_config
-from profiling import profile_model
+from profiling import TimingOptions, profile_model
 from profiling._backends import check_target, resolve_backends
 from profiling._kernels import decompose_onnx
-from profiling._predictor import LatencyPredictor, LatencyTable, LocalTimer, build_table, export_for_table
+from profiling._predictor import LatencyPredictor, export_for_table
 from profiling._records import PREDICTED
+from profiling._table import LatencyTable
+from profiling._table_build import LocalTimer, build_table
 from rtseg_core import ConfigError
 
 SIZE = 32
@@ -204,6 +206,7 @@ def test_table_built_on_the_loopback_ssh_device(sshd, models, tmp_path):
         rounds=1,
         runs=2,
         batch_size=60,
+        timing=TimingOptions(device_rounds=2, device_runs=2),  # whole models: rotated device rounds
     )
     table = result.table
     assert table.key.target == sshd.url and table.key.opset == 13  # TensorRT-era opset over SSH
@@ -222,7 +225,13 @@ def test_predictor_bench_against_the_loopback_ssh_device(sshd, models, tmp_path)
     opts = sshd.options(tmp_path)
     held = [("unseen", _model(UNSEEN)), ("b-again", _model(CONFIGS["b"]))]
     result = bench_predictor(
-        models, held, size=SIZE, rounds=1, per_round=2, target=sshd.url, ssh_options=opts, table=tmp_path / "t.json"
+        models,
+        held,
+        size=SIZE,
+        timing=TimingOptions(rounds=1, runs=2, device_rounds=1, device_runs=2),
+        target=sshd.url,
+        ssh_options=opts,
+        table=tmp_path / "t.json",
     )
     assert result.conditions["target"] == sshd.url and "CPUs" in result.conditions["device"]
     assert set(result.measured_ms) == {"unseen", "b-again"} and all(v > 0 for v in result.measured_ms.values())
@@ -230,6 +239,25 @@ def test_predictor_bench_against_the_loopback_ssh_device(sshd, models, tmp_path)
     assert {s.method for s in result.scores} >= {"roofline + calibration", "FLOPs-only linear"}
     assert LatencyTable.load(tmp_path / "t.json").key.target == sshd.url
     assert "kernel predictor" in result.format_table()
+
+
+def test_the_predictor_is_loaded_once_per_version_of_the_table(table_path, tmp_path):
+    import os
+    import shutil
+
+    copy = tmp_path / "cached.json"
+    shutil.copy(table_path, copy)
+    # two trials of a predict:TABLE search each resolve the target's backends and ask for the predictor
+    first, second = (resolve_backends(f"predict:{copy}")[0] for _ in range(2))
+    assert first is not second and first._predictor() is second._predictor()
+    predictor = first._predictor()
+    predictor.predict_model(_model(CONFIGS["b"]), size=SIZE)  # fits the overhead once ...
+    assert resolve_backends(f"predict:{copy}")[0]._predictor()._overhead is not None  # ... and keeps it
+    stat = copy.stat()
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the table was rebuilt: read it again
+    assert first._predictor() is not predictor
+    with pytest.raises(ConfigError, match="file not found"):
+        resolve_backends(f"predict:{tmp_path / 'gone.json'}")[0]._predictor()
 
 
 def _kernel(field, value):

@@ -14,7 +14,7 @@ import dataclasses
 import pytest
 
 from compress import FinetuneSpec, PruneSpec, QuantSpec
-from profiling import BenchConfig, ExportConfig
+from profiling import BenchConfig, ExportConfig, TimingOptions
 from rtseg_core import DEPLOYMENT_SIZE
 from rtseg_nas.cli._main import build_parser
 from rtseg_nas.pipeline import DemoConfig
@@ -34,20 +34,23 @@ CASES = {
         ("threads", PruneSpec, "latency_threads"), ("finetune_per_step", PruneSpec, "finetune_epochs_per_step"),
         ("finetune_epochs", FinetuneSpec, "epochs"), ("lr", FinetuneSpec, "lr"),
         ("batch_size", FinetuneSpec, "batch_size"), ("steps_per_epoch", FinetuneSpec, "steps_per_epoch"),
-        ("device", FinetuneSpec, "device")]),
+        ("device", FinetuneSpec, "device"), ("rounds", TimingOptions, "rounds")]),
     "quantize": (["--checkpoint", "c"], [
         ("target", QuantSpec, "target"), ("calibration", QuantSpec, "calibration"),
         ("percentile", QuantSpec, "percentile"), ("calibration_images", QuantSpec, "calibration_images"),
         ("opset", QuantSpec, "opset"), ("bits", QuantSpec, "dsconv_bits"), ("lr", FinetuneSpec, "lr"),
-        ("batch_size", FinetuneSpec, "batch_size"), ("device", FinetuneSpec, "device")]),
-    "bench": ([], [(d, BenchConfig, d) for d in ("size", "batch", "threads", "rounds", "warmup", "opset", "seed")]),
+        ("batch_size", FinetuneSpec, "batch_size"), ("device", FinetuneSpec, "device"),
+        ("rounds", TimingOptions, "rounds")]),
+    # bench --rounds has no default of its own (None = not given: 30, or 10 with --latency-predictor)
+    "bench": ([], [(d, BenchConfig, d) for d in ("size", "batch", "opset")]
+              + [(d, TimingOptions, d) for d in ("threads", "warmup", "runs", "seed")]),
     "export": (["--out", "x.onnx"], [
         ("opset", ExportConfig, "opset"), ("dynamic", ExportConfig, "dynamic"), ("batch", ExportConfig, "batch"),
         ("size", ExportConfig, "height"), ("atol", ExportConfig, "atol"), ("seed", ExportConfig, "seed")]),
     "validate": (["--study", "s"], [(d, ValidateConfig, d) for d in (
         "top_k", "epochs", "size", "batch_size", "lr", "seed", "data", "device", "latency_size", "latency_target",
-        "threads", "rounds", "warmup", "device_rounds", "device_runs", "remote_backend", "finetune_epochs",
-        "heartbeat_interval", "grace_period", "storage", "study_name")]),
+        "threads", "remote_backend", "finetune_epochs", "heartbeat_interval", "grace_period", "storage",
+        "study_name")] + [(d, TimingOptions, d) for d in ("rounds", "warmup", "device_rounds", "device_runs")]),
     "search": (["--study", "s"], [(d, ProfilingOptions, d) for d in (
         "target", "latency_size", "threads", "latency_runs", "latency_warmup")]),
     "demo": ([], [(d, DemoConfig, d) for d in (

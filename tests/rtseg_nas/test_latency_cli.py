@@ -92,3 +92,30 @@ def test_bench_latency_predictor_reports_three_methods(tmp_path, capsys):
     for s in data["scores"]:
         assert set(s["predicted_ms"]) == held and 0 <= s["within_10_percent"] <= 1
     assert data["conditions"]["threads"] == 1 and data["conditions"]["load_before"]
+
+
+def test_bench_rounds_given_are_honoured_and_left_out_take_the_documented_default():
+    from profiling import PREDICTOR_BENCH_ROUNDS, TimingOptions
+    from rtseg_nas.cli._main import build_parser
+    from rtseg_nas.cli.bench import _timing
+
+    parser, _ = build_parser("bench")
+
+    def parse(*argv):
+        args = parser.parse_args(["bench", *argv])
+        args.progress = False  # set by main() from --progress/--quiet and the terminal
+        return args
+
+    given = parse("--latency-predictor", "--rounds", "30")
+    assert _timing(given, PREDICTOR_BENCH_ROUNDS).rounds == 30  # an explicit 30 is not the "unset" 30
+    left_out = parse("--latency-predictor")
+    assert left_out.rounds is None and _timing(left_out, PREDICTOR_BENCH_ROUNDS).rounds == PREDICTOR_BENCH_ROUNDS
+    assert _timing(parse()) == TimingOptions()  # plain bench: the suite's defaults
+
+
+def test_latency_table_refuses_an_explicit_backend_it_cannot_use_instead_of_replacing_it(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    argv = ["latency-table", "build", "--out", str(out), "--target", "ssh://nobody@127.0.0.1:9", "--precision", "fp16"]
+    assert main([*argv, "--remote-backend", "onnxruntime"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --remote-backend onnxruntime with --precision fp16") and not out.exists()

@@ -16,13 +16,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from profiling import TimingOptions
 from rtseg_core import CandidateRecord, SearchError, atomic_write_json, read_json
 from validate._config import ValidateConfig
 from validate._queue import run_validate
 from validate._variants import find_variants
 
 REPO = Path(__file__).resolve().parents[2]
-OPTIONS = {"epochs": 1, "size": 32, "batch_size": 4, "latency_size": 32, "rounds": 3, "warmup": 1, "top_k": 1,
+TIMING = TimingOptions(rounds=3, warmup=1)
+OPTIONS = {"epochs": 1, "size": 32, "batch_size": 4, "latency_size": 32, "timing": TIMING, "top_k": 1,
            "heartbeat_interval": 1}  # fmt: skip
 CLI = ["--epochs", "1", "--size", "32", "--batch-size", "4", "--latency-size", "32", "--rounds", "3", "--warmup", "1",
        "--top-k", "1", "--heartbeat-interval", "1", "--grace-period", "2"]  # fmt: skip
@@ -158,9 +160,7 @@ def test_latency_on_an_ssh_device_in_alternating_rounds(validated_study, sshd, t
             latency_target=sshd.url,
             ssh_options=sshd.options(tmp_path),
             remote_backend="onnxruntime",
-            device_rounds=2,
-            device_runs=3,
-            **OPTIONS,
+            **{**OPTIONS, "timing": TimingOptions(rounds=3, warmup=1, device_rounds=2, device_runs=3)},
         )  # fmt: skip
     )
     assert summary.trained_now == ()  # everything was validated before: only the latency is taken again
