@@ -196,7 +196,9 @@ def reapply_variant(
     if not parent_ckpt.is_file():
         raise SearchError(f"{parent_ckpt}: the validated parent of {plan.name} is missing")
     epochs = vbudget["finetune_epochs"]
-    data, size, seed = budget["data"], budget["size"], budget["seed"]
+    # The data seed (split, images, the fine-tune's batches) is the budget's for every training seed; the
+    # record keeps the training seed of the parent it was re-applied to (resume compares it).
+    data, size, data_seed = budget["data"], budget["size"], budget["seed"]
     ft = FinetuneSpec(epochs=epochs, device=device)
     source, logs, steps = parent_ckpt, [], []
     inputs = [parent_ckpt]
@@ -212,7 +214,7 @@ def reapply_variant(
             else:
                 pruned = tmp / "pruned" if plan.quant is not None else tmp
                 report = prune_checkpoint(
-                    parent_ckpt, PruneSpec.from_dict(plan.prune), pruned, data=data, size=size, seed=seed,
+                    parent_ckpt, PruneSpec.from_dict(plan.prune), pruned, data=data, size=size, seed=data_seed,
                     finetune_spec=ft, evaluate=False, stage=False, progress=False,
                 )  # fmt: skip
                 logs = report.finetune
@@ -222,13 +224,13 @@ def reapply_variant(
             spec = QuantSpec.from_dict(plan.quant)
             qat = ft if spec.format == "dsconv" else None  # DSConv's quantization-aware fine-tune
             quantize_checkpoint(
-                source, spec, tmp, data=data, size=size, seed=seed, finetune_spec=qat, evaluate=False, measure=False,
-                stage=False, progress=False,
+                source, spec, tmp, data=data, size=size, seed=data_seed, finetune_spec=qat, evaluate=False,
+                measure=False, stage=False, progress=False,
             )  # fmt: skip
             steps.append(plan.quant_label or spec.label())
         onnx_path = tmp / "model.onnx"
         summary = evaluate(
-            ort_predict(onnx_path, threads=threads), data, split="test", size=size, seed=seed, progress=False
+            ort_predict(onnx_path, threads=threads), data, split="test", size=size, seed=data_seed, progress=False
         ).summary
         pruning = load_checkpoint(source).pruning or {}
         result = ReappliedResult(

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from profiling import TimingOptions
-from rtseg_core import CandidateRecord, SearchError, atomic_write_json, read_json
+from rtseg_core import CandidateRecord, SearchError, StudyDir, atomic_write_json, read_json
 from validate._config import ValidateConfig
 from validate._queue import run_validate
 from validate._variants import find_variants
@@ -195,3 +195,19 @@ def test_variants_trained_at_another_size_are_timed_on_rebuilt_graphs(validated_
 
     trained, _ = load_model(study / "validated" / pruned_name / "checkpoint.pt")
     assert records[pruned_name].params == count_parameters(trained)
+
+
+def test_variants_of_a_second_seed_record_that_seed_and_a_rerun_resumes(compressed_study_template, tmp_path):
+    # Regression: a variant re-applied to seed 1's parent recorded the data seed (0), so the next run
+    # took it for another budget and refused the whole study.
+    study = tmp_path / "nas"
+    shutil.copytree(compressed_study_template, study)
+    set_max_latency(study, 1e9)
+    parent, pruned_name, quant_name = variant_names(study)
+    config = ValidateConfig(study_dir=study, seeds=(0, 1), **OPTIONS)
+    run_validate(config)
+    sd = StudyDir(study)
+    for name in (pruned_name, quant_name):
+        assert [sd.read_reapplied(name, slot).train_seed for slot in (None, 1)] == [0, 1]
+    again = run_validate(config)  # everything finished: nothing trained, nothing refused
+    assert again.trained_now == ()
