@@ -172,11 +172,11 @@ def budget_differences(before: dict[str, Any], now: dict[str, Any]) -> str:
 
 
 def describe_budget(budget: dict[str, Any]) -> str:
-    """``30 epochs x 256 px, batch 8, lr 0.001, seed 0, on synthetic:400, test split`` (a log line,
+    """``30 epochs x 256 px, batch 8, lr 0.001, data seed 0, on synthetic:400, test split`` (a log line,
     not a Python dict)."""
     b = budget
     parts = [f"{b['epochs']} epoch(s) x {b['size']} px", f"batch {b['batch_size']}", f"lr {b['lr']:g}"]
-    parts += [f"seed {b['seed']}", f"on {b['data']}", f"{b.get('split', 'test')} split"]
+    parts += [f"data seed {b['seed']}", f"on {b['data']}", f"{b.get('split', 'test')} split"]
     if b.get("steps_per_epoch"):
         parts.append(f"{b['steps_per_epoch']} steps per epoch")
     if b.get("finetune_epochs") is not None:

@@ -118,6 +118,6 @@ def test_the_budget_is_logged_as_a_sentence_not_a_dict():
 
     text = describe_budget(ValidateConfig(study_dir="s", finetune_epochs=2).budget("synthetic:400"))
     assert text == (
-        "30 epoch(s) x 256 px, batch 8, lr 0.001, seed 0, on synthetic:400, test split, "
+        "30 epoch(s) x 256 px, batch 8, lr 0.001, data seed 0, on synthetic:400, test split, "
         "2 fine-tune epoch(s) for re-applied variants"
     )
