@@ -227,7 +227,9 @@ def test_an_extracted_subnet_is_an_ordinary_checkpoint_that_prunes_and_quantizes
 
     result = prune_model(model, PruneSpec(ratio=0.3, size=32))
     assert result.params_after < result.params_before
-    report = quantize_checkpoint(path, QuantSpec(format="fp16"), tmp_path / "q", rounds=2, evaluate=False, progress=False)
+    report = quantize_checkpoint(
+        path, QuantSpec(format="fp16"), tmp_path / "q", rounds=2, evaluate=False, progress=False
+    )
     assert (tmp_path / "q" / "model.onnx").is_file() and report is not None
 
 
