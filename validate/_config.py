@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from profiling import TimingOptions
-from rtseg_core import DEPLOYMENT_SIZE, ConfigError
+from rtseg_core import DEPLOYMENT_SIZE, ConfigError, SettingsMismatchError
 
 if TYPE_CHECKING:
     from profiling import SSHOptions
@@ -169,6 +169,19 @@ def budget_differences(before: dict[str, Any], now: dict[str, Any]) -> str:
     """``epochs: 12 before, 30 in this run; size: ...``: only what differs, for a refusal."""
     keys = [k for k in sorted(set(before) | set(now)) if before.get(k) != now.get(k)]
     return "; ".join(f"{k}: {before.get(k)!r} before, {now.get(k)!r} in this run" for k in keys) or "another budget"
+
+
+def check_finished(found: Any, budget: dict[str, Any], seed: int, *, path: Path, work: Path, fix: str) -> None:
+    """Refuse a finished result (``trained.json``/``reapplied.json``) made with another budget or training seed.
+
+    A resumed run reuses a finished result only when both match; anything else is a
+    :class:`SettingsMismatchError` naming what differs, never a silent mix of recipes.
+    """
+    if found.budget != budget or found.train_seed != seed:
+        before, now = found.budget | {"seed": found.train_seed}, budget | {"seed": seed}
+        raise SettingsMismatchError(
+            f"{path}: made with another budget ({budget_differences(before, now)}); {fix}, or move {work} away"
+        )
 
 
 def describe_budget(budget: dict[str, Any]) -> str:

@@ -23,7 +23,7 @@ from rtseg_core import (
     ValidatedResult,
     write_trained,
 )
-from validate._config import Candidate, budget_differences, seed_slot
+from validate._config import Candidate, check_finished, seed_slot
 from validate._seeds import describe_seeds, mean_metrics, record_fields
 
 if TYPE_CHECKING:
@@ -52,12 +52,8 @@ def train_candidate(
     work = study.validated(cand.name, slot)
     result = study.read_trained(cand.name, slot)
     if result is not None:
-        if result.budget != budget or result.train_seed != seed:
-            raise SettingsMismatchError(
-                f"{study.trained_json(cand.name, slot)}: trained with another budget "
-                f"({budget_differences(result.budget | {'seed': result.train_seed}, budget | {'seed': seed})}); "
-                f"repeat the original options or move {work} away"
-            )
+        check_finished(result, budget, seed, path=study.trained_json(cand.name, slot), work=work,
+                       fix="repeat the original options")  # fmt: skip
         return result
     arch = RTSegConfig.from_dict(cand.config, source=f"candidate {cand.name}")
     ckpt = work / "checkpoint.pt"

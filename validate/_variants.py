@@ -38,13 +38,12 @@ from rtseg_core import (
     EvalMetrics,
     ReappliedResult,
     SearchError,
-    SettingsMismatchError,
     StudyDir,
     read_json,
     staged_output,
     write_reapplied,
 )
-from validate._config import budget_differences, seed_slot
+from validate._config import check_finished, seed_slot
 
 log = logging.getLogger(__name__)
 
@@ -185,12 +184,8 @@ def reapply_variant(
     vbudget = variant_budget(plan, budget, finetune_epochs)
     result = study.read_reapplied(plan.name, slot)
     if result is not None:
-        if result.budget != vbudget or result.train_seed != seed:
-            raise SettingsMismatchError(
-                f"{study.reapplied_json(plan.name, slot)}: re-applied with another budget "
-                f"({budget_differences(result.budget, vbudget)}); repeat the "
-                f"original --finetune-epochs and training options, or move {work} away"
-            )
+        check_finished(result, vbudget, seed, path=study.reapplied_json(plan.name, slot), work=work,
+                       fix="repeat the original --finetune-epochs and training options")  # fmt: skip
         return result
     parent_ckpt = study.validated(plan.parent, slot) / CHECKPOINT
     if not parent_ckpt.is_file():

@@ -121,3 +121,19 @@ def test_the_budget_is_logged_as_a_sentence_not_a_dict():
         "30 epoch(s) x 256 px, batch 8, lr 0.001, data seed 0, on synthetic:400, test split, "
         "2 fine-tune epoch(s) for re-applied variants"
     )
+
+
+def test_a_finished_result_of_another_budget_or_seed_is_refused_naming_what_differs(tmp_path):
+    from rtseg_core import EvalMetrics, SettingsMismatchError, ValidatedResult
+    from validate import ValidateConfig
+    from validate._config import check_finished
+
+    budget = ValidateConfig(study_dir="s", epochs=2).budget("synthetic:40")
+    done = ValidatedResult(candidate={"candidate": "paper"}, budget=budget, epochs_trained=2,
+                           test=EvalMetrics(0.9, 0.85, 0.95, 3.0), val_dice_last_epoch=0.9, seed=1)  # fmt: skip
+    where = {"path": tmp_path / "trained.json", "work": tmp_path, "fix": "repeat the original options"}
+    check_finished(done, budget, 1, **where)  # the same budget and seed: reused
+    with pytest.raises(SettingsMismatchError, match="epochs: 2 before, 3 in this run"):
+        check_finished(done, budget | {"epochs": 3}, 1, **where)
+    with pytest.raises(SettingsMismatchError, match="seed: 1 before, 2 in this run"):
+        check_finished(done, budget, 2, **where)
