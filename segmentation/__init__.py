@@ -9,7 +9,7 @@ from rtseg_core import lazy_exports
 if TYPE_CHECKING:
     from segmentation._aop import AoPMeasurement, angle_of_progression, draw_aop_masks, measure_aop
     from segmentation._check import DataCheck, check_dataset
-    from segmentation._config import TrainConfig, load_train_config
+    from segmentation._config import Distillation, TrainConfig, load_train_config
     from segmentation._data import CLASS_NAMES, DataSpec, SegmentationDataset, load_split, split_groups
     from segmentation._evaluate import EvalResult, Predict, evaluate, evaluate_checkpoint, evaluate_model
     from segmentation._formats import (
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         load_sample,
         parse_frames,
     )
-    from segmentation._losses import DeepSupervisionLoss
+    from segmentation._losses import DeepSupervisionLoss, DistillationLoss, kd_divergence, loss_label
     from segmentation._metrics import (
         FOREGROUND_CLASSES,
         ClassMetrics,
@@ -59,6 +59,8 @@ __all__ = [
     "DataSpec",
     "DatasetIndex",
     "DeepSupervisionLoss",
+    "Distillation",
+    "DistillationLoss",
     "EpochLog",
     "EvalResult",
     "EvalSummary",
@@ -85,9 +87,11 @@ __all__ = [
     "image_metrics",
     "index_jnu_ifm",
     "index_psfhs",
+    "kd_divergence",
     "load_sample",
     "load_split",
     "load_train_config",
+    "loss_label",
     "make_phantom",
     "measure_aop",
     "parse_frames",

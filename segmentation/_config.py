@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from rtseg_core import ConfigError, is_finite_number
@@ -69,6 +69,44 @@ class TrainConfig:
             if not is_finite_number(value) or not (low < value if low_open else low <= value) or not value <= high:
                 span = f"{'(' if low_open else '['}{low:g}, {high:g}]"
                 raise ConfigError(f"{option(name)}: must be a finite number in {span}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """Knowledge distillation from a teacher: ``(1 - weight) * task + weight * T^2 * KL(teacher || student)``.
+
+    The KL term compares the class distributions softened by ``temperature`` (T) pixel by pixel:
+    ``KL(softmax(teacher / T) || softmax(student / T))`` summed over classes, averaged over pixels
+    and images; the ``T^2`` factor keeps its gradients on the task loss's scale (Hinton et al.).
+    ``aux``: the same term on every deep-supervision map too (averaged over the maps, added to the
+    main one). The task loss is :class:`DeepSupervisionLoss`. Defaults: see ``DEFAULT_DISTILLATION``.
+    """
+
+    weight: float = 0.5
+    temperature: float = 2.0
+    aux: bool = False
+
+    def __post_init__(self) -> None:
+        if not is_finite_number(self.weight) or not 0.0 <= self.weight <= 1.0:
+            raise ConfigError(f"--kd-weight: must be a number in [0, 1], got {self.weight!r}")
+        if not is_finite_number(self.temperature) or not 0.0 < self.temperature <= 100.0:
+            raise ConfigError(f"--kd-temperature: must be a number in (0, 100], got {self.temperature!r}")
+        if not isinstance(self.aux, bool):
+            raise ConfigError(f"Distillation.aux: must be true or false, got {self.aux!r}")
+
+    def label(self) -> str:
+        """A short name for recipes and logs, e.g. ``kd0.5-T2`` or ``kd0.9-T4-aux``."""
+        return f"kd{self.weight:g}-T{self.temperature:g}" + ("-aux" if self.aux else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "distillation") -> Distillation:
+        """Read one back (prune.json, a checkpoint's meta); an unknown or missing field is a ConfigError."""
+        if not isinstance(data, dict) or set(data) != {"weight", "temperature", "aux"}:
+            raise ConfigError(f"{source}: a distillation record needs exactly weight, temperature, aux; got {data!r}")
+        return cls(**data)
 
 
 def load_train_config(meta: dict[str, Any] | None, *, source: str = "checkpoint") -> TrainConfig:

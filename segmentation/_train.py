@@ -29,7 +29,7 @@ from rtseg_core import ConfigError, OutputError, SuiteError, resolve_device, wri
 from segmentation._check import check_dataset
 from segmentation._config import TrainConfig
 from segmentation._data import load_split
-from segmentation._losses import DeepSupervisionLoss
+from segmentation._losses import DeepSupervisionLoss, Distillation, DistillationLoss, loss_label
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ class EpochLog:
     lr: float
     seconds: float
     images_per_s: float
+    loss_fn: str = "task"  # "task" (DeepSupervisionLoss) or "task+kd0.5-T2" (distilled from a teacher)
 
 
 @dataclass
@@ -94,6 +95,8 @@ def train(
     model: RTSegNet | None = None,
     pruning: dict[str, Any] | None = None,
     overwrite: bool = True,
+    teacher: torch.nn.Module | None = None,
+    distill: Distillation | None = None,
 ) -> TrainResult:
     """Train ``arch`` with ``cfg``; write ``out_dir/checkpoint.pt`` and ``out_dir/metrics.json``.
 
@@ -105,7 +108,15 @@ def train(
     ``model`` trains a model that cannot be rebuilt from ``arch`` alone (a pruned one, whose
     ``pruning`` history then goes into the checkpoint) in place instead of a fresh build.
     ``out_dir=None`` writes nothing (fine-tuning inside a larger step).
+
+    ``teacher`` and ``distill`` (both or neither): learn from ``teacher``'s outputs too
+    (:class:`Distillation`; the teacher runs in eval mode without gradients and is left unchanged).
+    Every epoch's log records the loss used (``EpochLog.loss_fn``).
     """
+    if (teacher is None) != (distill is None):
+        raise ConfigError("train: distillation needs both a teacher model and a Distillation (or neither)")
+    if distill is not None and not isinstance(distill, Distillation):
+        raise ConfigError(f"train: distill must be a Distillation, got {type(distill).__name__}")
     device = resolve_device(cfg.device)
     check_training_memory(arch, cfg, device)  # before any folder, data or weight
     out_dir = Path(out_dir) if out_dir is not None else None
@@ -155,6 +166,11 @@ def train(
     amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     loss_fn = DeepSupervisionLoss(cfg.aux_weight)
+    loss_name = loss_label(distill)
+    if teacher is not None:
+        loss_fn = DistillationLoss(loss_fn, distill)
+        teacher_training = teacher.training
+        teacher.to(device).eval()
 
     result = TrainResult(out_dir=out_dir, checkpoint=ckpt_path)
     start_epoch = 0
@@ -188,7 +204,13 @@ def train(
             y = batch["mask"].to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
                 logits, aux = model.forward_with_aux(x)
-                loss = loss_fn(logits.float(), tuple(a.float() for a in aux), y)
+                logits, aux = logits.float(), tuple(a.float() for a in aux)
+                if teacher is None:
+                    loss = loss_fn(logits, aux, y)
+                else:
+                    with torch.no_grad():
+                        t_logits, t_aux = teacher.forward_with_aux(x)
+                    loss = loss_fn(logits, aux, y, t_logits.float(), tuple(a.float() for a in t_aux))
             if not torch.isfinite(loss):
                 raise TrainingDiverged(
                     f"training diverged: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}"
@@ -208,14 +230,15 @@ def train(
         entry = EpochLog(
             epoch=epoch + 1, loss=loss_sum / max(seen, 1), val_dice=dice["mean"], val_dice_ps=dice["PS"],
             val_dice_fh=dice["FH"], lr=optimizer.param_groups[0]["lr"], seconds=seconds, images_per_s=seen / seconds,
+            loss_fn=loss_name,
         )  # fmt: skip
         result.epochs.append(entry)
         # One line per epoch, bar or no bar: a run under nohup or in CI must not be silent for an hour.
         # Callers that run many short trainings (search trials, validate) quieten the "segmentation"
         # logger instead (their CLI does, unless --debug).
         log.info(
-            "epoch %d/%d  loss %.4f  val Dice %.4f (PS %.4f, FH %.4f)  %.1f s (%.1f img/s)",
-            entry.epoch, cfg.epochs, entry.loss, entry.val_dice, entry.val_dice_ps, entry.val_dice_fh,
+            "epoch %d/%d  loss %.4f (%s)  val Dice %.4f (PS %.4f, FH %.4f)  %.1f s (%.1f img/s)",
+            entry.epoch, cfg.epochs, entry.loss, loss_name, entry.val_dice, entry.val_dice_ps, entry.val_dice_fh,
             entry.seconds, entry.images_per_s,
         )  # fmt: skip
         if ckpt_path is not None:
@@ -227,6 +250,8 @@ def train(
                 result.stopped_early = True
                 break
     result.wall_s = time.perf_counter() - t_start
+    if teacher is not None:
+        teacher.train(teacher_training)
     if out_dir is None:
         return result
     write_training_metrics(
