@@ -17,7 +17,7 @@ from rtseg_core import lazy_exports
 
 if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_exports)
     from compress._bench import Comparison, CompressionBenchConfig, bench_compression, format_comparisons
-    from compress._finetune import FinetuneSpec, calibration_batches, finetune
+    from compress._finetune import FinetuneSpec, calibration_batches, finetune, split_budget
     from compress._importance import IMPORTANCES, ImportanceOption, Scorer, get_importance, list_importances
     from compress._measure import LatencyComparison, compare_latency
     from compress._opprofile import OpTime, profile_ops, summarize_ops
@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from compress._study import compress_study, pareto_parents
 
 __all__ = [
+    "split_budget",
     "ort_predict",
     "CALIBRATIONS",
     "Comparison",

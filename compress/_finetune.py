@@ -104,6 +104,26 @@ class FinetuneSpec:
         )
 
 
+def split_budget(total: int, steps: int) -> tuple[int, int]:
+    """``(per_step, final)``: ``total`` fine-tune epochs spread over ``steps`` pruning steps.
+
+    Each of the ``steps - 1`` fine-tunes between steps gets ``total // steps`` epochs and the final
+    one the rest (it gets the remainder: the last model is the one shipped), so they add up to
+    ``total``. Fewer epochs than steps is an error (a step without fine-tuning is not gradual).
+    """
+    if steps < 1 or total < 0:
+        raise CompressionError(f"split_budget: need steps >= 1 and total >= 0, got steps={steps}, total={total}")
+    if steps == 1 or total == 0:
+        return 0, total
+    if total < steps:
+        raise CompressionOptionError(
+            f"--steps {steps}: gradual pruning needs at least one fine-tune epoch per step, got a total of {total} "
+            "(raise --finetune-epochs/--finetune-budget or lower --steps)"
+        )
+    per_step = total // steps
+    return per_step, total - per_step * (steps - 1)
+
+
 def calibration_batches(data: str, *, size: int, seed: int, count: int, batch_size: int = 4) -> list[Batch]:
     """``count`` labelled batches from the TRAINING split, without augmentation (fixed order)."""
     from segmentation import load_split

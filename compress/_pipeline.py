@@ -5,7 +5,11 @@ Output folder (written to a temporary sibling and renamed at the end, so a failu
     OUT/checkpoint.pt   config + pruning {"history", "spec"} + weights (loads with weights_only=True;
                         ``rtseg-nas evaluate --checkpoint OUT/checkpoint.pt`` works)
     OUT/model.onnx      the pruned model, BN folded, parity-checked against PyTorch
-    OUT/prune.json      the spec, what pruning did, fine-tuning log, Dice before/after, ONNX parity
+    OUT/prune.json      the spec, what pruning did, fine-tuning log (per step and final), the loss and
+                        budget used, Dice before/after, ONNX parity
+
+Fine-tuning learns from the unpruned model (a copy taken before pruning) by default
+(``FinetuneSpec.distill``); the recipe and prune.json say which loss was used.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from compress._files import output_dir
-from compress._finetune import FinetuneSpec, calibration_batches, finetune
+from compress._finetune import FinetuneSpec, calibration_batches, finetune, split_budget
 from compress._measure import LatencyComparison, compare_latency
 from compress._prune import prune_model
 from compress._spec import PruneResult, PruneSpec
@@ -39,7 +43,7 @@ class PruneReport(Record):
     checkpoint: str  # file names inside the output folder
     onnx: str | None
     parent: str  # the input checkpoint
-    recipe: str  # e.g. "prune-l1-r0.3+ft5"
+    recipe: str  # e.g. "prune-l1-r0.3+ft5", "prune-l1-macs0.5-s4+ft6-kd0.5-T2"
     data: str
     split: str
     size: int
@@ -52,6 +56,15 @@ class PruneReport(Record):
     notes: str = ""
     # the unpruned and the pruned graph timed against each other (compress.compare_latency), when asked
     latency: LatencyComparison | None = None
+    # the fine-tune: its loss ("task", or "task+kd0.5-T2" distilled from the unpruned parent), the
+    # Distillation used (None: task loss only), total epochs (between steps and final), the budget as
+    # given (``--finetune-budget`` fraction of the parent's training epochs, or None: epochs given),
+    # and the logs of the fine-tunes between steps (one list per step; ``finetune`` is the final one)
+    loss: str = "task"
+    distill: dict | None = None
+    finetune_epochs: int = 0
+    finetune_budget: float | None = None
+    finetune_steps: list[list[dict]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         latency = self.latency.to_dict() if self.latency is not None else None
@@ -125,8 +138,13 @@ def prune_checkpoint(
 ) -> PruneReport:
     """Prune a checkpoint with ``spec``, fine-tune, export, evaluate; write ``out_dir`` (see module docstring).
 
-    ``finetune_spec``: the final fine-tune (``epochs``) and, with ``spec.finetune_epochs_per_step``,
-    the fine-tuning between increments; ``None`` = no fine-tuning. ``data``/``size``/``seed`` default
+    ``finetune_spec``: the fine-tune; ``None`` = no fine-tuning. Its ``epochs`` (or ``budget``: a
+    fraction of the epochs the checkpoint was trained for, from its train config) are the TOTAL
+    budget: with ``spec.steps`` > 1 they are split over the steps (:func:`split_budget`; the spec
+    written to prune.json then holds the per-step epochs), unless ``spec.finetune_epochs_per_step``
+    is set already (then ``epochs`` are the final fine-tune's, as when validate re-applies a
+    stored recipe). With ``finetune_spec.distill`` every fine-tune learns from a copy of the
+    unpruned model (the teacher). ``data``/``size``/``seed`` default
     to those the checkpoint was trained with; ``split`` is where Dice is measured. With
     ``stage=False`` the files go straight into ``out_dir`` (for callers that stage a larger folder).
     ``timing``: also time the unpruned and the pruned graph against each other with ONNX Runtime
@@ -149,23 +167,32 @@ def prune_checkpoint(
         spec = dataclasses.replace(spec, size=size)
     if timing is not None and not export:
         raise CompressionError("prune: timing the pruned graph needs its ONNX export (export=True)")
-    unpruned = copy.deepcopy(model) if timing is not None else None
-    per_step = None
-    if spec.finetune_epochs_per_step and finetune_spec is not None:
+    ft, budget, per_step_epochs, final_epochs = _finetune_plan(finetune_spec, spec, ckpt, checkpoint)
+    if per_step_epochs != spec.finetune_epochs_per_step:  # the total split over the steps; prune.json keeps it
+        spec = dataclasses.replace(spec, finetune_epochs_per_step=per_step_epochs)
+    if budget is not None:
+        log.info("--finetune-budget %g of the parent's training: %d fine-tune epoch(s)", budget, ft.epochs)
+    distill = ft.distill if ft is not None and (final_epochs or per_step_epochs) else None
+    teacher = copy.deepcopy(model).eval() if distill is not None else None  # the unpruned parent
+    unpruned = (teacher if teacher is not None else copy.deepcopy(model)) if timing is not None else None
+    per_step, step_logs = None, []
+    if spec.finetune_epochs_per_step and ft is not None:
 
         def per_step(m: nn.Module, epochs: int) -> None:
-            cfg = finetune_spec.train_config(data=data, size=size, seed=seed, epochs=epochs)
-            finetune(m, cfg, progress=progress)
+            cfg = ft.train_config(data=data, size=size, seed=seed, epochs=epochs)
+            step_logs.append(finetune(m, cfg, progress=progress, teacher=teacher, distill=distill))
 
     result = prune_model(model, spec, batches=batches, finetune_step=per_step, progress=progress)
     model.eval()
     dice_pruned = mean_dice(model, data, split=split, size=size, seed=seed) if evaluate else None
     logs = []
-    if finetune_spec is not None and finetune_spec.epochs:
-        logs = finetune(model, finetune_spec.train_config(data=data, size=size, seed=seed), progress=progress)
+    if ft is not None and final_epochs:
+        cfg = ft.train_config(data=data, size=size, seed=seed, epochs=final_epochs)
+        logs = finetune(model, cfg, progress=progress, teacher=teacher, distill=distill)
     dice_after = mean_dice(model, data, split=split, size=size, seed=seed) if evaluate and logs else dice_pruned
-    epochs = len(logs)
-    recipe = spec.label() + (f"+ft{epochs}" if epochs else "")
+    epochs = len(logs) + sum(len(s) for s in step_logs)
+    loss = ft.loss(teacher is not None) if ft is not None else "task"
+    recipe = spec.label() + (f"+ft{epochs}" if epochs else "") + (f"-{distill.label()}" if distill else "")
     old = ckpt.pruning or {}
     history = list(old.get("history", [])) + list(result.history)
     pruning = {"history": history, "spec": spec.to_dict(), "recipe": recipe}
@@ -177,6 +204,7 @@ def prune_checkpoint(
             "parent": str(checkpoint),
             "recipe": recipe,
             "prune": {k: v for k, v in result.to_dict().items() if k != "history"},
+            "finetune_loss": loss,
         }
     )
     meta.setdefault("train", {"data": data, "size": size, "seed": seed})
@@ -217,6 +245,11 @@ def prune_checkpoint(
             notes="Dice: mean of PS and FH per-image Dice (segmentation.evaluate_model), PyTorch eval on the CPU"
             + (f"; latency: unpruned vs pruned ONNX graph, ONNX Runtime CPU, {latency.method}" if latency else ""),
             latency=latency,
+            loss=loss,
+            distill=distill.to_dict() if distill is not None else None,
+            finetune_epochs=epochs,
+            finetune_budget=budget,
+            finetune_steps=step_logs,
         )
         atomic_write_json(tmp / "prune.json", report.to_dict())
     log.info(
@@ -229,6 +262,28 @@ def prune_checkpoint(
         result.macs_after / 1e9,
     )
     return report
+
+
+def _finetune_plan(
+    finetune_spec: FinetuneSpec | None, spec: PruneSpec, ckpt, checkpoint
+) -> tuple[FinetuneSpec | None, float | None, int, int]:
+    """``(fine-tune with epochs resolved, the budget fraction given or None, epochs per step, final epochs)``."""
+    from segmentation import load_train_config
+
+    if finetune_spec is None:
+        return None, None, spec.finetune_epochs_per_step, 0
+    ft, budget = finetune_spec, finetune_spec.budget
+    if budget is not None:
+        if "epochs" not in ((ckpt.meta or {}).get("train") or {}):
+            raise CompressionError(
+                f"--finetune-budget: {checkpoint} records no training epochs (meta.train.epochs); "
+                "give --finetune-epochs"
+            )
+        ft = finetune_spec.resolve_epochs(load_train_config(ckpt.meta, source=str(checkpoint)).epochs)
+    if spec.steps > 1 and not spec.finetune_epochs_per_step:
+        per_step, final = split_budget(ft.epochs, spec.steps)
+        return ft, budget, per_step, final
+    return ft, budget, spec.finetune_epochs_per_step, ft.epochs
 
 
 def _needs_data(spec: PruneSpec) -> bool:

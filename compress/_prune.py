@@ -41,8 +41,11 @@ def prune_model(
     """Prune ``model`` in place following ``spec``; return what was done.
 
     ``batches``: a few labelled (images, masks) training batches, needed by data-driven criteria
-    (``taylor``, ``nni-taylor``). ``finetune_step(model, epochs)`` is called between increments when
-    ``spec.finetune_epochs_per_step`` > 0. The model keeps its module names and types (DSConv2d
+    (``taylor``, ``nni-taylor``). ``finetune_step(model, epochs)`` is called between steps when
+    ``spec.finetune_epochs_per_step`` > 0: after every increment of a ``ratio`` schedule but the
+    last, after every intermediate MACs target of a gradual ``target_macs`` schedule (a row of
+    ``PruneResult.steps`` records the epochs it was followed by in ``finetune_epochs``). The model
+    keeps its module names and types (DSConv2d
     stays DSConv2d); only widths change. Raises :class:`CompressionError` when the target cannot be
     reached by ``spec.max_ratio`` (the model is then pruned to ``max_ratio``: callers write
     nothing, they work on a fresh copy).
@@ -75,6 +78,7 @@ def prune_model(
     fallbacks = 0
     reached = spec.ratio is not None
     ratio = previous = 0.0
+    milestone = 0  # index of the next intermediate MACs target (gradual pruning)
     initial: dict[str, int] = {}  # group key -> width before the first increment
     bar = tqdm(range(spec.increments), desc="prune", unit="step", disable=not progress, leave=False)
     for i in bar:
@@ -122,10 +126,26 @@ def prune_model(
             f", {row['macs'] / 1e9:.4f} GMACs" if row["macs"] is not None else "",
             f", {row['latency_ms']:.2f} ms" if latency else "",
         )
+        if spec.target_macs is not None and spec.steps > 1:
+            # gradual: every intermediate MACs target passed ends a step; fine-tune once per step ended
+            passed = 0
+            while milestone < len(spec.milestones) - 1 and row["macs"] <= spec.milestones[milestone] * macs_before:
+                milestone, passed = milestone + 1, passed + 1
+            if passed:
+                row["step"] = milestone  # steps finished after this increment
+            if _target_met(spec, row, macs_before):
+                row["step"] = spec.steps
+                reached = True
+                break
+            if passed and finetune_step is not None and spec.finetune_epochs_per_step:
+                row["finetune_epochs"] = passed * spec.finetune_epochs_per_step
+                finetune_step(model, row["finetune_epochs"])
+            continue
         if _target_met(spec, row, macs_before):
             reached = True
             break
         if finetune_step is not None and spec.finetune_epochs_per_step and not last:
+            row["finetune_epochs"] = spec.finetune_epochs_per_step
             finetune_step(model, spec.finetune_epochs_per_step)
     if steps[-1]["macs"] is None:
         steps[-1]["macs"] = count_macs(model, size)

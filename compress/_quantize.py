@@ -570,7 +570,8 @@ def quantize_checkpoint(
 
     ``data``/``size``/``seed`` default to those the checkpoint was trained with. For ``dsconv``,
     ``finetune_spec`` (:class:`~compress._finetune.FinetuneSpec`) sets the quantization-aware
-    fine-tuning; ``None`` or 0 epochs freezes the quantized weights without it (post-training).
+    fine-tuning (distilled from the unquantized model unless ``finetune_spec.distill`` is None); ``None``
+    or 0 epochs freezes the quantized weights without it (post-training).
     ``measure``: time the FP32 and the quantized graph against each other with ONNX Runtime here
     (``threads``; ``rounds`` alternating rounds, None = ``profiling.TimingOptions``' default).
     """
@@ -713,7 +714,11 @@ def _dsconv(
     qmodel.load_state_dict(model.state_dict(), strict=True)
     logs = []
     if finetune_spec is not None and finetune_spec.epochs:
-        logs = finetune(qmodel, finetune_spec.train_config(data=data, size=size, seed=seed), progress=progress)
+        # distilled from the unquantized model when the spec asks (FinetuneSpec.distill; the logs say the loss)
+        distill = finetune_spec.distill
+        teacher = model.eval() if distill is not None else None
+        cfg = finetune_spec.train_config(data=data, size=size, seed=seed)
+        logs = finetune(qmodel, cfg, progress=progress, teacher=teacher, distill=distill)
     freeze_dsconv(qmodel.eval())
     meta = dict(ckpt.meta or {})
     meta.update(

@@ -19,7 +19,10 @@ class PruneSpec(Record):
       "uniform") or over the whole network ranked together (``global_pruning=True``), reached in
       ``steps`` equal increments.
     - ``target_macs``: prune in increments of ``step_ratio`` until the MACs (fvcore, one forward at
-      ``size`` x ``size``) are at most this fraction of the unpruned model's.
+      ``size`` x ``size``) are at most this fraction of the unpruned model's. With ``steps`` N > 1
+      the way there is cut into N equal MACs-fraction steps (to 1 - k (1 - target) / N of the
+      MACs, k = 1..N), and the fine-tune between steps runs when each intermediate target is met
+      (gradual pruning).
     - ``target_latency_ms``: the same, until the median latency measured on this machine with
       ``latency_backend`` (ONNX Runtime on the exported graph, PyTorch eager, or ``predict:TABLE``: the
       kernel-level predictor on a latency table, for a device target without timing each step) and
@@ -29,8 +32,9 @@ class PruneSpec(Record):
     keeps every pruned width a multiple of it (8 for GPUs/TensorRT). ``shift_aware`` spreads the
     removed channels of TMP widths over the shift groups so no surviving channel changes its
     shift. ``ignored`` names modules whose output channels are kept (the head and the aux heads
-    always are). ``finetune_epochs_per_step`` fine-tunes between increments (iterative
-    prune/fine-tune); the final fine-tune is configured by the caller.
+    always are). ``finetune_epochs_per_step`` fine-tunes between the ``steps`` (iterative
+    prune/fine-tune; needs ``steps`` > 1); the final fine-tune is configured by the caller
+    (``compress.prune_checkpoint`` splits one total budget over the steps).
     """
 
     ratio: float | None = None
@@ -90,6 +94,10 @@ class PruneSpec(Record):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 fail(name, f"must be an integer >= {low}")
+        if self.steps > 1 and self.target_latency_ms is not None:
+            fail("steps", "gradual pruning (steps > 1) works towards --ratio or --target-macs, not a latency target")
+        if self.finetune_epochs_per_step and self.steps == 1:
+            fail("finetune_epochs_per_step", "fine-tuning between steps needs steps > 1")
         if self.round_to is not None and (not isinstance(self.round_to, int) or self.round_to < 1):
             fail("round_to", "must be null or an integer >= 1 (8 suits GPUs/TensorRT)")
         if self.latency_backend not in LATENCY_BACKENDS and not str(self.latency_backend).startswith("predict:"):
@@ -106,11 +114,18 @@ class PruneSpec(Record):
         return max(1, math.ceil(self.max_ratio / self.step_ratio - 1e-9))
 
     @property
+    def milestones(self) -> tuple[float, ...]:
+        """The MACs fractions a ``target_macs`` schedule passes: N equal steps down to the target."""
+        if self.target_macs is None:
+            return ()
+        return tuple(1.0 - (1.0 - self.target_macs) * k / self.steps for k in range(1, self.steps + 1))
+
+    @property
     def final_ratio(self) -> float:
         return self.ratio if self.ratio is not None else self.max_ratio
 
     def label(self) -> str:
-        """A short recipe name, e.g. ``prune-l1-r0.3``, ``prune-taylor-macs0.5-r8``."""
+        """A short recipe name, e.g. ``prune-l1-r0.3``, ``prune-taylor-macs0.5-x8``, ``prune-l1-macs0.5-s4``."""
         if self.ratio is not None:
             target = f"r{self.ratio:g}"
         elif self.target_macs is not None:
@@ -118,6 +133,8 @@ class PruneSpec(Record):
         else:
             target = f"lat{self.target_latency_ms:g}ms"
         parts = ["prune", self.importance, target]
+        if self.steps > 1:
+            parts.append(f"s{self.steps}")
         if self.global_pruning:
             parts.append("global")
         if self.round_to:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from compress._measure import count_macs
@@ -66,18 +67,29 @@ def pareto_parents(records: list[CandidateRecord], top_k: int) -> list[Candidate
     return sorted(front, key=lambda r: -r.dice)[:top_k]
 
 
-def prune_tag(spec: PruneSpec) -> str:
+def prune_tag(spec: PruneSpec, finetune_spec=None) -> str:
+    """The variant's tag: ``p30`` (ratio), ``pm50`` (MACs), ``pl5ms``; ``s4`` for 4 steps, ``-nokd``
+    when a fine-tune runs without distillation, so several recipes of one parent get distinct names."""
     if spec.ratio is not None:
-        return f"p{round(spec.ratio * 100)}"
-    if spec.target_macs is not None:
-        return f"pm{round(spec.target_macs * 100)}"
-    return f"pl{spec.target_latency_ms:g}ms"
+        tag = f"p{round(spec.ratio * 100)}"
+    elif spec.target_macs is not None:
+        tag = f"pm{round(spec.target_macs * 100)}"
+    else:
+        tag = f"pl{spec.target_latency_ms:g}ms"
+    if spec.steps > 1:
+        tag += f"s{spec.steps}"
+    fine_tunes = finetune_spec is not None and (finetune_spec.epochs or finetune_spec.budget)
+    if fine_tunes and finetune_spec.distill is None:
+        tag += "-nokd"
+    return tag
 
 
 def compress_study(
     study_dir: str | Path,
     *,
     top_k: int = 3,
+    parents: Sequence[str] | None = None,
+    tag: str | None = None,
     prune: PruneSpec | None = None,
     quantize: QuantSpec | None = None,
     finetune_spec=None,
@@ -92,7 +104,9 @@ def compress_study(
     version of that pruned variant (both with ``parent`` = the trial). ``finetune_spec``
     (:class:`~compress._finetune.FinetuneSpec`) fine-tunes after pruning / for DSConv QAT.
     A variant folder under ``compressed/`` is replaced only when it holds nothing but a previous
-    output of the same verb, or with ``overwrite``.
+    output of the same verb, or with ``overwrite``. ``parents``: compress these trials (by name,
+    e.g. ``paper``, the search's reference) instead of the front's top-k. ``tag``: the variant's
+    name after ``<parent>.`` (default: :func:`prune_tag`).
     """
     if not Path(study_dir).is_dir():
         raise InputFileError(f"--study {study_dir}: not a folder")
@@ -105,7 +119,19 @@ def compress_study(
     if not trials:
         raise InputFileError(f"{study.trials_dir}: no */candidate.json; run a search first")
     folders = {r.name: folder for r, folder in trials}
-    parents = pareto_parents([r for r, _ in trials], top_k)
+    if tag is not None and (not tag or "/" in tag or tag.startswith(".") or tag != tag.strip()):
+        raise ConfigError(f"--tag {tag!r}: must be a plain, non-empty name (no '/', no leading '.')")
+    if parents:
+        by_name = {r.name: r for r, _ in trials}
+        unknown = [n for n in parents if n not in by_name]
+        if unknown:
+            raise ConfigError(
+                f"--parent {', '.join(unknown)}: no such trial in {study.trials_dir} "
+                f"(known: {', '.join(sorted(by_name))})"
+            )
+        parents = [by_name[n] for n in dict.fromkeys(parents)]
+    else:
+        parents = pareto_parents([r for r, _ in trials], top_k)
     limits = study_limits(study.root)
     if not parents:
         raise CompressionError(f"{study.root}: no feasible trial with both dice and latency_ms; nothing to compress")
@@ -117,7 +143,7 @@ def compress_study(
         source, recipe, first = ckpt, "", len(written)
         inputs = list(compression_inputs(ckpt, data))
         if prune is not None:
-            name = f"{parent.name}.{prune_tag(prune)}"
+            name = f"{parent.name}.{tag or prune_tag(prune, finetune_spec)}"
             final = study.compressed(name)
             with staged_output(final, verb="prune", inputs=inputs, overwrite=overwrite, option="--study") as tmp:
                 report = prune_checkpoint(
@@ -129,7 +155,7 @@ def compress_study(
             written.append(record)
             source = final / CHECKPOINT
         if quantize is not None:
-            name = f"{parent.name}.{prune_tag(prune) + '_' if prune else ''}{quantize.tag()}"
+            name = f"{parent.name}.{(tag or prune_tag(prune, finetune_spec)) + '_' if prune else ''}{quantize.tag()}"
             final = study.compressed(name)
             with staged_output(
                 final, verb="quantize", inputs=[*inputs, source], overwrite=overwrite, option="--study"

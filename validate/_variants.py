@@ -7,10 +7,13 @@ another it kept 84 %). ``validate`` therefore trains each variant's parent at th
 and then, inside the same claim, re-applies the variant's recipe chain to
 ``validated/<parent>/checkpoint.pt`` with compress's own functions:
 
-1. prune with the stored :class:`~compress.PruneSpec` (``prune.json``), then fine-tune for
-   ``--finetune-epochs`` epochs (default: the variant's own fine-tune epochs; every other
-   fine-tune setting is :class:`~compress.FinetuneSpec`'s default) on the full budget's data
-   and size;
+1. prune with the stored :class:`~compress.PruneSpec` (``prune.json``; its ``steps`` make a
+   gradual schedule), then fine-tune, with the stored loss (distillation from the validated
+   parent, the teacher, when the variant was distilled), for ``--finetune-epochs`` epochs in
+   total (split over the steps), else the variant's own budget: its ``--finetune-budget``
+   fraction of the validated parent's training epochs, or its own total epochs and per-step
+   split; every other fine-tune setting is :class:`~compress.FinetuneSpec`'s default, on the
+   full budget's data and size;
 2. quantize with the stored :class:`~compress.QuantSpec` (``quantize.json``); a
    prune-then-quantize variant quantizes the re-applied pruned variant (``validated/<via>/``);
 3. evaluate the exported (quantized) graph with ONNX Runtime on the TEST split, as
@@ -55,9 +58,11 @@ class VariantPlan:
     """One compressed variant's recipe chain as ``compress --study`` recorded it.
 
     ``prune``/``quant``: the stored PruneSpec / QuantSpec dicts (None: no such step);
-    ``finetune_epochs``: the fine-tune epochs it had after pruning (DSConv QAT epochs for a
-    ``dsconv`` quantization); ``via``: the pruned variant whose checkpoint the quantization
-    read (prune-then-quantize chains); ``proxy_dice``: its Dice in compress (on the
+    ``finetune_epochs``: the fine-tune epochs it had after pruning, in total over the steps (DSConv
+    QAT epochs for a ``dsconv`` quantization); ``distill``: the ``segmentation.Distillation`` its
+    fine-tune used (None: the task loss only); ``finetune_budget``: the fraction of its parent's
+    training epochs it was given (None: epochs were given); ``via``: the pruned variant whose
+    checkpoint the quantization read (prune-then-quantize chains); ``proxy_dice``: its Dice in compress (on the
     proxy-trained parent, validation split).
     """
 
@@ -72,6 +77,8 @@ class VariantPlan:
     via: str | None = None
     proxy_dice: float | None = None
     proxy_recipe: str = ""
+    distill: dict | None = None
+    finetune_budget: float | None = None
 
     def to_attrs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -117,6 +124,8 @@ def find_variants(study_dir: str | Path) -> list[VariantPlan]:
                 prune=prune["spec"] if prune else None,
                 prune_label=prune["label"] if prune else None,
                 finetune_epochs=prune["epochs"] if prune else (quant["qat"] if quant else 0),
+                distill=prune["distill"] if prune else None,
+                finetune_budget=prune["budget"] if prune else None,
                 quant=quant["spec"] if quant else None,
                 quant_label=quant["label"] if quant else None,
                 via=via,
@@ -139,7 +148,15 @@ def _prune_step(folder: Path) -> dict | None:
     except (KeyError, TypeError):
         raise SearchError(f"{path}: no result.spec (not a prune report)") from None
     label = PruneSpec.from_dict(spec).label()
-    return {"spec": dict(spec), "label": label, "epochs": len(data.get("finetune") or [])}
+    # prune.json before issue 20 has neither: one final fine-tune with the task loss only
+    epochs = data.get("finetune_epochs", len(data.get("finetune") or []))
+    distill = data.get("distill")
+    if distill is not None:
+        from segmentation import Distillation
+
+        distill = Distillation.from_dict(distill, source=f"{path}: distill").to_dict()
+    return {"spec": dict(spec), "label": label, "epochs": int(epochs), "distill": distill,
+            "budget": data.get("finetune_budget")}  # fmt: skip
 
 
 def variant_budget(plan: VariantPlan, budget: dict[str, Any], finetune_epochs: int | None) -> dict[str, Any]:
@@ -147,13 +164,37 @@ def variant_budget(plan: VariantPlan, budget: dict[str, Any], finetune_epochs: i
     from compress import FinetuneSpec
 
     ft = FinetuneSpec()
-    return {
+    out = {
         "parent_budget": budget,
         "prune": plan.prune,
         "quantize": plan.quant,
         "finetune_epochs": plan.finetune_epochs if finetune_epochs is None else int(finetune_epochs),
         "finetune": {"lr": ft.lr, "min_lr": ft.min_lr, "batch_size": ft.batch_size, "weight_decay": ft.weight_decay},
     }
+    # only when used, so results re-applied before distillation existed still match their budget
+    if plan.prune is not None and plan.distill is not None:
+        out["distill"] = plan.distill
+    if plan.prune is not None and plan.finetune_budget is not None and finetune_epochs is None:
+        out["finetune_budget"] = plan.finetune_budget
+        out.pop("finetune_epochs")  # resolved from the validated parent's training epochs
+    return out
+
+
+def _reapplied_finetune(plan: VariantPlan, vbudget: dict[str, Any], device: str):
+    """``(PruneSpec, FinetuneSpec)`` re-applying ``plan``'s pruning and fine-tune (module docstring, step 1)."""
+    from compress import FinetuneSpec, PruneSpec
+    from segmentation import Distillation
+
+    spec = PruneSpec.from_dict(plan.prune)
+    distill = Distillation.from_dict(plan.distill) if plan.distill is not None else None
+    if "finetune_budget" in vbudget:  # the variant's fraction of THIS parent's training, split afresh
+        spec = dataclasses.replace(spec, finetune_epochs_per_step=0)
+        return spec, FinetuneSpec(budget=vbudget["finetune_budget"], device=device, distill=distill)
+    total = vbudget["finetune_epochs"]
+    if total != plan.finetune_epochs or spec.finetune_epochs_per_step * (spec.steps - 1) > total:
+        spec = dataclasses.replace(spec, finetune_epochs_per_step=0)  # another total (--finetune-epochs): split it
+    final = total - spec.finetune_epochs_per_step * (spec.steps - 1)  # the stored split, else the split of total
+    return spec, FinetuneSpec(epochs=final if spec.finetune_epochs_per_step else total, device=device, distill=distill)
 
 
 def reapply_variant(
@@ -173,7 +214,7 @@ def reapply_variant(
     result with the same budget is returned as is. The fine-tune and the calibration use the
     budget's data seed whatever the training seed (the same images for every seed).
     """
-    from compress import FinetuneSpec, PruneSpec, QuantSpec, ort_predict, prune_checkpoint, quantize_checkpoint
+    from compress import FinetuneSpec, QuantSpec, ort_predict, prune_checkpoint, quantize_checkpoint
     from models import load_checkpoint
     from segmentation import evaluate
 
@@ -190,11 +231,13 @@ def reapply_variant(
     parent_ckpt = study.validated(plan.parent, slot) / CHECKPOINT
     if not parent_ckpt.is_file():
         raise SearchError(f"{parent_ckpt}: the validated parent of {plan.name} is missing")
-    epochs = vbudget["finetune_epochs"]
     # The data seed (split, images, the fine-tune's batches) is the budget's for every training seed; the
     # record keeps the training seed of the parent it was re-applied to (resume compares it).
     data, size, data_seed = budget["data"], budget["size"], budget["seed"]
-    ft = FinetuneSpec(epochs=epochs, device=device)
+    prune_spec, ft = _reapplied_finetune(plan, vbudget, device) if plan.prune is not None else (None, None)
+    qat_ft = FinetuneSpec(
+        epochs=vbudget.get("finetune_epochs", plan.finetune_epochs), device=device
+    )  # DSConv QAT (quantize's own loss)
     source, logs, steps = parent_ckpt, [], []
     inputs = [parent_ckpt]
     via_ckpt = study.validated(plan.via, slot) / CHECKPOINT if plan.via else None
@@ -209,15 +252,17 @@ def reapply_variant(
             else:
                 pruned = tmp / "pruned" if plan.quant is not None else tmp
                 report = prune_checkpoint(
-                    parent_ckpt, PruneSpec.from_dict(plan.prune), pruned, data=data, size=size, seed=data_seed,
+                    parent_ckpt, prune_spec, pruned, data=data, size=size, seed=data_seed,
                     finetune_spec=ft, evaluate=False, stage=False, progress=False,
                 )  # fmt: skip
-                logs = report.finetune
+                logs = [e for step in report.finetune_steps for e in step] + list(report.finetune)
                 source = pruned / CHECKPOINT
-            steps.append(f"{plan.prune_label} + fine-tune {epochs} epoch(s)")
+            epochs = len(logs)
+            loss = logs[-1].get("loss_fn", "task") if logs else "task"
+            steps.append(f"{plan.prune_label} + fine-tune {epochs} epoch(s), loss {loss}")
         if plan.quant is not None:
             spec = QuantSpec.from_dict(plan.quant)
-            qat = ft if spec.format == "dsconv" else None  # DSConv's quantization-aware fine-tune
+            qat = qat_ft if spec.format == "dsconv" else None  # DSConv's quantization-aware fine-tune
             quantize_checkpoint(
                 source, spec, tmp, data=data, size=size, seed=data_seed, finetune_spec=qat, evaluate=False,
                 measure=False, stage=False, progress=False,
@@ -238,7 +283,7 @@ def reapply_variant(
                 dice_fh=_num(summary.fh.dice),
                 delta_aop_deg=_num(summary.mean.delta_aop),
             ),
-            finetune=tuple({k: e.get(k) for k in ("epoch", "loss", "val_dice")} for e in logs),
+            finetune=tuple({k: e.get(k) for k in ("epoch", "loss", "val_dice", "loss_fn")} for e in logs),
             pruning_history=pruning.get("history"),
             seed=seed,
         )

@@ -41,6 +41,7 @@ from rtseg_nas.cli._args import (
     add_json_out,
     check_file_outputs,
     emit,
+    float_in,
     int_in,
     overwrite_help,
     timing_defaults,
@@ -64,6 +65,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--top-k", type=COUNT, default=3, help="with --study: how many front members (default: 3)")
     p.add_argument(
+        "--parent",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --study: prune this trial (by name, e.g. paper, the search's reference, or trial-7) instead of "
+        "the front's top-k; repeatable. validate re-applies the recipe to the validated trial of each seed",
+    )
+    p.add_argument(
+        "--tag",
+        default=None,
+        help="with --study: the variant's name after '<parent>.' (default: from the recipe, e.g. pm50, pm50s4, "
+        "pm50-nokd), so several recipes of one parent coexist",
+    )
+    p.add_argument(
         "--then-int8",
         action="store_true",
         help="with --study: also quantize each pruned variant to ONNX Runtime static INT8 (a second variant, "
@@ -78,7 +93,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--round-to", type=int_in(1, 256), default=None, help="keep widths multiples of N (8 for GPUs/TensorRT)"
     )
-    p.add_argument("--steps", type=int_in(1, 1000), default=1, help="increments for --ratio (default: 1)")
+    p.add_argument(
+        "--steps",
+        type=int_in(1, 1000),
+        default=1,
+        help="gradual pruning: reach --ratio or --target-macs in N equal steps (for --target-macs: N equal "
+        "MACs-fraction steps), fine-tuning (with distillation) between them; the fine-tune budget is split over "
+        "the steps (default: %(default)s)",
+    )
     p.add_argument("--step-ratio", type=FRACTION_OPEN, default=0.05, help="increment for MACs/latency targets")
     p.add_argument(
         "--max-ratio", type=FRACTION_OPEN, default=0.9, help="never remove more than this ratio (default: 0.9)"
@@ -101,8 +123,49 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="alternating rounds timing the unpruned vs the pruned graph (default: %(default)s)",
     )
     p.add_argument("--no-latency", action="store_true", help="skip timing the unpruned vs the pruned graph")
-    p.add_argument("--finetune-epochs", type=COUNT0, default=0, help="fine-tuning epochs after pruning (default: 0)")
-    p.add_argument("--finetune-per-step", type=COUNT0, default=0, help="epochs between increments (iterative)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--finetune-epochs",
+        type=COUNT0,
+        default=0,
+        help="total fine-tuning epochs; with --steps N split over the steps: each of the N-1 fine-tunes between "
+        "steps gets total // N, the final one the rest (default: 0)",
+    )
+    budget.add_argument(
+        "--finetune-budget",
+        type=float_in(0.0, 10.0, lo_open=True),
+        default=None,
+        metavar="FRACTION",
+        help="total fine-tuning epochs as a fraction of the parent's own training epochs (its checkpoint's train "
+        "config): 0.5 of a 12-epoch parent = 6 epochs; the output states the epochs it resolved to",
+    )
+    p.add_argument(
+        "--finetune-per-step",
+        type=COUNT0,
+        default=0,
+        help="with --steps: epochs between steps instead of the split budget (--finetune-epochs is then the final "
+        "fine-tune's)",
+    )
+    p.add_argument(
+        "--no-kd",
+        action="store_true",
+        help="fine-tune with the task loss only (default: distil from the unpruned parent, see --kd-weight)",
+    )
+    p.add_argument(
+        "--kd-weight",
+        type=float_in(0.0, 1.0),
+        default=0.5,
+        help="distillation: loss = (1 - W) * task + W * T^2 * KL(teacher || student) on the softened logits "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--kd-temperature",
+        type=float_in(0.0, 100.0, lo_open=True),
+        default=2.0,
+        metavar="T",
+        help="distillation temperature (default: %(default)s)",
+    )
+    p.add_argument("--kd-aux", action="store_true", help="distil the deep-supervision maps too")
     p.add_argument("--lr", type=LEARNING_RATE, default=3e-4, help="fine-tuning learning rate (default: 3e-4)")
     p.add_argument("--batch-size", type=BATCH, default=8, help="fine-tuning batch size (default: 8)")
     p.add_argument("--steps-per-epoch", type=COUNT, default=None, help="cap fine-tuning steps per epoch")
@@ -118,12 +181,17 @@ def run(args: argparse.Namespace) -> int:
     from compress import FinetuneSpec, PruneSpec, QuantSpec, compress_study, prune_checkpoint
     from profiling import TimingOptions
     from rtseg_core import ConfigError
+    from segmentation import Distillation
 
     if args.then_int8 and not args.study:
         raise ConfigError(
             "--then-int8: only with --study; for one checkpoint run `rtseg-nas quantize --checkpoint "
             "OUT/checkpoint.pt --out DIR` on the pruned output"
         )
+    if (args.parent or args.tag) and not args.study:
+        raise ConfigError("--parent/--tag: only with --study (with --checkpoint the output is --out)")
+    if args.no_kd and (args.kd_aux or args.kd_weight != 0.5 or args.kd_temperature != 2.0):
+        raise ConfigError("--no-kd: given with --kd-weight/--kd-temperature/--kd-aux; choose one")
     check_file_outputs(args, {"--json": args.json}, "checkpoint", "data", "study", "latency_target")
     spec = PruneSpec(
         ratio=args.ratio,
@@ -145,15 +213,19 @@ def run(args: argparse.Namespace) -> int:
     )
     ft = FinetuneSpec(
         epochs=args.finetune_epochs,
+        budget=args.finetune_budget,
         lr=args.lr,
         batch_size=args.batch_size,
         steps_per_epoch=args.steps_per_epoch,
         device=args.device,
+        distill=None if args.no_kd else Distillation(args.kd_weight, args.kd_temperature, args.kd_aux),
     )
     if args.study:
         records = compress_study(
             args.study,
             top_k=args.top_k,
+            parents=tuple(args.parent) or None,
+            tag=args.tag,
             prune=spec,
             quantize=QuantSpec(format="int8-static") if args.then_int8 else None,
             finetune_spec=ft,
@@ -202,6 +274,15 @@ def run(args: argparse.Namespace) -> int:
                 f"Dice ({report.split}): {report.dice_before:.4f} unpruned, {report.dice_pruned:.4f} pruned, "
                 f"{report.dice_after:.4f} after fine-tuning"
             )
+        if report.finetune_epochs:
+            given = (
+                f"--finetune-budget {report.finetune_budget:g} of the parent's training"
+                if report.finetune_budget is not None
+                else "--finetune-epochs"
+            )
+            steps = [len(s) for s in report.finetune_steps]
+            split = f" ({' + '.join(map(str, steps))} between steps, {len(report.finetune)} final)" if steps else ""
+            print(f"fine-tune: {report.finetune_epochs} epoch(s) from {given}{split}, loss {report.loss}")
         if report.onnx_max_abs_diff is not None:
             print(f"ONNX Runtime vs PyTorch max |diff| {report.onnx_max_abs_diff:.2e}")
         print(f"written: {args.out}/checkpoint.pt, model.onnx, prune.json")

@@ -1,0 +1,75 @@
+"""Gradual pruning towards a MACs target, the fine-tune budget split over the steps, the budget as a
+fraction of the parent's training, and distillation from the unpruned parent (issue 20)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from compress import FinetuneSpec, PruneReport, PruneSpec, prune_checkpoint, split_budget
+from models import Checkpoint, load_checkpoint, save_checkpoint
+from rtseg_core import CompressionError, CompressionOptionError
+from segmentation import Distillation
+
+FT = {"steps_per_epoch": 1, "batch_size": 4, "device": "cpu"}
+
+
+def test_split_budget_gives_each_step_an_equal_share_and_the_final_fine_tune_the_rest():
+    assert split_budget(6, 3) == (2, 2) and split_budget(7, 3) == (2, 3) and split_budget(5, 1) == (0, 5)
+    assert split_budget(0, 4) == (0, 0)  # no fine-tune at all
+    with pytest.raises(CompressionOptionError, match="--steps 4: .* at least one fine-tune epoch per step"):
+        split_budget(3, 4)
+
+
+def test_gradual_pruning_reaches_the_target_in_equal_macs_steps_and_splits_the_budget(small_checkpoint, tmp_path):
+    spec = PruneSpec(target_macs=0.5, steps=3, round_to=None)
+    report = prune_checkpoint(small_checkpoint, spec, tmp_path / "out", finetune_spec=FinetuneSpec(epochs=5, **FT),
+                              evaluate=False, export=False, progress=False)  # fmt: skip
+    r = report.result
+    assert r.macs_after <= 0.5 * r.macs_before
+    # each step ended at (or below) its own MACs fraction: 5/6, 4/6, 3/6 of the unpruned MACs
+    ends = {row["step"]: row["macs"] / r.macs_before for row in r.steps if "step" in row}
+    assert sorted(ends) == [1, 2, 3]
+    for k, fraction in ends.items():
+        assert fraction <= 1 - 0.5 * k / 3 + 1e-9
+    assert ends[1] > 0.5  # the first step stopped short of the target: the schedule is gradual
+    # 5 epochs over 3 steps: 1 after step 1, 1 after step 2, the remaining 3 at the end
+    assert [len(logs) for logs in report.finetune_steps] == [1, 1] and len(report.finetune) == 3
+    assert [row.get("finetune_epochs") for row in r.steps if "step" in row] == [1, 1, None]
+    assert report.finetune_epochs == 5 and report.finetune_budget is None
+    # distilled from the unpruned parent by default, in every fine-tune, and said so
+    assert report.loss == "task+kd0.5-T2" and report.distill == Distillation().to_dict()
+    assert {e["loss_fn"] for logs in [*report.finetune_steps, report.finetune] for e in logs} == {"task+kd0.5-T2"}
+    assert report.recipe == "prune-l1-macs0.5-s3+ft5-kd0.5-T2"
+    stored = PruneReport.from_dict(json.loads((tmp_path / "out" / "prune.json").read_text()))
+    fields = ("recipe", "loss", "distill", "finetune_epochs", "finetune_budget", "finetune_steps", "finetune")
+    assert all(getattr(stored, f) == getattr(report, f) for f in fields)
+    assert stored.result.spec["finetune_epochs_per_step"] == 1
+    assert load_checkpoint(tmp_path / "out" / "checkpoint.pt").meta["finetune_loss"] == "task+kd0.5-T2"
+
+
+def test_finetune_budget_is_a_fraction_of_the_parents_training_epochs(small_checkpoint, tmp_path):
+    ckpt = load_checkpoint(small_checkpoint)
+    parent = tmp_path / "parent.pt"
+    meta = {**ckpt.meta, "train": {**ckpt.meta["train"], "epochs": 4}}
+    save_checkpoint(Checkpoint(config=ckpt.config, state_dict=ckpt.state_dict, meta=meta), parent)
+    ft = FinetuneSpec(budget=0.5, distill=None, **FT)
+    report = prune_checkpoint(parent, PruneSpec(ratio=0.25), tmp_path / "out", finetune_spec=ft, evaluate=False,
+                              export=False, progress=False)  # fmt: skip
+    assert report.finetune_budget == 0.5 and report.finetune_epochs == len(report.finetune) == 2
+    assert report.loss == "task" and report.distill is None and report.recipe == "prune-l1-r0.25+ft2"
+    # a checkpoint that does not say how long it was trained cannot resolve a fraction of it
+    with pytest.raises(CompressionError, match="records no training epochs"):
+        prune_checkpoint(small_checkpoint, PruneSpec(ratio=0.25), tmp_path / "out2", finetune_spec=ft,
+                         evaluate=False, export=False, progress=False)  # fmt: skip
+    with pytest.raises(CompressionOptionError, match="give one of them"):
+        FinetuneSpec(epochs=3, budget=0.5)
+
+
+def test_gradual_options_that_cannot_work_are_refused_before_any_work():
+    with pytest.raises(CompressionOptionError, match="needs steps > 1"):
+        PruneSpec(target_macs=0.5, finetune_epochs_per_step=2)
+    with pytest.raises(CompressionOptionError, match="not a latency target"):
+        PruneSpec(target_latency_ms=3.0, steps=2)
+    assert PruneSpec(target_macs=0.4, steps=3).milestones == pytest.approx((0.8, 0.6, 0.4))
