@@ -153,6 +153,10 @@ def prune_checkpoint(
     from models import Checkpoint, save_checkpoint
 
     model, ckpt = load_for_compression(checkpoint)
+    # the fine-tune budget and its split over the steps: a budget that cannot work fails before any work
+    ft, budget, per_step_epochs, final_epochs = _finetune_plan(finetune_spec, spec, ckpt, checkpoint)
+    if per_step_epochs != spec.finetune_epochs_per_step:  # the total split over the steps; prune.json keeps it
+        spec = dataclasses.replace(spec, finetune_epochs_per_step=per_step_epochs)
     inputs = compression_inputs(checkpoint, data, ckpt)
     if spec.latency_backend.startswith("predict:"):  # a latency table is read too
         inputs = (*inputs, spec.latency_backend.partition(":")[2])
@@ -167,9 +171,6 @@ def prune_checkpoint(
         spec = dataclasses.replace(spec, size=size)
     if timing is not None and not export:
         raise CompressionError("prune: timing the pruned graph needs its ONNX export (export=True)")
-    ft, budget, per_step_epochs, final_epochs = _finetune_plan(finetune_spec, spec, ckpt, checkpoint)
-    if per_step_epochs != spec.finetune_epochs_per_step:  # the total split over the steps; prune.json keeps it
-        spec = dataclasses.replace(spec, finetune_epochs_per_step=per_step_epochs)
     if budget is not None:
         log.info("--finetune-budget %g of the parent's training: %d fine-tune epoch(s)", budget, ft.epochs)
     distill = ft.distill if ft is not None and (final_epochs or per_step_epochs) else None

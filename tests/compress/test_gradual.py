@@ -3,6 +3,8 @@ fraction of the parent's training, and distillation from the unpruned parent (is
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from compress import FinetuneSpec, PruneReport, PruneSpec, prune_checkpoint, split_budget
 from models import Checkpoint, load_checkpoint, save_checkpoint
 from rtseg_core import CompressionError, CompressionOptionError
+from rtseg_nas.cli import main
 from segmentation import Distillation
 
 FT = {"steps_per_epoch": 1, "batch_size": 4, "device": "cpu"}
@@ -49,11 +52,28 @@ def test_gradual_pruning_reaches_the_target_in_equal_macs_steps_and_splits_the_b
     assert load_checkpoint(tmp_path / "out" / "checkpoint.pt").meta["finetune_loss"] == "task+kd0.5-T2"
 
 
-def test_finetune_budget_is_a_fraction_of_the_parents_training_epochs(small_checkpoint, tmp_path):
+@pytest.fixture(scope="module")
+def trained_4_epochs(small_checkpoint, tmp_path_factory):
+    """The small checkpoint, saying it was trained for 4 epochs."""
     ckpt = load_checkpoint(small_checkpoint)
-    parent = tmp_path / "parent.pt"
+    parent = tmp_path_factory.mktemp("parent") / "checkpoint.pt"
     meta = {**ckpt.meta, "train": {**ckpt.meta["train"], "epochs": 4}}
     save_checkpoint(Checkpoint(config=ckpt.config, state_dict=ckpt.state_dict, meta=meta), parent)
+    return parent
+
+
+def run_cli(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main(argv)
+        except SystemExit as exc:  # argparse's own refusals
+            rc = exc.code
+    return rc, out.getvalue(), err.getvalue()
+
+
+def test_finetune_budget_is_a_fraction_of_the_parents_training_epochs(small_checkpoint, trained_4_epochs, tmp_path):
+    parent = trained_4_epochs
     ft = FinetuneSpec(budget=0.5, distill=None, **FT)
     report = prune_checkpoint(parent, PruneSpec(ratio=0.25), tmp_path / "out", finetune_spec=ft, evaluate=False,
                               export=False, progress=False)  # fmt: skip
@@ -73,3 +93,30 @@ def test_gradual_options_that_cannot_work_are_refused_before_any_work():
     with pytest.raises(CompressionOptionError, match="not a latency target"):
         PruneSpec(target_latency_ms=3.0, steps=2)
     assert PruneSpec(target_macs=0.4, steps=3).milestones == pytest.approx((0.8, 0.6, 0.4))
+
+
+def test_prune_cli_states_the_epochs_a_budget_resolved_to_and_the_loss(trained_4_epochs, tmp_path):
+    out = tmp_path / "out"
+    argv = ["prune", "--checkpoint", str(trained_4_epochs), "--ratio", "0.25", "--finetune-budget", "0.5",
+            "--steps-per-epoch", "1", "--batch-size", "4", "--device", "cpu", "--no-eval", "--no-latency",
+            "--kd-weight", "0.3", "--kd-temperature", "3", "--out", str(out)]  # fmt: skip
+    rc, stdout, err = run_cli(argv)
+    assert rc == 0, err
+    assert "fine-tune: 2 epoch(s) from --finetune-budget 0.5 of the parent's training, loss task+kd0.3-T3" in stdout
+    assert json.loads((out / "prune.json").read_text())["recipe"] == "prune-l1-r0.25+ft2-kd0.3-T3"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--finetune-epochs", "3", "--finetune-budget", "0.5"], "not allowed with argument --finetune-epochs"),
+        (["--no-kd", "--kd-weight", "0.9"], "--no-kd: given with --kd-weight"),
+        (["--parent", "paper"], "--parent/--tag: only with --study"),
+        (["--steps", "4", "--finetune-epochs", "3"], "--steps 4: gradual pruning needs at least one fine-tune epoch"),
+        (["--kd-weight", "1.5"], "--kd-weight"),
+    ],
+)
+def test_prune_cli_refuses_fine_tune_options_that_cannot_work(trained_4_epochs, tmp_path, extra, message):
+    rc, _, err = run_cli(["prune", "--checkpoint", str(trained_4_epochs), "--ratio", "0.25", "--no-eval",
+                          "--out", str(tmp_path / "out"), *extra])  # fmt: skip
+    assert rc != 0 and message in err and not (tmp_path / "out").exists()

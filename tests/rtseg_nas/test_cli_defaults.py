@@ -19,7 +19,7 @@ from rtseg_core import DEPLOYMENT_SIZE
 from rtseg_nas.cli._main import build_parser
 from rtseg_nas.pipeline import DemoConfig
 from search_spaces import ProfilingOptions
-from segmentation import TrainConfig
+from segmentation import Distillation, TrainConfig
 from validate._config import ValidateConfig
 
 # verb -> argv that satisfies its required options, then (option dest, dataclass, field) to compare
@@ -32,7 +32,9 @@ CASES = {
         ("step_ratio", PruneSpec, "step_ratio"), ("max_ratio", PruneSpec, "max_ratio"),
         ("calibration_batches", PruneSpec, "calibration_batches"), ("latency_backend", PruneSpec, "latency_backend"),
         ("threads", PruneSpec, "latency_threads"), ("finetune_per_step", PruneSpec, "finetune_epochs_per_step"),
-        ("finetune_epochs", FinetuneSpec, "epochs"), ("lr", FinetuneSpec, "lr"),
+        ("finetune_epochs", FinetuneSpec, "epochs"), ("finetune_budget", FinetuneSpec, "budget"),
+        ("kd_weight", Distillation, "weight"), ("kd_temperature", Distillation, "temperature"),
+        ("kd_aux", Distillation, "aux"), ("lr", FinetuneSpec, "lr"),
         ("batch_size", FinetuneSpec, "batch_size"), ("steps_per_epoch", FinetuneSpec, "steps_per_epoch"),
         ("device", FinetuneSpec, "device"), ("rounds", TimingOptions, "rounds")]),
     "quantize": (["--checkpoint", "c"], [
