@@ -45,10 +45,9 @@ def prune_model(
     ``spec.finetune_epochs_per_step`` > 0: after every increment of a ``ratio`` schedule but the
     last, after every intermediate MACs target of a gradual ``target_macs`` schedule (a row of
     ``PruneResult.steps`` records the epochs it was followed by in ``finetune_epochs``). The model
-    keeps its module names and types (DSConv2d
-    stays DSConv2d); only widths change. Raises :class:`CompressionError` when the target cannot be
-    reached by ``spec.max_ratio`` (the model is then pruned to ``max_ratio``: callers write
-    nothing, they work on a fresh copy).
+    keeps its module names and types (DSConv2d stays DSConv2d); only widths change. Raises
+    :class:`CompressionError` when the target cannot be reached by ``spec.max_ratio`` (the model is
+    then pruned to ``max_ratio``: callers write nothing, they work on a fresh copy).
     """
     from models import count_parameters
 

@@ -7,9 +7,13 @@ parents of the study's compressed variants (STUDY_DIR/compressed/, validated eve
 and evaluates each on the TEST split.
 
 Compressed variants: after a parent's full-budget training, each variant's recipe chain is
-re-applied to the validated parent (prune with its stored spec, fine-tune --finetune-epochs
-epochs, default the variant's own, other fine-tune settings compress's defaults; then quantize
-with its stored spec) and evaluated with ONNX Runtime on its exported graph on the TEST split.
+re-applied to the validated parent (prune with its stored spec and step schedule, fine-tune
+--finetune-epochs epochs in total, split over the steps, default the variant's own budget: its
+--finetune-budget fraction of the validated parent's epochs, else its own epochs; with the
+variant's own loss, distilled from the validated parent when the variant was; other fine-tune
+settings compress's defaults; then quantize with its stored spec) and evaluated with ONNX
+Runtime on its exported graph on the TEST split. `prune --study S --parent paper` makes
+variants of paper itself, re-applied to the validated paper of each seed.
 
 Latency is taken at the deployment size (--latency-size, default 256) on --latency-target
 (default: the study's --target): local = one alternating ONNX Runtime run over every candidate
@@ -96,7 +100,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--finetune-epochs",
         type=COUNT0,
-        help="fine-tune epochs after re-applying a compressed variant's pruning (default: the variant's own)",
+        help="total fine-tune epochs after re-applying a compressed variant's pruning, split over its steps "
+        "(default: the variant's own budget)",
     )
     p.add_argument(
         "--latency-size", type=SIZE, default=DEPLOYMENT_SIZE, help="deployment input side timed (default: %(default)s)"
