@@ -154,7 +154,7 @@ def prune_checkpoint(
 
     model, ckpt = load_for_compression(checkpoint)
     # the fine-tune budget and its split over the steps: a budget that cannot work fails before any work
-    ft, budget, per_step_epochs, final_epochs = _finetune_plan(finetune_spec, spec, ckpt, checkpoint)
+    ft, budget, per_step_epochs, total_epochs = _finetune_plan(finetune_spec, spec, ckpt, checkpoint)
     if per_step_epochs != spec.finetune_epochs_per_step:  # the total split over the steps; prune.json keeps it
         spec = dataclasses.replace(spec, finetune_epochs_per_step=per_step_epochs)
     inputs = compression_inputs(checkpoint, data, ckpt)
@@ -173,7 +173,7 @@ def prune_checkpoint(
         raise CompressionError("prune: timing the pruned graph needs its ONNX export (export=True)")
     if budget is not None:
         log.info("--finetune-budget %g of the parent's training: %d fine-tune epoch(s)", budget, ft.epochs)
-    distill = ft.distill if ft is not None and (final_epochs or per_step_epochs) else None
+    distill = ft.distill if ft is not None and total_epochs else None
     teacher = copy.deepcopy(model).eval() if distill is not None else None  # the unpruned parent
     unpruned = (teacher if teacher is not None else copy.deepcopy(model)) if timing is not None else None
     per_step, step_logs = None, []
@@ -187,6 +187,8 @@ def prune_checkpoint(
     model.eval()
     dice_pruned = mean_dice(model, data, split=split, size=size, seed=seed) if evaluate else None
     logs = []
+    # the rest of the budget: also the fine-tunes of steps whose increment met the final target at once
+    final_epochs = total_epochs - sum(len(s) for s in step_logs)
     if ft is not None and final_epochs:
         cfg = ft.train_config(data=data, size=size, seed=seed, epochs=final_epochs)
         logs = finetune(model, cfg, progress=progress, teacher=teacher, distill=distill)
@@ -268,7 +270,7 @@ def prune_checkpoint(
 def _finetune_plan(
     finetune_spec: FinetuneSpec | None, spec: PruneSpec, ckpt, checkpoint
 ) -> tuple[FinetuneSpec | None, float | None, int, int]:
-    """``(fine-tune with epochs resolved, the budget fraction given or None, epochs per step, final epochs)``."""
+    """``(fine-tune with epochs resolved, the budget fraction given or None, epochs per step, total epochs)``."""
     from segmentation import load_train_config
 
     if finetune_spec is None:
@@ -282,9 +284,10 @@ def _finetune_plan(
             )
         ft = finetune_spec.resolve_epochs(load_train_config(ckpt.meta, source=str(checkpoint)).epochs)
     if spec.steps > 1 and not spec.finetune_epochs_per_step:
-        per_step, final = split_budget(ft.epochs, spec.steps)
-        return ft, budget, per_step, final
-    return ft, budget, spec.finetune_epochs_per_step, ft.epochs
+        per_step, _ = split_budget(ft.epochs, spec.steps)
+        return ft, budget, per_step, ft.epochs
+    # per-step epochs given: ``epochs`` are the final fine-tune's
+    return ft, budget, spec.finetune_epochs_per_step, ft.epochs + spec.finetune_epochs_per_step * (spec.steps - 1)
 
 
 def _needs_data(spec: PruneSpec) -> bool:
