@@ -68,8 +68,8 @@ def pareto_parents(records: list[CandidateRecord], top_k: int) -> list[Candidate
 
 
 def prune_tag(spec: PruneSpec, finetune_spec=None) -> str:
-    """The variant's tag: ``p30`` (ratio), ``pm50`` (MACs), ``pl5ms``; ``s4`` for 4 steps, ``-nokd``
-    when a fine-tune runs without distillation, so several recipes of one parent get distinct names."""
+    """The variant's tag: ``p30`` (ratio), ``pm50`` (MACs), ``pl5ms``; ``s4`` for 4 steps, ``-kd0.2-T2``
+    when the fine-tune distils, so several recipes of one parent get distinct names."""
     if spec.ratio is not None:
         tag = f"p{round(spec.ratio * 100)}"
     elif spec.target_macs is not None:
@@ -79,8 +79,8 @@ def prune_tag(spec: PruneSpec, finetune_spec=None) -> str:
     if spec.steps > 1:
         tag += f"s{spec.steps}"
     fine_tunes = finetune_spec is not None and (finetune_spec.epochs or finetune_spec.budget)
-    if fine_tunes and finetune_spec.distill is None:
-        tag += "-nokd"
+    if fine_tunes and finetune_spec.distill is not None:
+        tag += f"-{finetune_spec.distill.label()}"
     return tag
 
 

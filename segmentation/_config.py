@@ -79,10 +79,15 @@ class Distillation:
     ``KL(softmax(teacher / T) || softmax(student / T))`` summed over classes, averaged over pixels
     and images; the ``T^2`` factor keeps its gradients on the task loss's scale (Hinton et al.).
     ``aux``: the same term on every deep-supervision map too (averaged over the maps, added to the
-    main one). The task loss is :class:`DeepSupervisionLoss`. Defaults: see ``DEFAULT_DISTILLATION``.
+    main one). The task loss is ``segmentation.DeepSupervisionLoss``.
+
+    Defaults (weight 0.2, T 2): the least harmful of those measured in a pilot (paper 96 px trained
+    20 epochs on synthetic:400, pruned to 50 % of its MACs, 6 fine-tune epochs, one seed): test Dice
+    0.741 with weight 0.2, 0.535 with 0.5 (T 2), 0.797 without distillation; the anchors were NNI's
+    0.9 and a temperature of 2-4. Fine-tuning therefore distils only when asked (``prune --kd``).
     """
 
-    weight: float = 0.5
+    weight: float = 0.2
     temperature: float = 2.0
     aux: bool = False
 

@@ -18,8 +18,9 @@ from segmentation import Distillation
 FT = {"steps_per_epoch": 1, "batch_size": 4, "device": "cpu"}
 
 
-def test_split_budget_gives_each_step_an_equal_share_and_the_final_fine_tune_the_rest():
-    assert split_budget(6, 3) == (2, 2) and split_budget(7, 3) == (2, 3) and split_budget(5, 1) == (0, 5)
+def test_split_budget_keeps_half_for_the_final_fine_tune_and_shares_the_rest_between_the_steps():
+    assert split_budget(6, 3) == (1, 4) and split_budget(7, 3) == (1, 5) and split_budget(5, 1) == (0, 5)
+    assert split_budget(12, 3) == (3, 6) and split_budget(8, 2) == (4, 4) and split_budget(4, 4) == (1, 1)
     assert split_budget(0, 4) == (0, 0)  # no fine-tune at all
     with pytest.raises(CompressionOptionError, match="--steps 4: .* at least one fine-tune epoch per step"):
         split_budget(3, 4)
@@ -27,7 +28,8 @@ def test_split_budget_gives_each_step_an_equal_share_and_the_final_fine_tune_the
 
 def test_gradual_pruning_reaches_the_target_in_equal_macs_steps_and_splits_the_budget(small_checkpoint, tmp_path):
     spec = PruneSpec(target_macs=0.5, steps=3, round_to=None)
-    report = prune_checkpoint(small_checkpoint, spec, tmp_path / "out", finetune_spec=FinetuneSpec(epochs=5, **FT),
+    ft = FinetuneSpec(epochs=5, distill=Distillation(0.5, 2.0), **FT)
+    report = prune_checkpoint(small_checkpoint, spec, tmp_path / "out", finetune_spec=ft,
                               evaluate=False, export=False, progress=False)  # fmt: skip
     r = report.result
     assert r.macs_after <= 0.5 * r.macs_before
@@ -37,12 +39,12 @@ def test_gradual_pruning_reaches_the_target_in_equal_macs_steps_and_splits_the_b
     for k, fraction in ends.items():
         assert fraction <= 1 - 0.5 * k / 3 + 1e-9
     assert ends[1] > 0.5  # the first step stopped short of the target: the schedule is gradual
-    # 5 epochs over 3 steps: 1 after step 1, 1 after step 2, the remaining 3 at the end
+    # 5 epochs over 3 steps: 1 after step 1, 1 after step 2, the remaining 3 at the end (split_budget)
     assert [len(logs) for logs in report.finetune_steps] == [1, 1] and len(report.finetune) == 3
     assert [row.get("finetune_epochs") for row in r.steps if "step" in row] == [1, 1, None]
     assert report.finetune_epochs == 5 and report.finetune_budget is None
-    # distilled from the unpruned parent by default, in every fine-tune, and said so
-    assert report.loss == "task+kd0.5-T2" and report.distill == Distillation().to_dict()
+    # distilled from the unpruned parent in every fine-tune, and said so
+    assert report.loss == "task+kd0.5-T2" and report.distill == Distillation(0.5, 2.0).to_dict()
     assert {e["loss_fn"] for logs in [*report.finetune_steps, report.finetune] for e in logs} == {"task+kd0.5-T2"}
     assert report.recipe == "prune-l1-macs0.5-s3+ft5-kd0.5-T2"
     stored = PruneReport.from_dict(json.loads((tmp_path / "out" / "prune.json").read_text()))

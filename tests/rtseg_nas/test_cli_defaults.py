@@ -19,7 +19,7 @@ from rtseg_core import DEPLOYMENT_SIZE
 from rtseg_nas.cli._main import build_parser
 from rtseg_nas.pipeline import DemoConfig
 from search_spaces import ProfilingOptions
-from segmentation import Distillation, TrainConfig
+from segmentation import TrainConfig
 from validate._config import ValidateConfig
 
 # verb -> argv that satisfies its required options, then (option dest, dataclass, field) to compare
@@ -33,8 +33,7 @@ CASES = {
         ("calibration_batches", PruneSpec, "calibration_batches"), ("latency_backend", PruneSpec, "latency_backend"),
         ("threads", PruneSpec, "latency_threads"), ("finetune_per_step", PruneSpec, "finetune_epochs_per_step"),
         ("finetune_epochs", FinetuneSpec, "epochs"), ("finetune_budget", FinetuneSpec, "budget"),
-        ("kd_weight", Distillation, "weight"), ("kd_temperature", Distillation, "temperature"),
-        ("kd_aux", Distillation, "aux"), ("lr", FinetuneSpec, "lr"),
+        ("kd", FinetuneSpec, "distill"), ("lr", FinetuneSpec, "lr"),
         ("batch_size", FinetuneSpec, "batch_size"), ("steps_per_epoch", FinetuneSpec, "steps_per_epoch"),
         ("device", FinetuneSpec, "device"), ("rounds", TimingOptions, "rounds")]),
     "quantize": (["--checkpoint", "c"], [

@@ -206,13 +206,15 @@ def test_variants_of_a_second_seed_record_that_seed_and_a_rerun_resumes(compress
     parent, pruned_name, quant_name = variant_names(study)
     # issue 20: two recipes of paper itself (gradual + distilled, one-shot without distillation), side by side
     from compress import FinetuneSpec, PruneSpec, compress_study
+    from segmentation import Distillation
 
     ft = {"epochs": 2, "steps_per_epoch": 1, "batch_size": 4, "device": "cpu"}
     gradual = compress_study(study, parents=["paper"], prune=PruneSpec(target_macs=0.6, steps=2),
-                             finetune_spec=FinetuneSpec(**ft), runs=3, progress=False)  # fmt: skip
+                             finetune_spec=FinetuneSpec(**ft, distill=Distillation(0.5, 2.0)), runs=3,
+                             progress=False)  # fmt: skip
     plain = compress_study(study, parents=["paper"], prune=PruneSpec(target_macs=0.6),
-                           finetune_spec=FinetuneSpec(**ft, distill=None), runs=3, progress=False)  # fmt: skip
-    assert [r.name for r in gradual + plain] == ["paper.pm60s2", "paper.pm60-nokd"]
+                           finetune_spec=FinetuneSpec(**ft), runs=3, progress=False)  # fmt: skip
+    assert [r.name for r in gradual + plain] == ["paper.pm60s2-kd0.5-T2", "paper.pm60"]
     assert gradual[0].recipe == "prune-l1-macs0.6-s2+ft2-kd0.5-T2" and plain[0].recipe == "prune-l1-macs0.6+ft2"
     config = ValidateConfig(study_dir=study, seeds=(0, 1), **OPTIONS)
     summary = run_validate(config)
@@ -220,16 +222,16 @@ def test_variants_of_a_second_seed_record_that_seed_and_a_rerun_resumes(compress
     for name in (pruned_name, quant_name):
         assert [sd.read_reapplied(name, slot).train_seed for slot in (None, 1)] == [0, 1]
     for slot in (None, 1):  # each seed's variant of paper is pruned from, and distilled from, that seed's paper
-        kd, nokd = sd.read_reapplied("paper.pm60s2", slot), sd.read_reapplied("paper.pm60-nokd", slot)
+        kd, nokd = sd.read_reapplied("paper.pm60s2-kd0.5-T2", slot), sd.read_reapplied("paper.pm60", slot)
         assert kd.budget["distill"] == {"weight": 0.5, "temperature": 2.0, "aux": False}
         assert "distill" not in nokd.budget
         assert kd.steps[0] == "prune-l1-macs0.6-s2 + fine-tune 2 epoch(s), loss task+kd0.5-T2"
         assert nokd.steps[0] == "prune-l1-macs0.6 + fine-tune 2 epoch(s), loss task"
         assert [e["loss_fn"] for e in kd.finetune] == ["task+kd0.5-T2"] * 2  # 1 between the steps, 1 final
         assert kd.pruning_history is not None and len(kd.pruning_history) >= 2
-        ckpt = torch.load(sd.validated("paper.pm60s2", slot) / "checkpoint.pt", weights_only=True)
+        ckpt = torch.load(sd.validated("paper.pm60s2-kd0.5-T2", slot) / "checkpoint.pt", weights_only=True)
         assert Path(ckpt["meta"]["parent"]) == sd.validated("paper", slot) / "checkpoint.pt"
     records = {r.name for r in summary.records}
-    assert {"paper", "paper.pm60s2", "paper.pm60-nokd"} <= records
+    assert {"paper", "paper.pm60s2-kd0.5-T2", "paper.pm60"} <= records
     again = run_validate(config)  # everything finished: nothing trained, nothing refused
     assert again.trained_now == ()
