@@ -106,8 +106,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int_in(1, 1000),
         default=1,
         help="gradual pruning: reach --ratio or --target-macs in N equal steps (for --target-macs: N equal "
-        "MACs-fraction steps), fine-tuning (with distillation) between them; the fine-tune budget is split over "
-        "the steps (default: %(default)s)",
+        "MACs-fraction steps), fine-tuning between them; the fine-tune budget is split over the steps (default: "
+        "%(default)s, one-shot: in a pilot (paper 96 px, 20 epochs, synthetic:400, to 50%% MACs with 6 fine-tune "
+        "epochs in all, one seed) test Dice was 0.797 one-shot, 0.722 in 3 steps (1+1+4 epochs), 0.711 in 2 "
+        "steps (1+5), 0.474 in 3 steps (2+2+2))",
     )
     p.add_argument("--step-ratio", type=FRACTION_OPEN, default=0.05, help="increment for MACs/latency targets")
     p.add_argument(
