@@ -175,8 +175,9 @@ def variant_budget(plan: VariantPlan, budget: dict[str, Any], finetune_epochs: i
     if plan.prune is not None and plan.distill is not None:
         out["distill"] = plan.distill
     if plan.prune is not None and plan.finetune_budget is not None and finetune_epochs is None:
+        # the variant's fraction of THIS parent's training (validate's --epochs), not of its proxy parent's
         out["finetune_budget"] = plan.finetune_budget
-        out.pop("finetune_epochs")  # resolved from the validated parent's training epochs
+        out["finetune_epochs"] = FinetuneSpec(budget=plan.finetune_budget).resolve_epochs(int(budget["epochs"])).epochs
     return out
 
 
@@ -187,14 +188,16 @@ def _reapplied_finetune(plan: VariantPlan, vbudget: dict[str, Any], device: str)
 
     spec = PruneSpec.from_dict(plan.prune)
     distill = Distillation.from_dict(plan.distill) if plan.distill is not None else None
-    if "finetune_budget" in vbudget:  # the variant's fraction of THIS parent's training, split afresh
-        spec = dataclasses.replace(spec, finetune_epochs_per_step=0)
-        return spec, FinetuneSpec(budget=vbudget["finetune_budget"], device=device, distill=distill)
     total = vbudget["finetune_epochs"]
-    if total != plan.finetune_epochs or spec.finetune_epochs_per_step * (spec.steps - 1) > total:
+    if (
+        "finetune_budget" in vbudget
+        or total != plan.finetune_epochs
+        or spec.finetune_epochs_per_step * (spec.steps - 1) > total
+    ):
         spec = dataclasses.replace(spec, finetune_epochs_per_step=0)  # another total (--finetune-epochs): split it
-    final = total - spec.finetune_epochs_per_step * (spec.steps - 1)  # the stored split, else the split of total
-    return spec, FinetuneSpec(epochs=final if spec.finetune_epochs_per_step else total, device=device, distill=distill)
+    # the stored split: its final fine-tune's epochs; else (per-step 0) the total, split by prune_checkpoint
+    final = total - spec.finetune_epochs_per_step * (spec.steps - 1)
+    return spec, FinetuneSpec(epochs=final, device=device, distill=distill)
 
 
 def reapply_variant(
@@ -235,9 +238,7 @@ def reapply_variant(
     # record keeps the training seed of the parent it was re-applied to (resume compares it).
     data, size, data_seed = budget["data"], budget["size"], budget["seed"]
     prune_spec, ft = _reapplied_finetune(plan, vbudget, device) if plan.prune is not None else (None, None)
-    qat_ft = FinetuneSpec(
-        epochs=vbudget.get("finetune_epochs", plan.finetune_epochs), device=device
-    )  # DSConv QAT (quantize's own loss)
+    qat_ft = FinetuneSpec(epochs=vbudget["finetune_epochs"], device=device)  # DSConv QAT (quantize's own loss)
     source, logs, steps = parent_ckpt, [], []
     inputs = [parent_ckpt]
     via_ckpt = study.validated(plan.via, slot) / CHECKPOINT if plan.via else None

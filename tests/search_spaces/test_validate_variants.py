@@ -6,6 +6,7 @@ real sshd on loopback playing the device (tests/profiling/conftest.py).
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from profiling import TimingOptions
 from rtseg_core import CandidateRecord, SearchError, StudyDir, atomic_write_json, read_json
 from validate._config import ValidateConfig
 from validate._queue import run_validate
-from validate._variants import find_variants
+from validate._variants import VariantPlan, _reapplied_finetune, find_variants, variant_budget
 
 REPO = Path(__file__).resolve().parents[2]
 TIMING = TimingOptions(rounds=3, warmup=1)
@@ -235,3 +236,27 @@ def test_variants_of_a_second_seed_record_that_seed_and_a_rerun_resumes(compress
     assert {"paper", "paper.pm60s2-kd0.5-T2", "paper.pm60"} <= records
     again = run_validate(config)  # everything finished: nothing trained, nothing refused
     assert again.trained_now == ()
+
+
+def test_a_variants_fine_tune_budget_and_schedule_are_re_applied_to_the_validated_parents_training():
+    from compress import PruneSpec
+
+    parent = {"epochs": 12, "size": 32, "batch_size": 4, "lr": 1e-3, "seed": 0, "data": "synthetic:24"}
+    gradual = PruneSpec(target_macs=0.5, steps=3, finetune_epochs_per_step=1).to_dict()
+    kd = {"weight": 0.5, "temperature": 2.0, "aux": False}
+    # its own budget: 5 epochs in all, stored as 1 + 1 between the steps and 3 final, with its loss
+    plan = VariantPlan(name="paper.pm50s3", parent="paper", precision="fp32", prune=gradual, finetune_epochs=5,
+                       distill=kd)  # fmt: skip
+    vb = variant_budget(plan, parent, None)
+    spec, ft = _reapplied_finetune(plan, vb, "cpu")
+    assert (vb["finetune_epochs"], vb["distill"], spec.finetune_epochs_per_step, ft.epochs) == (5, kd, 1, 3)
+    assert ft.distill.label() == "kd0.5-T2"
+    # --finetune-epochs 8: a new total, split afresh by prune_checkpoint
+    spec, ft = _reapplied_finetune(plan, variant_budget(plan, parent, 8), "cpu")
+    assert (spec.finetune_epochs_per_step, ft.epochs) == (0, 8)
+    # a --finetune-budget variant: its fraction of the validated parent's 12 epochs, not of its proxy parent's
+    plan = dataclasses.replace(plan, finetune_budget=0.5, distill=None)
+    vb = variant_budget(plan, parent, None)
+    spec, ft = _reapplied_finetune(plan, vb, "cpu")
+    assert (vb["finetune_budget"], vb["finetune_epochs"], "distill" in vb) == (0.5, 6, False)
+    assert (spec.finetune_epochs_per_step, ft.epochs, ft.distill) == (0, 6, None)
