@@ -70,9 +70,11 @@ def test_calibration_reads_training_images(small_checkpoint):
 
 def test_dsconv_qat_freezes_and_exports_without_quantizer_ops(small_checkpoint, tmp_path):
     from compress import FinetuneSpec
+    from segmentation import Distillation
 
     out = tmp_path / "ds"
-    ft = FinetuneSpec(epochs=1, steps_per_epoch=2, batch_size=4, device="cpu")
+    # distilled from the unquantized model (issue 20)
+    ft = FinetuneSpec(epochs=1, steps_per_epoch=2, batch_size=4, device="cpu", distill=Distillation(0.5, 2.0))
     report = quantize_checkpoint(
         small_checkpoint,
         QuantSpec(format="dsconv", dsconv_bits=3),
@@ -83,6 +85,7 @@ def test_dsconv_qat_freezes_and_exports_without_quantizer_ops(small_checkpoint, 
         progress=False,
     )
     assert len(report.finetune) == 1 and report.checkpoint == "checkpoint.pt"
+    assert report.finetune[0]["loss_fn"] == "task+kd0.5-T2"
     ops = {n.op_type for n in onnx.load(str(out / "model.onnx")).graph.node}
     assert not ops & {"ArgMax", "Round", "GatherElements", "Clip"} and "Conv" in ops
     model, ckpt = load_model(out / "checkpoint.pt")
