@@ -23,7 +23,8 @@ VALIDATION_JSON = "validation.json"
 SUPERNET_JSON = "supernet.json"
 
 # The keys of metrics.json (written by segmentation.train): the TrainConfig as a dict, one entry per
-# epoch (epoch, loss, val_dice, val_dice_ps, val_dice_fh, lr, seconds, images_per_s), the wall time,
+# epoch (epoch, loss, val_dice, val_dice_ps, val_dice_fh, lr, seconds, images_per_s, loss_fn: "task" or
+# "task+kd0.5-T2" when distilled from a teacher), the wall time,
 # the last validation Dice, whether an on_epoch_end callback stopped training, and the device.
 TRAINING_METRICS_KEYS = ("train", "epochs", "wall_s", "val_dice", "stopped_early", "device")
 # The keys of supernet.json: its TrainConfig and sandwich settings as dicts, the space, the largest and
