@@ -3,26 +3,29 @@
 --format int8-static (default; QDQ, per-channel INT8 weights, UINT8 activations, calibrated on
 TRAINING images with --calibration minmax|entropy|percentile), int8-qat (the same after --epochs
 of quantization-aware fine-tuning under fake quantization; --distill learns from the FP32
-model), int8-dynamic (offered, but ConvInteger is slow on
-convnets), fp16 (for TensorRT on a Jetson GPU; inputs/outputs stay FP32) or dsconv (DSConv
---bits VQK/KDS weights, --epochs of quantization-aware fine-tuning, then frozen). --int8 and
---qat and --fp16 are short for the first, second and fourth. --for names where it will run: INT8 for the Jetson
-Nano's GPU is refused (compute capability 5.3: no fast INT8 in TensorRT; use its CPU via ONNX
-Runtime, or FP16).
+model), int8-dynamic (offered, but ConvInteger is slow on convnets), fp16 (for TensorRT on a
+Jetson GPU; inputs/outputs stay FP32) or dsconv (DSConv --bits VQK/KDS weights, --epochs of
+quantization-aware fine-tuning, then frozen). --int8, --qat and --fp16 are short for the first,
+second and fourth. --for names where it will run: INT8 for the Jetson Nano's GPU is refused
+(compute capability 5.3: no fast INT8 in TensorRT; use its CPU via ONNX Runtime, or FP16).
 
 Why these INT8 defaults (measured on `paper` at 256 px, 1 thread, ONNX Runtime 1.32 CPU, on
-this project's 2-core AMD EPYC (no VNNI), FP32 and every variant in one alternating loop):
-QDQ with UINT8 activations (U8S8) runs all 27 Conv as QLinearConv and was the fastest (1.53x
-over FP32); --activations int8 (S8S8) leaves 12 Conv float (a QuantizeLinear feeding several
+this project's 2-core AMD EPYC (Zen 4, AVX-512 VNNI, whose u8 x s8 dot product suits U8S8),
+FP32 and every variant in one alternating loop of 30 rounds, load average 9-12 from other
+jobs): QDQ with UINT8 activations (U8S8) runs all 27 Conv as QLinearConv: 1.51x over FP32 (95 %
+CI 1.48-1.58). --activations int8 (S8S8) leaves 12 Conv float (a QuantizeLinear feeding several
 consumers is not folded; --dedicated-qdq pairs are merged again by ORT's common-subexpression
-elimination) and is slower than FP32 (0.76x); --graph-format qoperator 1.38x (its S8S8 0.31x);
---per-tensor 1.45x; quantizing Conv alone 1.46x. Every INT8 output has OUT/int8_graph.json:
+elimination) and is slower than FP32 (0.78x); --graph-format qoperator 1.33x (all 27 Conv
+integer with S8S8 too, but 3x slower than FP32 there); --dedicated-qdq with U8S8 gives the same
+executed graph (1.51x); --per-tensor 1.60x (1.52-1.70; 1.45x in an earlier loop: no clear gain,
+and it costs accuracy); quantizing Conv alone 1.46x. Every INT8 output has OUT/int8_graph.json:
 Conv as integer kernels, Q/DQ pairs left, the ops that stay float and why, time per op class.
 
 Every result is evaluated on the validation split with ONNX Runtime beside the FP32 model (Dice
 change, latency, speed-up). Writes OUT/model.onnx, OUT/model_fp32.onnx, OUT/quantize.json
-(and OUT/checkpoint.pt for dsconv). With --study DIR the top-k Pareto trials are quantized; to
-quantize pruned variants of a study, prune with `prune --study DIR ... --then-int8`.
+(and OUT/checkpoint.pt for dsconv and int8-qat). With --study DIR the top-k Pareto trials are
+quantized; to quantize pruned variants of a study, prune with `prune --study DIR ... --then-int8`
+(or --then-qat EPOCHS).
 
 Examples:
   rtseg-nas quantize --checkpoint runs/paper/checkpoint.pt --out runs/paper.int8
