@@ -9,7 +9,7 @@ import pytest
 import torch
 from onnxruntime.quantization.quant_utils import compute_scale_zp
 
-from compress import FinetuneSpec, Int8GraphReport, QuantSpec, quantize_checkpoint
+from compress import FinetuneSpec, Int8GraphReport, QuantSpec, ort_predict, quantize_checkpoint
 from compress._qat import ActivationRange, FakeQuant, _PerChannelWeight, calibrate_ranges, check_teacher_supported
 from models import load_checkpoint, load_model
 from rtseg_core import CompressionOptionError, read_json
@@ -56,11 +56,14 @@ def test_qat_export_runs_in_onnxruntime_with_integer_conv(small_checkpoint, tmp_
     out = tmp_path / "qat"
     ft = FinetuneSpec(epochs=5, steps_per_epoch=2, batch_size=4, device="cpu")  # epochs: the spec's qat_epochs
     spec = QuantSpec(format="int8-qat", qat_epochs=1, calibration_images=2)
-    report = quantize_checkpoint(small_checkpoint, spec, out, finetune_spec=ft, measure=False, progress=False)
+    report = quantize_checkpoint(
+        small_checkpoint, spec, out, finetune_spec=ft, measure=False, evaluate=False, progress=False
+    )
     assert report.recipe == "ort-int8-qat1-qdq-minmax" and len(report.finetune) == 1
     graph = Int8GraphReport.from_dict(read_json(out / report.int8_graph))
     assert graph.conv_total > 0 and graph.conv_integer == graph.conv_total == report.conv_integer
-    assert report.dice_quant is not None and report.pixel_agreement > 0.5  # ORT ran the INT8 graph on the val split
+    logits = ort_predict(out / "model.onnx")(torch.randn(2, 1, 32, 32))  # ONNX Runtime runs the INT8 graph
+    assert logits.shape == (2, 3, 32, 32) and torch.isfinite(logits).all()
     # the fine-tuned float weights are kept, without parametrization keys, and differ from the parent's
     tuned, parent = load_checkpoint(out / "checkpoint.pt"), load_checkpoint(small_checkpoint)
     assert tuned.state_dict.keys() == parent.state_dict.keys() and tuned.meta["qat"] == {"epochs": 1, "distill": False}
