@@ -27,6 +27,7 @@ Output folder (written to a temporary sibling, renamed at the end)::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import io
 import logging
@@ -180,6 +181,13 @@ class QuantSpec(Record):
     def tag(self) -> str:
         """Short name in a compressed variant's folder, e.g. ``int8``, ``int8dyn``, ``fp16``, ``ds4``."""
         return self.info.tag(self)
+
+    def graph_spec(self) -> QuantSpec:
+        """The ONNX-to-ONNX recipe that gives this format's graph from a float graph of its weights:
+        ``int8-qat`` -> its ``int8-static`` settings (QAT changes the weights, not the graph), others itself."""
+        if self.format == QuantFormat.INT8_QAT.value:
+            return dataclasses.replace(self, format=QuantFormat.INT8_STATIC.value, distill=False)
+        return self
 
     @property
     def precision(self) -> str:
@@ -711,7 +719,7 @@ def quantize_onnx(
     if not src.is_file():
         raise CompressionError(f"{src}: ONNX file not found")
     if spec.info.convert is None:
-        raise CompressionError(f"{src}: DSConv quantization needs a checkpoint (--checkpoint), not an ONNX file")
+        raise CompressionError(f"{src}: --format {spec.format} needs a checkpoint's weights (--checkpoint), not ONNX")
     check_onnx_file(src)
     _, dims = _input_info(src)
     size = dims[2] or 256
@@ -756,7 +764,6 @@ def _qat(model, ckpt, spec: QuantSpec, tmp: Path, finetune_spec, *, data, size, 
     Returns the notes and the report's extra fields (the fine-tuned float checkpoint, the epoch logs).
     """
     import copy
-    import dataclasses
 
     from compress._finetune import FinetuneSpec
     from compress._qat import qat_finetune
@@ -773,8 +780,7 @@ def _qat(model, ckpt, spec: QuantSpec, tmp: Path, finetune_spec, *, data, size, 
     )
     fine_tuned = work / "qat_fp32.onnx"
     export_graph(model, fine_tuned, size=size, opset=spec.export_opset)
-    static = dataclasses.replace(spec, format=QuantFormat.INT8_STATIC.value, distill=False)
-    notes = _convert_int8_static(fine_tuned, tmp / "model.onnx", static, data=data, size=size, seed=seed, work=work)
+    notes = convert(fine_tuned, tmp / "model.onnx", spec.graph_spec(), data=data, size=size, seed=seed, work=work)
     meta = dict(ckpt.meta or {})
     meta.update({"parent": parent, "recipe": spec.label(), "qat": {"epochs": len(logs), "distill": spec.distill}})
     weights = Checkpoint(ckpt.config, model.state_dict(), pruning=ckpt.pruning, epoch=ckpt.epoch, meta=meta)

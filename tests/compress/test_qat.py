@@ -12,7 +12,7 @@ from onnxruntime.quantization.quant_utils import compute_scale_zp
 from compress import FinetuneSpec, Int8GraphReport, QuantSpec, ort_predict, quantize_checkpoint
 from compress._qat import ActivationRange, FakeQuant, _PerChannelWeight, calibrate_ranges, check_teacher_supported
 from models import load_checkpoint, load_model
-from rtseg_core import CompressionOptionError, read_json
+from rtseg_core import CompressionError, CompressionOptionError, read_json
 
 
 @pytest.mark.parametrize("low, high, qmin, qmax", [(-1.0, 3.0, 0, 255), (0.5, 2.0, 0, 255), (-2.0, 0.7, -128, 127)])
@@ -85,3 +85,20 @@ def test_distillation_is_refused_exactly_when_finetune_takes_no_teacher():
         QuantSpec(format="int8-static", distill=True)
     with pytest.raises(CompressionOptionError, match="QuantSpec.qat_epochs: must be an integer >= 1"):
         QuantSpec(format="int8-qat", qat_epochs=0)
+
+
+def test_a_qat_variants_graph_is_rebuilt_with_its_static_recipe(small_checkpoint, tmp_path):
+    """Graphs rebuilt to time a variant at another size (compress --study, validate) use graph_spec():
+    for int8-qat its int8-static settings, so the rebuilt graph is INT8, not the float weights."""
+    from compress import quantize_onnx
+    from profiling import ExportConfig, export_onnx
+
+    qat = QuantSpec(format="int8-qat", qat_epochs=3, activations="int8", calibration_images=2, distill=False)
+    assert qat.graph_spec() == QuantSpec(format="int8-static", activations="int8", calibration_images=2, qat_epochs=3)
+    assert QuantSpec(format="fp16").graph_spec() == QuantSpec(format="fp16")
+    fp32 = tmp_path / "fp32.onnx"
+    export_onnx(load_model(small_checkpoint)[0], fp32, ExportConfig(height=64, width=64))
+    with pytest.raises(CompressionError, match="int8-qat needs a checkpoint's weights"):
+        quantize_onnx(fp32, qat, tmp_path / "refused", data="synthetic:24", evaluate=False, measure=False)
+    report = quantize_onnx(fp32, qat.graph_spec(), tmp_path / "q", data="synthetic:24", evaluate=False, measure=False)
+    assert report.conv_integer and report.conv_integer <= report.conv_total
