@@ -188,7 +188,7 @@ def evaluate_checkpoint(
         model,
         data or trained.data,
         split=split,
-        size=size or trained.size,
+        size=size or (ckpt.meta or {}).get("input_size") or trained.size,  # a resized model runs at its input_size
         seed=(trained.seed if trained.data_seed is None else trained.data_seed) if seed is None else seed,
         **kwargs,
     )

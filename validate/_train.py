@@ -88,6 +88,7 @@ def train_candidate(
             dice_ps=_num(s.ps.dice),
             dice_fh=_num(s.fh.dice),
             delta_aop_deg=_num(s.mean.delta_aop),
+            reference_size=ev.reference_size,
         ),
         val_dice_last_epoch=_num(result.epochs[-1].val_dice) if result.epochs else None,
         seed=seed,
@@ -121,6 +122,7 @@ def validated_record(
     )
     notes = (
         f"validated: retrained from scratch at the full budget, Dice on the test split of {b['data']}"
+        f"{_reference_note(trained.test.reference_size)}"
         f"{_seeds_note(stats)}; latency {_latency_note(latency, threads, size)}; proxy Dice in the search "
         f"{_fmt(cand.proxy_dice)}"
     )
@@ -159,6 +161,7 @@ def variant_record(
     notes = (
         f"validated compressed variant: its recipe re-applied to {cand.name} after that parent's full-budget "
         f"training, Dice with ONNX Runtime on its exported graph on the test split of {pb['data']}"
+        f"{_reference_note(result.test.reference_size)}"
         f"{_seeds_note(stats)}; latency "
         f"{_latency_note(latency, threads, size)}; in compress, on the proxy-trained parent: Dice "
         f"{_fmt(plan.proxy_dice)} on the validation split ({plan.proxy_recipe})"
@@ -231,6 +234,13 @@ def _latency_note(latency: TimedGraph, threads: int, size: int) -> str:
     return (
         f"{latency.kind.upper()} on {latency.target}: {latency.how}, {threads} thread(s), batch 1, {size}x{size}{graph}"
     )
+
+
+def _reference_note(reference_size: int | None) -> str:
+    """Where the Dice was scored: the reference labels (predictions resized to them) or, in older results, the input."""
+    if reference_size is None:
+        return " (scored at the input size: written before evaluations had a reference size)"
+    return f" (scored on the labels at the reference {reference_size}x{reference_size}, predictions resized to it)"
 
 
 def _num(value: Any) -> float | None:

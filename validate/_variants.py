@@ -224,6 +224,7 @@ def reapply_variant(
             )  # fmt: skip
             steps.append(plan.quant_label or spec.label())
         onnx_path = tmp / "model.onnx"
+        # at the variant's input size, scored at the reference size (segmentation.REFERENCE_SIZE)
         summary = evaluate(
             ort_predict(onnx_path, threads=threads), data, split="test", size=size, seed=data_seed, progress=False
         ).summary
@@ -237,6 +238,7 @@ def reapply_variant(
                 dice_ps=_num(summary.ps.dice),
                 dice_fh=_num(summary.fh.dice),
                 delta_aop_deg=_num(summary.mean.delta_aop),
+                reference_size=summary.reference_size,
             ),
             finetune=tuple({k: e.get(k) for k in ("epoch", "loss", "val_dice")} for e in logs),
             pruning_history=pruning.get("history"),
