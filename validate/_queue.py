@@ -75,7 +75,7 @@ from validate._config import (
 from validate._graphs import LatencyRun, TimedGraph, TimingEntry, time_entries
 from validate._seeds import PAPER, model_stats, paired_menu, seed_runs
 from validate._train import train_candidate, validated_record, variant_record
-from validate._variants import VariantPlan, find_variants, reapply_variant
+from validate._variants import VariantPlan, find_variants, reapply_variant, variant_size
 
 log = logging.getLogger(__name__)
 
@@ -380,6 +380,7 @@ class _Worker:
                     history=v.pruning_history,
                     quant=plan.quant,
                     onnx=own if own.is_file() else None,
+                    size=variant_size(plan, cfg.latency_size),
                 )  # fmt: skip
             )
         run = LatencyRun(
@@ -404,8 +405,10 @@ class _Worker:
             records.append(record)
         for name, v in variants.items():
             ok, note = self._feasible(latency[name], constraints)
+            size = variant_size(VariantPlan.from_attrs(v.variant), cfg.latency_size)
             record = variant_record(
-                v, trained[v.parent], latency[name], feasible=ok, feasibility_note=note, stats=models[name], **common
+                v, trained[v.parent], latency[name], feasible=ok, feasibility_note=note, stats=models[name],
+                **{**common, "size": size},
             )  # fmt: skip
             self._write(name, record, vruns[name])
             records.append(record)

@@ -234,24 +234,31 @@ def run(args: argparse.Namespace) -> int:
 
 def _resize(args: argparse.Namespace, has_target: bool) -> int:
     """``--input-size``: the checkpoint fine-tuned and deployed at a smaller input (compress.resize_checkpoint)."""
-    from compress import FinetuneSpec, check_input_size, resize_checkpoint
+    from compress import FinetuneSpec, check_input_size, compress_study, resize_checkpoint
     from profiling import TimingOptions
     from rtseg_core import ConfigError
 
-    if has_target or args.study:
-        what = "--study" if args.study else "a pruning target"
+    if has_target:
         raise ConfigError(
-            f"--input-size {args.input_size}: not with {what} yet; resize one checkpoint (--checkpoint), or prune "
-            "first and give the pruned checkpoint.pt to `prune --input-size`"
+            f"--input-size {args.input_size}: not with a pruning target yet; prune first and give the pruned "
+            "checkpoint.pt to `prune --input-size`"
         )
-    if not args.out:
-        raise ConfigError("--out: required with --checkpoint (the folder for checkpoint.pt, model.onnx, resize.json)")
     check_input_size(args.input_size)
     check_input_size(args.latency_size, option="--latency-size")
     ft = FinetuneSpec(
         epochs=args.finetune_epochs, lr=args.lr, batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch,
         device=args.device,
     )  # fmt: skip
+    if args.study:  # the parents' own latency size (their records' height) is the one resized from
+        records = compress_study(
+            args.study, top_k=args.top_k, resize=args.input_size, finetune_spec=ft, data=args.data,
+            progress=args.progress, overwrite=args.overwrite,
+        )  # fmt: skip
+        for r in records:
+            print(f"{r.name}: Dice {r.dice:.4f}, {r.latency_ms:.2f} ms at {r.height}x{r.width} ({r.recipe})")
+        return 0
+    if not args.out:
+        raise ConfigError("--out: required with --checkpoint (the folder for checkpoint.pt, model.onnx, resize.json)")
     report = resize_checkpoint(
         args.checkpoint, args.input_size, args.out, latency_size=args.latency_size, data=args.data, finetune_spec=ft,
         evaluate=not args.no_eval, opset=args.opset, progress=args.progress, overwrite=args.overwrite,
