@@ -41,7 +41,7 @@ from compress._files import output_dir
 from compress._finetune import FinetuneSpec, finetune
 from compress._measure import LatencyComparison, compare_latency
 from compress._pipeline import _export, compression_inputs, load_for_compression
-from rtseg_core import CompressionOptionError, Record, atomic_write_json, check_output_dir, scratch_dir
+from rtseg_core import DEPLOYMENT_SIZE, CompressionOptionError, Record, atomic_write_json, check_output_dir, scratch_dir
 
 if TYPE_CHECKING:
     from profiling import TimingOptions
@@ -123,7 +123,7 @@ def resize_checkpoint(
     deploy_size: int,
     out_dir: str | Path,
     *,
-    latency_size: int = 256,
+    latency_size: int = DEPLOYMENT_SIZE,
     data: str | None = None,
     seed: int | None = None,
     finetune_spec: FinetuneSpec | None = None,

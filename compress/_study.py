@@ -38,6 +38,7 @@ from models import count_parameters
 from profiling import describe_device
 from rtseg_core import (
     CHECKPOINT,
+    DEPLOYMENT_SIZE,
     TRIALS,
     CandidateRecord,
     CompressionError,
@@ -130,8 +131,8 @@ def compress_study(
             with staged_output(study.compressed(name), verb="resize", inputs=inputs, overwrite=overwrite,
                                option="--study") as tmp:  # fmt: skip
                 rreport = resize_checkpoint(
-                    ckpt, resize, tmp, latency_size=parent.height or 256, data=data, finetune_spec=finetune_spec,
-                    evaluate=False, stage=False, progress=progress,
+                    ckpt, resize, tmp, latency_size=parent.height or DEPLOYMENT_SIZE, data=data,
+                    finetune_spec=finetune_spec, evaluate=False, stage=False, progress=progress,
                 )  # fmt: skip
                 record = _measure(tmp, name, parent, rreport.recipe, rreport.data, None, runs=runs, limits=limits)
                 write_candidate(tmp, record)

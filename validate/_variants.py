@@ -42,6 +42,7 @@ from rtseg_core import (
     CANDIDATE_JSON,
     CHECKPOINT,
     COMPRESSED,
+    DEPLOYMENT_SIZE,
     EvalMetrics,
     ReappliedResult,
     SearchError,
@@ -248,8 +249,8 @@ def reapply_variant(
     with staged_output(work, verb="validate", inputs=inputs, option="validated") as tmp:
         if plan.deploy_size is not None:
             rreport = resize_checkpoint(
-                parent_ckpt, plan.deploy_size, tmp, latency_size=plan.latency_size or 256, data=data, seed=data_seed,
-                finetune_spec=ft, evaluate=False, stage=False, progress=False,
+                parent_ckpt, plan.deploy_size, tmp, latency_size=plan.latency_size or DEPLOYMENT_SIZE, data=data,
+                seed=data_seed, finetune_spec=ft, evaluate=False, stage=False, progress=False,
             )  # fmt: skip
             logs, size, source = rreport.finetune, rreport.input_size, tmp / CHECKPOINT
             steps.append(

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 
+from rtseg_core import DEPLOYMENT_SIZE
 from rtseg_nas.cli._args import (
     BATCH,
     COUNT,
@@ -83,7 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "checkpoint's training size), Dice at the reference resolution; --checkpoint only",
     )  # fmt: skip
     p.add_argument(
-        "--latency-size", type=SIZE, default=256,
+        "--latency-size", type=SIZE, default=DEPLOYMENT_SIZE,
         help="with --input-size: the parent's deployment size, where it is timed (default: 256)",
     )  # fmt: skip
     target = p.add_mutually_exclusive_group()
