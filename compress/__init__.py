@@ -40,7 +40,6 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
         check_input_size,
         checkpoint_input_size,
         resize_checkpoint,
-        scaled_size,
     )
     from compress._spec import PruneResult, PruneSpec
     from compress._study import compress_study, pareto_parents
@@ -51,7 +50,6 @@ __all__ = [
     "check_input_size",
     "checkpoint_input_size",
     "resize_checkpoint",
-    "scaled_size",
     "ort_predict",
     "CALIBRATIONS",
     "Comparison",

@@ -2,19 +2,10 @@
 
 A smaller input is a compression in its own right: latency falls roughly with the pixel count
 (192 x 192 has 56 % of 256 x 256's pixels) and no weight changes shape. The network accepts any
-input of at least 16 px (the decoder resizes to each skip's size, so sizes that are not multiples
-of 32 work too; measured by ``tests/compress/test_resize.py``); a multiple of 32 halves exactly in
-all five stride-2 stages, so deployment sizes are asked to be multiples of 32
-(:func:`check_input_size`), while a training size scaled from one (:func:`scaled_size`) may be any
-integer.
-
-Sizes at two scales. A study trains at a proxy size (e.g. 96 px on a CPU) and times at the latency
-size (256); a deployment size ``D`` (say 192) is a fraction ``D / latency_size`` of the latency size,
-and the model is trained at the same fraction of the training size::
-
-    scaled_size(training_size=96, deploy_size=192, latency_size=256) == 72
-
-so the proxy run sees the same scene at the same relative resolution as the deployed model.
+input of at least 16 px (the decoder resizes to each skip's size; ``tests/compress/test_resize.py``
+runs it at 16, 33, 48, 60 and 72); deployment sizes are multiples of 32 (exact halving in the five
+stride-2 stages) and the fine-tune runs at the training size scaled by ``deploy / latency size``
+(``rtseg_core.scaled_size``: a 96-px training deployed at 192 of 256 is fine-tuned at 72 px).
 
 Output folder (staged and renamed, as prune's)::
 
@@ -41,37 +32,29 @@ from compress._files import output_dir
 from compress._finetune import FinetuneSpec, finetune
 from compress._measure import LatencyComparison, compare_latency
 from compress._pipeline import _export, compression_inputs, load_for_compression
-from rtseg_core import DEPLOYMENT_SIZE, CompressionOptionError, Record, atomic_write_json, check_output_dir, scratch_dir
+from rtseg_core import (
+    DEPLOYMENT_SIZE,
+    CompressionOptionError,
+    Record,
+    atomic_write_json,
+    check_deploy_size,
+    check_output_dir,
+    scaled_size,
+    scratch_dir,
+)
 
 if TYPE_CHECKING:
     from profiling import TimingOptions
 
 log = logging.getLogger(__name__)
 
-#: Deployment sizes are multiples of this: five stride-2 stages halve it exactly.
-SIZE_MULTIPLE = 32
 RESIZE_JSON = "resize.json"
 TASK_LOSS = "task: Dice + CE with deep supervision (no distillation)"
 
 
 def check_input_size(size: Any, *, option: str = "--input-size") -> int:
-    """``size`` as an int if it is a deployment size (a multiple of 32, at least 32), else a CompressionOptionError."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < SIZE_MULTIPLE or size % SIZE_MULTIPLE:
-        raise CompressionOptionError(
-            f"{option} {size!r}: a deployment input size must be a multiple of {SIZE_MULTIPLE} (>= {SIZE_MULTIPLE}): "
-            "the network's five stride-2 stages halve it exactly (other sizes run, but round at every stage)"
-        )
-    return size
-
-
-def scaled_size(training_size: int, deploy_size: int, latency_size: int) -> int:
-    """The training size of a model deployed at ``deploy_size`` when full-size models train at
-    ``training_size`` and are timed at ``latency_size``: ``round(training_size * deploy_size / latency_size)``,
-    at least 16 px (the data's minimum). E.g. (96, 192, 256) -> 72, (96, 160, 256) -> 60."""
-    for name, value in (("training_size", training_size), ("deploy_size", deploy_size), ("latency_size", latency_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise CompressionOptionError(f"scaled_size: {name} must be a positive integer, got {value!r}")
-    return max(16, round(training_size * deploy_size / latency_size))
+    """``size`` if it is a deployment size (``rtseg_core.check_deploy_size``), else a CompressionOptionError."""
+    return check_deploy_size(size, option=option, error=CompressionOptionError)
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,10 @@ import json
 import pytest
 import torch
 
-from compress import ResizeReport, check_input_size, scaled_size
+from compress import ResizeReport, check_input_size
 from models import load_checkpoint
 from profiling import read_onnx_input
-from rtseg_core import CompressionOptionError
+from rtseg_core import CompressionOptionError, scaled_size
 from rtseg_nas.cli import main
 from segmentation import evaluate_checkpoint
 

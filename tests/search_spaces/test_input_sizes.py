@@ -1,0 +1,49 @@
+"""``search --input-sizes``: the deployment input as a searched parameter, timed at its size, trained scaled."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from models import PRESETS
+from rtseg_core import ConfigError, StudyDir, read_json
+from search_spaces import SearchSpace, input_size_of, params_from_config, run_search
+
+
+def test_input_sizes_are_one_categorical_parameter_and_paper_is_at_the_largest(tiny_space) -> None:
+    space = dataclasses.replace(tiny_space, input_sizes=(160, 256, 192))
+    assert space.parameters()["input_size"] == ("categorical", (256, 192, 160))
+    assert space.size() == tiny_space.size() * 3
+    assert params_from_config(PRESETS["paper"], space, check=False)["input_size"] == 256
+    assert input_size_of({"input_size": 192}, space, 256) == 192
+    assert input_size_of({}, tiny_space, 256) == 256  # not searched: the latency size
+    assert "input_size" not in tiny_space.parameters()
+    assert SearchSpace.from_dict(space.to_dict()) == space
+
+
+@pytest.mark.parametrize(("sizes", "message"), [((256, 100), "multiple of 32"), ((192, 192), "duplicates")])
+def test_bad_input_sizes_are_refused(tiny_space, sizes, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        dataclasses.replace(tiny_space, input_sizes=sizes)
+
+
+def test_the_largest_input_size_must_be_the_latency_size(tiny_search, tiny_space, tmp_path) -> None:
+    space = dataclasses.replace(tiny_space, input_sizes=(64, 32))
+    with pytest.raises(ConfigError, match="largest must be the latency size"):
+        tiny_search(tmp_path / "s", space=space, latency_size=32)
+
+
+def test_each_trial_is_timed_at_its_input_size_and_trained_at_the_scaled_size(tiny_search, tiny_space, tmp_path):
+    study = tmp_path / "s"
+    space = dataclasses.replace(tiny_space, input_sizes=(64, 32))
+    run_search(tiny_search(study, space=space, latency_size=64, trials=5, seed=1))
+    seen = set()
+    for record, folder in StudyDir(study).read_candidates(("trials",)):
+        size = record.height
+        assert size in (64, 32) and record.width == size
+        train = 32 if size == 64 else 16  # --size 32 x size / 64
+        assert read_json(folder / "validation.json")["size"] == train
+        assert f"{train}x{train}" in record.notes and "reference 256x256" in record.notes
+        seen.add(size)
+    assert seen == {64, 32}  # the seeded random sampler draws both
