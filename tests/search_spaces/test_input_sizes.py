@@ -35,6 +35,12 @@ def test_the_largest_input_size_must_be_the_latency_size(tiny_search, tiny_space
 
 
 def test_each_trial_is_timed_at_its_input_size_and_trained_at_the_scaled_size(tiny_search, tiny_space, tmp_path):
+    """The search records each trial at its size; validate then trains and times each candidate at its own."""
+    from models import load_checkpoint
+    from profiling import TimingOptions
+    from validate._config import ValidateConfig
+    from validate._queue import run_validate
+
     study = tmp_path / "s"
     space = dataclasses.replace(tiny_space, input_sizes=(64, 32))
     run_search(tiny_search(study, space=space, latency_size=64, trials=5, seed=1))
@@ -47,3 +53,18 @@ def test_each_trial_is_timed_at_its_input_size_and_trained_at_the_scaled_size(ti
         assert f"{train}x{train}" in record.notes and "reference 256x256" in record.notes
         seen.add(size)
     assert seen == {64, 32}  # the seeded random sampler draws both
+
+    summary = run_validate(
+        ValidateConfig(
+            study_dir=study, epochs=1, size=32, batch_size=4, latency_size=64, timing=TimingOptions(rounds=2, warmup=0),
+            heartbeat_interval=1,
+        )
+    )  # fmt: skip
+    heights = {}
+    for r in summary.records:
+        heights[r.name] = r.height
+        train = load_checkpoint(StudyDir(study).validated(r.name) / "checkpoint.pt").meta["train"]["size"]
+        assert train == (16 if r.height == 32 else 32)
+        if r.height == 32:
+            assert "16x16 (the budget's 32 scaled to its deployment input 32)" in r.recipe
+    assert heights["paper"] == 64 and 32 in heights.values()
