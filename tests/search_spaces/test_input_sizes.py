@@ -68,3 +68,13 @@ def test_each_trial_is_timed_at_its_input_size_and_trained_at_the_scaled_size(ti
         if r.height == 32:
             assert "16x16 (the budget's 32 scaled to its deployment input 32)" in r.recipe
     assert heights["paper"] == 64 and 32 in heights.values()
+
+
+def test_a_supernet_refuses_input_sizes_before_work(tiny_space, tmp_path) -> None:
+    from search_spaces import train_supernet
+    from segmentation import TrainConfig
+
+    space = dataclasses.replace(tiny_space, input_sizes=(64, 32))
+    with pytest.raises(ConfigError, match="a supernet trains and searches at one input size"):
+        train_supernet(space, TrainConfig(data="synthetic:24", size=32, epochs=1), tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
