@@ -125,7 +125,7 @@ class SearchSpace:
         if len(set(self.shift_size)) != len(self.shift_size) or len(set(self.dsconv_bits)) != len(self.dsconv_bits):
             fail("shift_size" if len(set(self.shift_size)) != len(self.shift_size) else "dsconv_bits", "has duplicates")
         for size in self.input_sizes:
-            check_deploy_size(size, option="SearchSpace.input_sizes (--input-sizes)")
+            check_deploy_size(size, option="SearchSpace.input_sizes")
         if len(set(self.input_sizes)) != len(self.input_sizes):
             fail("input_sizes", "has duplicates")
         if any(b is not None for b in self.dsconv_bits) and not PRESETS[self.base].dsconv:

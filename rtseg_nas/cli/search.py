@@ -277,7 +277,9 @@ def run(args: argparse.Namespace) -> int:
         ]
     if args.input_sizes:
         space_fields["input_sizes"] = [_size_item(v) for v in args.input_sizes.split(",") if v.strip()]
-    space = SearchSpace.from_dict(space_fields, source=args.space or "--dsconv-bits/--input-sizes")
+    given = (("--dsconv-bits", args.dsconv_bits), ("--input-sizes", args.input_sizes))
+    flags = [flag for flag, value in given if value]
+    space = SearchSpace.from_dict(space_fields, source=args.space or "/".join(flags) or "the default search space")
     if args.show_space:
         print(space.describe())
         return 0
