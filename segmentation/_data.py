@@ -252,7 +252,7 @@ class SegmentationDataset(Dataset):
 
     def load_resized(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Sample ``index`` without augmentation or standardisation: image float32 ``[size, size]``
-        in ``[0, 1]`` and mask uint8 ``[size, size]`` in {0, 1, 2} (e.g. for overlays)."""
+        in ``[0, 1]`` and mask uint8 ``[label_size, label_size]`` in {0, 1, 2} (e.g. for overlays)."""
         image, mask = self._cached(index)
         return image.astype(np.float32) / 255.0, mask.copy()
 
