@@ -156,8 +156,9 @@ def finetune(
 
     The one training loop of the suite (``segmentation.train`` with ``model=``): DiceCE +
     deep-supervision Dice, Adam(W), cosine decay from ``cfg.lr`` to ``cfg.min_lr``, seeded data
-    order. With ``teacher`` and ``distill`` (both or neither) the loss mixes in distillation from
-    ``teacher`` (eval mode, no gradients; e.g. a copy of the model taken before it was compressed).
+    order. With ``teacher`` the loss mixes in distillation from it (eval mode, no gradients; e.g. a
+    copy of the model taken before it was compressed) as ``distill`` says (None: the defaults of
+    ``segmentation.Distillation``); ``distill`` without a teacher is an error.
     Returns one dict per epoch (loss, val Dice, ``loss_fn``: the loss used). The model and the
     teacher end in eval mode on the CPU.
     """
@@ -169,6 +170,8 @@ def finetune(
     config = getattr(model, "config", None)
     if config is None:
         raise CompressionError(f"fine-tuning needs an RTSeg-Net family model, got {type(model).__name__}")
+    if teacher is not None and distill is None:
+        distill = Distillation()
     result = train(
         config, dataclasses.replace(cfg, epochs=epochs), None, model=model, progress=progress, teacher=teacher,
         distill=distill,

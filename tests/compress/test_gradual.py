@@ -122,3 +122,25 @@ def test_prune_cli_refuses_fine_tune_options_that_cannot_work(trained_4_epochs, 
     rc, _, err = run_cli(["prune", "--checkpoint", str(trained_4_epochs), "--ratio", "0.25", "--no-eval",
                           "--out", str(tmp_path / "out"), *extra])  # fmt: skip
     assert rc != 0 and message in err and not (tmp_path / "out").exists()
+
+
+def test_finetune_with_a_teacher_alone_distils_with_the_default_options(small_checkpoint):
+    import copy
+
+    from compress import finetune, load_for_compression
+
+    model, _ = load_for_compression(small_checkpoint)
+    cfg = FinetuneSpec(epochs=1, **FT).train_config(data="synthetic:24", size=32, seed=0)
+    logs = finetune(model, cfg, progress=False, teacher=copy.deepcopy(model))
+    assert [e["loss_fn"] for e in logs] == [f"task+{Distillation().label()}"]
+    assert finetune(model, cfg, progress=False)[0]["loss_fn"] == "task"
+
+
+def test_int8_qat_with_distill_learns_from_the_unquantized_model(small_checkpoint, tmp_path):
+    """The QAT path (compress._qat) passes only teacher=; compress.finetune then distils with the defaults."""
+    from compress import QuantSpec, quantize_checkpoint
+
+    spec = QuantSpec(format="int8-qat", qat_epochs=1, calibration_images=2, distill=True)
+    report = quantize_checkpoint(small_checkpoint, spec, tmp_path / "qat", finetune_spec=FinetuneSpec(epochs=1, **FT),
+                                 measure=False, evaluate=False, progress=False)  # fmt: skip
+    assert [e["loss_fn"] for e in report.finetune] == [f"task+{Distillation().label()}"]
