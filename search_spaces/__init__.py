@@ -24,6 +24,7 @@ from rtseg_core import lazy_exports
 
 if TYPE_CHECKING:  # the same names, imported for type checkers and readers
     from rtseg_core import OBJECTIVES, Constraints, Objective, parse_objectives
+    from search_spaces._accuracy_predictor import AccuracyPredictor, fit_accuracy_predictor, holdout_mask
     from search_spaces._config import (
         SAMPLERS,
         STORED,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
     from search_spaces._driver import StudyDriver
     from search_spaces._early_stop import EarlyStopRule, Reference, StopDecision, should_stop
     from search_spaces._fidelity import FidelitySchedule
+    from search_spaces._oneshot import PredictorOptions, PredictorSearchResult, run_predictor_search
     from search_spaces._optuna_setup import quiet_optuna
     from search_spaces._results import FrontMember, SearchSummary, SupernetSearchSummary
     from search_spaces._runner import run_search
@@ -68,6 +70,12 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
 
 __all__ = [
     "FidelitySchedule",
+    "AccuracyPredictor",
+    "PredictorOptions",
+    "PredictorSearchResult",
+    "fit_accuracy_predictor",
+    "holdout_mask",
+    "run_predictor_search",
     "REFERENCE_ATTR",
     "calibration_batches",
     "feasible_front",
