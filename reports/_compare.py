@@ -49,6 +49,7 @@ from rtseg_core import (
     StudySettings,
     SupernetSettings,
     finite_or_none,
+    is_finite_number,
     read_supernet_training,
     read_training_metrics,
 )
@@ -100,6 +101,7 @@ class SearchCompute:
                 f"supernet: {sn.get('epochs', '?')} epochs x {sn.get('steps_per_epoch') or 'all'} steps x "
                 f"{sn.get('members_per_step', '?')} members per step"
                 + (f", {sn['seconds']:.1f} s" if sn.get("seconds") is not None else "")
+                + (f", {sn['cpu_s']:.1f} s CPU" if sn.get("cpu_s") is not None else "")
             )
         return "; ".join(parts)
 
@@ -207,6 +209,7 @@ class CompareInfo:
                     "supernet_members_per_step": sn.get("members_per_step"),
                     "supernet_steps_at_most": sn.get("steps_at_most"),
                     "supernet_wall_s": sn.get("seconds"),
+                    "supernet_cpu_s": sn.get("cpu_s"),
                     "compute_missing": "; ".join(c.missing),
                     "n_validated": s.n_validated,
                     "n_validated_feasible": len(s.points()),
@@ -529,8 +532,9 @@ def search_compute(study: StudyDir, settings: StudySettings | None) -> SearchCom
         supernet, note = _supernet_record(settings.search)
         if note:
             missing.append(note)
-        # cpu_s covers the subnets' evaluation only; the supernet's supernet.json has wall seconds.
-        missing.append("the supernet's training CPU seconds (only its wall seconds are recorded)")
+        if supernet is not None and supernet.get("cpu_s") is None and not note:
+            # cpu_s covers the subnets' evaluation only; a supernet.json from before carries wall seconds only
+            missing.append("the supernet's training CPU seconds (its supernet.json predates them)")
     return SearchCompute(
         trials=trials,
         trained_trials=trained,
@@ -560,6 +564,8 @@ def _supernet_record(sn: SupernetSettings) -> tuple[dict[str, Any] | None, str]:
         return rec, f"{folder / SUPERNET_JSON} not found: the supernet's training seconds are unknown"
     epochs = record["epochs"]
     rec["seconds"] = float(sum(float(e["seconds"]) for e in epochs))
+    cpu = [e.get("cpu_s") for e in epochs]
+    rec["cpu_s"] = float(sum(cpu)) if cpu and all(is_finite_number(v) and v >= 0 for v in cpu) else None
     rec["epochs_in_record"] = len(epochs)
     return rec, ""
 

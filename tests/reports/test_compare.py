@@ -199,3 +199,17 @@ def test_a_large_dice_difference_reads_large():
                            for n, (d, lat, ok) in rows.items()])  # fmt: skip
     check = paper_check(df)
     assert check.message == "meets it: trial-1 (+11.22 Dice points (+0.1122), 2.00x faster)"
+
+
+def test_the_supernets_training_cpu_seconds_count_when_its_record_has_them(tmp_path):
+    from reports._compare import _supernet_record
+
+    part = SupernetSettings(path=str(tmp_path / "supernet.pt"), epoch=2, container="widest",
+                            train=SUPERNET_RECORD["train"], sandwich=SUPERNET_RECORD["sandwich"],
+                            recipe="supernet-inherited", bn_batches=4, val_batches=None)  # fmt: skip
+    epochs = [{**e, "cpu_s": cpu} for e, cpu in zip(SUPERNET_RECORD["epochs"], (1.25, 2.0))]
+    write_supernet_training(tmp_path, {**SUPERNET_RECORD, "epochs": epochs})
+    record, note = _supernet_record(part)
+    assert note == "" and record["cpu_s"] == 3.25 and record["seconds"] == 3.75
+    write_supernet_training(tmp_path, SUPERNET_RECORD)  # from before: wall seconds only
+    assert _supernet_record(part)[0]["cpu_s"] is None
