@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -63,7 +64,8 @@ class MemberKernels:
 class SegmentKernels:
     """Kernels and MACs of family members at ``opset``, each distinct segment decomposed once (module docstring).
 
-    ``exports`` counts the segments exported so far (what the cache saved is the rest).
+    ``exports`` counts the segments exported so far (what the cache saved is the rest), ``export_cpu_s``
+    the CPU seconds they took.
     """
 
     def __init__(self, *, opset: int, seed: int = 0) -> None:
@@ -72,6 +74,7 @@ class SegmentKernels:
         self.segments: dict[tuple[Any, ...], SegmentDecomposition] = {}
         self._members: OrderedDict[tuple[RTSegConfig, int], MemberKernels] = OrderedDict()
         self.exports = 0
+        self.export_cpu_s = 0.0  # CPU seconds spent exporting and counting segments (time.process_time)
 
     def member(self, cfg: RTSegConfig, size: int) -> MemberKernels:
         """The kernels, MACs and parameters of ``cfg`` at ``size`` x ``size``, batch 1."""
@@ -81,7 +84,9 @@ class SegmentKernels:
         segments = forward_segments(cfg, size)
         missing = [s for s in segments if s.key not in self.segments]
         if missing:
+            cpu0 = time.process_time()
             self._decompose(cfg, size, {s.name: s for s in missing})
+            self.export_cpu_s += time.process_time() - cpu0
         parts = [self.segments[s.key] for s in segments]
         got = MemberKernels(
             kernels=tuple(k for p in parts for k in p.kernels),

@@ -13,6 +13,7 @@ run keeps what it timed and the next one resumes; otherwise they come from the t
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,6 +72,7 @@ class SubnetLatency:
         self._ssh_options = ssh_options
         self.batch_size, self.rounds, self.runs = batch_size, rounds, runs
         self.timed = 0  # kernels this object timed and added to the table
+        self.timing_cpu_s = 0.0  # CPU seconds of this process spent timing them
         if batch_size < 1:
             raise ConfigError(f"batch size {batch_size}: need at least 1 kernel per batch")
 
@@ -78,7 +80,11 @@ class SubnetLatency:
         member = self.segments.member(cfg, self.size)
         missing = [k for k in dict.fromkeys(k.key for k in member.kernels) if k not in self.table.kernels]
         if missing and self.time_missing:
-            self._time(cfg, missing)
+            cpu0 = time.process_time()
+            try:
+                self._time(cfg, missing)
+            finally:
+                self.timing_cpu_s += time.process_time() - cpu0
         d = Decomposition(name, self.table.key.opset, member.input_shape, member.kernels)
         pred = self.predictor.predict_decomposition(d, model_name=name, warn_unseen=not self.time_missing)
         return SubnetCost(

@@ -79,22 +79,24 @@ class PredictorSearchResult:
     summary: SupernetSearchSummary
     samples_cpu_s: float
     samples_evaluated: int  # in this run (the rest came from the samples file)
-    search_cpu_s: float
-    search_evaluations: int  # subnets scored by the predictors (impossible ones excluded)
+    search: NSGARun
     front: list[dict[str, Any]]
     front_agreement: Any | None  # predicted vs re-scored Dice on the front (n >= 3)
 
     @property
     def predicted_per_cpu_minute(self) -> float:
-        return self.search_evaluations / (self.search_cpu_s / 60) if self.search_cpu_s > 0 else float("nan")
+        return self.search.per_cpu_minute
 
     @property
     def inherited_per_cpu_minute(self) -> float:
         return self.samples_evaluated / (self.samples_cpu_s / 60) if self.samples_cpu_s > 0 else float("nan")
 
 
-def run_predictor_search(config: SupernetSearchConfig, options: PredictorOptions) -> PredictorSearchResult:
-    """Samples, predictor, NSGA-II on the predictors, re-scoring (module docstring)."""
+def run_predictor_search(
+    config: SupernetSearchConfig, options: PredictorOptions, *, evaluator: SubnetEvaluator | None = None
+) -> PredictorSearchResult:
+    """Samples, predictor, NSGA-II on the predictors, re-scoring (module docstring); ``evaluator``: one
+    already made for ``config`` (its segment cache and timed kernels are kept)."""
     fields = [o.field for o in config.parsed_objectives()]
     unknown = [f for f in fields if f not in PREDICTED_FIELDS]
     if unknown:
@@ -106,7 +108,7 @@ def run_predictor_search(config: SupernetSearchConfig, options: PredictorOptions
             f"--target {config.profiling.target}: the predictor search takes latency from a kernel latency table, "
             "--target predict:TABLE (build one with `rtseg-nas latency-table build`)"
         )
-    evaluator = SubnetEvaluator(config)
+    evaluator = evaluator or SubnetEvaluator(config)
     evaluator.check()
     study_dir = config.resolved_study_dir()
     open_study_folder(
@@ -126,45 +128,16 @@ def run_predictor_search(config: SupernetSearchConfig, options: PredictorOptions
     log.info("%s", predictor.describe())
 
     latency = evaluator.subnet_latency()
-    objectives = config.parsed_objectives()
-    constraints = config.constraints()
-    cpu0 = time.process_time()
-    scored = 0
-
-    def objective(trial: optuna.Trial) -> tuple[float, ...]:
-        nonlocal scored
-        try:
-            cfg = suggest_config(trial, space)
-        except ConfigError as exc:
-            raise optuna.TrialPruned(str(exc)) from None
-        cost = latency.cost(cfg, name=f"predicted-{trial.number}")
-        values = {
-            "dice": float(predictor.predict([cfg])[0]),
-            "latency_ms": cost.latency_ms,
-            "params": float(cost.params),
-            "macs": float(cost.macs),
-        }
-        limits = constraints.values(params=cost.params, latency_ms=cost.latency_ms, fps=1000.0 / cost.latency_ms)
-        for key, value in limits.items():  # NSGA-II's constraint-dominance reads them
-            trial.set_constraint(key, float(value))
-        trial.set_user_attr("constraints", [float(v) for v in limits.values()])
-        trial.set_user_attr("values", values)
-        trial.set_user_attr("config", cfg.to_dict())
-        scored += 1
-        return tuple(values[f] for f in fields)
-
-    with optuna_session():
-        sampler = optuna.samplers.NSGAIISampler(population_size=options.population_size, seed=config.seed)
-        nsga = optuna.create_study(directions=[o.direction for o in objectives], sampler=sampler)
-        nsga.optimize(objective, n_trials=options.evaluations)
-    search_cpu = time.process_time() - cpu0
-    front = _front(nsga, fields, options.rescore)
+    nsga = predictor_nsga(config, options, predictor, latency)
+    front = _front(nsga.study, fields, options.rescore)
     log.info(
-        "NSGA-II on the predictors: %d subnets in %.1f CPU s (%.0f per CPU-minute); predicted front %d, re-scoring %d",
-        scored,
-        search_cpu,
-        scored / (search_cpu / 60) if search_cpu > 0 else float("nan"),
-        len(_front(nsga, fields, None)),
+        "NSGA-II on the predictors: %d subnets in %.1f CPU s (%.0f per CPU-minute; %.1f CPU s of it exported new "
+        "segments and timed new kernels once); predicted front %d, re-scoring %d",
+        nsga.scored,
+        nsga.cpu_s,
+        nsga.per_cpu_minute,
+        nsga.fill_cpu_s,
+        len(_front(nsga.study, fields, None)),
         len(front),
     )
 
@@ -198,9 +171,11 @@ def run_predictor_search(config: SupernetSearchConfig, options: PredictorOptions
             "search": {
                 "sampler": "optuna NSGAIISampler",
                 "population_size": options.population_size,
-                "evaluations": scored,
-                "cpu_s": round(search_cpu, 3),
-                "per_cpu_minute": scored / (search_cpu / 60) if search_cpu > 0 else None,
+                "evaluations": nsga.scored,
+                "cpu_s": round(nsga.cpu_s, 3),
+                "per_cpu_minute": nsga.per_cpu_minute,
+                "cache_fill_cpu_s": round(nsga.fill_cpu_s, 3),
+                "per_cpu_minute_without_cache_fill": nsga.per_cpu_minute_warm,
                 "segments_exported": latency.segments.exports,
                 "kernels_timed": latency.timed,
                 "latency_table": str(latency.table.path),
@@ -214,11 +189,73 @@ def run_predictor_search(config: SupernetSearchConfig, options: PredictorOptions
         summary=summary,
         samples_cpu_s=sample_cpu,
         samples_evaluated=evaluated,
-        search_cpu_s=search_cpu,
-        search_evaluations=scored,
+        search=nsga,
         front=rescored,
         front_agreement=agreement,
     )
+
+
+@dataclass(frozen=True)
+class NSGARun:
+    """One NSGA-II run on the predictors: the in-memory study, subnets scored, CPU seconds, and the
+    part of them that filled the caches (segments exported, kernels timed: once per segment/kernel)."""
+
+    study: optuna.Study
+    scored: int
+    cpu_s: float
+    fill_cpu_s: float
+
+    @property
+    def per_cpu_minute(self) -> float:
+        return self.scored / (self.cpu_s / 60) if self.cpu_s > 0 else float("nan")
+
+    @property
+    def per_cpu_minute_warm(self) -> float:
+        warm = self.cpu_s - self.fill_cpu_s
+        return self.scored / (warm / 60) if warm > 0 else float("nan")
+
+
+def predictor_nsga(
+    config: SupernetSearchConfig, options: PredictorOptions, predictor: AccuracyPredictor, latency
+) -> NSGARun:
+    """NSGA-II over ``options.evaluations`` subnets scored by ``predictor`` and ``latency``
+    (a :class:`profiling.SubnetLatency`), the study's objectives and constraints (module docstring)."""
+    space = predictor.space
+    fields = [o.field for o in config.parsed_objectives()]
+    constraints = config.constraints()
+    fill0 = latency.segments.export_cpu_s + latency.timing_cpu_s
+    cpu0 = time.process_time()
+    scored = 0
+
+    def objective(trial: optuna.Trial) -> tuple[float, ...]:
+        nonlocal scored
+        try:
+            cfg = suggest_config(trial, space)
+        except ConfigError as exc:
+            raise optuna.TrialPruned(str(exc)) from None
+        cost = latency.cost(cfg, name=f"predicted-{trial.number}")
+        values = {
+            "dice": float(predictor.predict([cfg])[0]),
+            "latency_ms": cost.latency_ms,
+            "params": float(cost.params),
+            "macs": float(cost.macs),
+        }
+        limits = constraints.values(params=cost.params, latency_ms=cost.latency_ms, fps=1000.0 / cost.latency_ms)
+        for key, value in limits.items():  # NSGA-II's constraint-dominance reads them
+            trial.set_constraint(key, float(value))
+        trial.set_user_attr("constraints", [float(v) for v in limits.values()])
+        trial.set_user_attr("values", values)
+        trial.set_user_attr("config", cfg.to_dict())
+        scored += 1
+        return tuple(values[f] for f in fields)
+
+    with optuna_session():
+        sampler = optuna.samplers.NSGAIISampler(population_size=options.population_size, seed=config.seed)
+        study = optuna.create_study(directions=[o.direction for o in config.parsed_objectives()], sampler=sampler)
+        study.optimize(objective, n_trials=options.evaluations)
+    cpu = time.process_time() - cpu0
+    fill = latency.segments.export_cpu_s + latency.timing_cpu_s - fill0
+    return NSGARun(study=study, scored=scored, cpu_s=cpu, fill_cpu_s=fill)
 
 
 def _samples(

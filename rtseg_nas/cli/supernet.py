@@ -109,7 +109,8 @@ def _add_search(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--target",
         default=default("profiling", "target"),
-        help="local, ssh://user@host[:port] or jetson-nano-estimate (default: %(default)s)",
+        help="local, ssh://user@host[:port], jetson-nano-estimate or predict:TABLE (a kernel latency table: "
+        "latency with kernels from the config, no export; needed by --predictor) (default: %(default)s)",
     )
     objectives = ",".join(default("objectives", "names"))
     s.add_argument("--objectives", default=objectives, help="as in `search` (default: %(default)s)")
@@ -254,8 +255,9 @@ def _predictor_search(args: argparse.Namespace) -> int:
         f"({result.inherited_per_cpu_minute:.1f} per CPU-minute)"
     )
     print(
-        f"NSGA-II on the predictors: {result.search_evaluations} subnets in {result.search_cpu_s:.1f} CPU s "
-        f"({result.predicted_per_cpu_minute:.0f} per CPU-minute)"
+        f"NSGA-II on the predictors: {result.search.scored} subnets in {result.search.cpu_s:.1f} CPU s "
+        f"({result.search.per_cpu_minute:.0f} per CPU-minute; {result.search.per_cpu_minute_warm:.0f} without the "
+        f"{result.search.fill_cpu_s:.1f} CPU s that exported new segments and timed new kernels once)"
     )
     if result.front_agreement is not None:
         print(f"front, predicted vs re-scored Dice: {result.front_agreement.describe()}")

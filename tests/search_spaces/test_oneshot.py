@@ -105,10 +105,10 @@ def test_the_predictor_search_re_scores_its_front_as_supernet_search_does(traine
     study = tmp_path / "study"
     options = PredictorOptions(samples=20, evaluations=12, population_size=4, rescore=3)
     result = run_predictor_search(_config(study, trained, table), options)
-    assert result.samples_evaluated == 20 and result.search_evaluations > 0
+    assert result.samples_evaluated == 20 and result.search.scored > 0
     record = json.loads((study / "predictor.json").read_text())
     assert record["predictor"]["n_holdout"] == 4 and record["predictor"]["holdout"]["n"] == 4
-    assert record["search"]["evaluations"] == result.search_evaluations
+    assert record["search"]["evaluations"] == result.search.scored
     assert 1 <= len(result.front) <= 3
 
     # every re-scored member is what supernet search computes for that subnet (same Dice, same latency)
