@@ -10,8 +10,9 @@ depth, MLP hidden width, shift, activation, fusion wiring, gate kernel, input sh
 segments with equal keys export to the same graph: the one-shot search decomposes each distinct
 segment once (:mod:`profiling._segment_kernels`) instead of exporting every subnet. Segments that
 compute nothing (a decoder token stage of depth 0) are left out, as the exported graph has no node
-for them. :func:`traced_segments` runs the real forward with hooks: the tests check it against
-this arithmetic, and a decomposition exports each segment with the inputs it records.
+for them; a token stage is three kinds of segment (its ``enter``, each TMP block, its ``leave``),
+so that its depth adds blocks seen before. :func:`segment_call` runs one segment of a model;
+:func:`traced_segments` runs the real forward with hooks, and the tests check it against this arithmetic.
 """
 
 from __future__ import annotations
@@ -30,14 +31,17 @@ SEGMENTS_VERSION = 1  # in every key: a change of this arithmetic invalidates ca
 
 @dataclass(frozen=True)
 class Segment:
-    """One call of a top-level module of :class:`RTSegNet`: ``name`` (the attribute), the shapes of
-    its tensor inputs, ``size`` (the resize target of an UpStage, else None) and the graph ``key``."""
+    """One call in :class:`RTSegNet`'s forward: ``name`` (the top-level attribute), ``part`` (a token
+    stage's ``enter``, ``blocks.<i>`` or ``leave``; None for the whole module), the shapes of its tensor
+    inputs, ``args`` (the call's other arguments after them: an UpStage's resize size, a TMP block's
+    height and width, the stage's map shape for ``leave``) and the graph ``key``."""
 
     name: str
-    kind: str  # ConvStage, TokenStage, UpStage, EFF, AddFusion, Conv2d
+    kind: str  # ConvStage, TokenEnter, TMPBlock, TokenLeave, UpStage, EFF, AddFusion, Conv2d
     inputs: tuple[Shape, ...]
-    size: tuple[int, int] | None
+    args: tuple[Any, ...]
     key: tuple[Any, ...]
+    part: str | None = None
 
 
 def _pooled(side: int) -> int:
@@ -64,22 +68,29 @@ def forward_segments(cfg: RTSegConfig, height: int, width: int | None = None, *,
     # sides: input, enc1, enc2, enc3, tok4, tok5 outputs
     out: list[Segment] = []
 
-    def add(name: str, kind: str, inputs: list[Shape], size: tuple[int, int] | None, *fields: Any) -> None:
-        key = (SEGMENTS_VERSION, kind, tuple(inputs), size, *fields)
-        out.append(Segment(name, kind, tuple(inputs), size, key))
+    def add(name: str, kind: str, inputs: list[Shape], args: tuple[Any, ...], *fields: Any, part=None) -> None:
+        key = (SEGMENTS_VERSION, kind, tuple(inputs), args, *fields)
+        out.append(Segment(name, kind, tuple(inputs), args, key, part))
 
     def shape(channels: int, side: tuple[int, int]) -> Shape:
         return (n, channels, *side)
 
     conv = (cfg.dsconv, cfg.dsconv_block_size, cfg.dsconv_bits, cfg.activation)
     for i, (cin, cout) in enumerate(((cfg.in_channels, c1), (c1, c2), (c2, c3))):
-        add(f"enc{i + 1}", "ConvStage", [shape(cin, sides[i])], None, cin, cout, *conv)
+        add(f"enc{i + 1}", "ConvStage", [shape(cin, sides[i])], (), cin, cout, *conv)
 
     def tokens(name: str, cin: int, dim: int, depth: int, embed: bool, side: tuple[int, int]) -> None:
+        # One segment per part (TokenStage.enter, each TMP block, leave): a stage's depth then adds
+        # blocks seen before instead of making every (width, depth) pair a new segment.
         if not embed and depth == 0:
             return  # the identity: no node in the graph
+        out_side = (_embedded(side[0]), _embedded(side[1])) if embed else side
+        tokens_shape = (n, out_side[0] * out_side[1], dim)
+        add(name, "TokenEnter", [shape(cin, side)], (), cin, dim, embed, part="enter")
         hidden = max(1, round(dim * cfg.mlp_ratio))
-        add(name, "TokenStage", [shape(cin, side)], None, cin, dim, depth, embed, hidden, cfg.shift_size)
+        for i in range(depth):
+            add(name, "TMPBlock", [tokens_shape], out_side, dim, hidden, cfg.shift_size, part=f"blocks.{i}")
+        add(name, "TokenLeave", [tokens_shape], (shape(dim, out_side),), dim, depth > 0, part="leave")
 
     tokens("tok4", c3, c4, cfg.enc_depths[0], True, sides[3])
     tokens("tok5", c4, c5, cfg.enc_depths[1], True, sides[4])
@@ -90,18 +101,34 @@ def forward_segments(cfg: RTSegConfig, height: int, width: int | None = None, *,
         ("up4", "fuse4", None, c2, c1, sides[2], sides[1], 0),
     )
     for up, fuse, dtok, cin, cout, side_in, side_out, depth in levels:
-        add(up, "UpStage", [shape(cin, side_in)], side_out, cin, cout, True, cfg.activation)
+        add(up, "UpStage", [shape(cin, side_in)], (side_out,), cin, cout, True, cfg.activation)
         pair = [shape(cout, side_out), shape(cout, side_out)]
         if cfg.fusion == "add":
-            add(fuse, "AddFusion", pair, None)
+            add(fuse, "AddFusion", pair, ())
         else:
             eff = (cfg.num_classes, cfg.eff_dilation, cfg.gate_kernel_for(cout), cfg.eff_attn_input, cfg.eff_aux_input)
-            add(fuse, "EFF", pair, None, cout, *eff)
+            add(fuse, "EFF", pair, (), cout, *eff)
         if dtok is not None:
             tokens(dtok, cout, cout, depth, False, side_out)
-    add("up5", "UpStage", [shape(c1, sides[1])], sides[0], c1, c1, False, cfg.activation)
-    add("head", "Conv2d", [shape(c1, sides[0])], None, c1, cfg.num_classes)
+    add("up5", "UpStage", [shape(c1, sides[1])], (sides[0],), c1, c1, False, cfg.activation)
+    add("head", "Conv2d", [shape(c1, sides[0])], (), c1, cfg.num_classes)
     return tuple(out)
+
+
+def segment_call(model: nn.Module, segment: Segment):
+    """``f(*tensors)``: the part of ``model`` (an :class:`RTSegNet`) that ``segment`` is, with its other
+    arguments fixed; its first output only (EFF returns ``(out, aux)``, aux None in the deployed graph)."""
+    module = getattr(model, segment.name)
+    if segment.part == "enter":
+        return lambda x: module.enter(x)[0]
+    if segment.part == "leave":
+        return lambda t: module.leave(t, segment.args[0])
+    if segment.part is not None:  # blocks.<i>
+        block = module.blocks[int(segment.part.split(".")[1])]
+        return lambda t: block(t, *segment.args)
+    if segment.kind in ("EFF", "AddFusion"):
+        return lambda f_d, f_s: module(f_d, f_s, with_aux=False)[0]
+    return lambda *tensors: module(*tensors, *segment.args)
 
 
 def traced_segments(model: nn.Module, x: torch.Tensor) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:

@@ -4,10 +4,10 @@ Exporting and decomposing a whole subnet costs seconds (the ONNX export, ONNX Ru
 optimisation pass, fvcore and thop); a one-shot search asks for thousands of subnets that share
 most of their blocks. :class:`SegmentKernels` splits a member into its top-level module calls
 (:func:`models.forward_segments`, arithmetic on the config), and decomposes each *distinct*
-segment once: the segment's module is exported alone (DSConv frozen and BatchNorm folded as in
-:func:`profiling.export_onnx`) with the inputs it receives in the real forward pass, and cut into
-kernels by :func:`profiling.decompose_onnx`; its MACs are counted once with fvcore on the unfolded
-module (the convention of :func:`profiling.count_costs`). A member whose segments were all seen
+segment once: the segment's module (or token-stage part) is exported alone (DSConv frozen and
+BatchNorm folded as in :func:`profiling.export_onnx`) with random inputs of the shapes it
+receives, and cut into kernels by :func:`profiling.decompose_onnx`; its MACs are counted once with
+fvcore on the unfolded module (the convention of :func:`profiling.count_costs`). A member whose segments were all seen
 costs dictionary look-ups.
 
 The segments' kernels are those of the whole exported model: every segment boundary is a kernel
@@ -32,13 +32,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from models import RTSegConfig, build_model, forward_segments, traced_segments
+from models import RTSegConfig, Segment, build_model, forward_segments, segment_call
 from profiling._export import prepare_for_export
 from profiling._kernels import Kernel, KernelGraph, decompose_onnx
 from rtseg_core import ProfilingError, scratch_dir
 
 log = logging.getLogger(__name__)
 
+# Opsets at which a member's segments are tested to give the whole graph's kernels. At opset 13 (the
+# TensorRT 8 tables) LayerNormalization is decomposed into element-wise nodes that group across a
+# segment's border, so a member is exported whole there (slow, but the table's keys stay right).
+SEGMENT_OPSETS = (17,)
 _MEMBERS = 100_000  # members remembered (kernel keys and MACs: a few kB each)
 
 
@@ -74,6 +78,7 @@ class SegmentKernels:
         self.segments: dict[tuple[Any, ...], SegmentDecomposition] = {}
         self._members: OrderedDict[tuple[RTSegConfig, int], MemberKernels] = OrderedDict()
         self.exports = 0
+        self._whole_graphs: dict[tuple[RTSegConfig, int], dict[str, KernelGraph]] = {}
         self.export_cpu_s = 0.0  # CPU seconds spent exporting and counting segments (time.process_time)
 
     def member(self, cfg: RTSegConfig, size: int) -> MemberKernels:
@@ -81,11 +86,15 @@ class SegmentKernels:
         found = self._members.get((cfg, size))
         if found is not None:
             return found
+        if self.opset not in SEGMENT_OPSETS:
+            got = self._whole(cfg, size)
+            self._members[(cfg, size)] = got
+            return got
         segments = forward_segments(cfg, size)
         missing = [s for s in segments if s.key not in self.segments]
         if missing:
             cpu0 = time.process_time()
-            self._decompose(cfg, size, {s.name: s for s in missing})
+            self._decompose(cfg, size, list({s.key: s for s in missing}.values()))
             self.export_cpu_s += time.process_time() - cpu0
         parts = [self.segments[s.key] for s in segments]
         got = MemberKernels(
@@ -99,8 +108,28 @@ class SegmentKernels:
             self._members.popitem(last=False)
         return got
 
+    def _whole(self, cfg: RTSegConfig, size: int) -> MemberKernels:
+        """The member exported whole (opsets whose segments are not tested equal to the whole graph)."""
+        from profiling._counts import _fvcore
+        from profiling._predictor import export_for_table
+
+        cpu0 = time.process_time()
+        torch.manual_seed(self.seed)
+        model = build_model(cfg).eval()
+        with scratch_dir("member") as tmp:
+            d = decompose_onnx(export_for_table(model, Path(tmp) / "m.onnx", size=size, opset=self.opset), graphs=True)
+        self._whole_graphs = {(cfg, size): d.graphs}  # the last member's only: they hold its weights
+        macs, _ = _fvcore(model, torch.zeros(1, cfg.in_channels, size, size))
+        self.exports += 1
+        self.export_cpu_s += time.process_time() - cpu0
+        return MemberKernels(d.kernels, macs, cfg.estimated_parameters(), (1, cfg.in_channels, size, size))
+
     def graphs(self, cfg: RTSegConfig, size: int) -> dict[str, KernelGraph]:
         """A runnable graph for each distinct kernel of ``cfg`` (to time the ones a table lacks)."""
+        if self.opset not in SEGMENT_OPSETS:
+            if (cfg, size) not in self._whole_graphs:
+                self._whole(cfg, size)
+            return self._whole_graphs[(cfg, size)]
         self.member(cfg, size)
         out: dict[str, KernelGraph] = {}
         for s in forward_segments(cfg, size):
@@ -108,76 +137,56 @@ class SegmentKernels:
                 out.setdefault(key, graph)
         return out
 
-    def _decompose(self, cfg: RTSegConfig, size: int, missing: dict[str, Any]) -> None:
+    def _decompose(self, cfg: RTSegConfig, size: int, missing: list[Segment]) -> None:
         torch.manual_seed(self.seed)
         model = build_model(cfg).eval()
         deployable, _ = prepare_for_export(model)
-        x = torch.randn(1, cfg.in_channels, size, size, generator=torch.Generator().manual_seed(self.seed))
-        raw_calls = {name: (args, kwargs) for name, args, kwargs in traced_segments(model, x)}
-        calls = {name: (args, kwargs) for name, args, kwargs in traced_segments(deployable, x)}
-        for name, seg in missing.items():
-            if name not in calls:
-                raise ProfilingError(f"segments of {cfg}: {name} is not called in the forward pass")
-            args, kwargs = calls[name]
-            tensors = [a for a in args if isinstance(a, torch.Tensor)]
-            if tuple(tuple(t.shape) for t in tensors) != seg.inputs:
-                raise ProfilingError(
-                    f"segments of {cfg}: {name} receives {[tuple(t.shape) for t in tensors]}, the arithmetic "
-                    f"says {list(seg.inputs)} (models.forward_segments is out of date)"
-                )
-            kernels, graphs = self._export(getattr(deployable, name), args, kwargs, name)
-            raw_args, raw_kwargs = raw_calls[name]
-            macs = _fvcore_macs(getattr(model, name), raw_args, raw_kwargs)
+        gen = torch.Generator().manual_seed(self.seed)
+        for seg in missing:
+            name = seg.name if seg.part is None else f"{seg.name}.{seg.part}"
+            # random inputs of the segment's shapes: a graph's kernels depend on shapes, not on values
+            tensors = tuple(torch.randn(shape, generator=gen) for shape in seg.inputs)
+            kernels, graphs = self._export(_Call(deployable, seg), tensors, name)
+            macs = _fvcore_macs(_Call(model, seg), tensors)
             self.segments[seg.key] = SegmentDecomposition(kernels, graphs, macs)
             self.exports += 1
 
-    def _export(self, module: nn.Module, args: tuple, kwargs: dict, name: str):
-        wrapper = _Call(module, args, kwargs).eval()
-        tensors = tuple(a for a in args if isinstance(a, torch.Tensor))
+    def _export(self, wrapper: nn.Module, tensors: tuple[torch.Tensor, ...], name: str):
         buf = io.BytesIO()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # TracerWarnings about shape-derived ints, as in export_onnx
                 torch.onnx.export(
-                    wrapper, tensors, buf, dynamo=False, opset_version=self.opset, do_constant_folding=True
+                    wrapper.eval(), tensors, buf, dynamo=False, opset_version=self.opset, do_constant_folding=True
                 )
         except Exception as exc:  # the exporter raises many types
-            raise ProfilingError(
-                f"segment {name}: ONNX export failed ({type(exc).__name__}: {str(exc)[:300]})"
-            ) from None
+            why = f"{type(exc).__name__}: {str(exc)[:300]}"
+            raise ProfilingError(f"segment {name}: ONNX export failed ({why})") from None
         with scratch_dir("segment") as tmp:
-            path = Path(tmp) / f"{name}.onnx"
+            path = Path(tmp) / "segment.onnx"
             path.write_bytes(buf.getvalue())
             d = decompose_onnx(path, graphs=True, inputs=len(tensors))
-        module_prefix = name
         kernels = tuple(
-            Kernel(k.key, k.op, f"{module_prefix}.{k.module}" if k.module else module_prefix, k.signature, k.features)
-            for k in d.kernels
+            Kernel(k.key, k.op, f"{name}.{k.module}" if k.module else name, k.signature, k.features) for k in d.kernels
         )
         return kernels, d.graphs
 
 
 class _Call(nn.Module):
-    """``module(*tensors)`` with the call's other arguments (a resize size, ``with_aux``) fixed; its
-    first output only (EFF returns ``(out, aux)``, aux None in the deployed graph)."""
+    """One segment of ``model`` as a module: its top-level module registered (so its weights are the
+    graph's parameters), :func:`models.segment_call` as the forward."""
 
-    def __init__(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+    def __init__(self, model: nn.Module, segment) -> None:
         super().__init__()
-        self.module = module
-        self.args = args
-        self.kwargs = kwargs
+        self.module = getattr(model, segment.name)
+        self._call = segment_call(model, segment)
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-        it = iter(tensors)
-        args = [next(it) if isinstance(a, torch.Tensor) else a for a in self.args]
-        out = self.module(*args, **self.kwargs)
-        return out[0] if isinstance(out, tuple) else out
+        return self._call(*tensors)
 
 
-def _fvcore_macs(module: nn.Module, args: tuple, kwargs: dict) -> int:
+def _fvcore_macs(wrapper: nn.Module, tensors: tuple[torch.Tensor, ...]) -> int:
     from fvcore.nn import FlopCountAnalysis
 
-    wrapper = _Call(module, args, kwargs).eval()
-    tensors = tuple(a for a in args if isinstance(a, torch.Tensor))
-    analysis = FlopCountAnalysis(wrapper, tensors).unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-    return int(analysis.total())
+    analysis = FlopCountAnalysis(wrapper.eval(), tensors).unsupported_ops_warnings(False)
+    return int(analysis.uncalled_modules_warnings(False).total())
