@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import statistics
@@ -89,6 +90,7 @@ def main() -> None:
     p.add_argument("--before", type=int, default=5, help="subnets timed through the old and new per-subnet paths")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the search's progress lines
     torch.set_num_threads(1)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
