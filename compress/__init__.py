@@ -34,10 +34,22 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
         quantize_checkpoint,
         quantize_onnx,
     )
+    from compress._resize import (
+        RESIZE_JSON,
+        ResizeReport,
+        check_input_size,
+        checkpoint_input_size,
+        resize_checkpoint,
+    )
     from compress._spec import PruneResult, PruneSpec
     from compress._study import compress_study, pareto_parents
 
 __all__ = [
+    "RESIZE_JSON",
+    "ResizeReport",
+    "check_input_size",
+    "checkpoint_input_size",
+    "resize_checkpoint",
     "ort_predict",
     "CALIBRATIONS",
     "Comparison",

@@ -47,6 +47,7 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
         SearchSpace,
         check_config,
         config_from_params,
+        input_size_of,
         params_from_config,
         suggest_config,
         summarize_config,
@@ -69,6 +70,7 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
 
 
 __all__ = [
+    "input_size_of",
     "FidelitySchedule",
     "AccuracyPredictor",
     "PredictorOptions",
