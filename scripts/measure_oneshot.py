@@ -40,17 +40,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from profiling import SubnetLatency, profile_model  # noqa: E402
 from rtseg_core import read_supernet_training  # noqa: E402
-from rtseg_nas.cli._main import main as cli  # noqa: E402
+from rtseg_nas.cli import main as cli  # noqa: E402
 from search_spaces import (  # noqa: E402
     PredictorOptions,
+    SubnetEvaluator,
     SupernetSearchConfig,
     load_supernet,
+    predictor_nsga,
     random_config,
     run_predictor_search,
     summarize_config,
 )
-from search_spaces._oneshot import predictor_nsga  # noqa: E402
-from search_spaces._supernet_search import SubnetEvaluator  # noqa: E402
 
 
 def conditions() -> dict:

@@ -39,7 +39,13 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
     from search_spaces._driver import StudyDriver
     from search_spaces._early_stop import EarlyStopRule, Reference, StopDecision, should_stop
     from search_spaces._fidelity import FidelitySchedule
-    from search_spaces._oneshot import PredictorOptions, PredictorSearchResult, run_predictor_search
+    from search_spaces._oneshot import (
+        NSGARun,
+        PredictorOptions,
+        PredictorSearchResult,
+        predictor_nsga,
+        run_predictor_search,
+    )
     from search_spaces._optuna_setup import quiet_optuna
     from search_spaces._results import FrontMember, SearchSummary, SupernetSearchSummary
     from search_spaces._runner import run_search
@@ -65,7 +71,7 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
         train_supernet,
     )
     from search_spaces._supernet_config import SubnetEvaluation, SubnetSampling, SupernetSearchConfig
-    from search_spaces._supernet_search import run_supernet_search
+    from search_spaces._supernet_search import SubnetEvaluator, run_supernet_search
     from search_spaces._trial import TrialSteps
 
 
@@ -78,6 +84,9 @@ __all__ = [
     "fit_accuracy_predictor",
     "holdout_mask",
     "run_predictor_search",
+    "NSGARun",
+    "predictor_nsga",
+    "SubnetEvaluator",
     "REFERENCE_ATTR",
     "calibration_batches",
     "feasible_front",
