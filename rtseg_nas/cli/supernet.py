@@ -29,6 +29,7 @@ import argparse
 from rtseg_nas.cli._args import (
     COUNT,
     COUNT0,
+    FRACTION_OPEN,
     NONNEGATIVE,
     SIZE,
     THREADS,
@@ -168,7 +169,7 @@ def _add_search(s: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int_in(20, 10**6), default=300, help="subnets the predictor learns from")
     p.add_argument("--evaluations", type=int_in(1, 10**7), default=5000, help="subnets NSGA-II scores by predictor")
     p.add_argument("--predictor-population", type=int_in(2, 10**5), default=64, help="its NSGA-II population")
-    p.add_argument("--holdout", type=float, default=0.2, help="share of the samples held out (default: 0.2)")
+    p.add_argument("--holdout", type=FRACTION_OPEN, default=0.2, help="share of the samples held out (default: 0.2)")
     p.add_argument("--rescore", type=int_in(1, 10**4), default=16, help="front members re-scored, at most")
     add_seed(s)
     add_ssh(s)
