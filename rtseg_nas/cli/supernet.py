@@ -250,7 +250,8 @@ def _predictor_search(args: argparse.Namespace) -> int:
         rescore=args.rescore,
     )
     result = run_predictor_search(supernet_search_config(args), options)
-    print(result.predictor.describe())
+    if args.quiet:  # otherwise logged when it was fitted
+        print(result.predictor.describe())
     print(
         f"inherited-weight evaluation: {result.samples_evaluated} subnets this run in {result.samples_cpu_s:.1f} CPU s "
         f"({result.inherited_per_cpu_minute:.1f} per CPU-minute)"
