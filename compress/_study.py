@@ -257,6 +257,7 @@ def _timing_graph(folder: Path, model, quant: QuantSpec | None, *, size: int, da
     exported at that size and converted with the same ``quant`` (calibrated at that size)."""
     out = folder / f"model_{size}px.onnx"
     opset = quant.export_opset if quant is not None else 17
+    quant = quant.graph_spec() if quant is not None else None  # int8-qat: its weights, converted as int8-static
     if quant is None or quant.info.convert is None:
         export_graph(model, out, size=size, opset=opset)
         return out

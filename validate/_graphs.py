@@ -286,7 +286,8 @@ def _graph(e: TimingEntry, model, run: LatencyRun, opset: int, backend: LatencyB
         return fp32, f"{rebuilt}, fresh weights (opset {opset})" if variant else "fresh build"
     from compress import QuantSpec, quantize_onnx
 
-    spec = dataclasses.replace(QuantSpec.from_dict(e.quant), opset=opset)
+    # int8-qat: QAT changed the weights, not the graph; its graph is its int8-static recipe's
+    spec = dataclasses.replace(QuantSpec.from_dict(e.quant).graph_spec(), opset=opset)
     quantize_onnx(fp32, spec, folder / "q", data=run.data, seed=run.timing.seed, evaluate=False, measure=False)
     return folder / "q" / "model.onnx", (
         f"{rebuilt}, fresh weights, re-quantized with its stored {spec.label()} spec (opset {opset})"

@@ -11,7 +11,8 @@ and then, inside the same claim, re-applies the variant's recipe chain to
    ``--finetune-epochs`` epochs (default: the variant's own fine-tune epochs; every other
    fine-tune setting is :class:`~compress.FinetuneSpec`'s default) on the full budget's data
    and size;
-2. quantize with the stored :class:`~compress.QuantSpec` (``quantize.json``); a
+2. quantize with the stored :class:`~compress.QuantSpec` (``quantize.json``; an ``int8-qat``
+   spec carries its own QAT epochs, so prune -> QAT re-applies both fine-tunes); a
    prune-then-quantize variant quantizes the re-applied pruned variant (``validated/<via>/``);
 3. evaluate the exported (quantized) graph with ONNX Runtime on the TEST split, as
    ``compress`` measures its variants, scored at the reference resolution
@@ -272,7 +273,8 @@ def reapply_variant(
             steps.append(f"{plan.prune_label} + fine-tune {epochs} epoch(s)")
         if plan.quant is not None:
             spec = QuantSpec.from_dict(plan.quant)
-            qat = ft if spec.format == "dsconv" else None  # DSConv's quantization-aware fine-tune
+            # The quantization-aware fine-tune: DSConv's runs the variant's epochs, int8-qat its spec's own.
+            qat = {"dsconv": ft, "int8-qat": FinetuneSpec(epochs=spec.qat_epochs, device=device)}.get(spec.format)
             quantize_checkpoint(
                 source, spec, tmp, data=data, size=size, seed=data_seed, finetune_spec=qat, evaluate=False,
                 measure=False, stage=False, progress=False,

@@ -9,8 +9,9 @@ fresh build, weights; `rtseg-nas evaluate --checkpoint OUT/checkpoint.pt` works)
 OUT/prune.json. With --study DIR the top-k feasible Pareto trials of a search are pruned into
 DIR/compressed/<trial>.<tag>/ with a candidate.json each; --then-int8 also quantizes each pruned
 variant (ONNX Runtime static INT8, quantize's defaults) into DIR/compressed/<trial>.<tag>_int8/,
-whose quantize.json names the pruned variant it came from, so `validate` re-applies the chain
-(prune, fine-tune, INT8) to the fully trained parent.
+--then-qat EPOCHS does so after EPOCHS of quantization-aware fine-tuning (<trial>.<tag>_int8qat/);
+the quantize.json names the pruned variant it came from, so `validate` re-applies the chain
+(prune, fine-tune, INT8 or QAT) to the fully trained parent.
 
 Deploy at a smaller input: --input-size D (a multiple of 32, below the parent's deployment size
 --latency-size, default 256) instead of a pruning target fine-tunes the checkpoint for input D,
@@ -72,11 +73,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=overwrite_help("--out"),
     )
     p.add_argument("--top-k", type=COUNT, default=3, help="with --study: how many front members (default: 3)")
-    p.add_argument(
+    then = p.add_mutually_exclusive_group()
+    then.add_argument(
         "--then-int8",
         action="store_true",
         help="with --study: also quantize each pruned variant to ONNX Runtime static INT8 (a second variant, "
         "<trial>.<tag>_int8, recorded as a prune-then-INT8 chain that validate re-applies)",
+    )
+    then.add_argument(
+        "--then-qat",
+        type=COUNT,
+        metavar="EPOCHS",
+        default=None,
+        help="with --study: like --then-int8 but with EPOCHS of quantization-aware fine-tuning first "
+        "(<trial>.<tag>_int8qat; quantize --qat's recipe, re-applied by validate as prune -> QAT)",
     )
     p.add_argument(
         "--input-size", type=SIZE, default=None, metavar="D",
@@ -137,10 +147,11 @@ def run(args: argparse.Namespace) -> int:
     from profiling import TimingOptions
     from rtseg_core import ConfigError
 
-    if args.then_int8 and not args.study:
+    then = "--then-int8" if args.then_int8 else "--then-qat" if args.then_qat is not None else None
+    if then and not args.study:
         raise ConfigError(
-            "--then-int8: only with --study; for one checkpoint run `rtseg-nas quantize --checkpoint "
-            "OUT/checkpoint.pt --out DIR` on the pruned output"
+            f"{then}: only with --study; for one checkpoint run `rtseg-nas quantize --checkpoint "
+            f"OUT/checkpoint.pt {'--qat ' if args.then_qat is not None else ''}--out DIR` on the pruned output"
         )
     check_file_outputs(args, {"--json": args.json}, "checkpoint", "data", "study", "latency_target")
     has_target = any(v is not None for v in (args.ratio, args.target_macs, args.target_latency_ms))
@@ -178,7 +189,13 @@ def run(args: argparse.Namespace) -> int:
             args.study,
             top_k=args.top_k,
             prune=spec,
-            quantize=QuantSpec(format="int8-static") if args.then_int8 else None,
+            quantize=(
+                QuantSpec(format="int8-static")
+                if args.then_int8
+                else QuantSpec(format="int8-qat", qat_epochs=args.then_qat)
+                if args.then_qat is not None
+                else None
+            ),
             finetune_spec=ft,
             data=args.data,
             progress=args.progress,
