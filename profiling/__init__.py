@@ -88,7 +88,7 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from profiling._remote import probe_remote, profile_remote
     from profiling._source import ModelSource, load_source
     from profiling._ssh import SSHOptions, SSHTarget
-    from profiling._stats import speedup_interval, summarize_times
+    from profiling._stats import median_interval, speedup_interval, summarize_times
     from profiling._table import LatencyTable, TableKey
     from profiling._table_build import LocalTimer, SSHTimer, build_table
     from profiling._timing import (
@@ -174,6 +174,7 @@ __all__ = [
     "pytorch_variant",
     "run_bench",
     "speedup_interval",
+    "median_interval",
     "summarize_times",
     "time_calls",
     "torch_threads",
