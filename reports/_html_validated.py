@@ -69,7 +69,13 @@ def validated_section(info: ReportInfo, esc, image: bytes | None = None) -> list
     a = v.agreement
     if a is not None:
         out.append(
-            '<p id="rank-agreement"><b>Rank agreement, proxy Dice vs full-budget Dice</b>: '
+            '<p id="rank-agreement"><b>Rank agreement, proxy Dice vs full-budget Dice</b>'
+            + (
+                f" (the full-budget Dice: each architecture&#x27;s mean over its {len(v.seeds)} training seeds)"
+                if v.several_seeds()
+                else ""
+            )
+            + ": "
             f"Kendall tau {_f2(a.kendall_tau)} (95 % CI {_f2(a.kendall_low)} to {_f2(a.kendall_high)}), "
             f"Spearman {_f2(a.spearman)} (95 % CI {_f2(a.spearman_low)} to {_f2(a.spearman_high)}), "
             f"n = {a.n} validated architectures; percentile bootstrap over architectures, {a.n_resamples} "

@@ -148,6 +148,7 @@ def test_paired_table_and_ship_verdict_over_several_seeds(tiny_study):
     html = build_report(tiny_study).read_text()
     section = html[html.index('id="paired"') :]
     assert "3 training seeds (0, 1, 2)" in section and "<td>worse</td>" in section
+    assert "each architecture&#x27;s mean over its 3 training seeds" in html  # the rank agreement's ground truth
     assert "<td>2.44x [2.40, 2.51] faster</td>" in section and "<td>1.36x [1.32, 1.43] SLOWER</td>" in section
     # the figure: Dice interval x latency interval of every validated model
     assert 'id="fig-validated"' in html and (tiny_study / "report" / "validated.png").is_file()
