@@ -35,7 +35,12 @@ def plot_validated(v: ValidatedInfo, *, ax: Axes | None = None) -> Figure:
     ax.set_ylabel("test Dice")
     ax.grid(True, color="#eeeeee", linewidth=0.8)
     front = set(v.front.front_names)
-    for p in points(v):
+    pts = points(v)
+    if pts:  # a t-interval of 2-3 seeds can reach past [0, 1], where no Dice lies: the axis stops there
+        low, high = min(p["y_low"] for p in pts), max(p["y_high"] for p in pts)
+        pad = 0.05 * max(high - low, 0.01)
+        ax.set_ylim(max(low - pad, -0.02), min(high + pad, 1.02))
+    for p in pts:
         color = REFERENCE_COLOR if p["name"] == "paper" else VALIDATED_COLOR if p["name"] in front else DOMINATED_COLOR
         ax.errorbar(
             [p["x"]], [p["y"]], xerr=[[p["x"] - p["x_low"]], [p["x_high"] - p["x"]]],
