@@ -19,12 +19,15 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from compress._bench import Comparison, CompressionBenchConfig, bench_compression, format_comparisons
     from compress._finetune import FinetuneSpec, calibration_batches, finetune
     from compress._importance import IMPORTANCES, ImportanceOption, Scorer, get_importance, list_importances
+    from compress._int8graph import Int8GraphReport, int8_graph_report
     from compress._measure import LatencyComparison, compare_latency
     from compress._opprofile import OpTime, profile_ops, summarize_ops
     from compress._pipeline import PruneReport, load_for_compression, prune_checkpoint
     from compress._prune import prune_model
     from compress._quantize import (
+        ACTIVATION_TYPES,
         CALIBRATIONS,
+        GRAPH_FORMATS,
         NANO_GPU_INT8,
         TARGETS,
         QuantFormat,
@@ -34,15 +37,31 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
         quantize_checkpoint,
         quantize_onnx,
     )
+    from compress._resize import (
+        RESIZE_JSON,
+        ResizeReport,
+        check_input_size,
+        checkpoint_input_size,
+        resize_checkpoint,
+    )
     from compress._spec import PruneResult, PruneSpec
     from compress._study import compress_study, pareto_parents
 
 __all__ = [
+    "RESIZE_JSON",
+    "ResizeReport",
+    "check_input_size",
+    "checkpoint_input_size",
+    "resize_checkpoint",
     "ort_predict",
+    "ACTIVATION_TYPES",
     "CALIBRATIONS",
+    "GRAPH_FORMATS",
     "Comparison",
     "CompressionBenchConfig",
     "IMPORTANCES",
+    "Int8GraphReport",
+    "int8_graph_report",
     "NANO_GPU_INT8",
     "TARGETS",
     "FinetuneSpec",

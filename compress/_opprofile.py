@@ -37,13 +37,16 @@ CONVERT_OPS = {"QuantizeLinear", "DequantizeLinear", "Cast"}
 
 @dataclass(frozen=True)
 class OpTime:
-    """Total time of one operator type over the profiled runs, per run (ms), and its share."""
+    """Total time of one operator type (of one kind) over the profiled runs, per run (ms), and its share.
+
+    An op type that runs on 8-bit and on float tensors (a Transpose) gives one row per kind.
+    """
 
     op_type: str
     ms_per_run: float
     share: float  # of all node time
     nodes: int  # distinct nodes of this type that ran
-    kind: str  # "int8", "convert" (Q/DQ/Cast), "float"
+    kind: str  # "int8", "convert" (Q/DQ/Cast), "int8-move" (Transpose, Resize... on 8-bit data), "float"
 
 
 @dataclass(frozen=True)
@@ -92,32 +95,35 @@ def profile_graph(
     n_runs = warmup + runs
     per_run = max(1, len(events) // n_runs)  # every run executes the same nodes in the same order
     timed = events[warmup * per_run :] or events
-    by_op: dict[str, float] = defaultdict(float)
+    by_op: dict[tuple[str, str], float] = defaultdict(float)
     by_stage: dict[str, float] = defaultdict(float)
-    nodes: dict[str, set[str]] = defaultdict(set)
+    nodes: dict[tuple[str, str], set[str]] = defaultdict(set)
     for e in timed:
         name = e["name"][: -len("_kernel_time")]
-        op = e.get("args", {}).get("op_name", "?")
+        args = e.get("args", {})
+        op = args.get("op_name", "?")
         ms = float(e.get("dur", 0)) / 1000.0 / runs
-        by_op[op] += ms
-        nodes[op].add(name)
+        key = (op, _kind(op, args.get("input_type_shape")))
+        by_op[key] += ms
+        nodes[key].add(name)
         by_stage[name.strip("/").split("/")[0] if name.startswith("/") else op] += ms
     total = sum(by_op.values()) or 1.0
-    ops = [
-        OpTime(
-            op,
-            ms,
-            ms / total,
-            len(nodes[op]),
-            "int8" if op in INT8_OPS else "convert" if op in CONVERT_OPS else "float",
-        )
-        for op, ms in by_op.items()
-    ]
+    ops = [OpTime(op, ms, ms / total, len(nodes[(op, kind)]), kind) for (op, kind), ms in by_op.items()]
     return GraphProfile(
         by_op=sorted(ops, key=lambda r: r.ms_per_run, reverse=True),
         by_stage=sorted(by_stage.items(), key=lambda kv: kv[1], reverse=True),
         total_ms=sum(by_op.values()),
     )
+
+
+def _kind(op: str, inputs) -> str:
+    """``int8`` kernel, ``convert`` (Q/DQ/Cast), ``int8-move`` (data movement on an 8-bit tensor) or ``float``."""
+    if op in INT8_OPS:
+        return "int8"
+    if op in CONVERT_OPS:
+        return "convert"
+    first = next(iter(inputs[0]), None) if inputs and isinstance(inputs[0], dict) else None
+    return "int8-move" if first in ("int8", "uint8") else "float"
 
 
 def profile_ops(onnx_path: str | Path, **kwargs) -> list[OpTime]:

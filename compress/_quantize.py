@@ -5,6 +5,8 @@ Formats (:class:`QuantFormat`):
 - ``int8-static``: ONNX Runtime static quantization, QDQ, per-channel INT8 weights and UINT8
   activations, calibrated on TRAINING images through a ``CalibrationDataReader`` (MinMax,
   Entropy or Percentile); ORT's ``quant_pre_process`` (shape inference + optimisation) first.
+- ``int8-qat``: ``int8-static`` after a fine-tune under fake quantization that simulates it
+  (quantization-aware training, :mod:`compress._qat`), optionally distilled from the FP32 model.
 - ``int8-dynamic``: weights INT8 ahead of time, activations quantized per run. Offered for
   completeness: on convnets ORT runs it as ConvInteger, which is *slower* than FP32 here.
 - ``fp16``: FP16 weights and compute, FP32 inputs/outputs (for TensorRT on a Jetson's GPU; ONNX
@@ -18,12 +20,14 @@ Dice change (a fraction, like Dice), latency (median, this machine), speed-up an
 Output folder (written to a temporary sibling, renamed at the end)::
 
     OUT/model.onnx        the quantized model      OUT/model_fp32.onnx  the FP32 reference
-    OUT/quantize.json     settings and results     OUT/checkpoint.pt    (dsconv only)
+    OUT/quantize.json     settings and results     OUT/checkpoint.pt    (dsconv, int8-qat: the weights)
+    OUT/int8_graph.json   INT8 formats: what ONNX Runtime runs as integer kernels (compress._int8graph)
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 import io
 import logging
@@ -39,6 +43,7 @@ import torch
 from torch import nn
 
 from compress._files import output_dir
+from compress._int8graph import INT8_GRAPH_JSON
 from profiling import TimingOptions
 from rtseg_core import (
     CompressionError,
@@ -56,6 +61,7 @@ log = logging.getLogger(__name__)
 
 class QuantFormat(str, enum.Enum):
     INT8_STATIC = "int8-static"
+    INT8_QAT = "int8-qat"
     INT8_DYNAMIC = "int8-dynamic"
     FP16 = "fp16"
     DSCONV = "dsconv"
@@ -65,6 +71,8 @@ class QuantFormat(str, enum.Enum):
 
 
 CALIBRATIONS = ("minmax", "entropy", "percentile")
+ACTIVATION_TYPES = ("uint8", "int8")  # static INT8 activations: U8S8 or S8S8 with INT8 weights
+GRAPH_FORMATS = ("qdq", "qoperator")  # ONNX Runtime's two quantized graph formats
 
 # Where the model will run; the reason travels with every refusal.
 TARGETS: dict[str, str] = {
@@ -96,10 +104,14 @@ FP16_CPU_NOTE = (
 class QuantSpec(Record):
     """One quantization recipe (see the module docstring for the formats).
 
-    ``calibration``/``percentile``/``calibration_images``/``per_channel``/``op_types``: static
-    INT8 only (``op_types`` empty = ONNX Runtime's default set). ``target`` is where the model
+    ``calibration``/``percentile``/``calibration_images``/``per_channel``/``op_types``/
+    ``activations`` (uint8: U8S8, int8: S8S8)/``graph_format`` (qdq or qoperator)/``dedicated_qdq``
+    (one Q/DQ pair per consumer of a quantized tensor, ORT's ``DedicatedQDQPair``): static INT8
+    only (``op_types`` empty = ONNX Runtime's default set). ``target`` is where the model
     will run (:data:`TARGETS`); INT8 for ``jetson-nano-gpu`` is refused. ``opset`` defaults to
     13 for Jetson targets (TensorRT 8.0/8.2 parsers) and 17 otherwise. ``dsconv_bits``: 2-8.
+    ``int8-qat``: the static INT8 recipe above after ``qat_epochs`` of fake-quantized fine-tuning
+    (:mod:`compress._qat`); ``distill``: with the unquantized model as teacher.
     """
 
     format: str = "int8-static"
@@ -108,10 +120,15 @@ class QuantSpec(Record):
     calibration_images: int = 32
     per_channel: bool = True
     op_types: tuple[str, ...] = ()
+    activations: str = "uint8"
+    graph_format: str = "qdq"
+    dedicated_qdq: bool = False
     preprocess: bool = True
     target: str = "cpu"
     opset: int | None = None
     dsconv_bits: int = 4
+    qat_epochs: int = 2
+    distill: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -127,6 +144,10 @@ class QuantSpec(Record):
             fail("format", f"must be one of {', '.join(FORMATS)}")
         if self.calibration not in CALIBRATIONS:
             fail("calibration", f"must be one of {', '.join(CALIBRATIONS)}")
+        if self.activations not in ACTIVATION_TYPES:
+            fail("activations", f"must be one of {', '.join(ACTIVATION_TYPES)}")
+        if self.graph_format not in GRAPH_FORMATS:
+            fail("graph_format", f"must be one of {', '.join(GRAPH_FORMATS)}")
         if not isinstance(self.percentile, (int, float)) or not 90.0 <= self.percentile < 100.0:
             fail("percentile", "must be in [90, 100)")
         if not isinstance(self.calibration_images, int) or self.calibration_images < 1:
@@ -135,6 +156,10 @@ class QuantSpec(Record):
             fail("target", f"must be one of {', '.join(TARGETS)}")
         if self.opset is not None and not 13 <= self.opset <= 20:
             fail("opset", "must be in 13..20 (QDQ per-channel needs >= 13)")
+        if not isinstance(self.qat_epochs, int) or isinstance(self.qat_epochs, bool) or self.qat_epochs < 1:
+            fail("qat_epochs", "must be an integer >= 1 (QAT without a fine-tune is --format int8-static)")
+        if self.distill and self.format != "int8-qat":
+            fail("distill", "is an option of int8-qat (distillation from the unquantized model during QAT)")
         if not isinstance(self.dsconv_bits, int) or not 2 <= self.dsconv_bits <= 8:
             fail("dsconv_bits", "must be an integer from 2 to 8")
         if self.format.startswith("int8") and self.target == "jetson-nano-gpu":
@@ -156,6 +181,13 @@ class QuantSpec(Record):
     def tag(self) -> str:
         """Short name in a compressed variant's folder, e.g. ``int8``, ``int8dyn``, ``fp16``, ``ds4``."""
         return self.info.tag(self)
+
+    def graph_spec(self) -> QuantSpec:
+        """The ONNX-to-ONNX recipe that gives this format's graph from a float graph of its weights:
+        ``int8-qat`` -> its ``int8-static`` settings (QAT changes the weights, not the graph), others itself."""
+        if self.format == QuantFormat.INT8_QAT.value:
+            return dataclasses.replace(self, format=QuantFormat.INT8_STATIC.value, distill=False)
+        return self
 
     @property
     def precision(self) -> str:
@@ -191,31 +223,39 @@ class QuantReport(Record):
     notes: str = ""
     speedup_ci95_low: float | None = None  # percentile bootstrap over the paired alternating rounds
     speedup_ci95_high: float | None = None
+    int8_graph: str | None = None  # INT8 formats: int8_graph.json (compress._int8graph) beside model.onnx
+    conv_integer: int | None = None  # Conv nodes ONNX Runtime runs as integer kernels / all Conv nodes
+    conv_total: int | None = None
 
 
 # -- calibration -------------------------------------------------------------------------------
 
 
-def calibration_reader(data: str, *, size: int, seed: int, count: int, input_name: str, channels: int):
-    """A ``CalibrationDataReader`` over the first ``count`` TRAINING images (no augmentation), batch 1."""
-    from onnxruntime.quantization import CalibrationDataReader
-
+def calibration_images(data: str, *, size: int, seed: int, count: int, channels: int) -> list[torch.Tensor]:
+    """The first ``count`` TRAINING images (no augmentation): what static INT8 and QAT calibrate on."""
     from segmentation import load_split
 
     ds = load_split(data, "train", size=size, seed=seed, augment=False)
     if ds.in_channels != channels:
         raise CompressionError(f"calibration data {data}: {ds.in_channels} channel(s), the model takes {channels}")
-    n = min(count, len(ds))
+    return [ds[i]["image"] for i in range(min(count, len(ds)))]
+
+
+def calibration_reader(data: str, *, size: int, seed: int, count: int, input_name: str, channels: int):
+    """A ``CalibrationDataReader`` over :func:`calibration_images`, batch 1."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    images = calibration_images(data, size=size, seed=seed, count=count, channels=channels)
 
     class _TrainingImages(CalibrationDataReader):
         def __init__(self) -> None:
             self.i = 0
 
         def get_next(self):
-            if self.i >= n:
+            if self.i >= len(images):
                 return None
             self.i += 1
-            return {input_name: ds[self.i - 1]["image"][None].numpy().astype(np.float32)}
+            return {input_name: images[self.i - 1][None].numpy().astype(np.float32)}
 
         def rewind(self) -> None:
             self.i = 0
@@ -328,15 +368,18 @@ def _convert_int8_static(
         "entropy": q.CalibrationMethod.Entropy,
         "percentile": q.CalibrationMethod.Percentile,
     }[spec.calibration]
-    extra = {"CalibPercentile": float(spec.percentile)} if spec.calibration == "percentile" else {}
+    extra: dict[str, Any] = {"CalibPercentile": float(spec.percentile)} if spec.calibration == "percentile" else {}
+    if spec.dedicated_qdq:
+        extra["DedicatedQDQPair"] = True
+    qdq = spec.graph_format == "qdq"
     with quiet_ort_quantizer(), contextlib.redirect_stdout(io.StringIO()):  # entropy/percentile print bins
         q.quantize_static(
             str(source),
             str(out),
             reader,
-            quant_format=q.QuantFormat.QDQ,
+            quant_format=q.QuantFormat.QDQ if qdq else q.QuantFormat.QOperator,
             per_channel=spec.per_channel,
-            activation_type=q.QuantType.QUInt8,
+            activation_type=q.QuantType.QUInt8 if spec.activations == "uint8" else q.QuantType.QInt8,
             weight_type=q.QuantType.QInt8,
             calibrate_method=method,
             op_types_to_quantize=op_types,
@@ -344,7 +387,8 @@ def _convert_int8_static(
         )
     _require_quantized(out, op_types)
     notes.append(
-        f"static QDQ, {'per-channel' if spec.per_channel else 'per-tensor'} INT8 weights, UINT8 activations, "
+        f"static {'QDQ' if qdq else 'QOperator'}{', a Q/DQ pair per consumer' if spec.dedicated_qdq and qdq else ''}, "
+        f"{'per-channel' if spec.per_channel else 'per-tensor'} INT8 weights, {spec.activations.upper()} activations, "
         f"{spec.calibration} calibration on {min(spec.calibration_images, _count(reader))} training images"
     )
     return "; ".join(notes)
@@ -372,9 +416,17 @@ FORMATS: dict[str, FormatInfo] = {
         FormatInfo(
             QuantFormat.INT8_STATIC,
             "int8",
-            lambda s: f"ort-int8-qdq-{s.calibration}",
+            lambda s: f"ort-int8-{_int8_variant(s)}-{s.calibration}",
             lambda s: "int8",
             _convert_int8_static,
+        ),
+        # Fine-tuned under fake quantization from the checkpoint's weights, then the static converter.
+        FormatInfo(
+            QuantFormat.INT8_QAT,
+            "int8",
+            lambda s: f"ort-int8-qat{s.qat_epochs}{'-kd' if s.distill else ''}-{_int8_variant(s)}-{s.calibration}",
+            lambda s: "int8qat",
+            None,
         ),
         FormatInfo(
             QuantFormat.INT8_DYNAMIC, "int8", lambda s: "ort-int8-dynamic", lambda s: "int8dyn", _convert_int8_dynamic
@@ -386,6 +438,18 @@ FORMATS: dict[str, FormatInfo] = {
         ),
     )
 }
+
+
+def _int8_variant(spec: QuantSpec) -> str:
+    """``qdq``, ``qdq-s8s8``, ``qdq-dedicated``, ``qop``..., the graph choices in a recipe label."""
+    parts = ["qdq" if spec.graph_format == "qdq" else "qop"]
+    if spec.activations == "int8":
+        parts.append("s8s8")
+    if spec.dedicated_qdq and spec.graph_format == "qdq":
+        parts.append("dedicated")
+    if not spec.per_channel:
+        parts.append("pt")
+    return "-".join(parts)
 
 
 INT8_OPS = frozenset(
@@ -576,6 +640,10 @@ def quantize_checkpoint(
     """
     from compress._pipeline import _data_defaults, compression_inputs, load_for_compression
 
+    if spec.distill:  # before any work: distillation needs compress.finetune's teacher
+        from compress._qat import check_teacher_supported
+
+        check_teacher_supported()
     model, ckpt = load_for_compression(checkpoint)
     inputs = compression_inputs(checkpoint, data, ckpt)
     if stage:  # before the work: a refused folder should cost nothing
@@ -585,7 +653,13 @@ def quantize_checkpoint(
         fp32 = tmp / "model_fp32.onnx"
         export_graph(model, fp32, size=size, opset=spec.export_opset)
         extra: dict[str, Any] = {}
-        if spec.info.convert is None:  # made from the weights, not from an ONNX graph
+        if spec.format == QuantFormat.INT8_QAT.value:
+            with scratch_dir("qat") as scratch:
+                notes, extra = _qat(
+                    model, ckpt, spec, tmp, finetune_spec, data=data, size=size, seed=seed, progress=progress,
+                    parent=str(checkpoint), work=Path(scratch),
+                )  # fmt: skip
+        elif spec.info.convert is None:  # made from the weights, not from an ONNX graph
             qmodel, logs, ckpt_path = _dsconv(
                 model,
                 ckpt,
@@ -645,7 +719,7 @@ def quantize_onnx(
     if not src.is_file():
         raise CompressionError(f"{src}: ONNX file not found")
     if spec.info.convert is None:
-        raise CompressionError(f"{src}: DSConv quantization needs a checkpoint (--checkpoint), not an ONNX file")
+        raise CompressionError(f"{src}: --format {spec.format} needs a checkpoint's weights (--checkpoint), not ONNX")
     check_onnx_file(src)
     _, dims = _input_info(src)
     size = dims[2] or 256
@@ -682,6 +756,41 @@ def export_graph(model: nn.Module, path: Path, *, size: int, opset: int) -> None
         export_onnx(model, path, ExportConfig(opset=opset, height=size, width=size))
     except ProfilingError as exc:
         raise CompressionError(f"cannot export the model to ONNX: {exc}") from None
+
+
+def _qat(model, ckpt, spec: QuantSpec, tmp: Path, finetune_spec, *, data, size, seed, progress, parent, work):
+    """Fine-tune under fake quantization (:mod:`compress._qat`), then the static INT8 converter on the result.
+
+    Returns the notes and the report's extra fields (the fine-tuned float checkpoint, the epoch logs).
+    """
+    import copy
+
+    from compress._finetune import FinetuneSpec
+    from compress._qat import qat_finetune
+    from models import Checkpoint, save_checkpoint
+
+    ft = finetune_spec or FinetuneSpec()
+    cfg = ft.train_config(data=data, size=size, seed=seed, epochs=spec.qat_epochs)
+    images = calibration_images(
+        data, size=size, seed=seed, count=spec.calibration_images, channels=ckpt.config.in_channels
+    )
+    teacher = copy.deepcopy(model).eval() if spec.distill else None
+    logs, quantized_inputs = qat_finetune(
+        model, cfg, images, activations=spec.activations, teacher=teacher, progress=progress
+    )
+    fine_tuned = work / "qat_fp32.onnx"
+    export_graph(model, fine_tuned, size=size, opset=spec.export_opset)
+    notes = convert(fine_tuned, tmp / "model.onnx", spec.graph_spec(), data=data, size=size, seed=seed, work=work)
+    meta = dict(ckpt.meta or {})
+    meta.update({"parent": parent, "recipe": spec.label(), "qat": {"epochs": len(logs), "distill": spec.distill}})
+    weights = Checkpoint(ckpt.config, model.state_dict(), pruning=ckpt.pruning, epoch=ckpt.epoch, meta=meta)
+    save_checkpoint(weights, tmp / "checkpoint.pt")
+    notes = (
+        f"QAT: {len(logs)} epoch(s) of fine-tuning with INT8 fake quantization (per-channel symmetric weights, "
+        f"{quantized_inputs} layer inputs per tensor {spec.activations} from MinMax ranges), "
+        f"{'distilled from the unquantized model' if spec.distill else 'task loss only'}, lr {cfg.lr:g}; then {notes}"
+    )
+    return notes, {"checkpoint": "checkpoint.pt", "finetune": logs}
 
 
 def _dsconv(
@@ -766,6 +875,12 @@ def _finish(
         timing = TimingOptions(threads=threads) if rounds is None else TimingOptions(threads=threads, rounds=rounds)
         lat = compare_latency(fp32, quant, timing, shape=(1, _input_info(fp32)[1][1] or 1, size, size))
     d32, dq = cmp.get("dice_fp32"), cmp.get("dice_quant")
+    graph = None
+    if spec.precision == "int8":  # what ONNX Runtime runs as integer kernels, and why the rest stays float
+        from compress._int8graph import int8_graph_report, write_int8_graph
+
+        graph = int8_graph_report(quant, threads=threads, profile_runs=10 if measure else 0)
+        write_int8_graph(graph, tmp)
     report = QuantReport(
         onnx="model.onnx",
         onnx_fp32="model_fp32.onnx",
@@ -790,6 +905,9 @@ def _finish(
         op_counts=op_counts(quant),
         checkpoint=checkpoint,
         finetune=finetune or [],
+        int8_graph=INT8_GRAPH_JSON if graph else None,
+        conv_integer=graph.conv_integer if graph else None,
+        conv_total=graph.conv_total if graph else None,
         notes="; ".join(
             n
             for n in (notes, f"latency: ONNX Runtime CPU, batch 1, {threads} thread(s), {lat.method}" if lat else "")

@@ -15,6 +15,11 @@ search TIMED its trials at (``--latency-size``, the parent record's height), so 
 compared with its parent at one size. When the two differ, the timed graph is exported again at
 the latency size from the same weights (and, for INT8/FP16, converted again with the same
 QuantSpec, calibrated at that size) and kept beside ``model.onnx`` as ``model_<N>px.onnx``.
+Dice is scored at the reference resolution (``segmentation.REFERENCE_SIZE``), predictions resized.
+
+``resize=D`` (``prune --study --input-size D``) makes a deploy-at-a-smaller-input variant
+``<parent>.in<D>`` of each parent (:func:`~compress.resize_checkpoint`): fine-tuned and evaluated
+at the scaled training size, timed and recorded (height/width) at ``D``.
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ from pathlib import Path
 from compress._measure import count_macs
 from compress._pipeline import compression_inputs, load_for_compression, prune_checkpoint
 from compress._quantize import QuantSpec, convert, export_graph, latency_ms, ort_predict, quantize_checkpoint
+from compress._resize import checkpoint_input_size, resize_checkpoint
 from compress._spec import PruneSpec
 from models import count_parameters
 from profiling import describe_device
 from rtseg_core import (
     CHECKPOINT,
+    DEPLOYMENT_SIZE,
     TRIALS,
     CandidateRecord,
     CompressionError,
@@ -80,6 +87,7 @@ def compress_study(
     top_k: int = 3,
     prune: PruneSpec | None = None,
     quantize: QuantSpec | None = None,
+    resize: int | None = None,
     finetune_spec=None,
     data: str | None = None,
     runs: int = 30,
@@ -97,8 +105,10 @@ def compress_study(
     if not Path(study_dir).is_dir():
         raise InputFileError(f"--study {study_dir}: not a folder")
     study = StudyDir(study_dir)
-    if prune is None and quantize is None:
-        raise ConfigError("--study: give a pruning target and/or --format to quantize")
+    if prune is None and quantize is None and resize is None:
+        raise ConfigError("--study: give a pruning target and/or --format to quantize, or --input-size")
+    if resize is not None and (prune is not None or quantize is not None):
+        raise ConfigError(f"--input-size {resize}: with --study, a resize is its own variant (no prune or quantize)")
     if top_k < 1:
         raise ConfigError(f"--top-k: must be >= 1, got {top_k}")
     trials = read_trials(study.root)
@@ -116,6 +126,17 @@ def compress_study(
             raise CompressionError(f"{ckpt}: the parent's checkpoint is missing (trial {parent.name})")
         source, recipe, first = ckpt, "", len(written)
         inputs = list(compression_inputs(ckpt, data))
+        if resize is not None:
+            name = f"{parent.name}.in{resize}"
+            with staged_output(study.compressed(name), verb="resize", inputs=inputs, overwrite=overwrite,
+                               option="--study") as tmp:  # fmt: skip
+                rreport = resize_checkpoint(
+                    ckpt, resize, tmp, latency_size=parent.height or DEPLOYMENT_SIZE, data=data,
+                    finetune_spec=finetune_spec, evaluate=False, stage=False, progress=progress,
+                )  # fmt: skip
+                record = _measure(tmp, name, parent, rreport.recipe, rreport.data, None, runs=runs, limits=limits)
+                write_candidate(tmp, record)
+            written.append(record)
         if prune is not None:
             name = f"{parent.name}.{prune_tag(prune)}"
             final = study.compressed(name)
@@ -164,8 +185,9 @@ def _measure(
     runs: int,
     limits: Constraints,
 ) -> CandidateRecord:
-    """The candidate row of one variant: Dice/AoP (ORT on model.onnx at the training size),
-    params/MACs and ORT latency at the parent's latency size (module docstring)."""
+    """The candidate row of one variant: Dice/AoP (ORT on model.onnx at its input size: the training
+    size, or a resized variant's), params/MACs and ORT latency at the parent's latency size, or at a
+    resized variant's deployment size (module docstring)."""
     onnx_path = folder / "model.onnx"
     ckpt_path = folder / CHECKPOINT
     if not ckpt_path.is_file():  # an INT8/FP16 variant keeps its source's weights and architecture
@@ -173,26 +195,30 @@ def _measure(
     model, ckpt = load_for_compression(ckpt_path)
     trained = load_train_config(ckpt.meta, source=str(ckpt_path))
     threads = parent.threads or 1
-    summary = evaluate(
+    input_size = checkpoint_input_size(ckpt)
+    result = evaluate(
         ort_predict(onnx_path, threads=threads),
         data,
         split=parent.split,
-        size=trained.size,
+        size=input_size,
         seed=trained.seed,
         progress=False,
-    ).summary
-    size = parent.height or trained.size
+    )
+    summary = result.summary
+    size = int((ckpt.meta or {}).get("deploy_size") or parent.height or input_size)
     timed = onnx_path
-    if size != trained.size:
+    if size != input_size:
         timed = _timing_graph(folder, model, quant, size=size, data=data, seed=trained.seed)
     precision = quant.precision if quant is not None else "fp32"
     lat = latency_ms(timed, threads=threads, runs=runs, precision=precision)
     feasible = _feasible(parent, limits, lat, count_parameters(model))
+    ref = result.reference_size
+    dice_at = f"Dice at the input size {input_size}x{input_size} on {onnx_path.name}, scored at the reference {ref}px"
     sizes = (
-        f"Dice at the training size {trained.size}x{trained.size} on {onnx_path.name}"
+        dice_at
         if timed == onnx_path
-        else f"Dice at the training size {trained.size}x{trained.size} on {onnx_path.name}, latency and MACs at "
-        f"the search's latency size {size}x{size} on {timed.name} (the same weights exported at that size)"
+        else f"{dice_at}, latency and MACs at the deployment size {size}x{size} on {timed.name} (the same weights "
+        "exported at that size)"
     )
     return CandidateRecord(
         name=name,
@@ -211,7 +237,7 @@ def _measure(
         precision=precision,
         threads=threads,
         height=size,
-        width=parent.width or size,
+        width=size,  # square inputs; a resized variant is timed at its deployment size, not the parent's
         feasible=feasible,
         parent=parent.name,
         trial=parent.trial,
@@ -231,6 +257,7 @@ def _timing_graph(folder: Path, model, quant: QuantSpec | None, *, size: int, da
     exported at that size and converted with the same ``quant`` (calibrated at that size)."""
     out = folder / f"model_{size}px.onnx"
     opset = quant.export_opset if quant is not None else 17
+    quant = quant.graph_spec() if quant is not None else None  # int8-qat: its weights, converted as int8-static
     if quant is None or quant.info.convert is None:
         export_graph(model, out, size=size, opset=opset)
         return out

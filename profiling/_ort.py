@@ -24,15 +24,21 @@ def ort_providers(*, use_gpu: bool = True) -> list[str]:
 
 
 def make_session(
-    model: str | os.PathLike | bytes, *, threads: int = 1, providers: list[str] | None = None, spin: bool = True
+    model: str | os.PathLike | bytes,
+    *,
+    threads: int = 1,
+    providers: list[str] | None = None,
+    spin: bool = True,
+    optimized_path: str | os.PathLike | None = None,
 ):
     """An inference session with the suite's fixed options.
 
     intra-op threads = ``threads``, inter-op threads 1, sequential execution and every graph
     optimisation (ORT_ENABLE_ALL, which also folds BatchNormalization into Conv). ``spin=False``
     stops idle intra-op threads from busy-waiting (for loops that alternate runtimes). ``model`` is
-    a path or the serialised bytes. Raises :class:`ProfilingError` naming the file when ORT
-    cannot load it.
+    a path or the serialised bytes. ``optimized_path``: also write the graph ONNX Runtime executes
+    after these optimisations there (what an INT8 graph report counts). Raises
+    :class:`ProfilingError` naming the file when ORT cannot load it.
     """
     import onnxruntime as ort
 
@@ -44,6 +50,8 @@ def make_session(
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if not spin:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if optimized_path is not None:
+        opts.optimized_model_filepath = str(optimized_path)
     opts.log_severity_level = 3  # errors only: ORT's warnings about unused initialisers are noise here
     where = "<in-memory model>" if isinstance(model, bytes) else str(Path(model))
     try:

@@ -109,6 +109,7 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
         StudySettings,
         SupernetSettings,
     )
+    from rtseg_core._sizes import SIZE_MULTIPLE, check_deploy_size, scaled_size
     from rtseg_core._study import (
         CANDIDATE_JSON,
         CHECKPOINT,
@@ -228,6 +229,9 @@ __all__ = [
     "CONSTRAINT_KEYS",
     "DEFAULT_OBJECTIVES",
     "DEPLOYMENT_SIZE",
+    "SIZE_MULTIPLE",
+    "check_deploy_size",
+    "scaled_size",
     "OBJECTIVES",
     "CandidateRecord",
     "Constraints",

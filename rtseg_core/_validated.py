@@ -54,19 +54,29 @@ class EvalMetrics:
     dice_ps: float | None
     dice_fh: float | None
     delta_aop_deg: float | None
+    #: Side of the label masks the metrics were computed on (segmentation.REFERENCE_SIZE by default);
+    #: None: written before evaluations had a reference size (scored at the input size).
+    reference_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "dice": self.dice,
             "dice_ps": self.dice_ps,
             "dice_fh": self.dice_fh,
             "delta_aop_deg": self.delta_aop_deg,
         }
+        if self.reference_size is not None:
+            out["reference_size"] = self.reference_size
+        return out
 
     @classmethod
     def read(cls, f: Fields) -> EvalMetrics:
         dice = {k: f.number(k, minimum=0.0, maximum=1.0, optional=True) for k in ("dice", "dice_ps", "dice_fh")}
-        return cls(**dice, delta_aop_deg=f.number("delta_aop_deg", minimum=0.0, optional=True))
+        return cls(
+            **dice,
+            delta_aop_deg=f.number("delta_aop_deg", minimum=0.0, optional=True),
+            reference_size=f.int("reference_size", minimum=1, optional=True),
+        )
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
         SearchSpace,
         check_config,
         config_from_params,
+        input_size_of,
         params_from_config,
         suggest_config,
         summarize_config,
@@ -67,6 +68,7 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
 
 
 __all__ = [
+    "input_size_of",
     "FidelitySchedule",
     "REFERENCE_ATTR",
     "calibration_batches",

@@ -370,6 +370,13 @@ class SearchConfig:
         check_parts(self, _PARTS)
         if self.profiling.latency_size is None:
             object.__setattr__(self, "profiling", dataclasses.replace(self.profiling, latency_size=self.training.size))
+        sizes = self.strategy.space.input_sizes
+        if sizes and max(sizes) != self.profiling.latency_size:
+            # the latency size is where full-size members are timed; smaller inputs scale the training size from it
+            raise ConfigError(
+                f"--input-sizes {','.join(map(str, sizes))}: the largest must be the latency size "
+                f"(--latency-size {self.profiling.latency_size}), which the others' training sizes are scaled from"
+            )
 
     @classmethod
     def from_options(cls, study_dir: str | Path, *, seed: int = 0, **options: Any) -> SearchConfig:

@@ -16,7 +16,13 @@ Optuna parameter                  RTSegConfig field           ``paper``       ra
 ``mlp_ratio``                     ``mlp_ratio``               1               1-4 (integers)
 ``shift_size``                    ``shift_size``              5               3, 5, 7
 ``dsconv_bits`` (only if chosen)  ``dsconv_bits``             none            e.g. none, 8, 4
+``input_size`` (only if chosen)   (the deployment input)      latency size    e.g. 256, 192, 160
 ================================  ==========================  ==============  ===================
+
+``input_size`` (``--input-sizes``) is not a config field: it is the side of the input a member is
+deployed (timed) at, a multiple of 32, the largest being the study's latency size; the member's
+proxy training runs at the training size scaled by ``input_size / latency size``
+(``rtseg_core.scaled_size``; 96 px for 256 gives 72 px for 192). :func:`input_size_of` reads it.
 
 Parameter names are the config field names; a tuple field's entries are ``field.index``
 (``conv_widths.0`` is C1), so ``trials_dataframe()`` columns (``params_conv_widths.0``) map back
@@ -49,7 +55,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from models import PRESETS, RTSegConfig
-from rtseg_core import ConfigError, brief
+from rtseg_core import ConfigError, brief, check_deploy_size
 
 if TYPE_CHECKING:
     import optuna
@@ -60,6 +66,7 @@ _TUPLE_FIELDS: dict[str, int] = {"conv_widths": 3, "token_widths": 2, "enc_depth
 _WIDTHS: tuple[tuple[str, int], ...] = (("conv_widths", 0), ("conv_widths", 1), ("conv_widths", 2),
                                         ("token_widths", 0), ("token_widths", 1))  # fmt: skip
 INC = ".inc"  # suffix of an increment parameter (module docstring)
+INPUT_SIZE = "input_size"  # the searched deployment input size (module docstring)
 
 
 @dataclass(frozen=True)
@@ -80,6 +87,7 @@ class SearchSpace:
     mlp_ratio: tuple[int, int] = (1, 4)
     shift_size: tuple[int, ...] = (3, 5, 7)
     dsconv_bits: tuple[int | None, ...] = (None,)
+    input_sizes: tuple[int, ...] = ()  # deployment sizes searched; () or one: the study's latency size
     increasing_widths: bool = True
     base: str = "paper"
 
@@ -116,6 +124,10 @@ class SearchSpace:
             fail("dsconv_bits", "must list None (float) and/or integers from 2 to 8")
         if len(set(self.shift_size)) != len(self.shift_size) or len(set(self.dsconv_bits)) != len(self.dsconv_bits):
             fail("shift_size" if len(set(self.shift_size)) != len(self.shift_size) else "dsconv_bits", "has duplicates")
+        for size in self.input_sizes:
+            check_deploy_size(size, option="SearchSpace.input_sizes")
+        if len(set(self.input_sizes)) != len(self.input_sizes):
+            fail("input_sizes", "has duplicates")
         if any(b is not None for b in self.dsconv_bits) and not PRESETS[self.base].dsconv:
             fail("dsconv_bits", f"needs a base preset with DSConv encoder convs ({self.base!r} has plain convs)")
         if self.increasing_widths:
@@ -162,6 +174,8 @@ class SearchSpace:
                 out["shift_size"] = ("categorical", tuple(self.shift_size))
         if len(self.dsconv_bits) > 1:
             out["dsconv_bits"] = ("categorical", tuple(self.dsconv_bits))
+        if len(self.input_sizes) > 1:
+            out[INPUT_SIZE] = ("categorical", tuple(sorted(self.input_sizes, reverse=True)))
         return out
 
     def fixed_values(self) -> dict[str, Any]:
@@ -369,6 +383,8 @@ def params_from_config(cfg: RTSegConfig, space: SearchSpace, *, check: bool = Tr
     flat["mlp_ratio"] = int(ratio) if float(ratio).is_integer() else ratio
     flat["shift_size"] = cfg.shift_size
     flat["dsconv_bits"] = cfg.dsconv_bits
+    if space.input_sizes:  # the reference is deployed at the full (latency) size
+        flat[INPUT_SIZE] = max(space.input_sizes)
     if space.increasing_widths:  # the inverse of _decode_widths: increments above the smallest allowed width
         prev = None
         for (field, i), (low, _high) in zip(_WIDTHS, space.width_ranges()):
@@ -404,6 +420,14 @@ def reference_params(space: SearchSpace) -> dict[str, Any]:
                 f"{space.base!r}'s value {params[name]!r}; add it (every study contains the reference)"
             )
     return params
+
+
+def input_size_of(params: dict[str, Any], space: SearchSpace, latency_size: int) -> int:
+    """The deployment input size of a trial with Optuna ``params``: the searched ``input_size``, the
+    space's one input size, or ``latency_size`` when the space does not search it."""
+    if INPUT_SIZE in params:
+        return int(params[INPUT_SIZE])
+    return space.input_sizes[0] if len(space.input_sizes) == 1 else latency_size
 
 
 def _decode_widths(values: dict[str, Any], space: SearchSpace) -> dict[str, int]:

@@ -340,6 +340,11 @@ def train_supernet(
     seed, device). With ``resume`` an existing ``OUT/supernet.pt`` continues from its next epoch;
     its space and training settings must be the same.
     """
+    if space.input_sizes:  # its members share weights trained at one size; a drawn input would go unused
+        raise ConfigError(
+            f"SearchSpace.input_sizes {list(space.input_sizes)}: the multi-trial search only (search --input-sizes); "
+            "a supernet trains and searches at one input size"
+        )
     sandwich = sandwich or SandwichConfig()
     out_dir = Path(out_dir)
     ckpt_path = out_dir / "supernet.pt"

@@ -35,6 +35,7 @@ The three expensive steps are the callables of :class:`TrialSteps` (``segmentati
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -58,6 +59,7 @@ from rtseg_core import (
     atomic_write_json,
     is_feasible,
     resolve_device,
+    scaled_size,
     violations,
     write_candidate,
     write_validation,
@@ -65,7 +67,7 @@ from rtseg_core import (
 from search_spaces._config import SearchConfig
 from search_spaces._early_stop import Reference, should_stop
 from search_spaces._outcomes import admit, reject
-from search_spaces._space import summarize_config
+from search_spaces._space import input_size_of, summarize_config
 from search_spaces._study import feasible_front, trial_name
 from segmentation import EpochLog, EvalResult, StopTraining, TrainResult, evaluate_model, load_split, train
 
@@ -203,6 +205,15 @@ class TrialRunner:
         admitted = admit(trial, space, self.constraints, self.study, build_model)
         arch, model, is_reference = admitted.arch, admitted.model, admitted.is_reference
         trial_dir = self.study.trial_dir(trial.number)
+        # The deployment input (--input-sizes): timed there, proxy-trained at the same fraction of --size.
+        input_size = input_size_of(trial.params, space, prof.latency_size)
+        train_size = proxy.size if input_size == prof.latency_size else scaled_size(
+            proxy.size, input_size, prof.latency_size
+        )  # fmt: skip
+        if input_size != prof.latency_size:
+            prof = dataclasses.replace(prof, latency_size=input_size)
+        trial.set_user_attr("input_size", input_size)
+        trial.set_user_attr("train_size", train_size)
 
         # Profile first: costs depend on the architecture only.
         trial.set_user_attr("stage", "profiling")
@@ -230,7 +241,8 @@ class TrialRunner:
         stop: dict[str, Any] = {}
         use_rule = cfg.strategy.early_stop and not is_reference
         on_epoch_end = self._epoch_callback(trial, costs, history, stop, use_rule=use_rule, reference=is_reference)
-        result = self.steps.train(arch, cfg.train_config(), trial_dir, progress=False, on_epoch_end=on_epoch_end)
+        train_config = dataclasses.replace(cfg.train_config(), size=train_size)
+        result = self.steps.train(arch, train_config, trial_dir, progress=False, on_epoch_end=on_epoch_end)
         trial.set_user_attr("epochs_trained", len(result.epochs))
         if stop:
             trial.set_user_attr("early_stopped", True)
@@ -246,7 +258,7 @@ class TrialRunner:
             trained,
             proxy.data,
             split="val",
-            size=proxy.size,
+            size=train_size,
             seed=cfg.seed,
             device=proxy.device,
             frames=proxy.frames,
@@ -254,7 +266,7 @@ class TrialRunner:
             progress=False,
         )
         summary = ev.summary
-        write_validation(trial_dir, split="val", size=proxy.size, summary=summary.to_dict())
+        write_validation(trial_dir, split="val", size=train_size, summary=summary.to_dict())
         headline = summary.headline()
         if headline.dice is None:
             raise SearchError(f"trial {trial.number}: the validation split gave no Dice (no images?)")
@@ -271,7 +283,7 @@ class TrialRunner:
             feasible=feasible,
             trial=trial.number,
             config=arch.to_dict(),
-            notes=self._notes(lat),
+            notes=self._notes(lat, train_size, ev.reference_size),
         )
         write_candidate(trial_dir, record)
         for key, value in headline.to_dict().items():
@@ -334,11 +346,13 @@ class TrialRunner:
             )
         return refs
 
-    def _notes(self, lat: LatencyRecord) -> str:
+    def _notes(self, lat: LatencyRecord, train_size: int, reference_size: int) -> str:
         t = self.config.training
+        scaled = "" if train_size == t.size else f" (--size {t.size} scaled to the deployment input {lat.height})"
         parts = [
             f"Dice: proxy training ({t.epochs} epochs x {t.steps_per_epoch or 'all'} steps, "
-            f"batch {t.batch_size}, {t.size}x{t.size}) on {t.data}, val split",
+            f"batch {t.batch_size}, {train_size}x{train_size}{scaled}) on {t.data}, val split, scored at the "
+            f"reference {reference_size}x{reference_size}",
             f"latency: {lat.kind}, {lat.backend} {lat.precision}, {lat.height}x{lat.width}",
         ]
         return "; ".join(parts)

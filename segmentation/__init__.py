@@ -10,8 +10,22 @@ if TYPE_CHECKING:
     from segmentation._aop import AoPMeasurement, angle_of_progression, draw_aop_masks, measure_aop
     from segmentation._check import DataCheck, check_dataset
     from segmentation._config import TrainConfig, load_train_config
-    from segmentation._data import CLASS_NAMES, DataSpec, SegmentationDataset, load_split, split_groups
-    from segmentation._evaluate import EvalResult, Predict, evaluate, evaluate_checkpoint, evaluate_model
+    from segmentation._data import (
+        CLASS_NAMES,
+        REFERENCE_SIZE,
+        DataSpec,
+        SegmentationDataset,
+        load_split,
+        split_groups,
+    )
+    from segmentation._evaluate import (
+        EvalResult,
+        Predict,
+        evaluate,
+        evaluate_checkpoint,
+        evaluate_model,
+        resize_prediction,
+    )
     from segmentation._formats import (
         FRAME_LABEL_NAMES,
         DatasetIndex,
@@ -78,6 +92,8 @@ __all__ = [
     "check_training_memory",
     "draw_aop_masks",
     "evaluate",
+    "resize_prediction",
+    "REFERENCE_SIZE",
     "evaluate_checkpoint",
     "evaluate_model",
     "format_table",

@@ -36,6 +36,13 @@ log = logging.getLogger(__name__)
 SYNTHETIC = "synthetic"
 MAX_SYNTHETIC = 100_000  # phantoms are generated in memory; more is a typo, refused before allocating
 DEFAULT_SYNTHETIC_COUNT = 400
+#: Side (pixels) of the masks every test evaluation scores against, whatever the model's input size:
+#: predictions are resized to it (segmentation.evaluate), so a 192-px and a 256-px model are scored on
+#: the same masks and their Dice, ASD and HD95 (pixels of this size) compare. 256 because it is
+#: paper's input size, the latency size, and the label size of both real datasets (JNU-IFM frames
+#: and PSFHS labels are 256 x 256); the phantom has no native size (its geometry is continuous), so
+#: its reference masks are the same scene rasterised at 256 x 256.
+REFERENCE_SIZE = 256
 SPLITS = ("train", "val", "test", "all")
 #: Class index -> name, for masks and per-class metrics.
 CLASS_NAMES = ("background", "PS", "FH")
@@ -167,7 +174,8 @@ class SegmentationDataset(Dataset):
 
     * ``"image"``: float32 tensor ``[1, size, size]``, standardised per image (zero mean, unit
       std over all its pixels; see :func:`standardize`), augmented first when ``augment``;
-    * ``"mask"``: int64 tensor ``[size, size]`` with 0 background, 1 PS, 2 FH;
+    * ``"mask"``: int64 tensor ``[label_size, label_size]`` with 0 background, 1 PS, 2 FH
+      (``label_size`` is ``size`` unless the split was built for an evaluation at a reference size);
     * ``"id"``: str, the sample id (file stem for real data, ``phantom-s<seed>-<index>`` for the phantom).
 
     Images are letterboxed to a square and resized (:func:`resize_pair`) once, then kept in
@@ -180,8 +188,12 @@ class SegmentationDataset(Dataset):
     differently in every worker and every epoch, so workers never repeat each other's draws
     and ``torch.manual_seed`` makes a run repeatable.
 
+    Masks at another ``label_size`` (an evaluation at a reference size): the phantom's mask is the
+    same scene rendered at ``label_size`` (same seed, so the same geometry); a file's mask is its
+    native label letterboxed and resized (nearest) to ``label_size``, read a second time.
+
     Attributes: ``ids``, ``groups``, ``spec`` (:class:`DataSpec`), ``split``, ``size``,
-    ``augment``, ``in_channels`` (1) and ``num_classes`` (3).
+    ``label_size``, ``augment``, ``in_channels`` (1) and ``num_classes`` (3).
     """
 
     in_channels = 1
@@ -197,11 +209,17 @@ class SegmentationDataset(Dataset):
         augment: bool,
         seed: int,
         augment_params: AugmentParams = DEFAULT_AUGMENT,
+        label_size: int | None = None,
     ) -> None:
+        if label_size is not None and label_size != size and augment:
+            # augment_pair transforms an image and a mask of one size together
+            raise ConfigError(f"label_size {label_size}: masks at another size than the images ({size}) are for "
+                              "evaluation only, not with augmentation")  # fmt: skip
         self._source = source
         self.spec = spec
         self.split = split
         self.size = size
+        self.label_size = size if label_size is None else int(label_size)
         self.augment = augment
         self.seed = seed
         self.augment_params = augment_params
@@ -234,7 +252,7 @@ class SegmentationDataset(Dataset):
 
     def load_resized(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """Sample ``index`` without augmentation or standardisation: image float32 ``[size, size]``
-        in ``[0, 1]`` and mask uint8 ``[size, size]`` in {0, 1, 2} (e.g. for overlays)."""
+        in ``[0, 1]`` and mask uint8 ``[label_size, label_size]`` in {0, 1, 2} (e.g. for overlays)."""
         image, mask = self._cached(index)
         return image.astype(np.float32) / 255.0, mask.copy()
 
@@ -261,6 +279,9 @@ class SegmentationDataset(Dataset):
         if hit is None:
             image, mask = self._source.load(index, self.size)
             image, mask = resize_pair(image, mask, self.size)
+            if self.label_size != self.size:
+                label_image, label = self._source.load(index, self.label_size)
+                mask = resize_pair(label_image, label, self.label_size)[1]
             hit = (np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8), mask)
             self._cache[index] = hit
         return hit
@@ -271,6 +292,7 @@ class SegmentationDataset(Dataset):
             "data": str(self.spec),
             "split": self.split,
             "size": self.size,
+            "label_size": self.label_size,
             "augment": self.augment,
             "seed": self.seed,
             "images": len(self),
@@ -295,6 +317,7 @@ def load_split(
     frames: str = "ps+fh",
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
+    label_size: int | None = None,
 ) -> SegmentationDataset:
     """Build the dataset of one split.
 
@@ -306,6 +329,8 @@ def load_split(
         augment: training augmentation on/off; ``None`` means on for ``train`` only.
         frames: JNU-IFM frame selection (see :func:`parse_frames`); other formats ignore it.
         val_fraction, test_fraction: share of groups (videos/images) in val and test.
+        label_size: side of the masks when it differs from ``size`` (an evaluation at a reference
+            size, e.g. :data:`REFERENCE_SIZE`); ``None``: ``size``. Not with augmentation.
 
     Raises:
         ConfigError: bad spec, split, size, seed, fractions or ``frames``.
@@ -316,6 +341,9 @@ def load_split(
         raise ConfigError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
     if isinstance(size, bool) or not isinstance(size, int) or size < MIN_SIZE:
         raise ConfigError(f"size: expected an integer >= {MIN_SIZE} (pixels), got {size!r}")
+    bad_label = isinstance(label_size, bool) or not isinstance(label_size, int) or label_size < MIN_SIZE
+    if label_size is not None and bad_label:
+        raise ConfigError(f"label_size (reference size): expected an integer >= {MIN_SIZE} pixels, got {label_size!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed: expected an integer >= 0, got {seed!r}")
     _check_fractions(val_fraction, test_fraction)
@@ -346,7 +374,9 @@ def load_split(
                 f"{spec.path}: split {split!r} has no frames selected by --frames {frames!r} "
                 f"(frame labels in its {len(chosen)} video(s): {counts}); try --frames all"
             )
-    dataset = SegmentationDataset(source, spec=spec, split=split, size=size, augment=augment, seed=seed)
+    dataset = SegmentationDataset(
+        source, spec=spec, split=split, size=size, augment=augment, seed=seed, label_size=label_size
+    )
     log.info("%s", _split_line(spec, split, dataset, source))
     return dataset
 

@@ -251,6 +251,9 @@ class EvalSummary:
     ps: ClassMetrics
     fh: ClassMetrics
     mean: MeanMetrics
+    #: Side of the masks the metrics were computed on (segmentation.evaluate sets it; ``None``: the
+    #: model's input size, as the training loop's validation and summaries written before it).
+    reference_size: int | None = None
 
     @property
     def dice(self) -> float | None:
@@ -269,14 +272,23 @@ class EvalSummary:
     def by_class(self) -> dict[str, ClassMetrics]:
         return {"PS": self.ps, "FH": self.fh}
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {"PS": asdict(self.ps), "FH": asdict(self.fh), "mean": asdict(self.mean)}
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"PS": asdict(self.ps), "FH": asdict(self.fh), "mean": asdict(self.mean)}
+        if self.reference_size is not None:
+            out["reference_size"] = self.reference_size
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "summary") -> EvalSummary:
         """Parse :meth:`to_dict`'s form; a missing or unknown key is a DataError naming ``source``."""
         try:
-            return cls(ps=ClassMetrics(**data["PS"]), fh=ClassMetrics(**data["FH"]), mean=MeanMetrics(**data["mean"]))
+            ref = data.get("reference_size")
+            if ref is not None and (isinstance(ref, bool) or not isinstance(ref, int) or ref < 1):
+                raise DataError(f"{source}: reference_size must be a positive integer, got {ref!r}")
+            return cls(
+                ps=ClassMetrics(**data["PS"]), fh=ClassMetrics(**data["FH"]), mean=MeanMetrics(**data["mean"]),
+                reference_size=ref,
+            )  # fmt: skip
         except (KeyError, TypeError) as exc:
             raise DataError(f"{source}: not an evaluation summary (PS, FH, mean) ({exc})") from None
 

@@ -208,9 +208,13 @@ class Candidate:
     proxy_dice: float | None
     proxy_latency_ms: float | None
     proxy_values: dict = field(default_factory=dict)  # objective field -> value in the search
+    # The deployment input the search drew for it (search --input-sizes) when smaller than the latency size:
+    # validate trains it at the budget's size scaled by input_size / latency size and times it at input_size.
+    input_size: int | None = None
+    searched_latency_size: int | None = None  # the search's latency size, which input_size is a fraction of
 
     def to_attrs(self) -> dict[str, Any]:
-        return {
+        out = {
             "candidate": self.name,
             "trial": self.trial,
             "config": self.config,
@@ -219,6 +223,10 @@ class Candidate:
             "proxy_latency_ms": self.proxy_latency_ms,
             "proxy_values": self.proxy_values,
         }
+        if self.input_size is not None:  # only then: earlier claims and results stay as written
+            out["input_size"] = self.input_size
+            out["searched_latency_size"] = self.searched_latency_size
+        return out
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> Candidate:
@@ -230,4 +238,6 @@ class Candidate:
             proxy_dice=attrs.get("proxy_dice"),
             proxy_latency_ms=attrs.get("proxy_latency_ms"),
             proxy_values=dict(attrs.get("proxy_values") or {}),
+            input_size=attrs.get("input_size"),
+            searched_latency_size=attrs.get("searched_latency_size"),
         )

@@ -58,6 +58,7 @@ class TimingEntry:
     history: list | None = None  # pruning history to replay on a fresh build
     quant: dict | None = None  # the QuantSpec dict of a quantized variant
     onnx: Path | None = None  # the variant's own graph on this machine, when it is here
+    size: int | None = None  # its own deployment size (a resize variant); None: the run's latency size
 
     def build(self):
         """The PyTorch model, pruned widths replayed (as ``models.model_from_checkpoint`` loads a pruned
@@ -159,10 +160,11 @@ def time_entries(entries: list[TimingEntry], run: LatencyRun) -> tuple[dict[str,
     with torch_threads(run.timing.threads), tempfile.TemporaryDirectory(prefix="rtseg-validate-") as tmp:
         for e in entries:
             model = e.build()
-            cost = count_costs(model, height=run.size, width=run.size, model_name=e.name)
+            size = e.size or run.size  # every model at its own deployment size
+            cost = count_costs(model, height=size, width=size, model_name=e.name)
             costs[e.name] = (int(cost.params), int(cost.macs_fvcore))
             request = LatencyRequest(
-                name=e.name, target=run.target, model=model, channels=channels, height=run.size, width=run.size,
+                name=e.name, target=run.target, model=model, channels=channels, height=size, width=size,
                 precision=e.precision, threads=run.timing.threads, seed=run.timing.seed, ssh_options=run.ssh_options,
                 remote_backend=run.remote_backend,
             )  # fmt: skip
@@ -295,13 +297,14 @@ def _graph(e: TimingEntry, model, run: LatencyRun, opset: int, backend: LatencyB
     ``opset`` (module docstring)."""
     from profiling import ExportConfig, export_onnx
 
-    if e.onnx is not None and e.onnx.is_file() and _fits(e.onnx, None if backend.runs_any_opset else opset, run.size):
+    size = e.size or run.size
+    if e.onnx is not None and e.onnx.is_file() and _fits(e.onnx, None if backend.runs_any_opset else opset, size):
         return e.onnx, f"its own {e.onnx.name} (the trained weights)"
     opset = opset or LOCAL_OPSET
     folder = work / f"g{len(list(work.iterdir()))}"
     folder.mkdir()
     fp32 = folder / "model_fp32.onnx"
-    export_onnx(model, fp32, ExportConfig(opset=opset, height=run.size, width=run.size, atol=1e-3), model_name=e.name)
+    export_onnx(model, fp32, ExportConfig(opset=opset, height=size, width=size, atol=1e-3), model_name=e.name)
     rebuilt = "rebuilt here from its config" + (" + pruning history" if e.history else "")
     if e.quant is None or e.quant.get("format") == "dsconv":
         # DSConv is frozen into float convs: its graph is the float graph of the same widths.
@@ -309,7 +312,8 @@ def _graph(e: TimingEntry, model, run: LatencyRun, opset: int, backend: LatencyB
         return fp32, f"{rebuilt}, fresh weights (opset {opset})" if variant else "fresh build"
     from compress import QuantSpec, quantize_onnx
 
-    spec = dataclasses.replace(QuantSpec.from_dict(e.quant), opset=opset)
+    # int8-qat: QAT changed the weights, not the graph; its graph is its int8-static recipe's
+    spec = dataclasses.replace(QuantSpec.from_dict(e.quant).graph_spec(), opset=opset)
     quantize_onnx(fp32, spec, folder / "q", data=run.data, seed=run.timing.seed, evaluate=False, measure=False)
     return folder / "q" / "model.onnx", (
         f"{rebuilt}, fresh weights, re-quantized with its stored {spec.label()} spec (opset {opset})"

@@ -75,7 +75,7 @@ from validate._config import (
 from validate._graphs import LatencyRun, TimedGraph, TimingEntry, time_entries
 from validate._seeds import PAPER, model_stats, paired_menu, seed_runs
 from validate._train import train_candidate, validated_record, variant_record
-from validate._variants import VariantPlan, find_variants, reapply_variant
+from validate._variants import VariantPlan, find_variants, reapply_variant, variant_size
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +144,10 @@ class ValidateSummary:
 
 
 def select_candidates(
-    search: optuna.Study, fields: list[str], directions: list[str], top_k: int | None
+    search: optuna.Study, fields: list[str], directions: list[str], top_k: int | None, latency_size: int | None = None
 ) -> list[Candidate]:
-    """The feasible front (top ``top_k`` by proxy Dice) plus the reference, as :class:`Candidate` s."""
+    """The feasible front (top ``top_k`` by proxy Dice) plus the reference, as :class:`Candidate` s
+    (``latency_size``: the search's, below which a trial's searched input size is its own)."""
     front = feasible_front(search, fields, directions)
     front.sort(key=lambda t: (-(t.user_attrs.get("dice") or 0.0), t.number))
     chosen = front[:top_k] if top_k else list(front)
@@ -167,9 +168,17 @@ def select_candidates(
                 proxy_dice=t.user_attrs.get("dice"),
                 proxy_latency_ms=t.user_attrs.get("latency_ms"),
                 proxy_values=dict(zip(fields, t.values or ())),
+                input_size=_searched_input(t, latency_size),
+                searched_latency_size=latency_size if _searched_input(t, latency_size) else None,
             )
         )
     return out
+
+
+def _searched_input(trial, latency_size: int | None) -> int | None:
+    """The trial's deployment input (search --input-sizes) when it is below the search's latency size, else None."""
+    size = trial.user_attrs.get("input_size")
+    return int(size) if size is not None and latency_size is not None and int(size) < latency_size else None
 
 
 class _Worker:
@@ -208,9 +217,16 @@ class _Worker:
             ) from None
         fields = [f for f, _ in self.settings.objectives]
         directions = [d for _, d in self.settings.objectives]
-        candidates = select_candidates(search, fields, directions, cfg.top_k)
+        searched_at = self.settings.latency_size or self.settings.size  # the search's latency size
+        candidates = select_candidates(search, fields, directions, cfg.top_k, searched_at)
+        for c in candidates:
+            if c.input_size is not None and c.input_size > cfg.latency_size:
+                raise SearchError(
+                    f"{c.name}: searched at input {c.input_size}, larger than --latency-size {cfg.latency_size}; "
+                    f"validate at the search's latency size {searched_at}"
+                )
         self.plans = find_variants(self.study_dir)
-        candidates += _parents_of(search, fields, self.plans, {c.name for c in candidates})
+        candidates += _parents_of(search, fields, self.plans, {c.name for c in candidates}, searched_at)
         if not candidates:
             raise SearchError(f"study {name!r}: no feasible completed trial and no reference to validate")
         vstudy = self._open(storage, name + SUFFIX)
@@ -368,7 +384,8 @@ class _Worker:
             log.info("finished trainings of other seeds, not in this run's --seeds: %s", "; ".join(left_out))
         trained = {n: by[first] for n, by in runs.items()}  # the first seed: its graph is timed
         variants = {n: by[first] for n, by in vruns.items()}
-        entries = [TimingEntry(name, t.config) for name, t in trained.items()]
+        entries = [TimingEntry(name, t.config, size=Candidate.from_attrs(t.candidate).input_size)
+                   for name, t in trained.items()]  # fmt: skip
         for name, v in variants.items():
             plan = VariantPlan.from_attrs(v.variant)
             own = self.study.validated(name, seed_slot(self.budget, first)) / "model.onnx"
@@ -380,6 +397,7 @@ class _Worker:
                     history=v.pruning_history,
                     quant=plan.quant,
                     onnx=own if own.is_file() else None,
+                    size=variant_size(plan, cfg.latency_size),
                 )  # fmt: skip
             )
         run = LatencyRun(
@@ -397,15 +415,18 @@ class _Worker:
         common = {"dataset": dataset, "threads": self.threads, "size": cfg.latency_size}
         for name, t in trained.items():
             ok, note = self._feasible(latency[name], constraints)
+            own = Candidate.from_attrs(t.candidate).input_size or cfg.latency_size  # its deployment input
             record = validated_record(
-                t, latency[name], feasible=ok, feasibility_note=note, stats=models[name], **common
+                t, latency[name], feasible=ok, feasibility_note=note, stats=models[name], **{**common, "size": own}
             )  # fmt: skip
             self._write(name, record, runs[name])
             records.append(record)
         for name, v in variants.items():
             ok, note = self._feasible(latency[name], constraints)
+            size = variant_size(VariantPlan.from_attrs(v.variant), cfg.latency_size)
             record = variant_record(
-                v, trained[v.parent], latency[name], feasible=ok, feasibility_note=note, stats=models[name], **common
+                v, trained[v.parent], latency[name], feasible=ok, feasibility_note=note, stats=models[name],
+                **{**common, "size": size},
             )  # fmt: skip
             self._write(name, record, vruns[name])
             records.append(record)
@@ -494,7 +515,9 @@ def _covers(trial: optuna.trial.FrozenTrial, wanted: set[str]) -> bool:
     return wanted <= {a.get("name") for a in trial.user_attrs.get(VARIANTS_ATTR) or []}
 
 
-def _parents_of(search: optuna.Study, fields: list[str], plans: list[VariantPlan], chosen: set[str]) -> list[Candidate]:
+def _parents_of(
+    search: optuna.Study, fields: list[str], plans: list[VariantPlan], chosen: set[str], latency_size: int | None
+) -> list[Candidate]:
     """The parents of compressed variants not chosen already (validated even outside ``top_k``)."""
     wanted = sorted({p.parent for p in plans} - chosen)
     if not wanted:
@@ -517,6 +540,8 @@ def _parents_of(search: optuna.Study, fields: list[str], plans: list[VariantPlan
                 proxy_dice=t.user_attrs.get("dice"),
                 proxy_latency_ms=t.user_attrs.get("latency_ms"),
                 proxy_values=dict(zip(fields, t.values or ())),
+                input_size=_searched_input(t, latency_size),
+                searched_latency_size=latency_size if _searched_input(t, latency_size) else None,
             )  # fmt: skip
         )
     return out

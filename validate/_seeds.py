@@ -60,8 +60,10 @@ def mean_metrics(runs: tuple[SeedRun, ...]) -> EvalMetrics:
         values = [getattr(r.test, key) for r in runs if getattr(r.test, key) is not None]
         return sum(values) / len(values) if values else None
 
+    refs = {r.test.reference_size for r in runs}
     return EvalMetrics(dice=mean("dice"), dice_ps=mean("dice_ps"), dice_fh=mean("dice_fh"),
-                       delta_aop_deg=mean("delta_aop_deg"))  # fmt: skip
+                       delta_aop_deg=mean("delta_aop_deg"),
+                       reference_size=refs.pop() if len(refs) == 1 else None)  # fmt: skip
 
 
 def record_fields(stats: SeedStats) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from rtseg_core import (
     SettingsMismatchError,
     StudyDir,
     ValidatedResult,
+    scaled_size,
     write_trained,
 )
 from validate._config import Candidate, check_finished, seed_slot
@@ -50,6 +51,7 @@ def train_candidate(
     slot = seed_slot(budget, seed)
     study = StudyDir(study_dir)
     work = study.validated(cand.name, slot)
+    size = train_size(cand, budget)
     result = study.read_trained(cand.name, slot)
     if result is not None:
         check_finished(result, budget, seed, path=study.trained_json(cand.name, slot), work=work,
@@ -58,7 +60,7 @@ def train_candidate(
     arch = RTSegConfig.from_dict(cand.config, source=f"candidate {cand.name}")
     ckpt = work / "checkpoint.pt"
     tc = TrainConfig(
-        data=budget["data"], size=budget["size"], epochs=budget["epochs"], batch_size=budget["batch_size"],
+        data=budget["data"], size=size, epochs=budget["epochs"], batch_size=budget["batch_size"],
         lr=budget["lr"], seed=seed, data_seed=None if slot is None else int(budget["seed"]), device=device,
     )  # fmt: skip
     if ckpt.is_file():
@@ -76,7 +78,7 @@ def train_candidate(
     result = train(arch, tc, work, resume=True, progress=False)
     model, _ = load_model(ckpt)
     ev = evaluate_model(
-        model, budget["data"], split="test", size=budget["size"], seed=budget["seed"], device=device, progress=False
+        model, budget["data"], split="test", size=size, seed=budget["seed"], device=device, progress=False
     )
     s = ev.summary
     out = ValidatedResult(
@@ -88,12 +90,21 @@ def train_candidate(
             dice_ps=_num(s.ps.dice),
             dice_fh=_num(s.fh.dice),
             delta_aop_deg=_num(s.mean.delta_aop),
+            reference_size=ev.reference_size,
         ),
         val_dice_last_epoch=_num(result.epochs[-1].val_dice) if result.epochs else None,
         seed=seed,
     )
     write_trained(work, out)
     return study.read_trained(cand.name, slot)  # what later runs will read, checked the same way
+
+
+def train_size(cand: Candidate, budget: dict[str, Any]) -> int:
+    """The size ``cand`` trains at: the budget's, scaled by its searched input size / the latency size
+    (``rtseg_core.scaled_size``) when the search drew a smaller deployment input for it."""
+    if cand.input_size is None:
+        return int(budget["size"])
+    return scaled_size(int(budget["size"]), cand.input_size, int(cand.searched_latency_size or cand.input_size))
 
 
 def validated_record(
@@ -116,11 +127,12 @@ def validated_record(
     cand = Candidate.from_attrs(trained.candidate)
     b = trained.budget
     recipe = (
-        f"full: {b['epochs']} epochs x whole train split, {b['size']}x{b['size']}, batch {b['batch_size']}, "
+        f"full: {b['epochs']} epochs x whole train split, {_trained_at(cand, b)}, batch {b['batch_size']}, "
         f"lr {b['lr']:g} (AdamW, cosine), {_seeds_text(stats, trained.train_seed, b)}, from scratch; test split"
     )
     notes = (
         f"validated: retrained from scratch at the full budget, Dice on the test split of {b['data']}"
+        f"{_reference_note(trained.test.reference_size)}"
         f"{_seeds_note(stats)}; latency {_latency_note(latency, threads, size)}; proxy Dice in the search "
         f"{_fmt(cand.proxy_dice)}"
     )
@@ -159,6 +171,7 @@ def variant_record(
     notes = (
         f"validated compressed variant: its recipe re-applied to {cand.name} after that parent's full-budget "
         f"training, Dice with ONNX Runtime on its exported graph on the test split of {pb['data']}"
+        f"{_reference_note(result.test.reference_size)}"
         f"{_seeds_note(stats)}; latency "
         f"{_latency_note(latency, threads, size)}; in compress, on the proxy-trained parent: Dice "
         f"{_fmt(plan.proxy_dice)} on the validation split ({plan.proxy_recipe})"
@@ -231,6 +244,20 @@ def _latency_note(latency: TimedGraph, threads: int, size: int) -> str:
     return (
         f"{latency.kind.upper()} on {latency.target}: {latency.how}, {threads} thread(s), batch 1, {size}x{size}{graph}"
     )
+
+
+def _trained_at(cand: Candidate, budget: dict[str, Any]) -> str:
+    size = train_size(cand, budget)
+    if cand.input_size is None:
+        return f"{size}x{size}"
+    return f"{size}x{size} (the budget's {budget['size']} scaled to its deployment input {cand.input_size})"
+
+
+def _reference_note(reference_size: int | None) -> str:
+    """Where the Dice was scored: the reference labels (predictions resized to them) or, in older results, the input."""
+    if reference_size is None:
+        return " (scored at the input size: written before evaluations had a reference size)"
+    return f" (scored on the labels at the reference {reference_size}x{reference_size}, predictions resized to it)"
 
 
 def _num(value: Any) -> float | None:

@@ -11,10 +11,18 @@ and then, inside the same claim, re-applies the variant's recipe chain to
    ``--finetune-epochs`` epochs (default: the variant's own fine-tune epochs; every other
    fine-tune setting is :class:`~compress.FinetuneSpec`'s default) on the full budget's data
    and size;
-2. quantize with the stored :class:`~compress.QuantSpec` (``quantize.json``); a
+2. quantize with the stored :class:`~compress.QuantSpec` (``quantize.json``; an ``int8-qat``
+   spec carries its own QAT epochs, so prune -> QAT re-applies both fine-tunes); a
    prune-then-quantize variant quantizes the re-applied pruned variant (``validated/<via>/``);
 3. evaluate the exported (quantized) graph with ONNX Runtime on the TEST split, as
-   ``compress`` measures its variants.
+   ``compress`` measures its variants, scored at the reference resolution
+   (``segmentation.REFERENCE_SIZE``, predictions resized).
+
+A deploy-at-a-smaller-input variant (``resize.json``, ``prune --study --input-size D``) is
+fine-tuned on the validated parent at the budget's size scaled by ``D / latency size``
+(``compress.scaled_size``: 96 px for 256 gives 72 px for 192), evaluated there, and timed at ``D``
+(its record's height/width), so each model is trained at its own size and timed at its own
+deployment size.
 
 Each variant is written, all or nothing, to ``validated/<variant>/`` (model files plus
 ``reapplied.json``: the test result, the fine-tune budget, the pruning history and the quant
@@ -35,6 +43,7 @@ from rtseg_core import (
     CANDIDATE_JSON,
     CHECKPOINT,
     COMPRESSED,
+    DEPLOYMENT_SIZE,
     EvalMetrics,
     ReappliedResult,
     SearchError,
@@ -47,7 +56,7 @@ from validate._config import check_finished, seed_slot
 
 log = logging.getLogger(__name__)
 
-PRUNE_JSON, QUANTIZE_JSON = "prune.json", "quantize.json"
+PRUNE_JSON, QUANTIZE_JSON, RESIZE_JSON = "prune.json", "quantize.json", "resize.json"
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,8 @@ class VariantPlan:
     via: str | None = None
     proxy_dice: float | None = None
     proxy_recipe: str = ""
+    deploy_size: int | None = None  # a resize variant: the deployment (timing) size
+    latency_size: int | None = None  # ... and its parent's, the study's latency size
 
     def to_attrs(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -93,6 +104,7 @@ def find_variants(study_dir: str | Path) -> list[VariantPlan]:
             where = folder / CANDIDATE_JSON
             raise SearchError(f"{where}: a compressed variant without 'parent'; it cannot be re-applied")
         prune = _prune_step(folder)
+        resize = _resize_step(folder)
         quant, via = None, None
         qpath = folder / QUANTIZE_JSON
         if qpath.is_file():
@@ -107,8 +119,10 @@ def find_variants(study_dir: str | Path) -> list[VariantPlan]:
                     prune = _prune_step(root / via)
                 if prune is None:
                     raise SearchError(f"{qpath}: quantized {source}, whose {PRUNE_JSON} is missing from {root / via}")
-        if prune is None and quant is None:
-            raise SearchError(f"{folder}: neither {PRUNE_JSON} nor {QUANTIZE_JSON}; the recipe cannot be re-applied")
+        if prune is None and quant is None and resize is None:
+            raise SearchError(
+                f"{folder}: none of {PRUNE_JSON}, {QUANTIZE_JSON}, {RESIZE_JSON}; the recipe cannot be re-applied"
+            )
         plans.append(
             VariantPlan(
                 name=folder.name,
@@ -116,12 +130,16 @@ def find_variants(study_dir: str | Path) -> list[VariantPlan]:
                 precision=record.precision,
                 prune=prune["spec"] if prune else None,
                 prune_label=prune["label"] if prune else None,
-                finetune_epochs=prune["epochs"] if prune else (quant["qat"] if quant else 0),
+                finetune_epochs=(
+                    prune["epochs"] if prune else resize["epochs"] if resize else quant["qat"] if quant else 0
+                ),
                 quant=quant["spec"] if quant else None,
                 quant_label=quant["label"] if quant else None,
                 via=via,
                 proxy_dice=record.dice,
                 proxy_recipe=record.recipe,
+                deploy_size=resize["deploy_size"] if resize else None,
+                latency_size=resize["latency_size"] if resize else None,
             )
         )
     return sorted(plans, key=lambda p: (p.via is not None, p.name))
@@ -142,18 +160,38 @@ def _prune_step(folder: Path) -> dict | None:
     return {"spec": dict(spec), "label": label, "epochs": len(data.get("finetune") or [])}
 
 
+def _resize_step(folder: Path) -> dict | None:
+    path = folder / RESIZE_JSON
+    if not path.is_file():
+        return None
+    data = read_json(path)
+    try:
+        out = {"deploy_size": int(data["deploy_size"]), "latency_size": int(data["latency_size"])}
+    except (KeyError, TypeError, ValueError):
+        raise SearchError(f"{path}: no deploy_size/latency_size (not a resize report)") from None
+    return {**out, "epochs": len(data.get("finetune") or [])}
+
+
+def variant_size(plan: VariantPlan, latency_size: int) -> int:
+    """The size a variant is timed and recorded at: a resize variant's deployment size, else the study's."""
+    return plan.deploy_size or latency_size
+
+
 def variant_budget(plan: VariantPlan, budget: dict[str, Any], finetune_epochs: int | None) -> dict[str, Any]:
     """What a re-applied variant depends on: the parent's budget, the recipe and the fine-tune budget."""
     from compress import FinetuneSpec
 
     ft = FinetuneSpec()
-    return {
+    out = {
         "parent_budget": budget,
         "prune": plan.prune,
         "quantize": plan.quant,
         "finetune_epochs": plan.finetune_epochs if finetune_epochs is None else int(finetune_epochs),
         "finetune": {"lr": ft.lr, "min_lr": ft.min_lr, "batch_size": ft.batch_size, "weight_decay": ft.weight_decay},
     }
+    if plan.deploy_size is not None:  # only then: budgets of other variants stay as they were written
+        out["resize"] = {"deploy_size": plan.deploy_size, "latency_size": plan.latency_size}
+    return out
 
 
 def reapply_variant(
@@ -173,7 +211,15 @@ def reapply_variant(
     result with the same budget is returned as is. The fine-tune and the calibration use the
     budget's data seed whatever the training seed (the same images for every seed).
     """
-    from compress import FinetuneSpec, PruneSpec, QuantSpec, ort_predict, prune_checkpoint, quantize_checkpoint
+    from compress import (
+        FinetuneSpec,
+        PruneSpec,
+        QuantSpec,
+        ort_predict,
+        prune_checkpoint,
+        quantize_checkpoint,
+        resize_checkpoint,
+    )
     from models import load_checkpoint
     from segmentation import evaluate
 
@@ -202,6 +248,16 @@ def reapply_variant(
     if via_ckpt is not None and via is not None and _same_pruning(via.budget, vbudget):
         inputs.append(via_ckpt)
     with staged_output(work, verb="validate", inputs=inputs, option="validated") as tmp:
+        if plan.deploy_size is not None:
+            rreport = resize_checkpoint(
+                parent_ckpt, plan.deploy_size, tmp, latency_size=plan.latency_size or DEPLOYMENT_SIZE, data=data,
+                seed=data_seed, finetune_spec=ft, evaluate=False, stage=False, progress=False,
+            )  # fmt: skip
+            logs, size, source = rreport.finetune, rreport.input_size, tmp / CHECKPOINT
+            steps.append(
+                f"deploy at {plan.deploy_size}x{plan.deploy_size} (of {rreport.latency_size}): fine-tune {epochs} "
+                f"epoch(s) at {size}x{size}"
+            )
         if plan.prune is not None:
             if len(inputs) == 2:  # the pruned variant was re-applied already (variants run in order)
                 source = via_ckpt
@@ -217,13 +273,15 @@ def reapply_variant(
             steps.append(f"{plan.prune_label} + fine-tune {epochs} epoch(s)")
         if plan.quant is not None:
             spec = QuantSpec.from_dict(plan.quant)
-            qat = ft if spec.format == "dsconv" else None  # DSConv's quantization-aware fine-tune
+            # The quantization-aware fine-tune: DSConv's runs the variant's epochs, int8-qat its spec's own.
+            qat = {"dsconv": ft, "int8-qat": FinetuneSpec(epochs=spec.qat_epochs, device=device)}.get(spec.format)
             quantize_checkpoint(
                 source, spec, tmp, data=data, size=size, seed=data_seed, finetune_spec=qat, evaluate=False,
                 measure=False, stage=False, progress=False,
             )  # fmt: skip
             steps.append(plan.quant_label or spec.label())
         onnx_path = tmp / "model.onnx"
+        # at the variant's input size, scored at the reference size (segmentation.REFERENCE_SIZE)
         summary = evaluate(
             ort_predict(onnx_path, threads=threads), data, split="test", size=size, seed=data_seed, progress=False
         ).summary
@@ -237,6 +295,7 @@ def reapply_variant(
                 dice_ps=_num(summary.ps.dice),
                 dice_fh=_num(summary.fh.dice),
                 delta_aop_deg=_num(summary.mean.delta_aop),
+                reference_size=summary.reference_size,
             ),
             finetune=tuple({k: e.get(k) for k in ("epoch", "loss", "val_dice")} for e in logs),
             pruning_history=pruning.get("history"),

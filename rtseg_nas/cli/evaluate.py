@@ -1,8 +1,11 @@
 """Evaluate a checkpoint: per class (PS, FH) and mean Dice, Jaccard, ASD, HD95 and |dAoP|.
 
-Distances are in pixels of the evaluated size. Empty masks follow the documented convention
-of segmentation.image_metrics (never a NaN inside a mean). Writes a JSON summary and a per-image
-CSV beside it, and prints a table.
+The model runs at --size (default: its training size, or a resized model's input size); the
+metrics are computed at --reference-size (default 256, segmentation.REFERENCE_SIZE) against the
+labels at that size, the predicted probabilities resized to it, so models run at different sizes
+are scored on the same masks. Distances are in pixels of the reference size. Empty masks follow
+the documented convention of segmentation.image_metrics (never a NaN inside a mean). Writes a
+JSON summary and a per-image CSV beside it, and prints a table.
 
 Example:
   rtseg-nas evaluate --checkpoint runs/paper128/checkpoint.pt --split test
@@ -21,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="dataset spec (default: the one the checkpoint was trained on)")
     p.add_argument("--split", default="test", choices=["train", "val", "test", "all"], help="split (default: test)")
     p.add_argument("--size", type=SIZE, default=None, help="input size (default: the training size)")
+    p.add_argument(
+        "--reference-size", type=SIZE, default=None,
+        help="label size the metrics are computed at, predictions resized to it (default: 256)",
+    )  # fmt: skip
     p.add_argument("--frames", default="ps+fh", help="JNU-IFM frame selection (default: ps+fh)")
     add_json_out(p, "the summary (always also written: evaluation_<split>.json beside the checkpoint by default)")
     p.add_argument("--csv", metavar="PATH", help="per-image CSV (default: the JSON path with .csv)")
@@ -29,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rtseg_core import read_json
-    from segmentation import evaluate_checkpoint
+    from segmentation import REFERENCE_SIZE, evaluate_checkpoint
 
     to_stdout = args.json == "-"
     default = Path(args.checkpoint).with_name(f"evaluation_{args.split}.json")
@@ -45,12 +52,17 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         frames=args.frames,
         progress=args.progress,
+        reference_size=args.reference_size or REFERENCE_SIZE,
     )
     result.write(json_path, csv_path)
     if to_stdout:
         write_json_out("-", read_json(json_path))
         return 0
-    print(f"{result.data} / {result.split} / {result.size}x{result.size}, {len(result.rows)} images")
+    ref = result.reference_size
+    print(
+        f"{result.data} / {result.split} / input {result.size}x{result.size}, scored at the reference {ref}x{ref}, "
+        f"{len(result.rows)} images"
+    )
     print(result.table())
     print(f"summary: {json_path}\nper image: {csv_path}")
     return 0

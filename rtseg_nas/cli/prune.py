@@ -9,8 +9,16 @@ fresh build, weights; `rtseg-nas evaluate --checkpoint OUT/checkpoint.pt` works)
 OUT/prune.json. With --study DIR the top-k feasible Pareto trials of a search are pruned into
 DIR/compressed/<trial>.<tag>/ with a candidate.json each; --then-int8 also quantizes each pruned
 variant (ONNX Runtime static INT8, quantize's defaults) into DIR/compressed/<trial>.<tag>_int8/,
-whose quantize.json names the pruned variant it came from, so `validate` re-applies the chain
-(prune, fine-tune, INT8) to the fully trained parent.
+--then-qat EPOCHS does so after EPOCHS of quantization-aware fine-tuning (<trial>.<tag>_int8qat/);
+the quantize.json names the pruned variant it came from, so `validate` re-applies the chain
+(prune, fine-tune, INT8 or QAT) to the fully trained parent.
+
+Deploy at a smaller input: --input-size D (a multiple of 32, below the parent's deployment size
+--latency-size, default 256) instead of a pruning target fine-tunes the checkpoint for input D,
+at the same fraction of its own training size (a 96-px CPU training deployed at 192 of 256 is
+fine-tuned at 72 px: compress.scaled_size), evaluates it with Dice at the reference resolution
+(segmentation.REFERENCE_SIZE; predictions resized back) and times the parent at --latency-size
+against it at D in one alternating loop: OUT/checkpoint.pt, OUT/model.onnx, OUT/resize.json.
 
 Importance criteria: l1, l2, group-norm, bn-scale, fpgm, taylor (needs data), random, and
 NNI 3.0's masks as scores (nni-l1, nni-fpgm, nni-taylor; needs `pip install nni==3.0`).
@@ -21,12 +29,14 @@ Examples:
       --importance taylor --finetune-epochs 5 --out runs/paper.pm50
   rtseg-nas prune --study runs/study1 --top-k 3 --ratio 0.3 --finetune-epochs 3
   rtseg-nas prune --study runs/study1 --top-k 1 --target-macs 0.5 --finetune-epochs 3 --then-int8
+  rtseg-nas prune --checkpoint runs/paper/checkpoint.pt --input-size 192 --finetune-epochs 3 --out runs/paper.in192
 """
 
 from __future__ import annotations
 
 import argparse
 
+from rtseg_core import DEPLOYMENT_SIZE
 from rtseg_nas.cli._args import (
     BATCH,
     COUNT,
@@ -63,13 +73,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=overwrite_help("--out"),
     )
     p.add_argument("--top-k", type=COUNT, default=3, help="with --study: how many front members (default: 3)")
-    p.add_argument(
+    then = p.add_mutually_exclusive_group()
+    then.add_argument(
         "--then-int8",
         action="store_true",
         help="with --study: also quantize each pruned variant to ONNX Runtime static INT8 (a second variant, "
         "<trial>.<tag>_int8, recorded as a prune-then-INT8 chain that validate re-applies)",
     )
-    target = p.add_mutually_exclusive_group(required=True)
+    then.add_argument(
+        "--then-qat",
+        type=COUNT,
+        metavar="EPOCHS",
+        default=None,
+        help="with --study: like --then-int8 but with EPOCHS of quantization-aware fine-tuning first "
+        "(<trial>.<tag>_int8qat; quantize --qat's recipe, re-applied by validate as prune -> QAT)",
+    )
+    p.add_argument(
+        "--input-size", type=SIZE, default=None, metavar="D",
+        help="deploy at this smaller input (a multiple of 32) instead of pruning: fine-tune there (scaled to the "
+        "checkpoint's training size), Dice at the reference resolution; --checkpoint only",
+    )  # fmt: skip
+    p.add_argument(
+        "--latency-size", type=SIZE, default=DEPLOYMENT_SIZE,
+        help="with --input-size: the parent's deployment size, where it is timed (default: 256)",
+    )  # fmt: skip
+    target = p.add_mutually_exclusive_group()
     target.add_argument("--ratio", type=FRACTION_OPEN, help="channel ratio to remove, in (0, 1)")
     target.add_argument("--target-macs", type=FRACTION_OPEN, metavar="FRACTION", help="reach this fraction of the MACs")
     target.add_argument("--target-latency-ms", type=POSITIVE, metavar="MS", help="reach this measured latency")
@@ -119,12 +147,18 @@ def run(args: argparse.Namespace) -> int:
     from profiling import TimingOptions
     from rtseg_core import ConfigError
 
-    if args.then_int8 and not args.study:
+    then = "--then-int8" if args.then_int8 else "--then-qat" if args.then_qat is not None else None
+    if then and not args.study:
         raise ConfigError(
-            "--then-int8: only with --study; for one checkpoint run `rtseg-nas quantize --checkpoint "
-            "OUT/checkpoint.pt --out DIR` on the pruned output"
+            f"{then}: only with --study; for one checkpoint run `rtseg-nas quantize --checkpoint "
+            f"OUT/checkpoint.pt {'--qat ' if args.then_qat is not None else ''}--out DIR` on the pruned output"
         )
     check_file_outputs(args, {"--json": args.json}, "checkpoint", "data", "study", "latency_target")
+    has_target = any(v is not None for v in (args.ratio, args.target_macs, args.target_latency_ms))
+    if args.input_size is not None:
+        return _resize(args, has_target)
+    if not has_target:
+        raise ConfigError("prune: give one target (--ratio, --target-macs or --target-latency-ms) or --input-size")
     spec = PruneSpec(
         ratio=args.ratio,
         target_macs=args.target_macs,
@@ -155,7 +189,13 @@ def run(args: argparse.Namespace) -> int:
             args.study,
             top_k=args.top_k,
             prune=spec,
-            quantize=QuantSpec(format="int8-static") if args.then_int8 else None,
+            quantize=(
+                QuantSpec(format="int8-static")
+                if args.then_int8
+                else QuantSpec(format="int8-qat", qat_epochs=args.then_qat)
+                if args.then_qat is not None
+                else None
+            ),
             finetune_spec=ft,
             data=args.data,
             progress=args.progress,
@@ -205,6 +245,59 @@ def run(args: argparse.Namespace) -> int:
         if report.onnx_max_abs_diff is not None:
             print(f"ONNX Runtime vs PyTorch max |diff| {report.onnx_max_abs_diff:.2e}")
         print(f"written: {args.out}/checkpoint.pt, model.onnx, prune.json")
+
+    emit(args.json, report.to_dict(), show)
+    return 0
+
+
+def _resize(args: argparse.Namespace, has_target: bool) -> int:
+    """``--input-size``: the checkpoint fine-tuned and deployed at a smaller input (compress.resize_checkpoint)."""
+    from compress import FinetuneSpec, check_input_size, compress_study, resize_checkpoint
+    from profiling import TimingOptions
+    from rtseg_core import ConfigError
+
+    if has_target:
+        raise ConfigError(
+            f"--input-size {args.input_size}: not with a pruning target yet; prune first and give the pruned "
+            "checkpoint.pt to `prune --input-size`"
+        )
+    check_input_size(args.input_size)
+    check_input_size(args.latency_size, option="--latency-size")
+    ft = FinetuneSpec(
+        epochs=args.finetune_epochs, lr=args.lr, batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch,
+        device=args.device,
+    )  # fmt: skip
+    if args.study:  # the parents' own latency size (their records' height) is the one resized from
+        records = compress_study(
+            args.study, top_k=args.top_k, resize=args.input_size, finetune_spec=ft, data=args.data,
+            progress=args.progress, overwrite=args.overwrite,
+        )  # fmt: skip
+        for r in records:
+            print(f"{r.name}: Dice {r.dice:.4f}, {r.latency_ms:.2f} ms at {r.height}x{r.width} ({r.recipe})")
+        return 0
+    if not args.out:
+        raise ConfigError("--out: required with --checkpoint (the folder for checkpoint.pt, model.onnx, resize.json)")
+    report = resize_checkpoint(
+        args.checkpoint, args.input_size, args.out, latency_size=args.latency_size, data=args.data, finetune_spec=ft,
+        evaluate=not args.no_eval, opset=args.opset, progress=args.progress, overwrite=args.overwrite,
+        timing=None if args.no_latency else TimingOptions(threads=args.threads, rounds=args.rounds),
+    )  # fmt: skip
+
+    def show() -> None:
+        r = report
+        print(
+            f"{r.recipe}: deployed at {r.deploy_size}x{r.deploy_size} (parent at {r.latency_size}), fine-tuned and "
+            f"evaluated at {r.input_size}x{r.input_size} (parent trained at {r.parent_size})"
+        )
+        if r.latency is not None:
+            print(f"latency: {r.latency.describe(f'parent at {r.latency_size}', f'this at {r.deploy_size}')}")
+        if r.dice_after is not None:
+            print(
+                f"Dice ({r.split}, at the reference {r.reference_size}x{r.reference_size}): {r.dice_parent:.4f} "
+                f"parent at {r.parent_size}, {r.dice_resized:.4f} at {r.input_size} before fine-tuning, "
+                f"{r.dice_after:.4f} after"
+            )
+        print(f"written: {args.out}/checkpoint.pt, model.onnx, resize.json")
 
     emit(args.json, report.to_dict(), show)
     return 0

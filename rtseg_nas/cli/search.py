@@ -176,6 +176,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     prof = p.add_argument_group("profiling")
     prof.add_argument(
+        "--input-sizes",
+        metavar="SIZES",
+        help="search the deployment input too, e.g. 256,192,160 (multiples of 32; the largest is --latency-size): "
+        "each trial is timed at its size and proxy-trained at --size x size / --latency-size (e.g. 96 -> 72 px "
+        "for 192 of 256); Dice is scored on the labels at 256 px whatever the size (default: --latency-size only)",
+    )
+    prof.add_argument(
         "--latency-size",
         type=SIZE,
         default=ProfilingOptions.latency_size,
@@ -268,7 +275,11 @@ def run(args: argparse.Namespace) -> int:
         space_fields["dsconv_bits"] = [
             None if b.strip().lower() == "none" else int(b) for b in args.dsconv_bits.split(",") if b.strip()
         ]
-    space = SearchSpace.from_dict(space_fields, source=args.space or "--dsconv-bits")
+    if args.input_sizes:
+        space_fields["input_sizes"] = [_size_item(v) for v in args.input_sizes.split(",") if v.strip()]
+    given = (("--dsconv-bits", args.dsconv_bits), ("--input-sizes", args.input_sizes))
+    flags = [flag for flag, value in given if value]
+    space = SearchSpace.from_dict(space_fields, source=args.space or "/".join(flags) or "the default search space")
     if args.show_space:
         print(space.describe())
         return 0
@@ -302,6 +313,15 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"files: {summary.study_dir}")
     return 0
+
+
+def _size_item(text: str) -> int:
+    from rtseg_core import ConfigError
+
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ConfigError(f"--input-sizes: {text.strip()!r} is not an integer (give sizes like 256,192,160)") from None
 
 
 def search_config(args: argparse.Namespace, space: SearchSpace) -> SearchConfig:

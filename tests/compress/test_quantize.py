@@ -35,12 +35,10 @@ def _run(path, x: np.ndarray) -> np.ndarray:
 def test_quantized_models_run_in_onnxruntime_close_to_fp32(small_checkpoint, tmp_path, spec, ops, tolerance):
     out = tmp_path / "q"
     report = quantize_checkpoint(small_checkpoint, spec, out, rounds=3, progress=False)
-    assert sorted(p.name for p in out.iterdir()) == [
-        ".rtseg-output.json",
-        "model.onnx",
-        "model_fp32.onnx",
-        "quantize.json",
-    ]
+    graph = ["int8_graph.json"] if spec.precision == "int8" else []
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [".rtseg-output.json", "model.onnx", "model_fp32.onnx", "quantize.json", *graph]
+    )
     assert ops <= set(report.op_counts)
     onnx.checker.check_model(str(out / "model.onnx"))
     x = load_split("synthetic:24", "val", size=32)[0]["image"][None].numpy()
@@ -153,15 +151,20 @@ def test_every_quant_format_has_one_row_and_distinct_folder_tags():
     rows = {f: (s.label(), s.tag(), s.precision) for f in FORMATS for s in [QuantSpec(format=f, dsconv_bits=3)]}
     assert rows == {
         "int8-static": ("ort-int8-qdq-minmax", "int8", "int8"),
+        "int8-qat": ("ort-int8-qat2-qdq-minmax", "int8qat", "int8"),
         "int8-dynamic": ("ort-int8-dynamic", "int8dyn", "int8"),
         "fp16": ("fp16", "fp16", "fp16"),
         "dsconv": ("dsconv3", "ds3", "fp32"),
     }
     assert QuantSpec(format="int8-static", calibration="entropy").label() == "ort-int8-qdq-entropy"
+    s8 = QuantSpec(format="int8-static", activations="int8", dedicated_qdq=True, per_channel=False)
+    assert s8.label() == "ort-int8-qdq-s8s8-dedicated-pt-minmax"
+    assert QuantSpec(format="int8-qat", qat_epochs=3, graph_format="qoperator").label() == "ort-int8-qat3-qop-minmax"
 
 
 def test_an_unknown_format_names_the_known_ones():
-    with pytest.raises(CompressionError, match="QuantSpec.format: must be one of int8-static, int8-dynamic, fp16"):
+    known = "int8-static, int8-qat, int8-dynamic, fp16"
+    with pytest.raises(CompressionError, match=f"QuantSpec.format: must be one of {known}"):
         QuantSpec(format="int4")
 
 

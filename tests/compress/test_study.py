@@ -87,7 +87,8 @@ def test_a_study_timed_at_another_size_prunes_then_int8_from_the_cli(tmp_path, t
         folder = study.compressed(name)
         record = read_candidate(folder / "candidate.json")
         assert (record.height, record.width, record.precision) == (48, 48, precision)
-        assert record.dice is not None and record.latency_ms > 0 and "training size 32x32" in record.notes
+        assert record.dice is not None and record.latency_ms > 0 and "input size 32x32" in record.notes
+        assert "reference 256px" in record.notes
         for graph, side in (("model.onnx", 32), ("model_48px.onnx", 48)):
             dims = onnx.load(str(folder / graph)).graph.input[0].type.tensor_type.shape.dim
             assert [d.dim_value for d in dims][2:] == [side, side], (name, graph)

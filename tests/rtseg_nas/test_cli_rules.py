@@ -50,13 +50,15 @@ def test_help_imports_no_heavy_module(verb):
 
 
 def test_choice_lists_match_the_compression_tables():
-    from compress import CALIBRATIONS, TARGETS, QuantFormat, list_importances
+    from compress import ACTIVATION_TYPES, CALIBRATIONS, GRAPH_FORMATS, TARGETS, QuantFormat, list_importances
     from rtseg_nas.cli import _choices
 
     assert list(_choices.IMPORTANCES) == list_importances()
     assert list(_choices.QUANT_FORMATS) == [f.value for f in QuantFormat]
     assert list(_choices.QUANT_TARGETS) == list(TARGETS)
     assert tuple(_choices.CALIBRATIONS) == tuple(CALIBRATIONS)
+    assert tuple(_choices.ACTIVATION_TYPES) == tuple(ACTIVATION_TYPES)
+    assert tuple(_choices.GRAPH_FORMATS) == tuple(GRAPH_FORMATS)
 
 
 def test_every_json_option_means_the_same():

@@ -78,6 +78,16 @@ def test_show_space_prints_the_table(capsys):
     assert "dsconv_bits" in out and "none, 8" in out
 
 
+def test_input_sizes_are_a_searched_parameter_and_a_bad_one_is_one_error_line(capsys):
+    assert main(["search", "--study", "unused", "--show-space", "--input-sizes", "256,192,160"]) == 0
+    out = capsys.readouterr().out
+    assert "input_size" in out and "256, 192, 160" in out
+    assert main(["search", "--study", "unused", "--show-space", "--input-sizes", "256,100"]) == 2
+    assert "error: --input-sizes: SearchSpace.input_sizes 100: a deployment input size must be a multiple of 32" in (
+        capsys.readouterr().err
+    )
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -211,3 +211,28 @@ def test_variants_of_a_second_seed_record_that_seed_and_a_rerun_resumes(compress
         assert [sd.read_reapplied(name, slot).train_seed for slot in (None, 1)] == [0, 1]
     again = run_validate(config)  # everything finished: nothing trained, nothing refused
     assert again.trained_now == ()
+
+
+def test_prune_then_qat_from_the_cli_is_reapplied_to_the_validated_parent(validated_study, tmp_path):
+    """`prune --study ... --then-qat 1` records a prune -> QAT chain; validate re-applies it (QAT with its
+    spec's own epochs) on the re-applied pruned variant, and ORT runs the result's Conv as integer kernels."""
+    from compress import Int8GraphReport
+    from rtseg_nas.cli import main
+    from validate._variants import reapply_variant
+
+    study = tmp_path / "nas"
+    shutil.copytree(validated_study[0], study)
+    parent, pruned, _ = variant_names(study)
+    args = ["prune", "--study", str(study), "--top-k", "1", "--ratio", "0.5", "--round-to", "8", "--finetune-epochs",
+            "1", "--steps-per-epoch", "2", "--then-qat", "1", "--overwrite", "--device", "cpu", "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    (plan,) = [p for p in find_variants(study) if p.quant and p.quant["format"] == "int8-qat"]
+    assert (plan.name, plan.via, plan.parent, plan.quant["qat_epochs"]) == (f"{pruned}_int8qat", pruned, parent, 1)
+    budget = read_json(study / "validated" / pruned / "reapplied.json")["budget"]["parent_budget"]
+    result = reapply_variant(plan, budget, study, finetune_epochs=2, device="cpu", threads=1)
+    assert result.steps[-1] == "ort-int8-qat1-qdq-minmax" and result.test.dice is not None
+    work = study / "validated" / plan.name
+    assert Path(read_json(work / "quantize.json")["parent"]) == study / "validated" / pruned / "checkpoint.pt"
+    assert len(read_json(work / "quantize.json")["finetune"]) == 1  # the spec's QAT epochs, not the prune's 2
+    graph = Int8GraphReport.from_dict(read_json(work / "int8_graph.json"))
+    assert graph.conv_total > 0 and graph.conv_integer == graph.conv_total
