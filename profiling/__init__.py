@@ -91,7 +91,7 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
     from profiling._segment_kernels import MemberKernels, SegmentKernels
     from profiling._source import ModelSource, load_source
     from profiling._ssh import SSHOptions, SSHTarget
-    from profiling._stats import speedup_interval, summarize_times
+    from profiling._stats import median_interval, speedup_interval, summarize_times
     from profiling._subnet_latency import SubnetCost, SubnetLatency
     from profiling._table import LatencyTable, TableKey
     from profiling._table_build import LocalTimer, SSHTimer, build_table
@@ -178,6 +178,7 @@ __all__ = [
     "pytorch_variant",
     "run_bench",
     "speedup_interval",
+    "median_interval",
     "summarize_times",
     "time_calls",
     "torch_threads",

@@ -40,6 +40,7 @@ import pandas as pd
 from reports._hypervolume import DEFAULT_PAD, default_reference, hypervolume
 from reports._load import read_history_csv, study_constraints
 from reports._pareto import FrontInfo, pareto_front
+from reports._strategies import RANDOM, StrategyGroup, group_strategies
 from reports._units import dice_difference, dice_points
 from reports._validated import load_validated
 from rtseg_core import (
@@ -161,6 +162,7 @@ class StudyComparison:
     conditions: dict[str, Any]  # LATENCY_FIELDS -> value
     device: str
     constraints: dict[str, float | None] = field(default_factory=dict)  # the search's, from study.json
+    search_seed: int | None = None  # the search's --seed (study.json); None without one
 
     def constraints_text(self) -> str:
         return describe_constraints(self.constraints)
@@ -182,6 +184,7 @@ class CompareInfo:
     conditions: dict[str, Any]
     devices: tuple[str, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    groups: tuple[StrategyGroup, ...] = ()  # the studies grouped by strategy (reports._strategies)
 
     def table(self) -> pd.DataFrame:
         """``compare.csv``: one row per study."""
@@ -196,6 +199,7 @@ class CompareInfo:
                     "study": s.label,
                     "study_dir": str(s.study_dir),
                     "strategy": s.strategy,
+                    "search_seed": s.search_seed,
                     "trials": sum(c.trials.values()),
                     **{f"trials_{key}": v for key, v in c.trials.items()},
                     "trained_trials": c.trained_trials,
@@ -246,11 +250,13 @@ class CompareInfo:
             "latency_conditions": self.conditions,
             "devices": list(self.devices),
             "notes": list(self.notes),
+            "strategies": [g.to_dict() for g in self.groups],
             "studies": [
                 {
                     "study": s.label,
                     "study_dir": str(s.study_dir),
                     "strategy": s.strategy,
+                    "search_seed": s.search_seed,
                     "compute": s.compute.to_dict(),
                     "n_validated": s.n_validated,
                     "validated": [
@@ -314,6 +320,7 @@ def compare_studies(study_dirs: list[str | os.PathLike]) -> CompareInfo:
                 conditions=p["conditions"],
                 device=p["device"],
                 constraints=p["constraints"],
+                search_seed=p["search_seed"],
             )
         )
     devices = tuple(sorted({s.device for s in studies}))
@@ -345,6 +352,7 @@ def compare_studies(study_dirs: list[str | os.PathLike]) -> CompareInfo:
         conditions=conditions,
         devices=devices,
         notes=tuple(notes),
+        groups=group_strategies(studies, [s.search_seed for s in studies]),
     )
 
 
@@ -433,6 +441,7 @@ def _read_study(root: Path, label: str) -> dict[str, Any]:
         "root": root,
         "label": label,
         "strategy": strategy(settings),
+        "search_seed": None if settings is None else settings.seed,
         "compute": search_compute(study, settings),
         "validated": validated,
         "budget": dict(budget),
@@ -467,11 +476,13 @@ def strategy(settings: StudySettings | None) -> str:
         return "supernet (one-shot, inherited weights)"
     search = settings.search
     proxy = search.proxy_training
+    # `search --sampler random` is the baseline: the same budget, architectures drawn at random
+    sampled = f"{RANDOM}, " if settings.sampler == "random" else ""
     if proxy.fidelity:
-        return f"multi-fidelity (rungs {', '.join(map(str, proxy.fidelity))} epochs, eta {proxy.eta})"
+        return f"{sampled}multi-fidelity (rungs {', '.join(map(str, proxy.fidelity))} epochs, eta {proxy.eta})"
     if search.early_stop:
-        return f"early-stop (up to {proxy.epochs} epochs)"
-    return f"fixed-budget ({proxy.epochs} epochs)"
+        return f"{sampled}early-stop (up to {proxy.epochs} epochs)"
+    return f"{sampled}fixed-budget ({proxy.epochs} epochs)"
 
 
 def search_compute(study: StudyDir, settings: StudySettings | None) -> SearchCompute:
