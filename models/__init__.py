@@ -37,10 +37,15 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
         restore_dsconv,
         shifted_layers,
     )
+    from models._segments import Segment, forward_segments, segment_call, traced_segments
     from models._shift_select import feasible_width, lowest, shift_aware_keep
     from models._tokens import TMPBlock, TokenStage, shift_group_sizes, shift_tokens
 
 __all__ = [
+    "Segment",
+    "forward_segments",
+    "segment_call",
+    "traced_segments",
     "replace_dsconv_standins",
     "restore_dsconv",
     "build_pruner",

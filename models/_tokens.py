@@ -112,18 +112,29 @@ class TokenStage(nn.Module):
         self.apply(_init_token_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.embed is None and self.norm is None:
+            return x  # no embedding, no blocks: the identity
+        t, (b, c, h, w) = self.enter(x)
+        for block in self.blocks:
+            t = block(t, h, w)
+        return self.leave(t, (b, c, h, w))
+
+    # The stage's parts, in the order forward calls them (profiling decomposes each part once).
+    def enter(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int, int]]:
+        """(B, C, H, W) map -> (B, N, C) tokens (embedded and normalised when the stage embeds), and the map's shape."""
         if self.embed is not None:
             x = self.embed(x)
         b, c, h, w = x.shape
-        if self.embed_norm is None and self.norm is None:
-            return x
         t = x.flatten(2).transpose(1, 2)
         if self.embed_norm is not None:
             t = self.embed_norm(t)
-        for block in self.blocks:
-            t = block(t, h, w)
+        return t, (b, c, h, w)
+
+    def leave(self, t: torch.Tensor, shape: tuple[int, int, int, int]) -> torch.Tensor:
+        """(B, N, C) tokens -> the final LayerNorm (when there are blocks) -> a (B, C, H, W) map."""
         if self.norm is not None:
             t = self.norm(t)
+        b, c, h, w = shape
         return t.transpose(1, 2).reshape(b, c, h, w)
 
 

@@ -13,7 +13,9 @@
   :func:`run_bench` compare runtimes with it.
 - ``--target`` picks backends from one table (:data:`TARGETS`, :func:`resolve_backends`): local
   ONNX Runtime / PyTorch, an SSH device, the roofline estimate, or ``predict:TABLE``, the
-  kernel-level predictor (:func:`build_table`, :class:`LatencyPredictor`, :func:`bench_predictor`).
+  kernel-level predictor (:func:`build_table`, :class:`LatencyPredictor`, :func:`bench_predictor`);
+  :class:`SubnetLatency` predicts family members from a table with kernels from the config
+  (:class:`SegmentKernels`: each distinct segment exported once), timing missing kernels on demand.
 - :func:`read_onnx_input` is the one reader of an ONNX file's image input.
 """
 
@@ -86,9 +88,11 @@ if TYPE_CHECKING:  # the public names; loaded on first use (rtseg_core.lazy_expo
         LatencyRecord,
     )
     from profiling._remote import probe_remote, profile_remote
+    from profiling._segment_kernels import MemberKernels, SegmentKernels
     from profiling._source import ModelSource, load_source
     from profiling._ssh import SSHOptions, SSHTarget
-    from profiling._stats import speedup_interval, summarize_times
+    from profiling._stats import median_interval, speedup_interval, summarize_times
+    from profiling._subnet_latency import SubnetCost, SubnetLatency
     from profiling._table import LatencyTable, TableKey
     from profiling._table_build import LocalTimer, SSHTimer, build_table
     from profiling._timing import (
@@ -174,6 +178,7 @@ __all__ = [
     "pytorch_variant",
     "run_bench",
     "speedup_interval",
+    "median_interval",
     "summarize_times",
     "time_calls",
     "torch_threads",
@@ -190,6 +195,10 @@ __all__ = [
     "SSHTimer",
     "load_predictor",
     "PREDICTOR_BENCH_ROUNDS",
+    "MemberKernels",
+    "SegmentKernels",
+    "SubnetCost",
+    "SubnetLatency",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, __file__, __all__)

@@ -129,7 +129,41 @@ def canonical_model(onnx_path: str | Path):
         except Exception as exc:  # ORT's own exception types
             raise ProfilingError(f"{onnx_path}: ONNX Runtime cannot load the model ({str(exc)[:300]})") from None
         model = onnx.load(str(out))
+    _fill_default_attributes(model)
     return onnx.shape_inference.infer_shapes(model, strict_mode=False)
+
+
+def _fill_default_attributes(model) -> int:
+    """Write every attribute the operator's schema defaults and the node leaves out; how many were added.
+
+    ONNX Runtime writes them itself into a graph its optimiser changed (every whole model of the
+    family), but not into one it left as it was (a lone Conv, a segment of a model:
+    :mod:`profiling._segment_kernels`); a kernel's signature must not depend on which happened.
+    """
+    import onnx
+    from onnx import defs
+
+    opset = {o.domain or "": o.version for o in model.opset_import}
+    added = 0
+    for node in model.graph.node:
+        domain = node.domain or ""
+        if domain not in ("", "ai.onnx"):
+            continue
+        try:
+            schema = defs.get_schema(node.op_type, opset.get(domain, opset.get("", 0)), domain)
+        except defs.SchemaError:
+            continue
+        have = {a.name for a in node.attribute}
+        for name, attr in schema.attributes.items():
+            default = attr.default_value
+            if name in have or default is None or not default.name:
+                continue
+            filled = onnx.AttributeProto()
+            filled.CopyFrom(default)
+            filled.name = name
+            node.attribute.append(filled)
+            added += 1
+    return added
 
 
 def _tensor_types(model) -> dict[str, tuple[tuple[int, ...], int]]:
@@ -240,8 +274,12 @@ def _bytes(shape_type) -> float:
     return float(math.prod(shape) * _ELEM_SIZE.get(elem, 4))
 
 
-def decompose_onnx(onnx_path: str | Path, *, graphs: bool = False) -> Decomposition:
-    """The kernels of the ONNX model at ``onnx_path`` (static input shape), optionally with graphs."""
+def decompose_onnx(onnx_path: str | Path, *, graphs: bool = False, inputs: int = 1) -> Decomposition:
+    """The kernels of the ONNX model at ``onnx_path`` (static input shape), optionally with graphs.
+
+    ``inputs``: how many data inputs the graph takes (a whole model one image; a segment of a model,
+    :mod:`profiling._segment_kernels`, the tensors its module receives); ``input_shape`` is the first's.
+    """
     model = canonical_model(onnx_path)
     g = model.graph
     inits = {i.name: i for i in g.initializer}
@@ -250,8 +288,9 @@ def decompose_onnx(onnx_path: str | Path, *, graphs: bool = False) -> Decomposit
     for name, init in inits.items():
         types[name] = (tuple(init.dims), init.data_type)
     graph_inputs = [i for i in g.input if i.name not in consts]
-    if len(graph_inputs) != 1 or graph_inputs[0].name not in types:
-        raise ProfilingError(f"{onnx_path}: the kernel decomposition needs one image input with a static shape")
+    if len(graph_inputs) != inputs or any(i.name not in types for i in graph_inputs):
+        what = "one image input" if inputs == 1 else f"{inputs} inputs"
+        raise ProfilingError(f"{onnx_path}: the kernel decomposition needs {what} with a static shape")
     input_shape = types[graph_inputs[0].name][0]
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     nodes = list(g.node)

@@ -80,3 +80,29 @@ def speedup_interval(
     tail = (1.0 - confidence) / 2.0 * 100.0
     low, high = np.percentile(ratios, [tail, 100.0 - tail])
     return float(low), float(high)
+
+
+def median_interval(
+    times_ms: Sequence[float] | Sequence[Sequence[float]],
+    *,
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of one model's median latency, resampling whole rounds.
+
+    ``times_ms``: one time per round, or a row of the round's timed runs (as for
+    :func:`speedup_interval`, whose resampling this shares, so the report's error bar of a model
+    and its speed-up interval rest on the same rounds). Deterministic for a given ``seed``.
+    """
+    rows = np.asarray(times_ms, dtype=np.float64)
+    if rows.ndim not in (1, 2) or rows.size == 0:
+        raise ProfilingError(f"median_interval: needs a non-empty list of rounds, got shape {rows.shape}")
+    if rows.ndim == 1:
+        rows = rows[:, None]
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, rows.shape[0], size=(resamples, rows.shape[0]))
+    medians = np.median(rows[idx].reshape(resamples, -1), axis=1)
+    tail = (1.0 - confidence) / 2.0 * 100.0
+    low, high = np.percentile(medians, [tail, 100.0 - tail])
+    return float(low), float(high)

@@ -30,6 +30,7 @@ from reports._load import (
 from reports._pareto import pareto_front
 from reports._plot_info import ValidatedMarks, dice_fps_info, dice_macs_info, dice_params_info
 from reports._plot_rungs import plot_rungs
+from reports._plot_validated import plot_validated
 from reports._plots import plot_hypervolume_history, plot_remeasured, plot_scatter, save_figure
 from reports._remeasured import remeasured_info
 from reports._rungs import compute_rungs
@@ -135,6 +136,8 @@ def build_report(
     images["hypervolume"] = save_figure(plot_hypervolume_history(info.hypervolume), out, "hypervolume")["png"]
     if info.remeasured is not None and info.remeasured.remeasured:
         images["remeasured"] = save_figure(plot_remeasured(info.remeasured), out, "remeasured")["png"]
+    if info.validated is not None:  # issue 19: Dice interval x latency interval of every validated model
+        images["validated"] = save_figure(plot_validated(info.validated), out, "validated")["png"]
     if info.rungs is not None:  # issue 11: how rank changes with budget
         images["rungs"] = save_figure(plot_rungs(info.rungs), out, "rungs")["png"]
         atomic_write_text(out / "rungs.csv", info.rungs.table().to_csv(index=False))

@@ -40,6 +40,7 @@ import pandas as pd
 from reports._hypervolume import DEFAULT_PAD, default_reference, hypervolume
 from reports._load import read_history_csv, study_constraints
 from reports._pareto import FrontInfo, pareto_front
+from reports._strategies import RANDOM, StrategyGroup, group_strategies
 from reports._units import dice_difference, dice_points
 from reports._validated import load_validated
 from rtseg_core import (
@@ -49,6 +50,7 @@ from rtseg_core import (
     StudySettings,
     SupernetSettings,
     finite_or_none,
+    is_finite_number,
     read_supernet_training,
     read_training_metrics,
 )
@@ -100,6 +102,7 @@ class SearchCompute:
                 f"supernet: {sn.get('epochs', '?')} epochs x {sn.get('steps_per_epoch') or 'all'} steps x "
                 f"{sn.get('members_per_step', '?')} members per step"
                 + (f", {sn['seconds']:.1f} s" if sn.get("seconds") is not None else "")
+                + (f", {sn['cpu_s']:.1f} s CPU" if sn.get("cpu_s") is not None else "")
             )
         return "; ".join(parts)
 
@@ -159,6 +162,7 @@ class StudyComparison:
     conditions: dict[str, Any]  # LATENCY_FIELDS -> value
     device: str
     constraints: dict[str, float | None] = field(default_factory=dict)  # the search's, from study.json
+    search_seed: int | None = None  # the search's --seed (study.json); None without one
 
     def constraints_text(self) -> str:
         return describe_constraints(self.constraints)
@@ -180,6 +184,7 @@ class CompareInfo:
     conditions: dict[str, Any]
     devices: tuple[str, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    groups: tuple[StrategyGroup, ...] = ()  # the studies grouped by strategy (reports._strategies)
 
     def table(self) -> pd.DataFrame:
         """``compare.csv``: one row per study."""
@@ -194,6 +199,7 @@ class CompareInfo:
                     "study": s.label,
                     "study_dir": str(s.study_dir),
                     "strategy": s.strategy,
+                    "search_seed": s.search_seed,
                     "trials": sum(c.trials.values()),
                     **{f"trials_{key}": v for key, v in c.trials.items()},
                     "trained_trials": c.trained_trials,
@@ -207,6 +213,7 @@ class CompareInfo:
                     "supernet_members_per_step": sn.get("members_per_step"),
                     "supernet_steps_at_most": sn.get("steps_at_most"),
                     "supernet_wall_s": sn.get("seconds"),
+                    "supernet_cpu_s": sn.get("cpu_s"),
                     "compute_missing": "; ".join(c.missing),
                     "n_validated": s.n_validated,
                     "n_validated_feasible": len(s.points()),
@@ -243,11 +250,13 @@ class CompareInfo:
             "latency_conditions": self.conditions,
             "devices": list(self.devices),
             "notes": list(self.notes),
+            "strategies": [g.to_dict() for g in self.groups],
             "studies": [
                 {
                     "study": s.label,
                     "study_dir": str(s.study_dir),
                     "strategy": s.strategy,
+                    "search_seed": s.search_seed,
                     "compute": s.compute.to_dict(),
                     "n_validated": s.n_validated,
                     "validated": [
@@ -311,6 +320,7 @@ def compare_studies(study_dirs: list[str | os.PathLike]) -> CompareInfo:
                 conditions=p["conditions"],
                 device=p["device"],
                 constraints=p["constraints"],
+                search_seed=p["search_seed"],
             )
         )
     devices = tuple(sorted({s.device for s in studies}))
@@ -342,6 +352,7 @@ def compare_studies(study_dirs: list[str | os.PathLike]) -> CompareInfo:
         conditions=conditions,
         devices=devices,
         notes=tuple(notes),
+        groups=group_strategies(studies, [s.search_seed for s in studies]),
     )
 
 
@@ -430,6 +441,7 @@ def _read_study(root: Path, label: str) -> dict[str, Any]:
         "root": root,
         "label": label,
         "strategy": strategy(settings),
+        "search_seed": None if settings is None else settings.seed,
         "compute": search_compute(study, settings),
         "validated": validated,
         "budget": dict(budget),
@@ -464,11 +476,13 @@ def strategy(settings: StudySettings | None) -> str:
         return "supernet (one-shot, inherited weights)"
     search = settings.search
     proxy = search.proxy_training
+    # `search --sampler random` is the baseline: the same budget, architectures drawn at random
+    sampled = f"{RANDOM}, " if settings.sampler == "random" else ""
     if proxy.fidelity:
-        return f"multi-fidelity (rungs {', '.join(map(str, proxy.fidelity))} epochs, eta {proxy.eta})"
+        return f"{sampled}multi-fidelity (rungs {', '.join(map(str, proxy.fidelity))} epochs, eta {proxy.eta})"
     if search.early_stop:
-        return f"early-stop (up to {proxy.epochs} epochs)"
-    return f"fixed-budget ({proxy.epochs} epochs)"
+        return f"{sampled}early-stop (up to {proxy.epochs} epochs)"
+    return f"{sampled}fixed-budget ({proxy.epochs} epochs)"
 
 
 def search_compute(study: StudyDir, settings: StudySettings | None) -> SearchCompute:
@@ -529,8 +543,9 @@ def search_compute(study: StudyDir, settings: StudySettings | None) -> SearchCom
         supernet, note = _supernet_record(settings.search)
         if note:
             missing.append(note)
-        # cpu_s covers the subnets' evaluation only; the supernet's supernet.json has wall seconds.
-        missing.append("the supernet's training CPU seconds (only its wall seconds are recorded)")
+        if supernet is not None and supernet.get("cpu_s") is None and not note:
+            # cpu_s covers the subnets' evaluation only; a supernet.json from before carries wall seconds only
+            missing.append("the supernet's training CPU seconds (its supernet.json predates them)")
     return SearchCompute(
         trials=trials,
         trained_trials=trained,
@@ -560,6 +575,8 @@ def _supernet_record(sn: SupernetSettings) -> tuple[dict[str, Any] | None, str]:
         return rec, f"{folder / SUPERNET_JSON} not found: the supernet's training seconds are unknown"
     epochs = record["epochs"]
     rec["seconds"] = float(sum(float(e["seconds"]) for e in epochs))
+    cpu = [e.get("cpu_s") for e in epochs]
+    rec["cpu_s"] = float(sum(cpu)) if cpu and all(is_finite_number(v) and v >= 0 for v in cpu) else None
     rec["epochs_in_record"] = len(epochs)
     return rec, ""
 

@@ -89,7 +89,7 @@ def render_html(info: ReportInfo, images: Mapping[str, bytes]) -> str:
     if info.synthetic:
         parts.append(f'<div class="banner" id="synthetic-banner">{esc(SYNTHETIC_BANNER)}</div>')
     parts += ship_section(info, esc) if info.ship is not None else []
-    parts += validated_section(info, esc)  # issue 11: empty unless run.py validate wrote records
+    parts += validated_section(info, esc, images.get("validated"))  # empty unless `validate` wrote records
     parts += rungs_section(info.rungs, esc, images.get("rungs"))  # issue 11: multi-fidelity studies only
     parts += _reference(info)
     parts += _figures(info, images)

@@ -41,6 +41,7 @@ def render_compare_html(info: CompareInfo, png: bytes) -> str:
         "candidates of each study (dots; crosses: infeasible), its validated feasible front (line) and its own "
         "fully trained paper (star). Files: compare.png, compare.svg.</figcaption></figure>"
     )
+    parts += _strategies(info)
     parts.append("<h2>Studies side by side</h2>")
     parts.append(
         f'<p class="note">Hypervolume of each validated feasible front over (Dice max, latency_ms min) under ONE '
@@ -49,6 +50,7 @@ def render_compare_html(info: CompareInfo, png: bytes) -> str:
     )
     rows = [
         ("strategy", lambda s: esc(s.strategy)),
+        ("search seed", lambda s: esc("-" if s.search_seed is None else s.search_seed)),
         ("search constraints (study.json)", lambda s: esc(s.constraints_text())),
         ("search compute (as recorded)", lambda s: esc(s.compute.describe())),
         ("not recorded", lambda s: esc("; ".join(s.compute.missing) or "-")),
@@ -84,6 +86,34 @@ def render_compare_html(info: CompareInfo, png: bytes) -> str:
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _strategies(info: CompareInfo) -> list[str]:
+    """Mean validated hypervolume per strategy over its repeated searches, random sampling as the baseline."""
+    if not info.groups:
+        return []
+    head = ["strategy", "studies (search seed)", "validated hypervolume, mean [95 % interval]",
+            "vs random sampling (difference of means)", "search compute (as recorded)"]  # fmt: skip
+    body = []
+    for g in info.groups:
+        studies = ", ".join(f"{s} ({'-' if d is None else d})" for s, d in zip(g.studies, g.search_seeds))
+        cells = [esc(g.strategy) + (" <b>(baseline)</b>" if g.baseline else ""), esc(studies),
+                 esc(g.hypervolume_text()), esc(g.baseline_text()), esc(g.cpu_text())]  # fmt: skip
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    single = any(g.n == 1 for g in info.groups)
+    return [
+        "<h2>Strategies over repeated searches</h2>",
+        '<p class="note" id="strategies-note">One search is one draw: studies with the same strategy (study.json; '
+        "<code>search --sampler random</code> is the random-sampling baseline at the same budget) are grouped, and "
+        "each group gives its mean validated hypervolume with a 95 % Student-t interval over its studies; the "
+        "difference to the baseline has Welch&#x27;s 95 % interval, and is called better or worse only when the "
+        "whole interval is on one side."
+        + (" A strategy with one study is a <b>single run</b>: run its search again with another --seed." if single
+           else "")
+        + "</p>",
+        '<div class="wide"><table id="strategies"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr></thead><tbody>" + "".join(body) + "</tbody></table></div>",
+    ]  # fmt: skip
 
 
 def _kind(kind: Any) -> str:

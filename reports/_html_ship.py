@@ -60,6 +60,30 @@ def ship_section(info: ReportInfo, esc) -> list[str]:
         rows.append(("on the device", f"{esc(s.device_note)}<pre>{esc(s.device_command)}</pre>"))
     body = "".join(f"<tr><th>{label}</th><td>{cell}</td></tr>" for label, cell in rows)
     out.append(f'<table class="facts" id="ship-facts"><tbody>{body}</tbody></table>')
+    out += _menu(s, esc)
     out += [f'<p class="note">Note: {esc(n)}.</p>' for n in s.notes]
     out.append("</div>")
     return out
+
+
+def _menu(s, esc) -> list[str]:
+    """The validated front against paper, one line per member, fastest first; the pick in bold."""
+    if not s.menu:
+        return []
+    head = ["model", "ms", "speed vs paper [95 % interval]", "Dice vs paper [95 % interval]", "verdict",
+            "export for the device"]  # fmt: skip
+    body = []
+    for m in s.menu:
+        name = f"<b>{esc(m.name)}</b> (pick)" if m.pick else esc(m.name)
+        export = f"<code>{esc(m.export_command)}</code>" if m.export_command else f"ship <code>{esc(m.file)}</code>"
+        ms = f"{m.latency_ms:.2f}" if m.latency_ms is not None else "-"
+        cells = [name, ms, esc(m.speed), esc(m.dice), esc(m.verdict), export]
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return [
+        '<p id="ship-menu-note"><b>Menu: the validated front against paper</b> (fastest first). Speed: paper&#x27;s '
+        "median latency over the model&#x27;s from validate&#x27;s one timing run, 95 % interval over its paired "
+        "rounds; Dice: the per-seed paired difference, 95 % t-interval over the training seeds. A difference inside "
+        "the noise is &lsquo;indistinguishable&rsquo;, never a win; one seed is a <b>single run</b>.</p>",
+        '<div class="wide"><table id="ship-menu"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
+        + "</tr></thead><tbody>" + "".join(body) + "</tbody></table></div>",
+    ]  # fmt: skip

@@ -26,7 +26,7 @@ import pandas as pd
 from reports._select import ShipChoice
 from reports._units import dice_difference, dice_points
 from reports._validated import ValidatedInfo
-from rtseg_core import CHECKPOINT, MEASURED, StudyDir, finite_or_none
+from rtseg_core import CHECKPOINT, MEASURED, SpeedRatio, StudyDir, finite_or_none
 
 JETSON_OPSET = 13  # TensorRT 8.0/8.2 (JetPack 4.6 on a Jetson Nano) parse ONNX opset 13: `export --opset 13`
 MODEL_ONNX = "model.onnx"  # the graph quantize (and validate's re-applied variants) write beside their files
@@ -80,6 +80,7 @@ class VersusPaper:
     comparable: bool  # same stated latency conditions: the ratio means something
     paper_feasible: bool
     note: str  # what the comparison rests on
+    speed: SpeedRatio | None = None  # paper's median / the pick's with its interval over validate's paired rounds
 
     @property
     def ratio(self) -> float | None:
@@ -100,6 +101,8 @@ class VersusPaper:
         if r is None:
             return "no latency ratio to paper (" + self.note + ")"
         ms = f"{self.pick_ms:.2f} ms vs paper's {self.paper_ms:.2f} ms"
+        if self.speed is not None and self.same_run:
+            return f"{self.speed.describe()} than paper ({ms}; 95 % interval over {self.speed.rounds} paired rounds)"
         if abs(r - 1.0) <= SAME_SPEED:
             return f"as fast as paper ({ms})"
         if r > 1.0:
@@ -141,6 +144,7 @@ class ShipInfo:
     n_pool: int
     notes: tuple[str, ...]
     runs_label: str = "single run"  # "single run", or "N paired seeds" (validate --seeds)
+    menu: tuple[MenuLine, ...] = ()  # the validated front against paper, fastest first (empty: proxy basis)
 
     def to_dict(self) -> dict[str, Any]:
         vp = self.versus_paper
@@ -159,6 +163,7 @@ class ShipInfo:
                 "paper_dice": vp.paper_dice,
                 "paper_latency_ms": vp.paper_ms,
                 "latency_ratio": vp.ratio,
+                "speed_vs_paper": None if vp.speed is None else vp.speed.to_dict(),
                 "dice_points": vp.dice_points,
                 "same_run": vp.same_run,
                 "paper_feasible": vp.paper_feasible,
@@ -172,7 +177,68 @@ class ShipInfo:
             "export_note": self.export_note,
             "device_note": self.device_note,
             "device_command": self.device_command,
+            "menu": [vars(m) for m in self.menu],
         }
+
+
+@dataclass(frozen=True)
+class MenuLine:
+    """One member of the validated front against paper: what the ship section's menu prints."""
+
+    name: str
+    latency_ms: float | None
+    speed: str  # "1.78x [1.74, 1.82] faster", or why there is no interval
+    dice: str  # the paired Dice difference with its interval, or "a single run"
+    verdict: str  # better | indistinguishable | worse | single run | reference
+    pick: bool  # the pick under the study's constraints
+    export_command: str | None  # None: an ONNX graph already (its file is shipped as is)
+    file: str
+
+
+def ship_menu(study_dir: Path, validated: ValidatedInfo | None, pick: str | None) -> tuple[MenuLine, ...]:
+    """The validated front (and paper) as a short menu relative to paper, fastest first.
+
+    Speed with the interval of validate's timing rounds, Dice difference with its paired interval
+    over the training seeds and the verdict from it; a difference inside the seed noise is never a
+    win, and with one seed every line says *single run*."""
+    if validated is None:
+        return ()
+    pool = validated.candidates
+    names = [*validated.front.front_names, *([PAPER] if PAPER in set(pool["name"]) else [])]
+    paper = pool[pool["name"] == PAPER]
+    paper_ms = finite_or_none(paper.iloc[0]["latency_ms"]) if not paper.empty else None
+    out = []
+    for name in dict.fromkeys(names):
+        row = pool[pool["name"] == name].iloc[0]
+        ms = finite_or_none(row["latency_ms"])
+        rel, _, command, _ = _file_and_command(Path(study_dir), row, "validated", pool)
+        out.append(MenuLine(name=name, latency_ms=ms, speed=_menu_speed(validated, name, ms, paper_ms),
+                            **_menu_dice(validated, name, row, paper), pick=name == pick, export_command=command,
+                            file=str(rel) if rel is not None else "-"))  # fmt: skip
+    return tuple(sorted(out, key=lambda m: (m.latency_ms is None, m.latency_ms or 0.0)))
+
+
+def _menu_speed(validated: ValidatedInfo, name: str, ms: float | None, paper_ms: float | None) -> str:
+    if name == PAPER:
+        return "1.00x (the reference)"
+    speed = validated.speed.get(name)
+    if speed is not None:
+        return speed.describe()
+    if ms is None or paper_ms is None:
+        return "no latency"
+    return f"{paper_ms / ms:.2f}x (no timing rounds: no interval)"
+
+
+def _menu_dice(validated: ValidatedInfo, name: str, row: Any, paper: pd.DataFrame) -> dict[str, str]:
+    if name == PAPER:
+        return {"dice": "(the reference)", "verdict": "reference"}
+    m = validated.models.get(name)
+    if m is not None and m.vs_paper is not None:
+        return {"dice": m.vs_paper.describe(), "verdict": m.vs_paper.verdict}
+    dice, ref = finite_or_none(row["dice"]), None if paper.empty else finite_or_none(paper.iloc[0]["dice"])
+    if dice is None or ref is None:
+        return {"dice": "no Dice comparison with paper", "verdict": "-"}
+    return {"dice": f"{dice_points(dice - ref):+.2f} points (a single run, no verdict)", "verdict": "single run"}
 
 
 def ship_info(
@@ -226,6 +292,7 @@ def ship_info(
         **_on_the_device(cond, rel, study_dir, row),
         best=choice.best if choice.best != pick else None,
         best_dice=choice.best_dice if choice.best != pick else None,
+        menu=ship_menu(Path(study_dir), validated, pick) if basis == "validated" else (),
         **common,
     )
 
@@ -342,6 +409,7 @@ def _versus_paper(row, pool: pd.DataFrame, cond: LatencyConditions, basis: str, 
         comparable=not differ,
         paper_feasible=bool(p["feasible"]),
         note=note,
+        speed=validated.speed.get(str(row["name"])) if basis == "validated" and validated is not None else None,
     )
     return versus, ""
 

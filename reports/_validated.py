@@ -22,7 +22,7 @@ import pandas as pd
 
 from reports._load import candidates_frame
 from reports._pareto import FrontInfo, pareto_front
-from rtseg_core import VALIDATED, ConfigError, RankAgreement, SeedStats, StudyDir
+from rtseg_core import VALIDATED, ConfigError, RankAgreement, SeedStats, SpeedRatio, StudyDir, finite_or_none
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,11 @@ class ValidatedInfo:
     latency: dict[str, Any] = field(default_factory=dict)  # validated/latency.json (conditions of the one run)
     seeds: tuple[int, ...] = ()  # the training seeds (validate --seeds)
     models: dict[str, SeedStats] = field(default_factory=dict)  # name -> per seed, over seeds, paired vs paper
+    # name -> median(paper) / median(model) from validate's one timing run, with its interval over the
+    # run's paired rounds (None: an estimate, a prediction, or a summary from before the interval)
+    speed: dict[str, SpeedRatio | None] = field(default_factory=dict)
+    # name -> 95 % bootstrap interval (low, high) of the model's median latency over the same rounds
+    latency_interval: dict[str, tuple[float, float] | None] = field(default_factory=dict)
 
     def paired(self) -> pd.DataFrame:
         """One row per validated model: seeds, mean Dice and its 95 % interval, the paired difference with paper.
@@ -47,16 +52,17 @@ class ValidatedInfo:
         ``validate --seeds``. Differences are Dice fractions (the page prints points).
         """
         cols = ["name", "n seeds", "mean Dice", "Dice low", "Dice high", "vs paper", "vs paper low",
-                "vs paper high", "verdict", "collapsed seeds"]  # fmt: skip
+                "vs paper high", "verdict", "collapsed seeds", "speed vs paper", "speed low", "speed high"]  # fmt: skip
         rows = []
         for name in sorted(self.models, key=lambda n: (n != "paper", n)):
             m = self.models[name]
-            d, vp = m.dice, m.vs_paper
+            d, vp, sp = m.dice, m.vs_paper, self.speed.get(name)
             rows.append([
                 name, len(m.runs), None if d is None else d.mean, None if d is None else d.low,
                 None if d is None else d.high, None if vp is None else vp.mean, None if vp is None else vp.low,
                 None if vp is None else vp.high, "reference" if name == "paper" else (vp.verdict if vp else "-"),
-                list(m.collapsed_seeds),
+                list(m.collapsed_seeds), None if sp is None else sp.ratio, None if sp is None else sp.low,
+                None if sp is None else sp.high,
             ])  # fmt: skip
         return pd.DataFrame(rows, columns=cols)
 
@@ -112,6 +118,9 @@ def compute_validated(study_dir: str | os.PathLike, objectives: tuple[tuple[str,
             f"run stopped before its end: run `python run.py validate --study {study.root}` again to finish it"
         )
     latency = study.read_validated_latency()
+    rows = {} if latency is None else latency.candidates
+    where = str(study.validated_latency_json) if latency is not None else ""
+    speed = {str(n): SpeedRatio.read(rows.get(str(n), {}).get("vs_paper"), source=f"{where}: {n}") for n in df["name"]}
     return ValidatedInfo(
         candidates=df,
         front=pareto_front(df, objectives),
@@ -121,7 +130,15 @@ def compute_validated(study_dir: str | os.PathLike, objectives: tuple[tuple[str,
         latency={} if latency is None else {"kind": latency.kind, "target": latency.target, **latency.conditions},
         seeds=summary.train_seeds,
         models=dict(summary.models),
+        speed=speed,
+        latency_interval={str(n): _interval(rows.get(str(n), {}).get("median_interval_ms")) for n in df["name"]},
     )
+
+
+def _interval(value: Any) -> tuple[float, float] | None:
+    if not isinstance(value, list) or len(value) != 2 or not all(finite_or_none(v) is not None for v in value):
+        return None
+    return float(value[0]), float(value[1])
 
 
 VALIDATED_BASIS = (

@@ -21,8 +21,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from rtseg_core._errors import ConfigError
+from rtseg_core._fields import Fields
 from rtseg_core._records import Record
 
 BETTER, WORSE, INDISTINGUISHABLE, SINGLE_RUN = "better", "worse", "indistinguishable", "single run"
@@ -127,6 +129,39 @@ def paired_difference(
         low, high = float(ci.low), float(ci.high)
     verdict = BETTER if low > 0 else WORSE if high < 0 else INDISTINGUISHABLE
     return PairedDifference(seeds, diffs, mean, low, high, verdict, confidence)
+
+
+@dataclass(frozen=True)
+class SpeedRatio(Record):
+    """A model's speed relative to ``paper`` from one timing run: ``median(paper) / median(model)``.
+
+    ``low``/``high``: the timer's 95 % percentile-bootstrap interval resampling the run's whole
+    alternating rounds (profiling.speedup); above 1 the model is faster.
+    """
+
+    ratio: float
+    low: float
+    high: float
+    rounds: int
+    clock: str = "wall"
+
+    def describe(self) -> str:
+        """``1.78x [1.74, 1.82] faster``; a slow-down as such, its interval inverted with it."""
+        if self.ratio >= 1:
+            return f"{self.ratio:.2f}x [{self.low:.2f}, {self.high:.2f}] faster"
+        return f"{1 / self.ratio:.2f}x [{1 / self.high:.2f}, {1 / self.low:.2f}] SLOWER"
+
+    @classmethod
+    def read(cls, data: Any, *, source: str) -> SpeedRatio | None:
+        """From a latency row's ``vs_paper`` (None stays None: nothing was timed in rounds)."""
+        if data is None:
+            return None
+        f = Fields(data, source)
+        return cls(
+            ratio=f.number("ratio", positive=True), low=f.number("low", positive=True),
+            high=f.number("high", positive=True),
+            rounds=f.int("rounds", minimum=1), clock=f.str("clock", choices=("wall", "cpu")),
+        )  # fmt: skip
 
 
 def collapsed_classes(per_class: Mapping[str, float | None], *, threshold: float = COLLAPSE_DICE) -> list[str]:

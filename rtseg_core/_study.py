@@ -59,6 +59,8 @@ HISTORY_CSV = "history.csv"
 ENVIRONMENT_JSON = "environment.json"
 REFERENCE_JSON = "reference.json"
 REMEASURED_JSON = "remeasured.json"
+PREDICTOR_JSON = "predictor.json"
+PREDICTOR_SAMPLES = "predictor_samples.jsonl"
 TRIALS = "trials"
 COMPRESSED = "compressed"
 VALIDATED = "validated"
@@ -125,6 +127,16 @@ class StudyDir:
         return self.root / REMEASURED_JSON
 
     @property
+    def predictor_json(self) -> Path:
+        """The one-shot search's accuracy predictor: samples, split, model choice, held-out agreement."""
+        return self.root / PREDICTOR_JSON
+
+    @property
+    def predictor_samples(self) -> Path:
+        """The subnets the accuracy predictor learns from, one JSON line each (a resumed run keeps them)."""
+        return self.root / PREDICTOR_SAMPLES
+
+    @property
     def trials_dir(self) -> Path:
         return self.root / TRIALS
 
@@ -155,7 +167,7 @@ class StudyDir:
 
     # What a search writes at the top of the folder (the rest is the other verbs'): the names
     # rtseg_core.check_output_dir(..., writes=...) keeps clear of the run's inputs.
-    SEARCH_WRITES = (STUDY_JSON, STUDY_DB, HISTORY_CSV, ENVIRONMENT_JSON, TRIALS)
+    SEARCH_WRITES = (STUDY_JSON, STUDY_DB, HISTORY_CSV, ENVIRONMENT_JSON, TRIALS, PREDICTOR_JSON, PREDICTOR_SAMPLES)
 
     def has_settings(self) -> bool:
         """Whether the folder holds a search's ``study.json`` (a JSON object naming its objectives):

@@ -105,5 +105,7 @@ def read_supernet_training(folder: str | os.PathLike) -> dict[str, Any] | None:
     f = Fields(data, str(path))
     f.number("wall_s_this_run", minimum=0.0)
     for i, epoch in enumerate(f.list("epochs")):
-        Fields(epoch, str(path), f"epochs[{i}].").number("seconds", minimum=0.0)
+        e = Fields(epoch, str(path), f"epochs[{i}].")
+        e.number("seconds", minimum=0.0)
+        e.number("cpu_s", minimum=0.0, optional=True)  # absent from records written before it
     return data

@@ -24,6 +24,7 @@ from rtseg_core import lazy_exports
 
 if TYPE_CHECKING:  # the same names, imported for type checkers and readers
     from rtseg_core import OBJECTIVES, Constraints, Objective, parse_objectives
+    from search_spaces._accuracy_predictor import AccuracyPredictor, fit_accuracy_predictor, holdout_mask
     from search_spaces._config import (
         SAMPLERS,
         STORED,
@@ -38,6 +39,13 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
     from search_spaces._driver import StudyDriver
     from search_spaces._early_stop import EarlyStopRule, Reference, StopDecision, should_stop
     from search_spaces._fidelity import FidelitySchedule
+    from search_spaces._oneshot import (
+        NSGARun,
+        PredictorOptions,
+        PredictorSearchResult,
+        predictor_nsga,
+        run_predictor_search,
+    )
     from search_spaces._optuna_setup import quiet_optuna
     from search_spaces._results import FrontMember, SearchSummary, SupernetSearchSummary
     from search_spaces._runner import run_search
@@ -63,13 +71,22 @@ if TYPE_CHECKING:  # the same names, imported for type checkers and readers
         train_supernet,
     )
     from search_spaces._supernet_config import SubnetEvaluation, SubnetSampling, SupernetSearchConfig
-    from search_spaces._supernet_search import run_supernet_search
+    from search_spaces._supernet_search import SubnetEvaluator, run_supernet_search
     from search_spaces._trial import TrialSteps
 
 
 __all__ = [
     "input_size_of",
     "FidelitySchedule",
+    "AccuracyPredictor",
+    "PredictorOptions",
+    "PredictorSearchResult",
+    "fit_accuracy_predictor",
+    "holdout_mask",
+    "run_predictor_search",
+    "NSGARun",
+    "predictor_nsga",
+    "SubnetEvaluator",
     "REFERENCE_ATTR",
     "calibration_batches",
     "feasible_front",

@@ -159,15 +159,20 @@ class StudyDriver:
         settings: Callable[[str], StudySettings],
         fixed_keys: tuple[str, ...],
         reference: tuple[str, Mapping[str, Any]] | None,
+        enqueue: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]] = (),
     ) -> DriveResult:
         """Check, open, loop (module docstring). ``settings(url)``: what study.json records (with
         the epoch budget as the driver resolves it) and a resumed study must match in ``fixed_keys``;
-        ``reference``: (name, Optuna params) of the trial every study contains, or None."""
+        ``reference``: (name, Optuna params) of the trial every study contains, or None;
+        ``enqueue``: (Optuna params, user attributes) of trials to run before the sampler proposes
+        any (the one-shot search's predicted front), each once even when the run is resumed."""
         start = time.perf_counter()
         self.reference = None if reference is None else (reference[0], dict(reference[1]))
         with optuna_session(), storage_errors(self.options.storage, self.study_dir):
             objective.check()
             study, url = self._open(settings, fixed_keys)
+            for params, attrs in enqueue:
+                study.enqueue_trial(dict(params), user_attrs=dict(attrs), skip_if_exists=True)
             trials_run = self.loop(study, objective)
         wall = round(time.perf_counter() - start, 3)
         return DriveResult(study, trials_run, wall, self.budget_epochs, redact_url(url))

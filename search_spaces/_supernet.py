@@ -27,7 +27,8 @@ from the atomic checkpoint written after every epoch.
 Files: ``OUT/supernet.pt`` (plain data, loads with ``torch.load(weights_only=True)``: the space,
 the container config, weights, optimizer and scheduler state, epoch, history) and
 ``OUT/supernet.json``, its training record (:func:`rtseg_core.write_supernet_training`; not
-``metrics.json``, which is the trainer's schema).
+``metrics.json``, which is the trainer's schema), with every epoch's wall and CPU seconds
+(``time.process_time``: what ``report --compare`` counts as the supernet's compute).
 """
 
 from __future__ import annotations
@@ -115,6 +116,9 @@ class SupernetEpoch:
     lr: float
     seconds: float
     subnets_per_s: float  # member forward+backward passes per second
+    # CPU seconds of this process in the epoch (time.process_time: every thread; comparable across machine
+    # loads, unlike seconds); None in checkpoints written before it was recorded
+    cpu_s: float | None = None
 
 
 @dataclass
@@ -312,7 +316,10 @@ def _epoch_entry(f: Fields) -> dict[str, Any]:
     f.unknown(names)
     entry: dict[str, Any] = {"epoch": f.int("epoch", minimum=1, maximum=10**6)}
     for name in names[1:]:
-        entry[name] = f.number(name, minimum=-1e30, maximum=1e30)
+        if name == "cpu_s":  # absent from checkpoints written before it was recorded
+            entry[name] = f.number(name, minimum=0.0, maximum=1e30, optional=True)
+        else:
+            entry[name] = f.number(name, minimum=-1e30, maximum=1e30)
     return entry
 
 
@@ -413,11 +420,13 @@ def train_supernet(
         log.info("resuming %s from epoch %d/%d", ckpt_path, start_epoch, train_cfg.epochs)
 
     t_start = time.perf_counter()
+    cpu_start = time.process_time()
     for epoch in range(start_epoch, train_cfg.epochs):
         gen.manual_seed(train_cfg.seed * 1000 + epoch)  # the data order of `train`, resumable
         train_ds.set_epoch(epoch)
         net.train()
         t0 = time.perf_counter()
+        cpu0 = time.process_time()
         sums, passes, seen = [0.0, 0.0], 0, 0
         for step, batch in enumerate(train_loader):
             if step >= steps:
@@ -453,6 +462,7 @@ def train_supernet(
         recalibrate_batchnorm(small, bn_images)
         dice_smallest = validation_dice(small, val_loader, device, max_batches=train_cfg.val_batches)["mean"]
         seconds = time.perf_counter() - t0
+        cpu_s = round(time.process_time() - cpu0, 3)
         entry = SupernetEpoch(
             epoch=epoch + 1,
             loss_largest=sums[0] / max(steps, 1),
@@ -462,6 +472,7 @@ def train_supernet(
             lr=optimizer.param_groups[0]["lr"],
             seconds=seconds,
             subnets_per_s=passes / seconds,
+            cpu_s=cpu_s,
         )
         result.epochs.append(entry)
         log.log(
@@ -497,10 +508,18 @@ def train_supernet(
             "smallest": smallest.to_dict(),
             "epochs": [asdict(e) for e in result.epochs],
             "wall_s_this_run": result.wall_s,
+            "cpu_s_this_run": round(time.process_time() - cpu_start, 3),
+            # every epoch's CPU seconds, earlier runs' included (None where an epoch predates the record)
+            "cpu_s": _total_cpu(result.epochs),
             "device": str(device),
         },
     )
     return result
+
+
+def _total_cpu(epochs: list[SupernetEpoch]) -> float | None:
+    values = [e.cpu_s for e in epochs]
+    return None if not values or any(v is None for v in values) else round(sum(values), 3)
 
 
 def calibration_batches(train_cfg, n: int) -> list[torch.Tensor]:

@@ -11,7 +11,9 @@ unchanged. Per trial (one subnet), :class:`SubnetEvaluator`:
    (``paper``) is enqueued first when the supernet contains it (user attribute ``reference``).
 2. The subnet is extracted (``build_model(cfg)`` with the sliced weights copied in) and profiled on
    the study's ``target`` (local ONNX Runtime measured, an SSH device, or the roofline estimate),
-   once per architecture; a cost-constraint violation rejects it before evaluation.
+   once per architecture; with ``predict:TABLE`` its latency comes from the kernel table and its
+   kernels from the config (:class:`profiling.SubnetLatency`: no ONNX export, MACs counted once per
+   segment); a cost-constraint violation rejects it before evaluation.
 3. Its BatchNorm statistics are recalibrated on ``bn_batches`` fixed training batches
    (:func:`models.recalibrate_batchnorm`), then it is evaluated on the validation split with the
    metrics of :func:`segmentation.evaluate_model` (Dice, |dAoP| ...). No training.
@@ -27,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -34,6 +37,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from models import PRESETS, RTSegConfig, count_parameters, recalibrate_batchnorm
+from profiling import PREDICT_PREFIX, SubnetLatency
 from rtseg_core import (
     SUPERNET,
     CandidateRecord,
@@ -71,9 +75,18 @@ CATCH: tuple[type[BaseException], ...] = (SuiteError, RuntimeError, MemoryError,
 HISTORY_EVERY = 25
 
 
-def run_supernet_search(config: SupernetSearchConfig) -> SupernetSearchSummary:
-    """Run (or resume) the one-shot search described by ``config`` (module docstring)."""
-    evaluator = SubnetEvaluator(config)
+def run_supernet_search(
+    config: SupernetSearchConfig,
+    *,
+    evaluator: SubnetEvaluator | None = None,
+    enqueue: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]] = (),
+) -> SupernetSearchSummary:
+    """Run (or resume) the one-shot search described by ``config`` (module docstring).
+
+    ``evaluator``: one already made (and checked) for ``config``; ``enqueue``: (params, user
+    attributes) of subnets evaluated before the sampler proposes any (the predictor search's front).
+    """
+    evaluator = evaluator or SubnetEvaluator(config)
     objectives = config.parsed_objectives()
     study_dir = config.resolved_study_dir()
     driver = StudyDriver(
@@ -99,7 +112,11 @@ def run_supernet_search(config: SupernetSearchConfig) -> SupernetSearchSummary:
     params = evaluator.reference_params()
     reference = None if params is None else (evaluator.supernet.space.base, params)
     result = driver.run(
-        evaluator, settings=evaluator.settings, fixed_keys=fixed_settings(SUPERNET), reference=reference
+        evaluator,
+        settings=evaluator.settings,
+        fixed_keys=fixed_settings(SUPERNET),
+        reference=reference,
+        enqueue=enqueue,
     )
     summary = summarize_study(
         result.study,
@@ -138,7 +155,8 @@ class SubnetEvaluator:
         self.constraints = config.constraints()
         latency_size = config.profiling.latency_size or self.train_cfg.size
         self.profiling = dataclasses.replace(config.profiling, latency_size=latency_size)
-        self._latency_cache: dict[RTSegConfig, Any] = {}
+        self._latency_cache: dict[RTSegConfig, tuple[Any, int | None]] = {}
+        self._subnet_latency: SubnetLatency | None = None
         self._reference: dict[str, Any] | None = None
         self.evaluated = 0
 
@@ -224,12 +242,8 @@ class SubnetEvaluator:
         params, trial_dir = admitted.params, study.trial_dir(trial.number)
 
         trial.set_user_attr("stage", "profiling")
-        if arch not in self._latency_cache:
-            self._latency_cache[arch] = self.profiling.measure(
-                model, seed=self.config.seed, model_name=f"trial-{trial.number}"
-            )
-        lat, cost = self._latency_cache[arch]
-        for key, value in (("macs", cost.macs_fvcore), ("latency_ms", lat.median_ms), ("fps", lat.fps)):
+        lat, macs = self.latency(arch, model, name=f"trial-{trial.number}")
+        for key, value in (("macs", macs), ("latency_ms", lat.median_ms), ("fps", lat.fps)):
             trial.set_user_attr(key, value)
         constraint_values = self.constraints.values(params=params, latency_ms=lat.median_ms, fps=lat.fps)
         for key, value in constraint_values.items():
@@ -253,7 +267,7 @@ class SubnetEvaluator:
             split="val",
             **headline.to_dict(),
             params=int(params),
-            macs=None if cost.macs_fvcore is None else int(cost.macs_fvcore),
+            macs=None if macs is None else int(macs),
             **latency_fields(lat),
             feasible=is_feasible(constraint_values),
             trial=trial.number,
@@ -270,6 +284,37 @@ class SubnetEvaluator:
         values = objective_values(trial, record, self.fields)
         self.evaluated += 1
         return values
+
+    def latency(self, arch: RTSegConfig, model: torch.nn.Module, *, name: str) -> tuple[Any, int | None]:
+        """(latency record, MACs) of a subnet, once per architecture. With ``predict:TABLE`` the
+        kernels come from the config and the table (:class:`profiling.SubnetLatency`: no export,
+        missing kernels timed on the table's target); otherwise :meth:`ProfilingOptions.measure`."""
+        if arch not in self._latency_cache:
+            if self.profiling.target.startswith(PREDICT_PREFIX):
+                cost = self.subnet_latency().cost(arch, name=name)
+                self._latency_cache[arch] = (self.subnet_latency().record(cost), cost.macs)
+            else:
+                lat, cost = self.profiling.measure(model, seed=self.config.seed, model_name=name)
+                self._latency_cache[arch] = (lat, cost.macs_fvcore)
+        return self._latency_cache[arch]
+
+    def subnet_latency(self) -> SubnetLatency:
+        """The table's predictor for subnets (``predict:TABLE`` targets), made once."""
+        if self._subnet_latency is None:
+            p = self.profiling
+            latency = SubnetLatency(p.target[len(PREDICT_PREFIX) :], size=p.latency_size, ssh_options=p.ssh_options)
+            latency.predictor.check_request(precision=p.precision, threads=p.threads, batch=1)
+            self._subnet_latency = latency
+        return self._subnet_latency
+
+    def inherited_dice(self, arch: RTSegConfig) -> float:
+        """The headline Dice of subnet ``arch`` with inherited weights, as :meth:`__call__` computes it
+        (BatchNorm recalibrated on the fixed batches, the validation batches); :meth:`check` first."""
+        summary = self._inherited_metrics(self.supernet.net.extract(arch), self.bn_images, self.val_batches)
+        dice = summary.headline().dice
+        if dice is None:
+            raise SearchError(f"{summarize_config(arch)}: the validation split gave no Dice (no images?)")
+        return float(dice)
 
     @torch.no_grad()
     def _inherited_metrics(self, model: torch.nn.Module, bn_images: list, val_batches: list) -> EvalSummary:

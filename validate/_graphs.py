@@ -39,7 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 from models import RTSegConfig
 from profiling import LOCAL_OPSET, MEASURED, LatencyRecord, TimingOptions
-from rtseg_core import ConfigError, Record, SuiteError, text_table
+from rtseg_core import ConfigError, Record, SpeedRatio, SuiteError, text_table
+from validate._seeds import PAPER
 
 if TYPE_CHECKING:
     from profiling import LatencyBackend, SSHOptions, TimedResult
@@ -107,6 +108,11 @@ class TimedGraph(Record):
     latency: LatencyRecord | None
     skipped: str = ""
     round_medians_ms: list = field(default_factory=list)
+    # median(paper) / median(this graph) over the same rounds with its 95 % bootstrap interval
+    # (profiling.speedup: whole rounds resampled); None where nothing was timed or paper was not
+    vs_paper: dict | None = None
+    # 95 % bootstrap interval of the median over the same rounds (the report's error bar); None as above
+    median_interval_ms: list | None = None
 
     def __post_init__(self) -> None:
         from profiling import KINDS
@@ -181,6 +187,7 @@ def time_entries(entries: list[TimingEntry], run: LatencyRun) -> tuple[dict[str,
             requests[e.name] = request
         timed = backend.time_many(requests, run.timing) if requests else {}
     out = {}
+    reference = timed.get(PAPER)
     for e in entries:
         params, macs = costs[e.name]
         t = timed.get(e.name)
@@ -190,8 +197,27 @@ def time_entries(entries: list[TimingEntry], run: LatencyRun) -> tuple[dict[str,
             target=run.target, backend=rec.backend if rec else backend.name, device=rec.device if rec else run.target,
             how=_how(rec, backend, run, e.precision) if rec else f"none ({skipped[e.name]})", latency=rec,
             skipped=skipped.get(e.name, ""), round_medians_ms=_round_medians(t, run.target),
+            vs_paper=speed_vs_paper(reference, t), median_interval_ms=_median_interval(t),
         )  # fmt: skip
     return out, _conditions(out, backend, run, kind, shape)
+
+
+def speed_vs_paper(paper: TimedResult | None, t: TimedResult | None) -> dict | None:
+    """``{ratio, low, high, rounds, clock}``: paper's median over this graph's (> 1: faster), from the
+    rounds both ran in, with the timer's 95 % interval resampling whole rounds; None without samples
+    (an estimate or a prediction times nothing, so it has no rounds to pair)."""
+    from profiling import speedup
+
+    if paper is None or t is None or paper.samples is None or t.samples is None:
+        return None
+    s = speedup(paper.samples, t.samples)
+    return SpeedRatio(ratio=s.ratio, low=s.low, high=s.high, rounds=s.rounds, clock="wall").to_dict()
+
+
+def _median_interval(t: TimedResult | None) -> list | None:
+    from profiling import median_interval
+
+    return None if t is None or t.samples is None else list(median_interval(t.samples.wall_ms))
 
 
 def _round_medians(t: TimedResult | None, target: str) -> list:

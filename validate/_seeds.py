@@ -21,6 +21,7 @@ from rtseg_core import (
     ReappliedResult,
     SeedRun,
     SeedStats,
+    SpeedRatio,
     ValidatedResult,
     collapsed_classes,
     paired_difference,
@@ -101,31 +102,38 @@ def collapsed_text(stats: SeedStats) -> str:
 def paired_menu(models: Mapping[str, SeedStats], latency: Mapping[str, Mapping[str, Any]], kind: str) -> str:
     """One line per validated model relative to paper: speed ratio, Dice difference with its interval, verdict.
 
-    The speed ratio is paper's latency over the model's, both from the one latency run (``kind``:
-    measured / estimated / predicted), which has no interval: it says so ("one run").
+    The speed ratio is paper's median latency over the model's from the one latency run, with the
+    timer's 95 % interval over its paired rounds (``vs_paper`` of the row); an estimate or a
+    prediction times nothing and has no interval (it says so).
     """
     if PAPER not in models:
         return "paired comparison with paper: paper was not validated"
-    rows = [("vs paper", "speed (paper ms / ms)", "test Dice (mean)", "Dice - paper's, per seed paired", "collapsed")]
+    rows = [("vs paper", "speed (paper ms / ms) [95 %]", "test Dice (mean)", "Dice - paper's, per seed paired",
+             "collapsed")]  # fmt: skip
     for name in sorted(n for n in models if n != PAPER):
         s = models[name]
         versus = s.vs_paper.describe() if s.vs_paper is not None else "no common seed with a finite Dice"
-        rows.append((name, _speed(latency.get(name), latency.get(PAPER), kind), _mean(s), versus, _collapsed(s)))
+        rows.append((name, speed_text(latency.get(name), latency.get(PAPER), kind), _mean(s), versus, _collapsed(s)))
     rows.append((PAPER, "1.00x", _mean(models[PAPER]), "(the reference)", _collapsed(models[PAPER])))
     note = (
         "verdict: 'better' / 'worse' only when the whole 95 % interval of the paired Dice difference is above / below "
         "0; 'indistinguishable' otherwise (never a win); one seed is a 'single run' (no verdict). Collapsed runs are "
-        "in the means."
+        "in the means. Speed: paper's median over the model's from one alternating run, 95 % bootstrap interval "
+        "over its paired rounds."
     )
     return text_table(rows) + "\n" + note
 
 
-def _speed(row: Mapping[str, Any] | None, paper: Mapping[str, Any] | None, kind: str) -> str:
+def speed_text(row: Mapping[str, Any] | None, paper: Mapping[str, Any] | None, kind: str) -> str:
+    """``1.78x [1.74, 1.82] faster (MEASURED, 30 paired rounds)``, or the ratio alone where nothing was timed."""
     ms = None if row is None else row.get("median_ms")
     ref = None if paper is None else paper.get("median_ms")
     if not ms or not ref:
         return "no latency"
-    return f"{ref / ms:.2f}x ({kind.upper()}, one run)"
+    vs = SpeedRatio.read(row.get("vs_paper"), source="latency row")
+    if vs is None:
+        return f"{ref / ms:.2f}x ({kind.upper()}, no timing rounds: no interval)"
+    return f"{vs.describe()} ({kind.upper()}, {vs.rounds} paired rounds)"
 
 
 def _collapsed(s: SeedStats) -> str:

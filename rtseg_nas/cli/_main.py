@@ -99,6 +99,30 @@ def _version() -> str:
     return __version__
 
 
+def strategy_alias(argv: list[str]) -> list[str]:
+    """``search --strategy supernet ...`` is ``supernet search ...`` (one search verb for those who expect one);
+    ``--strategy multi-trial`` is the search itself. Anything else is left to the parser to refuse."""
+    verb_at = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if verb_at is None or argv[verb_at] != "search":
+        return list(argv)
+    out, strategy, i = list(argv), None, verb_at + 1
+    while i < len(out):
+        if out[i] == "--strategy" and i + 1 < len(out):
+            strategy = out[i + 1]
+            if strategy in ("supernet", "multi-trial"):
+                del out[i : i + 2]
+                continue
+        elif out[i].startswith("--strategy="):
+            strategy = out[i].partition("=")[2]
+            if strategy in ("supernet", "multi-trial"):
+                del out[i]
+                continue
+        i += 1
+    if strategy == "supernet":
+        out[verb_at : verb_at + 1] = ["supernet", "search"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from rtseg_core import SuiteError, configure_process
 
@@ -108,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except SuiteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    argv = sys.argv[1:] if argv is None else argv
+    argv = strategy_alias(sys.argv[1:] if argv is None else argv)
     verb = next((a for a in argv if not a.startswith("-")), None)
     parser, subparsers = build_parser(verb if verb in COMMANDS else "")
     args = parser.parse_args(argv)

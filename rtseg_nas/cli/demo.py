@@ -42,9 +42,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--prune-macs", type=FRACTION, default=d.prune_macs, help="MACs fraction kept (default: %(default)s)"
     )
     p.add_argument(
-        "--validate-top-k", type=COUNT, default=d.validate_top_k, help="front members validated (default: 2)"
+        "--validate-top-k", type=COUNT, default=d.validate_top_k, help="front members validated (default: %(default)s)"
     )
-    p.add_argument("--validate-epochs", type=COUNT, default=d.validate_epochs, help="their full budget (default: 12)")
+    p.add_argument(
+        "--validate-epochs", type=COUNT, default=d.validate_epochs, help="their full budget (default: %(default)s)"
+    )
+    p.add_argument(
+        "--validate-seeds", type=COUNT, default=d.validate_seeds,
+        help="paired training seeds per validated model, --seed .. --seed+K-1 (default: %(default)s)",
+    )  # fmt: skip
     p.add_argument("--profile-size", type=SIZE, default=d.profile_size, help="profiling size (default: %(default)s)")
     p.add_argument("--threads", type=THREADS, default=d.threads, help="inference threads timed (default: %(default)s)")
     add_threads(p, "--train-threads")
@@ -62,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         out_dir=args.out, data=args.data, seed=args.seed, size=args.size, epochs=args.epochs, trials=args.trials,
         search_size=args.search_size, search_epochs=args.search_epochs, top_k=args.top_k,
         prune_macs=args.prune_macs, profile_size=args.profile_size, threads=args.threads,
-        validate_top_k=args.validate_top_k, validate_epochs=args.validate_epochs,
+        validate_top_k=args.validate_top_k, validate_epochs=args.validate_epochs, validate_seeds=args.validate_seeds,
         train_threads=args.train_threads,
     )  # fmt: skip
     result = run_demo(cfg, progress=args.progress, overwrite=args.overwrite)

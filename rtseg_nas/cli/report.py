@@ -71,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"  file: {ship['file']} (in the study{'' if ship['file_found'] else ', NOT FOUND'})")
         if ship["export_command"]:
             print(f"  export for a Jetson Nano: {ship['export_command']}")
+        if ship.get("menu"):
+            print("  menu, the validated front against paper (fastest first):")
+            for m in ship["menu"]:
+                mark = " <- pick" if m["pick"] else ""
+                print(f"    {m['name']}: {m['speed']}; Dice {m['dice']}{mark}")
     else:
         print("ship: no candidate is feasible and meets the constraints")
     print(f"report: {path}")
@@ -90,6 +95,10 @@ def _compare(args: argparse.Namespace) -> int:
         if args.json == "-":
             return 0
     ref = info.reference
+    print("validated hypervolume per strategy (mean over its studies):")
+    for g in info.groups:
+        print(f"  {g.strategy}{' (baseline)' if g.baseline else ''}: {g.hypervolume_text()}")
+        print(f"    vs random sampling: {g.baseline_text()}; search compute: {g.cpu_text()}")
     print(f"hypervolume of the validated fronts (reference Dice {ref[0]:.4f}, latency {ref[1]:.4g} ms):")
     for s in info.studies:
         print(f"  {s.label}: {s.hypervolume:.5g}  [{s.strategy}; {s.n_validated} validated]")

@@ -95,6 +95,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
     add_data(p)
+    p.add_argument(
+        "--strategy",
+        choices=("multi-trial", "supernet"),
+        default="multi-trial",
+        help="multi-trial (this verb: every trial trained briefly) or supernet: the one-shot search, the same "
+        "as `supernet search` with its options (--supernet CKPT, --predictor ...; see `supernet search --help`) "
+        "(default: %(default)s)",
+    )
     p.add_argument("--study", required=True, metavar="DIR", help="study folder (created; reused to resume)")
     p.add_argument(
         "--trials",

@@ -29,6 +29,7 @@ import argparse
 from rtseg_nas.cli._args import (
     COUNT,
     COUNT0,
+    FRACTION_OPEN,
     NONNEGATIVE,
     SIZE,
     THREADS,
@@ -109,7 +110,8 @@ def _add_search(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--target",
         default=default("profiling", "target"),
-        help="local, ssh://user@host[:port] or jetson-nano-estimate (default: %(default)s)",
+        help="local, ssh://user@host[:port], jetson-nano-estimate or predict:TABLE (a kernel latency table: "
+        "latency with kernels from the config, no export; needed by --predictor) (default: %(default)s)",
     )
     objectives = ",".join(default("objectives", "names"))
     s.add_argument("--objectives", default=objectives, help="as in `search` (default: %(default)s)")
@@ -155,6 +157,20 @@ def _add_search(s: argparse.ArgumentParser) -> None:
         default=default("profiling", "latency_warmup"),
         help="warm-up runs per architecture (default: %(default)s)",
     )
+    p = s.add_argument_group(
+        "predictor search (--predictor): NSGA-II on an accuracy predictor and the kernel latency table "
+        "(--target predict:TABLE), then the predicted front re-scored with inherited weights"
+    )
+    p.add_argument(
+        "--predictor",
+        action="store_true",
+        help="search at predictor speed; --trials is then the re-scored front plus the reference",
+    )
+    p.add_argument("--samples", type=int_in(20, 10**6), default=300, help="subnets the predictor learns from")
+    p.add_argument("--evaluations", type=int_in(1, 10**7), default=5000, help="subnets NSGA-II scores by predictor")
+    p.add_argument("--predictor-population", type=int_in(2, 10**5), default=64, help="its NSGA-II population")
+    p.add_argument("--holdout", type=FRACTION_OPEN, default=0.2, help="share of the samples held out (default: 0.2)")
+    p.add_argument("--rescore", type=int_in(1, 10**4), default=16, help="front members re-scored, at most")
     add_seed(s)
     add_ssh(s)
 
@@ -209,6 +225,8 @@ def _train(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     from search_spaces import run_supernet_search
 
+    if getattr(args, "predictor", False):
+        return _predictor_search(args)
     summary = run_supernet_search(supernet_search_config(args))
     c = summary.counts
     print(
@@ -216,6 +234,37 @@ def _search(args: argparse.Namespace) -> int:
         f"{summary.trials_run} in {summary.wall_s:.0f} s, {summary.subnets_per_minute:.1f} subnets/min"
     )
     print("feasible front (inherited weights, BN recalibrated, val split):")
+    print(summary.table())
+    print(f"study: {summary.study_dir}  (report: rtseg-nas report --study {summary.study_dir})")
+    return 0
+
+
+def _predictor_search(args: argparse.Namespace) -> int:
+    from search_spaces import PredictorOptions, run_predictor_search
+
+    options = PredictorOptions(
+        samples=args.samples,
+        evaluations=args.evaluations,
+        population_size=args.predictor_population,
+        holdout=args.holdout,
+        rescore=args.rescore,
+    )
+    result = run_predictor_search(supernet_search_config(args), options)
+    if args.quiet:  # otherwise logged when it was fitted
+        print(result.predictor.describe())
+    print(
+        f"inherited-weight evaluation: {result.samples_evaluated} subnets this run in {result.samples_cpu_s:.1f} CPU s "
+        f"({result.inherited_per_cpu_minute:.1f} per CPU-minute)"
+    )
+    print(
+        f"NSGA-II on the predictors: {result.search.scored} subnets in {result.search.cpu_s:.1f} CPU s "
+        f"({result.search.per_cpu_minute:.0f} per CPU-minute; {result.search.per_cpu_minute_warm:.0f} without the "
+        f"{result.search.fill_cpu_s:.1f} CPU s that exported new segments and timed new kernels once)"
+    )
+    if result.front_agreement is not None:
+        print(f"front, predicted vs re-scored Dice: {result.front_agreement.describe()}")
+    summary = result.summary
+    print("feasible front (re-scored: inherited weights, BN recalibrated, val split):")
     print(summary.table())
     print(f"study: {summary.study_dir}  (report: rtseg-nas report --study {summary.study_dir})")
     return 0

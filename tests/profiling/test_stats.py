@@ -86,3 +86,21 @@ def test_bench_speedups_come_with_their_interval():
     assert "95 % CI" in result.format_table().splitlines()[1]
     unpaired = BenchResult(variants=(_variant("slow", base), _variant("fast", fast[:3])), baseline="slow")
     assert "no interval" in unpaired.comparisons()[0]  # never a bare ratio without saying why
+
+
+def test_median_interval_resamples_whole_rounds_as_scipy_bootstrap_does():
+    from scipy import stats
+
+    from profiling._stats import median_interval
+
+    rng = np.random.default_rng(3)
+    rows = 10.0 + rng.gamma(2.0, 0.5, size=(30, 3)) + np.arange(30)[:, None] * 0.05  # a slow drift over rounds
+    low, high = median_interval(rows, resamples=4000)
+    # the same statistic through scipy: resample round indices, median of the chosen rounds' runs
+    ref = stats.bootstrap((np.arange(30),), lambda i, axis=-1: np.median(rows[i].reshape(*i.shape[:-1], -1), axis=-1),
+                          method="percentile", n_resamples=4000, random_state=0, vectorized=True)  # fmt: skip
+    width = ref.confidence_interval.high - ref.confidence_interval.low
+    assert low == pytest.approx(ref.confidence_interval.low, abs=0.1 * width)
+    assert high == pytest.approx(ref.confidence_interval.high, abs=0.1 * width)
+    assert low < float(np.median(rows)) < high
+    assert median_interval([5.0] * 10) == (5.0, 5.0)  # no spread, no width

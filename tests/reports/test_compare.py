@@ -113,8 +113,9 @@ def test_compare_writes_hypervolume_under_one_reference_and_the_paper_check(stud
     assert rows["fixed"]["best_name"] == "trial-2" and float(rows["fixed"]["paper_dice"]) == 0.930
 
     # Strategy and compute as the files record them.
-    assert rows["fixed"]["strategy"] == "fixed-budget (2 epochs)"
-    assert rows["multi"]["strategy"] == "multi-fidelity (rungs 1, 2, 3 epochs, eta 2)"
+    # (the tiny searches draw at random: --sampler random, the baseline's label)
+    assert rows["fixed"]["strategy"] == "random sampling, fixed-budget (2 epochs)"
+    assert rows["multi"]["strategy"] == "random sampling, multi-fidelity (rungs 1, 2, 3 epochs, eta 2)"
     assert rows["oneshot"]["strategy"].startswith("supernet")
     for study in (fixed, multi):
         with open(study / "history.csv", newline="") as f:
@@ -199,3 +200,75 @@ def test_a_large_dice_difference_reads_large():
                            for n, (d, lat, ok) in rows.items()])  # fmt: skip
     check = paper_check(df)
     assert check.message == "meets it: trial-1 (+11.22 Dice points (+0.1122), 2.00x faster)"
+
+
+def test_the_supernets_training_cpu_seconds_count_when_its_record_has_them(tmp_path):
+    from reports._compare import _supernet_record
+
+    part = SupernetSettings(path=str(tmp_path / "supernet.pt"), epoch=2, container="widest",
+                            train=SUPERNET_RECORD["train"], sandwich=SUPERNET_RECORD["sandwich"],
+                            recipe="supernet-inherited", bn_batches=4, val_batches=None)  # fmt: skip
+    epochs = [{**e, "cpu_s": cpu} for e, cpu in zip(SUPERNET_RECORD["epochs"], (1.25, 2.0))]
+    write_supernet_training(tmp_path, {**SUPERNET_RECORD, "epochs": epochs})
+    record, note = _supernet_record(part)
+    assert note == "" and record["cpu_s"] == 3.25 and record["seconds"] == 3.75
+    write_supernet_training(tmp_path, SUPERNET_RECORD)  # from before: wall seconds only
+    assert _supernet_record(part)[0]["cpu_s"] is None
+
+
+def test_two_studies_per_strategy_give_mean_hypervolumes_with_intervals_against_random_sampling(
+    studies, tmp_path, capsys
+):
+    from scipy import stats
+
+    fixed, multi, oneshot = studies
+    # repeated searches: the same strategy with another --seed (study.json), each validated on its own
+    rows = {"fixed-a": (fixed, 0, FIXED), "fixed-b": (fixed, 1, {**FIXED, "trial-1": (0.929, 17.0, True)}),
+            "multi-a": (multi, 0, MULTI), "multi-b": (multi, 1, {**MULTI, "trial-2": (0.931, 18.0, True)}),
+            "random-a": (fixed, 2, {"paper": (0.930, 30.0, True), "trial-1": (0.910, 25.0, True)}),
+            "random-b": (fixed, 3, {"paper": (0.929, 30.0, True), "trial-2": (0.905, 22.0, True)})}  # fmt: skip
+    copies = {}
+    for name, (source, seed, validated) in rows.items():
+        copies[name] = tmp_path / name
+        shutil.copytree(source, copies[name])
+        sd = StudyDir(copies[name])
+        sampler = "random" if name.startswith("random") else "nsga2"
+        sd.write_settings(dataclasses.replace(sd.read_settings(), seed=seed, sampler=sampler))
+        validate_by_hand(copies[name], validated)
+    dirs = [
+        *(copies[n] for n in ("fixed-a", "fixed-b", "multi-a", "multi-b")),
+        oneshot,
+        copies["random-a"],
+        copies["random-b"],
+    ]
+    out = tmp_path / "cmp"
+    assert main(["report", "--compare", *map(str, dirs), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    info = compare_studies(dirs)
+    hv = {s.label: s.hypervolume for s in info.studies}
+    groups = {g.strategy: g for g in info.groups}
+    assert list(groups)[0] == "random sampling, fixed-budget (2 epochs)" and info.groups[0].baseline
+    base = groups["random sampling, fixed-budget (2 epochs)"]
+    fix = groups["fixed-budget (2 epochs)"]
+    assert fix.studies == ("fixed-a", "fixed-b") and fix.search_seeds == (0, 1) and base.search_seeds == (2, 3)
+    # the mean and its 95 % t-interval over the strategy's studies, as scipy gives them
+    values = [hv["fixed-a"], hv["fixed-b"]]
+    low, high = stats.t.interval(0.95, 1, loc=np.mean(values), scale=stats.sem(values))
+    assert fix.hypervolume.mean == pytest.approx(np.mean(values))
+    assert (fix.hypervolume.low, fix.hypervolume.high) == pytest.approx((low, high))
+    # against the random-sampling baseline: Welch's interval of the difference of the means
+    welch = stats.ttest_ind(values, [hv["random-a"], hv["random-b"]], equal_var=False).confidence_interval()
+    v = fix.vs_baseline
+    assert (v["low"], v["high"]) == pytest.approx((welch.low, welch.high))
+    assert v["verdict"] == ("better" if welch.low > 0 else "worse" if welch.high < 0 else "indistinguishable")
+    # one supernet study: a single run, no interval; compute as recorded (cpu_s summed per study)
+    sn = groups["supernet (one-shot, inherited weights)"]
+    assert sn.n == 1 and sn.hypervolume.low is None and "single run" in sn.hypervolume_text()
+    assert "single run" in sn.baseline_text() and "supernet training 3.8 s per study" in sn.cpu_text()
+    assert fix.cpu_s == (info.studies[0].compute.trial_cpu_s, info.studies[1].compute.trial_cpu_s)
+    assert groups["multi-fidelity (rungs 1, 2, 3 epochs, eta 2)"].cpu_text() == "trial CPU not recorded"
+    assert "validated hypervolume per strategy" in printed and fix.hypervolume_text() in printed
+    html = (out / "compare.html").read_text()
+    assert 'id="strategies"' in html and "<b>(baseline)</b>" in html and "fixed-a (0), fixed-b (1)" in html
+    data = json.loads((out / "compare.json").read_text())
+    assert [g["studies"] for g in data["strategies"]][1] == ["fixed-a", "fixed-b"]

@@ -241,3 +241,20 @@ def test_the_figures_mark_the_validated_pick_and_front(demo_like):
     assert pick.text == "SHIP trial-11\nvalidated, test split:\nDice 0.9074, 21.10 ms"
     assert ("pick", "ship pick (validated), at its search position") in fps.legend
     assert any(key == "validated_front" for key, _ in fps.legend)
+
+
+def test_the_pick_against_paper_carries_the_interval_of_validates_rounds(demo_like):
+    import dataclasses
+
+    from rtseg_core import SpeedRatio
+
+    sd = StudyDir(demo_like)
+    latency = sd.read_validated_latency()
+    speed = SpeedRatio(15.86 / 21.10, 0.73, 0.77, 30)  # paper's median over trial-11's: trial-11 is slower
+    rows = {n: {**r, "vs_paper": speed.to_dict() if n == "trial-11" else None} for n, r in latency.candidates.items()}
+    sd.write_validated_latency(dataclasses.replace(latency, candidates=rows))
+    vp = compute_report(demo_like).ship.versus_paper
+    assert vp.speed == speed and vp.speed_text() == (
+        "1.33x [1.30, 1.37] SLOWER than paper (21.10 ms vs paper's 15.86 ms; 95 % interval over 30 paired rounds)"
+    )
+    assert report_summary(compute_report(demo_like))["ship"]["vs_paper"]["speed_vs_paper"]["low"] == 0.73

@@ -105,7 +105,7 @@ def test_a_hostile_summary_names_the_file_and_field(tiny_study, edit, match):
 
 
 def test_paired_table_and_ship_verdict_over_several_seeds(tiny_study):
-    from rtseg_core import EvalMetrics, SeedRun, SeedStats, paired_difference, seed_summary
+    from rtseg_core import EvalMetrics, SeedRun, SeedStats, SpeedRatio, paired_difference, seed_summary
 
     write_validated(tiny_study, VALIDATED)
     per_seed = {  # name -> seed -> test Dice; trial-4's seed 2 never learned FH (collapsed)
@@ -127,6 +127,14 @@ def test_paired_table_and_ship_verdict_over_several_seeds(tiny_study):
     sd = StudyDir(tiny_study)
     summary = sd.read_validated_summary()
     sd.write_validated_summary(dataclasses.replace(summary, seeds=(0, 1, 2), models={n: stats(n) for n in per_seed}))
+    # validate's timing run: paper's median over each model's with its interval over the paired rounds
+    latency = sd.read_validated_latency()
+    speed = {"trial-1": SpeedRatio(1.83, 1.79, 1.88, 30), "trial-4": SpeedRatio(2.44, 2.40, 2.51, 30),
+             "trial-2": SpeedRatio(0.733, 0.70, 0.76, 30)}  # fmt: skip
+    rows = {n: {**r, "vs_paper": speed[n].to_dict() if n in speed else None,
+                "median_interval_ms": [r["median_ms"] * 0.97, r["median_ms"] * 1.04]}
+            for n, r in latency.candidates.items()}  # fmt: skip
+    sd.write_validated_latency(dataclasses.replace(latency, candidates=rows))
     info = compute_report(tiny_study)
     rows = info.validated.paired().set_index("name")
     assert list(rows.index) == ["paper", "trial-1", "trial-2", "trial-4"]
@@ -136,9 +144,28 @@ def test_paired_table_and_ship_verdict_over_several_seeds(tiny_study):
         assert (rows.loc[name, "vs paper low"], rows.loc[name, "vs paper high"]) == (expected.low, expected.high)
     assert rows.loc["trial-1", "verdict"] == "worse" and rows.loc["trial-4", "collapsed seeds"] == [2]
     assert rows.loc["paper", "n seeds"] == 3 and rows.loc["paper", "mean Dice"] == pytest.approx(0.934)
+    assert (rows.loc["trial-4", "speed low"], rows.loc["trial-4", "speed high"]) == (2.40, 2.51)
     html = build_report(tiny_study).read_text()
     section = html[html.index('id="paired"') :]
     assert "3 training seeds (0, 1, 2)" in section and "<td>worse</td>" in section
+    assert "each architecture&#x27;s mean over its 3 training seeds" in html  # the rank agreement's ground truth
+    assert "<td>2.44x [2.40, 2.51] faster</td>" in section and "<td>1.36x [1.32, 1.43] SLOWER</td>" in section
+    # the figure: Dice interval x latency interval of every validated model
+    assert 'id="fig-validated"' in html and (tiny_study / "report" / "validated.png").is_file()
+    from reports._plot_validated import points
+
+    at = {p["name"]: p for p in points(info.validated)}
+    t4 = seed_summary(per_seed["trial-4"])
+    assert (at["trial-4"]["y_low"], at["trial-4"]["y"], at["trial-4"]["y_high"]) == (t4.low, t4.mean, t4.high)
+    assert (at["trial-4"]["x_low"], at["trial-4"]["x_high"]) == pytest.approx((9.0 * 0.97, 9.0 * 1.04))
+    # the ship section's menu: the validated front against paper, fastest first, each with both intervals
+    menu = {m.name: m for m in info.ship.menu}
+    assert [m.name for m in info.ship.menu] == ["trial-4", "paper"]  # the validated front
+    expected = paired_difference(per_seed["trial-4"], per_seed["paper"])
+    assert menu["trial-4"].speed == "2.44x [2.40, 2.51] faster" and menu["trial-4"].dice == expected.describe()
+    assert menu["trial-4"].verdict == expected.verdict and menu["paper"].verdict == "reference"
+    assert "rtseg-nas export --checkpoint" in menu["trial-4"].export_command
+    assert 'id="ship-menu"' in html and "<td>2.44x [2.40, 2.51] faster</td>" in html.split('id="ship-menu"')[1]
     assert '<b class="warn">2</b>' in section  # trial-4's collapsed seed
     # the pick is paper (best validated Dice): the ship section says how many paired seeds stand behind it
     assert info.ship.runs_label == "3 paired seeds" and "seeds 0, 1, 2" in info.ship.runs

@@ -81,3 +81,15 @@ def test_collapsed_classes_on_a_metrics_record():
     assert collapsed_classes({"ps": 0.0, "fh": 0.93}) == ["ps"]
     assert collapsed_classes({"ps": 0.049, "fh": None}) == ["ps", "fh"]
     assert collapsed_classes({"ps": 0.61, "fh": 0.95}) == []
+
+
+def test_speed_ratio_reads_back_says_a_slowdown_and_refuses_a_bad_row():
+    from rtseg_core import SpeedRatio
+
+    fast = SpeedRatio(1.78, 1.74, 1.82, 30)
+    assert SpeedRatio.read(fast.to_dict(), source="latency.json: trial-1") == fast
+    assert fast.describe() == "1.78x [1.74, 1.82] faster"
+    assert SpeedRatio(0.5, 0.4, 0.625, 30).describe() == "2.00x [1.60, 2.50] SLOWER"  # the interval inverted too
+    assert SpeedRatio.read(None, source="x") is None  # an estimate: no rounds, no ratio interval
+    with pytest.raises(ConfigError, match=r"latency.json: trial-1.*low"):
+        SpeedRatio.read({**fast.to_dict(), "low": -1.0}, source="latency.json: trial-1")

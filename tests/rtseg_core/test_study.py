@@ -207,3 +207,6 @@ def test_the_supernet_record_has_its_own_name_and_older_folders_still_read(tmp_p
     (tmp_path / "new" / "supernet.json").write_text(json.dumps({**record, "epochs": [{"seconds": "1.5"}]}))
     with pytest.raises(ConfigError, match=r"supernet.json: 'epochs\[0\].seconds' must be a finite number >= 0"):
         read_supernet_training(tmp_path / "new")
+    (tmp_path / "new" / "supernet.json").write_text(json.dumps({**record, "epochs": [{"seconds": 1.5, "cpu_s": -1}]}))
+    with pytest.raises(ConfigError, match=r"supernet.json: 'epochs\[0\].cpu_s' must be a finite number >= 0"):
+        read_supernet_training(tmp_path / "new")

@@ -19,12 +19,15 @@ def test_demo_runs_every_stage_then_resumes(tmp_path):
     assert not any(t["skipped"] for t in first.stages.values())
     html = first.report.read_text()
     assert "Reference: paper (fully trained)" in html
-    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 4
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', html)) == 5  # + the validated figure
     compressed = sorted(p.parent.name for p in (tmp_path / "demo/study/compressed").glob("*/candidate.json"))
     assert len(compressed) == 2  # pruned, and pruned + INT8, of the best front member
     validated = sorted(p.parent.name for p in (tmp_path / "demo/study/validated").glob("*/candidate.json"))
     assert "paper" in validated and 'id="validated"' in html and "Basis: validated" in html
     assert set(compressed) <= set(validated)  # the variants' recipes were re-applied to the validated parent
+    # two paired training seeds (the default), and the ship section's menu against paper
+    summary = json.loads((tmp_path / "demo/study/validated/summary.json").read_text())
+    assert summary["seeds"] == [0, 1] and 'id="ship-menu"' in html and "2 paired seeds" in html
     reference = json.loads((tmp_path / "demo/study/reference.json").read_text())
     assert {r["kind"] for r in reference["profiles"]} == {"measured", "estimated"}
 

@@ -70,6 +70,11 @@ def test_a_tiny_supernet_trains_and_its_checkpoint_is_plain_data(trained, space)
     record = read_supernet_training(trained.parent)
     assert (trained.parent / "supernet.json").is_file() and not (trained.parent / "metrics.json").exists()
     assert [e["epoch"] for e in record["epochs"]] == [1, 2] and record["sandwich"] == dataclasses.asdict(SANDWICH)
+    # CPU seconds per epoch and in total (what report --compare counts as the supernet's compute)
+    assert all(e["cpu_s"] > 0 for e in record["epochs"]) and record["cpu_s"] == pytest.approx(
+        sum(e["cpu_s"] for e in record["epochs"])
+    )
+    assert all(e["cpu_s"] > 0 for e in sn.history)
     with pytest.raises(Exception, match="exists; pass --resume"):
         train_supernet(space, TrainConfig(**TRAIN, epochs=2), trained.parent, sandwich=SANDWICH, progress=False)
     with pytest.raises(Exception, match=r"different training settings than the checkpoint's: \['lr'\]"):
@@ -268,6 +273,23 @@ def test_the_supernet_verb_extracts_a_search_trial(trained, tmp_path, capsys):
     assert main(argv) != 0
     err = capsys.readouterr().err
     assert f"error: {trained}: cannot extract" in err and "conv_widths[1]: 32 exceeds the supernet's 24" in err
+
+
+def test_search_with_the_supernet_strategy_is_the_supernet_search(trained, tmp_path):
+    from rtseg_nas.cli import main
+    from rtseg_nas.cli._main import strategy_alias
+
+    assert strategy_alias(["-q", "search", "--strategy", "supernet", "--study", "s"]) == [
+        "-q", "supernet", "search", "--study", "s"
+    ]  # fmt: skip
+    assert strategy_alias(["search", "--strategy=multi-trial", "--study", "s"]) == ["search", "--study", "s"]
+    assert strategy_alias(["search", "--strategy", "other"]) == ["search", "--strategy", "other"]  # refused later
+    assert strategy_alias(["supernet", "search", "--strategy", "supernet"])[:2] == ["supernet", "search"]
+    study = tmp_path / "study"
+    argv = ["search", "--strategy", "supernet", "--supernet", str(trained), "--study", str(study), "--trials", "1",
+            "--target", ESTIMATE, "--population-size", "2", "--bn-batches", "2", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert json.loads((study / "study.json").read_text())["strategy"] == "supernet"
 
 
 @pytest.mark.parametrize(

@@ -69,6 +69,9 @@ def test_two_seeds_resume_after_a_kill_between_seeds_and_a_third_seed_reuses_the
 
     stored = sd.read_validated_summary()
     assert stored.seeds == (0, 1) and set(stored.models) == names
+    # the study's target is an estimate: it times nothing, so its speed ratios have no interval (said so)
+    assert all(r["vs_paper"] is None for r in sd.read_validated_latency().candidates.values())
+    assert "(ESTIMATED, no timing rounds: no interval)" in done.stdout
     paper = {s: r.test.dice for s, r in runs["paper"].items()}
     for name in names:
         m = stored.models[name]
@@ -85,8 +88,18 @@ def test_two_seeds_resume_after_a_kill_between_seeds_and_a_third_seed_reuses_the
         assert m.vs_paper.differences == expected.differences and m.vs_paper.verdict == expected.verdict
         assert "Dice - paper's" in done.stdout and expected.describe() in done.stdout
     # A later run with a third seed reuses both finished seeds and trains only seed 2.
-    again = _run(study, "--seeds", "3")
+    again = _run(study, "--seeds", "3", "--latency-target", "local")
     assert {n: sd.trained_json(n).stat().st_mtime_ns for n in names} == stamps
+    # timed here in alternating rounds: each speed ratio to paper carries the timer's interval over them
+    latency = sd.read_validated_latency()
+    rows = latency.candidates
+    for n in names - {"paper"}:
+        vs = rows[n]["vs_paper"]
+        assert vs["low"] <= vs["ratio"] <= vs["high"] and vs["rounds"] == latency.conditions["rounds"] == 3
+        assert vs["ratio"] == pytest.approx(rows["paper"]["median_ms"] / rows[n]["median_ms"], rel=1e-9)
+        assert f"[{vs['low']:.2f}, {vs['high']:.2f}]" in again.stdout and "(MEASURED, 3 paired rounds)" in again.stdout
+        low, high = rows[n]["median_interval_ms"]
+        assert low <= rows[n]["median_ms"] <= high
     assert "reusing" in again.stderr and all(f"{n} (seed 2)" in again.stdout for n in names)
     assert all(f"{n} (seed 1)" not in again.stdout.split("finished before:")[0] for n in names)
     assert sd.read_validated_summary().seeds == (0, 1, 2)
@@ -113,7 +126,8 @@ def test_one_seed_says_single_run_and_a_collapsed_run_is_flagged_and_kept_in_the
     assert one.vs_paper.verdict == "single run"
     menu = paired_menu({"paper": model_stats(paper, None, what="paper"), "trial-1": one},
                        {"paper": {"median_ms": 10.0}, "trial-1": {"median_ms": 5.0}}, "measured")  # fmt: skip
-    assert "single run" in menu and "2.00x (MEASURED, one run)" in menu and "better" not in menu.split("verdict:")[0]
+    assert "single run" in menu and "2.00x (MEASURED, no timing rounds: no interval)" in menu
+    assert "better" not in menu.split("verdict:")[0]
 
     papers = tuple(_run_of(s, d) for s, d in ((0, 0.80), (1, 0.81), (2, 0.79)))
     # seed 2 never learned the FH class: collapsed, flagged with its seed, included in the mean
@@ -125,6 +139,28 @@ def test_one_seed_says_single_run_and_a_collapsed_run_is_flagged_and_kept_in_the
     assert m.vs_paper.verdict == "indistinguishable"  # inside the noise: never called a win
     menu = paired_menu({"paper": model_stats(papers, None, what="paper"), "trial-2": m}, {}, "measured")
     assert "seed 2 (fh)" in menu and "indistinguishable" in menu and "no latency" in menu
+
+
+def test_speed_vs_paper_pairs_the_rounds_and_states_a_slowdown_as_such():
+    from profiling import Samples, TimedResult, speedup_interval
+    from validate._graphs import speed_vs_paper
+    from validate._seeds import speed_text
+
+    paper = Samples("paper", tuple((10.0 + r, 10.5 + r, 9.5 + r) for r in range(8)))
+    fast = Samples("fast", tuple((5.0 + r / 2, 5.2 + r / 2, 4.9 + r / 2) for r in range(8)))
+    slow = Samples("slow", tuple((20.0 + r, 20.5 + r, 19.0 + r) for r in range(8)))
+    rec = object()  # speed_vs_paper reads only the samples
+    vs = speed_vs_paper(TimedResult(rec, paper), TimedResult(rec, fast))
+    low, high = speedup_interval(paper.wall_ms, fast.wall_ms)
+    assert (vs["low"], vs["high"], vs["rounds"]) == (low, high, 8) and low < vs["ratio"] < high
+    assert speed_vs_paper(TimedResult(rec, paper), TimedResult(rec, None)) is None  # an estimate: no rounds
+    rows = {"paper": {"median_ms": 10.0}, "fast": {"median_ms": 5.0, "vs_paper": vs}}
+    assert speed_text(rows["fast"], rows["paper"], "measured") == (
+        f"{vs['ratio']:.2f}x [{low:.2f}, {high:.2f}] faster (MEASURED, 8 paired rounds)"
+    )
+    s = speed_vs_paper(TimedResult(rec, paper), TimedResult(rec, slow))
+    text = speed_text({"median_ms": 20.0, "vs_paper": s}, rows["paper"], "measured")
+    assert text == f"{1 / s['ratio']:.2f}x [{1 / s['high']:.2f}, {1 / s['low']:.2f}] SLOWER (MEASURED, 8 paired rounds)"
 
 
 def test_seeds_option_is_checked_before_any_work():
