@@ -75,6 +75,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help=overwrite_help("--out"),
     )
     p.add_argument("--top-k", type=COUNT, default=3, help="with --study: how many front members (default: 3)")
+    p.add_argument(
+        "--parent",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --study: quantize this trial (by name, e.g. paper, the search's reference, or trial-7) instead "
+        "of the front's top-k; repeatable. validate re-applies the recipe to the validated trial of each seed",
+    )
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--format", choices=QUANT_FORMATS, default=None, help="default: int8-static")
     fmt.add_argument("--int8", dest="format", action="store_const", const="int8-static", help="= --format int8-static")
@@ -154,10 +162,13 @@ def run(args: argparse.Namespace) -> int:
         dsconv_bits=args.bits,
     )
     ft = FinetuneSpec(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, device=args.device)
+    if args.parent and not args.study:
+        raise ConfigError("--parent: only with --study (with --checkpoint the output is --out)")
     if args.study:
         records = compress_study(
             args.study,
             top_k=args.top_k,
+            parents=tuple(args.parent) or None,
             quantize=spec,
             finetune_spec=ft,
             data=args.data,

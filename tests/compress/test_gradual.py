@@ -144,3 +144,9 @@ def test_int8_qat_with_distill_learns_from_the_unquantized_model(small_checkpoin
     report = quantize_checkpoint(small_checkpoint, spec, tmp_path / "qat", finetune_spec=FinetuneSpec(epochs=1, **FT),
                                  measure=False, evaluate=False, progress=False)  # fmt: skip
     assert [e["loss_fn"] for e in report.finetune] == [f"task+{Distillation().label()}"]
+
+
+def test_quantize_cli_takes_parent_only_with_a_study(trained_4_epochs, tmp_path):
+    rc, _, err = run_cli(["quantize", "--checkpoint", str(trained_4_epochs), "--int8", "--no-eval", "--no-latency",
+                          "--parent", "paper", "--out", str(tmp_path / "out")])  # fmt: skip
+    assert rc == 2 and "--parent: only with --study" in err and not (tmp_path / "out").exists()
