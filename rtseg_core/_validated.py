@@ -89,6 +89,9 @@ class ValidatedResult:
     test: EvalMetrics
     val_dice_last_epoch: float | None
     seed: int | None = None  # the training seed; None (written before validate --seeds): the budget's seed
+    # validate --reuse-from: the finished training copied from another study ({"study": path, "name": its
+    # candidate}) instead of training here; None: trained here (and absent from the file, as before)
+    reused_from: dict | None = None
 
     @property
     def name(self) -> str:
@@ -109,7 +112,7 @@ class ValidatedResult:
     def to_dict(self) -> dict[str, Any]:
         return {"candidate": dict(self.candidate), "budget": dict(self.budget), "epochs_trained": self.epochs_trained,
                 "test": self.test.to_dict(), "val_dice_last_epoch": self.val_dice_last_epoch,
-                "seed": self.seed}  # fmt: skip
+                "seed": self.seed} | _origin(self.reused_from)  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Any, *, source: str) -> ValidatedResult:
@@ -128,7 +131,23 @@ class ValidatedResult:
             test=EvalMetrics.read(f.object("test")),
             val_dice_last_epoch=f.number("val_dice_last_epoch", minimum=0.0, maximum=1.0, optional=True),
             seed=f.int("seed", minimum=0, optional=True),
+            reused_from=_reused_from(f),
         )
+
+
+def _origin(reused_from: dict | None) -> dict[str, Any]:
+    """The ``reused_from`` key of trained.json, only for a copy (a training made here writes none, as before)."""
+    return {} if reused_from is None else {"reused_from": dict(reused_from)}
+
+
+def _reused_from(f: Fields) -> dict | None:
+    """``reused_from`` of a trained.json: absent (trained here) or ``{"study": path, "name": candidate}``."""
+    if f.data.get("reused_from") is None:
+        return None
+    origin = f.object("reused_from")
+    origin.str("study", empty=False)
+    origin.str("name", empty=False)
+    return dict(origin.data)
 
 
 @dataclass(frozen=True)

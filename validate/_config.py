@@ -85,6 +85,9 @@ class ValidateConfig:
     grace_period: int | None = None
     poll_interval: float = 2.0
     progress: bool = False
+    # validate --reuse-from: other studies whose finished trainings of the same architecture and recipe are
+    # copied instead of trained again (validate._reuse); checked to be studies other than this one before any work
+    reuse_from: tuple[str | Path, ...] = ()
 
     def __post_init__(self) -> None:
         seeds = tuple(self.seeds)
@@ -92,6 +95,7 @@ class ValidateConfig:
         if bad or len(set(seeds)) != len(seeds):
             raise ConfigError(f"--seeds: must be distinct integers >= 0, got {list(seeds)!r}")
         object.__setattr__(self, "seeds", seeds)
+        object.__setattr__(self, "reuse_from", tuple(self.reuse_from))
         if self.top_k is not None and (not isinstance(self.top_k, int) or self.top_k < 1):
             raise ConfigError(f"--top-k: must be an integer >= 1, got {self.top_k!r}")
         names = ("epochs", "size", "batch_size", "latency_size", "heartbeat_interval")

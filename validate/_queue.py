@@ -73,6 +73,7 @@ from validate._config import (
     seed_slot,
 )
 from validate._graphs import LatencyRun, TimedGraph, TimingEntry, time_entries
+from validate._reuse import check_reuse_sources
 from validate._seeds import PAPER, model_stats, paired_menu, seed_runs
 from validate._train import train_candidate, validated_record, variant_record
 from validate._variants import VariantPlan, find_variants, reapply_variant, variant_size
@@ -202,6 +203,7 @@ class _Worker:
         else:
             self._ssh_options = config.ssh_options
         self.seeds = config.train_seeds
+        self.reuse_from = check_reuse_sources(config.reuse_from, self.study_dir)
         self.trained_now: list[str] = []
 
     def run(self) -> ValidateSummary:
@@ -328,9 +330,11 @@ class _Worker:
         log.info("validating %s (trial %d of the search), training seed %d: %s", cand.name, cand.trial, seed,
                  describe_budget(self.budget))  # fmt: skip
         # trained_now names the work this worker finished now, not results found on disk from an earlier run
-        if not self.study.trained_json(cand.name, slot).is_file():
+        fresh = not self.study.trained_json(cand.name, slot).is_file()
+        trained = train_candidate(cand, self.budget, self.study_dir, device=self.config.device, seed=seed,
+                                  reuse_from=self.reuse_from)  # fmt: skip
+        if fresh and trained.reused_from is None:  # a copy from --reuse-from is logged as reused, not trained
             self.trained_now.append(seed_label(cand.name, self.budget, seed))
-        trained = train_candidate(cand, self.budget, self.study_dir, device=self.config.device, seed=seed)
         trial.set_user_attr("trained", trained.to_dict())
         done = {}
         for plan in plans:

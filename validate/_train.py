@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from rtseg_core import (
     write_trained,
 )
 from validate._config import Candidate, check_finished, seed_slot
+from validate._reuse import copy_reused, find_reusable
 from validate._seeds import describe_seeds, mean_metrics, record_fields
 
 if TYPE_CHECKING:
@@ -34,7 +36,13 @@ log = logging.getLogger(__name__)
 
 
 def train_candidate(
-    cand: Candidate, budget: dict[str, Any], study_dir: Path, *, device: str, seed: int | None = None
+    cand: Candidate,
+    budget: dict[str, Any],
+    study_dir: Path,
+    *,
+    device: str,
+    seed: int | None = None,
+    reuse_from: Sequence[Path] = (),
 ) -> ValidatedResult:
     """Train ``cand`` from scratch at ``budget`` with training seed ``seed`` (None: the budget's) and test it.
 
@@ -43,6 +51,8 @@ def train_candidate(
     candidates are skipped). A folder trained with another budget is refused, never silently
     mixed. The split and the data come from the budget's seed whatever the training seed, so
     seed s of every candidate is trained and tested on the same images (a paired comparison).
+    ``reuse_from``: other studies (checked: validate._reuse.check_reuse_sources) whose finished
+    training of the same architecture and recipe is copied here instead of training (validate._reuse).
     """
     from models import load_model
     from segmentation import TrainConfig, evaluate_model, train
@@ -51,12 +61,19 @@ def train_candidate(
     slot = seed_slot(budget, seed)
     study = StudyDir(study_dir)
     work = study.validated(cand.name, slot)
-    size = train_size(cand, budget)
     result = study.read_trained(cand.name, slot)
     if result is not None:
         check_finished(result, budget, seed, path=study.trained_json(cand.name, slot), work=work,
                        fix="repeat the original options")  # fmt: skip
         return result
+    size = train_size(cand, budget)
+    found = find_reusable(cand, budget, seed, reuse_from, size, train_size) if reuse_from else None
+    if found is not None:
+        source, folder, other = found
+        log.info("%s (seed %d): reused %s from %s (same architecture and recipe)", cand.name, seed, other.name,
+                 source)  # fmt: skip
+        copy_reused(folder, other, cand, work, source)
+        return study.read_trained(cand.name, slot)
     arch = RTSegConfig.from_dict(cand.config, source=f"candidate {cand.name}")
     ckpt = work / "checkpoint.pt"
     tc = TrainConfig(

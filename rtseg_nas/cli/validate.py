@@ -38,6 +38,14 @@ mean. Latency stays one run per model, on the first seed's graph. A later run wi
 reuses the finished ones. The first seed's files stay in validated/<name>/, another seed's go to
 validated/seed-<s>/<name>/.
 
+Reuse: comparing search strategies validates many studies with one recipe, and each of them
+trains paper (and sometimes the same architecture) with the same seeds on the same data.
+--reuse-from STUDY (repeatable) copies such a finished training (checkpoint and files; the
+other study is only read) when the architecture's config, the budget and the training seed
+are the same (the check a resumed run applies); its trained.json names the source in
+"reused_from", and re-applied variants, latency and verdicts use it as if trained here.
+Compressed variants are re-applied here. A folder that is not a study, or this study, is refused.
+
 Resumable: run the same command again; finished candidates and variants are skipped and a killed
 training continues from its last epoch; another --finetune-epochs (like another training budget)
 is refused. Several workers (machines) share the work through the search's --storage: each
@@ -96,6 +104,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "stay those of --seed (default: 1 seed, --seed)",
     )
     p.add_argument("--data", help="dataset (default: the search's --data)")
+    p.add_argument(
+        "--reuse-from",
+        metavar="STUDY",
+        action="append",
+        default=[],
+        help="another validated study (repeatable): a (candidate, seed) whose architecture (same config) was "
+        "trained there to the end with this same recipe (budget, data, data and training seed, size) is copied "
+        "from there (read only) instead of trained again; for comparing search strategies with one recipe, where "
+        "every study trains paper with the same seeds (default: train everything here)",
+    )
     add_device(p)
     p.add_argument(
         "--finetune-epochs",
@@ -162,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
                              device_runs=args.device_runs),
         remote_backend=args.remote_backend, finetune_epochs=args.finetune_epochs, storage=args.storage,
         study_name=args.study_name, heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
+        reuse_from=tuple(args.reuse_from),
     )  # fmt: skip
     summary = run_validate(config)
     payload = {
