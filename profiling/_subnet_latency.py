@@ -18,15 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from models import RTSegConfig
 from profiling._kernels import Decomposition
 from profiling._predictor import LatencyPredictor, Prediction
 from profiling._records import LatencyRecord
 from profiling._segment_kernels import SegmentKernels
-from profiling._table import KernelEntry
-from rtseg_core import ConfigError, ProfilingError
+from rtseg_core import ConfigError
 
 if TYPE_CHECKING:
     from profiling._ssh import SSHOptions
@@ -127,7 +124,7 @@ class SubnetLatency:
         return self._timer
 
     def _time(self, cfg: RTSegConfig, keys: list[str]) -> None:
-        from profiling._table_build import LocalTimer
+        from profiling._table_build import LocalTimer, time_kernels
 
         timer = self.timer()
         graphs = self.segments.graphs(cfg, self.size)
@@ -135,24 +132,6 @@ class SubnetLatency:
         kw = {} if isinstance(timer, LocalTimer) else {"precision": self.table.key.precision}
         for start in range(0, len(keys), self.batch_size):
             chunk = keys[start : start + self.batch_size]
-            times = timer.time_graphs([graphs[k] for k in chunk], **kw)
-            for k in chunk:
-                got = times.get(k) or {}
-                values = got.get("wall") or []
-                if not values:
-                    raise ProfilingError(
-                        f"{self.table.key.target}: no times came back for kernel {kernels[k].op} ({k})"
-                    )
-                kern = kernels[k]
-                self.table.kernels[k] = KernelEntry(
-                    op=kern.op,
-                    module=kern.module,
-                    signature=kern.signature,
-                    features=kern.features,
-                    median_ms=float(np.median(values)),
-                    runs=len(values),
-                    cpu_ms=float(np.median(got["cpu"])) if got.get("cpu") else None,
-                )
-            self.table.save()  # resumable: a stopped run keeps every finished batch
+            time_kernels(timer, self.table, chunk, kernels, graphs, kw)
             self.timed += len(chunk)
             log.info("timed %d kernels missing from %s on %s", len(chunk), self.table.path, self.table.key.target)

@@ -312,24 +312,7 @@ def build_table(
             table.save()
         for start in range(0, len(todo), batch_size):
             chunk = todo[start : start + batch_size]
-            times = timer.time_graphs([graphs[k] for k in chunk], **timed_kw)
-            for k in chunk:
-                kern = kernels[k]
-                got = times.get(k) or {}
-                values = got.get("wall") or []
-                if not values:
-                    raise ProfilingError(f"{table.key.target}: no times came back for kernel {kern.op} ({k})")
-                table.kernels[k] = KernelEntry(
-                    op=kern.op,
-                    module=kern.module,
-                    signature=kern.signature,
-                    features=kern.features,
-                    median_ms=float(np.median(values)),
-                    runs=len(values),
-                    cpu_ms=float(np.median(got["cpu"])) if got.get("cpu") else None,
-                )
-            measured += len(chunk)
-            table.save()  # resumable: a stopped build keeps every finished batch
+            measured += time_kernels(timer, table, chunk, kernels, graphs, timed_kw)
             if on_batch:
                 on_batch(min(start + batch_size, len(todo)), len(todo))
         done = {c.model for c in table.calibration}
@@ -349,3 +332,26 @@ def build_table(
             table.save()
     table.save()
     return BuildResult(table, len(models), len(kernels), measured, calibrated, time.monotonic() - started)
+
+
+def time_kernels(timer, table: LatencyTable, keys: list[str], kernels: dict, graphs: dict, timed_kw: dict) -> int:
+    """Time the kernels ``keys`` (one batch: one alternating run on ``timer``), add them to ``table``
+    and save it (resumable: a stopped build or search keeps every finished batch); returns how many."""
+    times = timer.time_graphs([graphs[k] for k in keys], **timed_kw)
+    for k in keys:
+        kern = kernels[k]
+        got = times.get(k) or {}
+        values = got.get("wall") or []
+        if not values:
+            raise ProfilingError(f"{table.key.target}: no times came back for kernel {kern.op} ({k})")
+        table.kernels[k] = KernelEntry(
+            op=kern.op,
+            module=kern.module,
+            signature=kern.signature,
+            features=kern.features,
+            median_ms=float(np.median(values)),
+            runs=len(values),
+            cpu_ms=float(np.median(got["cpu"])) if got.get("cpu") else None,
+        )
+    table.save()
+    return len(keys)
