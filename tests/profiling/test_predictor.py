@@ -8,6 +8,7 @@ interrupted build resumes, and that predictions are labelled PREDICTED with the 
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -191,14 +192,16 @@ def test_predictor_needs_calibrated_models(models, tmp_path):
         LatencyPredictor.load(out).predict_model(models[0][1], size=SIZE)
 
 
-def test_table_built_on_the_loopback_ssh_device(sshd, models, tmp_path):
-    opts = sshd.options(tmp_path)
-    out = tmp_path / "ssh-table.json"
+@pytest.fixture(scope="module")
+def ssh_table(sshd, models, tmp_path_factory):
+    """A table built once on the loopback SSH device: (build result, read-only path); tests copy the file."""
+    folder = tmp_path_factory.mktemp("ssh-table")
+    out = folder / "ssh-table.json"
     result = build_table(
         out,
         models,
         target=sshd.url,
-        ssh_options=opts,
+        ssh_options=sshd.options(folder),
         remote_backend="onnxruntime",
         size=SIZE,
         threads=1,
@@ -208,10 +211,18 @@ def test_table_built_on_the_loopback_ssh_device(sshd, models, tmp_path):
         batch_size=60,
         timing=TimingOptions(device_rounds=2, device_runs=2),  # whole models: rotated device rounds
     )
+    return result, out
+
+
+def test_table_built_on_the_loopback_ssh_device(sshd, ssh_table, models, tmp_path):
+    result, built = ssh_table
+    out = tmp_path / "ssh-table.json"
+    shutil.copyfile(built, out)
     table = result.table
     assert table.key.target == sshd.url and table.key.opset == 13  # TensorRT-era opset over SSH
     assert table.key.libraries["python"] and "CPUs" in table.key.device
     assert len(table.kernels) == result.kernels_total and len(table.calibration) == 3
+    assert LatencyTable.load(out).kernels.keys() == table.kernels.keys()  # what was saved is what was built
     rep = profile_model(create_config("paper", **UNSEEN), target=f"predict:{out}", size=SIZE, count=False)
     assert rep.latency[0].kind == PREDICTED and rep.latency[0].environment["table_key"]["target"] == sshd.url
     # the same file cannot take measurements from this machine's ONNX Runtime
@@ -219,9 +230,15 @@ def test_table_built_on_the_loopback_ssh_device(sshd, models, tmp_path):
         build_table(out, models[:1], size=SIZE, opset=13, rounds=1, runs=1)
 
 
-def test_predictor_bench_against_the_loopback_ssh_device(sshd, models, tmp_path):
+def test_predictor_bench_against_the_loopback_ssh_device(sshd, ssh_table, models, tmp_path):
     from profiling import bench_predictor
 
+    # The bench resumes the device's table (its key: target, device, opset 13, threads): every kernel of the
+    # training models is in it, so here only the whole models and the held-out models' missing kernels are
+    # timed over SSH (building the table from nothing over SSH is the test above). A table of another key
+    # would be refused, not reused.
+    shutil.copyfile(ssh_table[1], tmp_path / "t.json")
+    kernels = set(LatencyTable.load(tmp_path / "t.json").kernels)
     opts = sshd.options(tmp_path)
     held = [("unseen", _model(UNSEEN)), ("b-again", _model(CONFIGS["b"]))]
     result = bench_predictor(
@@ -238,6 +255,7 @@ def test_predictor_bench_against_the_loopback_ssh_device(sshd, models, tmp_path)
     assert {s.clock for s in result.scores} == {"wall"}  # a device gives wall-clock latency only
     assert {s.method for s in result.scores} >= {"roofline + calibration", "FLOPs-only linear"}
     assert LatencyTable.load(tmp_path / "t.json").key.target == sshd.url
+    assert kernels <= set(LatencyTable.load(tmp_path / "t.json").kernels)  # resumed and grown, not replaced
     assert "kernel predictor" in result.format_table()
 
 

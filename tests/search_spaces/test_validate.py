@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -30,11 +32,26 @@ def env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 
 
+def validate_in_process(capsys, caplog, study: Path, *extra: str, rc: int = 0) -> SimpleNamespace:
+    """``validate`` through rtseg_nas.cli.main in this process (no interpreter start-up, no re-import):
+    for the runs that are not about the process itself (kills stay subprocesses). ``stderr`` holds the
+    printed error lines and the verbs' log records (INFO and up), as the CLI writes both to stderr."""
+    from rtseg_nas.cli import main
+
+    capsys.readouterr()
+    caplog.clear()
+    caplog.set_level(logging.INFO)
+    code = main(validate_command(study, *extra)[2:])
+    out, err = capsys.readouterr()
+    assert code == rc, out[-2000:] + err[-3000:] + caplog.text[-2000:]
+    return SimpleNamespace(stdout=out, stderr=err + caplog.text)
+
+
 def validate_trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=f"{name}-validate", storage=storage).get_trials(deepcopy=False)
 
 
-def test_validate_resumes_after_a_kill_and_skips_finished_candidates(tmp_path, tiny_search):
+def test_validate_resumes_after_a_kill_and_skips_finished_candidates(tmp_path, tiny_search, capsys, caplog):
     study = tmp_path / "nas"
     summary = run_search(tiny_search(study, trials=3))
     expected = {m.name for m in summary.front} | {"paper"}
@@ -52,9 +69,8 @@ def test_validate_resumes_after_a_kill_and_skips_finished_candidates(tmp_path, t
     assert interrupted, "the kill should land inside a candidate's training"
     before = {p.name: torch.load(p / "checkpoint.pt", weights_only=True)["meta"]["history"][0] for p in interrupted}
 
-    done = subprocess.run(validate_command(study, "--epochs", "25"), cwd=REPO, env=env(), capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    # The kill needs a process; the resume and the reruns do not (the CLI's parsing and output are the same).
+    validate_in_process(capsys, caplog, study, "--epochs", "25")
     records = {p.parent.name: CandidateRecord.from_dict(read_json(p)) for p in root.glob("*/candidate.json")}
     assert set(records) == expected
     for r in records.values():
@@ -71,14 +87,11 @@ def test_validate_resumes_after_a_kill_and_skips_finished_candidates(tmp_path, t
     assert sorted(complete) == sorted(expected)  # each candidate validated exactly once
 
     stamps = {p: p.stat().st_mtime_ns for p in root.glob("*/trained.json")}
-    again = subprocess.run(validate_command(study, "--epochs", "25"), cwd=REPO, env=env(), capture_output=True,
-                           text=True, timeout=600)  # fmt: skip
-    assert again.returncode == 0, again.stderr
+    again = validate_in_process(capsys, caplog, study, "--epochs", "25")
     assert "trained now: none" in again.stdout
     assert {p: p.stat().st_mtime_ns for p in root.glob("*/trained.json")} == stamps
-    other = subprocess.run(validate_command(study, "--epochs", "3"), cwd=REPO, env=env(), capture_output=True,
-                           text=True, timeout=600)  # fmt: skip
-    assert other.returncode == 2 and "budget" in other.stderr  # a different budget is refused, not mixed
+    other = validate_in_process(capsys, caplog, study, "--epochs", "3", rc=2)
+    assert "budget" in other.stderr  # a different budget is refused, not mixed
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

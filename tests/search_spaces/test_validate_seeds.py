@@ -25,17 +25,14 @@ from rtseg_core import (
 )
 from search_spaces import run_search
 
-from .test_validate import REPO, env, validate_command, validate_trials
+from .test_validate import REPO, env, validate_command, validate_in_process, validate_trials
 
 
-def _run(study, *extra):
-    done = subprocess.run(validate_command(study, "--epochs", "2", *extra), cwd=REPO, env=env(), capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    return done
+def test_two_seeds_resume_after_a_kill_between_seeds_and_a_third_seed_reuses_them(tmp_path, tiny_search, capsys,
+                                                                                 caplog):  # fmt: skip
+    def _run(study, *extra, rc=0):  # the kill needs a process, the later runs do not
+        return validate_in_process(capsys, caplog, study, "--epochs", "2", *extra, rc=rc)
 
-
-def test_two_seeds_resume_after_a_kill_between_seeds_and_a_third_seed_reuses_them(tmp_path, tiny_search):
     study = tmp_path / "nas"
     summary = run_search(tiny_search(study, trials=2))
     names = {m.name for m in summary.front} | {"paper"}
@@ -104,9 +101,8 @@ def test_two_seeds_resume_after_a_kill_between_seeds_and_a_third_seed_reuses_the
     assert all(f"{n} (seed 1)" not in again.stdout.split("finished before:")[0] for n in names)
     assert sd.read_validated_summary().seeds == (0, 1, 2)
     # another budget is still refused, whatever the seeds
-    other = subprocess.run(validate_command(study, "--epochs", "3", "--seeds", "3"), cwd=REPO, env=env(),
-                           capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert other.returncode == 2 and "budget" in other.stderr
+    other = validate_in_process(capsys, caplog, study, "--epochs", "3", "--seeds", "3", rc=2)
+    assert "budget" in other.stderr
 
 
 def _run_of(seed, dice, ps=None, fh=None):
