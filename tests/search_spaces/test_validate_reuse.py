@@ -8,14 +8,13 @@ it was validated), so their architectures are the same ones.
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
 
 from rtseg_core import CandidateRecord, ConfigError, StudyDir, read_json
 from search_spaces import run_search
 
-from .test_validate import REPO, env, validate_command
+from .test_validate import validate_in_process
 
 
 def _run(study, epochs, *reuse_from):
@@ -63,7 +62,7 @@ def test_reuse_copies_the_same_architecture_and_recipe_and_trains_another_recipe
         assert "reused_from" not in read_json(c.trained_json(name))
 
 
-def test_reuse_from_must_be_another_study_before_any_work(tmp_path, tiny_search):
+def test_reuse_from_must_be_another_study_before_any_work(tmp_path, tiny_search, capsys, caplog):
     from validate import ValidateConfig, run_validate
 
     study = tmp_path / "nas"
@@ -74,7 +73,6 @@ def test_reuse_from_must_be_another_study_before_any_work(tmp_path, tiny_search)
         with pytest.raises(ConfigError, match=f"--reuse-from {given}: {message}"):
             run_validate(ValidateConfig(study_dir=study, epochs=1, size=32, reuse_from=(given,)))
         assert not StudyDir(study).validated_dir.exists()
-    # the CLI: one error line, exit 2
-    done = subprocess.run(validate_command(study, "--epochs", "1", "--reuse-from", str(plain)), cwd=REPO, env=env(),
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
-    assert done.returncode == 2 and "error: --reuse-from" in done.stderr and "not a study folder" in done.stderr
+    # the CLI (in-process): one error line, exit 2
+    done = validate_in_process(capsys, caplog, study, "--epochs", "1", "--reuse-from", str(plain), rc=2)
+    assert "error: --reuse-from" in done.stderr and "not a study folder" in done.stderr
