@@ -16,23 +16,33 @@ def run_cli(*args):
     return subprocess.run([sys.executable, str(ROOT / "run.py"), *args], capture_output=True, text=True, timeout=120)
 
 
-def test_info_json_and_config_file_round_trip(tmp_path):
-    out = run_cli("info", "--arch", "paper", "--json")
-    assert out.returncode == 0, out.stderr
-    data = json.loads(out.stdout)
+def run_in_process(capsys, *args):
+    """The verb through rtseg_nas.cli.main here (no interpreter start, no second import of PyTorch):
+    (exit code, stdout, stderr). An exception main did not turn into an error line propagates."""
+    from rtseg_nas.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_info_json_and_config_file_round_trip(tmp_path, capsys):
+    code, out, err = run_in_process(capsys, "info", "--arch", "paper", "--json")
+    assert code == 0, err
+    data = json.loads(out)
     assert data["params"] == 1_906_507
     path = tmp_path / "paper.json"
-    path.write_text(out.stdout)
-    again = json.loads(run_cli("info", "--arch", str(path), "--json").stdout)
+    path.write_text(out)
+    again = json.loads(run_in_process(capsys, "info", "--arch", str(path), "--json")[1])
     assert again == data
 
 
-def test_info_table_and_clean_error():
-    out = run_cli("info", "--arch", "unext")
-    assert "1,471,921" in out.stdout
-    bad = run_cli("info", "--arch", "papr")
-    assert bad.returncode == 2
-    assert "Did you mean 'paper'" in bad.stderr and "Traceback" not in bad.stderr
+def test_info_table_and_clean_error(capsys):
+    assert "1,471,921" in run_in_process(capsys, "info", "--arch", "unext")[1]
+    code, _, err = run_in_process(capsys, "info", "--arch", "papr")
+    assert code == 2
+    assert "Did you mean 'paper'" in err and "Traceback" not in err
 
 
 def test_top_level_help_lists_every_verb():
