@@ -153,16 +153,38 @@ def sshd(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def compressed_study_template(tmp_path_factory) -> Path:
+def searched_study(tmp_path_factory):
+    """``searched_study(trials) -> (template, summary)``: a tiny finished search with the settings of
+    ``tiny_search`` (TINY_SEARCH, this seed), run once per session for each trial count.
+
+    Read-only: a test copies the template (``shutil.copytree``) and works on its copy, so the tests
+    that validate, compress or resume one stay independent of each other.
+    """
+    from search_spaces import SearchConfig, SearchSpace, run_search
+
+    made: dict[int, tuple] = {}
+
+    def get(trials: int):
+        if trials not in made:
+            study = tmp_path_factory.mktemp(f"searched-{trials}") / "nas"
+            config = SearchConfig.from_options(study, trials=trials, space=SearchSpace.from_dict(TINY_SPACE),
+                                               **TINY_SEARCH)  # fmt: skip
+            made[trials] = (study, run_search(config))
+        return made[trials]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def compressed_study_template(tmp_path_factory, searched_study) -> Path:
     """A tiny finished search (jetson-nano-estimate target) whose best trial was pruned, then pruned + INT8.
 
     Read-only: tests copy it (``shutil.copytree``) before validating it.
     """
     from compress import FinetuneSpec, PruneSpec, QuantSpec, compress_study
-    from search_spaces import SearchConfig, SearchSpace, run_search
 
     study = tmp_path_factory.mktemp("compressed") / "nas"
-    run_search(SearchConfig.from_options(study, trials=3, space=SearchSpace.from_dict(TINY_SPACE), **TINY_SEARCH))
+    shutil.copytree(searched_study(3)[0], study)
     compress_study(
         study, top_k=1, prune=PruneSpec(ratio=0.5, round_to=8), quantize=QuantSpec(calibration_images=4),
         finetune_spec=FinetuneSpec(epochs=1, steps_per_epoch=2), runs=3, progress=False,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,9 +52,10 @@ def validate_trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=f"{name}-validate", storage=storage).get_trials(deepcopy=False)
 
 
-def test_validate_resumes_after_a_kill_and_skips_finished_candidates(tmp_path, tiny_search, capsys, caplog):
+def test_validate_resumes_after_a_kill_and_skips_finished_candidates(tmp_path, searched_study, capsys, caplog):
     study = tmp_path / "nas"
-    summary = run_search(tiny_search(study, trials=3))
+    template, summary = searched_study(3)  # a copy of the session's tiny 3-trial search
+    shutil.copytree(template, study)
     expected = {m.name for m in summary.front} | {"paper"}
     # Long enough that the kill lands inside a training (epochs of 17 tiny images take well under a second).
     proc = subprocess.Popen(validate_command(study, "--epochs", "25"), cwd=REPO, env=env(),

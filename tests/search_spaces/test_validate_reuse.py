@@ -25,9 +25,10 @@ def _run(study, epochs, *reuse_from):
                                        reuse_from=reuse_from))  # fmt: skip
 
 
-def test_reuse_copies_the_same_architecture_and_recipe_and_trains_another_recipe(tmp_path, tiny_search, caplog):
+def test_reuse_copies_the_same_architecture_and_recipe_and_trains_another_recipe(tmp_path, searched_study, caplog):
     first = tmp_path / "a"
-    summary = run_search(tiny_search(first, trials=2))
+    template, summary = searched_study(2)  # a copy of the session's tiny 2-trial search
+    shutil.copytree(template, first)
     names = {m.name for m in summary.front} | {"paper"}
     second, third = tmp_path / "b", tmp_path / "c"
     shutil.copytree(first, second)  # the same search, not yet validated

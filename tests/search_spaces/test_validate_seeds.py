@@ -6,6 +6,7 @@ the paired verdicts are checked against rtseg_core.paired_difference on the stor
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import time
@@ -23,18 +24,18 @@ from rtseg_core import (
     read_json,
     seed_summary,
 )
-from search_spaces import run_search
 
 from .test_validate import REPO, env, validate_command, validate_in_process, validate_trials
 
 
-def test_two_seeds_resume_after_a_kill_between_seeds_and_a_third_seed_reuses_them(tmp_path, tiny_search, capsys,
+def test_two_seeds_resume_after_a_kill_between_seeds_and_a_third_seed_reuses_them(tmp_path, searched_study, capsys,
                                                                                  caplog):  # fmt: skip
     def _run(study, *extra, rc=0):  # the kill needs a process, the later runs do not
         return validate_in_process(capsys, caplog, study, "--epochs", "2", *extra, rc=rc)
 
     study = tmp_path / "nas"
-    summary = run_search(tiny_search(study, trials=2))
+    template, summary = searched_study(2)  # a copy of the session's tiny 2-trial search
+    shutil.copytree(template, study)
     names = {m.name for m in summary.front} | {"paper"}
     sd = StudyDir(study)
     proc = subprocess.Popen(validate_command(study, "--epochs", "2", "--seeds", "2"), cwd=REPO, env=env(),
