@@ -281,7 +281,19 @@ class StudyDriver:
                         time.sleep(self.workers.poll_interval)
                         continue
                     self._last_number = self._running = None
-                    study.optimize(attempt, n_trials=1, catch=catch, callbacks=[self._after_trial])
+                    try:
+                        study.optimize(attempt, n_trials=1, catch=catch, callbacks=[self._after_trial])
+                    except ValueError as exc:
+                        if not str(exc).startswith("Cannot tell a "):
+                            raise
+                        # Another worker finished this trial first (its heartbeat looked stale to them, as
+                        # on an overloaded machine): the storage keeps their verdict; this worker goes on.
+                        log.warning(
+                            "%s %s was marked finished by another worker while this one ran it (its heartbeat "
+                            "missed the grace period: an overloaded machine?); its result is dropped",
+                            self.unit,
+                            self._running,
+                        )
                     self._running = None
                     self._run += 1
                     last = self._last_own_trial(study)

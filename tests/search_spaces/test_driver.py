@@ -21,7 +21,8 @@ from search_spaces._outcomes import reject
 
 class Scripted:
     """An objective that plays ``script``: "ok" (Dice = x, 2 epochs trained), "fail" (a documented
-    failure), "reject" (too big) or "bug" (a TypeError, which must stop the search)."""
+    failure), "reject" (too big), "stolen" (a result for a trial another worker already marked FAIL)
+    or "bug" (a TypeError, which must stop the search)."""
 
     catch = (SearchError,)
 
@@ -43,6 +44,9 @@ class Scripted:
             raise SearchError("the loss diverged")
         if what == "reject":
             reject(trial, "too big")
+        if what == "stolen":  # another worker marks this trial FAIL (its heartbeat looked stale) before it ends
+            trial.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+            return (x,)
         raise TypeError("a bug in the objective")
 
 
@@ -135,3 +139,13 @@ def test_the_stop_rule_needs_a_result_to_reset_not_a_rejection(tmp_path):
     study, error = drive(tmp_path, ["fail", "reject", "fail", "fail"], trials=2, rejections=5)
     assert isinstance(error, SearchError) and "3 trials in a row failed" in str(error)
     assert states(study) == ["FAIL", "PRUNED", "FAIL", "FAIL"]
+
+
+def test_a_result_for_a_trial_another_worker_failed_is_dropped_with_a_warning_and_the_search_goes_on(tmp_path, caplog):
+    # Seen under load: a worker's heartbeat missed the grace period, another worker marked its trial FAIL,
+    # and the owner died with Optuna's "Cannot tell a FAIL trial." traceback when its result came in.
+    with caplog.at_level(logging.WARNING, logger="search_spaces"):
+        study, run = drive(tmp_path, ["ok", "stolen", "ok"], trials=2)
+    assert run == 3 and states(study) == ["COMPLETE", "FAIL", "COMPLETE"]
+    warned = [r.getMessage() for r in caplog.records if "another worker" in r.getMessage()]
+    assert len(warned) == 1 and "trial 1" in warned[0] and "result is dropped" in warned[0]
