@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,7 +216,10 @@ class ProfilingOptions:
     def __post_init__(self) -> None:
         from profiling import check_target  # not at the top: see the module docstring
 
-        check_target(self.target)  # the one list of targets, predict:TABLE included (its table read now)
+        if check_target(self.target) == "predict":  # the one list of targets, predict:TABLE included (table read now)
+            # Recorded in study.json: a relative table path would break `validate`/`report` run from another folder.
+            table = os.path.abspath(os.path.expanduser(self.target.partition(":")[2]))
+            object.__setattr__(self, "target", f"predict:{table}")
         for name in ("threads", "latency_runs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

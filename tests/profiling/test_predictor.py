@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -348,3 +349,12 @@ def test_a_hostile_table_is_refused_before_a_search_or_a_profile_uses_it(table_p
         assert "Traceback" not in err and err.count("error:") == 1, err
         assert f"error: {bad}: 'kernels[" in err and TIME in err
     assert not (tmp_path / "s").exists()  # refused before the study folder was made
+
+
+def test_a_search_records_its_table_as_an_absolute_path(table_path, monkeypatch):
+    # study.json keeps the target; `validate` run from another folder could not find "predict:table.json".
+    from search_spaces import ProfilingOptions
+
+    monkeypatch.chdir(table_path.parent)
+    options = ProfilingOptions(target=f"predict:{table_path.name}")
+    assert options.target == f"predict:{table_path}" and Path(options.target.partition(":")[2]).is_absolute()
