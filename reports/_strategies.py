@@ -41,6 +41,7 @@ class StrategyGroup:
     supernet_s: tuple[float | None, ...]  # a supernet's own training seconds (None: not a supernet / not recorded)
     baseline: bool  # the random-sampling group
     vs_baseline: dict[str, Any] | None = None  # {"mean", "low", "high", "verdict"}: mean HV - baseline's
+    supernet_cpu: bool = False  # supernet_s are CPU seconds (every supernet recorded them), else wall seconds
 
     @property
     def n(self) -> int:
@@ -62,7 +63,8 @@ class StrategyGroup:
             text += ")" + (f"; {missing} study(ies) without cpu_s" if missing else "")
         sn = [s for s in self.supernet_s if s is not None]
         if sn:
-            text += f"; supernet training {sum(sn) / len(sn):.1f} s per study (wall, as recorded)"
+            clock = "CPU s" if self.supernet_cpu else "s (wall)"
+            text += f"; supernet training {sum(sn) / len(sn):.1f} {clock} per study, as recorded"
         return text
 
     def baseline_text(self) -> str:
@@ -87,6 +89,7 @@ class StrategyGroup:
             "hypervolume_high": h.high,
             "cpu_s": list(self.cpu_s),
             "supernet_s": list(self.supernet_s),
+            "supernet_clock": "cpu" if self.supernet_cpu else "wall",
             "baseline": self.baseline,
             "vs_baseline": self.vs_baseline,
             "text": f"{self.hypervolume_text()}; {self.cpu_text()}; vs random sampling: {self.baseline_text()}",
@@ -101,6 +104,7 @@ def group_strategies(studies: Sequence[Any], seeds: Sequence[int | None]) -> tup
     groups = []
     for strategy, idx in order.items():
         hv = tuple(float(studies[i].hypervolume) for i in idx)
+        cpu = _all_cpu([studies[i].compute.supernet for i in idx])
         groups.append(
             StrategyGroup(
                 strategy=strategy,
@@ -109,7 +113,8 @@ def group_strategies(studies: Sequence[Any], seeds: Sequence[int | None]) -> tup
                 hypervolumes=hv,
                 hypervolume=seed_summary(dict(enumerate(hv)), what=f"hypervolume of {strategy}"),
                 cpu_s=tuple(studies[i].compute.trial_cpu_s for i in idx),
-                supernet_s=tuple(_supernet_seconds(studies[i].compute.supernet) for i in idx),
+                supernet_s=tuple(_supernet_seconds(studies[i].compute.supernet, cpu) for i in idx),
+                supernet_cpu=cpu,
                 baseline=strategy.startswith(RANDOM),
             )
         )
@@ -141,8 +146,15 @@ def _against(group: StrategyGroup, base: StrategyGroup) -> StrategyGroup:
     return replace(group, vs_baseline=welch_difference(group.hypervolumes, base.hypervolumes))
 
 
-def _supernet_seconds(record: dict[str, Any] | None) -> float | None:
+def _supernet_seconds(record: dict[str, Any] | None, cpu: bool) -> float | None:
+    """CPU seconds when every supernet of the group recorded them (they compare across machine loads),
+    else wall seconds; never a mix."""
     if not record:
         return None
-    value = record.get("seconds")
+    value = record.get("cpu_s" if cpu else "seconds")
     return float(value) if isinstance(value, (int, float)) else None
+
+
+def _all_cpu(records: list[dict[str, Any] | None]) -> bool:
+    supernets = [r for r in records if r]
+    return bool(supernets) and all(isinstance(r.get("cpu_s"), (int, float)) for r in supernets)

@@ -214,6 +214,12 @@ def test_the_supernets_training_cpu_seconds_count_when_its_record_has_them(tmp_p
     assert note == "" and record["cpu_s"] == 3.25 and record["seconds"] == 3.75
     write_supernet_training(tmp_path, SUPERNET_RECORD)  # from before: wall seconds only
     assert _supernet_record(part)[0]["cpu_s"] is None
+    from reports._strategies import _all_cpu, _supernet_seconds
+
+    # a group's supernet compute is in CPU seconds only when every supernet recorded them, never mixed
+    with_cpu, wall_only = {"seconds": 3.75, "cpu_s": 3.25}, {"seconds": 3.75}
+    assert _all_cpu([with_cpu, None]) and not _all_cpu([with_cpu, wall_only]) and not _all_cpu([None])
+    assert _supernet_seconds(with_cpu, True) == 3.25 and _supernet_seconds(with_cpu, False) == 3.75
 
 
 def test_two_studies_per_strategy_give_mean_hypervolumes_with_intervals_against_random_sampling(
@@ -264,7 +270,7 @@ def test_two_studies_per_strategy_give_mean_hypervolumes_with_intervals_against_
     # one supernet study: a single run, no interval; compute as recorded (cpu_s summed per study)
     sn = groups["supernet (one-shot, inherited weights)"]
     assert sn.n == 1 and sn.hypervolume.low is None and "single run" in sn.hypervolume_text()
-    assert "single run" in sn.baseline_text() and "supernet training 3.8 s per study" in sn.cpu_text()
+    assert "single run" in sn.baseline_text() and "supernet training 3.8 s (wall) per study" in sn.cpu_text()
     assert fix.cpu_s == (info.studies[0].compute.trial_cpu_s, info.studies[1].compute.trial_cpu_s)
     assert groups["multi-fidelity (rungs 1, 2, 3 epochs, eta 2)"].cpu_text() == "trial CPU not recorded"
     assert "validated hypervolume per strategy" in printed and fix.hypervolume_text() in printed
