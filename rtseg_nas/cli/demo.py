@@ -8,9 +8,10 @@ Stages (each resumable; running the demo again skips what is finished):
   4. compress the --top-k best feasible front members: pruned to --prune-macs of their MACs
      with Torch-Pruning and fine-tuned, then ONNX Runtime static INT8;
   5. validate the --validate-top-k best proxy front members, paper and the compressed variants'
-     parents: retrained from scratch for --validate-epochs, each variant's recipe (prune, its own
-     fine-tune epochs, INT8) re-applied to its validated parent, all evaluated on the test split
-     and timed in one alternating run;
+     parents: retrained from scratch for --validate-epochs at --validate-lr with --validate-seeds
+     paired training seeds, each variant's recipe (prune, its own fine-tune epochs, INT8)
+     re-applied to each seed's validated parent, all evaluated on the test split and timed in one
+     alternating run; the report's ship menu pairs each with paper;
   6. the report (plots, tables, one HTML page) in OUT/study/report/.
 
 The defaults take about 15 minutes on a quiet 2-core CPU. Accuracy here is on synthetic data.
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 
-from rtseg_nas.cli._args import COUNT, FRACTION, SEED, SIZE, THREADS, add_threads, overwrite_help
+from rtseg_nas.cli._args import COUNT, FRACTION, LEARNING_RATE, SEED, SIZE, THREADS, add_threads, overwrite_help
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -48,6 +49,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--validate-epochs", type=COUNT, default=d.validate_epochs, help="their full budget (default: %(default)s)"
     )
     p.add_argument(
+        "--validate-lr", type=LEARNING_RATE, default=d.validate_lr,
+        help="their peak learning rate (default: %(default)s; train's 1e-3 leaves paper half-trained on some seeds at "
+        "this short budget)",
+    )  # fmt: skip
+    p.add_argument(
         "--validate-seeds", type=COUNT, default=d.validate_seeds,
         help="paired training seeds per validated model, --seed .. --seed+K-1 (default: %(default)s)",
     )  # fmt: skip
@@ -69,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         search_size=args.search_size, search_epochs=args.search_epochs, top_k=args.top_k,
         prune_macs=args.prune_macs, profile_size=args.profile_size, threads=args.threads,
         validate_top_k=args.validate_top_k, validate_epochs=args.validate_epochs, validate_seeds=args.validate_seeds,
-        train_threads=args.train_threads,
+        validate_lr=args.validate_lr, train_threads=args.train_threads,
     )  # fmt: skip
     result = run_demo(cfg, progress=args.progress, overwrite=args.overwrite)
     print("stages:")

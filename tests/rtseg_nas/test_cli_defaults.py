@@ -56,7 +56,8 @@ CASES = {
         "target", "latency_size", "threads", "latency_runs", "latency_warmup")]),
     "demo": ([], [(d, DemoConfig, d) for d in (
         "data", "seed", "size", "epochs", "trials", "search_size", "search_epochs", "top_k", "prune_macs",
-        "profile_size", "threads", "train_threads", "validate_top_k", "validate_epochs", "validate_seeds")]),
+        "profile_size", "threads", "train_threads", "validate_top_k", "validate_epochs", "validate_seeds",
+        "validate_lr")]),
 }  # fmt: skip
 
 
