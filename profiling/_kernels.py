@@ -85,6 +85,12 @@ class Kernel:
             "features": self.features,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Kernel:
+        """The inverse of :meth:`to_dict` (a cached decomposition's kernels); raises KeyError/TypeError/ValueError."""
+        features = {str(k): float(v) for k, v in dict(d["features"]).items()}
+        return cls(str(d["key"]), str(d["op"]), str(d["module"]), str(d["signature"]), features)
+
 
 @dataclass(frozen=True)
 class KernelGraph:

@@ -35,6 +35,7 @@ from torch import nn
 from models import RTSegConfig, Segment, build_model, forward_segments, segment_call
 from profiling._export import prepare_for_export
 from profiling._kernels import Kernel, KernelGraph, decompose_onnx
+from profiling._segment_cache import CachedSegment, SegmentCache, cache_header, cache_key
 from rtseg_core import ProfilingError, scratch_dir
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class SegmentDecomposition:
     """One distinct segment: its kernels (in order), a runnable graph per distinct kernel, its MACs."""
 
     kernels: tuple[Kernel, ...]
-    graphs: dict[str, KernelGraph] = field(repr=False)
+    graphs: dict[str, KernelGraph] | None = field(repr=False)  # None: read from the on-disk cache, not exported here
     macs: int
 
 
@@ -69,13 +70,22 @@ class SegmentKernels:
     """Kernels and MACs of family members at ``opset``, each distinct segment decomposed once (module docstring).
 
     ``exports`` counts the segments exported so far (what the cache saved is the rest), ``export_cpu_s``
-    the CPU seconds they took.
+    the CPU seconds they took. With ``cache`` (a file, :mod:`profiling._segment_cache`) segments
+    decomposed by earlier processes are read from it and new ones appended; ``loaded`` counts the
+    segments taken from it.
     """
 
-    def __init__(self, *, opset: int, seed: int = 0) -> None:
+    def __init__(self, *, opset: int, seed: int = 0, cache: str | Path | None = None) -> None:
         self.opset = opset
         self.seed = seed
         self.segments: dict[tuple[Any, ...], SegmentDecomposition] = {}
+        self.loaded = 0
+        self._cache: SegmentCache | None = None
+        self._cached: dict[str, CachedSegment] = {}
+        if cache is not None and opset in SEGMENT_OPSETS:
+            self._cache = SegmentCache(cache, cache_header(opset, seed))
+            self._cached = self._cache.load()
+            log.info("%d segment decompositions read from %s", len(self._cached), self._cache.path)
         self._members: OrderedDict[tuple[RTSegConfig, int], MemberKernels] = OrderedDict()
         self.exports = 0
         self._whole_graphs: dict[tuple[RTSegConfig, int], dict[str, KernelGraph]] = {}
@@ -91,7 +101,7 @@ class SegmentKernels:
             self._members[(cfg, size)] = got
             return got
         segments = forward_segments(cfg, size)
-        missing = [s for s in segments if s.key not in self.segments]
+        missing = [s for s in segments if s.key not in self.segments and not self._from_cache(s)]
         if missing:
             cpu0 = time.process_time()
             self._decompose(cfg, size, list({s.key: s for s in missing}.values()))
@@ -131,11 +141,25 @@ class SegmentKernels:
                 self._whole(cfg, size)
             return self._whole_graphs[(cfg, size)]
         self.member(cfg, size)
+        segments = forward_segments(cfg, size)
+        unexported = list({s.key: s for s in segments if self.segments[s.key].graphs is None}.values())
+        if unexported:  # read from the cache, which keeps no graphs: export them now
+            cpu0 = time.process_time()
+            self._decompose(cfg, size, unexported)
+            self.export_cpu_s += time.process_time() - cpu0
         out: dict[str, KernelGraph] = {}
-        for s in forward_segments(cfg, size):
-            for key, graph in self.segments[s.key].graphs.items():
+        for s in segments:
+            for key, graph in (self.segments[s.key].graphs or {}).items():
                 out.setdefault(key, graph)
         return out
+
+    def _from_cache(self, seg: Segment) -> bool:
+        found = self._cached.get(cache_key(seg.key)) if self._cached else None
+        if found is None:
+            return False
+        self.segments[seg.key] = SegmentDecomposition(found.kernels, None, found.macs)
+        self.loaded += 1
+        return True
 
     def _decompose(self, cfg: RTSegConfig, size: int, missing: list[Segment]) -> None:
         torch.manual_seed(self.seed)
@@ -150,6 +174,11 @@ class SegmentKernels:
             macs = _fvcore_macs(_Call(model, seg), tensors)
             self.segments[seg.key] = SegmentDecomposition(kernels, graphs, macs)
             self.exports += 1
+            if self._cache is not None:
+                key = cache_key(seg.key)
+                if key not in self._cached:
+                    self._cached[key] = CachedSegment(kernels, macs)
+                    self._cache.append(key, self._cached[key])
 
     def _export(self, wrapper: nn.Module, tensors: tuple[torch.Tensor, ...], name: str):
         buf = io.BytesIO()

@@ -8,6 +8,8 @@ table's own target when ``time_missing`` is on (the timer of :func:`build_table`
 this process for a local table, the device profiler over SSH in batches for a device table; the
 timer's key must equal the table's), added to the table and saved after every batch, so a stopped
 run keeps what it timed and the next one resumes; otherwise they come from the table's regressor.
+The segments' decompositions are kept beside the table (``TABLE.segments.jsonl``,
+:mod:`profiling._segment_cache`), so only the first search against a table pays for them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from models import RTSegConfig
 from profiling._kernels import Decomposition
 from profiling._predictor import LatencyPredictor, Prediction
 from profiling._records import LatencyRecord
+from profiling._segment_cache import segment_cache_path
 from profiling._segment_kernels import SegmentKernels
 from rtseg_core import ConfigError
 
@@ -59,11 +62,14 @@ class SubnetLatency:
         batch_size: int = 64,
         rounds: int = 5,
         runs: int = 5,
+        segment_cache: bool = True,
     ) -> None:
         self.predictor = LatencyPredictor.load(table_path)
         self.table = self.predictor.table
         self.size = size
-        self.segments = SegmentKernels(opset=self.table.key.opset)
+        # the segments' kernels are kept beside the table, so the next process (another search seed) starts warm
+        cache = segment_cache_path(table_path) if segment_cache else None
+        self.segments = SegmentKernels(opset=self.table.key.opset, cache=cache)
         self.time_missing = time_missing
         self._timer = timer
         self._ssh_options = ssh_options

@@ -26,6 +26,7 @@ are refused with a :class:`ConfigError` naming the studies and the field.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -81,6 +82,7 @@ class SearchCompute:
     train_wall_s: float | None  # sum of metrics.json wall_s (training only)
     trial_cpu_s: float | None = None  # sum of history.csv cpu_s (None: the column is absent)
     supernet: dict[str, Any] | None = None  # the supernet's training record (supernet studies)
+    predictor: dict[str, Any] | None = None  # a --predictor search's phase: {"samples_cpu_s", "nsga_cpu_s", "cpu_s"}
     missing: tuple[str, ...] = ()
 
     def describe(self) -> str:
@@ -104,6 +106,12 @@ class SearchCompute:
                 + (f", {sn['seconds']:.1f} s" if sn.get("seconds") is not None else "")
                 + (f", {sn['cpu_s']:.1f} s CPU" if sn.get("cpu_s") is not None else "")
             )
+        pr = self.predictor
+        if pr and pr.get("cpu_s") is not None:
+            parts.append(
+                f"predictor phase {pr['cpu_s']:.1f} s CPU (samples {pr['samples_cpu_s']:.1f}, "
+                f"NSGA-II {pr['nsga_cpu_s']:.1f})"
+            )
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,6 +124,7 @@ class SearchCompute:
             "train_wall_s": self.train_wall_s,
             "trial_cpu_s": self.trial_cpu_s,
             "supernet": self.supernet,
+            "predictor": self.predictor,
             "missing": list(self.missing),
             "text": self.describe(),
         }
@@ -214,6 +223,7 @@ class CompareInfo:
                     "supernet_steps_at_most": sn.get("steps_at_most"),
                     "supernet_wall_s": sn.get("seconds"),
                     "supernet_cpu_s": sn.get("cpu_s"),
+                    "predictor_cpu_s": (c.predictor or {}).get("cpu_s"),
                     "compute_missing": "; ".join(c.missing),
                     "n_validated": s.n_validated,
                     "n_validated_feasible": len(s.points()),
@@ -546,6 +556,9 @@ def search_compute(study: StudyDir, settings: StudySettings | None) -> SearchCom
         if supernet is not None and supernet.get("cpu_s") is None and not note:
             # cpu_s covers the subnets' evaluation only; a supernet.json from before carries wall seconds only
             missing.append("the supernet's training CPU seconds (its supernet.json predates them)")
+    predictor, note = _predictor_record(study)
+    if note:
+        missing.append(note)
     return SearchCompute(
         trials=trials,
         trained_trials=trained,
@@ -555,8 +568,27 @@ def search_compute(study: StudyDir, settings: StudySettings | None) -> SearchCom
         train_wall_s=train_wall if trained else None,
         trial_cpu_s=trial_cpu,
         supernet=supernet,
+        predictor=predictor,
         missing=tuple(missing),
     )
+
+
+def _predictor_record(study: StudyDir) -> tuple[dict[str, Any] | None, str]:
+    """The CPU of a ``--predictor`` search's samples and NSGA-II (``predictor.json``; its re-scoring is
+    in history.csv like any trial's). None without the file: not a predictor search."""
+    path = study.predictor_json
+    if not path.is_file():
+        return None, ""
+    try:
+        data = json.loads(path.read_text())
+        samples = data["samples"].get("cpu_s")
+        nsga = data["search"]["cpu_s"]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return None, f"{path} unreadable ({exc}): the predictor phase's CPU seconds are unknown"
+    if not is_finite_number(samples) or not is_finite_number(nsga):
+        # samples scored before their per-line cpu_s was kept: this run's share is not the whole
+        return None, f"{path} predates the samples' total CPU seconds: the predictor phase is not in the compute"
+    return {"samples_cpu_s": float(samples), "nsga_cpu_s": float(nsga), "cpu_s": float(samples) + float(nsga)}, ""
 
 
 def _supernet_record(sn: SupernetSettings) -> tuple[dict[str, Any] | None, str]:

@@ -11,8 +11,9 @@ are grouped; per group:
   Welch's 95 % interval (``scipy.stats.ttest_ind(equal_var=False).confidence_interval``), and a
   verdict from it as for seeds (better / worse only when the whole interval is on one side);
 - the search compute as recorded: the trials' CPU seconds (history.csv ``cpu_s``) per study, their
-  mean, and the supernet's own training seconds where a supernet study records them; a study
-  without ``cpu_s`` is counted as not recorded, never as 0.
+  mean, the supernet's own training seconds where a supernet study records them, and a
+  ``--predictor`` search's samples and NSGA-II CPU seconds (``predictor.json``); a study without
+  ``cpu_s`` is counted as not recorded, never as 0.
 
 The hypervolumes all share the comparison's one reference point, so they are comparable.
 """
@@ -42,6 +43,7 @@ class StrategyGroup:
     baseline: bool  # the random-sampling group
     vs_baseline: dict[str, Any] | None = None  # {"mean", "low", "high", "verdict"}: mean HV - baseline's
     supernet_cpu: bool = False  # supernet_s are CPU seconds (every supernet recorded them), else wall seconds
+    predictor_s: tuple[float | None, ...] = ()  # a --predictor search's samples + NSGA-II CPU seconds (None: none)
 
     @property
     def n(self) -> int:
@@ -65,6 +67,11 @@ class StrategyGroup:
         if sn:
             clock = "CPU s" if self.supernet_cpu else "s (wall)"
             text += f"; supernet training {sum(sn) / len(sn):.1f} {clock} per study, as recorded"
+        pr = [p for p in self.predictor_s if p is not None]
+        if pr:
+            text += f"; predictor phase (samples + NSGA-II) {sum(pr) / len(pr):.1f} CPU s per study"
+            if len(pr) < len(self.predictor_s):
+                text += f" ({len(self.predictor_s) - len(pr)} study(ies) without it)"
         return text
 
     def baseline_text(self) -> str:
@@ -90,6 +97,7 @@ class StrategyGroup:
             "cpu_s": list(self.cpu_s),
             "supernet_s": list(self.supernet_s),
             "supernet_clock": "cpu" if self.supernet_cpu else "wall",
+            "predictor_cpu_s": list(self.predictor_s),
             "baseline": self.baseline,
             "vs_baseline": self.vs_baseline,
             "text": f"{self.hypervolume_text()}; {self.cpu_text()}; vs random sampling: {self.baseline_text()}",
@@ -115,6 +123,7 @@ def group_strategies(studies: Sequence[Any], seeds: Sequence[int | None]) -> tup
                 cpu_s=tuple(studies[i].compute.trial_cpu_s for i in idx),
                 supernet_s=tuple(_supernet_seconds(studies[i].compute.supernet, cpu) for i in idx),
                 supernet_cpu=cpu,
+                predictor_s=tuple((studies[i].compute.predictor or {}).get("cpu_s") for i in idx),
                 baseline=strategy.startswith(RANDOM),
             )
         )

@@ -140,7 +140,7 @@ def main() -> None:
         cpu0 = time.process_time()
         evaluator.inherited_dice(cfg)
         rows["eval"].append(time.process_time() - cpu0)
-    latency = SubnetLatency(table, size=args.latency_size)  # its own caches: cold for these subnets
+    latency = SubnetLatency(table, size=args.latency_size, segment_cache=False)  # cold for these subnets
     for key in ("table_cold", "table_warm"):
         for cfg in subnets:
             cpu0 = time.process_time()

@@ -20,8 +20,9 @@
    (:func:`run_supernet_search` with the front enqueued, plus the reference): the study folder,
    its candidates and ``study.json`` are a supernet search's, so ``validate`` and ``report`` take it.
 
-CPU seconds (``time.process_time``) of each step are recorded in ``predictor.json``, and the
-subnets per CPU-minute of steps 1 and 3 are printed.
+CPU seconds (``time.process_time``) of each step are recorded in ``predictor.json`` (the samples'
+per line, so their total survives a resumed run; ``report --compare`` adds samples and NSGA-II to the
+study's compute), and the subnets per CPU-minute of steps 1 and 3 are printed.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def run_predictor_search(
     study = StudyDir(study_dir)
     space = evaluator.supernet.space
 
-    configs, dice, evaluated, sample_cpu = _samples(evaluator, study, options.samples, config.seed)
+    configs, dice, evaluated, sample_cpu, samples_total_cpu = _samples(evaluator, study, options.samples, config.seed)
     predictor = fit_accuracy_predictor(configs, dice, space, seed=config.seed, holdout=options.holdout)
     log.info("%s", predictor.describe())
 
@@ -166,6 +167,7 @@ def run_predictor_search(
                 "n": len(configs),
                 "evaluated_this_run": evaluated,
                 "cpu_s_this_run": round(sample_cpu, 3),
+                "cpu_s": None if samples_total_cpu is None else round(samples_total_cpu, 3),  # all n, every run
                 "per_cpu_minute": evaluated / (sample_cpu / 60) if sample_cpu > 0 else None,
             },
             "search": {
@@ -177,6 +179,9 @@ def run_predictor_search(
                 "cache_fill_cpu_s": round(nsga.fill_cpu_s, 3),
                 "per_cpu_minute_without_cache_fill": nsga.per_cpu_minute_warm,
                 "segments_exported": latency.segments.exports,
+                "segments_read_from_cache": latency.segments.loaded,
+                "segment_export_cpu_s": round(latency.segments.export_cpu_s, 3),
+                "kernel_timing_cpu_s": round(latency.timing_cpu_s, 3),
                 "kernels_timed": latency.timed,
                 "latency_table": str(latency.table.path),
             },
@@ -260,16 +265,20 @@ def predictor_nsga(
 
 def _samples(
     evaluator: SubnetEvaluator, study: StudyDir, n: int, seed: int
-) -> tuple[list[RTSegConfig], list[float], int, float]:
-    """``n`` distinct subnets and their inherited Dice; earlier lines of the samples file are kept."""
+) -> tuple[list[RTSegConfig], list[float], int, float, float | None]:
+    """``n`` distinct subnets and their inherited Dice; earlier lines of the samples file are kept. Also the
+    number evaluated and CPU seconds spent in this run, and the CPU seconds of all ``n`` over every run
+    (None when a line predates the per-sample ``cpu_s``)."""
     path = study.predictor_samples
     known: dict[RTSegConfig, float] = {}
+    sample_cpu: dict[RTSegConfig, float | None] = {}  # CPU seconds per sample (None: a line from before they were kept)
     if path.is_file():
         for i, line in enumerate(path.read_text().splitlines()):
             try:
                 entry = json.loads(line)
                 cfg = RTSegConfig.from_dict(entry["config"], source=f"{path}: line {i + 1}")
                 known[cfg] = float(entry["dice"])
+                sample_cpu[cfg] = float(entry["cpu_s"]) if "cpu_s" in entry else None
             except (ValueError, KeyError, TypeError) as exc:
                 raise ConfigError(f"{path}: line {i + 1} is not a sample ({exc}); move the file away") from None
     rng = random.Random(f"predictor-samples:{seed}")
@@ -291,8 +300,10 @@ def _samples(
         for cfg in wanted:
             if cfg in known:
                 continue
+            c0 = time.process_time()
             known[cfg] = evaluator.inherited_dice(cfg)
-            out.write(json.dumps({"config": cfg.to_dict(), "dice": known[cfg]}) + "\n")
+            sample_cpu[cfg] = round(time.process_time() - c0, 4)
+            out.write(json.dumps({"config": cfg.to_dict(), "dice": known[cfg], "cpu_s": sample_cpu[cfg]}) + "\n")
             out.flush()
             evaluated += 1
     cpu = time.process_time() - cpu0
@@ -303,7 +314,9 @@ def _samples(
             cpu,
             evaluated / (cpu / 60) if cpu > 0 else float("nan"),
         )
-    return wanted, [known[c] for c in wanted], evaluated, cpu
+    spent = [sample_cpu[c] for c in wanted]
+    total = None if any(c is None for c in spent) else float(sum(spent))  # type: ignore[arg-type]
+    return wanted, [known[c] for c in wanted], evaluated, cpu, total
 
 
 def _front(study: optuna.Study, fields: list[str], limit: int | None) -> list[dict[str, Any]]:

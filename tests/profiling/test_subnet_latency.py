@@ -138,3 +138,49 @@ def test_kernels_are_not_timed_on_another_target_than_the_tables(table_path, tmp
     path.write_text(json.dumps(data))
     with pytest.raises(Exception, match="another target than the table's: device"):
         SubnetLatency(path, size=SIZE).cost(UNSEEN)
+
+
+def test_segments_are_kept_beside_the_table_and_a_new_process_reads_them(table_path, tmp_path, caplog):
+    import json
+
+    from profiling._segment_cache import segment_cache_path
+
+    path = tmp_path / "table.json"
+    path.write_bytes(table_path.read_bytes())
+    first = SubnetLatency(path, size=SIZE, batch_size=8, timer=LocalTimer(rounds=1, runs=1))
+    costs = {name: first.cost(create_config("paper", **cfg)) for name, cfg in CONFIGS.items()}
+    cost = first.cost(UNSEEN)  # kernels the table lacks: timed, which needs the segments' graphs
+    cache = segment_cache_path(path)
+    assert cache.name == "table.segments.jsonl" and first.segments.exports > 0
+    lines = cache.read_text().splitlines()
+    assert json.loads(lines[0])["opset"] == 17 and len(lines) == 1 + first.segments.exports
+
+    # a new object (as a new process): every segment read from the file, nothing exported, same answers
+    second = SubnetLatency(path, size=SIZE, time_missing=False)
+    for name, cfg in CONFIGS.items():
+        again = second.cost(create_config("paper", **cfg))
+        assert (again.latency_ms, again.macs, again.kernels) == (costs[name].latency_ms, costs[name].macs,
+                                                                  costs[name].kernels)  # fmt: skip
+    assert second.cost(UNSEEN).latency_ms == cost.latency_ms
+    assert second.segments.exports == 0 and second.segments.loaded == len(lines) - 1
+    # a kernel to time needs its graph, which the file does not keep: that segment is exported again
+    graphs = second.segments.graphs(UNSEEN, SIZE)
+    assert {k.key for k in second.segments.member(UNSEEN, SIZE).kernels} <= set(graphs)
+    assert second.segments.exports > 0
+
+    # a run killed mid-line leaves a cut-short last line: dropped with a warning, the rest is used
+    cache.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
+    third = SubnetLatency(path, size=SIZE, time_missing=False)
+    third.cost(UNSEEN)
+    assert "cut short" in caplog.text and third.segments.exports == 1
+    # a broken line inside the file is an error naming the file and the line
+    cache.write_text("\n".join([lines[0], "{not json", *lines[1:]]) + "\n")
+    with pytest.raises(Exception, match=r"table\.segments\.jsonl: line 2 is not a cached segment"):
+        SubnetLatency(path, size=SIZE)
+    # written under another onnxruntime: not used (the log says why) and started again
+    head = json.loads(lines[0]) | {"onnxruntime": "0.0.1"}
+    cache.write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
+    fourth = SubnetLatency(path, size=SIZE, time_missing=False)
+    assert "onnxruntime 0.0.1" in caplog.text and fourth.segments.loaded == 0
+    fourth.cost(UNSEEN)
+    assert json.loads(cache.read_text().splitlines()[0])["onnxruntime"] != "0.0.1"

@@ -278,3 +278,27 @@ def test_two_studies_per_strategy_give_mean_hypervolumes_with_intervals_against_
     assert 'id="strategies"' in html and "<b>(baseline)</b>" in html and "fixed-a (0), fixed-b (1)" in html
     data = json.loads((out / "compare.json").read_text())
     assert [g["studies"] for g in data["strategies"]][1] == ["fixed-a", "fixed-b"]
+
+
+def test_a_predictor_searchs_samples_and_nsga_cpu_count_in_its_compute(studies, tmp_path):
+    from reports._compare import search_compute
+
+    oneshot = tmp_path / "oneshot"
+    shutil.copytree(studies[2], oneshot)
+    sd = StudyDir(oneshot)
+    assert search_compute(sd, sd.read_settings()).predictor is None  # no predictor.json: not a predictor search
+    record = {"samples": {"n": 3, "cpu_s_this_run": 1.0, "cpu_s": 4.5}, "search": {"cpu_s": 2.25}}
+    sd.predictor_json.write_text(json.dumps(record))
+    compute = search_compute(sd, sd.read_settings())
+    assert compute.predictor == {"samples_cpu_s": 4.5, "nsga_cpu_s": 2.25, "cpu_s": 6.75}
+    assert "predictor phase 6.8 s CPU (samples 4.5, NSGA-II 2.2)" in compute.describe()
+    info = compare_studies([studies[0], oneshot])
+    assert info.table()["predictor_cpu_s"].isna().tolist() == [True, False]
+    assert info.table()["predictor_cpu_s"].tolist()[1] == 6.75
+    group = next(g for g in info.groups if g.studies == ("oneshot",))
+    assert "predictor phase (samples + NSGA-II) 6.8 CPU s per study" in group.cpu_text()
+    # samples scored before their per-line CPU was kept: said, never counted as this run's share
+    record["samples"]["cpu_s"] = None
+    sd.predictor_json.write_text(json.dumps(record))
+    compute = search_compute(sd, sd.read_settings())
+    assert compute.predictor is None and any("predates the samples' total" in m for m in compute.missing)

@@ -129,6 +129,12 @@ def test_the_predictor_search_re_scores_its_front_as_supernet_search_does(traine
     # resumed: the samples file is kept, nothing is evaluated twice
     again = run_predictor_search(_config(study, trained, table), options)
     assert again.samples_evaluated == 0 and again.summary.trials_run == 0
+    # the samples' CPU is kept per line, so the total survives the resume (report --compare counts it)
+    lines = [json.loads(x) for x in (study / "predictor_samples.jsonl").read_text().splitlines()]
+    resumed = json.loads((study / "predictor.json").read_text())["samples"]
+    assert resumed["cpu_s_this_run"] == 0
+    assert resumed["cpu_s"] == pytest.approx(sum(x["cpu_s"] for x in lines), abs=0.01)
+    assert resumed["cpu_s"] == pytest.approx(record["samples"]["cpu_s"]) and resumed["cpu_s"] > 0
 
 
 def test_the_predictor_search_needs_a_table_and_predictable_objectives(trained, table, tmp_path):
