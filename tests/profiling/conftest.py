@@ -41,9 +41,15 @@ class SSHServer:
         path.write_text(self.host_key_line + "\n" if trusted else "", encoding="utf-8")
         return path
 
+    @property
+    def device_lock(self) -> str:
+        """This server's device lock: its own, so that the suite's xdist workers (each with its own
+        server) never queue on the device default, /tmp/rtseg-device-profiler.lock."""
+        return str(self.root / "device.lock")
+
     def options(self, folder: Path, **overrides):
-        """SSHOptions for this server: its client key, this interpreter and (unless ``known_hosts``
-        is overridden) a known_hosts file in ``folder`` that trusts it."""
+        """SSHOptions for this server: its client key, this interpreter, its own device lock and (unless
+        ``known_hosts`` is overridden) a known_hosts file in ``folder`` that trusts it."""
         from profiling._ssh import SSHOptions
 
         known = overrides.pop("known_hosts", None) or str(self.known_hosts(folder))
@@ -54,6 +60,7 @@ class SSHServer:
             command_timeout=120,
             remote_python=sys.executable,
             ssh_config=os.devnull,  # never the tester's own ~/.ssh/config
+            device_lock=self.device_lock,
         )
         return replace(base, **overrides)
 
