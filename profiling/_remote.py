@@ -355,10 +355,11 @@ def profile_remote(
     ``--exportTimes`` trace with the warm-up queries removed. Power (where tegrastats exists)
     is the mean of the board input rail over the timed loop; the idle baseline is not subtracted.
 
-    The device script holds the device lock (``lock_path``, /tmp/rtseg-device-profiler.lock on the
-    device by default) while it times, so concurrent profiles of one device queue; a run waits up
-    to ``lock_timeout_s`` (default: half the command timeout) and then fails naming the host. The
-    record's ``environment["device_lock"]`` says how long it waited and when it held the lock.
+    The device script holds the device lock (``lock_path``, else ``options.device_lock``, else
+    /tmp/rtseg-device-profiler.lock on the device) while it times, so concurrent profiles of one
+    device queue; a run waits up to ``lock_timeout_s`` (default: half the command timeout) and
+    then fails naming the host. The record's ``environment["device_lock"]`` says how long it
+    waited and when it held the lock.
     """
     onnx_path = Path(onnx_path)
     target = SSHTarget.parse(target) if isinstance(target, str) else target
@@ -611,6 +612,7 @@ def _lock_params(options: SSHOptions, timeout_s: float | None, path: str | None)
     if timeout <= 0:
         raise ConfigError(f"lock timeout {timeout_s}: must be positive seconds")
     out: dict[str, Any] = {"lock_timeout_s": timeout}
+    path = path or options.device_lock
     if path:
         out["lock_path"] = path
     return out

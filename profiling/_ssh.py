@@ -117,7 +117,9 @@ class SSHOptions:
     = ``$RTSEG_SSH_CONFIG`` or ``~/.ssh/config`` when present. ``remote_python`` is the device's
     interpreter (Python >= 3.6); ``remote_tmpdir`` where ``mktemp -d`` makes the work directory
     (``None``: ``$TMPDIR`` or /tmp); ``trtexec_path`` / ``tegrastats_path`` override the search on
-    the device. ``password`` exists only to be refused: key authentication only.
+    the device. ``device_lock``: the lock file on the device that queues concurrent profiles (``None``: the
+    device script's /tmp/rtseg-device-profiler.lock, which every user of the device shares; a call's
+    ``lock_path`` wins over it). ``password`` exists only to be refused: key authentication only.
     """
 
     key_filename: str | None = None
@@ -132,6 +134,7 @@ class SSHOptions:
     tegrastats_interval_ms: int = 100
     stall_timeout: float = 60.0
     ssh_config: str | None = None
+    device_lock: str | None = None
     password: str | None = None
 
     def __post_init__(self) -> None:
@@ -150,6 +153,10 @@ class SSHOptions:
                 )
         if not self.remote_python.strip():
             raise ConfigError("SSHOptions.remote_python is empty; give the device's interpreter, e.g. python3")
+        if self.device_lock is not None and not self.device_lock.startswith("/"):
+            raise ConfigError(
+                f"SSHOptions.device_lock must be an absolute path on the device, got {self.device_lock!r}"
+            )
         if self.remote_tmpdir is not None and not self.remote_tmpdir.startswith("/"):
             raise ConfigError(
                 f"SSHOptions.remote_tmpdir must be an absolute path on the device, got {self.remote_tmpdir!r}"

@@ -41,9 +41,15 @@ class SSHServer:
         path.write_text(self.host_key_line + "\n" if trusted else "", encoding="utf-8")
         return path
 
+    @property
+    def device_lock(self) -> str:
+        """This server's device lock: its own, so that the suite's xdist workers (each with its own
+        server) never queue on the device default, /tmp/rtseg-device-profiler.lock."""
+        return str(self.root / "device.lock")
+
     def options(self, folder: Path, **overrides):
-        """SSHOptions for this server: its client key, this interpreter and (unless ``known_hosts``
-        is overridden) a known_hosts file in ``folder`` that trusts it."""
+        """SSHOptions for this server: its client key, this interpreter, its own device lock and (unless
+        ``known_hosts`` is overridden) a known_hosts file in ``folder`` that trusts it."""
         from profiling._ssh import SSHOptions
 
         known = overrides.pop("known_hosts", None) or str(self.known_hosts(folder))
@@ -54,6 +60,7 @@ class SSHServer:
             command_timeout=120,
             remote_python=sys.executable,
             ssh_config=os.devnull,  # never the tester's own ~/.ssh/config
+            device_lock=self.device_lock,
         )
         return replace(base, **overrides)
 
@@ -72,17 +79,54 @@ def _keygen(path: Path) -> None:
     )
 
 
-def _wait_for_banner(port: int, proc: subprocess.Popen, log: Path, timeout: float = 15.0) -> None:
+def _sshd_config(port: int, host_key: Path, pid_file: Path, authorized: Path, forwarding: bool) -> str:
+    return "\n".join(
+        [
+            "ListenAddress 127.0.0.1",
+            f"Port {port}",
+            f"HostKey {host_key}",
+            f"PidFile {pid_file}",
+            f"AuthorizedKeysFile {authorized}",
+            "PubkeyAuthentication yes",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "UsePAM no",
+            "StrictModes no",
+            "PermitRootLogin prohibit-password",
+            # a gateway (jump host) forwards TCP; the device does not
+            f"AllowTcpForwarding {'yes' if forwarding else 'no'}",
+            "X11Forwarding no",
+            "MaxStartups 100",
+            "Subsystem sftp internal-sftp",
+            "LogLevel VERBOSE",
+            "",
+        ]
+    )
+
+
+class _PortTaken(RuntimeError):
+    """The free port was taken between choosing it and sshd binding it (another xdist worker's server)."""
+
+
+def _wait_for_banner(port: int, proc: subprocess.Popen, log: Path, pid_file: Path, timeout: float = 15.0) -> None:
+    """Wait until this ``proc`` serves SSH on ``port``. sshd writes its pid file only once its listening
+    socket is bound, so a banner counts only after the pid file holds this process's id: a banner alone
+    could come from another server that took the port first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"sshd exited with {proc.returncode}: {log.read_text(errors='replace')[-2000:]}")
+            text = log.read_text(errors="replace")
+            if "Address already in use" in text:
+                raise _PortTaken(text[-500:])
+            raise RuntimeError(f"sshd exited with {proc.returncode}: {text[-2000:]}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                if s.recv(64).startswith(b"SSH-2.0"):
-                    return
+            if pid_file.read_text().strip() == str(proc.pid):
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                    if s.recv(64).startswith(b"SSH-2.0"):
+                        return
         except OSError:
-            time.sleep(0.05)
+            pass
+        time.sleep(0.05)
     raise RuntimeError(f"sshd did not answer on port {port} within {timeout} s: {log.read_text(errors='replace')}")
 
 
@@ -97,44 +141,31 @@ def _serve(root: Path, *, forwarding: bool = False, client_key: Path | None = No
         _keygen(client_key)
     authorized = root / "authorized_keys"
     authorized.write_text(client_key.with_suffix(".pub").read_text(encoding="utf-8"), encoding="utf-8")
-    port = _free_port()
-    config = root / "sshd_config"
-    config.write_text(
-        "\n".join(
-            [
-                "ListenAddress 127.0.0.1",
-                f"Port {port}",
-                f"HostKey {host_key}",
-                f"PidFile {root / 'sshd.pid'}",
-                f"AuthorizedKeysFile {authorized}",
-                "PubkeyAuthentication yes",
-                "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no",
-                "UsePAM no",
-                "StrictModes no",
-                "PermitRootLogin prohibit-password",
-                # a gateway (jump host) forwards TCP; the device does not
-                f"AllowTcpForwarding {'yes' if forwarding else 'no'}",
-                "X11Forwarding no",
-                "MaxStartups 100",
-                "Subsystem sftp internal-sftp",
-                "LogLevel VERBOSE",
-                "",
-            ]
-        ),
-        encoding="utf-8",
-    )
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege-separation directory sshd insists on
-    log = root / "sshd.log"
-    with open(log, "wb") as log_fh:
-        proc = subprocess.Popen(
-            [str(SSHD), "-D", "-e", "-f", str(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=log_fh,
-            stderr=subprocess.STDOUT,
-        )
+    config, log, pid_file = root / "sshd_config", root / "sshd.log", root / "sshd.pid"
+    for attempt in range(3):  # a free port can be taken before sshd binds it: pick another
+        port = _free_port()
+        config.write_text(_sshd_config(port, host_key, pid_file, authorized, forwarding), encoding="utf-8")
+        pid_file.unlink(missing_ok=True)
+        with open(log, "wb") as log_fh:
+            proc = subprocess.Popen(
+                [str(SSHD), "-D", "-e", "-f", str(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=log_fh,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            _wait_for_banner(port, proc, log, pid_file)
+            break
+        except _PortTaken:
+            proc.wait()
+            if attempt == 2:
+                raise
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
     try:
-        _wait_for_banner(port, proc, log)
         pub = host_key.with_suffix(".pub").read_text(encoding="utf-8").split()
         server = SSHServer(
             host="127.0.0.1",

@@ -71,3 +71,11 @@ def test_a_held_lock_times_out_naming_the_host(sshd, tiny_onnx, tmp_path):
         fcntl.flock(holder.fileno(), fcntl.LOCK_UN)
     rec = _profile(sshd, tiny_onnx, opts, lock_path, runs=5, lock_timeout_s=5)  # free again: it runs
     assert rec.kind == "measured"
+
+
+def test_the_options_device_lock_is_used_unless_a_call_names_one(sshd, tiny_onnx, tmp_path):
+    # sshd.options() names the server's own lock (the suite's xdist workers never queue on the device default)
+    opts = sshd.options(tmp_path)
+    assert opts.device_lock == sshd.device_lock != "/tmp/rtseg-device-profiler.lock"
+    rec = profile_remote(tiny_onnx, sshd.url, opts, backend="onnxruntime", input_shape=SHAPE, warmup=1, runs=2)
+    assert rec.environment["device_lock"]["path"] == sshd.device_lock

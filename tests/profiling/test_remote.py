@@ -97,6 +97,10 @@ def test_options_refuse_password_and_bad_timeouts():
         for bad in (float("inf"), float("nan"), -1, True):
             with pytest.raises(ConfigError, match=name):
                 SSHOptions(**{name: bad})
+    with pytest.raises(
+        ConfigError, match="SSHOptions.device_lock must be an absolute path on the device, got 'x.lock'"
+    ):
+        SSHOptions(device_lock="x.lock")
 
 
 # ---------------------------------------------------------------------------------------------

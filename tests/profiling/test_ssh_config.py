@@ -47,7 +47,13 @@ def test_user_known_hosts_file_is_read_and_the_alias_port_is_recorded(sshd, tiny
     config = _config(tmp_path, sshd, UserKnownHostsFile=f"{tmp_path / 'absent'} {known}")  # every file is read
     with caplog.at_level(logging.INFO, logger="profiling"):
         rec = profile_remote(
-            tiny_onnx, "ssh://nano", _options(config), backend="onnxruntime", input_shape=SHAPE, warmup=1, runs=3
+            tiny_onnx,
+            "ssh://nano",
+            _options(config, device_lock=sshd.device_lock),
+            backend="onnxruntime",
+            input_shape=SHAPE,
+            warmup=1,
+            runs=3,
         )
     # the port the connection used, not 22; the user the ssh_config gave
     assert rec.target == f"ssh://{sshd.user}@nano:{sshd.port}"

@@ -122,16 +122,20 @@ def postgres_url() -> Iterator[str]:
         full = ["runuser", "-u", "postgres", "--", *cmd] if as_root else list(cmd)
         return subprocess.run(full, capture_output=True, text=True, timeout=60, check=check)
 
-    port = _free_port()
     log = base / "server.log"
     try:
         run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
-        opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
-        started = run(str(bindir / "pg_ctl"), "start", "-D", str(data), "-w", "-t", "30", "-l", str(log), "-o", opts,
-                      check=False)  # fmt: skip
-        if started.returncode != 0:
+        for attempt in range(3):  # a free port can be taken before the server binds it (another xdist worker's)
+            port = _free_port()
+            opts = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+            started = run(str(bindir / "pg_ctl"), "start", "-D", str(data), "-w", "-t", "30", "-l", str(log),
+                          "-o", opts, check=False)  # fmt: skip
+            if started.returncode == 0:
+                break
             text = log.read_text() if log.exists() else ""
-            raise RuntimeError(f"PostgreSQL did not start: {started.stderr}\n{text[-2000:]}")
+            if "Address already in use" not in text or attempt == 2:
+                raise RuntimeError(f"PostgreSQL did not start: {started.stderr}\n{text[-2000:]}")
+            log.unlink()
         run(str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "rtseg")
         yield f"postgresql://postgres@127.0.0.1:{port}/rtseg"
     finally:

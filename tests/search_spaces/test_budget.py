@@ -86,8 +86,10 @@ def test_two_workers_on_one_postgres_study_share_the_budget(tmp_path, postgres_u
 
     budget = 4
     run_search(tiny_search(tmp_path / "creator", trials=0, storage=postgres_url, study_name="budget"))
+    # A generous grace period, as in test_distributed: a loaded machine's live worker may miss a 1 s heartbeat.
     extra = ["--trials", "50", "--epochs", "1", "--steps-per-epoch", "1", "--heartbeat-interval", "1",
-             "--storage", postgres_url, "--study-name", "budget", "--budget-epochs", str(budget)]  # fmt: skip
+             "--grace-period", "30", "--storage", postgres_url, "--study-name", "budget",
+             "--budget-epochs", str(budget)]  # fmt: skip
     procs = [
         subprocess.Popen(
             search_command(tmp_path / f"worker{i}", tiny_space_file, *extra),

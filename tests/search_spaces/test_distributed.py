@@ -105,6 +105,10 @@ def test_two_workers_share_one_postgres_study_without_duplicates(tmp_path, postg
                 "1",
                 "--heartbeat-interval",
                 "1",
+                # A generous grace period: on a loaded machine (two xdist workers, two search workers, 2 cores)
+                # a live worker's 1 s heartbeat may lag by seconds, and the other worker would fail its trial.
+                "--grace-period",
+                "30",
                 "--storage",
                 postgres_url,
                 "--study-name",
