@@ -81,6 +81,7 @@ class Prediction:
     from_table: int
     regressed: int
     by_op: dict[str, float]  # predicted kernel ms per kernel type
+    floored: bool = False  # the overhead fit gave 0 ms: predicted as the lower bound (net kernel time + one call)
 
 
 def _has_cpu_times(table: LatencyTable) -> bool:
@@ -122,6 +123,7 @@ class LatencyPredictor:
         self._regressor = None
         self._vocab: list[str] = []
         self._overhead: tuple[np.ndarray, float] | None = None  # (scales..., per-kernel ms), intercept
+        self._floor_warned = False
 
     @classmethod
     def load(cls, path: str | Path, *, clock: str = "auto") -> LatencyPredictor:
@@ -275,6 +277,23 @@ class LatencyPredictor:
         for k, v in zip(d.kernels, ms):
             by_op[k.op] = by_op.get(k.op, 0.0) + float(v)
         total = float(np.dot(coef, self._model_features([k.op for k in d.kernels], ms)) + intercept)
+        floored = math.isfinite(total) and total <= 0.0 and net + self._call_ms() > 0.0
+        if floored:
+            # non-negative coefficients fitted on larger models can give a tiny model nothing: all its kernels
+            # within the per-call overhead (small inputs) and no weight on the kernel count or the constant.
+            # A whole model costs at least its kernels' net time plus one call: predict that bound, and say so.
+            total = net + self._call_ms()
+            if not self._floor_warned:
+                self._floor_warned = True
+                log.warning(
+                    "%s: the overhead fit predicts 0 ms for %s (every kernel within the %.4f ms call overhead); "
+                    "predicting its lower bound, net kernel time + one call, %.4f ms (and for such models after it; "
+                    "time models this small whole: latency-table build --calibrate)",
+                    self.table.path,
+                    model_name,
+                    self._call_ms(),
+                    total,
+                )
         if not (math.isfinite(total) and 0.0 < total < MAX_TIME_MS):
             # every table time is checked on load; this guards the fit (a latency constraint must
             # never see a prediction of 0 ms or 1e298 ms as feasible)
@@ -291,7 +310,9 @@ class LatencyPredictor:
                 len(d.kernels),
                 self.table.path,
             )
-        return Prediction(model_name, total, net, len(d.kernels), int(seen.sum()), int((~seen).sum()), by_op)
+        return Prediction(
+            model_name, total, net, len(d.kernels), int(seen.sum()), int((~seen).sum()), by_op, floored=floored
+        )
 
     def predict_onnx(self, onnx_path: str | Path, *, model_name: str | None = None) -> LatencyRecord:
         """A PREDICTED :class:`LatencyRecord` for the ONNX graph at ``onnx_path`` (static shape)."""
@@ -340,6 +361,11 @@ class LatencyPredictor:
             notes=(
                 f"PREDICTED, not a measurement: sum of {pred.kernels} kernel latencies ({pred.from_table} measured in "
                 f"the table, {pred.regressed} by the regressor), {self.describe_fit()}; "
+                + (
+                    "the fit gave this model 0 ms, so this is its lower bound (net kernel time + one call); "
+                    if pred.floored
+                    else ""
+                )
                 + (
                     "from thread CPU times (one intra-op thread: the latency on an idle core; wall-clock latency "
                     "on a busy machine is higher); "

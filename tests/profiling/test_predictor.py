@@ -358,3 +358,21 @@ def test_a_search_records_its_table_as_an_absolute_path(table_path, monkeypatch)
     monkeypatch.chdir(table_path.parent)
     options = ProfilingOptions(target=f"predict:{table_path.name}")
     assert options.target == f"predict:{table_path}" and Path(options.target.partition(":")[2]).is_absolute()
+
+
+def test_a_fit_that_gives_a_model_nothing_predicts_its_lower_bound_and_says_so(table_path, tmp_path, caplog):
+    import numpy as np
+
+    path = export_for_table(_model(UNSEEN), tmp_path / "m.onnx", size=SIZE, opset=17)
+    d = decompose_onnx(path)
+    predictor = LatencyPredictor.load(table_path)
+    assert not predictor.predict_decomposition(d, model_name="m").floored  # the fitted table: no bound needed
+    # the weights a loaded machine gave a tiny model in the xdist runs: nothing on its kernels' families,
+    # the kernel count or the constant (positive least squares on larger models), so 0 ms
+    coef, _ = predictor._fit_overhead()
+    predictor._overhead = (np.zeros_like(coef), 0.0)
+    pred = predictor.predict_decomposition(d, model_name="m")
+    call = predictor._call_ms()
+    assert pred.floored and pred.predicted_ms == pytest.approx(pred.kernel_sum_ms + call) and pred.predicted_ms > 0
+    assert "predicts 0 ms for m" in caplog.text and "lower bound" in caplog.text
+    assert "lower bound (net kernel time + one call)" in predictor.to_record(pred, d.input_shape).notes
