@@ -36,6 +36,7 @@ from models import RTSegConfig, create_config, load_model  # noqa: E402
 from rtseg_core import rank_agreement  # noqa: E402
 from search_spaces import (  # noqa: E402
     SubnetEvaluator,
+    SupernetSearchConfig,
     fit_accuracy_predictor,
     largest_config,
     load_supernet,
@@ -79,12 +80,8 @@ def train_alone(out: Path, supernet: str, seed: int) -> None:
 
 
 def _evaluator(supernet: str, scratch: Path) -> SubnetEvaluator:
-    from rtseg_nas.cli._main import build_parser
-    from rtseg_nas.cli.supernet import supernet_search_config
-
-    parser, _ = build_parser()
-    args = parser.parse_args(["supernet", "search", "--supernet", supernet, "--study", str(scratch)])
-    ev = SubnetEvaluator(supernet_search_config(args))
+    """Scores subnets as `supernet search --supernet SUPERNET` with its defaults does."""
+    ev = SubnetEvaluator(SupernetSearchConfig.from_options(scratch, supernet))
     ev.check()
     return ev
 
