@@ -8,14 +8,16 @@ segment, appended as each is decomposed: a killed run keeps every line it wrote,
 line (the kill mid-write) is dropped with a warning. The runnable kernel graphs are not kept (they
 hold weights and are only needed to time a kernel the table lacks; such a segment is exported again).
 
-The first line says what the kernels depend on: the opset, the segment arithmetic's version
-(:data:`models.SEGMENTS_VERSION` is in every key), and the torch, onnx and onnxruntime versions (the
-exporter and ORT's optimiser decide the graph). A file written under other versions is not used: the
-log says so and the file is started again. Lines are data only (``json``): nothing is executed.
+The first line says what the kernels depend on: the opset, the torch, onnx and onnxruntime
+versions (the exporter and ORT's optimiser decide the graph) and a digest of our code that builds,
+exports and cuts the segments (models/, profiling's export and decomposition). A file written under
+anything else is not used: the log says what differs and the file is started again. Lines are data
+only (``json``): nothing is executed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -40,6 +42,20 @@ def _version(package: str) -> str:
         return "absent"
 
 
+def _code_digest() -> str:
+    """SHA-256 of the code a segment's kernels come from: the family (models/), the export and the
+    decomposition. Any edit there starts the cache again, so it never serves kernels of older code."""
+    here = Path(__file__).resolve().parent
+    files = sorted((here.parent / "models").glob("*.py")) + [
+        here / name for name in ("_export.py", "_kernels.py", "_segment_kernels.py", "_onnx_input.py")
+    ]
+    digest = hashlib.sha256()
+    for f in files:
+        if f.is_file():
+            digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def cache_header(opset: int, seed: int) -> dict[str, Any]:
     """What a cached decomposition depends on (the file's first line)."""
     return {
@@ -50,6 +66,7 @@ def cache_header(opset: int, seed: int) -> dict[str, Any]:
         "torch": _version("torch"),
         "onnx": _version("onnx"),
         "onnxruntime": _version("onnxruntime"),
+        "code": _code_digest(),
     }
 
 

@@ -153,7 +153,8 @@ def test_segments_are_kept_beside_the_table_and_a_new_process_reads_them(table_p
     cache = segment_cache_path(path)
     assert cache.name == "table.segments.jsonl" and first.segments.exports > 0
     lines = cache.read_text().splitlines()
-    assert json.loads(lines[0])["opset"] == 17 and len(lines) == 1 + first.segments.exports
+    head = json.loads(lines[0])
+    assert head["opset"] == 17 and len(head["code"]) == 16 and len(lines) == 1 + first.segments.exports
 
     # a new object (as a new process): every segment read from the file, nothing exported, same answers
     second = SubnetLatency(path, size=SIZE, time_missing=False)
@@ -178,7 +179,7 @@ def test_segments_are_kept_beside_the_table_and_a_new_process_reads_them(table_p
     with pytest.raises(Exception, match=r"table\.segments\.jsonl: line 2 is not a cached segment"):
         SubnetLatency(path, size=SIZE)
     # written under another onnxruntime: not used (the log says why) and started again
-    head = json.loads(lines[0]) | {"onnxruntime": "0.0.1"}
+    head = head | {"onnxruntime": "0.0.1"}
     cache.write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
     fourth = SubnetLatency(path, size=SIZE, time_missing=False)
     assert "onnxruntime 0.0.1" in caplog.text and fourth.segments.loaded == 0
