@@ -45,7 +45,8 @@ class DemoConfig:
     report's reference star and the profiled model, validate trains its own paper), validate keeps
     the top 1 by proxy Dice (compress's parent, so its variants need no extra parent; -1 model x 2
     seeds) at 10 epochs instead of 12. Measured 2026-12-07 with these defaults, from scratch: 14 min
-    37 s (train 146 s, search 235 s, compress 34 s, validate 449 s) with a test run on the other core.
+    37 s (train 146 s, search 235 s, compress 34 s, validate 449 s) with a test run on the other core;
+    `make demo` on a fresh clone, nothing else running: 823 s (13 min 55 s with the set-up).
     """
 
     out_dir: str | Path = "runs/demo"
